@@ -1,0 +1,100 @@
+"""Commands: the only way operators and scripts change the world.
+
+A command is a pydantic model tagged by `kind`. `Simulation.submit` checks it against the
+current world and answers accepted or rejected-with-a-reason at once; accepted commands
+are applied at the start of the next tick (and checked again then, since the world may
+have moved on).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter
+
+from engine.spec import Bytes, Frozen, Ident, Seconds, VMSpec
+
+
+class StartVM(Frozen):
+    """Power on a defined, stopped VM on a host (overcommit allowed)."""
+
+    kind: Literal["start_vm"] = "start_vm"
+    vm: Ident
+    host: Ident
+
+
+class PlaceVM(Frozen):
+    """Define a new VM (a customer request) and power it on `vm.host`."""
+
+    kind: Literal["place_vm"] = "place_vm"
+    vm: VMSpec
+
+
+class StopVM(Frozen):
+    kind: Literal["stop_vm"] = "stop_vm"
+    vm: Ident
+
+
+class SetShares(Frozen):
+    kind: Literal["set_shares"] = "set_shares"
+    vm: Ident
+    shares: int = Field(ge=0)
+
+
+class SetMin(Frozen):
+    kind: Literal["set_min"] = "set_min"
+    vm: Ident
+    min: Bytes
+
+
+class SetMax(Frozen):
+    kind: Literal["set_max"] = "set_max"
+    vm: Ident
+    max: Bytes
+
+
+Command = Annotated[
+    StartVM | PlaceVM | StopVM | SetShares | SetMin | SetMax,
+    Field(discriminator="kind"),
+]
+
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+class TimelineEntry(Frozen):
+    """A command scheduled at simulated time `at`."""
+
+    at: Seconds
+    command: Command
+
+
+def parse_command(data: dict[str, Any]) -> Command:
+    """Plain data (e.g. from JSON or a TOML table) -> a validated command."""
+    return COMMAND_ADAPTER.validate_python(data)
+
+
+def command_to_plain(command: Command) -> dict[str, Any]:
+    return command.model_dump(mode="json", exclude_none=True)
+
+
+class Accepted:
+    """Answer of `Simulation.submit`: the command will apply at the next tick."""
+
+    ok = True
+    reason = ""
+
+    def __repr__(self) -> str:
+        return "Accepted()"
+
+
+class Rejected:
+    ok = False
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Rejected({self.reason!r})"
+
+
+Verdict = Accepted | Rejected

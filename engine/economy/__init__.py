@@ -1,0 +1,1 @@
+"""Money: revenue, costs and penalties."""

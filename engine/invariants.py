@@ -1,0 +1,77 @@
+"""check(state) -> violations. Run after every tick in tests and in --check mode.
+
+Each check recomputes from the page arrays what the engine maintains incrementally, so a
+mechanism that forgets a counter or leaks a frame is caught at the tick it happens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.state import N_LOC, Loc, State
+
+
+def check(state: State) -> list[str]:
+    out: list[str] = []
+    p, vms, hosts, frames = state.pages, state.vms, state.hosts, state.frames
+    n_frames_total = frames.refcount.size
+    resident = (p.location == Loc.PRIVATE) | (p.location == Loc.SHARED)
+
+    if np.any(p.frame[~resident] != -1):
+        out.append("a non-resident page maps a frame")
+    res_frames = p.frame[resident]
+    if np.any(res_frames < 0) or np.any(res_frames >= n_frames_total):
+        out.append("a resident page has no valid frame")
+        return out
+    if np.any(p.content[p.location == Loc.UNTOUCHED] != 0):
+        out.append("an untouched page has non-zero content")
+
+    mapped = np.bincount(res_frames, minlength=n_frames_total)
+    if not np.array_equal(mapped, frames.refcount):
+        bad = int(np.flatnonzero(mapped != frames.refcount)[0])
+        out.append(f"frame {bad}: refcount {frames.refcount[bad]} but {mapped[bad]} pages map it")
+
+    private_frames = p.frame[p.location == Loc.PRIVATE]
+    if np.any(frames.refcount[private_frames] != 1):
+        out.append("a private frame is mapped by more than one page")
+
+    shared = np.flatnonzero(p.location == Loc.SHARED)
+    if shared.size:
+        order = np.argsort(p.frame[shared], kind="stable")
+        f_sorted = p.frame[shared][order]
+        c_sorted = p.content[shared][order]
+        same_frame = f_sorted[1:] == f_sorted[:-1]
+        if np.any(same_frame & (c_sorted[1:] != c_sorted[:-1])):
+            out.append("pages sharing a frame have different content")
+
+    # Per VM: counters match the arrays; frames lie on the VM's own host.
+    page_vm = np.repeat(np.arange(len(vms)), vms["n_pages"])
+    counts = np.bincount(page_vm * N_LOC + p.location, minlength=len(vms) * N_LOC)
+    counts = counts.reshape(len(vms), N_LOC).astype(np.int64)
+    if not np.array_equal(counts, vms["loc_count"]):
+        bad = int(np.flatnonzero(np.any(counts != vms["loc_count"], axis=1))[0])
+        out.append(f"{vms.ids[bad]}: page counts by location {vms['loc_count'][bad].tolist()} "
+                   f"but the pages say {counts[bad].tolist()}")
+    if np.any(vms["loc_count"].sum(axis=1) != vms["n_pages"]):
+        out.append("resident + swapped + ballooned + untouched != configured for some VM")
+    gf = np.bincount(page_vm, weights=p.guest_free, minlength=len(vms)).astype(np.int64)
+    if not np.array_equal(gf, vms["guest_free_count"]):
+        out.append("guest-free page counts disagree with the pages")
+    if np.any((vms["host"] < 0) & (counts[:, Loc.PRIVATE] + counts[:, Loc.SHARED] > 0)):
+        out.append("a stopped VM still has resident pages")
+    res_pages = np.flatnonzero(resident)
+    host_of_vm = vms["host"][page_vm[res_pages]]
+    lo = hosts.frame_offset[host_of_vm]
+    hi = lo + hosts.n_frames[host_of_vm]
+    if np.any((res_frames < lo) | (res_frames >= hi)):
+        out.append("a guest page maps a frame on another host")
+
+    # Free lists: exactly the frames with refcount 0, each once, on the right host.
+    for h in range(len(hosts)):
+        off, n, free = (int(hosts.frame_offset[h]), int(hosts.n_frames[h]),
+                        int(hosts.free_count[h]))
+        stack = frames.free_stack[off:off + free]
+        zero = np.flatnonzero(frames.refcount[off:off + n] == 0) + off
+        if free > n or stack.size != zero.size or not np.array_equal(np.sort(stack), zero):
+            out.append(f"host {hosts.ids[h]}: free list does not match free frames")
+    return out

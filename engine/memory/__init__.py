@@ -1,0 +1,1 @@
+"""Guest memory mechanisms: frames, content, page touches (later: sharing, balloon, swap...)."""

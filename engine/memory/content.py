@@ -1,0 +1,43 @@
+"""Deterministic guest content ids.
+
+OS-image and application pages are hashes of (name, page number): two VMs booted from the
+same image hold bit-identical pages without sharing any state. Unique content comes from a
+counter in the state, so it never collides with anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from engine.state import UNIQUE_CONTENT_BASE, U64, State
+
+_HASH_MASK = np.uint64(UNIQUE_CONTENT_BASE - 1)
+
+
+def name_key(kind: str, name: str) -> np.uint64:
+    digest = hashlib.blake2b(f"{kind}:{name}".encode(), digest_size=8).digest()
+    return np.uint64(int.from_bytes(digest, "little"))
+
+
+def splitmix64(x: U64) -> U64:
+    """The SplitMix64 finaliser, vectorised (uint64 arithmetic wraps by design)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def image_content(kind: str, name: str, n: int) -> U64:
+    """Content ids of pages 0..n-1 of an OS image or application; never 0, never unique."""
+    ids = splitmix64(np.arange(n, dtype=np.uint64) ^ name_key(kind, name)) & _HASH_MASK
+    ids[ids == 0] = np.uint64(1)
+    return ids
+
+
+def unique_content(state: State, n: int) -> U64:
+    start = state.next_unique_content
+    state.next_unique_content += n
+    return np.uint64(start) + np.arange(n, dtype=np.uint64)

@@ -1,0 +1,116 @@
+"""World <-> plain data for saves: a TOML-able dict plus named numpy arrays.
+
+No file I/O here (the app writes files). The dict carries a schema version; loading a
+newer schema, or data that does not fit the scenario it names, raises InputError.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.commands import command_to_plain, parse_command
+from engine.errors import InputError
+from engine.network import build_topology
+from engine.rng import Streams
+from engine.scenario import ScenarioSpec
+from engine.spec import VMSpec
+from engine.state import VM_ARRAY_DTYPES, Frames, Hosts, Money, Pages, State, VMs
+from engine.vmlife import build_hosts
+from engine.world import HISTORY_TICKS, World
+from engine.memory.states import classify
+
+SCHEMA_VERSION = 1
+
+Arrays = dict[str, npt.NDArray[Any]]
+
+
+def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
+    state = world.state
+    money = state.money
+    meta: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": world.spec.model_dump(mode="json", exclude_none=True),
+        "vm_specs": [vm.model_dump(mode="json", exclude_none=True) for vm in state.vms.specs],
+        "tick": state.tick,
+        "next_unique_content": str(state.next_unique_content),
+        "money": {k: getattr(money, k) for k in ("revenue", "costs", "penalties",
+                                                  "revenue_tick", "costs_tick",
+                                                  "penalties_tick")},
+        "streams": world.streams.to_plain(),
+        "pending": [command_to_plain(c) for c in world.pending],
+        "timeline_next": world.timeline_next,
+        "history": {k: list(v) for k, v in world.history.items()},
+        "objective_verdicts": [[i, v, ok] for i, (v, ok) in world.objective_verdicts.items()],
+    }
+    arrays: Arrays = {f"pages.{k}": v for k, v in state.pages.arrays().items()}
+    arrays.update({f"frames.{k}": v for k, v in state.frames.arrays().items()})
+    arrays.update({f"vms.{k}": v for k, v in state.vms.arrays.items()})
+    arrays["hosts.free_count"] = state.hosts.free_count
+    arrays["hosts.up"] = state.hosts.up
+    arrays["net.vm"] = state.vm_net_bytes_per_s
+    arrays["net.nic"] = state.nic_used_bytes_per_s
+    arrays["net.link_up"] = world.topology.link_up
+    arrays["net.link_capacity"] = world.topology.link_capacity_bytes_per_s
+    return meta, arrays
+
+
+def from_plain(meta: dict[str, Any], arrays: Arrays, source: str = "<save>") -> World:
+    version = meta.get("schema_version")
+    if not isinstance(version, int):
+        raise InputError(source, "schema_version", "expected an integer schema version")
+    if version > SCHEMA_VERSION:
+        raise InputError(source, "schema_version",
+                         f"written by a newer Overcommit (schema {version}; this one reads "
+                         f"up to {SCHEMA_VERSION})")
+    try:
+        return _rebuild(meta, arrays)
+    except InputError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError) as err:
+        raise InputError(source, "(contents)", f"damaged save: {err}") from None
+
+
+def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
+    spec = ScenarioSpec.model_validate(meta["scenario"])
+    hosts: Hosts = build_hosts(spec)
+    hosts.free_count = arrays["hosts.free_count"].astype(np.int64)
+    hosts.up = arrays["hosts.up"].astype(np.bool_)
+    pages = Pages(**{k.removeprefix("pages."): v for k, v in arrays.items()
+                     if k.startswith("pages.")})
+    frames = Frames(refcount=arrays["frames.refcount"], free_stack=arrays["frames.free_stack"])
+    vm_specs = [VMSpec.model_validate(v) for v in meta["vm_specs"]]
+    vm_arrays = {name: arrays[f"vms.{name}"].astype(dtype)
+                 for name, dtype in VM_ARRAY_DTYPES.items()}
+    vms = VMs([v.id for v in vm_specs], vm_specs, vm_arrays)
+    if len(pages) != int(vm_arrays["n_pages"].sum()) or frames.refcount.size != int(
+            hosts.n_frames.sum()):
+        raise ValueError("array sizes do not match the scenario")
+    state = State(
+        page_size=spec.scenario.page_size,
+        tick_s=spec.scenario.tick_s,
+        pages=pages,
+        frames=frames,
+        hosts=hosts,
+        vms=vms,
+        tick=int(meta["tick"]),
+        next_unique_content=int(meta["next_unique_content"]),
+        money=Money(**meta["money"]),
+        nic_used_bytes_per_s=arrays["net.nic"],
+        vm_net_bytes_per_s=arrays["net.vm"],
+    )
+    topology = build_topology(spec)
+    topology.link_up[:] = arrays["net.link_up"]
+    topology.link_capacity_bytes_per_s[:] = arrays["net.link_capacity"]
+    world = World(spec=spec, state=state, streams=Streams.from_plain(meta["streams"]),
+                  topology=topology)
+    world.pending = [parse_command(c) for c in meta["pending"]]
+    world.timeline_next = int(meta["timeline_next"])
+    world.history = {k: deque(v, maxlen=HISTORY_TICKS) for k, v in meta["history"].items()}
+    world.objective_verdicts = {int(i): (float(v), bool(ok))
+                                for i, v, ok in meta["objective_verdicts"]}
+    world.host_state = classify(hosts.free_count / np.maximum(hosts.n_frames, 1))
+    return world

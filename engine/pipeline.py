@@ -1,0 +1,62 @@
+"""The tick: one ordered list of phases, each a function over the world.
+
+Order matters and is part of the contract:
+1. commands  - scheduled timeline entries due now, then operator commands, in order
+2. workload  - every running VM reads and writes pages (first touch, COW break, stalls)
+3. network   - max-min fair rates of service traffic over the topology
+4. economy   - revenue for served work, host power and capital costs
+5. metrics   - host memory states, history for sparklines
+Later mechanisms insert their phases at the place the design gives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine import control
+from engine.economy.billing import bill
+from engine.memory.states import update_host_states
+from engine.network import update_service_rates
+from engine.objectives import judge_objectives
+from engine.workloads.phase import run_workloads
+from engine.world import World
+
+Phase = Callable[[World], None]
+
+
+def apply_commands(world: World) -> None:
+    now = world.state.time_s + 1e-9
+    timeline = world.spec.timeline
+    due = []
+    while world.timeline_next < len(timeline) and timeline[world.timeline_next].at <= now:
+        due.append(timeline[world.timeline_next].command)
+        world.timeline_next += 1
+    for cmd, source in [(c, "timeline") for c in due] + [(c, "operator") for c in world.pending]:
+        reason = control.check(world, cmd)
+        if reason is not None:
+            world.emit("command_rejected", f"{source} {cmd.kind} rejected: {reason}")
+            continue
+        control.apply(world, cmd)
+    world.pending.clear()
+
+
+def record_metrics(world: World) -> None:
+    state = world.state
+    update_host_states(world)
+    ops = int(state.vms["ops_tick"].sum())
+    stalled = int(state.vms["stalled_ops_tick"].sum())
+    world.record("profit", state.money.profit)
+    world.record("profit_tick", state.money.revenue_tick - state.money.costs_tick
+                 - state.money.penalties_tick)
+    world.record("free_bytes", float(state.hosts.free_count.sum() * state.page_size))
+    world.record("stalled_fraction", stalled / ops if ops else 0.0)
+    judge_objectives(world)
+
+
+TICK_PHASES: tuple[tuple[str, Phase], ...] = (
+    ("commands", apply_commands),
+    ("workload", run_workloads),
+    ("network", update_service_rates),
+    ("economy", bill),
+    ("metrics", record_metrics),
+)

@@ -1,0 +1,214 @@
+"""Read-only views of the world: Snapshot for the console, Report (JSON) for scripts.
+
+The report's keys are a contract (DESIGN 2.5): fields may be added, never renamed or
+dropped. Units are in the key names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.memory.states import STATE_NAMES, classify
+from engine.objectives import evaluate_objectives
+from engine.state import Loc
+from engine.world import World
+
+
+@dataclass(frozen=True)
+class HostView:
+    id: str
+    up: bool
+    switch: str | None
+    memory_bytes: int
+    free_bytes: int
+    private_bytes: int
+    shared_bytes: int
+    balloon_bytes: int
+    swapped_bytes: int
+    shared_saved_bytes: int
+    state: str
+    configured_vm_bytes: int
+    overcommit_ratio: float
+    n_vms: int
+    nic_capacity_bytes_per_s: float
+    nic_used_bytes_per_s: float
+
+
+@dataclass(frozen=True)
+class VMView:
+    id: str
+    host: str | None
+    running: bool
+    tenant: str
+    workload: str
+    configured_bytes: int
+    resident_bytes: int
+    private_bytes: int
+    shared_bytes: int
+    balloon_bytes: int
+    swapped_bytes: int
+    untouched_bytes: int
+    guest_free_bytes: int
+    target_bytes: int
+    min_bytes: int
+    max_bytes: int
+    shares: int
+    service_level: float  # fraction of this tick's page touches served
+    stalled_ops: int
+    first_touches: int
+    cow_breaks: int
+    net_bytes_per_s: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    scenario: str
+    tick: int
+    time_s: float
+    tick_s: float
+    hosts: tuple[HostView, ...]
+    vms: tuple[VMView, ...]
+    revenue: float
+    costs: float
+    penalties: float
+    profit: float
+    history: dict[str, tuple[float, ...]]
+    objectives: tuple[dict[str, Any], ...]
+
+    def host(self, host_id: str) -> HostView:
+        return next(h for h in self.hosts if h.id == host_id)
+
+    def vm(self, vm_id: str) -> VMView:
+        return next(v for v in self.vms if v.id == vm_id)
+
+
+def _vm_views(world: World) -> list[VMView]:
+    state = world.state
+    vms, page = state.vms, state.page_size
+    lc = vms["loc_count"]
+    ops = vms["ops_tick"]
+    service = np.where(ops > 0, 1.0 - vms["stalled_ops_tick"] / np.maximum(ops, 1), 1.0)
+    out = []
+    for v, spec in enumerate(vms.specs):
+        h = int(vms["host"][v])
+        running = h >= 0
+        resident = int(lc[v, Loc.PRIVATE] + lc[v, Loc.SHARED])
+        max_bytes = int(vms["max_pages"][v]) * page
+        out.append(VMView(
+            id=vms.ids[v],
+            host=state.hosts.ids[h] if running else None,
+            running=running,
+            tenant=spec.tenant,
+            workload=spec.workload.kind if spec.app is None else f"{spec.workload.kind}:{spec.app}",
+            configured_bytes=int(vms["n_pages"][v]) * page,
+            resident_bytes=resident * page,
+            private_bytes=int(lc[v, Loc.PRIVATE]) * page,
+            shared_bytes=int(lc[v, Loc.SHARED]) * page,
+            balloon_bytes=int(lc[v, Loc.BALLOONED]) * page,
+            swapped_bytes=int(lc[v, Loc.SWAPPED]) * page,
+            untouched_bytes=int(lc[v, Loc.UNTOUCHED]) * page,
+            guest_free_bytes=int(vms["guest_free_count"][v]) * page,
+            # Without an allocation policy a running VM is entitled to its max.
+            target_bytes=max_bytes if running else 0,
+            min_bytes=int(vms["min_pages"][v]) * page,
+            max_bytes=max_bytes,
+            shares=int(vms["shares"][v]),
+            service_level=float(service[v]) if running else 0.0,
+            stalled_ops=int(vms["stalled_ops"][v]),
+            first_touches=int(vms["first_touches"][v]),
+            cow_breaks=int(vms["cow_breaks"][v]),
+            net_bytes_per_s=float(state.vm_net_bytes_per_s[v]),
+        ))
+    return out
+
+
+def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
+    state = world.state
+    hosts, page = state.hosts, state.page_size
+    per_host: dict[str, list[VMView]] = {h: [] for h in hosts.ids}
+    for vm in vm_views:
+        if vm.host is not None:
+            per_host[vm.host].append(vm)
+    codes = classify(hosts.free_count / np.maximum(hosts.n_frames, 1))
+    out = []
+    for h, host_id in enumerate(hosts.ids):
+        spec = hosts.specs[h]
+        mine = per_host[host_id]
+        memory = int(hosts.n_frames[h]) * page
+        free = int(hosts.free_count[h]) * page
+        private = sum(v.private_bytes for v in mine)
+        configured = sum(v.configured_bytes for v in mine)
+        out.append(HostView(
+            id=host_id,
+            up=bool(hosts.up[h]),
+            switch=spec.switch,
+            memory_bytes=memory,
+            free_bytes=free,
+            private_bytes=private,
+            # Frames holding shared pages: whatever is in use but not private.
+            shared_bytes=memory - free - private,
+            balloon_bytes=sum(v.balloon_bytes for v in mine),
+            swapped_bytes=sum(v.swapped_bytes for v in mine),
+            shared_saved_bytes=sum(v.shared_bytes for v in mine) - (memory - free - private),
+            state=STATE_NAMES[int(codes[h])],
+            configured_vm_bytes=configured,
+            overcommit_ratio=configured / memory if memory else 0.0,
+            n_vms=len(mine),
+            nic_capacity_bytes_per_s=spec.nic,
+            nic_used_bytes_per_s=float(state.nic_used_bytes_per_s[h]),
+        ))
+    return out
+
+
+def snapshot(world: World) -> Snapshot:
+    vm_views = _vm_views(world)
+    money = world.state.money
+    return Snapshot(
+        scenario=world.spec.scenario.name,
+        tick=world.state.tick,
+        time_s=world.state.time_s,
+        tick_s=world.state.tick_s,
+        hosts=tuple(_host_views(world, vm_views)),
+        vms=tuple(vm_views),
+        revenue=money.revenue,
+        costs=money.costs,
+        penalties=money.penalties,
+        profit=money.profit,
+        history={k: tuple(v) for k, v in world.history.items()},
+        objectives=tuple(evaluate_objectives(world)),
+    )
+
+
+_HOST_KEYS = ("id", "memory_bytes", "free_bytes", "state", "shared_saved_bytes",
+              "balloon_bytes", "swapped_bytes", "up", "private_bytes", "shared_bytes",
+              "configured_vm_bytes", "overcommit_ratio", "n_vms", "nic_capacity_bytes_per_s",
+              "nic_used_bytes_per_s")
+_VM_KEYS = ("id", "host", "configured_bytes", "resident_bytes", "shared_bytes",
+            "balloon_bytes", "swapped_bytes", "target_bytes", "shares", "running", "tenant",
+            "workload", "private_bytes", "untouched_bytes", "guest_free_bytes", "min_bytes",
+            "max_bytes", "service_level", "stalled_ops", "first_touches", "cow_breaks",
+            "net_bytes_per_s")
+
+
+def report(world: World) -> dict[str, Any]:
+    snap = snapshot(world)
+    return {
+        "scenario": snap.scenario,
+        "seed": world.streams.seed,
+        "ticks": snap.tick,
+        "tick_s": snap.tick_s,
+        "sim_time_s": snap.time_s,
+        "hosts": [{k: getattr(h, k) for k in _HOST_KEYS} for h in snap.hosts],
+        "vms": [{k: getattr(v, k) for k in _VM_KEYS} for v in snap.vms],
+        "migrations": [],
+        "economy": {
+            "revenue": snap.revenue,
+            "costs": snap.costs,
+            "penalties": snap.penalties,
+            "profit": snap.profit,
+        },
+        "objectives": list(snap.objectives),
+    }

@@ -1,0 +1,127 @@
+"""The Simulation facade: the one API the console, the CLI and tests use."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine import control, invariants, persistence
+from engine.commands import Accepted, Command, Rejected, Verdict, parse_command
+from engine.errors import InputError
+from engine.events import Event
+from engine.network import build_topology
+from engine.pipeline import TICK_PHASES
+from engine.report import Snapshot, report, snapshot
+from engine.rng import Streams
+from engine.scenario import ScenarioSpec, format_loc, load_scenario
+from engine.vmlife import build_state
+from engine.world import World
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+class Simulation:
+    def __init__(self, world: World, check: bool = False) -> None:
+        self.world = world
+        self.check = check
+
+    @classmethod
+    def from_spec(cls, spec: ScenarioSpec, seed: int | None = None,
+                  check: bool = False) -> Simulation:
+        streams = Streams(spec.scenario.seed if seed is None else seed)
+        state = build_state(spec, streams)
+        world = World(spec=spec, state=state, streams=streams, topology=build_topology(spec))
+        sim = cls(world, check)
+        sim._check()
+        return sim
+
+    @classmethod
+    def from_file(cls, path: str | Path, seed: int | None = None,
+                  check: bool = False) -> Simulation:
+        return cls.from_spec(load_scenario(path), seed, check)
+
+    @classmethod
+    def from_state(cls, blob: tuple[dict[str, Any], persistence.Arrays],
+                   source: str = "<save>", check: bool = False) -> Simulation:
+        return cls(persistence.from_plain(blob[0], blob[1], source), check)
+
+    # -- commands -------------------------------------------------------------------
+    def submit(self, command: Command | dict[str, Any]) -> Verdict:
+        """Check a command now; if accepted it applies at the start of the next tick."""
+        if isinstance(command, dict):
+            try:
+                command = parse_command(command)
+            except ValidationError as err:
+                detail = err.errors(include_url=False)[0]
+                msg = str(detail["msg"]).removeprefix("Value error, ")
+                return Rejected(f"{format_loc(detail['loc'])}: {msg}")
+        reason = control.check(self.world, command)
+        if reason is not None:
+            return Rejected(reason)
+        self.world.pending.append(command)
+        return Accepted()
+
+    def preview(self, command: Command) -> Verdict:
+        """What submit would answer, without queueing anything."""
+        reason = control.check(self.world, command)
+        return Accepted() if reason is None else Rejected(reason)
+
+    # -- time -----------------------------------------------------------------------
+    def step(self, n: int = 1) -> list[Event]:
+        events: list[Event] = []
+        for _ in range(n):
+            self.world.events = []
+            for _name, phase in TICK_PHASES:
+                phase(self.world)
+            self.world.state.tick += 1
+            events.extend(self.world.events)
+            self._check()
+        return events
+
+    def _check(self) -> None:
+        if self.check:
+            problems = invariants.check(self.world.state)
+            if problems:
+                raise InvariantViolation(f"tick {self.world.state.tick}: " + "; ".join(problems))
+
+    # -- views ----------------------------------------------------------------------
+    @property
+    def tick(self) -> int:
+        return self.world.state.tick
+
+    @property
+    def time_s(self) -> float:
+        return self.world.state.time_s
+
+    @property
+    def spec(self) -> ScenarioSpec:
+        return self.world.spec
+
+    def snapshot(self) -> Snapshot:
+        return snapshot(self.world)
+
+    def report(self) -> dict[str, Any]:
+        return report(self.world)
+
+    def save_state(self) -> tuple[dict[str, Any], persistence.Arrays]:
+        meta, arrays = persistence.to_plain(self.world)
+        return meta, {k: v.copy() for k, v in arrays.items()}
+
+    def digest(self) -> str:
+        """SHA-256 over everything that determines the future: arrays and scalars."""
+        meta, arrays = persistence.to_plain(self.world)
+        h = hashlib.sha256()
+        for name in sorted(arrays):
+            h.update(name.encode())
+            h.update(arrays[name].tobytes())
+        for key in ("tick", "next_unique_content", "money", "streams", "timeline_next"):
+            h.update(repr(meta[key]).encode())
+        return h.hexdigest()
+
+
+__all__ = ["Simulation", "InvariantViolation", "InputError"]

@@ -1,0 +1,194 @@
+"""Frozen pydantic models of the parts of a scenario (the whole scenario is in scenario.py).
+
+Every size, rate and duration accepts a human unit ("512MiB", "1Gbit/s", "250ms") or a
+bare number in bytes, bytes/s or seconds. Models forbid unknown keys so a typo is an error,
+not a silently ignored setting. Later mechanisms add optional fields with defaults, so old
+files keep loading.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from engine.units import parse_bytes, parse_rate, parse_seconds
+
+Bytes = Annotated[int, BeforeValidator(parse_bytes), Field(ge=0)]
+Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=0)]
+Seconds = Annotated[float, BeforeValidator(parse_seconds), Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScenarioMeta(Frozen):
+    name: str
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    tick_s: Seconds = 1.0
+    duration: Seconds | None = None
+    page_size: Bytes = 4096
+
+    @model_validator(mode="after")
+    def _positive(self) -> ScenarioMeta:
+        if self.tick_s <= 0:
+            raise ValueError("tick_s must be a positive duration, e.g. '1s'")
+        if self.page_size < 512 or self.page_size & (self.page_size - 1):
+            raise ValueError("page_size must be a power of two of at least 512 bytes")
+        return self
+
+
+class SwitchSpec(Frozen):
+    id: Ident
+    kind: Literal["switch", "gateway", "storage"] = "switch"
+
+
+class LinkSpec(Frozen):
+    a: Ident
+    b: Ident
+    capacity: Rate
+    latency: Seconds = 50e-6
+
+
+class HostSpec(Frozen):
+    id: Ident
+    memory: Bytes
+    low_memory: Bytes = 4 * 1024**3
+    cpus: int = Field(default=8, ge=1)
+    cpu_ghz: float = Field(default=2.0, gt=0)
+    switch: Ident | None = None
+    nic: Rate = 125_000_000.0
+    nic_latency: Seconds = 50e-6
+    swap_disk: Rate = 100_000_000.0
+    idle_w: float = Field(default=150.0, ge=0)
+    peak_w: float = Field(default=300.0, ge=0)
+    capital_per_hour: float = Field(default=0.10, ge=0)
+
+
+class HostGroupSpec(HostSpec):
+    """`count` hosts named id0, id1, ...; spread over `switches` in contiguous blocks."""
+
+    count: int = Field(ge=1, le=100_000)
+    switches: list[Ident] = Field(default_factory=list)
+
+
+class ContentMix(Frozen):
+    """What a VM's touched pages hold at power-on, as fractions summing to 1.
+
+    zero: zero-filled pages; os: pages of the guest OS image (identical in VMs with the same
+    image); app: pages of the application (identical in VMs running the same app);
+    private: unique pages. `resident` is the fraction of configured memory touched at start.
+    """
+
+    zero: Fraction = 0.2
+    os: Fraction = 0.2
+    app: Fraction = 0.1
+    private: Fraction = 0.5
+    resident: Fraction = 0.5
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> ContentMix:
+        total = self.zero + self.os + self.app + self.private
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"zero + os + app + private must sum to 1, got {total:.4g}")
+        return self
+
+
+class WorkloadSpec(Frozen):
+    """The synthetic generator every workload builds on.
+
+    Reads and writes per second touch pages of a working set (the first `working_set` bytes
+    of guest memory); `hot_access` of the accesses go to the hot subset (its first
+    `hot_set` bytes). A write gives the page new unique content, or zero with probability
+    `zero_writes`. `order` is uniform random or a sequential sweep.
+    """
+
+    kind: Literal["synthetic", "idle"] = "synthetic"
+    reads_per_s: float = Field(default=200.0, ge=0)
+    writes_per_s: float = Field(default=50.0, ge=0)
+    working_set: Bytes | None = None
+    hot_set: Bytes | None = None
+    hot_access: Fraction = 0.8
+    order: Literal["uniform", "sequential"] = "uniform"
+    zero_writes: Fraction = 0.0
+    cpu_util: Fraction = 0.3
+    net: Rate = 0.0
+
+
+class VMSpec(Frozen):
+    id: Ident
+    host: Ident | None = None
+    memory: Bytes
+    min: Bytes = 0
+    max: Bytes | None = None
+    shares: int | None = Field(default=None, ge=0)
+    vcpus: int = Field(default=1, ge=1)
+    guest_os: Ident = "linux"
+    app: Ident | None = None
+    content: ContentMix = ContentMix()
+    workload: WorkloadSpec = WorkloadSpec()
+    balloon_driver: bool = True
+    tenant: Ident = "default"
+    price_per_hour: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _sizes_consistent(self) -> VMSpec:
+        if self.memory <= 0:
+            raise ValueError("memory must be positive, e.g. '512MiB'")
+        if self.min > self.memory:
+            raise ValueError("min must not exceed memory")
+        if self.max is not None and not self.min <= self.max <= self.memory:
+            raise ValueError("max must lie between min and memory")
+        ws = self.workload.working_set
+        if ws is not None and ws > self.memory:
+            raise ValueError("workload.working_set must not exceed memory")
+        hot = self.workload.hot_set
+        if hot is not None and hot > (ws if ws is not None else self.memory):
+            raise ValueError("workload.hot_set must not exceed the working set")
+        return self
+
+    @property
+    def max_bytes(self) -> int:
+        return self.memory if self.max is None else self.max
+
+    @property
+    def shares_value(self) -> int:
+        # ESX "normal" shares: 10 per MB of configured memory.
+        return self.shares if self.shares is not None else 10 * (self.memory // 1024**2)
+
+
+class VMGroupSpec(VMSpec):
+    """`count` VMs named id0, id1, ... placed round-robin over `hosts` (or unplaced)."""
+
+    id: Ident
+    count: int = Field(ge=1, le=1_000_000)
+    hosts: list[Ident] = Field(default_factory=list)
+
+
+class EconomySpec(Frozen):
+    revenue_per_gib_hour: float = Field(default=0.05, ge=0)
+    price_per_kwh: float = Field(default=0.15, ge=0)
+
+
+class PolicySpec(Frozen):
+    economy: EconomySpec = EconomySpec()
+
+
+class ObjectiveSpec(Frozen):
+    """A goal for the game: `metric` must be >= at_least (or <= at_most) at time `by`."""
+
+    metric: Literal["profit", "revenue", "running_vms", "stalled_fraction"]
+    at_least: float | None = None
+    at_most: float | None = None
+    by: Seconds
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> ObjectiveSpec:
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError("give exactly one of at_least or at_most")
+        return self

@@ -1,0 +1,250 @@
+"""World state as structure-of-arrays: data only, no behaviour.
+
+Guest pages of all VMs live in one flat set of arrays; VM v owns the slice
+[vms.page_offset[v], vms.page_offset[v] + vms.n_pages[v]). Machine frames of all hosts live
+in one flat set too; host h owns [hosts.frame_offset[h], ... + hosts.n_frames[h]), low
+memory first. Frame ids are global, so "a page maps a frame of another host" is a range
+check, and the free list of every host is a segment of one stack array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.spec import HostSpec, VMSpec
+
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+U8 = npt.NDArray[np.uint8]
+F64 = npt.NDArray[np.float64]
+Bool = npt.NDArray[np.bool_]
+
+# Content ids: 0 is the zero page; ids with the top bit set come from a counter and are
+# unique; the rest are hashes of (OS image or application, page number), so identical
+# images give identical ids.
+UNIQUE_CONTENT_BASE = 1 << 63
+
+
+class Loc(IntEnum):
+    UNTOUCHED = 0  # never touched since power-on: no frame, reads as zero
+    PRIVATE = 1  # own machine frame
+    SHARED = 2  # copy-on-write frame shared by content
+    SWAPPED = 3  # in the hypervisor's swap file
+    BALLOONED = 4  # pinned by the balloon driver; frame given back to the host
+    REMOTE = 5  # post-copy: still at the migration source
+
+
+N_LOC = len(Loc)
+RESIDENT_LOCS = (Loc.PRIVATE, Loc.SHARED)
+
+
+@dataclass
+class Pages:
+    content: U64
+    location: U8
+    frame: I32
+    guest_free: Bool  # the guest OS considers the page free
+    dirty: Bool  # migration dirty log
+    accessed: Bool  # for active-memory sampling
+    written_at: I32  # tick of the last write, -1 never
+
+    @classmethod
+    def empty(cls, n: int) -> Pages:
+        return cls(
+            content=np.zeros(n, np.uint64),
+            location=np.zeros(n, np.uint8),
+            frame=np.full(n, -1, np.int32),
+            guest_free=np.ones(n, np.bool_),
+            dirty=np.zeros(n, np.bool_),
+            accessed=np.zeros(n, np.bool_),
+            written_at=np.full(n, -1, np.int32),
+        )
+
+    def __len__(self) -> int:
+        return int(self.content.shape[0])
+
+    def extend(self, n: int) -> int:
+        """Append n fresh pages; return the offset of the first one."""
+        start = len(self)
+        more = Pages.empty(n)
+        for f in fields(self):
+            setattr(self, f.name, np.concatenate([getattr(self, f.name), getattr(more, f.name)]))
+        return start
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class Frames:
+    refcount: I32  # guest pages mapping the frame; 0 = free
+    free_stack: I32  # per-host segments of free frame ids; the top is at the end
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        return {"refcount": self.refcount, "free_stack": self.free_stack}
+
+
+@dataclass
+class Hosts:
+    ids: list[str]
+    specs: list[HostSpec]
+    frame_offset: I64
+    n_frames: I64
+    low_frames: I64
+    free_count: I64
+    up: Bool
+    cpus: F64
+    idle_w: F64
+    peak_w: F64
+    capital_per_hour: F64
+
+    def index(self, host_id: str) -> int:
+        return self.ids.index(host_id)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+# Per-VM arrays, all of length n_vms; VMs are only ever appended, never removed.
+VM_ARRAY_DTYPES: dict[str, Any] = {
+    "page_offset": np.int64,
+    "n_pages": np.int64,
+    "host": np.int64,  # -1 when not running
+    "shares": np.int64,
+    "min_pages": np.int64,
+    "max_pages": np.int64,
+    "seq_cursor": np.int64,
+    "loc_count": np.int64,  # (n_vms, N_LOC) pages by location
+    "guest_free_count": np.int64,
+    "reads": np.int64,  # cumulative counters from here on
+    "writes": np.int64,
+    "first_touches": np.int64,
+    "cow_breaks": np.int64,
+    "stalled_ops": np.int64,
+    "stalled_ops_tick": np.int64,
+    "ops_tick": np.int64,
+    # workload parameters, copied from the spec so the tick never touches pydantic
+    "reads_per_s": np.float64,
+    "writes_per_s": np.float64,
+    "ws_pages": np.int64,
+    "hot_pages": np.int64,
+    "hot_access": np.float64,
+    "sequential": np.bool_,
+    "zero_writes": np.float64,
+    "cpu_util": np.float64,
+    "vcpus": np.float64,
+    "net_bytes_per_s": np.float64,
+    "price_per_hour": np.float64,
+}
+
+
+@dataclass
+class VMs:
+    ids: list[str]
+    specs: list[VMSpec]
+    arrays: dict[str, npt.NDArray[Any]]
+
+    @classmethod
+    def empty(cls) -> VMs:
+        arrays: dict[str, npt.NDArray[Any]] = {
+            name: np.zeros((0, N_LOC) if name == "loc_count" else 0, dtype)
+            for name, dtype in VM_ARRAY_DTYPES.items()
+        }
+        return cls([], [], arrays)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self.arrays[name]
+
+    def __setitem__(self, name: str, value: npt.NDArray[Any]) -> None:
+        # Supports `vms["x"] += ...`; the array is updated in place, dtype kept.
+        self.arrays[name][...] = value
+
+    def index(self, vm_id: str) -> int:
+        return self.ids.index(vm_id)
+
+    def append(self, spec: VMSpec, page_offset: int, n_pages: int, page_size: int,
+               price_per_hour: float) -> int:
+        wl = spec.workload
+        idle = wl.kind == "idle"
+        ws = n_pages if wl.working_set is None else max(1, wl.working_set // page_size)
+        hot = ws if wl.hot_set is None else max(1, wl.hot_set // page_size)
+        row: dict[str, Any] = {
+            "reads_per_s": 0.0 if idle else wl.reads_per_s,
+            "writes_per_s": 0.0 if idle else wl.writes_per_s,
+            "ws_pages": ws,
+            "hot_pages": hot,
+            "hot_access": wl.hot_access,
+            "sequential": wl.order == "sequential",
+            "zero_writes": wl.zero_writes,
+            "cpu_util": 0.0 if idle else wl.cpu_util,
+            "vcpus": spec.vcpus,
+            "net_bytes_per_s": 0.0 if idle else wl.net,
+            "price_per_hour": price_per_hour,
+            "page_offset": page_offset,
+            "n_pages": n_pages,
+            "host": -1,
+            "shares": spec.shares_value,
+            "min_pages": spec.min // page_size,
+            "max_pages": spec.max_bytes // page_size,
+            "guest_free_count": n_pages,
+        }
+        for name, arr in self.arrays.items():
+            new = np.zeros((1, N_LOC) if name == "loc_count" else 1, arr.dtype)
+            if name == "loc_count":
+                new[0, Loc.UNTOUCHED] = n_pages
+            else:
+                new[0] = row.get(name, 0)
+            self.arrays[name] = np.concatenate([arr, new])
+        self.ids.append(spec.id)
+        self.specs.append(spec)
+        return len(self.ids) - 1
+
+    @property
+    def running(self) -> Bool:
+        return np.asarray(self.arrays["host"] >= 0)
+
+    def vm_of_pages(self, pages: npt.NDArray[np.integer[Any]]) -> I64:
+        """VM index of each global page index (VM slices are contiguous and ordered)."""
+        return np.searchsorted(self.arrays["page_offset"], pages, side="right").astype(np.int64) - 1
+
+
+@dataclass
+class Money:
+    revenue: float = 0.0
+    costs: float = 0.0
+    penalties: float = 0.0
+    revenue_tick: float = 0.0
+    costs_tick: float = 0.0
+    penalties_tick: float = 0.0
+
+    @property
+    def profit(self) -> float:
+        return self.revenue - self.costs - self.penalties
+
+
+@dataclass
+class State:
+    page_size: int
+    tick_s: float
+    pages: Pages
+    frames: Frames
+    hosts: Hosts
+    vms: VMs
+    tick: int = 0
+    next_unique_content: int = UNIQUE_CONTENT_BASE
+    money: Money = field(default_factory=Money)
+    nic_used_bytes_per_s: F64 = field(default_factory=lambda: np.zeros(0))
+    vm_net_bytes_per_s: F64 = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def time_s(self) -> float:
+        return self.tick * self.tick_s

@@ -1,0 +1,136 @@
+"""VM life cycle: build the world from a spec, define, power on and power off VMs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.memory import frames as frame_alloc
+from engine.memory.content import image_content, unique_content
+from engine.rng import Streams
+from engine.scenario import ScenarioSpec
+from engine.spec import VMSpec
+from engine.state import N_LOC, Frames, Hosts, Loc, Pages, State, VMs
+
+
+def build_hosts(spec: ScenarioSpec) -> Hosts:
+    page_size = spec.scenario.page_size
+    host_specs = spec.all_hosts()
+    n_frames = np.array([h.memory // page_size for h in host_specs], np.int64)
+    low = np.array([min(h.low_memory, h.memory) // page_size for h in host_specs], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
+    return Hosts(
+        ids=[h.id for h in host_specs],
+        specs=host_specs,
+        frame_offset=offsets,
+        n_frames=n_frames,
+        low_frames=low,
+        free_count=n_frames.copy(),
+        up=np.ones(len(host_specs), np.bool_),
+        cpus=np.array([h.cpus for h in host_specs], np.float64),
+        idle_w=np.array([h.idle_w for h in host_specs], np.float64),
+        peak_w=np.array([h.peak_w for h in host_specs], np.float64),
+        capital_per_hour=np.array([h.capital_per_hour for h in host_specs], np.float64),
+    )
+
+
+def build_state(spec: ScenarioSpec, streams: Streams) -> State:
+    page_size = spec.scenario.page_size
+    hosts = build_hosts(spec)
+    n_frames = hosts.n_frames
+    total_frames = int(n_frames.sum())
+    if total_frames >= 2**31:
+        raise ValueError("more than 2^31 machine frames: choose a larger page_size")
+    frames = Frames(
+        refcount=np.zeros(total_frames, np.int32),
+        free_stack=frame_alloc.initial_free_stack(hosts),
+    )
+    vm_specs = spec.all_vms()
+    n_pages = [vm.memory // page_size for vm in vm_specs]
+    state = State(
+        page_size=page_size,
+        tick_s=spec.scenario.tick_s,
+        pages=Pages.empty(int(sum(n_pages))),
+        frames=frames,
+        hosts=hosts,
+        vms=VMs.empty(),
+        nic_used_bytes_per_s=np.zeros(len(hosts)),
+    )
+    offset = 0
+    for vm, n in zip(vm_specs, n_pages, strict=True):
+        state.vms.append(vm, offset, n, page_size, price_per_hour(spec, vm))
+        offset += n
+    state.vm_net_bytes_per_s = np.zeros(len(state.vms))
+    for v, vm in enumerate(vm_specs):
+        if vm.host is not None:
+            start_vm(state, streams, v, hosts.index(vm.host))
+    return state
+
+
+def price_per_hour(scenario: ScenarioSpec, vm: VMSpec) -> float:
+    if vm.price_per_hour is not None:
+        return vm.price_per_hour
+    return scenario.policy.economy.revenue_per_gib_hour * vm.memory / 1024**3
+
+
+def define_vm(state: State, scenario: ScenarioSpec, spec: VMSpec) -> int:
+    n = spec.memory // state.page_size
+    offset = state.pages.extend(n)
+    v = state.vms.append(spec, offset, n, state.page_size, price_per_hour(scenario, spec))
+    state.vm_net_bytes_per_s = np.append(state.vm_net_bytes_per_s, 0.0)
+    return v
+
+
+def start_vm(state: State, streams: Streams, v: int, h: int) -> int:
+    """Power VM v on host h: the guest boots and touches part of its memory.
+
+    Returns the number of pages made resident (fewer than asked when the host is short).
+    """
+    vms, p, spec = state.vms, state.pages, state.vms.specs[v]
+    off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
+    vms["host"][v] = h
+    mix = spec.content
+    want = min(int(round(mix.resident * n)), int(vms["max_pages"][v]))
+    if want == 0:
+        return 0
+    rng = streams["content"]
+    chosen = off + rng.choice(n, size=want, replace=False).astype(np.int64)
+    got = frame_alloc.allocate(state, np.full(want, h, np.int64))
+    chosen = chosen[got >= 0]
+    got = got[got >= 0]
+    k = chosen.size
+    n_zero = int(round(mix.zero * k))
+    n_os = int(round(mix.os * k))
+    n_app = min(int(round(mix.app * k)), k - n_zero - n_os) if spec.app else 0
+    n_priv = k - n_zero - n_os - n_app
+    content = np.concatenate([
+        np.zeros(n_zero, np.uint64),
+        image_content("os", spec.guest_os, n_os),
+        image_content("app", spec.app or "", n_app),
+        unique_content(state, n_priv),
+    ])
+    p.frame[chosen] = got
+    p.location[chosen] = Loc.PRIVATE
+    p.content[chosen] = content
+    # Zeroed pages are what the guest keeps on its free list; the rest is in use.
+    used = chosen[n_zero:]
+    p.guest_free[used] = False
+    vms["loc_count"][v, Loc.UNTOUCHED] -= k
+    vms["loc_count"][v, Loc.PRIVATE] += k
+    vms["guest_free_count"][v] -= used.size
+    return k
+
+
+def stop_vm(state: State, v: int) -> None:
+    """Power off: every frame the VM maps is released, its pages forget their content."""
+    vms, p = state.vms, state.pages
+    sl = slice(int(vms["page_offset"][v]), int(vms["page_offset"][v] + vms["n_pages"][v]))
+    mapped = p.frame[sl]
+    frame_alloc.release(state, mapped[mapped >= 0])
+    fresh = Pages.empty(sl.stop - sl.start)
+    for name, arr in p.arrays().items():
+        arr[sl] = getattr(fresh, name)
+    vms["host"][v] = -1
+    vms["loc_count"][v] = np.zeros(N_LOC, np.int64)
+    vms["loc_count"][v, Loc.UNTOUCHED] = sl.stop - sl.start
+    vms["guest_free_count"][v] = sl.stop - sl.start
+    state.vm_net_bytes_per_s[v] = 0.0

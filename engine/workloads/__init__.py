@@ -1,0 +1,1 @@
+"""Workload generators: which pages each VM reads and writes in a tick."""

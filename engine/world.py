@@ -1,0 +1,43 @@
+"""Everything a running simulation owns, in one place the tick phases work on."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.commands import Command
+from engine.events import Event
+from engine.rng import Streams
+from engine.scenario import ScenarioSpec
+from engine.state import State
+from engine.topology import Topology
+
+HISTORY_TICKS = 600
+
+
+@dataclass
+class World:
+    spec: ScenarioSpec
+    state: State
+    streams: Streams
+    topology: Topology
+    pending: list[Command] = field(default_factory=list)
+    timeline_next: int = 0  # index of the first timeline entry not yet applied
+    events: list[Event] = field(default_factory=list)  # this tick's
+    history: dict[str, deque[float]] = field(default_factory=dict)
+    service_flow_key: bytes = b""
+    host_state: npt.NDArray[np.int8] | None = None
+    objective_verdicts: dict[int, tuple[float, bool]] = field(default_factory=dict)
+
+    def emit(self, kind: str, message: str, vm: str | None = None,
+             host: str | None = None) -> None:
+        self.events.append(Event(self.state.tick, self.state.time_s, kind, message, vm, host))
+
+    def record(self, name: str, value: float) -> None:
+        series = self.history.get(name)
+        if series is None:
+            series = self.history[name] = deque(maxlen=HISTORY_TICKS)
+        series.append(value)
