@@ -1,0 +1,1 @@
+"""Overcommit's console and command line (the engine lives in `engine`)."""
