@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import Simulation, parse_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIAL = ROOT / "scenarios" / "tutorial" / "first-night.toml"
+
+
+def small_spec(**overrides: Any) -> dict[str, Any]:
+    """A tiny two-host world (16 MiB hosts, 4 KiB pages) for fast mechanism tests."""
+    data: dict[str, Any] = {
+        "scenario": {"name": "small", "seed": 3, "tick_s": 1.0},
+        "switch": [{"id": "tor"}, {"id": "gw", "kind": "gateway"}],
+        "link": [{"a": "tor", "b": "gw", "capacity": "10Gbit/s"}],
+        "host": [
+            {"id": "h1", "memory": "16MiB", "low_memory": "4MiB", "switch": "tor"},
+            {"id": "h2", "memory": "16MiB", "low_memory": "4MiB", "switch": "tor"},
+        ],
+        "vm": [
+            {"id": "a", "host": "h1", "memory": "8MiB", "app": "web",
+             "workload": {"reads_per_s": 300, "writes_per_s": 100}},
+            {"id": "b", "host": "h1", "memory": "8MiB", "app": "web",
+             "workload": {"reads_per_s": 300, "writes_per_s": 100, "order": "sequential"}},
+            {"id": "c", "host": "h2", "memory": "4MiB", "workload": {"kind": "idle"}},
+            {"id": "q", "memory": "4MiB"},
+        ],
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def small_sim() -> Simulation:
+    return Simulation.from_spec(parse_scenario(small_spec()), check=True)

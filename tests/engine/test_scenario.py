@@ -1,0 +1,96 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import InputError, Simulation, load_scenario, parse_scenario
+from tests.conftest import ROOT, small_spec
+
+BUNDLED = sorted((ROOT / "scenarios").rglob("*.toml"))
+
+
+def _error(data: dict[str, Any]) -> InputError:
+    with pytest.raises(InputError) as info:
+        parse_scenario(data, "x.toml")
+    return info.value
+
+
+def test_wrong_unit_names_the_field() -> None:
+    data = small_spec()
+    data["vm"][1]["memory"] = "12 parsecs"
+    err = _error(data)
+    assert err.path == "vm[1].memory"
+    assert "size" in err.expected
+    assert str(err).startswith("x.toml: vm[1].memory:")
+
+
+def test_unknown_field_is_an_error() -> None:
+    data = small_spec()
+    data["host"][0]["memroy"] = "1GiB"
+    err = _error(data)
+    assert err.path == "host[0].memroy"
+    assert "unknown field" in err.expected
+
+
+def test_vm_on_missing_host() -> None:
+    data = small_spec()
+    data["vm"][2]["host"] = "h9"
+    err = _error(data)
+    assert err.path == "vm[2].host"
+    assert "'h9'" in err.expected and "h1" in err.expected
+
+
+def test_link_to_missing_node_and_duplicates() -> None:
+    data = small_spec()
+    data["link"].append({"a": "tor", "b": "nowhere", "capacity": "1Gbit/s"})
+    assert _error(data).path == "link[1].b"
+    data = small_spec()
+    data["vm"].append({"id": "a", "memory": "4MiB"})
+    assert "duplicate" in _error(data).expected
+
+
+def test_timeline_errors_point_into_the_timeline() -> None:
+    data = small_spec(timeline=[{"at": "10s", "kind": "stop_vm", "vm": "zz"}])
+    assert _error(data).path == "timeline[0].vm"
+    data = small_spec(timeline=[{"at": "10s", "kind": "stop_vm"}])
+    assert _error(data).path == "timeline[0].vm"
+    data = small_spec(timeline=[{"at": "soon", "kind": "stop_vm", "vm": "a"}])
+    assert _error(data).path == "timeline[0].at"
+
+
+def test_inconsistent_sizes_and_mix() -> None:
+    data = small_spec()
+    data["vm"][0]["min"] = "9MiB"
+    assert "min" in _error(data).expected
+    data = small_spec()
+    data["vm"][0]["content"] = {"zero": 0.5, "os": 0.5, "app": 0.5, "private": 0.0}
+    assert "sum to 1" in _error(data).expected
+
+
+def test_syntax_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scenario\nname = 1")
+    with pytest.raises(InputError, match="bad.toml: \\(syntax\\)"):
+        load_scenario(bad)
+    with pytest.raises(InputError, match="cannot read"):
+        load_scenario(tmp_path / "none.toml")
+
+
+def test_groups_expand_in_order() -> None:
+    data = small_spec(
+        host_group=[{"id": "r", "count": 4, "memory": "8MiB", "switches": ["tor"]}],
+        vm_group=[{"id": "g", "count": 6, "memory": "1MiB", "hosts": ["r0", "r1", "r3"]}],
+    )
+    spec = parse_scenario(data)
+    assert [h.id for h in spec.all_hosts()][-4:] == ["r0", "r1", "r2", "r3"]
+    assert [(v.id, v.host) for v in spec.all_vms()][-3:] == [("g3", "r0"), ("g4", "r1"),
+                                                            ("g5", "r3")]
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_bundled_scenario_runs_50_ticks(path: Path) -> None:
+    if "bench" in path.parts:
+        pytest.skip("the benchmark world is exercised by benchmarks/engine_bench.py")
+    sim = Simulation.from_file(path, check=True)
+    sim.step(50)
+    assert sim.tick == 50
