@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import runs
+
 from engine.state import I32, I64, Hosts, State
 
 
@@ -28,7 +30,7 @@ def allocate(state: State, host_of_request: I64) -> I32:
         return out
     order = np.argsort(host_of_request, kind="stable")
     sorted_hosts = host_of_request[order]
-    wanted_hosts, starts, counts = np.unique(sorted_hosts, return_index=True, return_counts=True)
+    wanted_hosts, starts, counts = runs(sorted_hosts)
     for h, start, need in zip(wanted_hosts.tolist(), starts.tolist(), counts.tolist(),
                               strict=True):
         top = int(hosts.frame_offset[h] + hosts.free_count[h])
@@ -48,13 +50,13 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
     if frames_to_drop.size == 0:
         return
     hosts, frames = state.hosts, state.frames
-    uniq, counts = np.unique(frames_to_drop, return_counts=True)
+    uniq, _, counts = runs(np.sort(frames_to_drop))
     frames.refcount[uniq] -= counts.astype(np.int32)
     freed = uniq[frames.refcount[uniq] == 0]
     if freed.size == 0:
         return
-    owner = host_of_frames(hosts, freed)
-    wanted_hosts, starts, counts = np.unique(owner, return_index=True, return_counts=True)
+    owner = host_of_frames(hosts, freed)  # sorted, since freed is
+    wanted_hosts, starts, counts = runs(owner)
     for h, start, k in zip(wanted_hosts.tolist(), starts.tolist(), counts.tolist(), strict=True):
         top = int(hosts.frame_offset[h] + hosts.free_count[h])
         frames.free_stack[top:top + k] = freed[start:start + k]

@@ -15,8 +15,8 @@ def run_workloads(world: World) -> None:
     host = vms["host"]
     active = (host >= 0) & state.hosts.up[np.maximum(host, 0)]
     touches = generate(state, world.streams["workload"], active)
-    result = apply_touches(state, touches.read_vm, touches.read_pages, touches.write_vm,
-                           touches.write_pages, touches.write_zero)
+    result = apply_touches(state, touches.read_pages, touches.write_pages, touches.write_zero,
+                           touches.reads_per_vm, touches.writes_per_vm)
     was_stalling = vms["stalled_ops_tick"] > 0
     vms["reads"] += result.served_reads
     vms["writes"] += result.served_writes

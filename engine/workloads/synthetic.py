@@ -1,9 +1,10 @@
 """The synthetic page-touch generator every workload builds on.
 
-Per running VM and tick: Poisson numbers of reads and writes at the VM's rates; each touch
-goes to the hot subset with probability `hot_access`, else anywhere in the working set,
-uniformly; or, for sequential workloads, the next pages of a sweep over the working set.
-All VMs are generated together with flat arrays, one entry per touch.
+Per running VM and tick: Poisson numbers of reads and writes at the VM's rates; a binomial
+share `hot_access` of them goes to the hot subset (the first `hot_pages` of the working
+set), the rest anywhere in the working set, uniformly; or, for sequential workloads, the
+next pages of a sweep over the working set (reads first, then writes). All VMs are drawn
+together as flat arrays, grouped by VM, so the cost is a few passes over the touches.
 """
 
 from __future__ import annotations
@@ -17,45 +18,55 @@ from engine.state import I64, Bool, State
 
 @dataclass
 class Touches:
-    read_vm: I64
-    read_pages: I64
-    write_vm: I64
+    read_pages: I64  # global page indices, duplicates allowed
     write_pages: I64
-    write_zero: Bool
+    write_zero: Bool  # the write stores a zero page
+    reads_per_vm: I64
+    writes_per_vm: I64
 
     @property
     def count(self) -> int:
         return int(self.read_pages.size + self.write_pages.size)
 
 
+def _uniform(rng: np.random.Generator, counts: I64, offset: I64, span: I64) -> I64:
+    n = int(counts.sum())
+    return np.repeat(offset, counts) + (rng.random(n) * np.repeat(span, counts)).astype(np.int64)
+
+
+def _sweep(counts: I64, offset: I64, start: I64, span: I64) -> I64:
+    n = int(counts.sum())
+    ends = np.cumsum(counts)
+    rank = np.arange(n, dtype=np.int64) - np.repeat(ends - counts, counts)
+    local = (np.repeat(start, counts) + rank) % np.repeat(np.maximum(span, 1), counts)
+    return np.repeat(offset, counts) + local
+
+
 def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
     vms = state.vms
-    tick_s = state.tick_s
-    n_r = rng.poisson(np.where(active, vms["reads_per_s"] * tick_s, 0.0)).astype(np.int64)
-    n_w = rng.poisson(np.where(active, vms["writes_per_s"] * tick_s, 0.0)).astype(np.int64)
-    n_ops = n_r + n_w
-    total = int(n_ops.sum())
-    vm = np.repeat(np.arange(len(vms), dtype=np.int64), n_ops)
-    ends = np.cumsum(n_ops)
-    rank = np.arange(total, dtype=np.int64) - np.repeat(ends - n_ops, n_ops)
-    is_write = rank >= np.repeat(n_r, n_ops)
+    n_r = rng.poisson(np.where(active, vms["reads_per_s"] * state.tick_s, 0.0)).astype(np.int64)
+    n_w = rng.poisson(np.where(active, vms["writes_per_s"] * state.tick_s, 0.0)).astype(np.int64)
+    seq = vms["sequential"]
+    offset, ws, hot = vms["page_offset"], vms["ws_pages"], vms["hot_pages"]
+    hot_access = vms["hot_access"]
 
-    ws = vms["ws_pages"][vm]
-    span = np.where(rng.random(total) < vms["hot_access"][vm], vms["hot_pages"][vm], ws)
-    local = (rng.random(total) * span).astype(np.int64)
-    sequential = vms["sequential"]
-    if sequential.any():
-        seq_op = sequential[vm]
-        local[seq_op] = (vms["seq_cursor"][vm[seq_op]] + rank[seq_op]) % ws[seq_op]
-        vms["seq_cursor"][sequential] = (
-            (vms["seq_cursor"] + n_ops) % np.maximum(vms["ws_pages"], 1))[sequential]
-    pages = vms["page_offset"][vm] + local
+    groups: dict[str, list[I64]] = {"r": [], "w": []}
+    for kind, n in (("r", n_r), ("w", n_w)):
+        rnd = np.where(seq, 0, n)
+        n_hot = rng.binomial(rnd, hot_access).astype(np.int64)
+        groups[kind].append(_uniform(rng, n_hot, offset, hot))
+        groups[kind].append(_uniform(rng, rnd - n_hot, offset, ws))
+    if seq.any():
+        cursor = vms["seq_cursor"]
+        groups["r"].append(_sweep(np.where(seq, n_r, 0), offset, cursor, ws))
+        groups["w"].append(_sweep(np.where(seq, n_w, 0), offset, cursor + n_r, ws))
+        vms["seq_cursor"] = np.where(seq, (cursor + n_r + n_w) % np.maximum(ws, 1), cursor)
+    read_pages = np.concatenate(groups["r"])
+    write_pages = np.concatenate(groups["w"])
 
-    write_vm, write_pages = vm[is_write], pages[is_write]
     zero_p = vms["zero_writes"]
     if zero_p.any():
-        write_zero = rng.random(write_pages.size) < zero_p[write_vm]
+        write_zero = rng.random(write_pages.size) < zero_p[vms.vm_of_pages(write_pages)]
     else:
         write_zero = np.zeros(write_pages.size, np.bool_)
-    is_read = ~is_write
-    return Touches(vm[is_read], pages[is_read], write_vm, write_pages, write_zero)
+    return Touches(read_pages, write_pages, write_zero, n_r, n_w)

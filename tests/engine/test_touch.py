@@ -20,8 +20,10 @@ def _touch(sim: Simulation, reads: list[int], writes: list[int], zero: bool = Fa
     state = sim.world.state
     r = np.array(reads, np.int64)
     w = np.array(writes, np.int64)
-    return apply_touches(state, state.vms.vm_of_pages(r), r, state.vms.vm_of_pages(w), w,
-                         np.full(w.size, zero))
+    n = len(state.vms)
+    return apply_touches(state, r, w, np.full(w.size, zero),
+                         np.bincount(state.vms.vm_of_pages(r), minlength=n),
+                         np.bincount(state.vms.vm_of_pages(w), minlength=n))
 
 
 def test_first_touch_maps_a_zeroed_frame_and_uses_the_page() -> None:
