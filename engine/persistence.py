@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from engine.commands import command_to_plain, parse_command
 from engine.errors import InputError
+from engine.memory.states import classify
 from engine.network import build_topology
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
@@ -21,7 +22,6 @@ from engine.spec import VMSpec
 from engine.state import VM_ARRAY_DTYPES, Frames, Hosts, Money, Pages, State, VMs
 from engine.vmlife import build_hosts
 from engine.world import HISTORY_TICKS, World
-from engine.memory.states import classify
 
 SCHEMA_VERSION = 1
 

@@ -186,10 +186,11 @@ def _check_references(spec: ScenarioSpec, source: str) -> None:
     for i, entry in enumerate(spec.timeline):
         cmd = entry.command
         if isinstance(cmd, StartVM | PlaceVM):
-            host = cmd.host if isinstance(cmd, StartVM) else cmd.vm.host
-            if host not in host_ids:
+            target = cmd.host if isinstance(cmd, StartVM) else cmd.vm.host
+            if target not in host_ids:
                 raise InputError(source, f"timeline[{i}].host",
-                                 f"expected one of the hosts ({_names(host_ids)}), got {host!r}")
+                                 f"expected one of the hosts ({_names(host_ids)}), "
+                                 f"got {target!r}")
         vm_name = cmd.vm.id if isinstance(cmd, PlaceVM) else cmd.vm
         if isinstance(cmd, PlaceVM):
             vm_ids.add(vm_name)

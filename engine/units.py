@@ -69,7 +69,8 @@ def parse_bytes(value: str | int | float) -> int:
     number, unit = _split(value, "size", "512MiB")
     factor = _SIZE_FACTORS.get(unit.lower() if unit else "b")
     if factor is None:
-        raise UnitError(f"expected a size unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB), got {value!r}")
+        raise UnitError(
+            f"expected a size unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB), got {value!r}")
     return int(round(number * factor))
 
 

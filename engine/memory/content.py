@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from engine.state import UNIQUE_CONTENT_BASE, U64, State
+from engine.state import U64, UNIQUE_CONTENT_BASE, State
 
 _HASH_MASK = np.uint64(UNIQUE_CONTENT_BASE - 1)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from engine.arrays import runs
-
 from engine.state import I32, I64, Hosts, State
 
 

@@ -38,7 +38,7 @@ def _sweep(counts: I64, offset: I64, start: I64, span: I64) -> I64:
     n = int(counts.sum())
     ends = np.cumsum(counts)
     rank = np.arange(n, dtype=np.int64) - np.repeat(ends - counts, counts)
-    local = (np.repeat(start, counts) + rank) % np.repeat(np.maximum(span, 1), counts)
+    local: I64 = (np.repeat(start, counts) + rank) % np.repeat(np.maximum(span, 1), counts)
     return np.repeat(offset, counts) + local
 
 

@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from engine import InputError, Simulation, load_scenario, parse_scenario
+from engine import InputError, Simulation, invariants, load_scenario, parse_scenario
 from tests.conftest import ROOT, small_spec
 
 BUNDLED = sorted((ROOT / "scenarios").rglob("*.toml"))
@@ -89,8 +89,10 @@ def test_groups_expand_in_order() -> None:
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_bundled_scenario_runs_50_ticks(path: Path) -> None:
-    if "bench" in path.parts:
-        pytest.skip("the benchmark world is exercised by benchmarks/engine_bench.py")
-    sim = Simulation.from_file(path, check=True)
+    # The benchmark world has 131 M pages: check its invariants once at the end, not per tick.
+    big = "bench" in path.parts
+    sim = Simulation.from_file(path, check=not big)
     sim.step(50)
     assert sim.tick == 50
+    assert invariants.check(sim.world.state) == []
+    assert sum(v.running for v in sim.snapshot().vms) > 0
