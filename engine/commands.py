@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
-from engine.spec import Bytes, Frozen, Ident, Seconds, VMSpec
+from engine.spec import Bytes, Frozen, Ident, Seconds, SharingMode, VMSpec
 
 
 class StartVM(Frozen):
@@ -53,8 +53,23 @@ class SetMax(Frozen):
     max: Bytes
 
 
+class SetSharing(Frozen):
+    """Switch a host's page-sharing mechanism (shared pages stay shared)."""
+
+    kind: Literal["set_sharing"] = "set_sharing"
+    host: Ident
+    mode: SharingMode
+
+
+class SetSalting(Frozen):
+    """Change policy.sharing.share_force_salting for the whole data center."""
+
+    kind: Literal["set_salting"] = "set_salting"
+    level: Literal[0, 1, 2]
+
+
 Command = Annotated[
-    StartVM | PlaceVM | StopVM | SetShares | SetMin | SetMax,
+    StartVM | PlaceVM | StopVM | SetShares | SetMin | SetMax | SetSharing | SetSalting,
     Field(discriminator="kind"),
 ]
 

@@ -8,7 +8,18 @@ again when applied at the start of the next tick, since the world may have moved
 from __future__ import annotations
 
 from engine import vmlife
-from engine.commands import Command, PlaceVM, SetMax, SetMin, SetShares, StartVM, StopVM
+from engine.commands import (
+    Command,
+    PlaceVM,
+    SetMax,
+    SetMin,
+    SetSalting,
+    SetShares,
+    SetSharing,
+    StartVM,
+    StopVM,
+)
+from engine.state import SHARING_MODES
 from engine.units import format_bytes
 from engine.world import World
 
@@ -48,6 +59,10 @@ def check(world: World, cmd: Command) -> str | None:
         if not state.hosts.up[h]:
             return f"host {cmd.vm.host} is down"
         return _reservation_reason(world, h, cmd.vm.min, cmd.vm.id)
+    if isinstance(cmd, SetSalting):
+        return None
+    if isinstance(cmd, SetSharing):
+        return None if _host_index(world, cmd.host) is not None else f"no host {cmd.host!r}"
     v = _vm_index(world, cmd.vm)
     if v is None:
         return f"no VM {cmd.vm!r}"
@@ -89,6 +104,15 @@ def apply(world: World, cmd: Command) -> None:
         v = vmlife.define_vm(state, world.spec, cmd.vm)
         h = state.hosts.index(str(cmd.vm.host))
         _start(world, v, h)
+        return
+    if isinstance(cmd, SetSalting):
+        state.sharing.salting = cmd.level
+        world.emit("command_applied", f"page-sharing salting level = {cmd.level}")
+        return
+    if isinstance(cmd, SetSharing):
+        h = state.hosts.index(cmd.host)
+        state.sharing.hosts["mode"][h] = SHARING_MODES.index(cmd.mode)
+        world.emit("command_applied", f"{cmd.host} page sharing = {cmd.mode}", host=cmd.host)
         return
     v = state.vms.index(cmd.vm)
     if isinstance(cmd, StartVM):

@@ -66,6 +66,8 @@ def check(state: State) -> list[str]:
     if np.any((res_frames < lo) | (res_frames >= hi)):
         out.append("a guest page maps a frame on another host")
 
+    out.extend(_sharing(state, page_vm))
+
     # Free lists: exactly the frames with refcount 0, each once, on the right host.
     for h in range(len(hosts)):
         off, n, free = (int(hosts.frame_offset[h]), int(hosts.n_frames[h]),
@@ -74,4 +76,31 @@ def check(state: State) -> list[str]:
         zero = np.flatnonzero(frames.refcount[off:off + n] == 0) + off
         if free > n or stack.size != zero.size or not np.array_equal(np.sort(stack), zero):
             out.append(f"host {hosts.ids[h]}: free list does not match free frames")
+    return out
+
+
+def _sharing(state: State, page_vm: np.ndarray) -> list[str]:
+    out: list[str] = []
+    p, sharing, frames = state.pages, state.sharing, state.frames
+    shared = p.location == Loc.SHARED
+    private = p.location == Loc.PRIVATE
+    if np.any(sharing.frame_key[p.frame[shared]] == 0):
+        out.append("a shared page maps a frame that is not in the sharing table")
+    if np.any(sharing.frame_key[p.frame[private]] != 0):
+        out.append("a private page maps a shared (copy-on-write) frame")
+    keyed = np.flatnonzero(sharing.frame_key)
+    if np.any(frames.refcount[keyed] == 0):
+        out.append("a free frame is still keyed as shared")
+    keys, vals, _ = sharing.stable.items()
+    if np.any(sharing.frame_key[vals] != keys):
+        out.append("a stable sharing entry points at a frame shared under another key")
+    zero = np.bincount(page_vm[shared & (p.content == 0)], minlength=len(state.vms))
+    if not np.array_equal(zero, state.vms["zero_shared"]):
+        out.append("shared zero-page counts disagree with the pages")
+    owner = np.searchsorted(state.hosts.frame_offset, keyed, side="right") - 1
+    if not np.array_equal(np.bincount(owner, minlength=len(state.hosts)),
+                          sharing.hosts["shared_frames"]):
+        out.append("per-host shared frame counts disagree with the frames")
+    if len(sharing.hints) != int(sharing.hosts["hint_count"].sum()):
+        out.append("hint counts disagree with the hint table")
     return out

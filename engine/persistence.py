@@ -14,12 +14,23 @@ import numpy.typing as npt
 
 from engine.commands import command_to_plain, parse_command
 from engine.errors import InputError
+from engine.hashtable import U64Map
 from engine.memory.states import classify
 from engine.network import build_topology
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
 from engine.spec import VMSpec
-from engine.state import VM_ARRAY_DTYPES, Frames, Hosts, Money, Pages, State, VMs
+from engine.state import (
+    HOST_SHARING_ARRAYS,
+    VM_ARRAY_DTYPES,
+    Frames,
+    Hosts,
+    Money,
+    Pages,
+    Sharing,
+    State,
+    VMs,
+)
 from engine.vmlife import build_hosts
 from engine.world import HISTORY_TICKS, World
 
@@ -45,6 +56,7 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
         "timeline_next": world.timeline_next,
         "history": {k: list(v) for k, v in world.history.items()},
         "objective_verdicts": [[i, v, ok] for i, (v, ok) in world.objective_verdicts.items()],
+        "sharing_salting": state.sharing.salting,
     }
     arrays: Arrays = {f"pages.{k}": v for k, v in state.pages.arrays().items()}
     arrays.update({f"frames.{k}": v for k, v in state.frames.arrays().items()})
@@ -55,6 +67,13 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     arrays["net.nic"] = state.nic_used_bytes_per_s
     arrays["net.link_up"] = world.topology.link_up
     arrays["net.link_capacity"] = world.topology.link_capacity_bytes_per_s
+    sharing = state.sharing
+    for name in ("stable", "hints", "unstable"):
+        arrays.update(getattr(sharing, name).to_arrays(f"sharing.{name}"))
+    arrays["sharing.frame_key"] = sharing.frame_key
+    arrays.update({f"sharing.hosts.{k}": v for k, v in sharing.hosts.items()})
+    if sharing.ksm_scanned_at is not None:
+        arrays["sharing.ksm_scanned_at"] = sharing.ksm_scanned_at
     return meta, arrays
 
 
@@ -101,6 +120,15 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         money=Money(**meta["money"]),
         nic_used_bytes_per_s=arrays["net.nic"],
         vm_net_bytes_per_s=arrays["net.vm"],
+    )
+    state.sharing = Sharing(
+        stable=U64Map.from_arrays(arrays, "sharing.stable"),
+        hints=U64Map.from_arrays(arrays, "sharing.hints"),
+        unstable=U64Map.from_arrays(arrays, "sharing.unstable"),
+        frame_key=arrays["sharing.frame_key"].astype(np.uint64),
+        hosts={k: arrays[f"sharing.hosts.{k}"] for k in HOST_SHARING_ARRAYS},
+        salting=int(meta["sharing_salting"]),
+        ksm_scanned_at=arrays.get("sharing.ksm_scanned_at"),
     )
     topology = build_topology(spec)
     topology.link_up[:] = arrays["net.link_up"]

@@ -3,9 +3,10 @@
 Order matters and is part of the contract:
 1. commands  - scheduled timeline entries due now, then operator commands, in order
 2. workload  - every running VM reads and writes pages (first touch, COW break, stalls)
-3. network   - max-min fair rates of service traffic over the topology
-4. economy   - revenue for served work, host power and capital costs
-5. metrics   - host memory states, history for sparklines
+3. sharing   - page-sharing scanners (ESX random scan with hints, or KSM trees)
+4. network   - max-min fair rates of service traffic over the topology
+5. economy   - revenue for served work, host power and capital costs
+6. metrics   - host memory states, history for sparklines
 Later mechanisms insert their phases at the place the design gives them.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from engine import control
 from engine.economy.billing import bill
+from engine.memory.phase import run_sharing
 from engine.memory.states import update_host_states
 from engine.network import update_service_rates
 from engine.objectives import judge_objectives
@@ -56,6 +58,7 @@ def record_metrics(world: World) -> None:
 TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("commands", apply_commands),
     ("workload", run_workloads),
+    ("sharing", run_sharing),
     ("network", update_service_rates),
     ("economy", bill),
     ("metrics", record_metrics),

@@ -13,8 +13,11 @@ import numpy as np
 
 from engine.memory.states import STATE_NAMES, classify
 from engine.objectives import evaluate_objectives
-from engine.state import Loc
+from engine.state import SHARING_MODES, Loc
 from engine.world import World
+
+TABLE_ENTRY_BYTES = 16  # ESX: 16 bytes per sharing-table entry
+KSM_RMAP_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,23 @@ class HostView:
     n_vms: int
     nic_capacity_bytes_per_s: float
     nic_used_bytes_per_s: float
+    # page sharing (esxtop SHRD/SHRDSVD/ZERO; KSM's /sys/kernel/mm/ksm names)
+    sharing_mode: str
+    pages_shared: int
+    pages_sharing: int
+    pages_unshared: int
+    pages_volatile: int
+    full_scans: int
+    hints: int
+    zero_shared_bytes: int
+    guest_shared_bytes: int  # guest memory mapped to shared frames
+    cow_breaks_per_s: float
+    table_overhead_bytes: int
+    pages_hashed_per_s: float
+    page_compares_per_s: float
+    pages_hashed_total: int
+    page_compares_total: int
+    ksm_general_profit_bytes: int
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,7 @@ class VMView:
     first_touches: int
     cow_breaks: int
     net_bytes_per_s: float
+    zero_bytes: int  # shared pages holding zeros (esxtop ZERO)
 
 
 @dataclass(frozen=True)
@@ -121,6 +142,7 @@ def _vm_views(world: World) -> list[VMView]:
             first_touches=int(vms["first_touches"][v]),
             cow_breaks=int(vms["cow_breaks"][v]),
             net_bytes_per_s=float(state.vm_net_bytes_per_s[v]),
+            zero_bytes=int(vms["zero_shared"][v]) * page,
         ))
     return out
 
@@ -133,6 +155,7 @@ def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
         if vm.host is not None:
             per_host[vm.host].append(vm)
     codes = classify(hosts.free_count / np.maximum(hosts.n_frames, 1))
+    counters = state.sharing.hosts
     out = []
     for h, host_id in enumerate(hosts.ids):
         spec = hosts.specs[h]
@@ -141,6 +164,8 @@ def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
         free = int(hosts.free_count[h]) * page
         private = sum(v.private_bytes for v in mine)
         configured = sum(v.configured_bytes for v in mine)
+        shared_frames = int(counters["shared_frames"][h])
+        sharing_pages = sum(v.shared_bytes for v in mine) // page - shared_frames
         out.append(HostView(
             id=host_id,
             up=bool(hosts.up[h]),
@@ -149,16 +174,38 @@ def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
             free_bytes=free,
             private_bytes=private,
             # Frames holding shared pages: whatever is in use but not private.
-            shared_bytes=memory - free - private,
+            shared_bytes=shared_frames * page,
             balloon_bytes=sum(v.balloon_bytes for v in mine),
             swapped_bytes=sum(v.swapped_bytes for v in mine),
-            shared_saved_bytes=sum(v.shared_bytes for v in mine) - (memory - free - private),
+            shared_saved_bytes=sharing_pages * page,
             state=STATE_NAMES[int(codes[h])],
             configured_vm_bytes=configured,
             overcommit_ratio=configured / memory if memory else 0.0,
             n_vms=len(mine),
             nic_capacity_bytes_per_s=spec.nic,
             nic_used_bytes_per_s=float(state.nic_used_bytes_per_s[h]),
+            sharing_mode=SHARING_MODES[int(counters["mode"][h])],
+            pages_shared=shared_frames,
+            pages_sharing=sharing_pages,
+            pages_unshared=int(counters["unstable_count"][h]),
+            pages_volatile=int(counters["volatile_last_scan"][h]),
+            full_scans=int(counters["full_scans"][h]),
+            hints=int(counters["hint_count"][h]),
+            zero_shared_bytes=sum(v.zero_bytes for v in mine),
+            guest_shared_bytes=sum(v.shared_bytes for v in mine),
+            cow_breaks_per_s=sum(int(state.vms["cow_breaks_tick"][state.vms.index(v.id)])
+                                 for v in mine) / state.tick_s,
+            table_overhead_bytes=TABLE_ENTRY_BYTES * (
+                shared_frames + int(counters["hint_count"][h])
+                + int(counters["unstable_count"][h])),
+            pages_hashed_per_s=int(counters["hashed_tick"][h]) / state.tick_s,
+            page_compares_per_s=int(counters["compares_tick"][h]) / state.tick_s,
+            pages_hashed_total=int(counters["hashed"][h]),
+            page_compares_total=int(counters["compares"][h]),
+            # KSM's general_profit: bytes saved minus its 64-byte rmap_item per tracked page.
+            ksm_general_profit_bytes=sharing_pages * page - KSM_RMAP_BYTES * (
+                shared_frames + sharing_pages + int(counters["unstable_count"][h])
+                + int(counters["volatile_last_scan"][h])),
         ))
     return out
 
@@ -185,12 +232,25 @@ def snapshot(world: World) -> Snapshot:
 _HOST_KEYS = ("id", "memory_bytes", "free_bytes", "state", "shared_saved_bytes",
               "balloon_bytes", "swapped_bytes", "up", "private_bytes", "shared_bytes",
               "configured_vm_bytes", "overcommit_ratio", "n_vms", "nic_capacity_bytes_per_s",
-              "nic_used_bytes_per_s")
+              "nic_used_bytes_per_s", "sharing_mode", "pages_shared", "pages_sharing",
+              "pages_unshared", "pages_volatile", "full_scans", "hints", "zero_shared_bytes",
+              "guest_shared_bytes",
+              "cow_breaks_per_s", "table_overhead_bytes", "pages_hashed_per_s",
+              "page_compares_per_s", "pages_hashed_total", "page_compares_total",
+              "ksm_general_profit_bytes")
 _VM_KEYS = ("id", "host", "configured_bytes", "resident_bytes", "shared_bytes",
             "balloon_bytes", "swapped_bytes", "target_bytes", "shares", "running", "tenant",
             "workload", "private_bytes", "untouched_bytes", "guest_free_bytes", "min_bytes",
             "max_bytes", "service_level", "stalled_ops", "first_touches", "cow_breaks",
-            "net_bytes_per_s")
+            "net_bytes_per_s", "zero_bytes")
+
+
+def _esxtop(h: HostView) -> dict[str, float]:
+    """esxtop's memory counters for the host, in MB as esxtop prints them."""
+    mb = 1024.0**2
+    return {"SHRD": h.guest_shared_bytes / mb, "SHRDSVD": h.shared_saved_bytes / mb,
+            "ZERO": h.zero_shared_bytes / mb,
+            "MCTLSZ": h.balloon_bytes / mb, "SWCUR": h.swapped_bytes / mb}
 
 
 def report(world: World) -> dict[str, Any]:
@@ -201,7 +261,8 @@ def report(world: World) -> dict[str, Any]:
         "ticks": snap.tick,
         "tick_s": snap.tick_s,
         "sim_time_s": snap.time_s,
-        "hosts": [{k: getattr(h, k) for k in _HOST_KEYS} for h in snap.hosts],
+        "hosts": [{**{k: getattr(h, k) for k in _HOST_KEYS}, "esxtop": _esxtop(h)}
+                  for h in snap.hosts],
         "vms": [{k: getattr(v, k) for k in _VM_KEYS} for v in snap.vms],
         "migrations": [],
         "economy": {

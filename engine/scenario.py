@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from engine.commands import PlaceVM, StartVM, TimelineEntry
+from engine.commands import PlaceVM, TimelineEntry
 from engine.errors import InputError
 from engine.spec import (
     Frozen,
@@ -185,16 +185,15 @@ def _check_references(spec: ScenarioSpec, source: str) -> None:
                                  f"expected host ids ({_names(host_ids)}), got {h!r}")
     for i, entry in enumerate(spec.timeline):
         cmd = entry.command
-        if isinstance(cmd, StartVM | PlaceVM):
-            target = cmd.host if isinstance(cmd, StartVM) else cmd.vm.host
-            if target not in host_ids:
-                raise InputError(source, f"timeline[{i}].host",
-                                 f"expected one of the hosts ({_names(host_ids)}), "
-                                 f"got {target!r}")
-        vm_name = cmd.vm.id if isinstance(cmd, PlaceVM) else cmd.vm
+        target = cmd.vm.host if isinstance(cmd, PlaceVM) else getattr(cmd, "host", None)
+        if (isinstance(cmd, PlaceVM) or target is not None) and target not in host_ids:
+            raise InputError(source, f"timeline[{i}].host",
+                             f"expected one of the hosts ({_names(host_ids)}), got {target!r}")
         if isinstance(cmd, PlaceVM):
-            vm_ids.add(vm_name)
-        elif vm_name not in vm_ids:
+            vm_ids.add(cmd.vm.id)
+            continue
+        vm_name = getattr(cmd, "vm", None)
+        if isinstance(vm_name, str) and vm_name not in vm_ids:
             raise InputError(source, f"timeline[{i}].vm",
                              f"expected a VM defined earlier ({_names(vm_ids)}), got {vm_name!r}")
     if not hosts:

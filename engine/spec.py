@@ -67,6 +67,7 @@ class HostSpec(Frozen):
     idle_w: float = Field(default=150.0, ge=0)
     peak_w: float = Field(default=300.0, ge=0)
     capital_per_hour: float = Field(default=0.10, ge=0)
+    sharing: Literal["esx", "ksm", "off"] | None = None  # overrides policy.sharing.mode
 
 
 class HostGroupSpec(HostSpec):
@@ -133,6 +134,7 @@ class VMSpec(Frozen):
     workload: WorkloadSpec = WorkloadSpec()
     balloon_driver: bool = True
     tenant: Ident = "default"
+    salt: Ident | None = None  # page-sharing salt; defaults to the tenant
     price_per_hour: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
@@ -174,8 +176,38 @@ class EconomySpec(Frozen):
     price_per_kwh: float = Field(default=0.15, ge=0)
 
 
+SharingMode = Literal["esx", "ksm", "off"]
+
+
+class SharingPolicy(Frozen):
+    """Transparent page sharing (MECHANISMS sections 2 and 3).
+
+    mode: ESX content-based sharing (random scan, hash table with hints), Linux KSM
+    (linear scan, stable and unstable trees) or off; hosts may override it.
+    share_force_salting: 0 = salts ignored, every VM may share with every other; 1 = VMs
+    share only with VMs of equal salt (a VM's salt defaults to its tenant); 2 = only an
+    explicitly set salt counts, otherwise each VM is its own salt (VMware's default: no
+    inter-VM sharing unless salted together). ESX scan: `rate` caps pages/s per VM and per
+    host (ESX 2.x: 50 and 200); `whole_vm` scans each VM once per `whole_vm_period`
+    (ESX 4: 60 min) within `max_scan_per_ghz` of host CPU.
+    """
+
+    mode: SharingMode = "esx"
+    share_force_salting: Literal[0, 1, 2] = 1
+    scan: Literal["rate", "whole_vm"] = "rate"
+    pages_per_s_per_vm: float = Field(default=50.0, ge=0)
+    pages_per_s_per_host: float = Field(default=200.0, ge=0)
+    whole_vm_period: Seconds = 3600.0
+    max_scan_per_ghz: Rate = 4_000_000.0
+    ksm_pages_to_scan: int = Field(default=100, ge=0)
+    ksm_sleep: Seconds = 0.02
+    ksm_max_page_sharing: int = Field(default=256, ge=2)
+    ksm_use_zero_pages: bool = False
+
+
 class PolicySpec(Frozen):
     economy: EconomySpec = EconomySpec()
+    sharing: SharingPolicy = SharingPolicy()
 
 
 class ObjectiveSpec(Frozen):

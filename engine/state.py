@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine.hashing import name_key
+from engine.hashtable import U64Map
 from engine.spec import HostSpec, VMSpec
 
 I32 = npt.NDArray[np.int32]
@@ -141,6 +143,12 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "vcpus": np.float64,
     "net_bytes_per_s": np.float64,
     "price_per_hour": np.float64,
+    # page sharing
+    "scan_credit": np.float64,
+    "zero_shared": np.int64,  # shared pages holding the zero page
+    "cow_breaks_tick": np.int64,
+    "salt_tenant_key": np.uint64,  # salt if set, else the tenant
+    "salt_own_key": np.uint64,  # salt if set, else the VM itself
 }
 
 
@@ -189,6 +197,8 @@ class VMs:
             "vcpus": spec.vcpus,
             "net_bytes_per_s": 0.0 if idle else wl.net,
             "price_per_hour": price_per_hour,
+            "salt_tenant_key": name_key("salt", spec.salt or f"tenant:{spec.tenant}"),
+            "salt_own_key": name_key("salt", spec.salt or f"vm:{spec.id}"),
             "page_offset": page_offset,
             "n_pages": n_pages,
             "host": -1,
@@ -217,6 +227,55 @@ class VMs:
         return np.searchsorted(self.arrays["page_offset"], pages, side="right").astype(np.int64) - 1
 
 
+SHARING_MODES = ("off", "esx", "ksm")
+# Per-host sharing counters (all int64 unless listed in _FLOAT_HOST_SHARING).
+HOST_SHARING_ARRAYS = (
+    "mode",  # index into SHARING_MODES
+    "shared_frames",  # frames currently shared (KSM: pages_shared)
+    "hint_count",  # ESX hints in the table
+    "unstable_count",  # KSM unstable-tree entries of the current generation
+    "ksm_cursor",  # position of the KSM scan in the host's page order
+    "ksm_gen",  # generation of the unstable tree (bumped at each full scan)
+    "full_scans",
+    "volatile_this_scan",
+    "volatile_last_scan",
+    "hashed",  # cumulative CPU cost counters: pages hashed or checksummed
+    "compares",  # full page compares / tree comparisons
+    "hashed_tick",
+    "compares_tick",
+    "ksm_credit",
+)
+_FLOAT_HOST_SHARING = {"ksm_credit"}
+
+
+@dataclass
+class Sharing:
+    """Page-sharing tables and counters; keys mix content, salt and host (memory/share_ops).
+
+    stable: shared frames (ESX shared entries, KSM stable tree), key -> frame, aux content.
+    hints: ESX hints, key -> guest page, aux content at hint time.
+    unstable: KSM unstable tree, key -> guest page | generation << 40, aux content.
+    frame_key: per frame, the stable key it is shared under (0 = not shared).
+    ksm_scanned_at: per page, the tick KSM last checksummed it (-1 never); only once any
+    host has used KSM, to spare the memory otherwise.
+    """
+
+    stable: U64Map
+    hints: U64Map
+    unstable: U64Map
+    frame_key: U64
+    hosts: dict[str, npt.NDArray[Any]]
+    salting: int
+    ksm_scanned_at: I32 | None = None
+
+    @classmethod
+    def empty(cls, n_frames: int, modes: list[int], salting: int) -> Sharing:
+        hosts = {name: np.zeros(len(modes), np.float64 if name in _FLOAT_HOST_SHARING
+                                else np.int64) for name in HOST_SHARING_ARRAYS}
+        hosts["mode"][:] = modes
+        return cls(U64Map(), U64Map(), U64Map(), np.zeros(n_frames, np.uint64), hosts, salting)
+
+
 @dataclass
 class Money:
     revenue: float = 0.0
@@ -239,6 +298,7 @@ class State:
     frames: Frames
     hosts: Hosts
     vms: VMs
+    sharing: Sharing = field(default_factory=lambda: Sharing.empty(0, [], 1))
     tick: int = 0
     next_unique_content: int = UNIQUE_CONTENT_BASE
     money: Money = field(default_factory=Money)

@@ -9,7 +9,7 @@ from engine.memory.content import image_content, unique_content
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
 from engine.spec import VMSpec
-from engine.state import N_LOC, Frames, Hosts, Loc, Pages, State, VMs
+from engine.state import N_LOC, SHARING_MODES, Frames, Hosts, Loc, Pages, Sharing, State, VMs
 
 
 def build_hosts(spec: ScenarioSpec) -> Hosts:
@@ -46,6 +46,8 @@ def build_state(spec: ScenarioSpec, streams: Streams) -> State:
     )
     vm_specs = spec.all_vms()
     n_pages = [vm.memory // page_size for vm in vm_specs]
+    policy = spec.policy.sharing
+    modes = [SHARING_MODES.index(h.sharing or policy.mode) for h in hosts.specs]
     state = State(
         page_size=page_size,
         tick_s=spec.scenario.tick_s,
@@ -54,6 +56,7 @@ def build_state(spec: ScenarioSpec, streams: Streams) -> State:
         hosts=hosts,
         vms=VMs.empty(),
         nic_used_bytes_per_s=np.zeros(len(hosts)),
+        sharing=Sharing.empty(total_frames, modes, policy.share_force_salting),
     )
     offset = 0
     for vm, n in zip(vm_specs, n_pages, strict=True):
@@ -76,6 +79,9 @@ def define_vm(state: State, scenario: ScenarioSpec, spec: VMSpec) -> int:
     n = spec.memory // state.page_size
     offset = state.pages.extend(n)
     v = state.vms.append(spec, offset, n, state.page_size, price_per_hour(scenario, spec))
+    scanned = state.sharing.ksm_scanned_at
+    if scanned is not None:
+        state.sharing.ksm_scanned_at = np.concatenate([scanned, np.full(n, -1, np.int32)])
     state.vm_net_bytes_per_s = np.append(state.vm_net_bytes_per_s, 0.0)
     return v
 
@@ -133,4 +139,8 @@ def stop_vm(state: State, v: int) -> None:
     vms["loc_count"][v] = np.zeros(N_LOC, np.int64)
     vms["loc_count"][v, Loc.UNTOUCHED] = sl.stop - sl.start
     vms["guest_free_count"][v] = sl.stop - sl.start
+    vms["zero_shared"][v] = 0
+    vms["scan_credit"][v] = 0.0
+    if state.sharing.ksm_scanned_at is not None:
+        state.sharing.ksm_scanned_at[sl] = -1
     state.vm_net_bytes_per_s[v] = 0.0

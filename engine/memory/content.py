@@ -7,27 +7,12 @@ counter in the state, so it never collides with anything.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
+from engine.hashing import name_key, splitmix64
 from engine.state import U64, UNIQUE_CONTENT_BASE, State
 
 _HASH_MASK = np.uint64(UNIQUE_CONTENT_BASE - 1)
-
-
-def name_key(kind: str, name: str) -> np.uint64:
-    digest = hashlib.blake2b(f"{kind}:{name}".encode(), digest_size=8).digest()
-    return np.uint64(int.from_bytes(digest, "little"))
-
-
-def splitmix64(x: U64) -> U64:
-    """The SplitMix64 finaliser, vectorised (uint64 arithmetic wraps by design)."""
-    with np.errstate(over="ignore"):
-        z = x + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 def image_content(kind: str, name: str, n: int) -> U64:

@@ -54,6 +54,7 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
     freed = uniq[frames.refcount[uniq] == 0]
     if freed.size == 0:
         return
+    _forget_shared(state, freed)
     owner = host_of_frames(hosts, freed)  # sorted, since freed is
     wanted_hosts, starts, counts = runs(owner)
     for h, start, k in zip(wanted_hosts.tolist(), starts.tolist(), counts.tolist(), strict=True):
@@ -66,3 +67,18 @@ def initial_free_stack(hosts: Hosts) -> I32:
     """Every frame free; within each host the low frames sit at the bottom of the stack."""
     total = int(hosts.n_frames.sum())
     return np.arange(total, dtype=np.int32)
+
+
+def _forget_shared(state: State, freed: I32 | I64) -> None:
+    """A shared frame that loses its last page leaves the sharing table with it."""
+    sharing = state.sharing
+    keys = sharing.frame_key[freed]
+    was_shared = keys != 0
+    if not was_shared.any():
+        return
+    gone, keys = freed[was_shared], keys[was_shared]
+    found, vals, _ = sharing.stable.get(keys)
+    sharing.stable.delete(keys[found & (vals == gone)])
+    sharing.frame_key[gone] = 0
+    sharing.hosts["shared_frames"] -= np.bincount(host_of_frames(state.hosts, gone),
+                                                  minlength=len(state.hosts))

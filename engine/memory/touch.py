@@ -67,12 +67,16 @@ def _cow_break(state: State, pages: I64) -> None:
     p.location[pages] = Loc.PRIVATE
     frame_alloc.release(state, old)
     _move(state, vm, Loc.SHARED, Loc.PRIVATE)
-    vms["cow_breaks"] += np.bincount(vm, minlength=len(vms))
+    vms["zero_shared"] -= np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
+    broken = np.bincount(vm, minlength=len(vms))
+    vms["cow_breaks"] += broken
+    vms["cow_breaks_tick"] += broken
 
 
 def apply_touches(state: State, read_pages: I64, write_pages: I64, write_zero: Bool,
                   reads_per_vm: I64, writes_per_vm: I64) -> TouchResult:
     p, n_vms = state.pages, len(state.vms)
+    state.vms["cow_breaks_tick"][:] = 0
     faulted_r = p.location[read_pages] == Loc.UNTOUCHED
     loc_w = p.location[write_pages]
     faulted_w = loc_w != Loc.PRIVATE  # untouched, or shared (copy-on-write)

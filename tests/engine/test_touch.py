@@ -3,6 +3,7 @@
 import numpy as np
 
 from engine import Simulation, invariants, parse_scenario
+from engine.memory.sharing import try_share
 from engine.memory.touch import apply_touches
 from engine.state import Loc
 from tests.conftest import small_spec
@@ -54,16 +55,10 @@ def test_write_to_shared_page_breaks_copy_on_write() -> None:
     state = sim.world.state
     _touch(sim, reads=[10, 11], writes=[])
     p = state.pages
-    # Share the two (both zero) pages by hand, as the sharing scanner would.
-    shared_frame, spare = p.frame[10], p.frame[11]
-    p.frame[11] = shared_frame
-    p.location[[10, 11]] = Loc.SHARED
-    state.frames.refcount[shared_frame] = 2
-    from engine.memory.frames import release
-    state.frames.refcount[spare] = 1
-    release(state, np.array([spare]))
-    state.vms["loc_count"][0, Loc.PRIVATE] -= 2
-    state.vms["loc_count"][0, Loc.SHARED] += 2
+    # Both pages are zero-filled: the sharing scanner merges them into one frame.
+    assert try_share(state, np.array([10, 11])).all()
+    shared_frame = p.frame[10]
+    assert p.frame[11] == shared_frame and state.frames.refcount[shared_frame] == 2
     assert invariants.check(state) == []
 
     _touch(sim, reads=[10], writes=[11])
@@ -116,6 +111,7 @@ def test_stopping_a_vm_frees_all_its_memory() -> None:
     assert sim.submit({"kind": "stop_vm", "vm": "a"}).ok
     sim.step(1)
     assert not sim.snapshot().vm("a").running
-    b_resident = int(state.vms["loc_count"][1, Loc.PRIVATE])
-    assert int(state.hosts.free_count[0]) + b_resident == int(state.hosts.n_frames[0])
+    b = slice(int(state.vms["page_offset"][1]), int(state.vms["page_offset"][2]))
+    b_frames = np.unique(state.pages.frame[b][state.pages.frame[b] >= 0]).size
+    assert int(state.hosts.free_count[0]) + b_frames == int(state.hosts.n_frames[0])
     assert resident > 0 and int(state.vms["loc_count"][0, Loc.UNTOUCHED]) == 2048

@@ -1,0 +1,96 @@
+"""What ESX sharing and KSM have in common: content keys and remapping pages onto frames.
+
+A page's sharing key hashes its content with its salt and its host, so pages share only
+with equal content, equal salt (see policy.sharing.share_force_salting) and on one host.
+Keys are hashes: every match is confirmed by a full compare of the content (as ESX does),
+so a hash collision costs a compare, never a wrong mapping.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.arrays import runs
+from engine.hashing import splitmix64
+from engine.hashtable import fix_key
+from engine.state import I64, U64, Bool, Loc, State
+
+_HOST_SALT = np.uint64(0xD1B54A32D192ED03)
+
+
+def salt_keys(state: State, vm: I64) -> U64:
+    level = state.sharing.salting
+    if level == 0:
+        return np.zeros(vm.size, np.uint64)
+    column = "salt_tenant_key" if level == 1 else "salt_own_key"
+    return np.asarray(state.vms[column][vm], np.uint64)
+
+
+def sharing_keys(state: State, pages: I64, vm: I64) -> U64:
+    host = state.vms["host"][vm].astype(np.uint64)
+    with np.errstate(over="ignore"):
+        mix = splitmix64(salt_keys(state, vm) ^ ((host + np.uint64(1)) * _HOST_SALT))
+    return fix_key(splitmix64(state.pages.content[pages] ^ mix))
+
+
+def chain_key(keys: U64, index: int | I64) -> U64:
+    """Key of the index-th duplicate shared frame for the same content (KSM chains)."""
+    idx = np.asarray(index, np.uint64)
+    with np.errstate(over="ignore"):
+        chained = fix_key(splitmix64(keys ^ (idx * np.uint64(0x632BE59BD9B4E019))))
+    return np.where(idx == 0, keys, chained)
+
+
+def host_of_vms(state: State, vm: I64) -> I64:
+    return np.asarray(state.vms["host"][vm], np.int64)
+
+
+def _count_move(state: State, vm: I64, old: int, new: int) -> None:
+    counts = np.bincount(vm, minlength=len(state.vms))
+    state.vms["loc_count"][:, old] -= counts
+    state.vms["loc_count"][:, new] += counts
+
+
+def promote(state: State, pages: I64, keys: U64) -> None:
+    """Turn the private frames of `pages` into shared (copy-on-write) frames."""
+    if pages.size == 0:
+        return
+    p, vms = state.pages, state.vms
+    vm = vms.vm_of_pages(pages)
+    p.location[pages] = Loc.SHARED
+    state.sharing.frame_key[p.frame[pages]] = keys
+    _count_move(state, vm, Loc.PRIVATE, Loc.SHARED)
+    vms["zero_shared"] += np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
+    state.sharing.hosts["shared_frames"] += np.bincount(
+        host_of_vms(state, vm), minlength=len(state.hosts))
+
+
+def merge(state: State, pages: I64, frames: I64) -> None:
+    """Map private `pages` onto existing shared `frames` (one each), freeing their own."""
+    if pages.size == 0:
+        return
+    from engine.memory.frames import release  # frames imports this module's users
+
+    p, vms = state.pages, state.vms
+    vm = vms.vm_of_pages(pages)
+    old = p.frame[pages].copy()
+    p.frame[pages] = frames
+    p.location[pages] = Loc.SHARED
+    distinct, _, counts = runs(np.sort(frames))
+    state.frames.refcount[distinct] += counts.astype(np.int32)
+    release(state, old)
+    _count_move(state, vm, Loc.PRIVATE, Loc.SHARED)
+    vms["zero_shared"] += np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
+
+
+def group_by_key(keys: U64) -> tuple[I64, I64, I64]:
+    """(order, group start, group length) of pages grouped by key, order stable."""
+    order = np.argsort(keys, kind="stable").astype(np.int64)
+    _, starts, lengths = runs(keys[order])
+    return order, starts.astype(np.int64), lengths.astype(np.int64)
+
+
+def first_of_group(n: int, starts: I64) -> Bool:
+    first = np.zeros(n, np.bool_)
+    first[starts] = True
+    return first

@@ -1,0 +1,127 @@
+"""ESX content-based page sharing (Waldspurger, OSDI'02, section 4).
+
+A scanner picks guest pages at random, at a capped rate per VM and per host, hashes each
+and looks the hash up in one table: a match with a shared frame (confirmed by a full
+compare) remaps the page onto it copy-on-write; a match with a hint (an unshared page
+recorded earlier) rehashes the hinted page: still the same content, both pages move into a
+new shared frame; changed, the stale hint is dropped. No match records the page as a hint,
+not write-protected. Pages scanned in the same tick with equal keys share with each other
+just as they would one after the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.arrays import unique_sorted
+from engine.memory import share_ops
+from engine.memory.share_ops import group_by_key, host_of_vms
+from engine.spec import SharingPolicy
+from engine.state import I64, Bool, Loc, State
+from engine.world import World
+
+ESX = 1
+
+
+def scan_budget(state: State, policy: SharingPolicy, mode: int) -> I64:
+    """Pages each VM scans this tick: rates accumulate as credit, whole pages are spent."""
+    vms, hosts = state.vms, state.hosts
+    host = vms["host"]
+    safe_host = np.maximum(host, 0)
+    on = (host >= 0) & hosts.up[safe_host] & (state.sharing.hosts["mode"][safe_host] == mode)
+    n_on_host = np.bincount(safe_host[on], minlength=len(hosts))
+    if policy.scan == "rate":
+        rate = np.minimum(policy.pages_per_s_per_vm,
+                          policy.pages_per_s_per_host / np.maximum(n_on_host[safe_host], 1))
+    else:
+        rate = vms["n_pages"] / max(policy.whole_vm_period, 1e-9)
+        ghz = np.array([h.cpu_ghz for h in hosts.specs])
+        cap = policy.max_scan_per_ghz * ghz / state.page_size
+        wanted = np.bincount(safe_host[on], weights=rate[on], minlength=len(hosts))
+        rate = rate * np.minimum(1.0, cap / np.maximum(wanted, 1e-9))[safe_host]
+    credit = vms["scan_credit"] + np.where(on, rate * state.tick_s, 0.0)
+    n: I64 = np.floor(credit).astype(np.int64)
+    vms["scan_credit"] = credit - n
+    return n
+
+
+def run_esx(world: World) -> None:
+    state = world.state
+    n = scan_budget(state, world.spec.policy.sharing, ESX)
+    total = int(n.sum())
+    if total == 0:
+        return
+    vms = state.vms
+    local = world.streams["sharing"].random(total) * np.repeat(vms["n_pages"], n)
+    pages = np.repeat(vms["page_offset"], n) + local.astype(np.int64)
+    try_share(state, pages)
+
+
+def try_share(state: State, pages: I64) -> Bool:
+    """Hash and look up `pages` now; returns, per input page, whether it is now shared.
+
+    Also the share-before-swap hook: reclamation offers its victims here first.
+    """
+    p = state.pages
+    cand = unique_sorted(pages[p.location[pages] == Loc.PRIVATE])
+    if cand.size:
+        _share(state, cand)
+    return np.asarray(p.location[pages] == Loc.SHARED)
+
+
+def _share(state: State, cand: I64) -> None:
+    p, sharing = state.pages, state.sharing
+    vm = state.vms.vm_of_pages(cand)
+    host = host_of_vms(state, vm)
+    keys = share_ops.sharing_keys(state, cand, vm)
+    content = p.content[cand]
+    n_hosts = len(state.hosts)
+    counters = sharing.hosts
+    counters["hashed_tick"] += np.bincount(host, minlength=n_hosts)
+
+    found, frame, aux = sharing.stable.get(keys)
+    frame_ok = np.where(found, frame, 0)
+    lo = state.hosts.frame_offset[host]
+    valid_s = (found & (aux == content) & (sharing.frame_key[frame_ok] == keys)
+               & (state.frames.refcount[frame_ok] > 0)
+               & (frame_ok >= lo) & (frame_ok < lo + state.hosts.n_frames[host]))
+
+    found_h, hinted, hint_aux = sharing.hints.get(keys)
+    q = np.where(found_h, hinted, cand)
+    q_vm = state.vms.vm_of_pages(q)
+    self_hint = found_h & (q == cand) & (hint_aux == content)
+    valid_h = (~valid_s & found_h & (q != cand) & (p.location[q] == Loc.PRIVATE)
+               & (p.content[q] == hint_aux) & (hint_aux == content)
+               & (host_of_vms(state, q_vm) == host)
+               & (share_ops.sharing_keys(state, q, q_vm) == keys))
+    counters["compares_tick"] += np.bincount(host, weights=(found | found_h),
+                                             minlength=n_hosts).astype(np.int64)
+
+    order, starts, lengths = group_by_key(keys)
+    first = order[starts]
+    group = np.repeat(np.arange(starts.size), lengths)
+    g_stable = valid_s[first]
+    g_hint = ~g_stable & (np.add.reduceat(valid_h[order], starts) > 0)
+    g_new = ~g_stable & ~g_hint & (lengths >= 2)
+    g_single = ~g_stable & ~g_hint & (lengths == 1)
+    g_q = q[first]
+
+    # Anchors: the frame every member of a sharing group ends up on.
+    anchor_page = np.where(g_hint, g_q, cand[first])
+    promote = g_hint | g_new
+    share_ops.promote(state, anchor_page[promote], keys[first][promote])
+    anchor_frame = np.where(g_stable, frame[first], p.frame[anchor_page]).astype(np.int64)
+
+    members = cand[order]
+    joins = (g_stable | g_hint | g_new)[group] & (members != anchor_page[group])
+    share_ops.merge(state, members[joins], anchor_frame[group][joins])
+
+    sharing.stable.put(keys[first][promote], anchor_frame[promote], content[first][promote])
+    used_hint = g_hint & found_h[first]
+    sharing.hints.delete(keys[first][used_hint])
+    counters["hint_count"] -= np.bincount(host[first][used_hint], minlength=n_hosts)
+    # Stale hints make way for the page scanned now; the count changes only for new keys.
+    fresh = g_single & ~self_hint[first]
+    sharing.hints.put(keys[first][fresh], cand[first][fresh], content[first][fresh])
+    counters["hint_count"] += np.bincount(host[first][fresh & ~found_h[first]],
+                                          minlength=n_hosts)
