@@ -22,6 +22,7 @@ from engine.spec import (
     LinkSpec,
     ObjectiveSpec,
     PolicySpec,
+    ReproduceSpec,
     ScenarioMeta,
     SwitchSpec,
     VMGroupSpec,
@@ -45,6 +46,7 @@ class ScenarioSpec(Frozen):
     policy: PolicySpec = PolicySpec()
     timeline: list[TimelineEntry] = Field(default_factory=list)
     objectives: list[ObjectiveSpec] = Field(default_factory=list)
+    reproduce: ReproduceSpec | None = None
 
     @model_validator(mode="before")
     @classmethod

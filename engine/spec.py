@@ -82,20 +82,25 @@ class ContentMix(Frozen):
 
     zero: zero-filled pages; os: pages of the guest OS image (identical in VMs with the same
     image); app: pages of the application (identical in VMs running the same app);
-    private: unique pages. `resident` is the fraction of configured memory touched at start.
+    dup: pages that repeat within the VM, `dup_copies` copies of each on average (library
+    and page-cache copies; derived from the image and app, so identical VMs repeat the same
+    ones); private: unique pages. `resident` is the fraction of configured memory touched at
+    start.
     """
 
     zero: Fraction = 0.2
     os: Fraction = 0.2
     app: Fraction = 0.1
+    dup: Fraction = 0.0
     private: Fraction = 0.5
     resident: Fraction = 0.5
+    dup_copies: float = Field(default=2.0, ge=1.0)
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> ContentMix:
-        total = self.zero + self.os + self.app + self.private
+        total = self.zero + self.os + self.app + self.dup + self.private
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"zero + os + app + private must sum to 1, got {total:.4g}")
+            raise ValueError(f"zero + os + app + dup + private must sum to 1, got {total:.4g}")
         return self
 
 
@@ -224,3 +229,33 @@ class ObjectiveSpec(Frozen):
         if (self.at_least is None) == (self.at_most is None):
             raise ValueError("give exactly one of at_least or at_most")
         return self
+
+
+class Expectation(Frozen):
+    """A published number a reproduction must match, within a tolerance."""
+
+    metric: str
+    published: float
+    abs_tol: float | None = Field(default=None, ge=0)
+    rel_tol: float | None = Field(default=None, ge=0)
+    unit: str = ""
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _one_tolerance(self) -> Expectation:
+        if (self.abs_tol is None) == (self.rel_tol is None):
+            raise ValueError("give exactly one of abs_tol or rel_tol")
+        return self
+
+    def holds(self, value: float) -> bool:
+        if self.abs_tol is not None:
+            return abs(value - self.published) <= self.abs_tol
+        assert self.rel_tol is not None
+        return abs(value - self.published) <= self.rel_tol * abs(self.published)
+
+
+class ReproduceSpec(Frozen):
+    """Where the published values come from and what the simulation must show."""
+
+    source: str
+    expect: list[Expectation] = Field(default_factory=list)

@@ -107,11 +107,15 @@ def start_vm(state: State, streams: Streams, v: int, h: int) -> int:
     n_zero = int(round(mix.zero * k))
     n_os = int(round(mix.os * k))
     n_app = min(int(round(mix.app * k)), k - n_zero - n_os) if spec.app else 0
-    n_priv = k - n_zero - n_os - n_app
+    n_dup = min(int(round(mix.dup * k)), k - n_zero - n_os - n_app)
+    n_priv = k - n_zero - n_os - n_app - n_dup
+    distinct_dups = max(1, int(round(n_dup / mix.dup_copies)))
+    dup_pool = image_content("dup", f"{spec.guest_os}/{spec.app or ''}", distinct_dups)
     content = np.concatenate([
         np.zeros(n_zero, np.uint64),
         image_content("os", spec.guest_os, n_os),
         image_content("app", spec.app or "", n_app),
+        dup_pool[np.arange(n_dup) % distinct_dups],
         unique_content(state, n_priv),
     ])
     p.frame[chosen] = got

@@ -113,7 +113,8 @@ def _share(state: State, cand: I64) -> None:
     anchor_frame = np.where(g_stable, frame[first], p.frame[anchor_page]).astype(np.int64)
 
     members = cand[order]
-    joins = (g_stable | g_hint | g_new)[group] & (members != anchor_page[group])
+    # Every member joins a stable frame; with a new frame, its anchor page already holds it.
+    joins = g_stable[group] | ((g_hint | g_new)[group] & (members != anchor_page[group]))
     share_ops.merge(state, members[joins], anchor_frame[group][joins])
 
     sharing.stable.put(keys[first][promote], anchor_frame[promote], content[first][promote])

@@ -14,8 +14,10 @@ STATIC = {"kind": "idle"}
 IMAGE_ONLY = {"zero": 0.1, "os": 0.6, "app": 0.3, "private": 0.0, "resident": 1.0}
 
 
-def _world(mode: str, salting: int = 0, **sharing: Any) -> Simulation:
+def _world(mode: str, salting: int = 0, host_memory: str = "16MiB",
+           **sharing: Any) -> Simulation:
     data = small_spec()
+    data["host"][0]["memory"] = host_memory
     data["policy"] = {"sharing": {"mode": mode, "share_force_salting": salting, **sharing}}
     for vm in data["vm"][:2]:
         vm.update(content=IMAGE_ONLY, workload=STATIC, tenant=vm["id"])
@@ -175,3 +177,24 @@ def test_esx_and_ksm_converge_to_the_same_savings_on_a_static_workload(scan_s: i
     e_cost = esx.world.state.sharing.hosts["hashed"][0]
     k_cost = ksm.world.state.sharing.hosts["hashed"][0]
     assert 0 < e_cost < k_cost
+
+
+def test_a_lone_scanned_page_joins_an_existing_shared_frame() -> None:
+    sim = _world("off", host_memory="32MiB")
+    state = sim.world.state
+    p = state.pages
+    a, b = _slice(sim, 0), _slice(sim, 1)
+    first_os = a.start + int(np.flatnonzero(p.content[a] != 0)[0])
+    twin = b.start + int(np.flatnonzero(p.content[b] == p.content[first_os])[0])
+    try_share(state, np.array([first_os, twin]))  # the pair forms a shared frame
+    frame = p.frame[first_os]
+    # Boot a third identical VM and scan its copy of that page alone.
+    assert sim.submit({"kind": "place_vm", "vm": {
+        "id": "third", "host": "h1", "memory": "8MiB", "app": "web",
+        "content": IMAGE_ONLY, "workload": STATIC}}).ok
+    sim.step(1)
+    c = _slice(sim, 4)
+    copy = c.start + int(np.flatnonzero(p.content[c] == p.content[first_os])[0])
+    assert try_share(state, np.array([copy])).all()
+    assert p.frame[copy] == frame and state.frames.refcount[frame] == 3
+    assert invariants.check(state) == []
