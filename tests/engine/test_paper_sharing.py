@@ -48,3 +48,19 @@ def test_shared_memory_grows_linearly_from_two_vms_on(fig4: dict) -> None:
     fitted = slope * counts + intercept
     r2 = 1 - ((shared_mb - fitted) ** 2).sum() / ((shared_mb - shared_mb.mean()) ** 2).sum()
     assert r2 > 0.99 and slope > 20  # MB per added VM
+
+
+def test_fig5_deployments_match_the_published_shares() -> None:
+    spec_path = ROOT / "scenarios" / "paper" / "esx-fig5-deployments.toml"
+    sim = Simulation.from_file(spec_path)
+    sim.step(1080)  # 3 h at 10 s ticks
+    snap = sim.snapshot()
+    measured: dict[str, float] = {}
+    for host in snap.hosts:
+        total = sum(v.configured_bytes for v in snap.vms if v.host == host.id)
+        measured[f"shared_fraction_{host.id}"] = host.guest_shared_bytes / total
+        measured[f"reclaimed_fraction_{host.id}"] = host.shared_saved_bytes / total
+    reproduce = sim.spec.reproduce
+    assert reproduce is not None and len(reproduce.expect) == 6
+    for exp in reproduce.expect:
+        assert exp.holds(measured[exp.metric]), (exp.metric, measured[exp.metric], exp.published)
