@@ -198,3 +198,18 @@ def test_a_lone_scanned_page_joins_an_existing_shared_frame() -> None:
     assert try_share(state, np.array([copy])).all()
     assert p.frame[copy] == frame and state.frames.refcount[frame] == 3
     assert invariants.check(state) == []
+
+
+def test_whole_vm_scan_mode_covers_each_vm_once_per_period_within_the_cpu_cap() -> None:
+    from engine.memory.sharing import scan_budget
+
+    sim = _world("esx", scan="whole_vm", whole_vm_period="10s", max_scan_per_ghz="1GB/s")
+    state = sim.world.state
+    policy = sim.spec.policy.sharing
+    total = sum(int(scan_budget(state, policy, 1)[:2].sum()) for _ in range(10))
+    assert total == pytest.approx(2 * 2048, abs=2)  # both VMs once in 10 s
+    capped = _world("esx", scan="whole_vm", whole_vm_period="10s", max_scan_per_ghz="4KiB/s")
+    state = capped.world.state
+    # 4 KiB/s per GHz on a 2 GHz host: two pages per second for the whole host.
+    total = sum(int(scan_budget(state, capped.spec.policy.sharing, 1)[:2].sum()) for _ in range(10))
+    assert total == pytest.approx(20, abs=1)
