@@ -68,8 +68,49 @@ class SetSalting(Frozen):
     level: Literal[0, 1, 2]
 
 
+class SetBalloonTarget(Frozen):
+    """Force a VM's balloon size (None gives control back to the allocation policy)."""
+
+    kind: Literal["set_balloon_target"] = "set_balloon_target"
+    vm: Ident
+    target: Bytes | None = None
+
+
+class SetSwapTarget(Frozen):
+    """Force how much of a VM the hypervisor swaps out (None: back to the policy)."""
+
+    kind: Literal["set_swap_target"] = "set_swap_target"
+    vm: Ident
+    target: Bytes | None = None
+
+
+class SetIdleTax(Frozen):
+    """Set the idle memory tax rate of one host, or of every host when host is omitted."""
+
+    kind: Literal["set_idle_tax"] = "set_idle_tax"
+    host: Ident | None = None
+    tax: float = Field(ge=0.0, le=0.99)
+
+
+class SetBalloonDriver(Frozen):
+    kind: Literal["set_balloon_driver"] = "set_balloon_driver"
+    vm: Ident
+    enabled: bool
+
+
+class SetThresholds(Frozen):
+    """Free-memory state thresholds as fractions of host memory: high, soft, hard, low."""
+
+    kind: Literal["set_thresholds"] = "set_thresholds"
+    high: float = Field(gt=0, lt=1)
+    soft: float = Field(gt=0, lt=1)
+    hard: float = Field(gt=0, lt=1)
+    low: float = Field(gt=0, lt=1)
+
+
 Command = Annotated[
-    StartVM | PlaceVM | StopVM | SetShares | SetMin | SetMax | SetSharing | SetSalting,
+    StartVM | PlaceVM | StopVM | SetShares | SetMin | SetMax | SetSharing | SetSalting
+    | SetBalloonTarget | SetSwapTarget | SetIdleTax | SetBalloonDriver | SetThresholds,
     Field(discriminator="kind"),
 ]
 

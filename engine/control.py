@@ -7,129 +7,228 @@ again when applied at the start of the next tick, since the world may have moved
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from engine import vmlife
 from engine.commands import (
     Command,
     PlaceVM,
+    SetBalloonDriver,
+    SetBalloonTarget,
+    SetIdleTax,
     SetMax,
     SetMin,
     SetSalting,
     SetShares,
     SetSharing,
+    SetSwapTarget,
+    SetThresholds,
     StartVM,
     StopVM,
 )
+from engine.spec import VMSpec
 from engine.state import SHARING_MODES
 from engine.units import format_bytes
 from engine.world import World
 
 
-def _vm_index(world: World, vm_id: str) -> int | None:
+def _vm(world: World, vm_id: str) -> int | None:
     ids = world.state.vms.ids
     return ids.index(vm_id) if vm_id in ids else None
 
 
-def _host_index(world: World, host_id: str) -> int | None:
+def _host(world: World, host_id: str) -> int | None:
     ids = world.state.hosts.ids
     return ids.index(host_id) if host_id in ids else None
 
 
-def _reservation_reason(world: World, h: int, min_bytes: int, vm_id: str) -> str | None:
-    """Reservations are guarantees: their sum on a host may not exceed its memory."""
+def admission(world: World, h: int, min_bytes: int, max_bytes: int, vm_id: str,
+              leaving: int | None = None) -> str | None:
+    """ESX admission control: min + overhead must fit in unreserved memory and max - min
+    in the host's swap space, counting the VMs running there (but `leaving`)."""
     state = world.state
-    running_here = state.vms["host"] == h
-    reserved = int(state.vms["min_pages"][running_here].sum()) * state.page_size
-    capacity = int(state.hosts.n_frames[h]) * state.page_size
-    if reserved + min_bytes > capacity:
-        return (f"{vm_id} reserves {format_bytes(min_bytes)} but host "
-                f"{state.hosts.ids[h]} has only {format_bytes(capacity - reserved)} unreserved")
+    page = state.page_size
+    overhead = world.spec.policy.memory.overhead_per_vm
+    here = state.vms["host"] == h
+    if leaving is not None:
+        here[leaving] = False
+    reserved = int(state.vms["min_pages"][here].sum()) * page + overhead * int(here.sum())
+    capacity = int(state.hosts.n_frames[h]) * page
+    if reserved + min_bytes + overhead > capacity:
+        return (f"{vm_id} needs {format_bytes(min_bytes + overhead)} reserved (min + "
+                f"overhead) but host {state.hosts.ids[h]} has only "
+                f"{format_bytes(max(capacity - reserved, 0))} unreserved memory")
+    swap_used = int((state.vms["max_pages"][here] - state.vms["min_pages"][here]).sum()) * page
+    swap_space = state.hosts.specs[h].swap_space
+    if swap_used + max_bytes - min_bytes > swap_space:
+        return (f"{vm_id} needs {format_bytes(max_bytes - min_bytes)} of swap (max - min) but "
+                f"host {state.hosts.ids[h]} has only {format_bytes(swap_space - swap_used)} "
+                "of swap space left")
     return None
 
 
-def check(world: World, cmd: Command) -> str | None:
-    state = world.state
-    if isinstance(cmd, PlaceVM):
-        if cmd.vm.id in state.vms.ids:
-            return f"a VM named {cmd.vm.id!r} already exists"
-        if cmd.vm.host is None:
-            return "place_vm needs vm.host"
-        h = _host_index(world, cmd.vm.host)
-        if h is None:
-            return f"no host {cmd.vm.host!r}"
-        if not state.hosts.up[h]:
-            return f"host {cmd.vm.host} is down"
-        return _reservation_reason(world, h, cmd.vm.min, cmd.vm.id)
-    if isinstance(cmd, SetSalting):
-        return None
-    if isinstance(cmd, SetSharing):
-        return None if _host_index(world, cmd.host) is not None else f"no host {cmd.host!r}"
-    v = _vm_index(world, cmd.vm)
-    if v is None:
-        return f"no VM {cmd.vm!r}"
+def _placement(world: World, vm_id: str, host_id: str | None, spec: VMSpec) -> str | None:
+    if host_id is None:
+        return "a placement needs a host"
+    h = _host(world, host_id)
+    if h is None:
+        return f"no host {host_id!r}"
+    if not world.state.hosts.up[h]:
+        return f"host {host_id} is down"
+    return admission(world, h, spec.min, spec.max_bytes, vm_id)
+
+
+def _check_vm(world: World, cmd: Any, v: int) -> str | None:
+    state, page = world.state, world.state.page_size
     running = bool(state.vms["host"][v] >= 0)
+    memory = int(state.vms["n_pages"][v]) * page
+    min_bytes = int(state.vms["min_pages"][v]) * page
+    max_bytes = int(state.vms["max_pages"][v]) * page
     if isinstance(cmd, StartVM):
-        h = _host_index(world, cmd.host)
-        if h is None:
-            return f"no host {cmd.host!r}"
         if running:
             return f"{cmd.vm} is already running on {state.hosts.ids[state.vms['host'][v]]}"
-        if not state.hosts.up[h]:
-            return f"host {cmd.host} is down"
-        min_bytes = int(state.vms["min_pages"][v]) * state.page_size
-        return _reservation_reason(world, h, min_bytes, cmd.vm)
+        return _placement(world, cmd.vm, cmd.host, state.vms.specs[v].model_copy(
+            update={"min": min_bytes, "max": max_bytes}))
     if isinstance(cmd, StopVM):
         return None if running else f"{cmd.vm} is not running"
-    memory = int(state.vms["n_pages"][v]) * state.page_size
     if isinstance(cmd, SetMin):
-        max_bytes = int(state.vms["max_pages"][v]) * state.page_size
         if cmd.min > max_bytes:
             return f"min {format_bytes(cmd.min)} exceeds max {format_bytes(max_bytes)}"
-        if running:
-            h = int(state.vms["host"][v])
-            others = cmd.min - int(state.vms["min_pages"][v]) * state.page_size
-            return _reservation_reason(world, h, max(others, 0), cmd.vm)
+        if running and cmd.min > min_bytes:
+            return admission(world, int(state.vms["host"][v]), cmd.min, max_bytes, cmd.vm,
+                             leaving=v)
         return None
     if isinstance(cmd, SetMax):
-        min_bytes = int(state.vms["min_pages"][v]) * state.page_size
         if not min_bytes <= cmd.max <= memory:
             return (f"max must lie between min {format_bytes(min_bytes)} and the configured "
                     f"{format_bytes(memory)}")
         return None
-    return None  # SetShares: any non-negative number, checked by the model
+    if isinstance(cmd, SetBalloonTarget) and cmd.target is not None:
+        if not state.vms["balloon_driver"][v]:
+            return f"{cmd.vm} has no balloon driver (enable it, or use a swap target)"
+        limit = int(world.spec.policy.memory.balloon_max * memory)
+        if cmd.target > limit:
+            return (f"a balloon may hold at most {world.spec.policy.memory.balloon_max:.0%} "
+                    f"of {cmd.vm} ({format_bytes(limit)})")
+    if isinstance(cmd, SetSwapTarget) and cmd.target is not None and (
+            cmd.target > memory - min_bytes):
+        return (f"{cmd.vm}'s swap file holds max - min = {format_bytes(memory - min_bytes)}; "
+                f"{format_bytes(cmd.target)} does not fit")
+    return None
+
+
+def check(world: World, cmd: Command) -> str | None:
+    if isinstance(cmd, PlaceVM):
+        if cmd.vm.id in world.state.vms.ids:
+            return f"a VM named {cmd.vm.id!r} already exists"
+        return _placement(world, cmd.vm.id, cmd.vm.host, cmd.vm)
+    if isinstance(cmd, SetSalting):
+        return None
+    if isinstance(cmd, SetThresholds):
+        if not cmd.high > cmd.soft > cmd.hard > cmd.low:
+            return "thresholds must decrease: high > soft > hard > low"
+        return None
+    if isinstance(cmd, SetSharing | SetIdleTax):
+        if cmd.host is not None and _host(world, cmd.host) is None:
+            return f"no host {cmd.host!r}"
+        return None
+    v = _vm(world, cmd.vm)
+    if v is None:
+        return f"no VM {cmd.vm!r}"
+    return _check_vm(world, cmd, v)
 
 
 def apply(world: World, cmd: Command) -> None:
-    state, page = world.state, world.state.page_size
+    state = world.state
     if isinstance(cmd, PlaceVM):
         v = vmlife.define_vm(state, world.spec, cmd.vm)
-        h = state.hosts.index(str(cmd.vm.host))
-        _start(world, v, h)
-        return
-    if isinstance(cmd, SetSalting):
-        state.sharing.salting = cmd.level
-        world.emit("command_applied", f"page-sharing salting level = {cmd.level}")
-        return
-    if isinstance(cmd, SetSharing):
-        h = state.hosts.index(cmd.host)
-        state.sharing.hosts["mode"][h] = SHARING_MODES.index(cmd.mode)
-        world.emit("command_applied", f"{cmd.host} page sharing = {cmd.mode}", host=cmd.host)
-        return
-    v = state.vms.index(cmd.vm)
-    if isinstance(cmd, StartVM):
-        _start(world, v, state.hosts.index(cmd.host))
+        _start(world, v, state.hosts.index(str(cmd.vm.host)))
+    elif isinstance(cmd, StartVM):
+        _start(world, state.vms.index(cmd.vm), state.hosts.index(cmd.host))
     elif isinstance(cmd, StopVM):
+        v = state.vms.index(cmd.vm)
         host = state.hosts.ids[int(state.vms["host"][v])]
         vmlife.stop_vm(state, v)
         world.emit("vm_stopped", f"{cmd.vm} powered off on {host}", vm=cmd.vm, host=host)
-    elif isinstance(cmd, SetShares):
-        state.vms["shares"][v] = cmd.shares
-        world.emit("command_applied", f"{cmd.vm} shares = {cmd.shares}", vm=cmd.vm)
-    elif isinstance(cmd, SetMin):
-        state.vms["min_pages"][v] = cmd.min // page
-        world.emit("command_applied", f"{cmd.vm} min = {format_bytes(cmd.min)}", vm=cmd.vm)
-    elif isinstance(cmd, SetMax):
-        state.vms["max_pages"][v] = cmd.max // page
-        world.emit("command_applied", f"{cmd.vm} max = {format_bytes(cmd.max)}", vm=cmd.vm)
+    else:
+        message = _SETTERS[type(cmd)](world, cmd)
+        world.emit("command_applied", message, vm=getattr(cmd, "vm", None),
+                   host=getattr(cmd, "host", None))
+    state.reclaim.realloc = True
+
+
+def _set_vm(column: str, value: int, world: World, vm_id: str) -> None:
+    world.state.vms[column][world.state.vms.index(vm_id)] = value
+
+
+def _pages(world: World, n_bytes: int | None) -> int:
+    return -1 if n_bytes is None else n_bytes // world.state.page_size
+
+
+def _shares(world: World, cmd: SetShares) -> str:
+    _set_vm("shares", cmd.shares, world, cmd.vm)
+    return f"{cmd.vm} shares = {cmd.shares}"
+
+
+def _min(world: World, cmd: SetMin) -> str:
+    _set_vm("min_pages", _pages(world, cmd.min), world, cmd.vm)
+    return f"{cmd.vm} min = {format_bytes(cmd.min)}"
+
+
+def _max(world: World, cmd: SetMax) -> str:
+    _set_vm("max_pages", _pages(world, cmd.max), world, cmd.vm)
+    return f"{cmd.vm} max = {format_bytes(cmd.max)}"
+
+
+def _balloon_target(world: World, cmd: SetBalloonTarget) -> str:
+    _set_vm("balloon_forced", _pages(world, cmd.target), world, cmd.vm)
+    what = "policy" if cmd.target is None else format_bytes(cmd.target)
+    return f"{cmd.vm} balloon target = {what}"
+
+
+def _swap_target(world: World, cmd: SetSwapTarget) -> str:
+    _set_vm("swap_forced", _pages(world, cmd.target), world, cmd.vm)
+    what = "policy" if cmd.target is None else format_bytes(cmd.target)
+    return f"{cmd.vm} swap target = {what}"
+
+
+def _balloon_driver(world: World, cmd: SetBalloonDriver) -> str:
+    _set_vm("balloon_driver", int(cmd.enabled), world, cmd.vm)
+    return f"{cmd.vm} balloon driver {'enabled' if cmd.enabled else 'disabled'}"
+
+
+def _idle_tax(world: World, cmd: SetIdleTax) -> str:
+    taxes = world.state.reclaim.hosts["idle_tax"]
+    if cmd.host is None:
+        taxes[:] = cmd.tax
+    else:
+        taxes[world.state.hosts.index(cmd.host)] = cmd.tax
+    return f"idle memory tax = {cmd.tax:.0%} on {cmd.host or 'every host'}"
+
+
+def _thresholds(world: World, cmd: SetThresholds) -> str:
+    world.state.reclaim.thresholds = [cmd.high, cmd.soft, cmd.hard, cmd.low]
+    return (f"free-memory thresholds high/soft/hard/low = {cmd.high:.1%}/{cmd.soft:.1%}/"
+            f"{cmd.hard:.1%}/{cmd.low:.1%}")
+
+
+def _salting(world: World, cmd: SetSalting) -> str:
+    world.state.sharing.salting = cmd.level
+    return f"page-sharing salting level = {cmd.level}"
+
+
+def _sharing(world: World, cmd: SetSharing) -> str:
+    world.state.sharing.hosts["mode"][world.state.hosts.index(cmd.host)] = (
+        SHARING_MODES.index(cmd.mode))
+    return f"{cmd.host} page sharing = {cmd.mode}"
+
+
+_SETTERS: dict[type, Callable[[World, Any], str]] = {
+    SetShares: _shares, SetMin: _min, SetMax: _max, SetBalloonTarget: _balloon_target,
+    SetSwapTarget: _swap_target, SetBalloonDriver: _balloon_driver, SetIdleTax: _idle_tax,
+    SetThresholds: _thresholds, SetSalting: _salting, SetSharing: _sharing,
+}
 
 
 def _start(world: World, v: int, h: int) -> None:

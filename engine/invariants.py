@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.state import N_LOC, Loc, State
+from engine.state import N_KIND, N_LOC, GuestKind, Loc, State
 
 
 def check(state: State) -> list[str]:
@@ -23,8 +23,14 @@ def check(state: State) -> list[str]:
     if np.any(res_frames < 0) or np.any(res_frames >= n_frames_total):
         out.append("a resident page has no valid frame")
         return out
-    if np.any(p.content[p.location == Loc.UNTOUCHED] != 0):
+    # An untouched page reads as zero, unless the guest paged its data out to its disk.
+    if np.any(p.content[(p.location == Loc.UNTOUCHED) & ~p.guest_swapped] != 0):
         out.append("an untouched page has non-zero content")
+    if np.any(p.guest_swapped & ((p.location == Loc.PRIVATE) | (p.location == Loc.SHARED)
+                                 | (p.location == Loc.SWAPPED))):
+        out.append("a page the guest paged out is still backed by the hypervisor")
+    if np.any((p.location == Loc.BALLOONED) != (p.guest_kind == GuestKind.DRIVER)):
+        out.append("ballooned pages and pages the balloon driver holds differ")
 
     mapped = np.bincount(res_frames, minlength=n_frames_total)
     if not np.array_equal(mapped, frames.refcount):
@@ -54,9 +60,16 @@ def check(state: State) -> list[str]:
                    f"but the pages say {counts[bad].tolist()}")
     if np.any(vms["loc_count"].sum(axis=1) != vms["n_pages"]):
         out.append("resident + swapped + ballooned + untouched != configured for some VM")
-    gf = np.bincount(page_vm, weights=p.guest_free, minlength=len(vms)).astype(np.int64)
-    if not np.array_equal(gf, vms["guest_free_count"]):
-        out.append("guest-free page counts disagree with the pages")
+    kinds = np.bincount(page_vm * N_KIND + p.guest_kind, minlength=len(vms) * N_KIND)
+    if not np.array_equal(kinds.reshape(len(vms), N_KIND), vms["kind_count"]):
+        out.append("guest page-kind counts disagree with the pages")
+    if not np.array_equal(np.bincount(page_vm[p.guest_swapped], minlength=len(vms)),
+                          vms["guest_swapped_count"]):
+        out.append("guest-swapped counts disagree with the pages")
+    swapped_per_host = np.bincount(np.maximum(vms["host"], 0), weights=counts[:, Loc.SWAPPED],
+                                   minlength=len(hosts)).astype(np.int64)
+    if not np.array_equal(swapped_per_host, state.reclaim.hosts["swapped_pages"]):
+        out.append("per-host swapped page counts disagree with the pages")
     if np.any((vms["host"] < 0) & (counts[:, Loc.PRIVATE] + counts[:, Loc.SHARED] > 0)):
         out.append("a stopped VM still has resident pages")
     res_pages = np.flatnonzero(resident)

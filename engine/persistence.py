@@ -21,12 +21,14 @@ from engine.rng import Streams
 from engine.scenario import ScenarioSpec
 from engine.spec import VMSpec
 from engine.state import (
+    HOST_RECLAIM_ARRAYS,
     HOST_SHARING_ARRAYS,
     VM_ARRAY_DTYPES,
     Frames,
     Hosts,
     Money,
     Pages,
+    Reclaim,
     Sharing,
     State,
     VMs,
@@ -57,6 +59,8 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
         "history": {k: list(v) for k, v in world.history.items()},
         "objective_verdicts": [[i, v, ok] for i, (v, ok) in world.objective_verdicts.items()],
         "sharing_salting": state.sharing.salting,
+        "reclaim_thresholds": list(state.reclaim.thresholds),
+        "reclaim_realloc": state.reclaim.realloc,
     }
     arrays: Arrays = {f"pages.{k}": v for k, v in state.pages.arrays().items()}
     arrays.update({f"frames.{k}": v for k, v in state.frames.arrays().items()})
@@ -72,6 +76,7 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
         arrays.update(getattr(sharing, name).to_arrays(f"sharing.{name}"))
     arrays["sharing.frame_key"] = sharing.frame_key
     arrays.update({f"sharing.hosts.{k}": v for k, v in sharing.hosts.items()})
+    arrays.update({f"reclaim.hosts.{k}": v for k, v in state.reclaim.hosts.items()})
     if sharing.ksm_scanned_at is not None:
         arrays["sharing.ksm_scanned_at"] = sharing.ksm_scanned_at
     return meta, arrays
@@ -129,6 +134,12 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         hosts={k: arrays[f"sharing.hosts.{k}"] for k in HOST_SHARING_ARRAYS},
         salting=int(meta["sharing_salting"]),
         ksm_scanned_at=arrays.get("sharing.ksm_scanned_at"),
+    )
+    state.reclaim = Reclaim(
+        hosts={k: arrays[f"reclaim.hosts.{k}"].astype(dtype)
+               for k, dtype in HOST_RECLAIM_ARRAYS.items()},
+        thresholds=[float(x) for x in meta["reclaim_thresholds"]],
+        realloc=bool(meta["reclaim_realloc"]),
     )
     topology = build_topology(spec)
     topology.link_up[:] = arrays["net.link_up"]

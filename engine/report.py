@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.memory.states import STATE_NAMES, classify
 from engine.objectives import evaluate_objectives
-from engine.state import SHARING_MODES, Loc
+from engine.state import SHARING_MODES, GuestKind, Loc
 from engine.world import World
 
 TABLE_ENTRY_BYTES = 16  # ESX: 16 bytes per sharing-table entry
@@ -131,7 +131,7 @@ def _vm_views(world: World) -> list[VMView]:
             balloon_bytes=int(lc[v, Loc.BALLOONED]) * page,
             swapped_bytes=int(lc[v, Loc.SWAPPED]) * page,
             untouched_bytes=int(lc[v, Loc.UNTOUCHED]) * page,
-            guest_free_bytes=int(vms["guest_free_count"][v]) * page,
+            guest_free_bytes=int(vms["kind_count"][v, GuestKind.FREE]) * page,
             # Without an allocation policy a running VM is entitled to its max.
             target_bytes=max_bytes if running else 0,
             min_bytes=int(vms["min_pages"][v]) * page,

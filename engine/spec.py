@@ -67,6 +67,8 @@ class HostSpec(Frozen):
     idle_w: float = Field(default=150.0, ge=0)
     peak_w: float = Field(default=300.0, ge=0)
     capital_per_hour: float = Field(default=0.10, ge=0)
+    swap_space: Bytes = 64 * 1024**3
+    swap_latency: Seconds = 0.005
     sharing: Literal["esx", "ksm", "off"] | None = None  # overrides policy.sharing.mode
 
 
@@ -123,6 +125,12 @@ class WorkloadSpec(Frozen):
     zero_writes: Fraction = 0.0
     cpu_util: Fraction = 0.3
     net: Rate = 0.0
+    # A cache-sensitive part: reads of a file data set through the guest's page cache.
+    dataset: Bytes | None = None
+    file_reads_per_s: float = Field(default=0.0, ge=0)
+    # Closed loop: the workload runs as fast as its faults let it (dbench); open loop: it
+    # receives a fixed rate and faults add latency (a web server).
+    closed_loop: bool = False
 
 
 class VMSpec(Frozen):
@@ -140,6 +148,7 @@ class VMSpec(Frozen):
     balloon_driver: bool = True
     tenant: Ident = "default"
     salt: Ident | None = None  # page-sharing salt; defaults to the tenant
+    guest_disk_latency: Seconds = 0.008  # the guest's own virtual disk (its swap, files)
     price_per_hour: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
@@ -210,9 +219,42 @@ class SharingPolicy(Frozen):
     ksm_use_zero_pages: bool = False
 
 
+class MemoryPolicy(Frozen):
+    """Allocation and reclamation (MECHANISMS sections 4-7).
+
+    idle_tax: tau of the adjusted shares-per-page ratio (0 = pure shares). Targets are
+    recomputed every `balance_period`, and at once after a parameter change. Active memory
+    is sampled every `sample_period` (slow and fast EWMA gains per period). Free-memory
+    thresholds are fractions of host memory; leaving a state upwards needs `hysteresis`
+    more free memory than entering it. `states = "vsphere6"` uses the minFree sliding
+    scale instead.
+    """
+
+    idle_tax: Fraction = 0.75
+    balance_period: Seconds = 15.0
+    sample_period: Seconds = 30.0
+    ewma_slow: Fraction = 0.125
+    ewma_fast: Fraction = 0.5
+    balloon_max: Fraction = 0.65
+    balloon_max_rate: float = Field(default=16384.0, gt=0)  # pages/s
+    balloon_min_rate: float = Field(default=64.0, gt=0)
+    thresholds: tuple[float, float, float, float] = (0.06, 0.04, 0.02, 0.01)
+    hysteresis: Fraction = 0.02
+    states: Literal["esx", "vsphere6"] = "esx"
+    overhead_per_vm: Bytes = 32 * 1024**2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MemoryPolicy:
+        if not all(a > b > 0 for a, b in zip(self.thresholds, self.thresholds[1:], strict=False)):
+            raise ValueError("thresholds must be decreasing positive fractions "
+                             "(high, soft, hard, low)")
+        return self
+
+
 class PolicySpec(Frozen):
     economy: EconomySpec = EconomySpec()
     sharing: SharingPolicy = SharingPolicy()
+    memory: MemoryPolicy = MemoryPolicy()
 
 
 class ObjectiveSpec(Frozen):

@@ -43,6 +43,20 @@ class Loc(IntEnum):
 
 
 N_LOC = len(Loc)
+
+
+class GuestKind(IntEnum):
+    """What the guest OS uses a guest-physical page for."""
+
+    FREE = 0  # on the guest's free list (or never used)
+    ANON = 1  # process memory of the workload's working set
+    CACHE = 2  # the guest's page cache (file blocks, clean: dropped under pressure)
+    DRIVER = 3  # pinned by the balloon driver (its frame went back to the hypervisor)
+
+
+N_KIND = len(GuestKind)
+SAMPLE_PAGES = 100  # ESX: pages sampled per VM per period for the active-memory estimate
+BALLOON_START_RATE = 1024.0  # pages/s; the driver adapts it (memory/balloon.py)
 RESIDENT_LOCS = (Loc.PRIVATE, Loc.SHARED)
 
 
@@ -51,7 +65,8 @@ class Pages:
     content: U64
     location: U8
     frame: I32
-    guest_free: Bool  # the guest OS considers the page free
+    guest_kind: U8  # the guest OS's view: GuestKind (free, anonymous, page cache)
+    guest_swapped: Bool  # the guest paged this page's data out to its virtual disk
     dirty: Bool  # migration dirty log
     accessed: Bool  # for active-memory sampling
     written_at: I32  # tick of the last write, -1 never
@@ -62,7 +77,8 @@ class Pages:
             content=np.zeros(n, np.uint64),
             location=np.zeros(n, np.uint8),
             frame=np.full(n, -1, np.int32),
-            guest_free=np.ones(n, np.bool_),
+            guest_kind=np.zeros(n, np.uint8),
+            guest_swapped=np.zeros(n, np.bool_),
             dirty=np.zeros(n, np.bool_),
             accessed=np.zeros(n, np.bool_),
             written_at=np.full(n, -1, np.int32),
@@ -105,6 +121,8 @@ class Hosts:
     idle_w: F64
     peak_w: F64
     capital_per_hour: F64
+    swap_latency_s: F64
+    swap_disk_bytes_per_s: F64
 
     def index(self, host_id: str) -> int:
         return self.ids.index(host_id)
@@ -123,7 +141,8 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "max_pages": np.int64,
     "seq_cursor": np.int64,
     "loc_count": np.int64,  # (n_vms, N_LOC) pages by location
-    "guest_free_count": np.int64,
+    "kind_count": np.int64,  # (n_vms, N_KIND) pages by guest kind
+    "guest_swapped_count": np.int64,
     "reads": np.int64,  # cumulative counters from here on
     "writes": np.int64,
     "first_touches": np.int64,
@@ -149,6 +168,47 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "cow_breaks_tick": np.int64,
     "salt_tenant_key": np.uint64,  # salt if set, else the tenant
     "salt_own_key": np.uint64,  # salt if set, else the VM itself
+    # allocation and reclamation (memory/allocation.py, balloon.py, swap.py)
+    "target_pages": np.int64,  # allocation target
+    "balloon_driver": np.bool_,  # a balloon driver is installed and enabled
+    "balloon_target": np.int64,  # pages the driver is asked to hold
+    "balloon_forced": np.int64,  # operator-forced balloon target, -1 = none
+    "balloon_rate": np.float64,  # adaptive inflation rate, pages/s
+    "swap_forced": np.int64,  # operator-forced swap target, -1 = none
+    "blocked": np.bool_,  # stopped by the hypervisor in the low memory state
+    # active-memory sampling (memory/sampling.py)
+    "sample": np.int64,  # (n_vms, SAMPLE_PAGES) pages invalidated this period
+    "active_slow": np.float64,
+    "active_fast": np.float64,
+    "active_estimate": np.float64,
+    "active_true": np.float64,  # ground truth of the last period
+    # guest page cache workloads (workloads/filecache.py)
+    "dataset_pages": np.int64,
+    "file_reads_per_s": np.float64,
+    "closed_loop": np.bool_,
+    "speed": np.float64,  # closed-loop share of full speed achieved last tick
+    "guest_disk_latency_s": np.float64,
+    # faults and service this tick, then cumulative
+    "guest_faults_tick": np.int64,  # guest page-ins from its virtual disk
+    "swapins_tick": np.int64,  # hypervisor swap-ins
+    "file_misses_tick": np.int64,
+    "file_reads_tick": np.int64,
+    "stall_s_tick": np.float64,  # time the VM waited on faults this tick
+    "guest_faults": np.int64,
+    "swapins": np.int64,
+    "swapouts": np.int64,
+    "pops": np.int64,  # ballooned pages touched and given back
+    "double_paging": np.int64,
+    "file_reads": np.int64,
+    "file_misses": np.int64,
+    "guest_evictions": np.int64,  # pages the guest paged out for the balloon
+}
+
+
+VM_ARRAY_SHAPES: dict[str, tuple[int, ...]] = {
+    "loc_count": (N_LOC,),
+    "kind_count": (N_KIND,),
+    "sample": (SAMPLE_PAGES,),
 }
 
 
@@ -161,7 +221,7 @@ class VMs:
     @classmethod
     def empty(cls) -> VMs:
         arrays: dict[str, npt.NDArray[Any]] = {
-            name: np.zeros((0, N_LOC) if name == "loc_count" else 0, dtype)
+            name: np.zeros((0, *VM_ARRAY_SHAPES.get(name, ())), dtype)
             for name, dtype in VM_ARRAY_DTYPES.items()
         }
         return cls([], [], arrays)
@@ -197,6 +257,19 @@ class VMs:
             "vcpus": spec.vcpus,
             "net_bytes_per_s": 0.0 if idle else wl.net,
             "price_per_hour": price_per_hour,
+            "target_pages": spec.max_bytes // page_size,
+            "balloon_driver": spec.balloon_driver,
+            "balloon_forced": -1,
+            "balloon_rate": BALLOON_START_RATE,
+            "swap_forced": -1,
+            "active_slow": 1.0,
+            "active_fast": 1.0,
+            "active_estimate": 1.0,
+            "dataset_pages": (wl.dataset or 0) // page_size,
+            "file_reads_per_s": 0.0 if idle else wl.file_reads_per_s,
+            "closed_loop": wl.closed_loop,
+            "speed": 1.0,
+            "guest_disk_latency_s": spec.guest_disk_latency,
             "salt_tenant_key": name_key("salt", spec.salt or f"tenant:{spec.tenant}"),
             "salt_own_key": name_key("salt", spec.salt or f"vm:{spec.id}"),
             "page_offset": page_offset,
@@ -205,13 +278,14 @@ class VMs:
             "shares": spec.shares_value,
             "min_pages": spec.min // page_size,
             "max_pages": spec.max_bytes // page_size,
-            "guest_free_count": n_pages,
         }
         for name, arr in self.arrays.items():
-            new = np.zeros((1, N_LOC) if name == "loc_count" else 1, arr.dtype)
+            new = np.zeros((1, *arr.shape[1:]), arr.dtype)
             if name == "loc_count":
                 new[0, Loc.UNTOUCHED] = n_pages
-            else:
+            elif name == "kind_count":
+                new[0, GuestKind.FREE] = n_pages
+            elif arr.ndim == 1:
                 new[0] = row.get(name, 0)
             self.arrays[name] = np.concatenate([arr, new])
         self.ids.append(spec.id)
@@ -276,6 +350,34 @@ class Sharing:
         return cls(U64Map(), U64Map(), U64Map(), np.zeros(n_frames, np.uint64), hosts, salting)
 
 
+MEM_STATE_NAMES = ("high", "soft", "hard", "low")
+# Per-host reclamation arrays (memory/states.py, swap.py, remap.py).
+HOST_RECLAIM_ARRAYS: dict[str, Any] = {
+    "mem_state": np.int64,  # index into MEM_STATE_NAMES, with hysteresis
+    "idle_tax": np.float64,  # tau
+    "swapped_pages": np.int64,
+    "swap_capacity_pages": np.int64,
+    "swapin_tick": np.int64,
+    "swapout_tick": np.int64,
+    "disk_busy_s_tick": np.float64,
+    "balloon_tick": np.int64,  # pages ballooned (+) or released (-) this tick
+    "next_balance_tick": np.int64,
+}
+
+
+@dataclass
+class Reclaim:
+    hosts: dict[str, npt.NDArray[Any]]
+    thresholds: list[float]  # free fractions: high, soft, hard, low
+    realloc: bool = True  # reallocate at the next tick (a parameter changed)
+
+    @classmethod
+    def empty(cls, n_hosts: int, tax: float, thresholds: list[float]) -> Reclaim:
+        hosts = {name: np.zeros(n_hosts, dtype) for name, dtype in HOST_RECLAIM_ARRAYS.items()}
+        hosts["idle_tax"][:] = tax
+        return cls(hosts, list(thresholds))
+
+
 @dataclass
 class Money:
     revenue: float = 0.0
@@ -299,6 +401,8 @@ class State:
     hosts: Hosts
     vms: VMs
     sharing: Sharing = field(default_factory=lambda: Sharing.empty(0, [], 1))
+    reclaim: Reclaim = field(
+        default_factory=lambda: Reclaim.empty(0, 0.75, [0.06, 0.04, 0.02, 0.01]))
     tick: int = 0
     next_unique_content: int = UNIQUE_CONTENT_BASE
     money: Money = field(default_factory=Money)

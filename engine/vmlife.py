@@ -9,7 +9,20 @@ from engine.memory.content import image_content, unique_content
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
 from engine.spec import VMSpec
-from engine.state import N_LOC, SHARING_MODES, Frames, Hosts, Loc, Pages, Sharing, State, VMs
+from engine.state import (
+    N_KIND,
+    N_LOC,
+    SHARING_MODES,
+    Frames,
+    GuestKind,
+    Hosts,
+    Loc,
+    Pages,
+    Reclaim,
+    Sharing,
+    State,
+    VMs,
+)
 
 
 def build_hosts(spec: ScenarioSpec) -> Hosts:
@@ -30,6 +43,8 @@ def build_hosts(spec: ScenarioSpec) -> Hosts:
         idle_w=np.array([h.idle_w for h in host_specs], np.float64),
         peak_w=np.array([h.peak_w for h in host_specs], np.float64),
         capital_per_hour=np.array([h.capital_per_hour for h in host_specs], np.float64),
+        swap_latency_s=np.array([h.swap_latency for h in host_specs], np.float64),
+        swap_disk_bytes_per_s=np.array([h.swap_disk for h in host_specs], np.float64),
     )
 
 
@@ -57,7 +72,11 @@ def build_state(spec: ScenarioSpec, streams: Streams) -> State:
         vms=VMs.empty(),
         nic_used_bytes_per_s=np.zeros(len(hosts)),
         sharing=Sharing.empty(total_frames, modes, policy.share_force_salting),
+        reclaim=Reclaim.empty(len(hosts), spec.policy.memory.idle_tax,
+                              list(spec.policy.memory.thresholds)),
     )
+    state.reclaim.hosts["swap_capacity_pages"][:] = [h.swap_space // page_size
+                                                     for h in hosts.specs]
     offset = 0
     for vm, n in zip(vm_specs, n_pages, strict=True):
         state.vms.append(vm, offset, n, page_size, price_per_hour(spec, vm))
@@ -123,10 +142,11 @@ def start_vm(state: State, streams: Streams, v: int, h: int) -> int:
     p.content[chosen] = content
     # Zeroed pages are what the guest keeps on its free list; the rest is in use.
     used = chosen[n_zero:]
-    p.guest_free[used] = False
+    p.guest_kind[used] = GuestKind.ANON
     vms["loc_count"][v, Loc.UNTOUCHED] -= k
     vms["loc_count"][v, Loc.PRIVATE] += k
-    vms["guest_free_count"][v] -= used.size
+    vms["kind_count"][v, GuestKind.FREE] -= used.size
+    vms["kind_count"][v, GuestKind.ANON] += used.size
     return k
 
 
@@ -136,13 +156,17 @@ def stop_vm(state: State, v: int) -> None:
     sl = slice(int(vms["page_offset"][v]), int(vms["page_offset"][v] + vms["n_pages"][v]))
     mapped = p.frame[sl]
     frame_alloc.release(state, mapped[mapped >= 0])
+    h = int(vms["host"][v])
+    state.reclaim.hosts["swapped_pages"][h] -= int(vms["loc_count"][v, Loc.SWAPPED])
     fresh = Pages.empty(sl.stop - sl.start)
     for name, arr in p.arrays().items():
         arr[sl] = getattr(fresh, name)
     vms["host"][v] = -1
     vms["loc_count"][v] = np.zeros(N_LOC, np.int64)
     vms["loc_count"][v, Loc.UNTOUCHED] = sl.stop - sl.start
-    vms["guest_free_count"][v] = sl.stop - sl.start
+    vms["kind_count"][v] = np.zeros(N_KIND, np.int64)
+    vms["kind_count"][v, GuestKind.FREE] = sl.stop - sl.start
+    vms["guest_swapped_count"][v] = 0
     vms["zero_shared"][v] = 0
     vms["scan_credit"][v] = 0.0
     if state.sharing.ksm_scanned_at is not None:

@@ -17,6 +17,8 @@ def small_spec(**overrides: Any) -> dict[str, Any]:
         "scenario": {"name": "small", "seed": 3, "tick_s": 1.0},
         "switch": [{"id": "tor"}, {"id": "gw", "kind": "gateway"}],
         "link": [{"a": "tor", "b": "gw", "capacity": "10Gbit/s"}],
+        # Per-VM overhead scaled down with these tiny VMs (the default is 32 MB per VM).
+        "policy": {"memory": {"overhead_per_vm": "64KiB"}},
         "host": [
             {"id": "h1", "memory": "16MiB", "low_memory": "4MiB", "switch": "tor"},
             {"id": "h2", "memory": "16MiB", "low_memory": "4MiB", "switch": "tor"},

@@ -1,11 +1,17 @@
 """Guest page touches: the faults they take and the writes they make.
 
 A workload hands in the pages read and written this tick (global page indices, duplicates
-allowed). First touch of an untouched page maps a fresh zeroed frame; a write to a shared
-page breaks copy-on-write into a private frame. A touch that cannot get a frame (host out
-of memory, or the VM at its max) stalls: it is not served this tick and is counted, which
-is what the service model charges the VM for. Only the faulting subset is ever deduplicated
-or revisited, so the common case (a resident page) costs a gather and a scatter.
+allowed). The common case, a resident page, costs a gather and a scatter; only the
+faulting subset is deduplicated and revisited:
+- untouched: the hypervisor maps a fresh zeroed frame (first touch);
+- swapped by the hypervisor: a swap-in, a disk read at the host's swap latency;
+- ballooned: the guest touched a page its balloon driver holds; the hypervisor "pops" it
+  with a fresh zeroed frame (never another VM's) and the balloon shrinks;
+- paged out by the guest to its virtual disk: a guest page-in (a disk read at the guest
+  disk's latency) that brings the data back;
+- a write to a shared page breaks copy-on-write into a private frame.
+A touch that cannot get a frame (host out of memory, or a first touch past the VM's max)
+stalls: not served this tick, and counted, as are touches of a VM blocked by the host.
 """
 
 from __future__ import annotations
@@ -14,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.arrays import runs, unique_sorted
+from engine.arrays import unique_sorted
 from engine.memory import frames as frame_alloc
-from engine.memory.content import unique_content
-from engine.state import I64, Bool, Loc, State
+from engine.state import I64, N_KIND, N_LOC, U64, Bool, GuestKind, Loc, State
 
 
 @dataclass
@@ -27,32 +32,69 @@ class TouchResult:
     stalled: I64
 
 
-def _move(state: State, vm: I64, old: int, new: int) -> None:
-    counts = np.bincount(vm, minlength=len(state.vms))
-    loc_count = state.vms["loc_count"]
-    loc_count[:, old] -= counts
-    loc_count[:, new] += counts
+def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = "loc_count",
+                width: int = N_LOC) -> None:
+    """Per-VM counters of pages by location (or guest kind): `old` -> `new`."""
+    n = len(state.vms)
+    table = state.vms[column]
+    table[:, new] += np.bincount(vm, minlength=n)
+    table -= np.bincount(vm * width + old.astype(np.int64),
+                         minlength=n * width).reshape(n, width)
 
 
-def _first_touch(state: State, pages: I64) -> None:
-    """Map zeroed frames for untouched pages, within each VM's max and the host's free."""
-    vms, p = state.vms, state.pages
+def _fault_in(state: State, pages: I64) -> None:
+    """Give frames to non-resident touched pages (first touch, swap-in, pop, page-in)."""
+    vms, p, hosts = state.vms, state.pages, state.hosts
     pages = unique_sorted(pages)
     vm = vms.vm_of_pages(pages)
-    # Rank of each page within its VM (pages are sorted, so VMs are contiguous).
-    _, starts, lengths = runs(vm)
-    rank = np.arange(pages.size) - np.repeat(starts, lengths)
-    resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
-    ok = rank < np.maximum(vms["max_pages"] - resident, 0)[vm]
-    pages, vm = pages[ok], vm[ok]
+    loc = p.location[pages]
+    swapped_by_guest = p.guest_swapped[pages]
+    # Only a first touch grows the VM past its max; data it had comes back regardless.
+    first = (loc == Loc.UNTOUCHED) & ~swapped_by_guest
+    if first.any():
+        rank = np.cumsum(first) - 1
+        per_vm_first = np.bincount(vm[first], minlength=len(vms))
+        start = np.cumsum(per_vm_first) - per_vm_first
+        rank_in_vm = rank - start[vm]
+        resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
+        room = np.maximum(vms["max_pages"] - resident, 0)
+        keep = ~first | (rank_in_vm < room[vm])
+        pages, vm, loc, swapped_by_guest = pages[keep], vm[keep], loc[keep], swapped_by_guest[keep]
     got = frame_alloc.allocate(state, vms["host"][vm])
     ok = got >= 0
-    pages, vm, got = pages[ok], vm[ok], got[ok]
+    pages, vm, loc, swapped_by_guest, got = (pages[ok], vm[ok], loc[ok], swapped_by_guest[ok],
+                                             got[ok])
+    n_vms = len(vms)
+    popped = loc == Loc.BALLOONED
+    swapin = loc == Loc.SWAPPED
+    fresh = ~swapin & ~swapped_by_guest  # first touches and pops see a zeroed frame
     p.frame[pages] = got
     p.location[pages] = Loc.PRIVATE
-    p.content[pages] = 0
-    _move(state, vm, Loc.UNTOUCHED, Loc.PRIVATE)
-    vms["first_touches"] += np.bincount(vm, minlength=len(vms))
+    p.content[pages[fresh]] = 0
+    p.guest_swapped[pages] = False
+    count_moves(state, vm, loc, Loc.PRIVATE)
+    if popped.any():
+        count_moves(state, vm[popped], p.guest_kind[pages[popped]], GuestKind.FREE,
+                    "kind_count", N_KIND)
+        p.guest_kind[pages[popped]] = GuestKind.FREE
+        vms["pops"] += np.bincount(vm[popped], minlength=n_vms)
+    vms["first_touches"] += np.bincount(vm[(loc == Loc.UNTOUCHED) & fresh], minlength=n_vms)
+    guest_in = np.bincount(vm[swapped_by_guest], minlength=n_vms)
+    vms["guest_swapped_count"] -= guest_in
+    vms["guest_faults_tick"] += guest_in
+    vms["stall_s_tick"] += guest_in * vms["guest_disk_latency_s"]
+    if swapin.any():
+        host_in = vms["host"][vm[swapin]]
+        vm_in = np.bincount(vm[swapin], minlength=n_vms)
+        vms["swapins_tick"] += vm_in
+        reclaim = state.reclaim.hosts
+        per_host = np.bincount(host_in, minlength=len(hosts))
+        reclaim["swapped_pages"] -= per_host
+        reclaim["swapin_tick"] += per_host
+        latency = np.array([h.swap_latency for h in hosts.specs])
+        page_s = state.page_size / np.array([h.swap_disk for h in hosts.specs])
+        reclaim["disk_busy_s_tick"] += per_host * page_s
+        vms["stall_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
 
 
 def _cow_break(state: State, pages: I64) -> None:
@@ -66,51 +108,66 @@ def _cow_break(state: State, pages: I64) -> None:
     p.frame[pages] = got
     p.location[pages] = Loc.PRIVATE
     frame_alloc.release(state, old)
-    _move(state, vm, Loc.SHARED, Loc.PRIVATE)
+    count_moves(state, vm, np.full(vm.size, Loc.SHARED), Loc.PRIVATE)
     vms["zero_shared"] -= np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
     broken = np.bincount(vm, minlength=len(vms))
     vms["cow_breaks"] += broken
     vms["cow_breaks_tick"] += broken
 
 
-def apply_touches(state: State, read_pages: I64, write_pages: I64, write_zero: Bool,
-                  reads_per_vm: I64, writes_per_vm: I64) -> TouchResult:
-    p, n_vms = state.pages, len(state.vms)
-    state.vms["cow_breaks_tick"][:] = 0
-    faulted_r = p.location[read_pages] == Loc.UNTOUCHED
+def _claim(state: State, touched: I64, kind: int) -> None:
+    """The guest now uses these pages as `kind` (anonymous memory or page cache)."""
+    p = state.pages
+    old = p.guest_kind[touched]
+    changed = touched[old != kind]
+    if changed.size:
+        changed = unique_sorted(changed)
+        vm = state.vms.vm_of_pages(changed)
+        count_moves(state, vm, p.guest_kind[changed], kind, "kind_count", N_KIND)
+        p.guest_kind[changed] = kind
+
+
+def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content: U64,
+                  reads_per_vm: I64, writes_per_vm: I64, kind: int = GuestKind.ANON,
+                  blocked: Bool | None = None) -> TouchResult:
+    p, vms, n_vms = state.pages, state.vms, len(state.vms)
+    if blocked is not None and blocked.any():
+        keep_r = ~blocked[vms.vm_of_pages(read_pages)]
+        keep_w = ~blocked[vms.vm_of_pages(write_pages)]
+        read_pages, write_pages = read_pages[keep_r], write_pages[keep_w]
+        write_content = write_content[keep_w]
+    loc_r = p.location[read_pages]
     loc_w = p.location[write_pages]
-    faulted_w = loc_w != Loc.PRIVATE  # untouched, or shared (copy-on-write)
+    faulted_r = (loc_r != Loc.PRIVATE) & (loc_r != Loc.SHARED)
+    faulted_w = loc_w != Loc.PRIVATE  # not resident, or shared (copy-on-write)
     fr_pages = read_pages[faulted_r]
     fw_pages = write_pages[faulted_w]
-    stalled_r = stalled_w = np.zeros(n_vms, np.int64)
     if fr_pages.size or fw_pages.size:
         fw_loc = loc_w[faulted_w]
-        _first_touch(state, np.concatenate([fr_pages, fw_pages[fw_loc == Loc.UNTOUCHED]]))
+        _fault_in(state, np.concatenate([fr_pages, fw_pages[fw_loc != Loc.SHARED]]))
         _cow_break(state, fw_pages[fw_loc == Loc.SHARED])
-        still_r = fr_pages[p.location[fr_pages] == Loc.UNTOUCHED]
+        loc_fr = p.location[fr_pages]
+        still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)
         still_w = p.location[fw_pages] != Loc.PRIVATE
-        stalled_r = np.bincount(state.vms.vm_of_pages(still_r), minlength=n_vms)
-        stalled_w = np.bincount(state.vms.vm_of_pages(fw_pages[still_w]), minlength=n_vms)
+        if still_r.any():
+            keep = np.ones(read_pages.size, np.bool_)
+            keep[np.flatnonzero(faulted_r)[still_r]] = False
+            read_pages = read_pages[keep]
         if still_w.any():
             keep = np.ones(write_pages.size, np.bool_)
             keep[np.flatnonzero(faulted_w)[still_w]] = False
-            write_pages, write_zero = write_pages[keep], write_zero[keep]
+            write_pages, write_content = write_pages[keep], write_content[keep]
 
-    new_content = unique_content(state, write_pages.size)
-    new_content[write_zero] = 0
-    p.content[write_pages] = new_content
+    p.content[write_pages] = write_content
     p.dirty[write_pages] = True
     p.written_at[write_pages] = state.tick
-    # A stalled touch still counts as the guest using the page: it is accessed and the
-    # guest no longer considers it free, even though the hypervisor could not back it.
     p.accessed[read_pages] = True
     p.accessed[write_pages] = True
-    for touched in (read_pages, write_pages):
-        newly_used = touched[p.guest_free[touched]]
-        if newly_used.size:
-            newly_used = unique_sorted(newly_used)
-            p.guest_free[newly_used] = False
-            state.vms["guest_free_count"] -= np.bincount(state.vms.vm_of_pages(newly_used),
-                                                         minlength=n_vms)
-    return TouchResult(reads_per_vm - stalled_r, writes_per_vm - stalled_w,
-                       stalled_r + stalled_w)
+    _claim(state, read_pages, kind)
+    _claim(state, write_pages, kind)
+    served_r = np.bincount(vms.vm_of_pages(read_pages), minlength=n_vms) if (
+        read_pages.size != int(reads_per_vm.sum())) else reads_per_vm
+    served_w = np.bincount(vms.vm_of_pages(write_pages), minlength=n_vms) if (
+        write_pages.size != int(writes_per_vm.sum())) else writes_per_vm
+    return TouchResult(served_r, served_w,
+                       reads_per_vm - served_r + writes_per_vm - served_w)

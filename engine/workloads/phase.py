@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.memory.content import unique_content
 from engine.memory.touch import apply_touches
 from engine.workloads.synthetic import generate
 from engine.world import World
@@ -15,8 +16,11 @@ def run_workloads(world: World) -> None:
     host = vms["host"]
     active = (host >= 0) & state.hosts.up[np.maximum(host, 0)]
     touches = generate(state, world.streams["workload"], active)
-    result = apply_touches(state, touches.read_pages, touches.write_pages, touches.write_zero,
-                           touches.reads_per_vm, touches.writes_per_vm)
+    content = unique_content(state, touches.write_pages.size)
+    content[touches.write_zero] = 0
+    result = apply_touches(state, touches.read_pages, touches.write_pages, content,
+                           touches.reads_per_vm, touches.writes_per_vm,
+                           blocked=vms["blocked"])
     was_stalling = vms["stalled_ops_tick"] > 0
     vms["reads"] += result.served_reads
     vms["writes"] += result.served_writes

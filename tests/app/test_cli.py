@@ -186,7 +186,9 @@ def test_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     one_error_line(captured.err, str(bad), "vm[0].host")
 
 
-def test_scenarios_lists_the_tutorial(capsys: pytest.CaptureFixture[str]) -> None:
+def test_scenarios_lists_the_tutorial(capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps long paths in a narrow table
     assert main(["scenarios"]) == 0
     out = capsys.readouterr().out
     assert "tutorial/first-night.toml" in out and "First night" in out

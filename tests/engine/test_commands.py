@@ -33,7 +33,7 @@ def test_reservations_cannot_exceed_a_host() -> None:
     data["vm"][1]["min"] = "6MiB"
     sim = Simulation.from_spec(parse_scenario(data))
     verdict = sim.submit(StartVM(vm="q", host="h1"))
-    assert not verdict.ok and "unreserved" in verdict.reason
+    assert not verdict.ok and "unreserved memory" in verdict.reason
     assert sim.submit(StartVM(vm="q", host="h2")).ok
 
 
@@ -74,3 +74,14 @@ def test_timeline_commands_fire_at_their_time() -> None:
     assert sim.snapshot().vm("q").running and events[0].time_s == 3.0
     sim.step(2)
     assert sim.snapshot().vm("a").shares == 77
+
+
+def test_admission_checks_swap_space_for_max_minus_min() -> None:
+    data = small_spec()
+    data["host"][1]["swap_space"] = "6MiB"  # vm c (4 MiB, min 0) already holds 4
+    sim = Simulation.from_spec(parse_scenario(data))
+    verdict = sim.submit(StartVM(vm="q", host="h2"))  # q (4 MiB, min 0) needs 4 MiB more
+    assert not verdict.ok and "swap" in verdict.reason
+    assert sim.submit({"kind": "set_min", "vm": "q", "min": 2 * MiB}).ok
+    sim.step(1)
+    assert sim.submit(StartVM(vm="q", host="h2")).ok

@@ -18,7 +18,7 @@ def _world(mode: str, salting: int = 0, host_memory: str = "16MiB",
            **sharing: Any) -> Simulation:
     data = small_spec()
     data["host"][0]["memory"] = host_memory
-    data["policy"] = {"sharing": {"mode": mode, "share_force_salting": salting, **sharing}}
+    data["policy"]["sharing"] = {"mode": mode, "share_force_salting": salting, **sharing}
     for vm in data["vm"][:2]:
         vm.update(content=IMAGE_ONLY, workload=STATIC, tenant=vm["id"])
     data["vm"][1].pop("host")
@@ -58,7 +58,7 @@ def test_a_write_splits_a_shared_page_and_the_rest_stay_shared() -> None:
     state = sim.world.state
     n = len(state.vms)
     w = np.array([page])
-    apply_touches(state, np.zeros(0, np.int64), w, np.zeros(1, bool),
+    apply_touches(state, np.zeros(0, np.int64), w, np.array([12345], np.uint64),
                   np.zeros(n, np.int64), np.bincount(state.vms.vm_of_pages(w), minlength=n))
     assert p.location[page] == Loc.PRIVATE and p.frame[page] != frame
     assert state.frames.refcount[frame] == refs - 1
@@ -130,8 +130,8 @@ def test_ksm_merges_a_fresh_pair_no_earlier_than_the_second_full_scan() -> None:
 
 def test_ksm_respects_max_page_sharing() -> None:
     data = small_spec()
-    data["policy"] = {"sharing": {"mode": "ksm", "ksm_pages_to_scan": 1000,
-                                  "ksm_sleep": "100ms", "ksm_max_page_sharing": 8}}
+    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 1000,
+                                 "ksm_sleep": "100ms", "ksm_max_page_sharing": 8}
     for vm in data["vm"][:2]:
         vm.update(content={"zero": 1.0, "os": 0, "app": 0, "private": 0, "resident": 1.0},
                   workload=STATIC)
@@ -147,7 +147,7 @@ def test_ksm_respects_max_page_sharing() -> None:
 
 def test_ksm_volatile_pages_never_merge() -> None:
     data = small_spec()
-    data["policy"] = {"sharing": {"mode": "ksm", "ksm_pages_to_scan": 100, "ksm_sleep": "100ms"}}
+    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 100, "ksm_sleep": "100ms"}
     # Both VMs keep rewriting their first 64 pages with zeros: identical but volatile.
     hot = {"reads_per_s": 0, "writes_per_s": 2000, "working_set": "256KiB",
            "zero_writes": 1.0}

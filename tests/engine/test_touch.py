@@ -3,9 +3,10 @@
 import numpy as np
 
 from engine import Simulation, invariants, parse_scenario
+from engine.memory.content import unique_content
 from engine.memory.sharing import try_share
 from engine.memory.touch import apply_touches
-from engine.state import Loc
+from engine.state import GuestKind, Loc
 from tests.conftest import small_spec
 
 MiB = 1024**2
@@ -22,7 +23,8 @@ def _touch(sim: Simulation, reads: list[int], writes: list[int], zero: bool = Fa
     r = np.array(reads, np.int64)
     w = np.array(writes, np.int64)
     n = len(state.vms)
-    return apply_touches(state, r, w, np.full(w.size, zero),
+    content = np.zeros(w.size, np.uint64) if zero else unique_content(state, w.size)
+    return apply_touches(state, r, w, content,
                          np.bincount(state.vms.vm_of_pages(r), minlength=n),
                          np.bincount(state.vms.vm_of_pages(w), minlength=n))
 
@@ -35,7 +37,7 @@ def test_first_touch_maps_a_zeroed_frame_and_uses_the_page() -> None:
     p = state.pages
     assert p.location[5] == Loc.PRIVATE and p.content[5] == 0 and p.frame[5] >= 0
     assert int(state.hosts.free_count[0]) == free_before - 2  # page 5 touched twice
-    assert not p.guest_free[5] and p.accessed[9]
+    assert p.guest_kind[5] == GuestKind.ANON and p.accessed[9]
     assert int(state.vms["first_touches"][0]) == 2
     assert invariants.check(state) == []
 
