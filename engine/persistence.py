@@ -15,7 +15,6 @@ import numpy.typing as npt
 from engine.commands import command_to_plain, parse_command
 from engine.errors import InputError
 from engine.hashtable import U64Map
-from engine.memory.states import classify
 from engine.network import build_topology
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
@@ -151,5 +150,4 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     world.history = {k: deque(v, maxlen=HISTORY_TICKS) for k, v in meta["history"].items()}
     world.objective_verdicts = {int(i): (float(v), bool(ok))
                                 for i, v, ok in meta["objective_verdicts"]}
-    world.host_state = classify(hosts.free_count / np.maximum(hosts.n_frames, 1))
     return world

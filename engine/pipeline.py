@@ -1,12 +1,18 @@
 """The tick: one ordered list of phases, each a function over the world.
 
 Order matters and is part of the contract:
-1. commands  - scheduled timeline entries due now, then operator commands, in order
-2. workload  - every running VM reads and writes pages (first touch, COW break, stalls)
-3. sharing   - page-sharing scanners (ESX random scan with hints, or KSM trees)
-4. network   - max-min fair rates of service traffic over the topology
-5. economy   - revenue for served work, host power and capital costs
-6. metrics   - host memory states, history for sparklines
+1. commands   - scheduled timeline entries due now, then operator commands, in order
+2. workload   - every running VM touches pages: first touch, COW break, swap-in, balloon
+                pop, guest page-in, page-cache reads; stalls; closed-loop pace
+3. sampling   - active-memory estimates (invalidate 100 random pages per period)
+4. allocation - targets from shares, min, max and the idle tax (every balance period)
+5. reclaim    - free-memory states; balloon targets, swap goals, blocking
+6. balloon    - drivers inflate or deflate toward their targets
+7. swap       - the swap daemon swaps toward its goals (share before swap)
+8. sharing    - page-sharing scanners (ESX random scan with hints, or KSM trees)
+9. network   - max-min fair rates of service traffic over the topology
+10. economy   - revenue for served work, host power and capital costs
+11. metrics   - host memory states, history for sparklines
 Later mechanisms insert their phases at the place the design gives them.
 """
 
@@ -16,8 +22,12 @@ from collections.abc import Callable
 
 from engine import control
 from engine.economy.billing import bill
+from engine.memory.allocation import run_allocation
+from engine.memory.balloon import run_balloon
 from engine.memory.phase import run_sharing
-from engine.memory.states import update_host_states
+from engine.memory.reclaim import run_reclaim_policy
+from engine.memory.sampling import run_sampling
+from engine.memory.swap import run_swap
 from engine.network import update_service_rates
 from engine.objectives import judge_objectives
 from engine.workloads.phase import run_workloads
@@ -44,7 +54,6 @@ def apply_commands(world: World) -> None:
 
 def record_metrics(world: World) -> None:
     state = world.state
-    update_host_states(world)
     ops = int(state.vms["ops_tick"].sum())
     stalled = int(state.vms["stalled_ops_tick"].sum())
     world.record("profit", state.money.profit)
@@ -58,6 +67,11 @@ def record_metrics(world: World) -> None:
 TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("commands", apply_commands),
     ("workload", run_workloads),
+    ("sampling", run_sampling),
+    ("allocation", run_allocation),
+    ("reclaim", run_reclaim_policy),
+    ("balloon", run_balloon),
+    ("swap", run_swap),
     ("sharing", run_sharing),
     ("network", update_service_rates),
     ("economy", bill),

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.memory.states import STATE_NAMES, classify
+from engine.memory.states import STATE_NAMES
 from engine.objectives import evaluate_objectives
 from engine.state import SHARING_MODES, GuestKind, Loc
 from engine.world import World
@@ -154,7 +154,7 @@ def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
     for vm in vm_views:
         if vm.host is not None:
             per_host[vm.host].append(vm)
-    codes = classify(hosts.free_count / np.maximum(hosts.n_frames, 1))
+    codes = state.reclaim.hosts["mem_state"]
     counters = state.sharing.hosts
     out = []
     for h, host_id in enumerate(hosts.ids):

@@ -175,6 +175,7 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "balloon_forced": np.int64,  # operator-forced balloon target, -1 = none
     "balloon_rate": np.float64,  # adaptive inflation rate, pages/s
     "swap_forced": np.int64,  # operator-forced swap target, -1 = none
+    "swap_goal": np.int64,  # pages the policy wants swapped out now
     "blocked": np.bool_,  # stopped by the hypervisor in the low memory state
     # active-memory sampling (memory/sampling.py)
     "sample": np.int64,  # (n_vms, SAMPLE_PAGES) pages invalidated this period
@@ -184,6 +185,7 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "active_true": np.float64,  # ground truth of the last period
     # guest page cache workloads (workloads/filecache.py)
     "dataset_pages": np.int64,
+    "dataset_key": np.uint64,
     "file_reads_per_s": np.float64,
     "closed_loop": np.bool_,
     "speed": np.float64,  # closed-loop share of full speed achieved last tick
@@ -266,6 +268,7 @@ class VMs:
             "active_fast": 1.0,
             "active_estimate": 1.0,
             "dataset_pages": (wl.dataset or 0) // page_size,
+            "dataset_key": name_key("file", f"{spec.tenant}/{spec.app or spec.id}"),
             "file_reads_per_s": 0.0 if idle else wl.file_reads_per_s,
             "closed_loop": wl.closed_loop,
             "speed": 1.0,

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
-import numpy.typing as npt
-
 from engine.commands import Command
 from engine.events import Event
 from engine.rng import Streams
@@ -29,7 +26,6 @@ class World:
     events: list[Event] = field(default_factory=list)  # this tick's
     history: dict[str, deque[float]] = field(default_factory=dict)
     service_flow_key: bytes = b""
-    host_state: npt.NDArray[np.int8] | None = None
     objective_verdicts: dict[int, tuple[float, bool]] = field(default_factory=dict)
 
     def emit(self, kind: str, message: str, vm: str | None = None,

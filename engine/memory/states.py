@@ -1,33 +1,89 @@
-"""Free-memory states of a host: high, soft, hard, low (ESX section 6.3).
+"""Free-memory states of a host (ESX section 6.3): high, soft, hard, low.
 
-The state is read from the free fraction against the policy thresholds; reclamation
-mechanisms consult it to pick balloon vs swap. A change of state is an event.
+A host drops to a lower state when free memory falls below that state's threshold (soft
+4 %, hard 2 %, low 1 % of memory by default) and climbs back only after free memory
+exceeds the threshold by `hysteresis` (so soft -> high needs 6 %). The state picks the
+reclamation: high, none beyond sharing; soft, balloon (swap only where the balloon
+cannot); hard, swap; low, swap and block VMs above their target. State changes are events.
+
+The vSphere 6 variant derives the thresholds from minFree, a sliding scale of host memory
+(6 % of the first 4 GB, 4 % of the next 8, 2 % of the next 16, 1 % of the rest): high
+400 %, clear 100 %, soft 64 %, hard 32 %, low 16 % of minFree. "clear" (large pages break,
+sharing steps up) is reported as high.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
+from engine.state import MEM_STATE_NAMES
 from engine.world import World
 
-STATE_NAMES = ("high", "soft", "hard", "low")
 HIGH, SOFT, HARD, LOW = range(4)
-# Free fraction at or above which a host is in high / soft / hard; below the last: low.
-THRESHOLDS = (0.06, 0.04, 0.01)
+STATE_NAMES = MEM_STATE_NAMES
+GIB = 1024**3
 
 
-def classify(free_fraction: np.ndarray) -> np.ndarray:
-    high, soft, hard = THRESHOLDS
-    return np.select([free_fraction >= high, free_fraction >= soft, free_fraction >= hard],
-                     [HIGH, SOFT, HARD], LOW).astype(np.int8)
+def min_free_bytes(memory_bytes: float) -> float:
+    """vSphere 6 minFree: 6 % of the first 4 GB, 4 % of the next 8, 2 % of the next 16,
+    1 % of the rest."""
+    total, left = 0.0, float(memory_bytes)
+    for size, share in ((4 * GIB, 0.06), (8 * GIB, 0.04), (16 * GIB, 0.02), (np.inf, 0.01)):
+        part = min(left, size)
+        total += part * share
+        left -= part
+        if left <= 0:
+            break
+    return total
+
+
+def thresholds(world: World) -> npt.NDArray[np.float64]:
+    """(n_hosts, 3) free fractions below which a host enters soft, hard and low."""
+    hosts = world.state.hosts
+    if world.spec.policy.memory.states == "vsphere6":
+        memory = hosts.n_frames * world.state.page_size
+        min_free = np.array([min_free_bytes(m) for m in memory]) / np.maximum(memory, 1)
+        return np.stack([0.64 * min_free, 0.32 * min_free, 0.16 * min_free], axis=1)
+    _, soft, hard, low = world.state.reclaim.thresholds
+    return np.tile([soft, hard, low], (len(hosts), 1))
+
+
+def high_threshold(world: World) -> npt.NDArray[np.float64]:
+    hosts = world.state.hosts
+    if world.spec.policy.memory.states == "vsphere6":
+        memory = hosts.n_frames * world.state.page_size
+        return 4.0 * np.array([min_free_bytes(m) for m in memory]) / np.maximum(memory, 1)
+    return np.full(len(hosts), world.state.reclaim.thresholds[0])
+
+
+def free_fraction(world: World) -> npt.NDArray[np.float64]:
+    hosts = world.state.hosts
+    return np.asarray(hosts.free_count / np.maximum(hosts.n_frames, 1), np.float64)
 
 
 def update_host_states(world: World) -> None:
     hosts = world.state.hosts
-    new = classify(hosts.free_count / np.maximum(hosts.n_frames, 1))
-    old = world.host_state
-    if old is not None and old.shape == new.shape:
-        for h in np.flatnonzero(old != new).tolist():
-            world.emit("host_state", f"{hosts.ids[h]} memory state "
-                       f"{STATE_NAMES[old[h]]} -> {STATE_NAMES[new[h]]}", host=hosts.ids[h])
-    world.host_state = new
+    current = world.state.reclaim.hosts["mem_state"]
+    free = free_fraction(world)
+    below = thresholds(world)  # soft, hard, low entry thresholds
+    # The deepest state whose entry threshold free memory is under.
+    entered = (free[:, None] < below).sum(axis=1)
+    # Climbing out of state s needs free above its own entry threshold plus hysteresis.
+    gap = world.spec.policy.memory.hysteresis
+    new = current.copy()
+    down = entered > current
+    new[down] = entered[down]
+    for _ in range(3):
+        can_rise = new > HIGH
+        exit_at = below[np.arange(len(hosts)), np.maximum(new - 1, 0)] + gap
+        rising = can_rise & (entered < new) & (free >= exit_at)
+        if not rising.any():
+            break
+        new[rising] -= 1
+    if np.any(new != current):
+        world.state.reclaim.realloc = True  # free memory crossed a threshold
+    for h in np.flatnonzero(new != current).tolist():
+        world.emit("host_state", f"{hosts.ids[h]} memory state {STATE_NAMES[current[h]]} -> "
+                   f"{STATE_NAMES[new[h]]} ({free[h]:.1%} free)", host=hosts.ids[h])
+    current[:] = new

@@ -1,4 +1,9 @@
-"""The workload phase: every running VM touches its pages for one tick."""
+"""The workload phase: every running VM touches its pages for one tick.
+
+Anonymous reads and writes come first, then reads through the guest page cache. A
+closed-loop workload's pace for the next tick is the share of this tick it spent working
+rather than waiting on faults (guest page-ins, swap-ins, cache misses).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,21 @@ import numpy as np
 
 from engine.memory.content import unique_content
 from engine.memory.touch import apply_touches
+from engine.workloads.filecache import run_file_reads
 from engine.workloads.synthetic import generate
 from engine.world import World
+
+PER_TICK = ("guest_faults_tick", "swapins_tick", "file_misses_tick", "file_reads_tick",
+            "stall_s_tick", "cow_breaks_tick")
 
 
 def run_workloads(world: World) -> None:
     state = world.state
     vms = state.vms
+    for name in PER_TICK:
+        vms[name][:] = 0
+    state.reclaim.hosts["swapin_tick"][:] = 0
+    state.reclaim.hosts["disk_busy_s_tick"][:] = 0
     host = vms["host"]
     active = (host >= 0) & state.hosts.up[np.maximum(host, 0)]
     touches = generate(state, world.streams["workload"], active)
@@ -21,16 +34,30 @@ def run_workloads(world: World) -> None:
     result = apply_touches(state, touches.read_pages, touches.write_pages, content,
                            touches.reads_per_vm, touches.writes_per_vm,
                            blocked=vms["blocked"])
+    run_file_reads(world, active)
     was_stalling = vms["stalled_ops_tick"] > 0
     vms["reads"] += result.served_reads
     vms["writes"] += result.served_writes
     vms["stalled_ops"] += result.stalled
-    vms["stalled_ops_tick"][:] = result.stalled
-    vms["ops_tick"][:] = result.served_reads + result.served_writes + result.stalled
+    vms["stalled_ops_tick"] = result.stalled
+    vms["ops_tick"] = result.served_reads + result.served_writes + result.stalled
+    vms["guest_faults"] += vms["guest_faults_tick"]
+    _pace(world)
     for v in np.flatnonzero((result.stalled > 0) & ~was_stalling).tolist():
         h = int(host[v])
-        world.emit("memory_stall",
-                   f"{vms.ids[v]} stalls: no free memory for it on {state.hosts.ids[h]}"
-                   if state.hosts.free_count[h] == 0 else
-                   f"{vms.ids[v]} stalls: it has reached its max",
+        reason = ("it is blocked until it is back at its target" if vms["blocked"][v] else
+                  "no free memory for it" if state.hosts.free_count[h] == 0 else
+                  "it has reached its max")
+        world.emit("memory_stall", f"{vms.ids[v]} stalls on {state.hosts.ids[h]}: {reason}",
                    vm=vms.ids[v], host=state.hosts.ids[h])
+
+
+def _pace(world: World) -> None:
+    state = world.state
+    vms = state.vms
+    nominal = vms["reads_per_s"] + vms["writes_per_s"] + np.where(
+        vms["dataset_pages"] > 0, vms["file_reads_per_s"], 0.0)
+    done = vms["ops_tick"] - vms["stalled_ops_tick"] + vms["file_reads_tick"]
+    working_s = done / np.maximum(nominal, 1e-9)
+    speed = working_s / np.maximum(working_s + vms["stall_s_tick"], 1e-12)
+    vms["speed"] = np.where(vms["closed_loop"] & (done > 0), np.clip(speed, 0.01, 1.0), 1.0)

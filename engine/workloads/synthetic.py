@@ -44,8 +44,10 @@ def _sweep(counts: I64, offset: I64, start: I64, span: I64) -> I64:
 
 def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
     vms = state.vms
-    n_r = rng.poisson(np.where(active, vms["reads_per_s"] * state.tick_s, 0.0)).astype(np.int64)
-    n_w = rng.poisson(np.where(active, vms["writes_per_s"] * state.tick_s, 0.0)).astype(np.int64)
+    # A closed-loop workload runs only as fast as last tick's faults let it.
+    pace = np.where(active, vms["speed"] * state.tick_s, 0.0)
+    n_r = rng.poisson(vms["reads_per_s"] * pace).astype(np.int64)
+    n_w = rng.poisson(vms["writes_per_s"] * pace).astype(np.int64)
     seq = vms["sequential"]
     offset, ws, hot = vms["page_offset"], vms["ws_pages"], vms["hot_pages"]
     hot_access = vms["hot_access"]

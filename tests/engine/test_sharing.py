@@ -14,7 +14,7 @@ STATIC = {"kind": "idle"}
 IMAGE_ONLY = {"zero": 0.1, "os": 0.6, "app": 0.3, "private": 0.0, "resident": 1.0}
 
 
-def _world(mode: str, salting: int = 0, host_memory: str = "16MiB",
+def _world(mode: str, salting: int = 0, host_memory: str = "24MiB",
            **sharing: Any) -> Simulation:
     data = small_spec()
     data["host"][0]["memory"] = host_memory
