@@ -108,9 +108,22 @@ class SetThresholds(Frozen):
     low: float = Field(gt=0, lt=1)
 
 
+class SetWorkload(Frozen):
+    """Change a running workload's demand (load spikes, a toucher's working set...)."""
+
+    kind: Literal["set_workload"] = "set_workload"
+    vm: Ident
+    reads_per_s: float | None = Field(default=None, ge=0)
+    writes_per_s: float | None = Field(default=None, ge=0)
+    working_set: Bytes | None = None
+    hot_set: Bytes | None = None
+    file_reads_per_s: float | None = Field(default=None, ge=0)
+
+
 Command = Annotated[
     StartVM | PlaceVM | StopVM | SetShares | SetMin | SetMax | SetSharing | SetSalting
-    | SetBalloonTarget | SetSwapTarget | SetIdleTax | SetBalloonDriver | SetThresholds,
+    | SetBalloonTarget | SetSwapTarget | SetIdleTax | SetBalloonDriver | SetThresholds
+    | SetWorkload,
     Field(discriminator="kind"),
 ]
 

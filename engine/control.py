@@ -24,6 +24,7 @@ from engine.commands import (
     SetSharing,
     SetSwapTarget,
     SetThresholds,
+    SetWorkload,
     StartVM,
     StopVM,
 )
@@ -111,6 +112,16 @@ def _check_vm(world: World, cmd: Any, v: int) -> str | None:
         if cmd.target > limit:
             return (f"a balloon may hold at most {world.spec.policy.memory.balloon_max:.0%} "
                     f"of {cmd.vm} ({format_bytes(limit)})")
+    if isinstance(cmd, SetWorkload):
+        ws = cmd.working_set if cmd.working_set is not None else (
+            int(state.vms["ws_pages"][v]) * page)
+        if ws > memory:
+            return f"a working set of {format_bytes(ws)} does not fit in {format_bytes(memory)}"
+        hot = cmd.hot_set if cmd.hot_set is not None else min(
+            int(state.vms["hot_pages"][v]) * page, ws)
+        if hot > ws:
+            return "the hot set must lie within the working set"
+        return None
     if isinstance(cmd, SetSwapTarget) and cmd.target is not None and (
             cmd.target > memory - min_bytes):
         return (f"{cmd.vm}'s swap file holds max - min = {format_bytes(memory - min_bytes)}; "
@@ -198,6 +209,25 @@ def _balloon_driver(world: World, cmd: SetBalloonDriver) -> str:
     return f"{cmd.vm} balloon driver {'enabled' if cmd.enabled else 'disabled'}"
 
 
+def _workload(world: World, cmd: SetWorkload) -> str:
+    vms, page = world.state.vms, world.state.page_size
+    v = vms.index(cmd.vm)
+    changes = []
+    for name in ("reads_per_s", "writes_per_s", "file_reads_per_s"):
+        value = getattr(cmd, name)
+        if value is not None:
+            vms[name][v] = value
+            changes.append(f"{name} {value:g}")
+    if cmd.working_set is not None:
+        vms["ws_pages"][v] = max(1, cmd.working_set // page)
+        vms["hot_pages"][v] = min(vms["hot_pages"][v], vms["ws_pages"][v])
+        changes.append(f"working set {format_bytes(cmd.working_set)}")
+    if cmd.hot_set is not None:
+        vms["hot_pages"][v] = max(1, cmd.hot_set // page)
+        changes.append(f"hot set {format_bytes(cmd.hot_set)}")
+    return f"{cmd.vm} workload: " + (", ".join(changes) or "unchanged")
+
+
 def _idle_tax(world: World, cmd: SetIdleTax) -> str:
     taxes = world.state.reclaim.hosts["idle_tax"]
     if cmd.host is None:
@@ -228,6 +258,7 @@ _SETTERS: dict[type, Callable[[World, Any], str]] = {
     SetShares: _shares, SetMin: _min, SetMax: _max, SetBalloonTarget: _balloon_target,
     SetSwapTarget: _swap_target, SetBalloonDriver: _balloon_driver, SetIdleTax: _idle_tax,
     SetThresholds: _thresholds, SetSalting: _salting, SetSharing: _sharing,
+    SetWorkload: _workload,
 }
 
 

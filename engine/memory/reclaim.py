@@ -1,9 +1,10 @@
 """Reclamation policy: from targets and the host's memory state to balloon and swap goals.
 
-A VM above its target has `over` pages to give back. In the high state nothing is taken
-(balloons only shrink toward VMs that are under target). In the soft state the balloon
-takes `over`, and the swap daemon takes what the balloon cannot: VMs without a driver,
-or whose balloon is at its maximum. In the hard and low states the swap daemon forces the
+A VM above its target has `over` pages to give back. The balloon is sized so the guest
+sees its target as its memory (configured - target, at most `balloon_max`): a VM
+ballooned to X then behaves like one configured with X. In the high state balloons only
+shrink; in the soft state they grow to that size, and the swap daemon takes what the
+balloon cannot: VMs without a driver, or whose balloon is at its maximum. In the hard and low states the swap daemon forces the
 rest beyond what the balloon can inflate this tick, and in the low state VMs above target
 are blocked until they are back at it.
 """
@@ -26,14 +27,13 @@ def run_reclaim_policy(world: World) -> None:
     mem_state = state.reclaim.hosts["mem_state"][np.maximum(vms["host"], 0)]
     resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
     over = np.where(running, np.maximum(resident - vms["target_pages"], 0), 0)
-    under = np.where(running, np.maximum(vms["target_pages"] - resident, 0), 0)
     ballooned = vms["loc_count"][:, Loc.BALLOONED]
     cap = (policy.balloon_max * vms["n_pages"]).astype(np.int64)
     driver = vms["balloon_driver"]
 
     reclaiming = mem_state > HIGH
-    grow = np.where(reclaiming & driver, over, 0)
-    vms["balloon_target"] = np.clip(ballooned + grow - under, 0, cap)
+    size = np.clip(vms["n_pages"] - vms["target_pages"], 0, cap)
+    vms["balloon_target"] = np.where(reclaiming & driver, size, np.minimum(ballooned, size))
     balloon_room = np.where(driver, np.maximum(cap - ballooned, 0), 0)
     # What the balloon cannot take (no driver, or at its cap) is for the swap daemon.
     cannot = np.maximum(over - balloon_room, 0)

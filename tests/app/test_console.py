@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, OptionList
 
 from app.console.app import OvercommitApp
-from app.console.clock import SPEEDS, Clock
-from app.console.driver import EngineDriver
-from app.console.screens.end_screen import EndScreen
 from app.console.screens.help_screen import HelpScreen
 from app.console.screens.host_detail import HostDetailScreen
 from app.console.screens.load_dialog import LoadDialog
@@ -25,10 +23,10 @@ from app.console.screens.vm_detail import VMDetailScreen
 from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
 from app.console.widgets.host_list import HostList
-from app.console.widgets.vm_table import VMTable
 from app.console.widgets.verdict_line import VerdictLine
+from app.console.widgets.vm_table import VMTable
 from app.tui import open_simulation, run_console
-from engine import Event, InputError, Simulation
+from engine import InputError, Simulation
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "scenarios/tutorial/first-night.toml"
@@ -49,8 +47,8 @@ def make_app(path: Path = TUTORIAL) -> OvercommitApp:
     return OvercommitApp(Simulation.from_file(path), paused=True)
 
 
-def text_of(widget: object) -> str:
-    return str(getattr(widget, "render")())
+def text_of(widget: Widget) -> str:
+    return str(widget.render())
 
 
 def log_text(app: OvercommitApp) -> str:
@@ -256,85 +254,6 @@ async def test_save_then_load_restores_the_tick(tmp_path: Path,
     assert resumed.tick == 3
 
 
-TIMELINE_SCENARIO = """
-[scenario]
-name = "Busy evening"
-[[host]]
-id = "h1"
-memory = "256MiB"
-low_memory = "64MiB"
-[[vm]]
-id = "v1"
-memory = "64MiB"
-workload = { kind = "idle" }
-[[timeline]]
-at = "3s"
-kind = "start_vm"
-vm = "v1"
-host = "h1"
-"""
-
-
-@pilot_test
-async def test_timeline_events_are_announced_in_the_log(tmp_path: Path) -> None:
-    path = tmp_path / "busy.toml"
-    path.write_text(TIMELINE_SCENARIO)
-    app = make_app(path)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        assert "Next: 0:00:03 start v1 on h1" in text_of(app.screen.query_one("#objectives"))
-        await pilot.press(*["full_stop"] * 4)
-        await pilot.pause()
-        log = log_text(app)
-        assert "timeline scheduled: start v1 on h1" in log
-        assert "started v1 powered on on h1" in log
-        assert log.index("scheduled: start v1") < log.index("v1 powered on")
-        assert "Next:" not in text_of(app.screen.query_one("#objectives"))
-
-
-WIN_SCENARIO = """
-[scenario]
-name = "Short shift"
-duration = "5s"
-[[host]]
-id = "h1"
-memory = "256MiB"
-low_memory = "64MiB"
-[[vm]]
-id = "v1"
-host = "h1"
-memory = "64MiB"
-workload = { kind = "idle" }
-[[objective]]
-metric = "running_vms"
-at_least = 1
-by = "5s"
-description = "Keep v1 up"
-"""
-
-
-@pytest.mark.parametrize(("bound", "title"), [(1, "You won"), (2, "lost")])
-@pilot_test
-async def test_win_or_lose_when_all_objectives_are_judged(tmp_path: Path, bound: int,
-                                                          title: str) -> None:
-    path = tmp_path / "short.toml"
-    path.write_text(WIN_SCENARIO.replace("at_least = 1", f"at_least = {bound}"))
-    app = make_app(path)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        for _ in range(5):
-            await pilot.press("full_stop")
-        await pilot.pause()
-        assert isinstance(app.screen, EndScreen)
-        assert title in text_of(app.screen.query_one(".dialog--title"))
-        assert app.clock.paused
-        await pilot.press("escape")
-        assert not isinstance(app.screen, EndScreen)
-        await pilot.press("full_stop")  # keeps watching; no second end screen
-        await pilot.pause()
-        assert not isinstance(app.screen, EndScreen)
-
-
 @pilot_test
 async def test_help_explains_the_actions() -> None:
     app = make_app()
@@ -383,55 +302,6 @@ async def test_filter_and_sort_the_vm_table() -> None:
         assert first in ("db1", "web1", "web2")  # the 1GiB VMs
         await pilot.press("o")
         assert table.sort_key == "target"
-
-
-@pilot_test
-async def test_running_clock_in_a_thread_worker_keeps_every_event(tmp_path: Path) -> None:
-    path = tmp_path / "busy.toml"
-    path.write_text(TIMELINE_SCENARIO)
-    app = make_app(path)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.driver.tick_cost_s = 1.0  # pretend ticks are slow: they go to a thread worker
-        app.action_faster()
-        app.action_faster()  # x5
-        await pilot.press("space")
-        assert not app.clock.paused
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if app.snapshot.tick >= 6:
-                break
-        await pilot.press("space")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert app.clock.paused and app.snapshot.tick >= 4
-        assert app._worker is not None  # the thread path really ran
-        kinds = [ev.kind for _, ev in app.events]
-        assert kinds.count("vm_started") == 1 and kinds.count("timeline") == 1
-
-
-def test_newer_snapshots_replace_queued_ones_but_keep_their_events() -> None:
-    sim = Simulation.from_file(TUTORIAL)
-    snap = sim.snapshot()
-    first = EngineDriver.Stepped(0, snap, [Event(0, 0.0, "a", "first")])
-    second = EngineDriver.Stepped(0, snap, [Event(1, 1.0, "b", "second")])
-    assert first.can_replace(second)
-    assert [e.message for e in second.events] == ["first", "second"] and second.ticks == 2
-    stale = EngineDriver.Stepped(1, snap, [])  # from a simulation loaded since
-    assert not second.can_replace(stale)
-
-
-def test_clock_speeds_and_owed_ticks() -> None:
-    clock = Clock(paused=False)
-    assert clock.due(10.0) == 0  # the first call only starts the count
-    assert clock.due(12.0) == 1  # x1, but no more than half a second owed at once
-    for _ in range(10):
-        clock.faster()
-    assert clock.speed == SPEEDS[-1] == 100
-    assert clock.due(12.125) == 12  # 12.5 owed: the half tick carries over
-    assert clock.due(12.25) == 13
-    clock.pause()
-    assert clock.due(20.0) == 0 and clock.ticks_per_s(20.0) is None
 
 
 def test_run_console_refuses_bad_input(tmp_path: Path) -> None:

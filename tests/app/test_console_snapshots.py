@@ -48,7 +48,7 @@ min = "256MiB"
 app = "apache"
 tenant = "acme"
 content = { zero = 0.25, os = 0.25, app = 0.15, private = 0.35, resident = 0.45 }
-workload = { reads_per_s = 400, writes_per_s = 80, working_set = "384MiB", hot_set = "64MiB", net = "200Mbit/s" }
+workload = { reads_per_s = 400, writes_per_s = 80, working_set = "384MiB", net = "200Mbit/s" }
 
 [[vm]]
 id = "db1"
@@ -58,7 +58,7 @@ min = "512MiB"
 app = "postgres"
 tenant = "acme"
 content = { zero = 0.1, os = 0.15, app = 0.1, private = 0.65, resident = 0.6 }
-workload = { reads_per_s = 600, writes_per_s = 200, working_set = "768MiB", hot_set = "256MiB", net = "50Mbit/s" }
+workload = { reads_per_s = 600, writes_per_s = 200, working_set = "768MiB", net = "50Mbit/s" }
 
 [[vm]]
 id = "desk1"
