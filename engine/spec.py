@@ -274,10 +274,12 @@ class ObjectiveSpec(Frozen):
 
 
 class Expectation(Frozen):
-    """A published number a reproduction must match, within a tolerance."""
+    """A published number a reproduction must match: within a tolerance (two_sided), or
+    at least / at most it (for results published as "more than 30 %")."""
 
     metric: str
     published: float
+    bound: Literal["two_sided", "at_least", "at_most"] = "two_sided"
     abs_tol: float | None = Field(default=None, ge=0)
     rel_tol: float | None = Field(default=None, ge=0)
     unit: str = ""
@@ -285,15 +287,24 @@ class Expectation(Frozen):
 
     @model_validator(mode="after")
     def _one_tolerance(self) -> Expectation:
-        if (self.abs_tol is None) == (self.rel_tol is None):
-            raise ValueError("give exactly one of abs_tol or rel_tol")
+        if self.abs_tol is not None and self.rel_tol is not None:
+            raise ValueError("give at most one of abs_tol or rel_tol")
+        if self.bound == "two_sided" and self.abs_tol is None and self.rel_tol is None:
+            raise ValueError("a two-sided expectation needs abs_tol or rel_tol")
         return self
 
-    def holds(self, value: float) -> bool:
+    @property
+    def slack(self) -> float:
         if self.abs_tol is not None:
-            return abs(value - self.published) <= self.abs_tol
-        assert self.rel_tol is not None
-        return abs(value - self.published) <= self.rel_tol * abs(self.published)
+            return self.abs_tol
+        return (self.rel_tol or 0.0) * abs(self.published)
+
+    def holds(self, value: float) -> bool:
+        if self.bound == "at_least":
+            return value >= self.published - self.slack
+        if self.bound == "at_most":
+            return value <= self.published + self.slack
+        return abs(value - self.published) <= self.slack
 
 
 class ReproduceSpec(Frozen):

@@ -140,13 +140,18 @@ def start_vm(state: State, streams: Streams, v: int, h: int) -> int:
     p.frame[chosen] = got
     p.location[chosen] = Loc.PRIVATE
     p.content[chosen] = content
-    # Zeroed pages are what the guest keeps on its free list; the rest is in use.
-    used = chosen[n_zero:]
-    p.guest_kind[used] = GuestKind.ANON
+    # Zeroed pages are what the guest keeps on its free list; OS, application and
+    # duplicated pages are file-backed page cache it can drop; unique data is process
+    # memory.
+    cached = chosen[n_zero:k - n_priv]
+    anon = chosen[k - n_priv:]
+    p.guest_kind[cached] = GuestKind.CACHE
+    p.guest_kind[anon] = GuestKind.ANON
     vms["loc_count"][v, Loc.UNTOUCHED] -= k
     vms["loc_count"][v, Loc.PRIVATE] += k
-    vms["kind_count"][v, GuestKind.FREE] -= used.size
-    vms["kind_count"][v, GuestKind.ANON] += used.size
+    vms["kind_count"][v, GuestKind.FREE] -= cached.size + anon.size
+    vms["kind_count"][v, GuestKind.CACHE] += cached.size
+    vms["kind_count"][v, GuestKind.ANON] += anon.size
     return k
 
 

@@ -47,13 +47,13 @@ def inflate(state: State, rng: np.random.Generator, v: int, k: int) -> int:
         state.reclaim.hosts["swapin_tick"][h] += double.size
         state.reclaim.hosts["disk_busy_s_tick"][h] += (
             double.size * state.page_size / state.hosts.swap_disk_bytes_per_s[h])
+    unmap(state, victims, Loc.BALLOONED)
     # Data the guest keeps goes to its disk; free and cache pages are simply dropped.
     dropped = victims[(cls != ANON_COLD) & (cls != ANON_HOT)]
     p.content[dropped] = 0
     p.guest_swapped[paged_out] = True
     vms["guest_swapped_count"][v] += paged_out.size
     vms["guest_evictions"][v] += paged_out.size
-    unmap(state, victims, Loc.BALLOONED)
     set_kind(state, victims, GuestKind.DRIVER)
     policy_rate = vms["balloon_rate"][v]
     vms["balloon_rate"][v] = policy_rate / 2 if paged_out.size else policy_rate * 2

@@ -25,7 +25,7 @@ from engine import Simulation
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "scenarios/tutorial/first-night.toml"
-N_KEYS = 300
+N_KEYS = 2000
 NAVIGATION = ["up", "down", "left", "right", "enter", "escape", "tab", "shift+tab",
               "pageup", "pagedown", "home", "end", "backspace"]
 

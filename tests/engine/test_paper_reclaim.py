@@ -27,4 +27,27 @@ def test_fig7_idle_tax_moves_memory_to_the_busy_vm() -> None:
     assert after.vm("vm1-idle").resident_bytes / MB < 130
     assert after.vm("vm2-dbench").resident_bytes / MB > 230
     gain = throughput_tax75 / throughput_tax0 - 1
-    assert gain == pytest.approx(0.30, abs=0.10)
+    assert gain > 0.30  # published: "more than 30 %"
+
+
+def test_fig2_a_ballooned_vm_performs_like_one_configured_that_small() -> None:
+    import tomllib
+
+    from engine import parse_scenario
+
+    data = tomllib.loads((PAPER / "esx-fig2-balloon.toml").read_text())
+    keep = {"cfg128", "bal128", "cfg224", "bal224"}
+    data["vm"] = [vm for vm in data["vm"] if vm["id"] in keep]
+    data["timeline"] = [t for t in data["timeline"] if t["vm"] in keep]
+    sim = Simulation.from_spec(parse_scenario(data))
+    sim.step(240)
+    vms = sim.world.state.vms
+    start = vms["file_reads"].copy()
+    sim.step(240)
+    throughput = dict(zip(vms.ids, (vms["file_reads"] - start) / 240, strict=True))
+    for x in (128, 224):
+        loss = 1 - throughput[f"bal{x}"] / throughput[f"cfg{x}"]
+        assert -0.01 < loss < 0.06, (x, loss)
+        assert sim.snapshot().vm(f"bal{x}").balloon_bytes == (256 - x) * MB
+    # More memory, more throughput: the workload really is cache-sensitive.
+    assert throughput["cfg224"] > 1.3 * throughput["cfg128"]
