@@ -234,7 +234,7 @@ class MemoryPolicy(Frozen):
     balance_period: Seconds = 15.0
     sample_period: Seconds = 30.0
     ewma_slow: Fraction = 0.125
-    ewma_fast: Fraction = 0.5
+    ewma_fast: Fraction = 0.75
     balloon_max: Fraction = 0.65
     balloon_max_rate: float = Field(default=16384.0, gt=0)  # pages/s
     balloon_min_rate: float = Field(default=64.0, gt=0)

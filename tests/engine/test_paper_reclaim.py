@@ -51,3 +51,22 @@ def test_fig2_a_ballooned_vm_performs_like_one_configured_that_small() -> None:
         assert sim.snapshot().vm(f"bal{x}").balloon_bytes == (256 - x) * MB
     # More memory, more throughput: the workload really is cache-sensitive.
     assert throughput["cfg224"] > 1.3 * throughput["cfg128"]
+
+
+def test_fig6_sampling_rises_fast_decays_slowly_and_stays_above_the_truth() -> None:
+    sim = Simulation.from_file(PAPER / "esx-fig6-sampling.toml")
+    vms = sim.world.state.vms
+    estimate, truth = [], []
+    sim.step(1)  # period boundaries fall on multiples of 30 ticks
+    for _ in range(80):
+        sim.step(30)
+        estimate.append(float(vms["active_estimate"][0]))
+        truth.append(float(vms["active_true"][0]))
+    up, down = 20, 50  # indices of the first full period after each step
+    assert truth[up] > 0.85 and truth[down] < 0.25
+    rise = next(i for i in range(up, down) if estimate[i] >= 0.9 * truth[i]) - up
+    assert rise <= 1  # within one or two periods of the step
+    decay = next(i for i in range(down, 80) if estimate[i] <= truth[i] + 0.1) - down
+    assert decay >= 3  # several periods
+    below = [i for i in range(5, 80) if estimate[i] < truth[i] - 0.05]
+    assert len(below) <= 2  # never below the truth for long
