@@ -1,0 +1,129 @@
+"""Reclamation: memory states pick balloon vs swap, with hysteresis; double paging; pops."""
+
+from typing import Any
+
+import numpy as np
+
+from engine import Simulation, invariants, parse_scenario
+from engine.memory.states import update_host_states
+from engine.memory.touch import apply_touches
+from engine.state import GuestKind, Loc
+from tests.conftest import small_spec
+
+MiB = 1024**2
+
+
+def _pressure(idle: dict[str, Any] | None = None, memory: dict[str, Any] | None = None,
+              hog_writes: float = 3000) -> Simulation:
+    """h1 (16 MiB): a hog filling 12 MiB fast beside an 8 MiB VM that sits on its memory."""
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "off"}
+    data["policy"]["memory"].update(memory or {})
+    data["vm"][0].update(id="hog", memory="12MiB", content={"resident": 0.0},
+                         workload={"reads_per_s": 0, "writes_per_s": hog_writes,
+                                   "working_set": "12MiB", "hot_access": 0.0})
+    data["vm"][1].update(id="idle", memory="8MiB", workload={"kind": "idle"},
+                         content={"zero": 0.0, "os": 0.0, "app": 0.0, "private": 1.0,
+                                  "resident": 1.0}, **(idle or {}))
+    data["vm"][1].pop("app", None)
+    return Simulation.from_spec(parse_scenario(data), check=True)
+
+
+def _states(sim: Simulation, ticks: int) -> list[str]:
+    seen = []
+    for _ in range(ticks):
+        sim.step(1)
+        seen.append(sim.snapshot().host("h1").state)
+    return seen
+
+
+def test_soft_state_balloons_the_vm_above_its_target() -> None:
+    sim = _pressure()
+    seen = _states(sim, 20)
+    assert "soft" in seen
+    idle = sim.snapshot().vm("idle")
+    assert idle.balloon_bytes > 0 and idle.swapped_bytes == 0
+    assert idle.resident_bytes <= idle.target_bytes + 64 * 4096
+
+
+def test_a_vm_without_a_balloon_driver_is_swapped_instead() -> None:
+    sim = _pressure(idle={"balloon_driver": False})
+    _states(sim, 20)
+    idle = sim.snapshot().vm("idle")
+    assert idle.balloon_bytes == 0 and idle.swapped_bytes > 0
+
+
+def test_hard_state_swaps_when_the_balloon_is_too_slow() -> None:
+    sim = _pressure(memory={"balloon_max_rate": 64, "balloon_min_rate": 16}, hog_writes=6000)
+    seen = _states(sim, 20)
+    assert "hard" in seen or "low" in seen
+    vms = sim.world.state.vms
+    assert vms["swapouts"][vms.index("idle")] > 0
+
+
+def test_states_climb_back_only_with_hysteresis() -> None:
+    sim = _pressure()
+    world = sim.world
+    hosts = world.state.hosts
+    n = int(hosts.n_frames[0])
+    saved = hosts.free_count.copy()
+
+    def state_at(free_fraction: float) -> str:
+        hosts.free_count[0] = int(free_fraction * n)
+        update_host_states(world)
+        return sim.snapshot().host("h1").state
+
+    assert state_at(0.10) == "high"
+    assert state_at(0.039) == "soft"
+    assert state_at(0.05) == "soft"  # above soft (4 %) but not by the 2 % hysteresis
+    assert state_at(0.061) == "high"
+    assert state_at(0.015) == "hard"
+    assert state_at(0.009) == "low"
+    assert state_at(0.025) == "low"  # low -> hard needs 1 % + 2 %
+    assert state_at(0.031) == "hard"
+    hosts.free_count[:] = saved
+
+
+def test_double_paging_when_a_swapped_vm_is_ballooned_hard() -> None:
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "off"}
+    data["vm"][0].update(workload={"kind": "idle"},
+                         content={"zero": 0.0, "os": 0.0, "app": 0.0, "private": 1.0,
+                                  "resident": 1.0})
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    assert sim.submit({"kind": "set_swap_target", "vm": "a", "target": 4 * MiB}).ok
+    sim.step(5)
+    vms = sim.world.state.vms
+    assert vms["loc_count"][0, Loc.SWAPPED] == 1024
+    # Every page is process memory: the guest must page out, often picking swapped pages.
+    assert sim.submit({"kind": "set_balloon_target", "vm": "a", "target": 5 * MiB}).ok
+    sim.step(10)
+    assert vms["loc_count"][0, Loc.BALLOONED] == 1280
+    assert vms["double_paging"][0] > 0
+    assert vms["guest_evictions"][0] >= 1280 - 0  # all of it was process memory
+
+
+def test_a_touch_of_a_ballooned_page_pops_it_with_a_fresh_zeroed_frame() -> None:
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "off"}
+    data["vm"][0].update(workload={"kind": "idle"}, content={"resident": 0.5})
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    assert sim.submit({"kind": "set_balloon_target", "vm": "a", "target": 4 * MiB}).ok
+    sim.step(3)
+    state = sim.world.state
+    p = state.pages
+    ballooned = np.flatnonzero(p.location[:2048] == Loc.BALLOONED)[:50]
+    fresh = ballooned[~p.guest_swapped[ballooned]]
+    assert fresh.size > 0
+    apply_touches(state, fresh, np.zeros(0, np.int64), np.zeros(0, np.uint64),
+                  np.bincount(np.zeros(fresh.size, np.int64), minlength=len(state.vms)),
+                  np.zeros(len(state.vms), np.int64))
+    assert np.all(p.location[fresh] == Loc.PRIVATE)
+    assert np.all(p.content[fresh] == 0)  # zeroed, not another page's data
+    frames = p.frame[fresh]
+    lo = state.hosts.frame_offset[0]
+    assert np.all((frames >= lo) & (frames < lo + state.hosts.n_frames[0]))
+    assert np.all(state.frames.refcount[frames] == 1)
+    assert np.all(p.guest_kind[fresh] == GuestKind.ANON)
+    assert state.vms["pops"][0] == fresh.size
+    assert invariants.check(state) == []
