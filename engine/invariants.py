@@ -81,14 +81,19 @@ def check(state: State) -> list[str]:
 
     out.extend(_sharing(state, page_vm))
 
-    # Free lists: exactly the frames with refcount 0, each once, on the right host.
+    # Free lists: exactly the frames with refcount 0, each once, low and high apart.
     for h in range(len(hosts)):
-        off, n, free = (int(hosts.frame_offset[h]), int(hosts.n_frames[h]),
-                        int(hosts.free_count[h]))
-        stack = frames.free_stack[off:off + free]
+        off, n, low = (int(hosts.frame_offset[h]), int(hosts.n_frames[h]),
+                       int(hosts.low_frames[h]))
+        free, free_low = int(hosts.free_count[h]), int(hosts.free_low[h])
+        low_stack = frames.free_stack[off:off + free_low]
+        high_stack = frames.free_stack[off + low:off + low + free - free_low]
         zero = np.flatnonzero(frames.refcount[off:off + n] == 0) + off
-        if free > n or stack.size != zero.size or not np.array_equal(np.sort(stack), zero):
-            out.append(f"host {hosts.ids[h]}: free list does not match free frames")
+        listed = np.sort(np.concatenate([low_stack, high_stack]))
+        if (free > n or free_low > low or listed.size != zero.size
+                or not np.array_equal(listed, zero) or np.any(low_stack >= off + low)
+                or np.any(high_stack < off + low)):
+            out.append(f"host {hosts.ids[h]}: free lists do not match free frames")
     return out
 
 

@@ -65,6 +65,7 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     arrays.update({f"frames.{k}": v for k, v in state.frames.arrays().items()})
     arrays.update({f"vms.{k}": v for k, v in state.vms.arrays.items()})
     arrays["hosts.free_count"] = state.hosts.free_count
+    arrays["hosts.free_low"] = state.hosts.free_low
     arrays["hosts.up"] = state.hosts.up
     arrays["net.vm"] = state.vm_net_bytes_per_s
     arrays["net.nic"] = state.nic_used_bytes_per_s
@@ -101,6 +102,7 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     spec = ScenarioSpec.model_validate(meta["scenario"])
     hosts: Hosts = build_hosts(spec)
     hosts.free_count = arrays["hosts.free_count"].astype(np.int64)
+    hosts.free_low = arrays["hosts.free_low"].astype(np.int64)
     hosts.up = arrays["hosts.up"].astype(np.bool_)
     pages = Pages(**{k.removeprefix("pages."): v for k, v in arrays.items()
                      if k.startswith("pages.")})

@@ -10,9 +10,10 @@ Order matters and is part of the contract:
 6. balloon    - drivers inflate or deflate toward their targets
 7. swap       - the swap daemon swaps toward its goals (share before swap)
 8. sharing    - page-sharing scanners (ESX random scan with hints, or KSM trees)
-9. network   - max-min fair rates of service traffic over the topology
-10. economy   - revenue for served work, host power and capital costs
-11. metrics   - host memory states, history for sparklines
+9. io         - device I/O: bounce copies through 32-bit DMA, remapping into low memory
+10. network   - max-min fair rates of service traffic over the topology
+11. economy   - revenue for served work, host power and capital costs
+12. metrics   - history for sparklines, objectives judged
 Later mechanisms insert their phases at the place the design gives them.
 """
 
@@ -26,6 +27,7 @@ from engine.memory.allocation import run_allocation
 from engine.memory.balloon import run_balloon
 from engine.memory.phase import run_sharing
 from engine.memory.reclaim import run_reclaim_policy
+from engine.memory.remap import run_io
 from engine.memory.sampling import run_sampling
 from engine.memory.swap import run_swap
 from engine.network import update_service_rates
@@ -73,6 +75,7 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("balloon", run_balloon),
     ("swap", run_swap),
     ("sharing", run_sharing),
+    ("io", run_io),
     ("network", update_service_rates),
     ("economy", bill),
     ("metrics", record_metrics),

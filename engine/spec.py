@@ -131,6 +131,10 @@ class WorkloadSpec(Frozen):
     # Closed loop: the workload runs as fast as its faults let it (dbench); open loop: it
     # receives a fixed rate and faults add latency (a web server).
     closed_loop: bool = False
+    # Device I/O (network or disk buffers): pages per second, within the first `io_set`
+    # bytes of the working set. Through a 32-bit DMA device (vm.dma32) high pages bounce.
+    io_pages_per_s: float = Field(default=0.0, ge=0)
+    io_set: Bytes = 4 * 1024**2
 
 
 class VMSpec(Frozen):
@@ -149,6 +153,7 @@ class VMSpec(Frozen):
     tenant: Ident = "default"
     salt: Ident | None = None  # page-sharing salt; defaults to the tenant
     guest_disk_latency: Seconds = 0.008  # the guest's own virtual disk (its swap, files)
+    dma32: bool = False  # has a device that can only DMA below 4 GB
     price_per_hour: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
@@ -242,6 +247,8 @@ class MemoryPolicy(Frozen):
     hysteresis: Fraction = 0.02
     states: Literal["esx", "vsphere6"] = "esx"
     overhead_per_vm: Bytes = 32 * 1024**2
+    io_remap: bool = True  # move I/O-hot pages into low memory (ESX section 7)
+    remap_threshold: int = Field(default=8, ge=1, le=255)  # bounce copies before a remap
 
     @model_validator(mode="after")
     def _ordered(self) -> MemoryPolicy:

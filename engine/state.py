@@ -67,6 +67,7 @@ class Pages:
     frame: I32
     guest_kind: U8  # the guest OS's view: GuestKind (free, anonymous, page cache)
     guest_swapped: Bool  # the guest paged this page's data out to its virtual disk
+    io_count: U8  # bounce copies of the page since it was last remapped (saturating)
     dirty: Bool  # migration dirty log
     accessed: Bool  # for active-memory sampling
     written_at: I32  # tick of the last write, -1 never
@@ -79,6 +80,7 @@ class Pages:
             frame=np.full(n, -1, np.int32),
             guest_kind=np.zeros(n, np.uint8),
             guest_swapped=np.zeros(n, np.bool_),
+            io_count=np.zeros(n, np.uint8),
             dirty=np.zeros(n, np.bool_),
             accessed=np.zeros(n, np.bool_),
             written_at=np.full(n, -1, np.int32),
@@ -115,7 +117,8 @@ class Hosts:
     frame_offset: I64
     n_frames: I64
     low_frames: I64
-    free_count: I64
+    free_count: I64  # all free frames
+    free_low: I64  # of which low (below 4 GB)
     up: Bool
     cpus: F64
     idle_w: F64
@@ -204,6 +207,13 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "file_reads": np.int64,
     "file_misses": np.int64,
     "guest_evictions": np.int64,  # pages the guest paged out for the balloon
+    # device I/O (memory/remap.py)
+    "dma32": np.bool_,
+    "io_pages_per_s": np.float64,
+    "io_set_pages": np.int64,
+    "bounces_tick": np.int64,
+    "bounces": np.int64,
+    "remaps": np.int64,
 }
 
 
@@ -273,6 +283,9 @@ class VMs:
             "closed_loop": wl.closed_loop,
             "speed": 1.0,
             "guest_disk_latency_s": spec.guest_disk_latency,
+            "dma32": spec.dma32,
+            "io_pages_per_s": 0.0 if idle else wl.io_pages_per_s,
+            "io_set_pages": max(1, min(wl.io_set, ws * page_size) // page_size),
             "salt_tenant_key": name_key("salt", spec.salt or f"tenant:{spec.tenant}"),
             "salt_own_key": name_key("salt", spec.salt or f"vm:{spec.id}"),
             "page_offset": page_offset,
@@ -365,6 +378,10 @@ HOST_RECLAIM_ARRAYS: dict[str, Any] = {
     "disk_busy_s_tick": np.float64,
     "balloon_tick": np.int64,  # pages ballooned (+) or released (-) this tick
     "next_balance_tick": np.int64,
+    "bounce_tick": np.int64,  # bounce-buffer copies this tick
+    "bounces": np.int64,
+    "remaps": np.int64,  # pages moved into low memory
+    "low_evictions": np.int64,  # cold pages moved out of low memory to make room
 }
 
 

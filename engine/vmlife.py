@@ -38,6 +38,7 @@ def build_hosts(spec: ScenarioSpec) -> Hosts:
         n_frames=n_frames,
         low_frames=low,
         free_count=n_frames.copy(),
+        free_low=low.copy(),
         up=np.ones(len(host_specs), np.bool_),
         cpus=np.array([h.cpus for h in host_specs], np.float64),
         idle_w=np.array([h.idle_w for h in host_specs], np.float64),

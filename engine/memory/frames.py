@@ -1,8 +1,9 @@
-"""Machine frame allocation: per-host free stacks, refcounts.
+"""Machine frame allocation: per-host free stacks of low and high frames, refcounts.
 
-Allocation pops from the top of a host's segment of `frames.free_stack`; the stack starts
-with low-memory frames at the bottom, so high memory is used first and low memory stays
-free for 32-bit DMA devices as long as possible.
+Each host's segment of `frames.free_stack` holds two stacks: free low frames (below 4 GB,
+reachable by 32-bit DMA devices) in its first `low_frames` slots and free high frames in
+the rest. Ordinary allocation takes high frames first, so low memory stays free for I/O
+remapping as long as possible; `low_only` takes low frames for remapping.
 """
 
 from __future__ import annotations
@@ -17,7 +18,24 @@ def host_of_frames(hosts: Hosts, frames: I64 | I32) -> I64:
     return np.searchsorted(hosts.frame_offset, frames, side="right").astype(np.int64) - 1
 
 
-def allocate(state: State, host_of_request: I64) -> I32:
+def is_low(hosts: Hosts, frames: I64 | I32) -> np.ndarray:
+    h = host_of_frames(hosts, frames)
+    return np.asarray(frames - hosts.frame_offset[h] < hosts.low_frames[h])
+
+
+def _pop(state: State, h: int, k: int, low: bool) -> I32:
+    hosts, stack = state.hosts, state.frames.free_stack
+    off = int(hosts.frame_offset[h])
+    if low:
+        top = off + int(hosts.free_low[h])
+        hosts.free_low[h] -= k
+    else:
+        top = off + int(hosts.low_frames[h]) + int(hosts.free_count[h] - hosts.free_low[h])
+    hosts.free_count[h] -= k
+    return stack[top - k:top][::-1].copy()
+
+
+def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     """One frame per request on the given host; -1 where the host has none free.
 
     Requests are served in order within each host, so callers decide who goes first by
@@ -28,17 +46,14 @@ def allocate(state: State, host_of_request: I64) -> I32:
     if out.size == 0:
         return out
     order = np.argsort(host_of_request, kind="stable")
-    sorted_hosts = host_of_request[order]
-    wanted_hosts, starts, counts = runs(sorted_hosts)
+    wanted_hosts, starts, counts = runs(host_of_request[order])
     for h, start, need in zip(wanted_hosts.tolist(), starts.tolist(), counts.tolist(),
                               strict=True):
-        top = int(hosts.frame_offset[h] + hosts.free_count[h])
-        k = min(need, int(hosts.free_count[h]))
-        if k == 0:
-            continue
-        got = frames.free_stack[top - k:top][::-1]
-        out[order[start:start + k]] = got
-        hosts.free_count[h] -= k
+        free_high = 0 if low_only else int(hosts.free_count[h] - hosts.free_low[h])
+        k_high = min(need, free_high)
+        k_low = min(need - k_high, int(hosts.free_low[h]))
+        got = np.concatenate([_pop(state, h, k_high, low=False), _pop(state, h, k_low, low=True)])
+        out[order[start:start + got.size]] = got
     served = out[out >= 0]
     frames.refcount[served] = 1
     return out
@@ -56,15 +71,23 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
         return
     _forget_shared(state, freed)
     owner = host_of_frames(hosts, freed)  # sorted, since freed is
+    low = freed - hosts.frame_offset[owner] < hosts.low_frames[owner]
     wanted_hosts, starts, counts = runs(owner)
+    stack = frames.free_stack
     for h, start, k in zip(wanted_hosts.tolist(), starts.tolist(), counts.tolist(), strict=True):
-        top = int(hosts.frame_offset[h] + hosts.free_count[h])
-        frames.free_stack[top:top + k] = freed[start:start + k]
+        mine, mine_low = freed[start:start + k], low[start:start + k]
+        off = int(hosts.frame_offset[h])
+        n_low = int(mine_low.sum())
+        top_low = off + int(hosts.free_low[h])
+        stack[top_low:top_low + n_low] = mine[mine_low]
+        top_high = off + int(hosts.low_frames[h]) + int(hosts.free_count[h] - hosts.free_low[h])
+        stack[top_high:top_high + k - n_low] = mine[~mine_low]
+        hosts.free_low[h] += n_low
         hosts.free_count[h] += k
 
 
 def initial_free_stack(hosts: Hosts) -> I32:
-    """Every frame free; within each host the low frames sit at the bottom of the stack."""
+    """Every frame free, each in its own stack (low frames come first in a host's range)."""
     total = int(hosts.n_frames.sum())
     return np.arange(total, dtype=np.int32)
 

@@ -4,9 +4,9 @@ A VM above its target has `over` pages to give back. The balloon is sized so the
 sees its target as its memory (configured - target, at most `balloon_max`): a VM
 ballooned to X then behaves like one configured with X. In the high state balloons only
 shrink; in the soft state they grow to that size, and the swap daemon takes what the
-balloon cannot: VMs without a driver, or whose balloon is at its maximum. In the hard and low states the swap daemon forces the
-rest beyond what the balloon can inflate this tick, and in the low state VMs above target
-are blocked until they are back at it.
+balloon cannot: VMs without a driver, or whose balloon is at its maximum. In the hard
+and low states the swap daemon forces the rest beyond what the balloon can inflate this
+tick, and in the low state VMs above target are blocked until they are back at it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,34 @@ async def test_running_clock_in_a_thread_worker_keeps_every_event(tmp_path: Path
         assert app._worker is not None  # the thread path really ran
         kinds = [ev.kind for _, ev in app.events]
         assert kinds.count("vm_started") == 1 and kinds.count("timeline") == 1
+
+
+@pilot_test
+async def test_stepping_while_a_worker_ticks_keeps_ticks_in_order(tmp_path: Path) -> None:
+    app = make_app(tmp_path, TIMELINE_SCENARIO)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        sim = app.driver.sim
+        real_step = sim.step
+
+        def slow_step(n: int = 1) -> list[Event]:
+            time.sleep(0.05)
+            return real_step(n)
+
+        sim.step = slow_step  # type: ignore[method-assign]
+        app.driver.tick_cost_s = 1.0  # every run of ticks goes to a thread worker
+        app._run_ticks(5)
+        await pilot.pause(0.06)
+        assert app._busy()
+        await pilot.press("full_stop", "full_stop")  # stop the worker, then step twice
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.snapshot.tick == sim.tick >= 3 and app._steps_owed == 0
+        assert app.snapshot.tick < 7  # the worker stopped early: no 5 + 2 ticks
+        ticks = [ev.tick for _, ev in app.events if ev.kind != "welcome"]
+        assert ticks == sorted(ticks)
 
 
 def test_newer_snapshots_replace_queued_ones_but_keep_their_events(tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""I/O page remapping between low and high memory (ESX section 7).
+
+A VM's device that can only DMA below 4 GB (a 32-bit device, vm.dma32) cannot reach a
+guest page that sits in a high frame: every I/O on it goes through a bounce buffer, one
+copy each time. ESX counts copies per page and, past `remap_threshold`, remaps the page
+into a low frame (one copy, once), after which its I/O is direct. When low memory is
+short, cold pages are moved up from low memory to make room. Non-resident I/O pages fault
+in through the ordinary touch path first (counted there); shared pages are left alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.arrays import runs, unique_sorted
+from engine.memory import frames as frame_alloc
+from engine.state import I64, Loc, State
+from engine.world import World
+
+
+def _move(state: State, pages: I64, low_only: bool) -> I64:
+    """Copy private pages to new frames (low or high); returns the pages that moved."""
+    p, vms = state.pages, state.vms
+    got = frame_alloc.allocate(state, vms["host"][vms.vm_of_pages(pages)], low_only=low_only)
+    ok = got >= 0
+    pages, got = pages[ok], got[ok]
+    old = p.frame[pages]
+    p.frame[pages] = got
+    frame_alloc.release(state, old)
+    return pages
+
+
+def _make_low_room(state: State, h: int, need: int, rng: np.random.Generator) -> None:
+    """Move up to `need` cold private pages of host h from low to high frames."""
+    hosts, p, vms = state.hosts, state.pages, state.vms
+    on_host = np.flatnonzero(vms["host"] == h)
+    if need <= 0 or on_host.size == 0 or hosts.free_count[h] - hosts.free_low[h] <= 0:
+        return
+    m = 8 * need + 64
+    pick = on_host[rng.integers(0, on_host.size, m)]
+    probe = unique_sorted(vms["page_offset"][pick]
+                          + (rng.random(m) * vms["n_pages"][pick]).astype(np.int64))
+    probe = probe[p.location[probe] == Loc.PRIVATE]
+    cold = probe[(p.io_count[probe] == 0) & frame_alloc.is_low(hosts, p.frame[probe])]
+    moved = _move(state, cold[:need], low_only=False)
+    state.reclaim.hosts["low_evictions"][h] += moved.size
+
+
+def run_io(world: World) -> None:
+    state = world.state
+    vms, p, hosts = state.vms, state.pages, state.hosts
+    policy = world.spec.policy.memory
+    reclaim = state.reclaim.hosts
+    vms["bounces_tick"][:] = 0
+    reclaim["bounce_tick"][:] = 0
+    rng = world.streams["faults"]
+    running = (vms["host"] >= 0) & vms["dma32"]
+    n = rng.poisson(np.where(running, vms["io_pages_per_s"] * state.tick_s, 0.0))
+    if not n.any():
+        return
+    n = n.astype(np.int64)
+    vm = np.repeat(np.arange(len(vms)), n)
+    pages = vms["page_offset"][vm] + (rng.random(vm.size) * vms["io_set_pages"][vm]).astype(
+        np.int64)
+    resident = (p.location[pages] == Loc.PRIVATE) | (p.location[pages] == Loc.SHARED)
+    pages, vm = pages[resident], vm[resident]
+    p.accessed[pages] = True
+    high = ~frame_alloc.is_low(hosts, p.frame[pages])
+    bounced, bounced_vm = pages[high], vm[high]
+    per_vm = np.bincount(bounced_vm, minlength=len(vms))
+    vms["bounces_tick"] = per_vm
+    vms["bounces"] += per_vm
+    per_host = np.bincount(vms["host"][bounced_vm], minlength=len(hosts))
+    reclaim["bounce_tick"] = per_host
+    reclaim["bounces"] += per_host
+    distinct, _, copies = runs(np.sort(bounced))
+    p.io_count[distinct] = np.minimum(p.io_count[distinct] + copies, 255).astype(np.uint8)
+    if not policy.io_remap or bounced.size == 0:
+        return
+    hot = unique_sorted(bounced[p.io_count[bounced] >= policy.remap_threshold])
+    hot = hot[p.location[hot] == Loc.PRIVATE]
+    if hot.size == 0:
+        return
+    host_of_hot = vms["host"][vms.vm_of_pages(hot)]
+    for h in np.unique(host_of_hot).tolist():
+        short = int((host_of_hot == h).sum()) - int(hosts.free_low[h])
+        _make_low_room(state, h, short, rng)
+    moved = _move(state, hot, low_only=True)
+    p.io_count[moved] = 0
+    vms["remaps"] += np.bincount(vms.vm_of_pages(moved), minlength=len(vms))
+    reclaim["remaps"] += np.bincount(vms["host"][vms.vm_of_pages(moved)], minlength=len(hosts))
