@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.memory.allocation import rho
 from engine.memory.states import STATE_NAMES
 from engine.objectives import evaluate_objectives
 from engine.state import SHARING_MODES, GuestKind, Loc
@@ -55,6 +56,16 @@ class HostView:
     pages_hashed_total: int
     page_compares_total: int
     ksm_general_profit_bytes: int
+    # reclamation (ESX sections 3-7)
+    idle_tax: float
+    free_low_bytes: int
+    swapins_per_s: float  # esxtop SWR/s, in pages
+    swapouts_per_s: float  # esxtop SWW/s, in pages
+    balloon_change_bytes: int  # inflated (+) or deflated (-) this tick
+    double_paging: int
+    bounce_copies_per_s: float
+    remaps: int
+    low_evictions: int
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,23 @@ class VMView:
     cow_breaks: int
     net_bytes_per_s: float
     zero_bytes: int  # shared pages holding zeros (esxtop ZERO)
+    # allocation and reclamation
+    rho: float  # adjusted shares-per-page ratio
+    active_estimate: float
+    active_true: float
+    balloon_target_bytes: int
+    balloon_driver: bool
+    blocked: bool
+    guest_cache_bytes: int
+    guest_swapped_bytes: int  # paged out by the guest to its own disk
+    guest_faults_per_s: float  # guest page-ins (guest paging caused by the balloon)
+    swapins_per_s: float
+    double_paging: int
+    pops: int
+    throughput_per_s: float  # page touches served, anonymous and file
+    file_hit_ratio: float
+    bounces_per_s: float
+    remaps: int
 
 
 @dataclass(frozen=True)
@@ -110,6 +138,9 @@ def _vm_views(world: World) -> list[VMView]:
     state = world.state
     vms, page = state.vms, state.page_size
     lc = vms["loc_count"]
+    ratios = rho(world)
+    balloon_target = np.where(vms["balloon_forced"] >= 0, vms["balloon_forced"],
+                              vms["balloon_target"])
     ops = vms["ops_tick"]
     service = np.where(ops > 0, 1.0 - vms["stalled_ops_tick"] / np.maximum(ops, 1), 1.0)
     out = []
@@ -133,7 +164,7 @@ def _vm_views(world: World) -> list[VMView]:
             untouched_bytes=int(lc[v, Loc.UNTOUCHED]) * page,
             guest_free_bytes=int(vms["kind_count"][v, GuestKind.FREE]) * page,
             # Without an allocation policy a running VM is entitled to its max.
-            target_bytes=max_bytes if running else 0,
+            target_bytes=int(vms["target_pages"][v]) * page if running else 0,
             min_bytes=int(vms["min_pages"][v]) * page,
             max_bytes=max_bytes,
             shares=int(vms["shares"][v]),
@@ -143,6 +174,24 @@ def _vm_views(world: World) -> list[VMView]:
             cow_breaks=int(vms["cow_breaks"][v]),
             net_bytes_per_s=float(state.vm_net_bytes_per_s[v]),
             zero_bytes=int(vms["zero_shared"][v]) * page,
+            rho=float(ratios[v]) if running else 0.0,
+            active_estimate=float(vms["active_estimate"][v]),
+            active_true=float(vms["active_true"][v]),
+            balloon_target_bytes=int(balloon_target[v]) * page,
+            balloon_driver=bool(vms["balloon_driver"][v]),
+            blocked=bool(vms["blocked"][v]),
+            guest_cache_bytes=int(vms["kind_count"][v, GuestKind.CACHE]) * page,
+            guest_swapped_bytes=int(vms["guest_swapped_count"][v]) * page,
+            guest_faults_per_s=int(vms["guest_faults_tick"][v]) / state.tick_s,
+            swapins_per_s=int(vms["swapins_tick"][v]) / state.tick_s,
+            double_paging=int(vms["double_paging"][v]),
+            pops=int(vms["pops"][v]),
+            throughput_per_s=float(vms["ops_tick"][v] - vms["stalled_ops_tick"][v]
+                                   + vms["file_reads_tick"][v]) / state.tick_s,
+            file_hit_ratio=1.0 - int(vms["file_misses_tick"][v]) / max(
+                int(vms["file_reads_tick"][v]), 1),
+            bounces_per_s=int(vms["bounces_tick"][v]) / state.tick_s,
+            remaps=int(vms["remaps"][v]),
         ))
     return out
 
@@ -156,6 +205,7 @@ def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
             per_host[vm.host].append(vm)
     codes = state.reclaim.hosts["mem_state"]
     counters = state.sharing.hosts
+    reclaim = state.reclaim.hosts
     out = []
     for h, host_id in enumerate(hosts.ids):
         spec = hosts.specs[h]
@@ -206,6 +256,15 @@ def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
             ksm_general_profit_bytes=sharing_pages * page - KSM_RMAP_BYTES * (
                 shared_frames + sharing_pages + int(counters["unstable_count"][h])
                 + int(counters["volatile_last_scan"][h])),
+            idle_tax=float(reclaim["idle_tax"][h]),
+            free_low_bytes=int(hosts.free_low[h]) * page,
+            swapins_per_s=int(reclaim["swapin_tick"][h]) / state.tick_s,
+            swapouts_per_s=int(reclaim["swapout_tick"][h]) / state.tick_s,
+            balloon_change_bytes=int(reclaim["balloon_tick"][h]) * page,
+            double_paging=sum(v.double_paging for v in mine),
+            bounce_copies_per_s=int(reclaim["bounce_tick"][h]) / state.tick_s,
+            remaps=int(reclaim["remaps"][h]),
+            low_evictions=int(reclaim["low_evictions"][h]),
         ))
     return out
 
@@ -237,20 +296,26 @@ _HOST_KEYS = ("id", "memory_bytes", "free_bytes", "state", "shared_saved_bytes",
               "guest_shared_bytes",
               "cow_breaks_per_s", "table_overhead_bytes", "pages_hashed_per_s",
               "page_compares_per_s", "pages_hashed_total", "page_compares_total",
-              "ksm_general_profit_bytes")
+              "ksm_general_profit_bytes", "idle_tax", "free_low_bytes", "swapins_per_s",
+              "swapouts_per_s", "balloon_change_bytes", "double_paging", "bounce_copies_per_s",
+              "remaps", "low_evictions")
 _VM_KEYS = ("id", "host", "configured_bytes", "resident_bytes", "shared_bytes",
             "balloon_bytes", "swapped_bytes", "target_bytes", "shares", "running", "tenant",
             "workload", "private_bytes", "untouched_bytes", "guest_free_bytes", "min_bytes",
             "max_bytes", "service_level", "stalled_ops", "first_touches", "cow_breaks",
-            "net_bytes_per_s", "zero_bytes")
+            "net_bytes_per_s", "zero_bytes", "rho", "active_estimate", "active_true",
+            "balloon_target_bytes", "balloon_driver", "blocked", "guest_cache_bytes",
+            "guest_swapped_bytes", "guest_faults_per_s", "swapins_per_s", "double_paging",
+            "pops", "throughput_per_s", "file_hit_ratio", "bounces_per_s", "remaps")
 
 
-def _esxtop(h: HostView) -> dict[str, float]:
+def _esxtop(h: HostView, page_size: int) -> dict[str, float]:
     """esxtop's memory counters for the host, in MB as esxtop prints them."""
     mb = 1024.0**2
     return {"SHRD": h.guest_shared_bytes / mb, "SHRDSVD": h.shared_saved_bytes / mb,
             "ZERO": h.zero_shared_bytes / mb,
-            "MCTLSZ": h.balloon_bytes / mb, "SWCUR": h.swapped_bytes / mb}
+            "MCTLSZ": h.balloon_bytes / mb, "SWCUR": h.swapped_bytes / mb,
+            "SWR/s": h.swapins_per_s * page_size / mb, "SWW/s": h.swapouts_per_s * page_size / mb}
 
 
 def report(world: World) -> dict[str, Any]:
@@ -261,8 +326,8 @@ def report(world: World) -> dict[str, Any]:
         "ticks": snap.tick,
         "tick_s": snap.tick_s,
         "sim_time_s": snap.time_s,
-        "hosts": [{**{k: getattr(h, k) for k in _HOST_KEYS}, "esxtop": _esxtop(h)}
-                  for h in snap.hosts],
+        "hosts": [{**{k: getattr(h, k) for k in _HOST_KEYS},
+                   "esxtop": _esxtop(h, world.state.page_size)} for h in snap.hosts],
         "vms": [{k: getattr(v, k) for k in _VM_KEYS} for v in snap.vms],
         "migrations": [],
         "economy": {

@@ -48,10 +48,10 @@ def run_swap(world: World) -> None:
         victims = pick(state, rng, v, int(quota[v]), _private)
         if victims.size == 0:
             continue
-        shared = try_share(state, victims)
-        victims = victims[~shared]
-        unmap(state, victims, Loc.SWAPPED)
         h = int(vms["host"][v])
+        if state.sharing.hosts["mode"][h] != 0:  # share before swap, where sharing is on
+            victims = victims[~try_share(state, victims)]
+        unmap(state, victims, Loc.SWAPPED)
         reclaim["swapped_pages"][h] += victims.size
         reclaim["swapout_tick"][h] += victims.size
         reclaim["disk_busy_s_tick"][h] += victims.size * page_s[h]
