@@ -52,7 +52,11 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
         free_high = 0 if low_only else int(hosts.free_count[h] - hosts.free_low[h])
         k_high = min(need, free_high)
         k_low = min(need - k_high, int(hosts.free_low[h]))
-        got = np.concatenate([_pop(state, h, k_high, low=False), _pop(state, h, k_low, low=True)])
+        if k_low == 0:
+            got = _pop(state, h, k_high, low=False)
+        else:
+            got = np.concatenate([_pop(state, h, k_high, low=False),
+                                  _pop(state, h, k_low, low=True)])
         out[order[start:start + got.size]] = got
     served = out[out >= 0]
     frames.refcount[served] = 1

@@ -88,12 +88,16 @@ def _share(state: State, cand: I64) -> None:
 
     found_h, hinted, hint_aux = sharing.hints.get(keys)
     q = np.where(found_h, hinted, cand)
-    q_vm = state.vms.vm_of_pages(q)
     self_hint = found_h & (q == cand) & (hint_aux == content)
-    valid_h = (~valid_s & found_h & (q != cand) & (p.location[q] == Loc.PRIVATE)
-               & (p.content[q] == hint_aux) & (hint_aux == content)
-               & (host_of_vms(state, q_vm) == host)
-               & (share_ops.sharing_keys(state, q, q_vm) == keys))
+    # Rehash the hinted page: only where a hint matched (a small share of the scan).
+    check = np.flatnonzero(~valid_s & found_h & (q != cand) & (hint_aux == content))
+    qc = q[check]
+    qc_vm = state.vms.vm_of_pages(qc)
+    ok = ((p.location[qc] == Loc.PRIVATE) & (p.content[qc] == hint_aux[check])
+          & (host_of_vms(state, qc_vm) == host[check])
+          & (share_ops.sharing_keys(state, qc, qc_vm) == keys[check]))
+    valid_h = np.zeros(cand.size, np.bool_)
+    valid_h[check[ok]] = True
     counters["compares_tick"] += np.bincount(host, weights=(found | found_h),
                                              minlength=n_hosts).astype(np.int64)
 
