@@ -1,0 +1,1 @@
+"""The Textual operator console. Import `OvercommitApp` from `app.console.app`."""

@@ -1,0 +1,380 @@
+"""OvercommitApp: owns the Simulation (through EngineDriver) and the game clock.
+
+Attributes down, messages up: the App hands each screen a ConsoleView on refresh; widgets
+post intents (VMTable.VMSelected, HostList.HostSelected); dialogs come back with a command
+and only the App submits it. Ticks run on the UI thread while they fit in a frame, else in
+a thread worker that posts EngineDriver.Stepped messages back.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import BindingType
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, get_current_worker
+
+from app.console.actions import ACTIONS_BY_NAME, ActionContext, default_target
+from app.console.clock import Clock
+from app.console.driver import EngineDriver
+from app.console.format import clock_text, describe_command, slug
+from app.console.history import Histories
+from app.console.keys import ALL_BINDINGS
+from app.console.palette import OperatorCommands
+from app.console.screens.end_screen import EndScreen
+from app.console.screens.help_screen import HelpScreen
+from app.console.screens.host_detail import HostDetailScreen
+from app.console.screens.load_dialog import LoadDialog
+from app.console.screens.overview import OverviewScreen
+from app.console.screens.vm_detail import VMDetailScreen
+from app.console.view import ClockState, ConsoleView
+from app.console.widgets.host_list import HostList
+from app.console.widgets.vm_table import VMTable
+from app.savefile import read_save
+from engine import Command, Event, InputError, Simulation, Snapshot
+
+TIMER_HZ = 30  # how often the running clock checks for owed ticks
+REFRESH_S = 0.25  # views refresh at most this often while the clock runs
+ARCHIVE_LEN = 5000  # events kept for the detail screens
+LOG_BURST = 200  # at most this many log lines per refresh; the rest are summarised
+
+
+class OvercommitApp(App[int]):
+    CSS_PATH = "console.tcss"
+    TITLE = "Overcommit"
+    BINDINGS: ClassVar[list[BindingType]] = ALL_BINDINGS
+    COMMANDS = App.COMMANDS | {OperatorCommands}
+    NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help"})
+
+    def __init__(self, sim: Simulation, *, paused: bool = False,
+                 saves_dir: Path | None = None) -> None:
+        super().__init__()
+        self.clock = Clock(paused=paused)
+        self.saves_dir_override = saves_dir
+        self.selected_vm: str | None = None
+        self.events: deque[tuple[int, Event]] = deque(maxlen=ARCHIVE_LEN)
+        self._event_seq = 0
+        self._pending_log: list[Event] = []
+        self._worker: Worker[int] | None = None
+        self._last_refresh = 0.0
+        self._dirty = False  # a snapshot arrived that the screens have not shown yet
+        self._steps_owed = 0  # step keys pressed while a worker was still ticking
+        self._install(EngineDriver(sim))
+
+    # -- the simulation ----------------------------------------------------------------
+    def _install(self, driver: EngineDriver) -> None:
+        self.driver = driver
+        self.histories = Histories()
+        self.snapshot: Snapshot = driver.snapshot()
+        self.histories.record(self.snapshot)
+        applied_before = self.snapshot.time_s - self.snapshot.tick_s + 1e-9
+        self._timeline_seen = sum(1 for e in driver.spec.timeline if e.at <= applied_before)
+        self._finished = self._is_finished(self.snapshot)
+        self._ended = self._all_judged(self.snapshot)
+
+    @property
+    def saves_dir(self) -> Path:
+        return self.saves_dir_override or Path.cwd() / "saves"
+
+    def get_default_screen(self) -> Screen[None]:
+        return OverviewScreen()
+
+    def on_mount(self) -> None:
+        self._tick_timer = self.set_interval(1 / TIMER_HZ, self._on_clock_timer,
+                                             pause=self.clock.paused)
+        self.set_interval(REFRESH_S, self._refresh_if_due)
+        self.call_after_refresh(self._welcome)
+
+    def _welcome(self) -> None:
+        meta = self.driver.spec.scenario
+        self._note("welcome", f"{meta.name}: {meta.description} Press ? for help.")
+
+    def _busy(self) -> bool:
+        return self._worker is not None and not self._worker.is_finished
+
+    def _on_clock_timer(self) -> None:
+        n = self.clock.due(time.monotonic())
+        if n and not self._busy():
+            self._run_ticks(n)
+
+    def _run_ticks(self, n: int) -> None:
+        if self.driver.fits_in_frame(n):
+            batch: list[EngineDriver.Stepped] = []
+            self.driver.step(n, batch.append)
+            for message in batch:
+                self._absorb(message)
+        else:
+            self._worker = self._step_in_thread(n)
+
+    @work(thread=True, exclusive=True, group="engine")
+    def _step_in_thread(self, n: int) -> int:
+        worker = get_current_worker()
+        return self.driver.step(n, self.post_message, lambda: worker.is_cancelled,
+                                every_s=REFRESH_S / 2)
+
+    @on(EngineDriver.Stepped)
+    def _stepped(self, message: EngineDriver.Stepped) -> None:
+        if message.generation == self.driver.generation:
+            self._absorb(message)
+
+    def _absorb(self, message: EngineDriver.Stepped) -> None:
+        snap = message.snapshot
+        self.clock.ran(message.ticks, time.monotonic())
+        self._announce_timeline(snap)
+        for event in message.events:
+            self._record_event(event)
+        self.snapshot = snap
+        self.histories.record(snap)
+        self._dirty = True
+        if self.clock.paused or time.monotonic() - self._last_refresh >= REFRESH_S:
+            self.refresh_views()
+        self._check_end(snap)
+
+    def _announce_timeline(self, snap: Snapshot) -> None:
+        timeline = self.driver.spec.timeline
+        applied_before = snap.time_s - snap.tick_s + 1e-9
+        while self._timeline_seen < len(timeline) and \
+                timeline[self._timeline_seen].at <= applied_before:
+            entry = timeline[self._timeline_seen]
+            self._timeline_seen += 1
+            vm = getattr(entry.command, "vm", None)
+            tick = math.ceil(entry.at / snap.tick_s - 1e-9)  # the tick that applied it
+            self._record_event(Event(tick, tick * snap.tick_s, "timeline",
+                                     f"scheduled: {describe_command(entry.command)}",
+                                     vm if isinstance(vm, str) else None))
+
+    def _next_timeline(self) -> str | None:
+        timeline = self.driver.spec.timeline
+        if self._timeline_seen >= len(timeline):
+            return None
+        entry = timeline[self._timeline_seen]
+        return f"{clock_text(entry.at, self.snapshot.tick_s)} {describe_command(entry.command)}"
+
+    @staticmethod
+    def _all_judged(snap: Snapshot) -> bool:
+        return bool(snap.objectives) and all(o["status"] != "pending" for o in snap.objectives)
+
+    def _is_finished(self, snap: Snapshot) -> bool:
+        duration = self.driver.spec.scenario.duration
+        return duration is not None and snap.time_s >= duration - 1e-9
+
+    def _check_end(self, snap: Snapshot) -> None:
+        if not self._finished and self._is_finished(snap):
+            self._finished = True
+            self._pause()
+            self._note("clock", "the scenario's time is up; the clock is paused "
+                                "(space runs on)")
+        if not self._ended and self._all_judged(snap):
+            self._ended = True
+            self._pause()
+            self.refresh_views()
+            self.push_screen(EndScreen(snap))
+
+    # -- log and views -----------------------------------------------------------------
+    def _record_event(self, event: Event) -> None:
+        self._event_seq += 1
+        self.events.append((self._event_seq, event))
+        self._pending_log.append(event)
+
+    def _note(self, kind: str, message: str, vm: str | None = None) -> None:
+        snap = self.snapshot
+        self._record_event(Event(snap.tick, snap.time_s, kind, message, vm))
+        self.refresh_views()
+
+    def _flush_log(self) -> None:
+        pending, self._pending_log = self._pending_log, []
+        if not pending:
+            return
+        overview = self._overview()
+        if overview is None:
+            return
+        skipped = pending[:-LOG_BURST]
+        if skipped:
+            kinds: dict[str, int] = {}
+            for ev in skipped:
+                kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
+            summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            first = skipped[0]
+            overview.log_events([Event(first.tick, first.time_s, "skipped",
+                                       f"{len(skipped)} events not shown ({summary})")],
+                                self.snapshot.tick_s)
+        overview.log_events(pending[-LOG_BURST:], self.snapshot.tick_s)
+
+    def _overview(self) -> OverviewScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, OverviewScreen):
+                return screen
+        return None
+
+    def view(self) -> ConsoleView:
+        now = time.monotonic()
+        clock = ClockState(self.clock.paused, self.clock.speed, self.clock.ticks_per_s(now),
+                           self._finished)
+        return ConsoleView(self.snapshot, clock, self.driver.spec.scenario.duration,
+                           self._next_timeline(), self.histories, tuple(self.events),
+                           self.selected_vm)
+
+    def refresh_views(self) -> None:
+        if not self.is_running or not self.screen_stack:
+            return
+        self._last_refresh = time.monotonic()
+        self._dirty = False
+        self._flush_log()
+        view = self.view()
+        for screen in self.screen_stack:
+            show = getattr(screen, "show", None)
+            if callable(show) and screen.is_mounted:
+                show(view)
+
+    def _refresh_if_due(self) -> None:
+        if self._dirty or self._pending_log:
+            self.refresh_views()
+
+    # -- clock actions -----------------------------------------------------------------
+    def _pause(self) -> None:
+        self.clock.pause()
+        self._tick_timer.pause()
+
+    def action_toggle_pause(self) -> None:
+        if self.clock.paused:
+            self.clock.resume()
+            self._tick_timer.resume()
+        else:
+            self._pause()
+        self.refresh_views()
+
+    def action_step(self) -> None:
+        if not self.clock.paused:
+            self._pause()
+        if self._busy() and self._worker is not None:
+            # One stepper at a time, or ticks could reach the screen out of order: stop the
+            # worker after its current tick and step once it has finished.
+            self._worker.cancel()
+            self._steps_owed += 1
+            return
+        self._run_ticks(1)
+        self.refresh_views()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self._worker and event.worker.is_finished and self._steps_owed:
+            n, self._steps_owed = self._steps_owed, 0
+            self._run_ticks(n)
+
+    def action_faster(self) -> None:
+        self.clock.faster()
+        self.refresh_views()
+
+    def action_slower(self) -> None:
+        self.clock.slower()
+        self.refresh_views()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Operator actions, save, load and help wait until the open dialog is closed.
+        return not (action in self.NOT_IN_DIALOGS and isinstance(self.screen, ModalScreen))
+
+    # -- selection and navigation (messages up from widgets) -----------------------
+    @on(VMTable.VMHighlighted)
+    def _vm_highlighted(self, message: VMTable.VMHighlighted) -> None:
+        self.selected_vm = message.vm
+
+    @on(VMTable.VMSelected)
+    def _vm_selected(self, message: VMTable.VMSelected) -> None:
+        self.selected_vm = message.vm
+        self.push_screen(VMDetailScreen(message.vm))
+        self.call_after_refresh(self.refresh_views)
+
+    @on(HostList.HostSelected)
+    def _host_selected(self, message: HostList.HostSelected) -> None:
+        self.push_screen(HostDetailScreen(message.host))
+        self.call_after_refresh(self.refresh_views)
+
+    # -- operator actions: dialogs, then submit --------------------------------------
+    def action_operate(self, name: str) -> None:
+        action = ACTIONS_BY_NAME[name]
+        target = self.selected_vm
+        if isinstance(self.screen, VMDetailScreen):
+            target = self.screen.subject
+        else:
+            tables = self.screen.query(VMTable)
+            if tables:
+                target = tables.first().selected_vm
+        vm = default_target(action, self.snapshot, target)
+        if vm is None:
+            self.notify("No customer requests are waiting." if action.target == "queued"
+                        else "Select a VM first (VM table, arrows).", severity="warning")
+            return
+        self.open_action(name, vm)
+
+    def open_action(self, name: str, vm: str) -> None:
+        action = ACTIONS_BY_NAME[name]
+        dialog = action.dialog(ActionContext(self.snapshot, vm, self.driver.preview))
+        self.push_screen(dialog, self._submit)
+
+    def _submit(self, command: Command | None) -> None:
+        if command is None:
+            return
+        verdict = self.driver.submit(command)
+        vm = getattr(command, "vm", None)
+        if verdict.ok:
+            self._note("operator", f"{describe_command(command)}: accepted, applies at "
+                       "the next tick", vm if isinstance(vm, str) else None)
+        else:
+            self._note("rejected", f"{describe_command(command)}: {verdict.reason}",
+                       vm if isinstance(vm, str) else None)
+            self.notify(verdict.reason, title="Rejected", severity="error")
+
+    # -- help, save, load --------------------------------------------------------------
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(list(ALL_BINDINGS)))
+
+    def action_save(self) -> None:
+        self._save_in_thread(self.saves_dir, slug(self.driver.spec.scenario.name))
+
+    @work(thread=True, group="save")
+    def _save_in_thread(self, folder: Path, name: str) -> None:
+        """Saves of a big data center take seconds: the UI keeps drawing meanwhile."""
+        try:
+            written = self.driver.save(folder, name)
+        except OSError as err:
+            self.call_from_thread(self.notify, f"Cannot save to {folder}: {err.strerror}",
+                                  severity="error")
+            return
+        self.call_from_thread(self._saved, written)
+
+    def _saved(self, written: Path) -> None:
+        cwd = Path.cwd()
+        shown = written.relative_to(cwd) if written.is_relative_to(cwd) else written
+        self._note("saved", f"saved to {shown}")
+        self.notify(f"Saved to {shown}")
+
+    def action_load(self) -> None:
+        self.push_screen(LoadDialog(self.saves_dir), self._load_picked)
+
+    def _load_picked(self, path: Path | None) -> None:
+        if path is not None:
+            self.load(path)
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self, path: Path) -> None:
+        try:
+            sim = read_save(path)
+        except (InputError, OSError, ValueError) as err:
+            self.call_from_thread(self.notify, str(err), title="Cannot load",
+                                  severity="error")
+            return
+        self.call_from_thread(self._loaded, sim, path)
+
+    def _loaded(self, sim: Simulation, path: Path) -> None:
+        self.workers.cancel_group(self, "engine")
+        self._pause()
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, OverviewScreen):
+            self.pop_screen()
+        self._install(EngineDriver(sim, self.driver.generation + 1))
+        self._note("loaded", f"loaded {path.name}: tick {self.snapshot.tick}")
+        self.notify(f"Loaded {path.name} (tick {self.snapshot.tick})")

@@ -1,0 +1,1 @@
+"""The console's screens: overview, details, dialogs, help and the end of the game."""

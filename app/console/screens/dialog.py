@@ -1,0 +1,53 @@
+"""Base of the action dialogs: a modal that shows the engine's verdict before confirming.
+
+A dialog gets the snapshot and a `preview` function (ask the engine, queue nothing) from
+the App; it never touches the simulation. Confirming dismisses it with the command, which
+the App then submits; a rejected command cannot be confirmed, its reason stays on screen.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.screen import ModalScreen
+
+from app.console.view import ConsoleView, Preview
+from app.console.widgets.verdict_line import VerdictLine
+from engine import Command, Snapshot
+from engine.commands import Verdict
+from engine.units import format_bytes
+
+
+class Dialog(ModalScreen[Command | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, snapshot: Snapshot, vm: str, preview: Preview) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.vm = vm
+        self.preview = preview
+        self.rejections = 0  # confirmations refused because the engine said no
+
+    def vm_summary(self) -> str:
+        vm = self.snapshot.vm(self.vm)
+        where = f"on {vm.host}" if vm.running else "waiting for a host"
+        return (f"{vm.id}: {format_bytes(vm.configured_bytes)}, {vm.workload}, "
+                f"tenant {vm.tenant}, {where}")
+
+    def show(self, view: ConsoleView) -> None:
+        """The world moved on: ask again what the engine says."""
+        self.snapshot = view.snapshot
+        self.refresh_verdict()
+
+    def refresh_verdict(self) -> None:  # overridden
+        pass
+
+    def confirm(self, command: Command | None, verdict: Verdict | None) -> None:
+        if command is not None and verdict is not None and verdict.ok:
+            self.dismiss(command)
+            return
+        self.rejections += 1
+        self.app.bell()
+        self.query_one(VerdictLine).add_class("-refused")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,93 @@
+"""The main screen: clock, headline metrics, hosts by rack, objectives, event log, VMs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from app.console.format import legend
+from app.console.view import ConsoleView
+from app.console.widgets.clock_bar import ClockBar
+from app.console.widgets.event_log import EventLog
+from app.console.widgets.headline import Headline
+from app.console.widgets.host_list import HostList
+from app.console.widgets.objectives_panel import ObjectivesPanel
+from app.console.widgets.vm_table import VMTable
+from engine import Event
+
+
+class OverviewScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", key_display="/", show=False),
+        Binding("o", "cycle_sort", "Sort", show=False),
+        Binding("O", "reverse_sort", "Reverse sort", show=False),
+        Binding("escape", "leave_filter", "Back to table", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield ClockBar()
+        yield Headline()
+        with Horizontal(id="main"):
+            with Vertical(id="left-pane"):
+                yield Static(Text.assemble(("Hosts ", "bold"),
+                                           legend(["private", "shared", "free"])),
+                             classes="pane-title")
+                yield HostList(id="hosts")
+                yield Input(placeholder="/ filter VMs by id, host, tenant, workload",
+                            id="vm-filter")
+                yield VMTable(id="vms")
+            with Vertical(id="side-pane"):
+                yield Static("Objectives", classes="pane-title")
+                yield ObjectivesPanel(id="objectives")
+                yield Static("Events", classes="pane-title")
+                yield EventLog(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VMTable).focus()
+
+    def show(self, view: ConsoleView) -> None:
+        snap = view.snapshot
+        self.query_one(ClockBar).show(snap, view.clock, view.duration_s)
+        self.query_one(Headline).show(snap)
+        self.query_one(HostList).show(snap.hosts)
+        self.query_one(ObjectivesPanel).show(snap.objectives, snap.time_s, snap.tick_s,
+                                             view.next_timeline)
+        self.query_one(VMTable).show(snap.vms)
+
+    def log_events(self, events: Iterable[Event], tick_s: float) -> None:
+        self.query_one(EventLog).show_events(events, tick_s)
+
+    def log_note(self, line: Text) -> None:
+        self.query_one(EventLog).write(line)
+
+    @property
+    def selected_vm(self) -> str | None:
+        return self.query_one(VMTable).selected_vm
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.query_one(VMTable).set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one(VMTable).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#vm-filter", Input).focus()
+
+    def action_leave_filter(self) -> None:
+        self.query_one(VMTable).focus()
+
+    def action_cycle_sort(self) -> None:
+        self.query_one(VMTable).cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        table = self.query_one(VMTable)
+        table.sort_by(table.sort_key, reverse=not table.sort_reverse)

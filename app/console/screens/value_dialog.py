@@ -1,0 +1,83 @@
+"""Set a VM's shares, min or max: type a value, see the engine's verdict, Enter to apply."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ValidationError
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Footer, Input, Static
+
+from app.console.screens.dialog import Dialog
+from app.console.view import Preview
+from app.console.widgets.verdict_line import VerdictLine
+from engine import Command, SetMax, SetMin, SetShares, Snapshot
+from engine.commands import Verdict
+from engine.units import format_bytes
+
+Kind = Literal["shares", "min", "max"]
+
+HINTS = {
+    "shares": "A whole number (ESX default: 10 per MiB of configured memory).",
+    "min": "A size such as 256MiB or 1GiB: memory guaranteed to the VM.",
+    "max": "A size between the VM's min and its configured memory.",
+}
+
+
+class ValueDialog(Dialog):
+    verdict: Verdict | None = None
+    command: Command | None = None
+
+    def __init__(self, snapshot: Snapshot, vm: str, kind: Kind, preview: Preview) -> None:
+        super().__init__(snapshot, vm, preview)
+        self.kind = kind
+
+    def current(self) -> str:
+        vm = self.snapshot.vm(self.vm)
+        if self.kind == "shares":
+            return str(vm.shares)
+        return format_bytes(vm.min_bytes if self.kind == "min" else vm.max_bytes)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"Set {self.kind} of {self.vm}", classes="dialog--title")
+            yield Static(self.vm_summary(), classes="dialog--body")
+            yield Static(f"Now: {self.current()}.  {HINTS[self.kind]}",
+                         classes="dialog--body")
+            yield Input(value=self.current(), id="value-input")
+            yield VerdictLine()
+            yield Static("Enter: apply   Esc: cancel", classes="dialog--keys")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_verdict()
+        self.query_one(Input).focus()
+
+    def build(self, text: str) -> Command:
+        if self.kind == "shares":
+            return SetShares(vm=self.vm, shares=text.strip())  # type: ignore[arg-type]
+        if self.kind == "min":
+            return SetMin(vm=self.vm, min=text.strip())  # type: ignore[arg-type]
+        return SetMax(vm=self.vm, max=text.strip())  # type: ignore[arg-type]
+
+    def refresh_verdict(self) -> None:
+        line = self.query_one(VerdictLine)
+        try:
+            self.command = self.build(self.query_one(Input).value)
+        except ValidationError as err:
+            self.command, self.verdict = None, None
+            msg = str(err.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+            line.show(None, problem=msg)
+            return
+        self.verdict = self.preview(self.command)
+        line.show(self.verdict, "applies at the next tick")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.refresh_verdict()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.refresh_verdict()
+        self.confirm(self.command, self.verdict)

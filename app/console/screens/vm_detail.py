@@ -1,0 +1,78 @@
+"""One VM: its memory breakdown, counters, history and the events concerning it."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Static
+
+from app.console.format import percent
+from app.console.screens.detail import DetailScreen
+from app.console.view import ConsoleView
+from app.console.widgets import update_text
+from app.console.widgets.clock_bar import ClockBar
+from app.console.widgets.event_log import EventLog
+from app.console.widgets.memory_breakdown import MemoryBreakdown
+from app.console.widgets.metric import Metric
+from engine import Event
+from engine.units import format_bytes, format_rate
+
+
+class VMDetailScreen(DetailScreen):
+    TITLE_PREFIX = "VM"
+
+    def compose(self) -> ComposeResult:
+        yield ClockBar()
+        yield Static(id="detail-head", classes="detail--head")
+        with Horizontal(classes="detail--body"):
+            with Vertical(classes="detail--col"):
+                yield Static("Memory", classes="pane-title")
+                yield MemoryBreakdown()
+            with Vertical(classes="detail--col"):
+                yield Static("Counters", classes="pane-title")
+                yield Static(id="detail-counters")
+                yield Static("History", classes="pane-title")
+                yield Metric(id="hist-resident")
+                yield Metric(id="hist-service")
+        yield Static("Events", classes="pane-title")
+        yield EventLog(id="detail-log")
+        yield Footer()
+
+    def concerns(self, event: Event, view: ConsoleView) -> bool:
+        return event.vm == self.subject
+
+    def show_subject(self, view: ConsoleView) -> None:
+        vm = view.snapshot.vm(self.subject)
+        head = Text()
+        head.append(vm.id, style="bold")
+        if vm.running:
+            head.append(f" running on {vm.host}", style="green")
+        else:
+            head.append(" waiting for a host (press p to place it)", style="yellow")
+        head.append(f" · tenant {vm.tenant} · {vm.workload} · shares {vm.shares}")
+        update_text(self.query_one("#detail-head", Static), head)
+        self.query_one(MemoryBreakdown).show(
+            [("private", vm.private_bytes), ("shared", vm.shared_bytes),
+             ("balloon", vm.balloon_bytes), ("swapped", vm.swapped_bytes),
+             ("untouched", vm.untouched_bytes)],
+            vm.configured_bytes,
+            [("configured", format_bytes(vm.configured_bytes)),
+             ("resident", format_bytes(vm.resident_bytes)),
+             ("guest free", format_bytes(vm.guest_free_bytes)),
+             ("target", format_bytes(vm.target_bytes)),
+             ("min", format_bytes(vm.min_bytes)), ("max", format_bytes(vm.max_bytes))])
+        service = percent(vm.service_level) if vm.running else "—"
+        update_text(self.query_one("#detail-counters", Static),
+            f"first touches  {vm.first_touches:>12,}\n"
+            f"COW breaks     {vm.cow_breaks:>12,}\n"
+            f"stalled ops    {vm.stalled_ops:>12,}\n"
+            f"service level  {service:>12}\n"
+            f"network        {format_rate(vm.net_bytes_per_s):>12}")
+        hist = view.histories
+        resident = hist.vm(vm.id, "resident_bytes")
+        self.query_one("#hist-resident", Metric).show(
+            f"Resident {format_bytes(vm.resident_bytes)} (last {len(resident)} ticks)",
+            resident[-120:])
+        self.query_one("#hist-service", Metric).show(
+            f"Service level {service}", hist.vm(vm.id, "service_level")[-120:])

@@ -1,0 +1,33 @@
+"""What the App hands down to its screens on every refresh: data, never the simulation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from app.console.history import Histories
+from engine import Command, Event, Snapshot
+from engine.commands import Verdict
+
+
+@dataclass(frozen=True)
+class ClockState:
+    paused: bool
+    speed: int
+    ticks_per_s: float | None  # measured; None while paused (keeps paused frames stable)
+    finished: bool  # the scenario's duration is over
+
+
+@dataclass(frozen=True)
+class ConsoleView:
+    snapshot: Snapshot
+    clock: ClockState
+    duration_s: float | None
+    next_timeline: str | None  # e.g. "0:02:00 start web3 on h2"
+    histories: Histories
+    events: Sequence[tuple[int, Event]]  # the App's archive (sequence number, event)
+    selected_vm: str | None
+
+
+# Ask the engine what it would answer to a command, without queueing it.
+Preview = Callable[[Command], Verdict]

@@ -1,0 +1,23 @@
+"""The console's widgets, one per module; each takes data via `show(...)`."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+def update_text(widget: Static, text: Text | str) -> None:
+    """Update a Static only if its text changed, and re-layout only if its shape changed.
+
+    A layout pass repaints the whole screen; at one refresh per tick that is most of the
+    cost of a frame, and most refreshes only change digits.
+    """
+    old = getattr(widget, "_shown_text", None)
+    if old == text:
+        return
+    plain_old = old.plain if isinstance(old, Text) else old
+    plain_new = text.plain if isinstance(text, Text) else text
+    shape = [len(line) for line in plain_new.split("\n")]
+    same_shape = plain_old is not None and shape == [len(x) for x in plain_old.split("\n")]
+    widget._shown_text = text  # type: ignore[attr-defined]
+    widget.update(text, layout=not same_shape)

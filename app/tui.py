@@ -1,0 +1,27 @@
+"""`overcommit play`: open the operator console on a scenario or a save file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.savefile import is_save_file, read_save
+from engine import Simulation
+
+DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios/tutorial/first-night.toml"
+
+
+def open_simulation(path: Path) -> Simulation:
+    """A scenario file or a save; bad input raises engine.InputError."""
+    if is_save_file(path):
+        return read_save(path)
+    return Simulation.from_file(path)
+
+
+def run_console(path: Path | None = None, *, paused: bool = False) -> int:
+    """Run the console until the player quits; returns the process exit code."""
+    sim = open_simulation(Path(path) if path is not None else DEFAULT_SCENARIO)
+    from app.console.app import OvercommitApp  # Textual loads only when playing
+
+    app = OvercommitApp(sim, paused=paused)
+    result = app.run()
+    return app.return_code or (result if isinstance(result, int) else 0)
