@@ -142,6 +142,21 @@ def parse_command(data: dict[str, Any]) -> Command:
     return COMMAND_ADAPTER.validate_python(data)
 
 
+def describe_command(command: Command) -> str:
+    """One line for logs: the kind and its arguments, sizes in human units."""
+    from engine.units import format_bytes
+
+    fields = command.model_dump(exclude={"kind"}, exclude_none=True)
+    if isinstance(command, PlaceVM):
+        return f"place {command.vm.id} on {command.vm.host}"
+    parts = []
+    for key, value in fields.items():
+        if key in ("target", "min", "max", "working_set", "hot_set") and isinstance(value, int):
+            value = format_bytes(value)
+        parts.append(f"{key}={value}")
+    return f"{command.kind.replace('_', ' ')} " + " ".join(parts)
+
+
 def command_to_plain(command: Command) -> dict[str, Any]:
     return command.model_dump(mode="json", exclude_none=True)
 

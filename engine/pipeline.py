@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine import control
+from engine.commands import describe_command
 from engine.economy.billing import bill
 from engine.memory.allocation import run_allocation
 from engine.memory.balloon import run_balloon
@@ -47,9 +48,15 @@ def apply_commands(world: World) -> None:
         world.timeline_next += 1
     for cmd, source in [(c, "timeline") for c in due] + [(c, "operator") for c in world.pending]:
         reason = control.check(world, cmd)
+        vm = getattr(cmd, "vm", None)
+        vm_id = vm if isinstance(vm, str) else getattr(vm, "id", None)
         if reason is not None:
-            world.emit("command_rejected", f"{source} {cmd.kind} rejected: {reason}")
+            world.emit("command_rejected", f"{source} {cmd.kind} rejected: {reason}",
+                       vm=vm_id, host=getattr(cmd, "host", None))
             continue
+        if source == "timeline":
+            world.emit("timeline", f"scheduled: {describe_command(cmd)}", vm=vm_id,
+                       host=getattr(cmd, "host", None))
         control.apply(world, cmd)
     world.pending.clear()
 

@@ -73,6 +73,8 @@ class VMView:
     id: str
     host: str | None
     running: bool
+    status: str  # queued (a customer request never started), running, or stopped
+    price_per_hour: float
     tenant: str
     workload: str
     configured_bytes: int
@@ -153,6 +155,8 @@ def _vm_views(world: World) -> list[VMView]:
             id=vms.ids[v],
             host=state.hosts.ids[h] if running else None,
             running=running,
+            status="running" if running else ("stopped" if vms["started"][v] else "queued"),
+            price_per_hour=float(vms["price_per_hour"][v]),
             tenant=spec.tenant,
             workload=spec.workload.kind if spec.app is None else f"{spec.workload.kind}:{spec.app}",
             configured_bytes=int(vms["n_pages"][v]) * page,
@@ -302,7 +306,8 @@ _HOST_KEYS = ("id", "memory_bytes", "free_bytes", "state", "shared_saved_bytes",
 _VM_KEYS = ("id", "host", "configured_bytes", "resident_bytes", "shared_bytes",
             "balloon_bytes", "swapped_bytes", "target_bytes", "shares", "running", "tenant",
             "workload", "private_bytes", "untouched_bytes", "guest_free_bytes", "min_bytes",
-            "max_bytes", "service_level", "stalled_ops", "first_touches", "cow_breaks",
+            "max_bytes", "status", "price_per_hour", "service_level", "stalled_ops",
+            "first_touches", "cow_breaks",
             "net_bytes_per_s", "zero_bytes", "rho", "active_estimate", "active_true",
             "balloon_target_bytes", "balloon_driver", "blocked", "guest_cache_bytes",
             "guest_swapped_bytes", "guest_faults_per_s", "swapins_per_s", "double_paging",

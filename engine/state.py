@@ -139,6 +139,7 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "page_offset": np.int64,
     "n_pages": np.int64,
     "host": np.int64,  # -1 when not running
+    "started": np.bool_,  # has been powered on at least once (else: a queued request)
     "shares": np.int64,
     "min_pages": np.int64,
     "max_pages": np.int64,

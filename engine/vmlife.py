@@ -114,6 +114,7 @@ def start_vm(state: State, streams: Streams, v: int, h: int) -> int:
     vms, p, spec = state.vms, state.pages, state.vms.specs[v]
     off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
     vms["host"][v] = h
+    vms["started"][v] = True
     mix = spec.content
     want = min(int(round(mix.resident * n)), int(vms["max_pages"][v]))
     if want == 0:
