@@ -19,10 +19,11 @@ from engine.memory.guest import (
     ANON_HOT,
     INELIGIBLE,
     balloon_class,
-    pick,
+    pick_many,
     set_kind,
     unmap,
 )
+from engine.memory.touch import count_moves
 from engine.state import I64, GuestKind, Loc, State
 from engine.world import World
 
@@ -31,47 +32,51 @@ def _ballooned(state: State, pages: I64) -> I64:
     return np.where(state.pages.location[pages] == Loc.BALLOONED, 0, INELIGIBLE)
 
 
-def inflate(state: State, rng: np.random.Generator, v: int, k: int) -> int:
-    """Take up to k pages of VM v into its balloon; returns how many it took."""
+def inflate(state: State, rng: np.random.Generator, want: I64) -> I64:
+    """Take up to want[v] pages of every VM v into its balloon; returns pages taken per VM."""
     vms, p = state.vms, state.pages
-    victims = pick(state, rng, v, k, balloon_class)
+    n = len(vms)
+    victims = pick_many(state, rng, want, balloon_class)
     if victims.size == 0:
-        return 0
+        return np.zeros(n, np.int64)
+    owner = vms.vm_of_pages(victims)
     cls = balloon_class(state, victims)
-    paged_out = victims[(cls == ANON_COLD) | (cls == ANON_HOT)]
-    double = paged_out[p.location[paged_out] == Loc.SWAPPED]
-    if double.size:
-        h = int(vms["host"][v])
-        vms["double_paging"][v] += double.size
-        vms["swapins"][v] += double.size
-        state.reclaim.hosts["swapin_tick"][h] += double.size
-        state.reclaim.hosts["disk_busy_s_tick"][h] += (
-            double.size * state.page_size / state.hosts.swap_disk_bytes_per_s[h])
+    out = (cls == ANON_COLD) | (cls == ANON_HOT)
+    paged_out = victims[out]
+    double = out & (p.location[victims] == Loc.SWAPPED)
+    if double.any():
+        per_vm = np.bincount(owner[double], minlength=n)
+        vms["double_paging"] += per_vm
+        vms["swapins"] += per_vm
+        hosts = state.hosts
+        per_host = np.bincount(vms["host"][owner[double]], minlength=len(hosts))
+        state.reclaim.hosts["swapin_tick"] += per_host
+        state.reclaim.hosts["disk_busy_s_tick"] += (
+            per_host * state.page_size / hosts.swap_disk_bytes_per_s)
     unmap(state, victims, Loc.BALLOONED)
     # Data the guest keeps goes to its disk; free and cache pages are simply dropped.
-    dropped = victims[(cls != ANON_COLD) & (cls != ANON_HOT)]
-    p.content[dropped] = 0
+    p.content[victims[~out]] = 0
     p.guest_swapped[paged_out] = True
-    vms["guest_swapped_count"][v] += paged_out.size
-    vms["guest_evictions"][v] += paged_out.size
+    evicted = np.bincount(owner[out], minlength=n)
+    vms["guest_swapped_count"] += evicted
+    vms["guest_evictions"] += evicted
     set_kind(state, victims, GuestKind.DRIVER)
-    policy_rate = vms["balloon_rate"][v]
-    vms["balloon_rate"][v] = policy_rate / 2 if paged_out.size else policy_rate * 2
-    return int(victims.size)
+    got = np.bincount(owner, minlength=n)
+    rate = vms["balloon_rate"]
+    vms["balloon_rate"] = np.where(evicted > 0, rate / 2, np.where(got > 0, rate * 2, rate))
+    return got
 
 
-def deflate(state: State, rng: np.random.Generator, v: int, k: int) -> int:
-    victims = pick(state, rng, v, k, _ballooned)
+def deflate(state: State, rng: np.random.Generator, want: I64) -> I64:
+    victims = pick_many(state, rng, want, _ballooned)
+    n = len(state.vms)
     if victims.size == 0:
-        return 0
-    p = state.pages
+        return np.zeros(n, np.int64)
     vm = state.vms.vm_of_pages(victims)
-    p.location[victims] = Loc.UNTOUCHED
-    from engine.memory.touch import count_moves
-
+    state.pages.location[victims] = Loc.UNTOUCHED
     count_moves(state, vm, np.full(victims.size, Loc.BALLOONED), Loc.UNTOUCHED)
     set_kind(state, victims, GuestKind.FREE)
-    return int(victims.size)
+    return np.bincount(vm, minlength=n)
 
 
 def run_balloon(world: World) -> None:
@@ -87,15 +92,16 @@ def run_balloon(world: World) -> None:
     vms["balloon_rate"] = np.clip(vms["balloon_rate"], policy.balloon_min_rate,
                                   policy.balloon_max_rate)
     step = np.maximum((vms["balloon_rate"] * state.tick_s).astype(np.int64), 1)
-    moved = state.reclaim.hosts["balloon_tick"]
-    moved[:] = 0
-    for v in np.flatnonzero(target != current).tolist():
-        h = int(vms["host"][v])
-        if target[v] > current[v]:
-            got = inflate(state, rng, v, int(min(target[v] - current[v], step[v])))
-            moved[max(h, 0)] += got
-        else:
-            # A stopped VM's balloon is gone with its memory; deflation is never limited.
-            moved[max(h, 0)] -= deflate(state, rng, v, int(current[v] - target[v]))
+    grow = np.where(target > current, np.minimum(target - current, step), 0)
+    # Deflation runs at four times the inflation rate: giving memory back is cheap.
+    shrink = np.where(target < current, np.minimum(current - target, 4 * step), 0)
+    moved = np.zeros(len(vms), np.int64)
+    if grow.any():
+        moved += inflate(state, rng, grow)
+    if shrink.any():
+        moved -= deflate(state, rng, shrink)
+    host = np.maximum(vms["host"], 0)
+    state.reclaim.hosts["balloon_tick"][:] = np.bincount(host, weights=moved,
+                                                         minlength=len(state.hosts))
     vms["balloon_rate"] = np.clip(vms["balloon_rate"], policy.balloon_min_rate,
                                   policy.balloon_max_rate)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.arrays import unique_sorted
+from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory.touch import count_moves
 from engine.state import I64, N_KIND, GuestKind, Loc, State
@@ -48,11 +48,71 @@ def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object
 
 def _by_class(state: State, rng: np.random.Generator, pages: I64, k: int,
               classes: object) -> I64:
+    """k pages by class, random within the last class taken; no sort of all candidates."""
     cls = classes(state, pages)  # type: ignore[operator]
-    eligible = cls != INELIGIBLE
-    pages, cls = pages[eligible], cls[eligible]
-    order = np.lexsort((rng.random(pages.size), cls))
-    return np.sort(pages[order[:k]])
+    chosen: list[I64] = []
+    left = k
+    for c in range(INELIGIBLE):
+        if left == 0:
+            break
+        of_class = pages[cls == c]
+        if of_class.size > left:
+            of_class = rng.choice(of_class, size=left, replace=False)
+        chosen.append(of_class)
+        left -= of_class.size
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+
+def probe(state: State, rng: np.random.Generator, want: I64, factor: int) -> tuple[I64, I64]:
+    """Random candidate pages for every VM at once: `factor` per wanted page, plus 32."""
+    vms = state.vms
+    # Past the VM's size a probe stops paying off; the caller scans VMs it leaves short.
+    m = np.where(want > 0, np.minimum(factor * want + 32, vms["n_pages"]), 0)
+    vm = np.repeat(np.arange(len(vms)), m)
+    local = (rng.random(vm.size) * vms["n_pages"][vm]).astype(np.int64)
+    return vm, vms["page_offset"][vm] + local
+
+
+def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
+    """Per VM, up to want[v] candidates, best class first.
+
+    Candidates come from `probe`: grouped by VM and in random order, so the first ones of
+    a class in probe order are a uniform random choice among them - no sort needed.
+    """
+    if vm.size == 0:
+        return np.zeros(0, np.int64)
+    _, starts, lengths = runs(vm)
+    seg_start = np.repeat(starts, lengths)
+    remaining = want.astype(np.int64).copy()
+    chosen = np.zeros(vm.size, np.bool_)
+    for c in range(INELIGIBLE):
+        of_class = cls == c
+        if not of_class.any():
+            continue
+        counted = np.cumsum(of_class)
+        rank = counted - (counted[seg_start] - of_class[seg_start])  # 1-based within VM
+        pick = of_class & (rank <= remaining[vm])
+        chosen |= pick
+        remaining -= np.bincount(vm[pick], minlength=remaining.size)
+    return unique_sorted(pages[chosen])
+
+
+def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object) -> I64:
+    """Up to want[v] pages of every VM v by class; a VM the probe leaves well short (under
+    half: duplicates in a probe cost a few) is scanned; the rest catch up next tick."""
+    vm, cand = probe(state, rng, want, 3)
+    chosen = take(vm, cand, classes(state, cand), want)  # type: ignore[operator]
+    got = np.bincount(state.vms.vm_of_pages(chosen), minlength=want.size)
+    short = np.flatnonzero(2 * got < want)
+    extra = [pick(state, rng, int(v), int(want[v]), classes) for v in short]
+    if extra:
+        chosen = unique_sorted(np.concatenate([chosen, *extra]))
+        # A full scan re-picks from scratch; keep each VM within its want.
+        vm = state.vms.vm_of_pages(chosen)
+        _, starts, lengths = runs(vm)
+        rank = np.arange(vm.size) - np.repeat(starts, lengths)
+        chosen = chosen[rank < want[vm]]
+    return chosen
 
 
 def unmap(state: State, pages: I64, new_loc: int) -> None:

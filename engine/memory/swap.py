@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.memory.guest import INELIGIBLE, pick, unmap
+from engine.memory.guest import INELIGIBLE, pick_many, unmap
 from engine.memory.sharing import try_share
 from engine.state import I64, Loc, State
 from engine.world import World
@@ -44,15 +44,20 @@ def run_swap(world: World) -> None:
     wanted = np.bincount(host, weights=goal, minlength=len(hosts))
     share = np.minimum(1.0, budget / np.maximum(wanted, 1))[host]
     quota = np.floor(goal * share).astype(np.int64)
-    for v in np.flatnonzero(quota).tolist():
-        victims = pick(state, rng, v, int(quota[v]), _private)
-        if victims.size == 0:
-            continue
-        h = int(vms["host"][v])
-        if state.sharing.hosts["mode"][h] != 0:  # share before swap, where sharing is on
-            victims = victims[~try_share(state, victims)]
-        unmap(state, victims, Loc.SWAPPED)
-        reclaim["swapped_pages"][h] += victims.size
-        reclaim["swapout_tick"][h] += victims.size
-        reclaim["disk_busy_s_tick"][h] += victims.size * page_s[h]
-        vms["swapouts"][v] += victims.size
+    if not quota.any():
+        return
+    victims = pick_many(state, rng, quota, _private)
+    owner_host = vms["host"][vms.vm_of_pages(victims)]
+    # Share before swap, where the host shares pages at all.
+    offer = state.sharing.hosts["mode"][owner_host] != 0
+    if offer.any():
+        shared = np.zeros(victims.size, np.bool_)
+        shared[offer] = try_share(state, victims[offer])
+        victims, owner_host = victims[~shared], owner_host[~shared]
+    owner = vms.vm_of_pages(victims)
+    unmap(state, victims, Loc.SWAPPED)
+    per_host = np.bincount(owner_host, minlength=len(hosts))
+    reclaim["swapped_pages"] += per_host
+    reclaim["swapout_tick"] += per_host
+    reclaim["disk_busy_s_tick"] += per_host * page_s
+    vms["swapouts"] += np.bincount(owner, minlength=len(vms))

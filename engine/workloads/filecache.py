@@ -12,39 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.arrays import runs
 from engine.hashing import splitmix64
 from engine.hashtable import fix_key
+from engine.memory.guest import INELIGIBLE, probe, take
 from engine.memory.touch import apply_touches
-from engine.state import I64, Bool, GuestKind, Loc, State
+from engine.state import Bool, GuestKind, Loc
 from engine.world import World
 
-_FREE, _CACHE, _NONE = 0, 1, 2
-
-
-def _probe(state: State, rng: np.random.Generator, want: I64, factor: int) -> tuple[I64, I64]:
-    """Random candidate pages for each VM: `factor` per wanted page, at least 32."""
-    vms = state.vms
-    m = np.where(want > 0, factor * want + 32, 0)
-    vm = np.repeat(np.arange(len(vms)), m)
-    local = (rng.random(vm.size) * vms["n_pages"][vm]).astype(np.int64)
-    return vm, vms["page_offset"][vm] + local
-
-
-def _take(vm: I64, pages: I64, cls: I64, want: I64, rng: np.random.Generator) -> I64:
-    """Per VM, the `want` best candidates by class (random among equals, no duplicates)."""
-    keep = cls != _NONE
-    vm, pages, cls = vm[keep], pages[keep], cls[keep]
-    order = np.lexsort((cls, pages))
-    vm, pages, cls = vm[order], pages[order], cls[order]
-    first = np.ones(pages.size, np.bool_)
-    first[1:] = pages[1:] != pages[:-1]
-    vm, pages, cls = vm[first], pages[first], cls[first]
-    order = np.lexsort((rng.random(pages.size), cls, vm))
-    vm, pages = vm[order], pages[order]
-    _, starts, lengths = runs(vm)
-    rank = np.arange(vm.size) - np.repeat(starts, lengths)
-    return np.asarray(pages[rank < want[vm]], np.int64)
+_FREE, _CACHE, _NONE = 0, 1, INELIGIBLE
 
 
 def run_file_reads(world: World, active: Bool) -> None:
@@ -61,17 +36,17 @@ def run_file_reads(world: World, active: Bool) -> None:
     hits = rng.binomial(reads, hit_p).astype(np.int64)
     misses = reads - hits
 
-    vm, cand = _probe(state, rng, hits, 4)
+    vm, cand = probe(state, rng, hits, 4)
     is_cache = p.guest_kind[cand] == GuestKind.CACHE
-    hit_pages = _take(vm, cand, np.where(is_cache, _FREE, _NONE), hits, rng)
+    hit_pages = take(vm, cand, np.where(is_cache, _FREE, _NONE), hits)
 
-    vm, cand = _probe(state, rng, misses, 4)
+    vm, cand = probe(state, rng, misses, 4)
     kind = p.guest_kind[cand]
     cls = np.where(kind == GuestKind.FREE, _FREE, np.where(kind == GuestKind.CACHE, _CACHE, _NONE))
     # Never refill a page read this tick: its hit has to stay a hit.
     cls[np.isin(cand, hit_pages)] = _NONE
     cls[p.location[cand] == Loc.BALLOONED] = _NONE
-    fill = _take(vm, cand, cls, misses, rng)
+    fill = take(vm, cand, cls, misses)
     fill_vm = vms.vm_of_pages(fill)
     block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
     content = fix_key(splitmix64(block ^ vms["dataset_key"][fill_vm]))
