@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
-from engine.spec import Bytes, Frozen, Ident, Seconds, SharingMode, VMSpec
+from engine.spec import Bytes, Frozen, Ident, Rate, Seconds, SharingMode, VMSpec
 
 
 class StartVM(Frozen):
@@ -120,10 +120,63 @@ class SetWorkload(Frozen):
     file_reads_per_s: float | None = Field(default=None, ge=0)
 
 
+class Migrate(Frozen):
+    """Live-migrate a VM to another host.
+
+    mode: precopy (iterate, then stop and copy), postcopy (switch at once, pull pages on
+    demand), hybrid (one pre-copy round, then post-copy). algorithm: xen (dynamic rate,
+    Clark et al.) or qemu (fixed bandwidth, downtime limit). Unset numbers take the policy.
+    """
+
+    kind: Literal["migrate"] = "migrate"
+    vm: Ident
+    to: Ident
+    mode: Literal["precopy", "postcopy", "hybrid"] = "precopy"
+    algorithm: Literal["xen", "qemu"] = "xen"
+    max_rate: Rate | None = None
+    min_rate: Rate | None = None
+    downtime_limit: Seconds | None = None
+    auto_converge: bool = False
+    xbzrle: bool = False
+    prepaging: bool = True
+    pml: bool = False  # hardware dirty logging (batched exits) instead of write protection
+    free_page_hints: bool = False  # the guest reports free pages, which are not sent
+
+
+class CancelMigration(Frozen):
+    kind: Literal["cancel_migration"] = "cancel_migration"
+    vm: Ident
+
+
+class SwitchToPostcopy(Frozen):
+    """Turn a running pre-copy into post-copy at the next tick."""
+
+    kind: Literal["switch_to_postcopy"] = "switch_to_postcopy"
+    vm: Ident
+
+
+class SetLink(Frozen):
+    """Take a link down or up, or degrade its capacity (both directions)."""
+
+    kind: Literal["set_link"] = "set_link"
+    a: Ident
+    b: Ident
+    up: bool = True
+    capacity: Rate | None = None
+
+
+class SetHostUp(Frozen):
+    """Fail a host (its VMs stop; a post-copy touching it loses its VM) or bring it back."""
+
+    kind: Literal["set_host_up"] = "set_host_up"
+    host: Ident
+    up: bool
+
+
 Command = Annotated[
     StartVM | PlaceVM | StopVM | SetShares | SetMin | SetMax | SetSharing | SetSalting
     | SetBalloonTarget | SetSwapTarget | SetIdleTax | SetBalloonDriver | SetThresholds
-    | SetWorkload,
+    | SetWorkload | Migrate | CancelMigration | SwitchToPostcopy | SetLink | SetHostUp,
     Field(discriminator="kind"),
 ]
 

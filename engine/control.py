@@ -10,13 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from engine import vmlife
 from engine.commands import (
+    CancelMigration,
     Command,
+    Migrate,
     PlaceVM,
     SetBalloonDriver,
     SetBalloonTarget,
+    SetHostUp,
     SetIdleTax,
+    SetLink,
     SetMax,
     SetMin,
     SetSalting,
@@ -27,10 +33,12 @@ from engine.commands import (
     SetWorkload,
     StartVM,
     StopVM,
+    SwitchToPostcopy,
 )
+from engine.migration import phase as migration_phase
 from engine.spec import VMSpec
 from engine.state import SHARING_MODES
-from engine.units import format_bytes
+from engine.units import format_bytes, format_rate
 from engine.world import World
 
 
@@ -93,6 +101,17 @@ def _check_vm(world: World, cmd: Any, v: int) -> str | None:
             update={"min": min_bytes, "max": max_bytes}))
     if isinstance(cmd, StopVM):
         return None if running else f"{cmd.vm} is not running"
+    migrating = migration_phase.active_migration(world, v)
+    if isinstance(cmd, Migrate):
+        return _check_migrate(world, cmd, v, running, migrating)
+    if isinstance(cmd, CancelMigration):
+        if migrating is None or migrating.status != "precopy":
+            return f"{cmd.vm} has no pre-copy migration to cancel (post-copy cannot go back)"
+        return None
+    if isinstance(cmd, SwitchToPostcopy):
+        if migrating is None or migrating.status != "precopy":
+            return f"{cmd.vm} is not in a pre-copy migration"
+        return None
     if isinstance(cmd, SetMin):
         if cmd.min > max_bytes:
             return f"min {format_bytes(cmd.min)} exceeds max {format_bytes(max_bytes)}"
@@ -129,6 +148,28 @@ def _check_vm(world: World, cmd: Any, v: int) -> str | None:
     return None
 
 
+def _check_migrate(world: World, cmd: Migrate, v: int, running: bool,
+                   migrating: Any) -> str | None:
+    state, page = world.state, world.state.page_size
+    if not running:
+        return f"{cmd.vm} is not running"
+    if migrating is not None:
+        return f"{cmd.vm} is already migrating to {state.hosts.ids[migrating.dst]}"
+    h = _host(world, cmd.to)
+    if h is None:
+        return f"no host {cmd.to!r}"
+    src = int(state.vms["host"][v])
+    if h == src:
+        return f"{cmd.vm} already runs on {cmd.to}"
+    if not state.hosts.up[h]:
+        return f"host {cmd.to} is down"
+    if not world.topology.has_path(state.hosts.ids[src], cmd.to):
+        return f"no network path from {state.hosts.ids[src]} to {cmd.to}"
+    # Reservation at the destination: the same admission control as a power-on.
+    return admission(world, h, int(state.vms["min_pages"][v]) * page,
+                     int(state.vms["max_pages"][v]) * page, cmd.vm)
+
+
 def check(world: World, cmd: Command) -> str | None:
     if isinstance(cmd, PlaceVM):
         if cmd.vm.id in world.state.vms.ids:
@@ -140,6 +181,12 @@ def check(world: World, cmd: Command) -> str | None:
         if not cmd.high > cmd.soft > cmd.hard > cmd.low:
             return "thresholds must decrease: high > soft > hard > low"
         return None
+    if isinstance(cmd, SetLink):
+        if not world.topology.graph.has_edge(cmd.a, cmd.b):
+            return f"no link between {cmd.a!r} and {cmd.b!r}"
+        return None
+    if isinstance(cmd, SetHostUp):
+        return None if _host(world, cmd.host) is not None else f"no host {cmd.host!r}"
     if isinstance(cmd, SetSharing | SetIdleTax):
         if cmd.host is not None and _host(world, cmd.host) is None:
             return f"no host {cmd.host!r}"
@@ -160,13 +207,55 @@ def apply(world: World, cmd: Command) -> None:
     elif isinstance(cmd, StopVM):
         v = state.vms.index(cmd.vm)
         host = state.hosts.ids[int(state.vms["host"][v])]
+        migrating = migration_phase.active_migration(world, v)
+        if migrating is not None:
+            migration_phase.fail(world, migrating, "cancelled")
+            if state.vms["host"][v] < 0:
+                return  # a post-copy stopped half-way takes the VM with it
         vmlife.stop_vm(state, v)
         world.emit("vm_stopped", f"{cmd.vm} powered off on {host}", vm=cmd.vm, host=host)
+    elif isinstance(cmd, Migrate):
+        migration_phase.start(world, cmd)
+    elif isinstance(cmd, CancelMigration | SwitchToPostcopy):
+        mig = migration_phase.active_migration(world, state.vms.index(cmd.vm))
+        assert mig is not None
+        if isinstance(cmd, CancelMigration):
+            migration_phase.fail(world, mig, "cancelled")
+        else:
+            migration_phase.to_postcopy(world, mig, state.time_s)
+    elif isinstance(cmd, SetHostUp):
+        _set_host_up(world, cmd)
     else:
         message = _SETTERS[type(cmd)](world, cmd)
         world.emit("command_applied", message, vm=getattr(cmd, "vm", None),
                    host=getattr(cmd, "host", None))
     state.reclaim.realloc = True
+
+
+def _set_host_up(world: World, cmd: SetHostUp) -> None:
+    state = world.state
+    h = state.hosts.index(cmd.host)
+    state.hosts.up[h] = cmd.up
+    if cmd.up:
+        world.emit("host_up", f"{cmd.host} is back", host=cmd.host)
+        return
+    world.emit("host_down", f"{cmd.host} failed", host=cmd.host)
+    for mig in [m for m in state.migrations if m.active and h in (m.src, m.dst)]:
+        migration_phase.fail(world, mig, f"host {cmd.host} failed")
+    for v in np.flatnonzero(state.vms["host"] == h).tolist():
+        vmlife.stop_vm(state, v)
+        world.emit("vm_lost", f"{state.vms.ids[v]} went down with {cmd.host}",
+                   vm=state.vms.ids[v], host=cmd.host)
+
+
+def _link(world: World, cmd: SetLink) -> str:
+    topology = world.topology
+    topology.set_link_state(cmd.a, cmd.b, cmd.up)
+    if cmd.capacity is not None:
+        topology.set_link_capacity(cmd.a, cmd.b, cmd.capacity)
+    state = "up" if cmd.up else "down"
+    extra = f" at {format_rate(cmd.capacity)}" if cmd.capacity is not None else ""
+    return f"link {cmd.a}-{cmd.b} {state}{extra}"
 
 
 def _set_vm(column: str, value: int, world: World, vm_id: str) -> None:
@@ -258,7 +347,7 @@ _SETTERS: dict[type, Callable[[World, Any], str]] = {
     SetShares: _shares, SetMin: _min, SetMax: _max, SetBalloonTarget: _balloon_target,
     SetSwapTarget: _swap_target, SetBalloonDriver: _balloon_driver, SetIdleTax: _idle_tax,
     SetThresholds: _thresholds, SetSalting: _salting, SetSharing: _sharing,
-    SetWorkload: _workload,
+    SetWorkload: _workload, SetLink: _link,
 }
 
 

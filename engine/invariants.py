@@ -16,10 +16,13 @@ def check(state: State) -> list[str]:
     p, vms, hosts, frames = state.pages, state.vms, state.hosts, state.frames
     n_frames_total = frames.refcount.size
     resident = (p.location == Loc.PRIVATE) | (p.location == Loc.SHARED)
+    # Post-copy: a page still at the source keeps its source frame (or swap slot).
+    remote = p.location == Loc.REMOTE
+    mapped_pages = resident | (remote & (p.frame >= 0))
 
-    if np.any(p.frame[~resident] != -1):
+    if np.any(p.frame[~mapped_pages] != -1):
         out.append("a non-resident page maps a frame")
-    res_frames = p.frame[resident]
+    res_frames = p.frame[mapped_pages]
     if np.any(res_frames < 0) or np.any(res_frames >= n_frames_total):
         out.append("a resident page has no valid frame")
         return out
@@ -68,12 +71,19 @@ def check(state: State) -> list[str]:
         out.append("guest-swapped counts disagree with the pages")
     swapped_per_host = np.bincount(np.maximum(vms["host"], 0), weights=counts[:, Loc.SWAPPED],
                                    minlength=len(hosts)).astype(np.int64)
+    page_host = vms["host"][page_vm]  # where each page must live: the VM's host...
+    for mig in state.migrations:
+        if mig.status == "postcopy":  # ...or, for pages still remote, the source
+            sl = slice(int(vms["page_offset"][mig.vm]),
+                       int(vms["page_offset"][mig.vm] + vms["n_pages"][mig.vm]))
+            page_host[sl] = np.where(remote[sl], mig.src, page_host[sl])
+            swapped_per_host[mig.src] += int((remote[sl] & (p.frame[sl] < 0)).sum())
     if not np.array_equal(swapped_per_host, state.reclaim.hosts["swapped_pages"]):
         out.append("per-host swapped page counts disagree with the pages")
     if np.any((vms["host"] < 0) & (counts[:, Loc.PRIVATE] + counts[:, Loc.SHARED] > 0)):
         out.append("a stopped VM still has resident pages")
-    res_pages = np.flatnonzero(resident)
-    host_of_vm = vms["host"][page_vm[res_pages]]
+    res_pages = np.flatnonzero(mapped_pages)
+    host_of_vm = page_host[res_pages]
     lo = hosts.frame_offset[host_of_vm]
     hi = lo + hosts.n_frames[host_of_vm]
     if np.any((res_frames < lo) | (res_frames >= hi)):

@@ -40,21 +40,37 @@ def service_destination(world: World, host_id: str) -> str:
 
 
 def update_service_rates(world: World) -> None:
+    """Service flows (host -> gateway) and migration flows (source -> destination) share
+    the links by max-min fairness; each migration's flow is capped by its current rate."""
     state = world.state
     vms = state.vms
     host = vms["host"]
     active = (host >= 0) & state.hosts.up[np.maximum(host, 0)] & (vms["net_bytes_per_s"] > 0)
     demand = np.where(active, vms["net_bytes_per_s"], 0.0)
-    key = (host.tobytes() + demand.tobytes() + world.topology.link_up.tobytes()
+    migrations = [m for m in state.migrations if m.active and m.status != "stopcopy"]
+    mig_demand = np.array([m.round_rate for m in migrations], np.float64)
+    key = (host.tobytes() + demand.tobytes() + mig_demand.tobytes()
+           + np.array([(m.src, m.dst) for m in migrations], np.int64).tobytes()
+           + world.topology.link_up.tobytes()
            + world.topology.link_capacity_bytes_per_s.tobytes())
     if key == world.service_flow_key:
         return
     world.service_flow_key = key
     flow_vms = np.flatnonzero(active)
-    flows = [(state.hosts.ids[int(host[v])],
-              service_destination(world, state.hosts.ids[int(host[v])])) for v in flow_vms]
-    rates = world.topology.rates(flows, demand[flow_vms]) if flows else np.zeros(0)
+    ids = state.hosts.ids
+    flows = [(ids[int(host[v])], service_destination(world, ids[int(host[v])]))
+             for v in flow_vms]
+    flows += [(ids[m.src], ids[m.dst]) for m in migrations]
+    owners: list[tuple[str, int]] = [("vm", int(v)) for v in flow_vms]
+    owners += [("migration", m.id) for m in migrations]
+    demands = np.concatenate([demand[flow_vms], mig_demand])
+    rates = world.topology.rates(flows, demands) if flows else np.zeros(0)
+    world.flow_set = (flows, demands, owners)
     state.vm_net_bytes_per_s = np.zeros(len(vms))
-    state.vm_net_bytes_per_s[flow_vms] = rates
-    state.nic_used_bytes_per_s = np.bincount(host[flow_vms], weights=rates,
+    state.vm_net_bytes_per_s[flow_vms] = rates[:flow_vms.size]
+    state.nic_used_bytes_per_s = np.bincount(host[flow_vms], weights=rates[:flow_vms.size],
                                              minlength=len(state.hosts)).astype(np.float64)
+    for m, rate in zip(migrations, rates[flow_vms.size:], strict=True):
+        m.flow_rate = float(rate)
+        # Migration traffic leaves the source's NIC too.
+        state.nic_used_bytes_per_s[m.src] += float(rate)

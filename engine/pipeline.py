@@ -11,9 +11,10 @@ Order matters and is part of the contract:
 7. swap       - the swap daemon swaps toward its goals (share before swap)
 8. sharing    - page-sharing scanners (ESX random scan with hints, or KSM trees)
 9. io         - device I/O: bounce copies through 32-bit DMA, remapping into low memory
-10. network   - max-min fair rates of service traffic over the topology
-11. economy   - revenue for served work, host power and capital costs
-12. metrics   - history for sparklines, objectives judged
+10. network   - max-min fair rates of service and migration traffic over the topology
+11. migration - pre-copy rounds, stop-and-copy, post-copy pushes, switch-over, failures
+12. economy   - revenue for served work, host power and capital costs
+13. metrics   - history for sparklines, objectives judged
 Later mechanisms insert their phases at the place the design gives them.
 """
 
@@ -31,6 +32,7 @@ from engine.memory.reclaim import run_reclaim_policy
 from engine.memory.remap import run_io
 from engine.memory.sampling import run_sampling
 from engine.memory.swap import run_swap
+from engine.migration.phase import run_migrations
 from engine.network import update_service_rates
 from engine.objectives import judge_objectives
 from engine.workloads.phase import run_workloads
@@ -84,6 +86,7 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("sharing", run_sharing),
     ("io", run_io),
     ("network", update_service_rates),
+    ("migration", run_migrations),
     ("economy", bill),
     ("metrics", record_metrics),
 )

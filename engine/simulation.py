@@ -119,7 +119,8 @@ class Simulation:
         for name in sorted(arrays):
             h.update(name.encode())
             h.update(arrays[name].tobytes())
-        for key in ("tick", "next_unique_content", "money", "streams", "timeline_next"):
+        for key in ("tick", "next_unique_content", "money", "streams", "timeline_next",
+                    "migrations"):
             h.update(repr(meta[key]).encode())
         return h.hexdigest()
 

@@ -258,10 +258,46 @@ class MemoryPolicy(Frozen):
         return self
 
 
+class MigrationPolicy(Frozen):
+    """Live migration defaults (MECHANISMS sections 9-10); a migrate command may override.
+
+    Xen (Clark et al.): rounds at a dynamic rate starting at `xen_min_rate`, next round at
+    the previous round's dirtying rate + `xen_rate_increment`, capped at `xen_max_rate`;
+    stop when the rate is at the max and the round sent more than the last, fewer than
+    `xen_min_pages` remain, after `xen_max_rounds`, or once `xen_max_sent_factor` x the
+    VM's memory has been sent. QEMU: fixed `qemu_max_bandwidth` while iterating, switch
+    over once remaining <= bandwidth x `qemu_downtime_limit`; auto-converge throttles the
+    vCPUs 20 %, +10 % a step, up to 99 %; XBZRLE keeps a cache of sent pages and sends
+    re-sent hits as deltas of `xbzrle_delta_fraction` of a page.
+    """
+
+    xen_min_rate: Rate = 100e6 / 8
+    xen_max_rate: Rate = 500e6 / 8
+    xen_rate_increment: Rate = 50e6 / 8
+    xen_min_pages: int = Field(default=50, ge=0)
+    xen_max_rounds: int = Field(default=30, ge=1)
+    xen_max_sent_factor: float = Field(default=3.0, gt=0)
+    qemu_max_bandwidth: Rate = 128 * 1024**2
+    qemu_downtime_limit: Seconds = 0.3
+    throttle_initial: Fraction = 0.20
+    throttle_increment: Fraction = 0.10
+    throttle_max: Fraction = 0.99
+    xbzrle_cache: Bytes = 64 * 1024**2
+    xbzrle_delta_fraction: Fraction = 0.25
+    zero_page_header: Bytes = 9
+    page_header: Bytes = 8
+    cpu_state: Bytes = 256 * 1024  # vCPU and device state sent in the stop phase
+    activation: Seconds = 0.020  # commit, resume, unsolicited ARP
+    trap_cost: Seconds = 2e-6  # write-protect fault on the first write of a page per round
+    pml_batch: int = Field(default=512, ge=1)  # hardware logging: one exit per batch
+    round_trip: Seconds = 0.0002  # network round trip for a post-copy demand fault
+
+
 class PolicySpec(Frozen):
     economy: EconomySpec = EconomySpec()
     sharing: SharingPolicy = SharingPolicy()
     memory: MemoryPolicy = MemoryPolicy()
+    migration: MigrationPolicy = MigrationPolicy()
 
 
 class ObjectiveSpec(Frozen):

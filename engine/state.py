@@ -208,6 +208,8 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "file_reads": np.int64,
     "file_misses": np.int64,
     "guest_evictions": np.int64,  # pages the guest paged out for the balloon
+    "throttle": np.float64,  # vCPU throttle (migration auto-converge)
+    "downtime_s": np.float64,  # cumulative time paused (migration stop-and-copy)
     # device I/O (memory/remap.py)
     "dma32": np.bool_,
     "io_pages_per_s": np.float64,
@@ -424,6 +426,7 @@ class State:
     sharing: Sharing = field(default_factory=lambda: Sharing.empty(0, [], 1))
     reclaim: Reclaim = field(
         default_factory=lambda: Reclaim.empty(0, 0.75, [0.06, 0.04, 0.02, 0.01]))
+    migrations: list[Any] = field(default_factory=list)  # migration.model.Migration
     tick: int = 0
     next_unique_content: int = UNIQUE_CONTENT_BASE
     money: Money = field(default_factory=Money)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.commands import Command
 from engine.events import Event
@@ -26,6 +27,9 @@ class World:
     events: list[Event] = field(default_factory=list)  # this tick's
     history: dict[str, deque[float]] = field(default_factory=dict)
     service_flow_key: bytes = b""
+    # The last flow set given to the network: (src, dst) pairs, demands, owners.
+    flow_set: tuple[list[tuple[str, str]], Any, list[tuple[str, int]]] = field(
+        default_factory=lambda: ([], None, []))
     objective_verdicts: dict[int, tuple[float, bool]] = field(default_factory=dict)
 
     def emit(self, kind: str, message: str, vm: str | None = None,

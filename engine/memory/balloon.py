@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.memory.counts import count_moves
 from engine.memory.guest import (
     ANON_COLD,
     ANON_HOT,
@@ -23,7 +24,6 @@ from engine.memory.guest import (
     set_kind,
     unmap,
 )
-from engine.memory.touch import count_moves
 from engine.state import I64, GuestKind, Loc, State
 from engine.world import World
 

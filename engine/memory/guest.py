@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
-from engine.memory.touch import count_moves
+from engine.memory.counts import count_moves
 from engine.state import I64, N_KIND, GuestKind, Loc, State
 
 # Preference classes for the balloon (lower is given up first); INELIGIBLE never.

@@ -22,7 +22,8 @@ import numpy as np
 
 from engine.arrays import unique_sorted
 from engine.memory import frames as frame_alloc
-from engine.state import I64, N_KIND, N_LOC, U64, Bool, GuestKind, Loc, State
+from engine.memory.counts import count_moves
+from engine.state import I64, N_KIND, U64, Bool, GuestKind, Loc, State
 
 
 @dataclass
@@ -30,16 +31,6 @@ class TouchResult:
     served_reads: I64  # per VM
     served_writes: I64
     stalled: I64
-
-
-def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = "loc_count",
-                width: int = N_LOC) -> None:
-    """Per-VM counters of pages by location (or guest kind): `old` -> `new`."""
-    n = len(state.vms)
-    table = state.vms[column]
-    table[:, new] += np.bincount(vm, minlength=n)
-    table -= np.bincount(vm * width + old.astype(np.int64),
-                         minlength=n * width).reshape(n, width)
 
 
 def _fault_in(state: State, pages: I64) -> None:
@@ -97,6 +88,19 @@ def _fault_in(state: State, pages: I64) -> None:
         vms["stall_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
 
 
+def _remote_faults(state: State, pages: I64) -> None:
+    """Post-copy: pages still at the source are fetched over the network first."""
+    from engine.migration.postcopy import demand_faults
+
+    pages = unique_sorted(pages)
+    vm = state.vms.vm_of_pages(pages)
+    for mig in state.migrations:
+        if mig.status == "postcopy":
+            mine = pages[vm == mig.vm]
+            if mine.size:
+                demand_faults(state, mig, mine)
+
+
 def _cow_break(state: State, pages: I64) -> None:
     vms, p = state.vms, state.pages
     pages = unique_sorted(pages)
@@ -144,7 +148,11 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
     fw_pages = write_pages[faulted_w]
     if fr_pages.size or fw_pages.size:
         fw_loc = loc_w[faulted_w]
-        _fault_in(state, np.concatenate([fr_pages, fw_pages[fw_loc != Loc.SHARED]]))
+        missing = np.concatenate([fr_pages, fw_pages[fw_loc != Loc.SHARED]])
+        remote = p.location[missing] == Loc.REMOTE
+        if remote.any():
+            _remote_faults(state, missing[remote])
+        _fault_in(state, missing[~remote])
         _cow_break(state, fw_pages[fw_loc == Loc.SHARED])
         loc_fr = p.location[fr_pages]
         still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)

@@ -1,0 +1,213 @@
+"""The migration phase: start, progress, switch-over and failure of live migrations.
+
+Runs after the network phase, so each migration knows the rate its flow got this tick.
+Guard clauses first (hosts down, no path), then the stages in order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.commands import Migrate
+from engine.migration import postcopy
+from engine.migration.model import Migration
+from engine.migration.precopy import (
+    _record_sent,
+    end_round,
+    page_costs,
+    send_for,
+    start_round,
+    vm_slice,
+)
+from engine.migration.switch import commit, go_remote
+from engine.state import Loc
+from engine.units import format_seconds
+from engine.vmlife import stop_vm
+from engine.world import World
+
+
+def active_migration(world: World, v: int) -> Migration | None:
+    return next((m for m in world.state.migrations if m.vm == v and m.active), None)
+
+
+def start(world: World, cmd: Migrate) -> Migration:
+    state, policy = world.state, world.spec.policy.migration
+    v = state.vms.index(cmd.vm)
+    n = int(state.vms["n_pages"][v])
+    xen = cmd.algorithm == "xen"
+    max_rate = cmd.max_rate or (policy.xen_max_rate if xen else policy.qemu_max_bandwidth)
+    min_rate = cmd.min_rate or (policy.xen_min_rate if xen else max_rate)
+    mig = Migration(
+        id=len(state.migrations), vm=v, src=int(state.vms["host"][v]),
+        dst=state.hosts.index(cmd.to), mode=cmd.mode, algorithm=cmd.algorithm,
+        start_s=state.time_s, max_rate=max_rate, min_rate=min(min_rate, max_rate),
+        downtime_limit_s=cmd.downtime_limit or policy.qemu_downtime_limit,
+        auto_converge=cmd.auto_converge, xbzrle=cmd.xbzrle, prepaging=cmd.prepaging,
+        pml=cmd.pml, free_page_hints=cmd.free_page_hints, round_trip_s=policy.round_trip,
+        page_header=policy.page_header, round_rate=min_rate if xen else max_rate,
+        sent_content=np.zeros(n, np.uint64), at_dest=np.zeros(n, np.bool_),
+        in_cache=np.zeros(n, np.bool_), pushed=np.zeros(n, np.bool_))
+    state.migrations.append(mig)
+    sl = vm_slice(state, mig)
+    state.pages.dirty[sl] = False
+    if cmd.mode == "postcopy":
+        to_postcopy(world, mig, state.time_s)
+    else:
+        start_round(world, mig, state.time_s, np.arange(sl.start, sl.stop, dtype=np.int64))
+    world.emit("migration_started", f"{cmd.vm} migrating {state.hosts.ids[mig.src]} -> "
+               f"{cmd.to} ({cmd.mode}, {cmd.algorithm})", vm=cmd.vm, host=cmd.to)
+    return mig
+
+
+def _pause(world: World, mig: Migration, seconds: float) -> None:
+    vms = world.state.vms
+    vms["stall_s_tick"][mig.vm] += seconds
+    vms["downtime_s"][mig.vm] += seconds
+
+
+def _stop_rate(world: World, mig: Migration) -> float:
+    """Stop-and-copy rate: Xen's max rate; QEMU's whatever the path gives an uncapped flow."""
+    if mig.algorithm == "xen":
+        return min(mig.max_rate, _path_rate(world, mig))
+    return _path_rate(world, mig)
+
+
+def _path_rate(world: World, mig: Migration) -> float:
+    flows, demands, owners = world.flow_set
+    key = ("migration", mig.id)
+    if key not in owners:
+        return mig.flow_rate
+    i = owners.index(key)
+    uncapped = demands.copy()
+    uncapped[i] = np.inf
+    return float(world.topology.rates(flows, uncapped)[i])
+
+
+def _stop_and_copy(world: World, mig: Migration, at_s: float) -> None:
+    state, policy = world.state, world.spec.policy.migration
+    p = state.pages
+    sl = vm_slice(state, mig)
+    pending = np.union1d(mig.to_send[mig.cursor:], np.flatnonzero(p.dirty[sl]) + sl.start)
+    pending = pending[p.location[pending] != Loc.BALLOONED]
+    costs = page_costs(world, mig, pending)
+    rate = max(_stop_rate(world, mig), 1.0)
+    total = float(costs.sum()) + policy.cpu_state
+    downtime = total / rate + policy.activation
+    mig.status = "stopcopy"
+    mig.stop_pages = int(pending.size)
+    mig.stop_bytes = int(total)
+    _record_sent(world, mig, pending, costs)
+    mig.bytes_sent += policy.cpu_state
+    commit(state, mig, sl)
+    p.dirty[sl] = False
+    _pause(world, mig, downtime)
+    mig.downtime_s = downtime
+    mig.end_s = mig.resume_s = at_s + downtime
+    mig.status = "done"
+    state.vms["throttle"][mig.vm] = 0.0
+    vm = state.vms.ids[mig.vm]
+    world.emit("migration_finished", f"{vm} now runs on {state.hosts.ids[mig.dst]}: "
+               f"{len(mig.rounds)} rounds, {mig.bytes_sent / 1024**2:.0f} MiB sent, "
+               f"{format_seconds(mig.end_s - mig.start_s)} in all, downtime "
+               f"{format_seconds(downtime)}", vm=vm, host=state.hosts.ids[mig.dst])
+
+
+def to_postcopy(world: World, mig: Migration, at_s: float) -> None:
+    state, policy = world.state, world.spec.policy.migration
+    rate = max(mig.flow_rate or mig.max_rate, 1.0)
+    downtime = policy.cpu_state / rate + policy.activation
+    go_remote(state, mig, vm_slice(state, mig))
+    mig.bytes_sent += policy.cpu_state
+    mig.status = "postcopy"
+    mig.downtime_s = downtime
+    mig.resume_s = at_s + downtime
+    mig.round_rate = mig.max_rate
+    _pause(world, mig, downtime)
+    vm = state.vms.ids[mig.vm]
+    world.emit("migration_switched", f"{vm} resumed on {state.hosts.ids[mig.dst]} after "
+               f"{format_seconds(downtime)}; its memory follows (post-copy)", vm=vm)
+
+
+def fail(world: World, mig: Migration, reason: str) -> None:
+    """Pre-copy: the VM stays at the source. Post-copy: no complete copy anywhere."""
+    state = world.state
+    vm = state.vms.ids[mig.vm]
+    mig.end_s = state.time_s
+    mig.reason = reason
+    if mig.status == "postcopy":
+        sl = vm_slice(state, mig)
+        p = state.pages
+        frameless = (p.location[sl] == Loc.REMOTE) & (p.frame[sl] < 0)
+        state.reclaim.hosts["swapped_pages"][mig.src] -= int(frameless.sum())
+        stop_vm(state, mig.vm)
+        mig.status = "failed"
+        world.emit("vm_lost", f"{vm} lost: {reason} during post-copy", vm=vm)
+        return
+    state.pages.dirty[vm_slice(state, mig)] = False
+    state.vms["throttle"][mig.vm] = 0.0
+    mig.status = "failed" if reason != "cancelled" else "cancelled"
+    world.emit("migration_failed" if reason != "cancelled" else "migration_cancelled",
+               f"migration of {vm} stopped ({reason}); it keeps running on "
+               f"{state.hosts.ids[mig.src]}", vm=vm)
+
+
+def _broken(world: World, mig: Migration) -> str | None:
+    hosts = world.state.hosts
+    if not hosts.up[mig.src]:
+        return f"source {hosts.ids[mig.src]} failed"
+    if not hosts.up[mig.dst]:
+        return f"destination {hosts.ids[mig.dst]} failed"
+    if not world.topology.has_path(hosts.ids[mig.src], hosts.ids[mig.dst]):
+        return "the network path between them is down"
+    return None
+
+
+def _charge_traps(world: World, mig: Migration) -> None:
+    """First writes of a page in a round trap (write protection), or fill a PML buffer."""
+    state, policy = world.state, world.spec.policy.migration
+    sl = vm_slice(state, mig)
+    dirty = int(np.count_nonzero(state.pages.dirty[sl]))
+    new = max(dirty - mig.dirty_seen, 0)
+    mig.traps += new
+    cost = policy.trap_cost * (new / policy.pml_batch if mig.pml else new)
+    state.vms["stall_s_tick"][mig.vm] += cost
+
+
+def run_migrations(world: World) -> None:
+    state = world.state
+    tick_s = state.tick_s
+    now = state.time_s
+    for mig in state.migrations:
+        if mig.status == "done" and mig.mode != "precopy" and mig.pushed.any():
+            postcopy.count_minor_faults(world, mig)  # first touches of pushed pages
+    for mig in [m for m in state.migrations if m.active]:
+        reason = _broken(world, mig)
+        if reason is not None:
+            fail(world, mig, reason)
+            continue
+        if mig.status == "precopy":
+            _charge_traps(world, mig)
+            state.vms["throttle"][mig.vm] = mig.throttle
+            t = 0.0
+            for _ in range(10_000):  # rounds in one tick; many only when they are tiny
+                if mig.status != "precopy" or t >= tick_s - 1e-12:
+                    break
+                t += send_for(world, mig, mig.flow_rate, tick_s - t)
+                if mig.cursor < mig.to_send.size:
+                    break  # the tick's bandwidth is spent
+                stop = end_round(world, mig, now + t, t / tick_s, final=mig.mode == "hybrid")
+                if mig.mode == "hybrid":
+                    to_postcopy(world, mig, now + t)
+                elif stop:
+                    _stop_and_copy(world, mig, now + t)
+            mig.dirty_seen = int(np.count_nonzero(state.pages.dirty[vm_slice(state, mig)]))
+        elif mig.status == "postcopy":
+            postcopy.count_minor_faults(world, mig)
+            postcopy.push(world, mig, tick_s)
+            if postcopy.remaining(world, mig) == 0:
+                mig.status = "done"
+                mig.end_s = now + tick_s
+                vm = state.vms.ids[mig.vm]
+                world.emit("migration_finished", f"{vm}'s memory is all on "
+                           f"{state.hosts.ids[mig.dst]}: {mig.network_faults} network "
+                           f"faults, {mig.pushed_pages} pages pushed", vm=vm)
