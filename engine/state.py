@@ -209,6 +209,7 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "file_misses": np.int64,
     "guest_evictions": np.int64,  # pages the guest paged out for the balloon
     "throttle": np.float64,  # vCPU throttle (migration auto-converge)
+    "precopying": np.bool_,  # in a pre-copy migration: its writes are logged
     "downtime_s": np.float64,  # cumulative time paused (migration stop-and-copy)
     # device I/O (memory/remap.py)
     "dma32": np.bool_,
@@ -427,6 +428,9 @@ class State:
     reclaim: Reclaim = field(
         default_factory=lambda: Reclaim.empty(0, 0.75, [0.06, 0.04, 0.02, 0.01]))
     migrations: list[Any] = field(default_factory=list)  # migration.model.Migration
+    # This tick's writes of pre-copying VMs: (pages, whether each was dirty before), so the
+    # migration phase can replay them at times within the tick. Empty between ticks.
+    write_log: list[tuple[I64, Bool]] = field(default_factory=list)
     tick: int = 0
     next_unique_content: int = UNIQUE_CONTENT_BASE
     money: Money = field(default_factory=Money)

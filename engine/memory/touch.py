@@ -167,6 +167,9 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
             write_pages, write_content = write_pages[keep], write_content[keep]
 
     p.content[write_pages] = write_content
+    if vms["precopying"].any():
+        logged = write_pages[vms["precopying"][vms.vm_of_pages(write_pages)]]
+        state.write_log.append((logged, p.dirty[logged].copy()))
     p.dirty[write_pages] = True
     p.written_at[write_pages] = state.tick
     p.accessed[read_pages] = True

@@ -50,6 +50,7 @@ def start(world: World, cmd: Migrate) -> Migration:
     state.migrations.append(mig)
     sl = vm_slice(state, mig)
     state.pages.dirty[sl] = False
+    state.vms["precopying"][v] = cmd.mode != "postcopy"
     if cmd.mode == "postcopy":
         to_postcopy(world, mig, state.time_s)
     else:
@@ -75,15 +76,20 @@ def _stop_rate(world: World, mig: Migration) -> float:
 def _path_rate(world: World, mig: Migration) -> float:
     flows, demands, owners = world.flow_set
     key = ("migration", mig.id)
-    if key not in owners:
-        return mig.flow_rate
-    i = owners.index(key)
-    uncapped = demands.copy()
-    uncapped[i] = np.inf
+    ids = world.state.hosts.ids
+    if key in owners:
+        i = owners.index(key)
+        flows, uncapped = list(flows), np.array(demands, np.float64)
+        uncapped[i] = np.inf
+    else:  # started this tick: not in the network's flow set yet
+        i = len(flows)
+        flows = [*flows, (ids[mig.src], ids[mig.dst])]
+        uncapped = np.append(np.asarray(demands if demands is not None else [], np.float64),
+                             np.inf)
     return float(world.topology.rates(flows, uncapped)[i])
 
 
-def _stop_and_copy(world: World, mig: Migration, at_s: float) -> None:
+def _stop_and_copy(world: World, mig: Migration, at_s: float, late: np.ndarray) -> None:
     state, policy = world.state, world.spec.policy.migration
     p = state.pages
     sl = vm_slice(state, mig)
@@ -94,11 +100,12 @@ def _stop_and_copy(world: World, mig: Migration, at_s: float) -> None:
     total = float(costs.sum()) + policy.cpu_state
     downtime = total / rate + policy.activation
     mig.status = "stopcopy"
+    state.vms["precopying"][mig.vm] = False
     mig.stop_pages = int(pending.size)
     mig.stop_bytes = int(total)
     _record_sent(world, mig, pending, costs)
     mig.bytes_sent += policy.cpu_state
-    commit(state, mig, sl)
+    commit(state, mig, sl, late)
     p.dirty[sl] = False
     _pause(world, mig, downtime)
     mig.downtime_s = downtime
@@ -114,8 +121,10 @@ def _stop_and_copy(world: World, mig: Migration, at_s: float) -> None:
 
 def to_postcopy(world: World, mig: Migration, at_s: float) -> None:
     state, policy = world.state, world.spec.policy.migration
-    rate = max(mig.flow_rate or mig.max_rate, 1.0)
+    # The CPU state is one small message, sent at whatever the path gives.
+    rate = max(_path_rate(world, mig), mig.flow_rate, 1.0)
     downtime = policy.cpu_state / rate + policy.activation
+    state.vms["precopying"][mig.vm] = False
     go_remote(state, mig, vm_slice(state, mig))
     mig.bytes_sent += policy.cpu_state
     mig.status = "postcopy"
@@ -145,6 +154,7 @@ def fail(world: World, mig: Migration, reason: str) -> None:
         return
     state.pages.dirty[vm_slice(state, mig)] = False
     state.vms["throttle"][mig.vm] = 0.0
+    state.vms["precopying"][mig.vm] = False
     mig.status = "failed" if reason != "cancelled" else "cancelled"
     world.emit("migration_failed" if reason != "cancelled" else "migration_cancelled",
                f"migration of {vm} stopped ({reason}); it keeps running on "
@@ -173,6 +183,80 @@ def _charge_traps(world: World, mig: Migration) -> None:
     state.vms["stall_s_tick"][mig.vm] += cost
 
 
+SUBSTEP_S = 0.005  # write replay granularity while a round may end inside a tick
+COARSE_STEP_S = 0.05  # and while it cannot
+
+
+class _Replay:
+    """This tick's writes of one VM, applied to the dirty log in time order.
+
+    The workload phase wrote the whole tick at once; each write that made a page dirty is
+    given a uniform random time within the tick and re-applied when the migration's clock
+    passes it.
+    """
+
+    def __init__(self, world: World, mig: Migration) -> None:
+        state = world.state
+        self.dirty_log = state.pages.dirty
+        sl = vm_slice(state, mig)
+        logged = [(pg, was) for pg, was in state.write_log if pg.size]
+        pages = np.concatenate([pg for pg, _ in logged]) if logged else np.zeros(0, np.int64)
+        was = np.concatenate([w for _, w in logged]) if logged else np.zeros(0, np.bool_)
+        mine = (pages >= sl.start) & (pages < sl.stop)
+        pages, was = pages[mine], was[mine]
+        self.dirty_log[pages[~was]] = False  # not dirty yet: written during the tick
+        # Every write is replayed, also those to pages already dirty: a round ending
+        # inside the tick clears the log, and their later writes must dirty them again.
+        times = world.streams["migration"].random(pages.size)
+        order = np.argsort(times, kind="stable")
+        self.pages, self.times = pages[order], times[order]
+        self.next = 0
+
+    def until(self, fraction: float) -> None:
+        """Apply the writes made before `fraction` of the tick."""
+        end = int(np.searchsorted(self.times, fraction, side="right"))
+        if end > self.next:
+            self.dirty_log[self.pages[self.next:end]] = True
+            self.next = end
+
+
+def _precopy_tick(world: World, mig: Migration, now: float, tick_s: float) -> None:
+    state = world.state
+    p = state.pages
+    replay = _Replay(world, mig)
+    _charge_traps(world, mig)
+    state.vms["throttle"][mig.vm] = mig.throttle
+    # A round that starts inside the tick runs at its own cap at once, within what the
+    # path gives (this tick's other flows are fixed).
+    path = _path_rate(world, mig)
+    t = 0.0
+    for _ in range(100_000):
+        if mig.status != "precopy" or t >= tick_s - 1e-12:
+            break
+        rate = min(mig.round_rate, path)
+        left_in_round = (mig.to_send.size - mig.cursor) * state.page_size
+        # Fine steps where the round may end soon; coarser ones while it certainly goes
+        # on, which only delays when a write starts to be skipped. Both are fixed times,
+        # so the replay is the same whatever the tick length.
+        ends_soon = rate > 0 and left_in_round / rate <= tick_s - t
+        step = min(SUBSTEP_S if ends_soon else COARSE_STEP_S, tick_s - t)
+        replay.until((t + step) / tick_s)
+        t += send_for(world, mig, rate, step)
+        if mig.cursor < mig.to_send.size:
+            continue
+        stop = end_round(world, mig, now + t, final=mig.mode == "hybrid")
+        if mig.mode == "hybrid":
+            replay.until(1.0)
+            to_postcopy(world, mig, now + t)
+        elif stop:
+            # Writes the workload made after this moment happen at the destination after
+            # it resumes: they are not copied, nor checked.
+            _stop_and_copy(world, mig, now + t, late=replay.pages[replay.next:])
+    replay.until(1.0)
+    if mig.status == "precopy":
+        mig.dirty_seen = int(np.count_nonzero(p.dirty[vm_slice(state, mig)]))
+
+
 def run_migrations(world: World) -> None:
     state = world.state
     tick_s = state.tick_s
@@ -186,21 +270,7 @@ def run_migrations(world: World) -> None:
             fail(world, mig, reason)
             continue
         if mig.status == "precopy":
-            _charge_traps(world, mig)
-            state.vms["throttle"][mig.vm] = mig.throttle
-            t = 0.0
-            for _ in range(10_000):  # rounds in one tick; many only when they are tiny
-                if mig.status != "precopy" or t >= tick_s - 1e-12:
-                    break
-                t += send_for(world, mig, mig.flow_rate, tick_s - t)
-                if mig.cursor < mig.to_send.size:
-                    break  # the tick's bandwidth is spent
-                stop = end_round(world, mig, now + t, t / tick_s, final=mig.mode == "hybrid")
-                if mig.mode == "hybrid":
-                    to_postcopy(world, mig, now + t)
-                elif stop:
-                    _stop_and_copy(world, mig, now + t)
-            mig.dirty_seen = int(np.count_nonzero(state.pages.dirty[vm_slice(state, mig)]))
+            _precopy_tick(world, mig, now, tick_s)
         elif mig.status == "postcopy":
             postcopy.count_minor_faults(world, mig)
             postcopy.push(world, mig, tick_s)

@@ -1,12 +1,12 @@
 """Iterative pre-copy (Clark et al., NSDI'05; Xen's and QEMU's algorithms).
 
 Round 1 sends every page; round i sends the pages dirtied during round i-1, in
-pseudo-random order, skipping pages dirtied again in the current round (they go in a
-later round). Rounds end mid-tick at their exact time: the pages written in the tick a
-round ends are split between the two rounds in proportion to the time on each side, so
-results hardly depend on the tick length. Xen limits each round's rate dynamically and
-stops by its four rules; QEMU iterates at a fixed bandwidth until the remaining bytes fit
-in the downtime limit, optionally throttling the guest (auto-converge) and sending
+pseudo-random order; Xen skips pages dirtied again in the current round (they go in a
+later round), QEMU sends the whole snapshot of each pass. Rounds end mid-tick at their exact time, and the tick's writes are replayed
+at random times within it, in steps of a few milliseconds while a round may end inside
+the tick, so results hardly depend on the tick length. Xen limits each round's rate
+dynamically and stops by its four rules; QEMU iterates at a fixed bandwidth until the
+remaining bytes fit in the downtime limit, optionally throttling the guest (auto-converge) and sending
 re-sent pages as XBZRLE deltas. Then stop-and-copy: the VM pauses while the last dirty
 pages and its CPU state cross, and activates at the destination.
 """
@@ -91,20 +91,13 @@ def start_round(world: World, mig: Migration, at_s: float, pages: I64) -> None:
                             rate_bytes_per_s=mig.round_rate, pages_to_send=mig.to_send.size))
 
 
-def _dirty_split(world: World, mig: Migration, fraction: float) -> I64:
-    """Pages dirtied during the round that ends `fraction` into this tick.
-
-    Pages written in this tick were written at times spread over it: the share written
-    before the round ended belongs to this round, the rest stays dirty for the next.
-    """
-    state, p = world.state, world.state.pages
+def take_dirty(state: State, mig: Migration) -> I64:
+    """The pages dirtied during the round that ends now; the log starts over."""
+    p = state.pages
     sl = vm_slice(state, mig)
     dirty = np.flatnonzero(p.dirty[sl]) + sl.start
-    now = p.written_at[dirty] == state.tick
-    later = now & (world.streams["migration"].random(dirty.size) >= fraction)
     p.dirty[sl] = False
-    p.dirty[dirty[later]] = True
-    return np.asarray(dirty[~later], np.int64)
+    return np.asarray(dirty, np.int64)
 
 
 def _stop_rules(world: World, mig: Migration, remaining_pages: int) -> bool:
@@ -139,13 +132,12 @@ def _auto_converge(world: World, mig: Migration) -> None:
         mig.converge_strikes = 0
 
 
-def end_round(world: World, mig: Migration, at_s: float, fraction: float,
-              final: bool = False) -> bool:
+def end_round(world: World, mig: Migration, at_s: float, final: bool = False) -> bool:
     """Close the current round; True when it is time to stop and copy (or, `final`, to
     switch to post-copy after a hybrid's one round)."""
     policy = world.spec.policy.migration
     state = world.state
-    dirty = _dirty_split(world, mig, fraction)
+    dirty = take_dirty(state, mig)
     last = mig.rounds[-1]
     last.duration_s = at_s - last.start_s
     last.pages_dirtied = int(dirty.size)
@@ -178,7 +170,9 @@ def send_for(world: World, mig: Migration, rate: float, seconds: float) -> float
     last = mig.rounds[-1]
     while mig.cursor < mig.to_send.size and budget - used > 1e-6:
         chunk = mig.to_send[mig.cursor:mig.cursor + max(64, int((budget - used) / 512) + 64)]
-        skip = p.dirty[chunk]
+        # Xen peeks at the dirty log and leaves pages dirtied again for a later round;
+        # QEMU sends everything in the pass's snapshot.
+        skip = p.dirty[chunk] if mig.algorithm == "xen" else np.zeros(chunk.size, np.bool_)
         send = chunk[~skip]
         costs = page_costs(world, mig, send)
         cum = np.cumsum(costs)

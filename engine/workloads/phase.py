@@ -24,6 +24,7 @@ def run_workloads(world: World) -> None:
     vms = state.vms
     for name in PER_TICK:
         vms[name][:] = 0
+    state.write_log.clear()
     state.reclaim.hosts["swapin_tick"][:] = 0
     state.reclaim.hosts["disk_busy_s_tick"][:] = 0
     host = vms["host"]

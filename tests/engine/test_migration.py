@@ -1,0 +1,175 @@
+"""Live migration: pre-copy (Xen, QEMU), stop-and-copy, post-copy, hybrid, network."""
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine import Simulation, invariants, parse_scenario
+from tests.conftest import ROOT, small_spec
+
+PAPER = ROOT / "scenarios" / "paper"
+MiB = 1024**2
+
+
+def _world(workload: dict[str, Any], tick_s: float = 1.0, memory: str = "8MiB",
+           nic: str = "1Gbit/s") -> Simulation:
+    data = small_spec()
+    data["scenario"]["tick_s"] = tick_s
+    data["host"][0]["memory"] = "64MiB"
+    data["host"][1]["memory"] = "64MiB"
+    for host in data["host"]:
+        host["nic"] = nic
+    data["vm"][0].update(memory=memory, workload=workload,
+                         content={"zero": 0.1, "os": 0.2, "app": 0.1, "private": 0.6,
+                                  "resident": 1.0})
+    return Simulation.from_spec(parse_scenario(data), check=True)
+
+
+def _migrate(sim: Simulation, ticks: int = 30, **options: Any) -> dict[str, Any]:
+    assert sim.submit({"kind": "migrate", "vm": "a", "to": "h2", **options}).ok
+    sim.step(ticks)
+    return sim.report()["migrations"][-1]
+
+
+@pytest.mark.parametrize("mode", ["precopy", "postcopy", "hybrid"])
+@pytest.mark.parametrize("algorithm", ["xen", "qemu"])
+def test_every_mode_moves_the_vm_with_its_memory_intact(mode: str, algorithm: str) -> None:
+    sim = _world({"reads_per_s": 2000, "writes_per_s": 1000})
+    m = _migrate(sim, mode=mode, algorithm=algorithm)
+    assert m["status"] == "done"
+    assert m["content_mismatches"] == 0  # the destination holds what the source had
+    assert sim.snapshot().vm("a").host == "h2"
+    assert invariants.check(sim.world.state) == []
+
+
+def test_an_idle_vm_is_sent_about_once() -> None:
+    sim = _world({"kind": "idle"})
+    m = _migrate(sim)
+    memory = 8 * MiB
+    assert memory <= m["transferred_bytes"] <= 1.05 * memory + 256 * 1024
+    assert len(m["rounds"]) <= 2
+
+
+def test_a_vm_dirtying_faster_than_the_link_never_converges_without_help() -> None:
+    fast = {"reads_per_s": 0, "writes_per_s": 60000, "working_set": "8MiB",
+            "hot_access": 0.0}
+    # Xen: gives up after its round limits and pays in a long stop-and-copy.
+    xen = _migrate(_world(fast, nic="100Mbit/s"), ticks=120)
+    assert xen["status"] == "done" and xen["downtime_s"] > 0.5
+    # QEMU: never reaches the downtime limit on its own...
+    sim = _world(fast, nic="100Mbit/s")
+    qemu = _migrate(sim, ticks=120, algorithm="qemu", max_rate="100Mbit/s")
+    assert qemu["status"] == "precopy" and qemu["dirty_sync_count"] > 10
+    # ...and does with auto-converge throttling the guest.
+    sim = _world(fast, nic="100Mbit/s")
+    conv = _migrate(sim, ticks=120, algorithm="qemu", max_rate="100Mbit/s",
+                    auto_converge=True)
+    assert conv["status"] == "done" and conv["cpu_throttle_percentage"] >= 20
+    assert conv["downtime_s"] < 0.3 + 0.05
+
+
+def test_postcopy_sends_each_page_once_and_prepaging_makes_faults_minor() -> None:
+    # A sequential sweep slower than the push: pre-paging around each fault stays ahead.
+    workload = {"reads_per_s": 400, "writes_per_s": 100, "order": "sequential"}
+    sim = _world(workload)
+    pre = _migrate(_world(workload), mode="precopy")
+    m = _migrate(sim, mode="postcopy", max_rate="40Mbit/s")
+    assert m["status"] == "done"
+    assert m["pages_sent"] == 2048  # 8 MiB: every page exactly once
+    assert m["downtime_s"] < pre["downtime_s"]
+    assert m["network_faults"] > 0
+    assert m["minor_faults"] > m["network_faults"]
+
+
+def test_results_barely_depend_on_the_tick_length() -> None:
+    workload = {"reads_per_s": 2000, "writes_per_s": 1500, "hot_set": "1MiB",
+                "hot_access": 0.9}
+    runs = {}
+    for tick in (1.0, 0.1):
+        sim = _world(workload, tick_s=tick, memory="24MiB", nic="100Mbit/s")
+        m = _migrate(sim, ticks=int(40 / tick))
+        runs[tick] = m
+    a, b = runs[1.0], runs[0.1]
+    assert a["total_time_s"] == pytest.approx(b["total_time_s"], rel=0.02)
+    assert a["transferred_bytes"] == pytest.approx(b["transferred_bytes"], rel=0.02)
+
+
+def test_two_migrations_over_one_link_share_it_fairly() -> None:
+    data = small_spec()
+    data["host"][1]["memory"] = "64MiB"
+    for host in data["host"]:
+        host["nic"] = "100Mbit/s"
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    for vm in ("a", "b"):
+        assert sim.submit({"kind": "migrate", "vm": vm, "to": "h2",
+                           "min_rate": "100Mbit/s", "max_rate": "100Mbit/s"}).ok
+    sim.step(1)
+    rates = [m.flow_rate for m in sim.world.state.migrations]
+    assert rates == pytest.approx([100e6 / 8 / 2] * 2, rel=1e-6)
+
+
+def test_a_link_failure_during_postcopy_loses_the_vm_but_not_during_precopy() -> None:
+    data = small_spec()
+    data["host"][1]["memory"] = "32MiB"
+    data["host"][1]["switch"] = "tor2"
+    data["switch"].append({"id": "tor2"})
+    data["link"].append({"a": "tor", "b": "tor2", "capacity": "10Mbit/s"})
+    data["vm"][0]["content"] = {"resident": 1.0}
+    for mode, lost in (("precopy", False), ("postcopy", True)):
+        sim = Simulation.from_spec(parse_scenario(data), check=True)
+        assert sim.submit({"kind": "migrate", "vm": "a", "to": "h2", "mode": mode}).ok
+        sim.step(2)
+        assert sim.submit({"kind": "set_link", "a": "tor", "b": "tor2", "up": False}).ok
+        events = sim.step(2)
+        m = sim.report()["migrations"][0]
+        assert m["status"] == "failed"
+        assert any(e.kind == "vm_lost" for e in events) == lost
+        assert sim.snapshot().vm("a").running != lost
+        assert invariants.check(sim.world.state) == []
+
+
+def test_a_save_in_the_middle_of_a_migration_resumes_bit_identically() -> None:
+    spec = parse_scenario(small_spec())
+    a, b = Simulation.from_spec(spec), Simulation.from_spec(spec)
+    for sim in (a, b):
+        sim.submit({"kind": "migrate", "vm": "a", "to": "h2", "max_rate": "8Mbit/s",
+                    "min_rate": "8Mbit/s"})
+        sim.step(3)
+    assert a.world.state.migrations[0].status == "precopy"
+    b = Simulation.from_state(b.save_state())
+    a.step(20)
+    b.step(20)
+    assert a.digest() == b.digest()
+    assert a.report()["migrations"] == b.report()["migrations"]
+
+
+def _clark(name: str, ticks: int) -> dict[str, Any]:
+    sim = Simulation.from_file(PAPER / f"{name}.toml")
+    sim.step(ticks)
+    return sim.report()["migrations"][0]
+
+
+def test_clark_specweb99_downtime_and_total_time() -> None:
+    m = _clark("clark-specweb99", 100)
+    assert m["downtime_s"] == pytest.approx(0.210, rel=0.30)
+    assert m["total_time_s"] == pytest.approx(71, rel=0.20)
+    assert m["transferred_bytes"] / 1e6 == pytest.approx(960, rel=0.20)
+
+
+def test_clark_quake3_downtime() -> None:
+    assert _clark("clark-quake3", 20)["downtime_s"] == pytest.approx(0.060, rel=0.30)
+
+
+def test_clark_webserver_throughput_drops_by_what_the_migration_takes() -> None:
+    sim = Simulation.from_file(PAPER / "clark-webserver.toml")
+    sim.step(15)
+    before = sim.snapshot().vm("apache").net_bytes_per_s
+    sim.step(15)
+    during = sim.snapshot().vm("apache").net_bytes_per_s
+    migration = sim.world.state.migrations[0]
+    assert before * 8 / 1e6 == pytest.approx(870, rel=0.05)
+    assert during * 8 / 1e6 == pytest.approx(765, rel=0.05)
+    assert before - during == pytest.approx(migration.flow_rate, rel=0.05)
+    sim.step(100)
+    assert np.isclose(sim.snapshot().vm("apache").net_bytes_per_s, before)
