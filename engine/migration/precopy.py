@@ -2,13 +2,14 @@
 
 Round 1 sends every page; round i sends the pages dirtied during round i-1, in
 pseudo-random order; Xen skips pages dirtied again in the current round (they go in a
-later round), QEMU sends the whole snapshot of each pass. Rounds end mid-tick at their exact time, and the tick's writes are replayed
-at random times within it, in steps of a few milliseconds while a round may end inside
-the tick, so results hardly depend on the tick length. Xen limits each round's rate
-dynamically and stops by its four rules; QEMU iterates at a fixed bandwidth until the
-remaining bytes fit in the downtime limit, optionally throttling the guest (auto-converge) and sending
-re-sent pages as XBZRLE deltas. Then stop-and-copy: the VM pauses while the last dirty
-pages and its CPU state cross, and activates at the destination.
+later round), QEMU sends the whole snapshot of each pass. Rounds end mid-tick at their
+exact time, and the tick's writes are replayed at random times within it, in steps of a
+few milliseconds while a round may end inside the tick, so results hardly depend on the
+tick length. Xen limits each round's rate dynamically and stops by its four rules; QEMU
+iterates at a fixed bandwidth until the remaining bytes fit in the downtime limit,
+optionally throttling the guest (auto-converge) and sending re-sent pages as XBZRLE
+deltas. Then stop-and-copy: the VM pauses while the last dirty pages and its CPU state
+cross, and activates at the destination.
 """
 
 from __future__ import annotations
