@@ -15,6 +15,7 @@ from engine.memory.allocation import rho
 from engine.memory.states import STATE_NAMES
 from engine.migration.model import Migration
 from engine.migration.postcopy import remaining as remaining_pages
+from engine.migration.wws import wws_pages
 from engine.objectives import evaluate_objectives
 from engine.state import SHARING_MODES, GuestKind, Loc
 from engine.world import World
@@ -385,7 +386,8 @@ def report(world: World) -> dict[str, Any]:
         "sim_time_s": snap.time_s,
         "hosts": [{**{k: getattr(h, k) for k in _HOST_KEYS},
                    "esxtop": _esxtop(h, world.state.page_size)} for h in snap.hosts],
-        "vms": [{k: getattr(v, k) for k in _VM_KEYS} for v in snap.vms],
+        "vms": [{**{k: getattr(v, k) for k in _VM_KEYS},
+                 "wws_pages": wws_pages(world.state, i)} for i, v in enumerate(snap.vms)],
         "migrations": [migration_report(world, m) for m in world.state.migrations],
         "economy": {
             "revenue": snap.revenue,

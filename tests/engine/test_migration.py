@@ -173,3 +173,17 @@ def test_clark_webserver_throughput_drops_by_what_the_migration_takes() -> None:
     assert before - during == pytest.approx(migration.flow_rate, rel=0.05)
     sim.step(100)
     assert np.isclose(sim.snapshot().vm("apache").net_bytes_per_s, before)
+
+
+def test_the_writable_working_set_grows_with_the_window() -> None:
+    from engine.migration.wws import wws_pages
+
+    sim = _world({"reads_per_s": 0, "writes_per_s": 300, "hot_set": "256KiB",
+                  "hot_access": 0.9})
+    sim.step(120)
+    curve = wws_pages(sim.world.state, 0)
+    values = list(curve.values())
+    assert values == sorted(values)  # more time, more distinct pages
+    assert curve["1s"] <= 300 and curve["10s"] >= 64  # the hot set fills quickly
+    assert curve["120s"] > curve["10s"]  # the rest of memory trickles in
+    assert sim.report()["vms"][0]["wws_pages"] == curve
