@@ -244,6 +244,7 @@ def _set_host_up(world: World, cmd: SetHostUp) -> None:
         migration_phase.fail(world, mig, f"host {cmd.host} failed")
     for v in np.flatnonzero(state.vms["host"] == h).tolist():
         vmlife.stop_vm(state, v)
+        state.vms["lost_vm"][v] = True
         world.emit("vm_lost", f"{state.vms.ids[v]} went down with {cmd.host}",
                    vm=state.vms.ids[v], host=cmd.host)
 

@@ -7,6 +7,7 @@ newer schema, or data that does not fit the scenario it names, raises InputError
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -50,9 +51,7 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
         "vm_specs": [vm.model_dump(mode="json", exclude_none=True) for vm in state.vms.specs],
         "tick": state.tick,
         "next_unique_content": str(state.next_unique_content),
-        "money": {k: getattr(money, k) for k in ("revenue", "costs", "penalties",
-                                                  "revenue_tick", "costs_tick",
-                                                  "penalties_tick")},
+        "money": asdict(money),
         "streams": world.streams.to_plain(),
         "pending": [command_to_plain(c) for c in world.pending],
         "timeline_next": world.timeline_next,

@@ -13,8 +13,10 @@ Order matters and is part of the contract:
 9. io         - device I/O: bounce copies through 32-bit DMA, remapping into low memory
 10. network   - max-min fair rates of service and migration traffic over the topology
 11. migration - pre-copy rounds, stop-and-copy, post-copy pushes, switch-over, failures
-12. economy   - revenue for served work, host power and capital costs
-13. metrics   - history for sparklines, objectives judged
+12. service   - lost service by cause, service level and latency, availability
+13. economy   - revenue for served work, host power, capital and network costs, SLA
+                penalties at the end of each window
+14. metrics   - history for sparklines, objectives judged
 Later mechanisms insert their phases at the place the design gives them.
 """
 
@@ -35,6 +37,7 @@ from engine.memory.swap import run_swap
 from engine.migration.phase import run_migrations
 from engine.network import update_service_rates
 from engine.objectives import judge_objectives
+from engine.service import run_service
 from engine.workloads.phase import run_workloads
 from engine.world import World
 
@@ -87,6 +90,7 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("io", run_io),
     ("network", update_service_rates),
     ("migration", run_migrations),
+    ("service", run_service),
     ("economy", bill),
     ("metrics", record_metrics),
 )

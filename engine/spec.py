@@ -137,62 +137,17 @@ class WorkloadSpec(Frozen):
     io_set: Bytes = 4 * 1024**2
 
 
-class VMSpec(Frozen):
-    id: Ident
-    host: Ident | None = None
-    memory: Bytes
-    min: Bytes = 0
-    max: Bytes | None = None
-    shares: int | None = Field(default=None, ge=0)
-    vcpus: int = Field(default=1, ge=1)
-    guest_os: Ident = "linux"
-    app: Ident | None = None
-    content: ContentMix = ContentMix()
-    workload: WorkloadSpec = WorkloadSpec()
-    balloon_driver: bool = True
-    tenant: Ident = "default"
-    salt: Ident | None = None  # page-sharing salt; defaults to the tenant
-    guest_disk_latency: Seconds = 0.008  # the guest's own virtual disk (its swap, files)
-    dma32: bool = False  # has a device that can only DMA below 4 GB
-    price_per_hour: float | None = Field(default=None, ge=0)
+class SLASpec(Frozen):
+    """A VM's contract: per measurement window, availability (share of the window it was
+    up: not paused, blocked or lost) and performance (share of its demand served) must
+    reach their targets, else the customer is credited a share of that window's bill."""
 
-    @model_validator(mode="after")
-    def _sizes_consistent(self) -> VMSpec:
-        if self.memory <= 0:
-            raise ValueError("memory must be positive, e.g. '512MiB'")
-        if self.min > self.memory:
-            raise ValueError("min must not exceed memory")
-        if self.max is not None and not self.min <= self.max <= self.memory:
-            raise ValueError("max must lie between min and memory")
-        ws = self.workload.working_set
-        if ws is not None and ws > self.memory:
-            raise ValueError("workload.working_set must not exceed memory")
-        hot = self.workload.hot_set
-        if hot is not None and hot > (ws if ws is not None else self.memory):
-            raise ValueError("workload.hot_set must not exceed the working set")
-        return self
-
-    @property
-    def max_bytes(self) -> int:
-        return self.memory if self.max is None else self.max
-
-    @property
-    def shares_value(self) -> int:
-        # ESX "normal" shares: 10 per MB of configured memory.
-        return self.shares if self.shares is not None else 10 * (self.memory // 1024**2)
-
-
-class VMGroupSpec(VMSpec):
-    """`count` VMs named id0, id1, ... placed round-robin over `hosts` (or unplaced)."""
-
-    id: Ident
-    count: int = Field(ge=1, le=1_000_000)
-    hosts: list[Ident] = Field(default_factory=list)
-
-
-class EconomySpec(Frozen):
-    revenue_per_gib_hour: float = Field(default=0.05, ge=0)
-    price_per_kwh: float = Field(default=0.15, ge=0)
+    availability: Fraction = 0.999
+    performance: Fraction = 0.95
+    window: Seconds = 3600.0
+    availability_credit: Fraction = 0.25
+    performance_credit: Fraction = 0.10
+    base_latency: Seconds = 0.001  # an operation's latency with no faults
 
 
 SharingMode = Literal["esx", "ksm", "off"]
@@ -293,8 +248,69 @@ class MigrationPolicy(Frozen):
     round_trip: Seconds = 0.0002  # network round trip for a post-copy demand fault
 
 
+class VMSpec(Frozen):
+    id: Ident
+    host: Ident | None = None
+    memory: Bytes
+    min: Bytes = 0
+    max: Bytes | None = None
+    shares: int | None = Field(default=None, ge=0)
+    vcpus: int = Field(default=1, ge=1)
+    guest_os: Ident = "linux"
+    app: Ident | None = None
+    content: ContentMix = ContentMix()
+    workload: WorkloadSpec = WorkloadSpec()
+    balloon_driver: bool = True
+    tenant: Ident = "default"
+    salt: Ident | None = None  # page-sharing salt; defaults to the tenant
+    sla: SLASpec | None = None  # defaults to policy.sla
+    guest_disk_latency: Seconds = 0.008  # the guest's own virtual disk (its swap, files)
+    dma32: bool = False  # has a device that can only DMA below 4 GB
+    price_per_hour: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _sizes_consistent(self) -> VMSpec:
+        if self.memory <= 0:
+            raise ValueError("memory must be positive, e.g. '512MiB'")
+        if self.min > self.memory:
+            raise ValueError("min must not exceed memory")
+        if self.max is not None and not self.min <= self.max <= self.memory:
+            raise ValueError("max must lie between min and memory")
+        ws = self.workload.working_set
+        if ws is not None and ws > self.memory:
+            raise ValueError("workload.working_set must not exceed memory")
+        hot = self.workload.hot_set
+        if hot is not None and hot > (ws if ws is not None else self.memory):
+            raise ValueError("workload.hot_set must not exceed the working set")
+        return self
+
+    @property
+    def max_bytes(self) -> int:
+        return self.memory if self.max is None else self.max
+
+    @property
+    def shares_value(self) -> int:
+        # ESX "normal" shares: 10 per MB of configured memory.
+        return self.shares if self.shares is not None else 10 * (self.memory // 1024**2)
+
+
+class VMGroupSpec(VMSpec):
+    """`count` VMs named id0, id1, ... placed round-robin over `hosts` (or unplaced)."""
+
+    id: Ident
+    count: int = Field(ge=1, le=1_000_000)
+    hosts: list[Ident] = Field(default_factory=list)
+
+
+class EconomySpec(Frozen):
+    revenue_per_gib_hour: float = Field(default=0.05, ge=0)
+    price_per_kwh: float = Field(default=0.15, ge=0)
+    network_per_gb: float = Field(default=0.01, ge=0)  # migration traffic, per 10^9 bytes
+
+
 class PolicySpec(Frozen):
     economy: EconomySpec = EconomySpec()
+    sla: SLASpec = SLASpec()
     sharing: SharingPolicy = SharingPolicy()
     memory: MemoryPolicy = MemoryPolicy()
     migration: MigrationPolicy = MigrationPolicy()

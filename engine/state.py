@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from engine.hashing import name_key
 from engine.hashtable import U64Map
-from engine.spec import HostSpec, VMSpec
+from engine.spec import HostSpec, SLASpec, VMSpec
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -55,6 +55,12 @@ class GuestKind(IntEnum):
 
 
 N_KIND = len(GuestKind)
+# Causes of lost service, each a per-VM array "lost_<cause>_s_tick" (seconds this tick)
+# and a cumulative "lost_<cause>_s". The first seven stall the vCPU (they add to
+# stall_s_tick, which sets a closed-loop workload's pace).
+LOSS_CAUSES = ("swap", "guest_paging", "page_cache", "cow", "dirty_log", "postcopy",
+               "downtime", "memory_stall", "throttle", "nic")
+STALL_CAUSES = LOSS_CAUSES[:7]
 SAMPLE_PAGES = 100  # ESX: pages sampled per VM per period for the active-memory estimate
 BALLOON_START_RATE = 1024.0  # pages/s; the driver adapts it (memory/balloon.py)
 RESIDENT_LOCS = (Loc.PRIVATE, Loc.SHARED)
@@ -199,7 +205,7 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "swapins_tick": np.int64,  # hypervisor swap-ins
     "file_misses_tick": np.int64,
     "file_reads_tick": np.int64,
-    "stall_s_tick": np.float64,  # time the VM waited on faults this tick
+    "stall_s_tick": np.float64,  # time the VM waited on faults this tick (sum of causes)
     "guest_faults": np.int64,
     "swapins": np.int64,
     "swapouts": np.int64,
@@ -211,6 +217,24 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "throttle": np.float64,  # vCPU throttle (migration auto-converge)
     "precopying": np.bool_,  # in a pre-copy migration: its writes are logged
     "downtime_s": np.float64,  # cumulative time paused (migration stop-and-copy)
+    # service, SLA and money (engine/service.py, economy/)
+    "service_tick": np.float64,  # share of this tick's demand served
+    "latency_s": np.float64,  # mean latency of an operation this tick
+    "served_s": np.float64,  # cumulative: running seconds x service level
+    "running_s": np.float64,  # cumulative seconds running
+    "unavailable_s": np.float64,  # cumulative: down (paused, blocked, lost)
+    "window_running_s": np.float64,  # the current SLA window
+    "window_served_s": np.float64,
+    "window_unavailable_s": np.float64,
+    "window_revenue": np.float64,
+    "sla_breaches": np.int64,
+    "penalties": np.float64,
+    "revenue": np.float64,
+    "lost_vm": np.bool_,  # went down with a host or a failed post-copy
+    "sla_availability": np.float64,
+    "sla_performance": np.float64,
+    "sla_availability_credit": np.float64,
+    "sla_performance_credit": np.float64,
     # device I/O (memory/remap.py)
     "dma32": np.bool_,
     "io_pages_per_s": np.float64,
@@ -220,6 +244,10 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "remaps": np.int64,
 }
 
+
+for _cause in LOSS_CAUSES:
+    VM_ARRAY_DTYPES[f"lost_{_cause}_s_tick"] = np.float64
+    VM_ARRAY_DTYPES[f"lost_{_cause}_s"] = np.float64
 
 VM_ARRAY_SHAPES: dict[str, tuple[int, ...]] = {
     "loc_count": (N_LOC,),
@@ -256,7 +284,7 @@ class VMs:
         return self.ids.index(vm_id)
 
     def append(self, spec: VMSpec, page_offset: int, n_pages: int, page_size: int,
-               price_per_hour: float) -> int:
+               price_per_hour: float, sla: SLASpec) -> int:
         wl = spec.workload
         idle = wl.kind == "idle"
         ws = n_pages if wl.working_set is None else max(1, wl.working_set // page_size)
@@ -274,6 +302,10 @@ class VMs:
             "net_bytes_per_s": 0.0 if idle else wl.net,
             "price_per_hour": price_per_hour,
             "target_pages": spec.max_bytes // page_size,
+            "sla_availability": (spec.sla or sla).availability,
+            "sla_performance": (spec.sla or sla).performance,
+            "sla_availability_credit": (spec.sla or sla).availability_credit,
+            "sla_performance_credit": (spec.sla or sla).performance_credit,
             "balloon_driver": spec.balloon_driver,
             "balloon_forced": -1,
             "balloon_rate": BALLOON_START_RATE,
@@ -410,6 +442,10 @@ class Money:
     revenue_tick: float = 0.0
     costs_tick: float = 0.0
     penalties_tick: float = 0.0
+    power_cost: float = 0.0  # the parts of costs
+    capital_cost: float = 0.0
+    network_cost: float = 0.0
+    migration_bytes: int = 0  # migration traffic billed so far
 
     @property
     def profit(self) -> float:

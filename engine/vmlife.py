@@ -80,7 +80,7 @@ def build_state(spec: ScenarioSpec, streams: Streams) -> State:
                                                      for h in hosts.specs]
     offset = 0
     for vm, n in zip(vm_specs, n_pages, strict=True):
-        state.vms.append(vm, offset, n, page_size, price_per_hour(spec, vm))
+        state.vms.append(vm, offset, n, page_size, price_per_hour(spec, vm), spec.policy.sla)
         offset += n
     state.vm_net_bytes_per_s = np.zeros(len(state.vms))
     for v, vm in enumerate(vm_specs):
@@ -98,7 +98,8 @@ def price_per_hour(scenario: ScenarioSpec, vm: VMSpec) -> float:
 def define_vm(state: State, scenario: ScenarioSpec, spec: VMSpec) -> int:
     n = spec.memory // state.page_size
     offset = state.pages.extend(n)
-    v = state.vms.append(spec, offset, n, state.page_size, price_per_hour(scenario, spec))
+    v = state.vms.append(spec, offset, n, state.page_size, price_per_hour(scenario, spec),
+                         scenario.policy.sla)
     scanned = state.sharing.ksm_scanned_at
     if scanned is not None:
         state.sharing.ksm_scanned_at = np.concatenate([scanned, np.full(n, -1, np.int32)])
@@ -115,6 +116,7 @@ def start_vm(state: State, streams: Streams, v: int, h: int) -> int:
     off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
     vms["host"][v] = h
     vms["started"][v] = True
+    vms["lost_vm"][v] = False
     mix = spec.content
     want = min(int(round(mix.resident * n)), int(vms["max_pages"][v]))
     if want == 0:

@@ -8,7 +8,6 @@ a thread worker that posts EngineDriver.Stepped messages back.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from pathlib import Path
@@ -20,7 +19,7 @@ from textual.binding import BindingType
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, get_current_worker
 
-from app.console.actions import ACTIONS_BY_NAME, ActionContext, default_target
+from app.console.actions import ACTIONS_BY_NAME, default_target, missing_target_message
 from app.console.clock import Clock
 from app.console.driver import EngineDriver
 from app.console.format import clock_text, describe_command, slug
@@ -33,7 +32,7 @@ from app.console.screens.host_detail import HostDetailScreen
 from app.console.screens.load_dialog import LoadDialog
 from app.console.screens.overview import OverviewScreen
 from app.console.screens.vm_detail import VMDetailScreen
-from app.console.view import ClockState, ConsoleView
+from app.console.view import ActionContext, ClockState, ConsoleView
 from app.console.widgets.host_list import HostList
 from app.console.widgets.vm_table import VMTable
 from app.savefile import read_save
@@ -50,7 +49,9 @@ class OvercommitApp(App[int]):
     TITLE = "Overcommit"
     BINDINGS: ClassVar[list[BindingType]] = ALL_BINDINGS
     COMMANDS = App.COMMANDS | {OperatorCommands}
-    NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help"})
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"),
+                                                                   (32, "-tall")]
+    NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns"})
 
     def __init__(self, sim: Simulation, *, paused: bool = False,
                  saves_dir: Path | None = None) -> None:
@@ -58,6 +59,7 @@ class OvercommitApp(App[int]):
         self.clock = Clock(paused=paused)
         self.saves_dir_override = saves_dir
         self.selected_vm: str | None = None
+        self.vm_columns = "basic"  # the VM tables' column set, switched by `c`
         self.events: deque[tuple[int, Event]] = deque(maxlen=ARCHIVE_LEN)
         self._event_seq = 0
         self._pending_log: list[Event] = []
@@ -73,8 +75,6 @@ class OvercommitApp(App[int]):
         self.histories = Histories()
         self.snapshot: Snapshot = driver.snapshot()
         self.histories.record(self.snapshot)
-        applied_before = self.snapshot.time_s - self.snapshot.tick_s + 1e-9
-        self._timeline_seen = sum(1 for e in driver.spec.timeline if e.at <= applied_before)
         self._finished = self._is_finished(self.snapshot)
         self._ended = self._all_judged(self.snapshot)
 
@@ -126,7 +126,6 @@ class OvercommitApp(App[int]):
     def _absorb(self, message: EngineDriver.Stepped) -> None:
         snap = message.snapshot
         self.clock.ran(message.ticks, time.monotonic())
-        self._announce_timeline(snap)
         for event in message.events:
             self._record_event(event)
         self.snapshot = snap
@@ -136,25 +135,17 @@ class OvercommitApp(App[int]):
             self.refresh_views()
         self._check_end(snap)
 
-    def _announce_timeline(self, snap: Snapshot) -> None:
-        timeline = self.driver.spec.timeline
-        applied_before = snap.time_s - snap.tick_s + 1e-9
-        while self._timeline_seen < len(timeline) and \
-                timeline[self._timeline_seen].at <= applied_before:
-            entry = timeline[self._timeline_seen]
-            self._timeline_seen += 1
-            vm = getattr(entry.command, "vm", None)
-            tick = math.ceil(entry.at / snap.tick_s - 1e-9)  # the tick that applied it
-            self._record_event(Event(tick, tick * snap.tick_s, "timeline",
-                                     f"scheduled: {describe_command(entry.command)}",
-                                     vm if isinstance(vm, str) else None))
-
     def _next_timeline(self) -> str | None:
-        timeline = self.driver.spec.timeline
-        if self._timeline_seen >= len(timeline):
+        """The first scheduled entry the engine has not applied yet. It applies entries at
+        the start of the first tick whose time reaches theirs, in file order."""
+        timeline, snap = self.driver.spec.timeline, self.snapshot
+        applied_before = snap.time_s - snap.tick_s + 1e-9
+        i = 0
+        while i < len(timeline) and timeline[i].at <= applied_before:
+            i += 1
+        if i >= len(timeline):
             return None
-        entry = timeline[self._timeline_seen]
-        return f"{clock_text(entry.at, self.snapshot.tick_s)} {describe_command(entry.command)}"
+        return f"{clock_text(timeline[i].at, snap.tick_s)} {describe_command(timeline[i].command)}"
 
     @staticmethod
     def _all_judged(snap: Snapshot) -> bool:
@@ -218,7 +209,7 @@ class OvercommitApp(App[int]):
                            self._finished)
         return ConsoleView(self.snapshot, clock, self.driver.spec.scenario.duration,
                            self._next_timeline(), self.histories, tuple(self.events),
-                           self.selected_vm)
+                           self.selected_vm, self.vm_columns)
 
     def refresh_views(self) -> None:
         if not self.is_running or not self.screen_stack:
@@ -274,6 +265,10 @@ class OvercommitApp(App[int]):
         self.clock.slower()
         self.refresh_views()
 
+    def action_toggle_columns(self) -> None:
+        self.vm_columns = "memory" if self.vm_columns == "basic" else "basic"
+        self.refresh_views()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Operator actions, save, load and help wait until the open dialog is closed.
         return not (action in self.NOT_IN_DIALOGS and isinstance(self.screen, ModalScreen))
@@ -295,26 +290,39 @@ class OvercommitApp(App[int]):
         self.call_after_refresh(self.refresh_views)
 
     # -- operator actions: dialogs, then submit --------------------------------------
+    def current_targets(self) -> tuple[str | None, str | None]:
+        """(VM, host) the operator is looking at, on the topmost screen under any dialog:
+        a detail screen's subject, the VM table's row, the host list's highlighted host
+        (or the selected VM's host, unless the host list has the focus)."""
+        screen = next(s for s in reversed(self.screen_stack) if not isinstance(s, ModalScreen))
+        vm, host = self.selected_vm, None
+        if isinstance(screen, VMDetailScreen):
+            vm = screen.subject
+        elif screen.query(VMTable):
+            vm = screen.query(VMTable).first().selected_vm or vm
+        if isinstance(screen, HostDetailScreen):
+            host = screen.subject
+        elif screen.query(HostList):
+            hosts = screen.query(HostList).first()
+            host = hosts.highlighted_host
+            if not hosts.has_focus and vm is not None:
+                host = next((v.host for v in self.snapshot.vms if v.id == vm and v.host), host)
+        elif vm is not None:
+            host = next((v.host for v in self.snapshot.vms if v.id == vm), None)
+        return vm, host
+
     def action_operate(self, name: str) -> None:
         action = ACTIONS_BY_NAME[name]
-        target = self.selected_vm
-        if isinstance(self.screen, VMDetailScreen):
-            target = self.screen.subject
-        else:
-            tables = self.screen.query(VMTable)
-            if tables:
-                target = tables.first().selected_vm
-        vm = default_target(action, self.snapshot, target)
-        if vm is None:
-            self.notify("No customer requests are waiting." if action.target == "queued"
-                        else "Select a VM first (VM table, arrows).", severity="warning")
+        target = default_target(action, self.snapshot, *self.current_targets())
+        if target is None:
+            self.notify(missing_target_message(action), severity="warning")
             return
-        self.open_action(name, vm)
+        self.open_action(name, *target)
 
-    def open_action(self, name: str, vm: str) -> None:
+    def open_action(self, name: str, vm: str | None, host: str | None) -> None:
         action = ACTIONS_BY_NAME[name]
-        dialog = action.dialog(ActionContext(self.snapshot, vm, self.driver.preview))
-        self.push_screen(dialog, self._submit)
+        context = ActionContext(self.snapshot, self.driver.preview, self.driver.spec, vm, host)
+        self.push_screen(action.dialog(context), self._submit)
 
     def _submit(self, command: Command | None) -> None:
         if command is None:

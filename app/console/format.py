@@ -11,7 +11,22 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from engine.commands import Command, PlaceVM, SetMax, SetMin, SetShares, StartVM, StopVM
+from engine.commands import (
+    Command,
+    PlaceVM,
+    SetBalloonDriver,
+    SetBalloonTarget,
+    SetIdleTax,
+    SetMax,
+    SetMin,
+    SetSalting,
+    SetShares,
+    SetSharing,
+    SetSwapTarget,
+    SetWorkload,
+    StartVM,
+    StopVM,
+)
 from engine.units import format_bytes
 
 # One glyph per kind of memory, so the bars read without colour.
@@ -22,6 +37,7 @@ SEGMENTS: dict[str, tuple[str, str]] = {
     "swapped": ("░", "red3"),
     "untouched": ("·", "grey50"),
     "free": ("·", "green4"),
+    "promised": ("╌", "grey42"),  # promised to VMs beyond the host's RAM
 }
 STATE_STYLES = {"high": "green", "soft": "yellow", "hard": "dark_orange", "low": "bold red"}
 
@@ -40,6 +56,10 @@ def clock_text(seconds: float, tick_s: float = 1.0) -> str:
 def money(value: float) -> str:
     sign = "-" if value < 0 else ""
     return f"{sign}${abs(value):,.4f}"
+
+
+def per_hour(value: float) -> str:
+    return f"{money(value)}/h"
 
 
 def percent(fraction: float) -> str:
@@ -75,7 +95,62 @@ def describe_command(cmd: Command) -> str:
         return f"set min of {cmd.vm} to {format_bytes(cmd.min)}"
     if isinstance(cmd, SetMax):
         return f"set max of {cmd.vm} to {format_bytes(cmd.max)}"
+    if isinstance(cmd, SetBalloonTarget | SetSwapTarget):
+        what = "balloon" if isinstance(cmd, SetBalloonTarget) else "swap"
+        to = "the policy's" if cmd.target is None else format_bytes(cmd.target)
+        return f"set {what} target of {cmd.vm} to {to}"
+    if isinstance(cmd, SetBalloonDriver):
+        return f"{'enable' if cmd.enabled else 'disable'} the balloon driver of {cmd.vm}"
+    if isinstance(cmd, SetIdleTax):
+        return f"set the idle memory tax of {cmd.host or 'every host'} to {cmd.tax:.0%}"
+    if isinstance(cmd, SetSharing):
+        return f"switch page sharing on {cmd.host} to {cmd.mode}"
+    if isinstance(cmd, SetSalting):
+        return f"set page-sharing salting to level {cmd.level}"
+    if isinstance(cmd, SetWorkload):
+        return f"set the load of {cmd.vm}: {workload_changes(cmd)}"
     return str(getattr(cmd, "kind", cmd))
+
+
+def workload_changes(cmd: SetWorkload) -> str:
+    parts = []
+    if cmd.reads_per_s is not None:
+        parts.append(f"{cmd.reads_per_s:g} reads/s")
+    if cmd.writes_per_s is not None:
+        parts.append(f"{cmd.writes_per_s:g} writes/s")
+    if cmd.working_set is not None:
+        parts.append(f"working set {format_bytes(cmd.working_set)}")
+    if cmd.hot_set is not None:
+        parts.append(f"hot set {format_bytes(cmd.hot_set)}")
+    if cmd.file_reads_per_s is not None:
+        parts.append(f"{cmd.file_reads_per_s:g} file reads/s")
+    return ", ".join(parts) or "unchanged"
+
+
+def short_bytes(n_bytes: float) -> str:
+    """A size in at most five cells for dense tables: 0, 512K, 12.3M, 1.05G."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if abs(n_bytes) >= factor:
+            return f"{n_bytes / factor:.3g}{unit}"
+    return f"{int(n_bytes)}"
+
+
+def rate_text(per_s: float) -> str:
+    """A per-second count in few cells: 0, 12, 1.2k, 34k, 1.5M."""
+    if per_s < 1000:
+        return f"{per_s:.0f}" if per_s >= 10 or per_s == int(per_s) else f"{per_s:.1f}"
+    if per_s < 1e6:
+        return f"{per_s / 1e3:.1f}k" if per_s < 1e4 else f"{per_s / 1e3:.0f}k"
+    return f"{per_s / 1e6:.1f}M"
+
+
+def mini_bar(fraction: float, width: int = 10) -> str:
+    """A bar of eighths, for fractions next to each other (active estimate vs true)."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    eighths = int(round(fraction * width * 8))
+    full, part = divmod(eighths, 8)
+    text = "█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")
+    return text.ljust(width)
 
 
 def stacked_bar(parts: Sequence[tuple[str, int]], scale_bytes: int, width: int,
@@ -108,12 +183,12 @@ def stacked_bar(parts: Sequence[tuple[str, int]], scale_bytes: int, width: int,
     return text
 
 
-def legend(kinds: Sequence[str]) -> Text:
+def legend(kinds: Sequence[str], glyphs: int = 2) -> Text:
     text = Text()
     for kind in kinds:
         glyph, style = SEGMENTS[kind]
-        text.append(glyph * 2, style=style)
-        text.append(f" {kind}  ")
+        text.append(glyph * glyphs, style=style)
+        text.append(f" {kind}  " if glyphs > 1 else f"{kind} ")
     text.rstrip()
     return text
 

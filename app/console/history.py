@@ -14,7 +14,8 @@ HISTORY_LEN = 600
 
 VM_SERIES = ("resident_bytes", "service_level", "swapped_bytes", "balloon_bytes",
              "shared_bytes")
-HOST_SERIES = ("free_bytes", "private_bytes", "shared_bytes", "nic_used_bytes_per_s")
+HOST_SERIES = ("free_bytes", "private_bytes", "shared_bytes", "nic_used_bytes_per_s",
+               "shared_saved_bytes", "balloon_bytes", "swapped_bytes")
 
 
 class Histories:

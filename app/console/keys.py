@@ -1,4 +1,8 @@
-"""The App's key bindings, as data (operator actions add theirs from actions.ACTIONS)."""
+"""The App's key bindings, as data (operator actions add theirs from actions.ACTIONS).
+
+The footer shows related actions under one label (Textual binding groups), so that every
+key fits on one line; the help screen lists each one.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,27 @@ from textual.binding import Binding, BindingType
 
 from app.console.actions import ACTIONS
 
+GROUPS = {
+    "alloc": Binding.Group("Alloc"),
+    "reclaim": Binding.Group("Reclaim"),
+    "host": Binding.Group("Host"),
+}
+
+# The clock bar shows these keys beside the clock; the footer keeps its room for actions.
 CLOCK_BINDINGS: list[BindingType] = [
-    Binding("space", "toggle_pause", "Run/Pause"),
-    Binding("full_stop,n", "step", "Step", key_display="."),
-    Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
-    Binding("minus", "slower", "Slower", key_display="-"),
+    Binding("space", "toggle_pause", "Run/Pause", show=False),
+    Binding("full_stop,n", "step", "Step", key_display=".", show=False),
+    Binding("plus,equals_sign", "faster", "Faster", key_display="+", show=False),
+    Binding("minus", "slower", "Slower", key_display="-", show=False),
 ]
 
 ACTION_BINDINGS: list[BindingType] = [
-    Binding(a.key, f"operate('{a.name}')", a.label) for a in ACTIONS
+    Binding(a.key, f"operate('{a.name}')", a.label, group=GROUPS.get(a.group))
+    for a in ACTIONS
 ]
 
 APP_BINDINGS: list[BindingType] = [
+    Binding("c", "toggle_columns", "Columns"),
     Binding("question_mark,f1", "help", "Help", key_display="?"),
     Binding("ctrl+s", "save", "Save"),
     Binding("ctrl+o", "load", "Load"),

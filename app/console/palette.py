@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from app.console.actions import ACTIONS, default_target
+from app.console.actions import ACTIONS, default_target, placeable
 
 if TYPE_CHECKING:
     from app.console.app import OvercommitApp
@@ -31,24 +31,35 @@ class OperatorCommands(Provider):
         yield "Save the game", app.action_save, "ctrl+s: saves/<scenario>-t<tick>.toml"
         yield "Load a save", app.action_load, "ctrl+o"
         yield "Help: memory model, actions and keys", app.action_help, "?"
+        yield ("Switch the VM table's columns (basics / allocation and reclamation)",
+               app.action_toggle_columns, "c")
 
     def _action_entries(self) -> Iterator[Entry]:
         snap = self.console.snapshot
+        open_action = self.console.open_action
         for action in ACTIONS:
-            for vm in snap.vms:
-                if action.target == "queued" and vm.running:
-                    continue
-                yield (f"{action.title}: {vm.id}",
-                       partial(self.console.open_action, action.name, vm.id),
-                       action.help)
+            if action.target == "global":
+                yield action.title, partial(open_action, action.name, None, None), action.help
+            elif action.target == "host":
+                for host in snap.hosts:
+                    yield (f"{action.title}: {host.id}",
+                           partial(open_action, action.name, None, host.id), action.help)
+            else:
+                vms = placeable(snap) if action.target == "placeable" else \
+                    [v.id for v in snap.vms]
+                for vm in vms:
+                    yield (f"{action.title}: {vm}",
+                           partial(open_action, action.name, vm, None), action.help)
 
     async def discover(self) -> Hits:
         app = self.console
+        vm, host = app.current_targets()
         for action in ACTIONS:
-            vm = default_target(action, app.snapshot, app.selected_vm)
-            if vm is not None:
-                yield DiscoveryHit(f"{action.title}: {vm}",
-                                   partial(app.open_action, action.name, vm),
+            target = default_target(action, app.snapshot, vm, host)
+            if target is not None:
+                subject = target[0] or target[1]
+                title = f"{action.title}: {subject}" if subject else action.title
+                yield DiscoveryHit(title, partial(app.open_action, action.name, *target),
                                    help=action.help)
         for title, command, help_text in self._game_entries():
             yield DiscoveryHit(title, command, help=help_text)

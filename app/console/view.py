@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from app.console.history import Histories
-from engine import Command, Event, Snapshot
+from engine import Command, Event, ScenarioSpec, Snapshot
 from engine.commands import Verdict
 
 
@@ -27,7 +27,19 @@ class ConsoleView:
     histories: Histories
     events: Sequence[tuple[int, Event]]  # the App's archive (sequence number, event)
     selected_vm: str | None
+    vm_columns: str = "basic"  # the VM tables' column set (vm_columns.COLUMN_SETS)
 
 
 # Ask the engine what it would answer to a command, without queueing it.
 Preview = Callable[[Command], Verdict]
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What an action's dialog is given: data and a preview function, never the simulation."""
+
+    snapshot: Snapshot
+    preview: Preview
+    spec: ScenarioSpec  # the scenario as loaded (initial workloads, salting level...)
+    vm: str | None = None
+    host: str | None = None

@@ -25,6 +25,8 @@ from engine.memory import frames as frame_alloc
 from engine.memory.counts import count_moves
 from engine.state import I64, N_KIND, U64, Bool, GuestKind, Loc, State
 
+COW_COPY_S = 10e-6  # a fault and a 4 KB copy
+
 
 @dataclass
 class TouchResult:
@@ -73,7 +75,7 @@ def _fault_in(state: State, pages: I64) -> None:
     guest_in = np.bincount(vm[swapped_by_guest], minlength=n_vms)
     vms["guest_swapped_count"] -= guest_in
     vms["guest_faults_tick"] += guest_in
-    vms["stall_s_tick"] += guest_in * vms["guest_disk_latency_s"]
+    vms["lost_guest_paging_s_tick"] += guest_in * vms["guest_disk_latency_s"]
     if swapin.any():
         host_in = vms["host"][vm[swapin]]
         vm_in = np.bincount(vm[swapin], minlength=n_vms)
@@ -85,7 +87,7 @@ def _fault_in(state: State, pages: I64) -> None:
         latency = np.array([h.swap_latency for h in hosts.specs])
         page_s = state.page_size / np.array([h.swap_disk for h in hosts.specs])
         reclaim["disk_busy_s_tick"] += per_host * page_s
-        vms["stall_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
+        vms["lost_swap_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
 
 
 def _remote_faults(state: State, pages: I64) -> None:
@@ -117,6 +119,7 @@ def _cow_break(state: State, pages: I64) -> None:
     broken = np.bincount(vm, minlength=len(vms))
     vms["cow_breaks"] += broken
     vms["cow_breaks_tick"] += broken
+    vms["lost_cow_s_tick"] += broken * COW_COPY_S
 
 
 def _claim(state: State, touched: I64, kind: int) -> None:

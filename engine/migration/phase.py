@@ -62,7 +62,7 @@ def start(world: World, cmd: Migrate) -> Migration:
 
 def _pause(world: World, mig: Migration, seconds: float) -> None:
     vms = world.state.vms
-    vms["stall_s_tick"][mig.vm] += seconds
+    vms["lost_downtime_s_tick"][mig.vm] += seconds
     vms["downtime_s"][mig.vm] += seconds
 
 
@@ -149,6 +149,7 @@ def fail(world: World, mig: Migration, reason: str) -> None:
         frameless = (p.location[sl] == Loc.REMOTE) & (p.frame[sl] < 0)
         state.reclaim.hosts["swapped_pages"][mig.src] -= int(frameless.sum())
         stop_vm(state, mig.vm)
+        state.vms["lost_vm"][mig.vm] = True
         mig.status = "failed"
         world.emit("vm_lost", f"{vm} lost: {reason} during post-copy", vm=vm)
         return
@@ -180,7 +181,7 @@ def _charge_traps(world: World, mig: Migration) -> None:
     new = max(dirty - mig.dirty_seen, 0)
     mig.traps += new
     cost = policy.trap_cost * (new / policy.pml_batch if mig.pml else new)
-    state.vms["stall_s_tick"][mig.vm] += cost
+    state.vms["lost_dirty_log_s_tick"][mig.vm] += cost
 
 
 SUBSTEP_S = 0.005  # write replay granularity while a round may end inside a tick

@@ -30,7 +30,7 @@ def demand_faults(state: State, mig: Migration, pages: I64) -> None:
     mig.bytes_sent += bytes_
     rate = max(mig.flow_rate, 1.0)
     stall = arrived.size * mig.round_trip_s + bytes_ / rate
-    state.vms["stall_s_tick"][mig.vm] += stall
+    state.vms["lost_postcopy_s_tick"][mig.vm] += stall
     mig.pivot = int(arrived[-1])
 
 

@@ -59,4 +59,4 @@ def run_file_reads(world: World, active: Bool) -> None:
     vms["file_misses_tick"] += misses
     vms["file_reads"] += reads
     vms["file_misses"] += misses
-    vms["stall_s_tick"] += misses * vms["guest_disk_latency_s"]
+    vms["lost_page_cache_s_tick"] += misses * vms["guest_disk_latency_s"]

@@ -11,12 +11,14 @@ import numpy as np
 
 from engine.memory.content import unique_content
 from engine.memory.touch import apply_touches
+from engine.state import LOSS_CAUSES, STALL_CAUSES
 from engine.workloads.filecache import run_file_reads
 from engine.workloads.synthetic import generate
 from engine.world import World
 
 PER_TICK = ("guest_faults_tick", "swapins_tick", "file_misses_tick", "file_reads_tick",
-            "stall_s_tick", "cow_breaks_tick")
+            "stall_s_tick", "cow_breaks_tick",
+            *(f"lost_{cause}_s_tick" for cause in LOSS_CAUSES))
 
 
 def run_workloads(world: World) -> None:
@@ -43,7 +45,6 @@ def run_workloads(world: World) -> None:
     vms["stalled_ops_tick"] = result.stalled
     vms["ops_tick"] = result.served_reads + result.served_writes + result.stalled
     vms["guest_faults"] += vms["guest_faults_tick"]
-    _pace(world)
     for v in np.flatnonzero((result.stalled > 0) & ~was_stalling).tolist():
         h = int(host[v])
         reason = ("it is blocked until it is back at its target" if vms["blocked"][v] else
@@ -53,9 +54,11 @@ def run_workloads(world: World) -> None:
                    vm=vms.ids[v], host=state.hosts.ids[h])
 
 
-def _pace(world: World) -> None:
+def pace(world: World) -> None:
+    """After the tick's faults are all counted (service phase): next tick's pace."""
     state = world.state
     vms = state.vms
+    vms["stall_s_tick"] = np.sum([vms[f"lost_{cause}_s_tick"] for cause in STALL_CAUSES], axis=0)
     nominal = vms["reads_per_s"] + vms["writes_per_s"] + np.where(
         vms["dataset_pages"] > 0, vms["file_reads_per_s"], 0.0)
     done = vms["ops_tick"] - vms["stalled_ops_tick"] + vms["file_reads_tick"]

@@ -76,9 +76,11 @@ async def test_timeline_events_are_announced_in_the_log(tmp_path: Path) -> None:
         await pilot.press(*["full_stop"] * 4)
         await pilot.pause()
         log = log_text(app)
-        assert "timeline scheduled: start v1 on h1" in log
+        # The engine announces the entry (kind "timeline") in its own words.
+        assert "timeline scheduled: start vm vm=v1 host=h1" in log
         assert "started v1 powered on on h1" in log
-        assert log.index("scheduled: start v1") < log.index("v1 powered on")
+        assert log.count("scheduled:") == 1
+        assert log.index("scheduled: start vm") < log.index("v1 powered on")
         assert "Next:" not in text_of(app.screen.query_one("#objectives"))
 
 

@@ -14,9 +14,12 @@ from textual.pilot import Pilot
 
 from app.console.app import OvercommitApp
 from app.console.keys import ALL_BINDINGS, QUIT_KEYS
+from app.console.screens.choice_dialog import ChoiceDialog
+from app.console.screens.detail import DetailScreen
 from app.console.screens.dialog import Dialog
 from app.console.screens.end_screen import EndScreen
 from app.console.screens.help_screen import HelpScreen
+from app.console.screens.idle_tax_dialog import IdleTaxDialog
 from app.console.screens.load_dialog import LoadDialog
 from app.console.screens.overview import OverviewScreen
 from app.console.screens.place_dialog import PlaceDialog
@@ -52,8 +55,9 @@ async def press(pilot: Pilot[int], key: str) -> None:
 
 def binding_keys() -> list[str]:
     """Every key the console binds (app, overview, dialogs), less the ones that quit."""
-    bindings = [*ALL_BINDINGS, *OverviewScreen.BINDINGS, *Dialog.BINDINGS,
-                *PlaceDialog.BINDINGS, *StopDialog.BINDINGS, *EndScreen.BINDINGS,
+    bindings = [*ALL_BINDINGS, *OverviewScreen.BINDINGS, *DetailScreen.BINDINGS,
+                *Dialog.BINDINGS, *PlaceDialog.BINDINGS, *StopDialog.BINDINGS,
+                *ChoiceDialog.BINDINGS, *IdleTaxDialog.BINDINGS, *EndScreen.BINDINGS,
                 *HelpScreen.BINDINGS, *LoadDialog.BINDINGS]
     keys = set()
     for binding in bindings:
@@ -65,6 +69,7 @@ def binding_keys() -> list[str]:
 def test_binding_keys_cover_the_actions() -> None:
     keys = binding_keys()
     for key in ("space", "full_stop", "plus", "minus", "p", "x", "s", "m", "M",
+                "b", "w", "d", "t", "h", "z", "l", "c",
                 "question_mark", "ctrl+s", "ctrl+o", "slash", "o", "escape"):
         assert key in keys
     assert "ctrl+q" not in keys
@@ -74,7 +79,7 @@ def test_random_keys_never_raise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(tmp_path)  # ctrl+s writes saves/ here
     rng = random.Random(20240607)
     # Stepping keys weigh more so the night moves on while the rest pokes at the UI.
-    pool = binding_keys() + NAVIGATION + ["full_stop"] * 6 + list("0123456789abcGiBM")
+    pool = binding_keys() + NAVIGATION + ["full_stop"] * 6 + list("0123456789.%GiBM")
     keys = [rng.choice(pool) for _ in range(N_KEYS)]
     seen: set[str] = set()
 

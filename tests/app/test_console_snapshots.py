@@ -140,3 +140,28 @@ def test_vm_detail(snap_compare, tmp_path: Path) -> None:
     # The table is sorted by VM id: db1 is the second row.
     assert snap_compare(make_app(tmp_path), press=[*steps(TICKS), "down", "enter"],
                         terminal_size=(120, 40))
+
+
+def test_host_detail(snap_compare, tmp_path: Path) -> None:
+    # From the VM table, shift+tab twice reaches the host list (h1 highlighted).
+    assert snap_compare(make_app(tmp_path),
+                        press=[*steps(TICKS), "shift+tab", "shift+tab", "enter"],
+                        terminal_size=(120, 40))
+
+
+def test_memory_columns_with_a_forced_balloon(snap_compare, tmp_path: Path) -> None:
+    # web1 is the fourth row; its balloon is forced to 300MiB, then 20 ticks pass.
+    force = ["down", "down", "down", "b", *"300MiB", "enter"]
+    assert snap_compare(make_app(tmp_path), press=[*steps(5), *force, *steps(20), "c"],
+                        terminal_size=(120, 40))
+
+
+def test_balloon_dialog_rejects_too_big_a_balloon(snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(make_app(tmp_path),
+                        press=[*steps(5), "down", "down", "down", "b", *"800MiB"],
+                        terminal_size=(120, 40))
+
+
+def test_idle_tax_dialog(snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(make_app(tmp_path), press=[*steps(5), "t", "down"],
+                        terminal_size=(120, 40))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.screen import ModalScreen
 
+from app.console.format import per_hour
 from app.console.view import ConsoleView, Preview
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
@@ -17,21 +18,31 @@ from engine.commands import Verdict
 from engine.units import format_bytes
 
 
+def billing_now(snap: Snapshot) -> float:
+    """What the running VMs bill per hour at their list prices."""
+    return sum(v.price_per_hour for v in snap.vms if v.running)
+
+
 class Dialog(ModalScreen[Command | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, snapshot: Snapshot, vm: str, preview: Preview) -> None:
+    def __init__(self, snapshot: Snapshot, vm: str | None, preview: Preview, *,
+                 host: str | None = None) -> None:
         super().__init__()
         self.snapshot = snapshot
         self.vm = vm
+        self.host = host
         self.preview = preview
         self.rejections = 0  # confirmations refused because the engine said no
 
     def vm_summary(self) -> str:
+        if self.vm is None:
+            return ""
         vm = self.snapshot.vm(self.vm)
-        where = f"on {vm.host}" if vm.running else "waiting for a host"
+        where = {"running": f"on {vm.host}", "queued": "waiting for a host",
+                 "stopped": "stopped"}.get(vm.status, vm.status)
         return (f"{vm.id}: {format_bytes(vm.configured_bytes)}, {vm.workload}, "
-                f"tenant {vm.tenant}, {where}")
+                f"tenant {vm.tenant}, {per_hour(vm.price_per_hour)}, {where}")
 
     def show(self, view: ConsoleView) -> None:
         """The world moved on: ask again what the engine says."""

@@ -17,11 +17,15 @@ MEMORY_MODEL = """\
 than the VMs on it are promised (its **overcommit ratio**, e.g. 1.25x). A guest page takes
 a host frame only when first touched (**private** `█`); identical pages (same OS image,
 zero pages) can share one frame copy-on-write (**shared** `▓`), and a write breaks the
-sharing. Memory taken back by a balloon (`▒`) or pushed to disk (**swapped** `░`) is drawn
-after the host bar; **free** frames are `·`.
+sharing. **Free** frames are `·`. The host bar `▕█▓·▏` is the host's RAM; after its `▏`
+it goes on, on the same scale, over what the VMs were promised beyond RAM (`╌`). Memory
+taken back by a **balloon** (`▒`) or pushed to disk (**swapped** `░`) is drawn there: it
+is guest memory the host holds no frame for, so it is not part of RAM. *saved* is the
+memory sharing spares (pages mapped to a shared frame, less the frames).
 
-**Host state** follows its free memory: *high* (≥ 6 % free), *soft* (≥ 4 %), *hard*
-(≥ 1 %) and *low*. When a host has no free frame, VMs that touch new pages **stall**.
+**Host state** follows its free memory: *high* (≥ 6 % free: sharing only), *soft*
+(< 6 %: balloon), *hard* (< 4 %: swap) and *low* (< 1 %: swap and block VMs above their
+target). When a host has no free frame, VMs that touch new pages **stall**.
 
 **Money.** Running VMs bill their price per hour, scaled by their **service level** (the
 share of their page touches that were served; stalled work is not paid). Hosts cost power
@@ -29,8 +33,32 @@ and capital. Profit = revenue − costs − penalties. Overcommitting raises pro
 stalls eat it.
 
 **The game.** Objectives (right pane) are judged at their deadline; when all are judged the
-night is won or lost. The timeline brings scripted events (new customers, changes) which
+night is won or lost. The timeline brings scheduled events (new customers, changes) which
 the log announces. Commands you confirm apply at the start of the next tick.
+
+# The mechanisms
+
+**Page sharing** (`esx`: random scan with hints; `ksm`: Linux KSM's trees) keeps one copy
+of identical pages. It saves memory for free, but costs CPU (pages hashed and compared
+per second) and a copy on every write to a shared page (**COW break**). *Salting* keeps
+tenants apart at the price of that saving.
+
+**Ballooning.** A driver in the guest inflates a balloon: the guest hands over free pages,
+then pages out its own coldest memory (**guest faults**). A VM ballooned to X runs almost
+like one configured with X. At most 65 % of a VM; without a driver only swapping helps.
+
+**Swapping.** The hypervisor writes random pages of a VM to disk. Blunt and slow: hot
+pages go too, every touch of one stalls for a disk read (**swap-ins**), and a guest paging
+a page that is already swapped reads it back only to write it out (**double paging**).
+
+**Allocation.** Each VM has shares, a min and a max; when memory is short the VM with the
+lowest **ρ** (shares per page, idle pages taxed) loses memory first. The **idle memory
+tax** τ moves memory from idle VMs to active ones; the active fraction is *estimated* by
+sampling 100 pages a period (shown beside the *true* one). Targets are what the policy
+wants each VM to hold; in the low state VMs above their target are **blocked**.
+
+**I/O remapping.** Devices that reach only low memory copy I/O to pages above it through
+a bounce buffer (**bounce copies**); pages copied often are **remapped** into low memory.
 """
 
 
@@ -43,6 +71,9 @@ def help_markdown(bindings: list[BindingType]) -> str:
                  "(accepted, or rejected with its reason) before you confirm. They are "
                  "also in the command palette (ctrl+p).")
     titles = {f"operate('{a.name}')": a.title for a in ACTIONS}
+    titles["toggle_columns"] = ("VM table columns: the basics, or allocation and reclamation "
+                                "(target, balloon, swapped, ρ, active estimate/true, guest "
+                                "faults, swap-ins, throughput, blocked)")
     lines += ["", "# Keys", ""]
     for b in bindings:
         if isinstance(b, Binding):
@@ -52,7 +83,9 @@ def help_markdown(bindings: list[BindingType]) -> str:
               "- `/` Filter the VM table; `o` sorts by the next column, `O` reverses "
               "(or click a column header)",
               "- `tab` Move between the host list, the filter and the VM table",
-              "- `ctrl+p` Command palette: every action on every VM, by name"]
+              "- Host actions (`t`, `h`) act on the host open in its detail screen, the host "
+              "highlighted in the host list when it has the focus, or the selected VM's host",
+              "- `ctrl+p` Command palette: every action on every VM and host, by name"]
     return "\n".join(lines)
 
 

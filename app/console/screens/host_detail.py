@@ -1,4 +1,5 @@
-"""One host: its memory breakdown, history, the VMs on it and the events concerning it."""
+"""One host: its memory, page sharing and reclamation, history, the VMs on it and the
+events concerning it."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from app.console.view import ConsoleView
 from app.console.widgets import update_text
 from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
+from app.console.widgets.host_list import memory_bar
 from app.console.widgets.memory_breakdown import MemoryBreakdown
 from app.console.widgets.metric import Metric
+from app.console.widgets.reclaim_panel import ReclaimPanel
+from app.console.widgets.sharing_panel import SharingPanel
 from app.console.widgets.vm_table import VMTable
 from engine import Event
 from engine.units import format_bytes, format_rate
+
+NOTES = {"balloon": "guest, no frames", "swapped": "on disk"}
 
 
 class HostDetailScreen(DetailScreen):
@@ -31,13 +37,17 @@ class HostDetailScreen(DetailScreen):
                 yield Static("Memory", classes="pane-title")
                 yield MemoryBreakdown()
             with Vertical(classes="detail--col"):
-                yield Static("Counters (VMs here)", classes="pane-title")
-                yield Static(id="detail-counters")
-                yield Static("History", classes="pane-title")
-                yield Metric(id="hist-free")
-                yield Metric(id="hist-nic")
-                yield Static("VMs here", classes="pane-title")
-                yield VMTable(id="host-vms", only_host=self.subject)
+                yield Static("Page sharing", classes="pane-title")
+                yield SharingPanel()
+            with Vertical(classes="detail--col"):
+                yield Static("Reclamation", classes="pane-title")
+                yield ReclaimPanel()
+        with Horizontal(classes="detail--history"):
+            yield Metric(id="hist-free")
+            yield Metric(id="hist-saved")
+            yield Metric(id="hist-nic")
+        yield Static("VMs here", classes="pane-title")
+        yield VMTable(id="host-vms", only_host=self.subject)
         yield Static("Events", classes="pane-title")
         yield EventLog(id="detail-log")
         yield Footer()
@@ -48,36 +58,39 @@ class HostDetailScreen(DetailScreen):
         return event.host == self.subject or event.vm in self._vms_here
 
     def show_subject(self, view: ConsoleView) -> None:
-        self._vms_here = frozenset(v.id for v in view.snapshot.vms if v.host == self.subject)
-        host = view.snapshot.host(self.subject)
+        snap = view.snapshot
+        mine = [v for v in snap.vms if v.host == self.subject]
+        self._vms_here = frozenset(v.id for v in mine)
+        host = snap.host(self.subject)
         head = Text()
         head.append(host.id, style="bold")
         head.append(f" · switch {host.switch or '—'} · state ")
         head.append(host.state if host.up else "DOWN",
                     style=STATE_STYLES.get(host.state, "") if host.up else "bold red")
-        head.append(f" · {host.n_vms} VMs · overcommit {host.overcommit_ratio:.2f}x")
+        head.append(f" · {host.n_vms} VMs · overcommit {host.overcommit_ratio:.2f}x"
+                    f" · sharing {host.sharing_mode} · idle tax {host.idle_tax:.0%}")
         update_text(self.query_one("#detail-head", Static), head)
         self.query_one(MemoryBreakdown).show(
             [("private", host.private_bytes), ("shared", host.shared_bytes),
-             ("free", host.free_bytes)],
+             ("free", host.free_bytes), ("balloon", host.balloon_bytes),
+             ("swapped", host.swapped_bytes)],
             host.memory_bytes,
             [("memory", format_bytes(host.memory_bytes)),
              ("promised", format_bytes(host.configured_vm_bytes)),
-             ("sharing saves", format_bytes(host.shared_saved_bytes)),
-             ("ballooned", format_bytes(host.balloon_bytes)),
-             ("swapped", format_bytes(host.swapped_bytes)),
-             ("NIC", f"{format_rate(host.nic_used_bytes_per_s)} / "
-                     f"{format_rate(host.nic_capacity_bytes_per_s)}")])
-        mine = [v for v in view.snapshot.vms if v.host == host.id]
-        update_text(self.query_one("#detail-counters", Static),
-                    f"first touches  {sum(v.first_touches for v in mine):>12,}\n"
-                    f"COW breaks     {sum(v.cow_breaks for v in mine):>12,}\n"
-                    f"stalled ops    {sum(v.stalled_ops for v in mine):>12,}\n"
-                    f"guest free     {format_bytes(sum(v.guest_free_bytes for v in mine)):>12}")
+             ("saved (sharing)", format_bytes(host.shared_saved_bytes)),
+             ("NIC", f"{format_rate(host.nic_used_bytes_per_s)}")],
+            draw=lambda width: memory_bar(host, width), notes=NOTES)
+        self.query_one(SharingPanel).show(host)
+        self.query_one(ReclaimPanel).show(host, mine)
         hist = view.histories
         self.query_one("#hist-free", Metric).show(
             f"Free {format_bytes(host.free_bytes)}", hist.host(host.id, "free_bytes")[-120:])
+        self.query_one("#hist-saved", Metric).show(
+            f"Saved by sharing {format_bytes(host.shared_saved_bytes)}",
+            hist.host(host.id, "shared_saved_bytes")[-120:])
         self.query_one("#hist-nic", Metric).show(
             f"NIC {format_rate(host.nic_used_bytes_per_s)}",
             hist.host(host.id, "nic_used_bytes_per_s")[-120:])
-        self.query_one(VMTable).show(view.snapshot.vms)
+        table = self.query_one(VMTable)
+        table.use_columns(view.vm_columns)
+        table.show(snap.vms)

@@ -35,9 +35,9 @@ class OverviewScreen(Screen[None]):
         yield Headline()
         with Horizontal(id="main"):
             with Vertical(id="left-pane"):
-                yield Static(Text.assemble(("Hosts ", "bold"),
-                                           legend(["private", "shared", "free"])),
-                             classes="pane-title")
+                yield Static(Text.assemble(
+                    ("Hosts ", "bold"), legend(["private", "shared", "free"], 1), "▏",
+                    legend(["balloon", "swapped", "promised"], 1)), classes="pane-title")
                 yield HostList(id="hosts")
                 yield Input(placeholder="/ filter VMs by id, host, tenant, workload",
                             id="vm-filter")
@@ -59,7 +59,9 @@ class OverviewScreen(Screen[None]):
         self.query_one(HostList).show(snap.hosts)
         self.query_one(ObjectivesPanel).show(snap.objectives, snap.time_s, snap.tick_s,
                                              view.next_timeline)
-        self.query_one(VMTable).show(snap.vms)
+        table = self.query_one(VMTable)
+        table.use_columns(view.vm_columns)
+        table.show(snap.vms)
 
     def log_events(self, events: Iterable[Event], tick_s: float) -> None:
         self.query_one(EventLog).show_events(events, tick_s)

@@ -1,5 +1,5 @@
-"""Place a waiting customer request: every host with its free memory, overcommit ratio and
-what the engine says about starting the VM there."""
+"""Place a waiting customer request (or start a stopped VM again): every host with its free
+memory, overcommit ratio and what the engine says about starting the VM there."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
-from app.console.format import STATE_STYLES
-from app.console.screens.dialog import Dialog
+from app.console.format import STATE_STYLES, per_hour
+from app.console.screens.dialog import Dialog, billing_now
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import StartVM
 from engine.commands import Verdict
@@ -23,13 +23,25 @@ class PlaceDialog(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -wide"):
-            yield Static(f"Place {self.vm}", classes="dialog--title")
+            yield Static(self.title_text(), classes="dialog--title")
             yield Static(self.vm_summary(), classes="dialog--body")
+            yield Static(id="place-revenue", classes="dialog--body")
             yield DataTable(cursor_type="row", id="place-hosts")
             yield VerdictLine()
             yield Static("Enter: place on the highlighted host   Esc: cancel",
                          classes="dialog--keys")
         yield Footer()
+
+    def title_text(self) -> str:
+        vm = self.snapshot.vm(self.vm or "")
+        return f"Start {vm.id} again" if vm.status == "stopped" else f"Place {vm.id}"
+
+    def revenue_text(self) -> str:
+        vm = self.snapshot.vm(self.vm or "")
+        now = billing_now(self.snapshot)
+        return (f"Revenue: +{per_hour(vm.price_per_hour)} from the next tick, for the share "
+                f"of its work that is served (running VMs bill {per_hour(now)} → "
+                f"{per_hour(now + vm.price_per_hour)}).")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -42,10 +54,12 @@ class PlaceDialog(Dialog):
         table.focus()
 
     def refresh_verdict(self) -> None:
+        vm_id = self.vm or ""
+        self.query_one("#place-revenue", Static).update(self.revenue_text())
         table = self.query_one(DataTable)
-        configured = self.snapshot.vm(self.vm).configured_bytes
+        configured = self.snapshot.vm(vm_id).configured_bytes
         for host in self.snapshot.hosts:
-            verdict = self.preview(StartVM(vm=self.vm, host=host.id))
+            verdict = self.preview(StartVM(vm=vm_id, host=host.id))
             self.verdicts[host.id] = verdict
             after = (host.configured_vm_bytes + configured) / host.memory_bytes \
                 if host.memory_bytes else 0.0
@@ -82,6 +96,6 @@ class PlaceDialog(Dialog):
 
     def action_place(self) -> None:
         host = self._highlighted_host()
-        if host is None:
+        if host is None or self.vm is None:
             return
         self.confirm(StartVM(vm=self.vm, host=host), self.verdicts.get(host))

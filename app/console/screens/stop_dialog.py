@@ -7,7 +7,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Footer, Static
 
-from app.console.screens.dialog import Dialog
+from app.console.format import per_hour
+from app.console.screens.dialog import Dialog, billing_now
 from app.console.widgets.verdict_line import VerdictLine
 from engine import StopVM
 from engine.commands import Verdict
@@ -33,13 +34,15 @@ class StopDialog(Dialog):
         self.refresh_verdict()
 
     def refresh_verdict(self) -> None:
-        vm = self.snapshot.vm(self.vm)
-        self.verdict = self.preview(StopVM(vm=self.vm))
-        effect = (f"Frees about {format_bytes(vm.resident_bytes)} on {vm.host}; "
-                  "the customer stops paying from the next tick." if vm.running else
-                  "It is not running.")
+        vm = self.snapshot.vm(self.vm or "")
+        self.verdict = self.preview(StopVM(vm=vm.id))
+        now = billing_now(self.snapshot)
+        effect = (f"Frees about {format_bytes(vm.resident_bytes)} on {vm.host}. Revenue: "
+                  f"−{per_hour(vm.price_per_hour)} from the next tick (running VMs bill "
+                  f"{per_hour(now)} → {per_hour(now - vm.price_per_hour)})."
+                  if vm.running else "It is not running.")
         self.query_one("#stop-effect", Static).update(effect)
         self.query_one(VerdictLine).show(self.verdict, f"{self.vm} powers off at the next tick")
 
     def action_stop_vm(self) -> None:
-        self.confirm(StopVM(vm=self.vm), self.verdict)
+        self.confirm(StopVM(vm=self.vm or ""), self.verdict)

@@ -31,10 +31,11 @@ class ValueDialog(Dialog):
 
     def __init__(self, snapshot: Snapshot, vm: str, kind: Kind, preview: Preview) -> None:
         super().__init__(snapshot, vm, preview)
+        self.vm_id = vm
         self.kind = kind
 
     def current(self) -> str:
-        vm = self.snapshot.vm(self.vm)
+        vm = self.snapshot.vm(self.vm_id)
         if self.kind == "shares":
             return str(vm.shares)
         return format_bytes(vm.min_bytes if self.kind == "min" else vm.max_bytes)
@@ -56,10 +57,10 @@ class ValueDialog(Dialog):
 
     def build(self, text: str) -> Command:
         if self.kind == "shares":
-            return SetShares(vm=self.vm, shares=text.strip())  # type: ignore[arg-type]
+            return SetShares(vm=self.vm_id, shares=text.strip())  # type: ignore[arg-type]
         if self.kind == "min":
-            return SetMin(vm=self.vm, min=text.strip())  # type: ignore[arg-type]
-        return SetMax(vm=self.vm, max=text.strip())  # type: ignore[arg-type]
+            return SetMin(vm=self.vm_id, min=text.strip())  # type: ignore[arg-type]
+        return SetMax(vm=self.vm_id, max=text.strip())  # type: ignore[arg-type]
 
     def refresh_verdict(self) -> None:
         line = self.query_one(VerdictLine)

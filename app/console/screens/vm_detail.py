@@ -1,4 +1,5 @@
-"""One VM: its memory breakdown, counters, history and the events concerning it."""
+"""One VM: its memory breakdown, counters, allocation and reclamation, history and the
+events concerning it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from app.console.format import percent
+from app.console.format import per_hour, percent
 from app.console.screens.detail import DetailScreen
 from app.console.view import ConsoleView
 from app.console.widgets import update_text
+from app.console.widgets.allocation_panel import AllocationPanel
 from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
 from app.console.widgets.memory_breakdown import MemoryBreakdown
@@ -29,12 +31,15 @@ class VMDetailScreen(DetailScreen):
             with Vertical(classes="detail--col"):
                 yield Static("Memory", classes="pane-title")
                 yield MemoryBreakdown()
-            with Vertical(classes="detail--col"):
                 yield Static("Counters", classes="pane-title")
                 yield Static(id="detail-counters")
-                yield Static("History", classes="pane-title")
-                yield Metric(id="hist-resident")
-                yield Metric(id="hist-service")
+            with Vertical(classes="detail--col"):
+                yield Static("Allocation and reclamation", classes="pane-title")
+                yield AllocationPanel()
+        with Horizontal(classes="detail--history"):
+            yield Metric(id="hist-resident")
+            yield Metric(id="hist-balloon")
+            yield Metric(id="hist-service")
         yield Static("Events", classes="pane-title")
         yield EventLog(id="detail-log")
         yield Footer()
@@ -48,9 +53,12 @@ class VMDetailScreen(DetailScreen):
         head.append(vm.id, style="bold")
         if vm.running:
             head.append(f" running on {vm.host}", style="green")
+        elif vm.status == "stopped":
+            head.append(" stopped (press p to start it again)", style="yellow")
         else:
             head.append(" waiting for a host (press p to place it)", style="yellow")
-        head.append(f" · tenant {vm.tenant} · {vm.workload} · shares {vm.shares}")
+        head.append(f" · {per_hour(vm.price_per_hour)} · tenant {vm.tenant} · {vm.workload}"
+                    f" · shares {vm.shares}")
         update_text(self.query_one("#detail-head", Static), head)
         self.query_one(MemoryBreakdown).show(
             [("private", vm.private_bytes), ("shared", vm.shared_bytes),
@@ -69,10 +77,14 @@ class VMDetailScreen(DetailScreen):
             f"stalled ops    {vm.stalled_ops:>12,}\n"
             f"service level  {service:>12}\n"
             f"network        {format_rate(vm.net_bytes_per_s):>12}")
+        self.query_one(AllocationPanel).show(vm)
         hist = view.histories
         resident = hist.vm(vm.id, "resident_bytes")
         self.query_one("#hist-resident", Metric).show(
             f"Resident {format_bytes(vm.resident_bytes)} (last {len(resident)} ticks)",
             resident[-120:])
+        balloon = hist.vm(vm.id, "balloon_bytes")
+        self.query_one("#hist-balloon", Metric).show(
+            f"Balloon {format_bytes(vm.balloon_bytes)}", balloon[-120:])
         self.query_one("#hist-service", Metric).show(
             f"Service level {service}", hist.vm(vm.id, "service_level")[-120:])

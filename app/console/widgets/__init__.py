@@ -21,3 +21,33 @@ def update_text(widget: Static, text: Text | str) -> None:
     same_shape = plain_old is not None and shape == [len(x) for x in plain_old.split("\n")]
     widget._shown_text = text  # type: ignore[attr-defined]
     widget.update(text, layout=not same_shape)
+
+
+LABEL_W, VALUE_W = 15, 10
+
+
+def row_text(label: str, value: str, note: str = "", style: str = "",
+             width: int = 80) -> Text:
+    """'label      value  note' for the detail panels; the note (dim) only if it fits."""
+    text = Text(f"{label:<{LABEL_W}.{LABEL_W}}")
+    text.append(f"{value:>{VALUE_W}}", style=style)
+    if note and LABEL_W + VALUE_W + 2 + len(note) <= width:
+        text.append(f"  {note}", style="dim")
+    return text
+
+
+class Panel(Static):
+    """A Static that re-renders its text to its width (notes drop out when narrow)."""
+
+    DEFAULT_CSS = """
+    Panel { height: auto; }
+    """
+
+    def panel_width(self) -> int:
+        return self.size.width or 80
+
+    def on_resize(self) -> None:
+        self.rerender()
+
+    def rerender(self) -> None:  # overridden
+        pass

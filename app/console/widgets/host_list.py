@@ -1,4 +1,5 @@
-"""Hosts grouped by switch (rack), one line each: state, memory bar, overcommit, NIC."""
+"""Hosts grouped by switch (rack): state, memory bar, overcommit, free, NIC; and while there
+is room, a second line per host with its page sharing and reclamation."""
 
 from __future__ import annotations
 
@@ -7,17 +8,46 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
-from app.console.format import STATE_STYLES, stacked_bar
+from app.console.format import SEGMENTS, STATE_STYLES, rate_text, stacked_bar
 from engine import HostView
 from engine.units import format_bytes
 
 MIN_BAR = 10
+TWO_LINES_SHARE = 0.4  # two lines per host while they fit in this share of the screen
 
 
-def host_line(host: HostView, width: int) -> Text:
-    """'h1 high ▕bar▏ 1.25x free 460MiB NIC 25%' in `width` cells (words, glyphs, colour).
+def memory_bar(host: HostView, width: int) -> Text:
+    """`width` cells: ▕RAM: private, shared, free▏ then what the VMs were promised beyond
+    RAM (╌), where their ballooned and swapped memory sits: guest memory without frames.
 
-    The bar takes what the words leave; on a narrow pane free memory and NIC use go first.
+    Both parts use one scale (the larger of RAM and the promised memory), so the length of
+    the part after ▏ shows the overcommitment.
+    """
+    outside = [("balloon", host.balloon_bytes), ("swapped", host.swapped_bytes)]
+    out_bytes = host.balloon_bytes + host.swapped_bytes
+    scale = max(host.memory_bytes, host.configured_vm_bytes, host.memory_bytes + out_bytes)
+    inner = width - 2
+    ram = inner if scale <= 0 else max(MIN_BAR - 2, round(inner * host.memory_bytes / scale))
+    ram = min(ram, inner)
+    text = Text("▕")
+    text.append_text(stacked_bar([("private", host.private_bytes),
+                                  ("shared", host.shared_bytes),
+                                  ("free", host.free_bytes)], host.memory_bytes, ram))
+    text.append("▏")
+    rest = inner - ram
+    if rest > 0:
+        drawn = stacked_bar(outside, scale - host.memory_bytes, rest, pad=False)
+        text.append_text(drawn)
+        glyph, style = SEGMENTS["promised"]
+        text.append(glyph * (rest - drawn.cell_len), style=style)
+    return text
+
+
+def host_line(host: HostView, width: int, saved: bool = True) -> Text:
+    """'h1 high ▕bar▏╌╌ 1.25x free 460MiB saved 4MiB NIC 25%' in `width` cells.
+
+    The bar takes what the words leave; on a narrow pane NIC use, the memory saved by
+    sharing and free memory go first (`saved=False` leaves it to the host's second line).
     """
     head = Text(f"{host.id:<8.8} ")
     if host.up:
@@ -28,28 +58,39 @@ def host_line(host: HostView, width: int) -> Text:
            if host.nic_capacity_bytes_per_s else 0.0)
     tail = [Text(f" {host.overcommit_ratio:4.2f}x",
                  style="bold" if host.overcommit_ratio > 1 else ""),
-            Text(f" free {format_bytes(host.free_bytes):>9}"),
-            Text(f" NIC {nic * 100:3.0f}%")]
-    out = [("balloon", host.balloon_bytes), ("swapped", host.swapped_bytes)]
-    outside = any(n for _, n in out)
-    while len(tail) > 1 and width - head.cell_len - sum(t.cell_len for t in tail) - 2 < (
-            MIN_BAR * (2 if outside else 1)):
+            Text(f" free {format_bytes(host.free_bytes):>9}")]
+    if saved:
+        tail.append(Text(f" saved {format_bytes(host.shared_saved_bytes):>9}"))
+    tail.append(Text(f" NIC {nic * 100:3.0f}%"))
+    while len(tail) > 1 and width - head.cell_len - sum(t.cell_len for t in tail) < MIN_BAR:
         tail.pop()
-    bar = max(width - head.cell_len - sum(t.cell_len for t in tail) - 2, MIN_BAR)
-    inside_width = bar // 2 if outside else bar
     text = head
-    text.append("▕")
-    text.append_text(stacked_bar([("private", host.private_bytes),
-                                  ("shared", host.shared_bytes),
-                                  ("free", host.free_bytes)], host.memory_bytes, inside_width))
-    text.append("▏")
-    if outside:
-        # Memory the VMs own outside RAM, on the same scale as the RAM bar.
-        text.append_text(stacked_bar(out, host.memory_bytes, bar - inside_width))
+    text.append_text(memory_bar(host, max(width - head.cell_len - sum(t.cell_len for t in tail),
+                                          MIN_BAR)))
     for part in tail:
         text.append_text(part)
     text.no_wrap = True
     text.overflow = "ellipsis"
+    return text
+
+
+def sharing_line(host: HostView, width: int) -> Text:
+    """The host's second line: page sharing and reclamation at a glance."""
+    text = Text(" " * 9)
+    text.append(f"{host.sharing_mode:<4} ", style="medium_purple2" if host.sharing_mode != "off"
+                else "dim")
+    text.append(f"saved {format_bytes(host.shared_saved_bytes)}", style="bold")
+    text.append(f" · hash {rate_text(host.pages_hashed_per_s)}/s"
+                f" · COW {rate_text(host.cow_breaks_per_s)}/s"
+                f" · tax {host.idle_tax:.0%}")
+    if host.balloon_bytes:
+        text.append(f" · balloon {format_bytes(host.balloon_bytes)}", style="dark_orange")
+    if host.swapped_bytes or host.swapins_per_s or host.swapouts_per_s:
+        text.append(f" · swap {format_bytes(host.swapped_bytes)} "
+                    f"in {rate_text(host.swapins_per_s)}/s out "
+                    f"{rate_text(host.swapouts_per_s)}/s", style="red3")
+    text.truncate(width, overflow="ellipsis")
+    text.no_wrap = True
     return text
 
 
@@ -68,11 +109,22 @@ class HostList(OptionList):
         self._host_views: tuple[HostView, ...] = ()
         self._host_lines: dict[str, Text] = {}
         self._rack_layout: tuple[tuple[str | None, tuple[str, ...]], ...] = ()
-        self._host_bar_width = 0
+        self._shape: tuple[int, bool] = (0, False)  # line width, two lines per host
 
-    def _line_width(self) -> int:
-        """The width of a host line (the name is historical: the bar takes the rest)."""
-        return max(30, min(self.scrollable_content_region.width - 1, 110))
+    def _wanted_shape(self, layout: tuple[tuple[str | None, tuple[str, ...]], ...]
+                      ) -> tuple[int, bool]:
+        """Line width, and whether each host gets its second (sharing) line: only while
+        all of them fit in a share of the screen, so a big data center stays one line each."""
+        width = max(30, min(self.scrollable_content_region.width - 1, 110))
+        rows = sum(1 + 2 * len(ids) for _, ids in layout)
+        return width, rows <= self.screen.size.height * TWO_LINES_SHARE
+
+    def _prompt(self, host: HostView) -> Text:
+        width, two_lines = self._shape
+        line = host_line(host, width, saved=not two_lines)
+        if two_lines:
+            line = Text("\n").join([line, sharing_line(host, width)])
+        return line
 
     def show(self, hosts: tuple[HostView, ...]) -> None:
         self._host_views = hosts
@@ -80,19 +132,19 @@ class HostList(OptionList):
         for h in hosts:
             groups.setdefault(h.switch, []).append(h.id)
         layout = tuple((sw, tuple(ids)) for sw, ids in groups.items())
-        width = self._line_width()
-        if layout != self._rack_layout or width != self._host_bar_width:
-            self._rebuild(layout, width)
+        shape = self._wanted_shape(layout)
+        if layout != self._rack_layout or shape != self._shape:
+            self._rebuild(layout, shape)
             return
         for h in hosts:
-            line = host_line(h, width)
+            line = self._prompt(h)
             if line != self._host_lines.get(h.id):
                 self._host_lines[h.id] = line
                 self.replace_option_prompt(f"host:{h.id}", line)
 
     def _rebuild(self, layout: tuple[tuple[str | None, tuple[str, ...]], ...],
-                 width: int) -> None:
-        self._rack_layout, self._host_bar_width = layout, width
+                 shape: tuple[int, bool]) -> None:
+        self._rack_layout, self._shape = layout, shape
         by_id = {h.id: h for h in self._host_views}
         highlighted = self.highlighted_option.id if self.highlighted_option else None
         options: list[Option] = []
@@ -101,7 +153,7 @@ class HostList(OptionList):
             options.append(Option(Text(title, style="bold"), id=f"switch:{switch}",
                                   disabled=True))
             for host_id in ids:
-                self._host_lines[host_id] = host_line(by_id[host_id], width)
+                self._host_lines[host_id] = self._prompt(by_id[host_id])
                 options.append(Option(self._host_lines[host_id], id=f"host:{host_id}"))
         self.set_options(options)
         first_host = next((o.id for o in options if not o.disabled), None)
@@ -115,8 +167,10 @@ class HostList(OptionList):
                 continue
 
     def on_resize(self) -> None:
-        if self._host_views and self._line_width() != self._host_bar_width:
-            self._rebuild(self._rack_layout, self._line_width())
+        if self._host_views:
+            shape = self._wanted_shape(self._rack_layout)
+            if shape != self._shape:
+                self._rebuild(self._rack_layout, shape)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

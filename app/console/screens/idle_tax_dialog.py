@@ -1,0 +1,120 @@
+"""Set the idle memory tax of one host or of every host: type a rate (0.75 or 75%), pick
+the scope, see the engine's verdict, Enter to apply."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import ValidationError
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Input, Static
+
+from app.console.screens.dialog import Dialog
+from app.console.view import Preview
+from app.console.widgets.verdict_line import VerdictLine
+from engine import Snapshot
+from engine.commands import SetIdleTax, Verdict
+
+EVERY_HOST = "*"
+ABOUT = ("The tax τ makes idle memory cost more when memory is revoked: a VM's claim is "
+         "shares / (pages · (f + k(1 − f))), k = 1/(1 − τ), f its active fraction. At 0 "
+         "memory follows shares alone; near 1 idle VMs give their memory to active ones, "
+         "which serve more work (and earn more) on a crowded host.")
+
+
+def parse_tax(text: str) -> float:
+    """'0.75', '75%' or '75' (a number above 1 is read as a percentage)."""
+    text = text.strip()
+    value = float(text.removesuffix("%")) / 100 if text.endswith("%") else float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value / 100 if value > 1 else value
+
+
+class IdleTaxDialog(Dialog):
+    BINDINGS = [Binding("escape", "cancel", "Cancel"),
+                Binding("up", "scope(-1)", "Scope up", show=False),
+                Binding("down", "scope(1)", "Scope down", show=False)]
+
+    verdict: Verdict | None = None
+    command: SetIdleTax | None = None
+
+    def __init__(self, snapshot: Snapshot, host: str | None, preview: Preview) -> None:
+        super().__init__(snapshot, None, preview, host=host)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("Set the idle memory tax", classes="dialog--title")
+            yield Static(ABOUT, classes="dialog--body -hint")
+            yield DataTable(cursor_type="row", id="tax-scope")
+            yield Input(value=self._start_value(), id="tax-input")
+            yield VerdictLine()
+            yield Static("Type the rate (0 … 0.99 or %)   ↑↓: host or every host   "
+                         "Enter: apply   Esc: cancel", classes="dialog--keys")
+        yield Footer()
+
+    def _start_value(self) -> str:
+        host = self.snapshot.host(self.host) if self.host else self.snapshot.hosts[0]
+        return f"{host.idle_tax:.2f}"
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column("Scope", key="scope", width=16)
+        table.add_column("Tax now", key="tax", width=10)
+        for host in self.snapshot.hosts:
+            table.add_row(Text(host.id), Text(f"{host.idle_tax:.0%}"), key=host.id)
+        table.add_row(Text("every host"), Text(""), key=EVERY_HOST)
+        if self.host is not None:
+            table.move_cursor(row=table.get_row_index(self.host), animate=False)
+        self.refresh_verdict()
+        self.query_one(Input).focus()
+
+    def scope(self) -> str | None:
+        table = self.query_one(DataTable)
+        key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        return None if key == EVERY_HOST else key
+
+    def refresh_verdict(self) -> None:
+        table = self.query_one(DataTable)
+        for host in self.snapshot.hosts:
+            table.update_cell(host.id, "tax", Text(f"{host.idle_tax:.0%}"))
+        line = self.query_one(VerdictLine)
+        try:
+            self.command = SetIdleTax(host=self.scope(),
+                                      tax=parse_tax(self.query_one(Input).value))
+        except (ValueError, ValidationError) as err:
+            self.command, self.verdict = None, None
+            if isinstance(err, ValidationError):
+                msg = str(err.errors(include_url=False)[0]["msg"])
+            else:
+                msg = "expected a rate such as 0.75 or 75%"
+            line.show(None, problem=msg.removeprefix("Value error, "))
+            return
+        self.verdict = self.preview(self.command)
+        line.show(self.verdict, f"τ = {self.command.tax:.0%} on "
+                                f"{self.command.host or 'every host'} from the next tick")
+
+    def action_scope(self, delta: int) -> None:
+        table = self.query_one(DataTable)
+        table.move_cursor(row=min(max(table.cursor_row + delta, 0), table.row_count - 1))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.refresh_verdict()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.refresh_verdict()
+        self.confirm(self.command, self.verdict)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.refresh_verdict()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.refresh_verdict()
+        self.confirm(self.command, self.verdict)
