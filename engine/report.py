@@ -17,7 +17,7 @@ from engine.migration.model import Migration
 from engine.migration.postcopy import remaining as remaining_pages
 from engine.migration.wws import wws_pages
 from engine.objectives import evaluate_objectives
-from engine.state import SHARING_MODES, GuestKind, Loc
+from engine.state import LOSS_CAUSES, SHARING_MODES, GuestKind, Loc
 from engine.world import World
 
 TABLE_ENTRY_BYTES = 16  # ESX: 16 bytes per sharing-table entry
@@ -92,7 +92,15 @@ class VMView:
     min_bytes: int
     max_bytes: int
     shares: int
-    service_level: float  # fraction of this tick's page touches served
+    service_level: float  # share of this tick's demand served (engine/service.py)
+    service_level_avg: float  # share of all demand served while contracted
+    availability: float  # share of contracted time up (not paused, blocked or lost)
+    latency_s: float
+    lost_s: dict[str, float]  # cumulative lost service by cause, seconds
+    sla_breaches: int
+    sla_status: str  # ok, or breached (in some window)
+    revenue: float
+    penalties: float
     stalled_ops: int
     first_touches: int
     cow_breaks: int
@@ -146,8 +154,6 @@ def _vm_views(world: World) -> list[VMView]:
     ratios = rho(world)
     balloon_target = np.where(vms["balloon_forced"] >= 0, vms["balloon_forced"],
                               vms["balloon_target"])
-    ops = vms["ops_tick"]
-    service = np.where(ops > 0, 1.0 - vms["stalled_ops_tick"] / np.maximum(ops, 1), 1.0)
     out = []
     for v, spec in enumerate(vms.specs):
         h = int(vms["host"][v])
@@ -175,7 +181,16 @@ def _vm_views(world: World) -> list[VMView]:
             min_bytes=int(vms["min_pages"][v]) * page,
             max_bytes=max_bytes,
             shares=int(vms["shares"][v]),
-            service_level=float(service[v]) if running else 0.0,
+            service_level=float(vms["service_tick"][v]) if running else 0.0,
+            service_level_avg=float(vms["served_s"][v] / max(vms["running_s"][v], 1e-9))
+            if vms["running_s"][v] > 0 else 0.0,
+            availability=1.0 - float(vms["unavailable_s"][v] / max(vms["running_s"][v], 1e-9)),
+            latency_s=float(vms["latency_s"][v]),
+            lost_s={cause: float(vms[f"lost_{cause}_s"][v]) for cause in LOSS_CAUSES},
+            sla_breaches=int(vms["sla_breaches"][v]),
+            sla_status="breached" if vms["sla_breaches"][v] else "ok",
+            revenue=float(vms["revenue"][v]),
+            penalties=float(vms["penalties"][v]),
             stalled_ops=int(vms["stalled_ops"][v]),
             first_touches=int(vms["first_touches"][v]),
             cow_breaks=int(vms["cow_breaks"][v]),
@@ -314,7 +329,9 @@ _VM_KEYS = ("id", "host", "configured_bytes", "resident_bytes", "shared_bytes",
             "net_bytes_per_s", "zero_bytes", "rho", "active_estimate", "active_true",
             "balloon_target_bytes", "balloon_driver", "blocked", "guest_cache_bytes",
             "guest_swapped_bytes", "guest_faults_per_s", "swapins_per_s", "double_paging",
-            "pops", "throughput_per_s", "file_hit_ratio", "bounces_per_s", "remaps")
+            "pops", "throughput_per_s", "file_hit_ratio", "bounces_per_s", "remaps",
+            "service_level_avg", "availability", "latency_s", "lost_s", "sla_breaches",
+            "sla_status", "revenue", "penalties")
 
 
 def migration_report(world: World, mig: Migration) -> dict[str, Any]:
@@ -367,6 +384,31 @@ def migration_report(world: World, mig: Migration) -> dict[str, Any]:
     }
 
 
+def economy_report(world: World) -> dict[str, Any]:
+    """Money in total and broken down by kind of cost, by host and by tenant."""
+    state = world.state
+    money, vms, hosts = state.money, state.vms, state.hosts
+    tenants: dict[str, dict[str, float]] = {}
+    for v, spec in enumerate(vms.specs):
+        t = tenants.setdefault(spec.tenant, {"revenue": 0.0, "penalties": 0.0})
+        t["revenue"] += float(vms["revenue"][v])
+        t["penalties"] += float(vms["penalties"][v])
+    hours = state.time_s / 3600.0
+    return {
+        "revenue": money.revenue,
+        "costs": money.costs,
+        "penalties": money.penalties,
+        "profit": money.profit,
+        "profit_per_hour": money.profit / hours if hours else 0.0,
+        "costs_breakdown": {"power": money.power_cost, "capital": money.capital_cost,
+                            "network": money.network_cost},
+        "hosts": [{"id": h, "capital": float(hosts.capital_per_hour[i]) * hours}
+                  for i, h in enumerate(hosts.ids)],
+        "tenants": [{"tenant": name, **values, "profit_share": values["revenue"]
+                     - values["penalties"]} for name, values in sorted(tenants.items())],
+    }
+
+
 def _esxtop(h: HostView, page_size: int) -> dict[str, float]:
     """esxtop's memory counters for the host, in MB as esxtop prints them."""
     mb = 1024.0**2
@@ -389,11 +431,6 @@ def report(world: World) -> dict[str, Any]:
         "vms": [{**{k: getattr(v, k) for k in _VM_KEYS},
                  "wws_pages": wws_pages(world.state, i)} for i, v in enumerate(snap.vms)],
         "migrations": [migration_report(world, m) for m in world.state.migrations],
-        "economy": {
-            "revenue": snap.revenue,
-            "costs": snap.costs,
-            "penalties": snap.penalties,
-            "profit": snap.profit,
-        },
+        "economy": economy_report(world),
         "objectives": list(snap.objectives),
     }

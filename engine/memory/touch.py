@@ -80,6 +80,7 @@ def _fault_in(state: State, pages: I64) -> None:
         host_in = vms["host"][vm[swapin]]
         vm_in = np.bincount(vm[swapin], minlength=n_vms)
         vms["swapins_tick"] += vm_in
+        vms["swapins"] += vm_in
         reclaim = state.reclaim.hosts
         per_host = np.bincount(host_in, minlength=len(hosts))
         reclaim["swapped_pages"] -= per_host
