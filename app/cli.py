@@ -80,13 +80,16 @@ def resolve(arg: str) -> Path:
                      "(see `overcommit scenarios`)")
 
 
-def _load(path: Path, seed: int | None = None, check: bool = False) -> Simulation:
+def _load(path: Path, seed: int | None = None, check: bool = False,
+          overrides: Sequence[str] = ()) -> Simulation:
     if is_save_file(path):
         if seed is not None:
             raise InputError(str(path), "--seed", "a save continues its own random streams; "
                              "leave out --seed")
+        if overrides:
+            raise InputError(str(path), "--set", "a save cannot be changed; give a scenario")
         return read_save(path, check=check)
-    return Simulation.from_file(path, seed=seed, check=check)
+    return Simulation.from_spec(load_scenario(path, overrides), seed=seed, check=check)
 
 
 def _console() -> Console:
@@ -264,9 +267,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if console.is_terminal:
         # Building a big data center takes seconds; say so instead of looking hung.
         with console.status(f"loading {source}"):
-            sim = _load(source, seed=args.seed, check=args.check)
+            sim = _load(source, seed=args.seed, check=args.check, overrides=args.set)
     else:
-        sim = _load(source, seed=args.seed, check=args.check)
+        sim = _load(source, seed=args.seed, check=args.check, overrides=args.set)
     ticks = _ticks_to_run(sim, args.ticks, str(source))
     log = EventLog(console, enabled=not args.quiet)
     try:
@@ -366,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--check", action="store_true",
                      help="verify the engine's invariants after every tick (slower)")
     run.add_argument("--quiet", action="store_true", help="no event log")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="change a scenario value before loading, e.g. "
+                          "vm_group[0].count=4 or policy.memory.idle_tax=0 (repeatable)")
     run.set_defaults(func=cmd_run, parser=run)
 
     validate = sub.add_parser("validate", help="check scenario and save files")

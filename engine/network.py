@@ -46,7 +46,7 @@ def update_service_rates(world: World) -> None:
     vms = state.vms
     host = vms["host"]
     active = (host >= 0) & state.hosts.up[np.maximum(host, 0)] & (vms["net_bytes_per_s"] > 0)
-    demand = np.where(active, vms["net_bytes_per_s"], 0.0)
+    demand = np.where(active, vms["net_bytes_per_s"] * vms["demand_scale"], 0.0)
     migrations = [m for m in state.migrations if m.active and m.status != "stopcopy"]
     mig_demand = np.array([m.round_rate for m in migrations], np.float64)
     key = (host.tobytes() + demand.tobytes() + mig_demand.tobytes()

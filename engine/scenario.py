@@ -77,10 +77,13 @@ class ScenarioSpec(Frozen):
 
     def all_vms(self) -> list[VMSpec]:
         vms = list(self.vms)
+        every_host = [h.id for h in self.all_hosts()]
         for group in self.vm_groups:
             fields = group.model_dump(exclude={"count", "hosts", "id", "host"})
+            # "*" spreads the group over every host, however many the file (or --set) has.
+            targets = every_host if group.hosts == ["*"] else group.hosts
             for i in range(group.count):
-                host = group.hosts[i % len(group.hosts)] if group.hosts else group.host
+                host = targets[i % len(targets)] if targets else group.host
                 vms.append(VMSpec(**{**fields, "id": f"{group.id}{i}", "host": host}))
         return vms
 
@@ -132,7 +135,34 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
     return spec
 
 
-def load_scenario(path: str | Path) -> ScenarioSpec:
+def apply_overrides(data: dict[str, Any], assignments: Sequence[str],
+                    source: str) -> dict[str, Any]:
+    """`host_group[0].count=6`, `scenario.seed=3`: set values in the file's data before
+    it is validated. Keys use the file's names; values are TOML (`"4GiB"`, `0.75`)."""
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        if not sep:
+            raise InputError(source, text, "expected KEY=VALUE, e.g. host_group[0].count=6")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word: take it as a string
+        parts = [p for p in key.strip().replace("]", "").replace("[", ".").split(".") if p]
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            index: str | int = int(part) if part.isdigit() else part
+            try:
+                if last:
+                    node[index] = value
+                else:
+                    node = node[index]
+            except (KeyError, IndexError, TypeError):
+                raise InputError(source, key, "no such field or list entry to set") from None
+    return data
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> ScenarioSpec:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -142,7 +172,7 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputError(str(path), "(syntax)", f"not valid TOML: {err}") from None
-    return parse_scenario(data, str(path))
+    return parse_scenario(apply_overrides(data, overrides, str(path)), str(path))
 
 
 def _check_references(spec: ScenarioSpec, source: str) -> None:
@@ -182,7 +212,7 @@ def _check_references(spec: ScenarioSpec, source: str) -> None:
                              f"expected one of the hosts ({_names(host_ids)}), got {vm.host!r}")
     for i, group in enumerate(spec.vm_groups):
         for h in group.hosts:
-            if h not in host_ids:
+            if h not in host_ids and group.hosts != ["*"]:
                 raise InputError(source, f"vm_group[{i}].hosts",
                                  f"expected host ids ({_names(host_ids)}), got {h!r}")
     for i, entry in enumerate(spec.timeline):

@@ -23,13 +23,13 @@ def run_service(world: World) -> None:
     vms = state.vms
     tick_s = state.tick_s
     running = vms["host"] >= 0
-    nominal = vms["reads_per_s"] + vms["writes_per_s"] + np.where(
-        vms["dataset_pages"] > 0, vms["file_reads_per_s"], 0.0)
+    nominal = vms["demand_scale"] * (vms["reads_per_s"] + vms["writes_per_s"] + np.where(
+        vms["dataset_pages"] > 0, vms["file_reads_per_s"], 0.0))
     per_op_s = 1.0 / np.maximum(nominal * vms["speed"], 1e-9)
     stalled = np.minimum(vms["stalled_ops_tick"] * per_op_s, tick_s)
     vms["lost_memory_stall_s_tick"] = np.where(vms["blocked"], tick_s, stalled)
     vms["lost_throttle_s_tick"] = vms["throttle"] * tick_s
-    demand = vms["net_bytes_per_s"]
+    demand = vms["net_bytes_per_s"] * vms["demand_scale"]
     carried = np.where(demand > 0, state.vm_net_bytes_per_s / np.maximum(demand, 1e-9), 1.0)
     vms["lost_nic_s_tick"] = np.clip(1.0 - carried, 0.0, 1.0) * tick_s
     pace(world)

@@ -8,7 +8,7 @@ files keep loading.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -116,6 +116,7 @@ class WorkloadSpec(Frozen):
     """
 
     kind: Literal["synthetic", "idle"] = "synthetic"
+    preset: str | None = None  # a named workload (engine/workloads/library.py)
     reads_per_s: float = Field(default=200.0, ge=0)
     writes_per_s: float = Field(default=50.0, ge=0)
     working_set: Bytes | None = None
@@ -135,6 +136,20 @@ class WorkloadSpec(Frozen):
     # bytes of the working set. Through a 32-bit DMA device (vm.dma32) high pages bounce.
     io_pages_per_s: float = Field(default=0.0, ge=0)
     io_set: Bytes = 4 * 1024**2
+    # A daily demand curve: rates follow a cosine between `daily_trough` (a share of the
+    # peak) and the peak at `daily_peak_hour` (hours of simulated time, modulo 24).
+    daily_peak_hour: float | None = Field(default=None, ge=0, lt=24)
+    daily_trough: Fraction = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        from engine.workloads.library import expand
+
+        expanded = expand(data)
+        if isinstance(expanded, dict) and isinstance(data, dict) and data.get("preset"):
+            expanded["preset"] = data["preset"]
+        return expanded
 
 
 class SLASpec(Frozen):
@@ -299,7 +314,7 @@ class VMGroupSpec(VMSpec):
 
     id: Ident
     count: int = Field(ge=1, le=1_000_000)
-    hosts: list[Ident] = Field(default_factory=list)
+    hosts: list[Ident | Literal["*"]] = Field(default_factory=list)  # "*": every host
 
 
 class EconomySpec(Frozen):

@@ -216,6 +216,9 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "guest_evictions": np.int64,  # pages the guest paged out for the balloon
     "throttle": np.float64,  # vCPU throttle (migration auto-converge)
     "precopying": np.bool_,  # in a pre-copy migration: its writes are logged
+    "daily_peak_h": np.float64,  # -1: flat demand
+    "daily_trough": np.float64,
+    "demand_scale": np.float64,  # this tick's share of peak demand
     "downtime_s": np.float64,  # cumulative time paused (migration stop-and-copy)
     # service, SLA and money (engine/service.py, economy/)
     "service_tick": np.float64,  # share of this tick's demand served
@@ -320,6 +323,9 @@ class VMs:
             "speed": 1.0,
             "guest_disk_latency_s": spec.guest_disk_latency,
             "dma32": spec.dma32,
+            "daily_peak_h": -1.0 if wl.daily_peak_hour is None else wl.daily_peak_hour,
+            "daily_trough": wl.daily_trough,
+            "demand_scale": 1.0,
             "io_pages_per_s": 0.0 if idle else wl.io_pages_per_s,
             "io_set_pages": max(1, min(wl.io_set, ws * page_size) // page_size),
             "salt_tenant_key": name_key("salt", spec.salt or f"tenant:{spec.tenant}"),

@@ -27,7 +27,8 @@ def run_file_reads(world: World, active: Bool) -> None:
     vms, p = state.vms, state.pages
     rng = world.streams["workload"]
     reads = np.where(active & (vms["dataset_pages"] > 0),
-                     rng.poisson(vms["file_reads_per_s"] * vms["speed"] * state.tick_s), 0)
+                     rng.poisson(vms["file_reads_per_s"] * vms["speed"] * vms["demand_scale"]
+                                 * state.tick_s), 0)
     if not reads.any():
         return
     reads = reads.astype(np.int64)

@@ -31,6 +31,10 @@ def run_workloads(world: World) -> None:
     state.reclaim.hosts["disk_busy_s_tick"][:] = 0
     host = vms["host"]
     active = (host >= 0) & state.hosts.up[np.maximum(host, 0)]
+    hour = (state.time_s / 3600.0) % 24.0
+    wave = (1.0 + np.cos(2 * np.pi * (hour - vms["daily_peak_h"]) / 24.0)) / 2.0
+    vms["demand_scale"] = np.where(vms["daily_peak_h"] >= 0,
+                                   vms["daily_trough"] + (1 - vms["daily_trough"]) * wave, 1.0)
     touches = generate(state, world.streams["workload"], active)
     content = unique_content(state, touches.write_pages.size)
     content[touches.write_zero] = 0
@@ -59,8 +63,8 @@ def pace(world: World) -> None:
     state = world.state
     vms = state.vms
     vms["stall_s_tick"] = np.sum([vms[f"lost_{cause}_s_tick"] for cause in STALL_CAUSES], axis=0)
-    nominal = vms["reads_per_s"] + vms["writes_per_s"] + np.where(
-        vms["dataset_pages"] > 0, vms["file_reads_per_s"], 0.0)
+    nominal = vms["demand_scale"] * (vms["reads_per_s"] + vms["writes_per_s"] + np.where(
+        vms["dataset_pages"] > 0, vms["file_reads_per_s"], 0.0))
     done = vms["ops_tick"] - vms["stalled_ops_tick"] + vms["file_reads_tick"]
     working_s = done / np.maximum(nominal, 1e-9)
     speed = working_s / np.maximum(working_s + vms["stall_s_tick"], 1e-12)

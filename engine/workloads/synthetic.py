@@ -45,7 +45,8 @@ def _sweep(counts: I64, offset: I64, start: I64, span: I64) -> I64:
 def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
     vms = state.vms
     # A closed-loop workload runs only as fast as last tick's faults let it.
-    pace = np.where(active, vms["speed"] * (1.0 - vms["throttle"]) * state.tick_s, 0.0)
+    pace = np.where(active, vms["speed"] * (1.0 - vms["throttle"]) * vms["demand_scale"]
+                    * state.tick_s, 0.0)
     n_r = rng.poisson(vms["reads_per_s"] * pace).astype(np.int64)
     n_w = rng.poisson(vms["writes_per_s"] * pace).astype(np.int64)
     seq = vms["sequential"]
