@@ -141,6 +141,7 @@ class Migrate(Frozen):
     prepaging: bool = True
     pml: bool = False  # hardware dirty logging (batched exits) instead of write protection
     free_page_hints: bool = False  # the guest reports free pages, which are not sent
+    stun: bool = False  # paravirtual: pause the processes that dirty faster than we send
 
 
 class CancelMigration(Frozen):

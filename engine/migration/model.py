@@ -48,6 +48,7 @@ class Migration:
     prepaging: bool = True
     pml: bool = False
     free_page_hints: bool = False
+    stun: bool = False
     round_trip_s: float = 0.0002
     page_header: int = 8
     status: str = "precopy"

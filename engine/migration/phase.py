@@ -43,7 +43,8 @@ def start(world: World, cmd: Migrate) -> Migration:
         start_s=state.time_s, max_rate=max_rate, min_rate=min(min_rate, max_rate),
         downtime_limit_s=cmd.downtime_limit or policy.qemu_downtime_limit,
         auto_converge=cmd.auto_converge, xbzrle=cmd.xbzrle, prepaging=cmd.prepaging,
-        pml=cmd.pml, free_page_hints=cmd.free_page_hints, round_trip_s=policy.round_trip,
+        pml=cmd.pml, free_page_hints=cmd.free_page_hints, stun=cmd.stun,
+        round_trip_s=policy.round_trip,
         page_header=policy.page_header, round_rate=min_rate if xen else max_rate,
         sent_content=np.zeros(n, np.uint64), at_dest=np.zeros(n, np.bool_),
         in_cache=np.zeros(n, np.bool_), pushed=np.zeros(n, np.bool_))
