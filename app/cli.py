@@ -380,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     scenarios = sub.add_parser("scenarios", help="list the bundled scenarios")
     scenarios.set_defaults(func=cmd_scenarios)
+    from app.reproduce import add_parser  # not at the top: app.reproduce imports this module
+    add_parser(sub)
     return parser
 
 
