@@ -76,7 +76,7 @@ class VMView:
     id: str
     host: str | None
     running: bool
-    status: str  # queued (a customer request never started), running, or stopped
+    status: str  # queued (a request never started), running, stopped, or lost (failure)
     price_per_hour: float
     tenant: str
     workload: str
@@ -164,7 +164,8 @@ def _vm_views(world: World) -> list[VMView]:
             id=vms.ids[v],
             host=state.hosts.ids[h] if running else None,
             running=running,
-            status="running" if running else ("stopped" if vms["started"][v] else "queued"),
+            status="running" if running else "lost" if vms["lost_vm"][v] else (
+                "stopped" if vms["started"][v] else "queued"),
             price_per_hour=float(vms["price_per_hour"][v]),
             tenant=spec.tenant,
             workload=spec.workload.kind if spec.app is None else f"{spec.workload.kind}:{spec.app}",

@@ -13,8 +13,12 @@ from typing import Literal
 
 from textual.screen import ModalScreen
 
+from app.console.live import LiveData
+from app.console.screens.confirm_dialog import cancel_dialog, postcopy_dialog
+from app.console.screens.failure_dialogs import host_power_dialog, link_dialog
 from app.console.screens.idle_tax_dialog import IdleTaxDialog
 from app.console.screens.mechanism_choices import driver_dialog, salting_dialog, sharing_dialog
+from app.console.screens.migrate_dialog import MigrateDialog
 from app.console.screens.place_dialog import PlaceDialog
 from app.console.screens.stop_dialog import StopDialog
 from app.console.screens.target_dialog import TargetDialog
@@ -24,9 +28,9 @@ from app.console.view import ActionContext
 from engine import Command, Snapshot
 from engine.spec import WorkloadSpec
 
-# What an action aims at: a VM waiting for a host (queued or stopped), any VM, a host, or
-# the whole data center.
-Target = Literal["placeable", "vm", "host", "global"]
+# What an action aims at: a VM waiting for a host (queued or stopped), any VM, a running
+# VM, a VM in a pre-copy migration, a host, or the whole data center.
+Target = Literal["placeable", "vm", "running", "migrating", "host", "global"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class OperatorAction:
     target: Target
     dialog: Callable[[ActionContext], ModalScreen[Command | None]]
     group: str = ""  # footer: actions of one group share one label
+    footer: bool = True  # False: only in the help, the palette and where it applies
 
 
 def _vm(c: ActionContext) -> str:
@@ -124,22 +129,61 @@ ACTIONS: tuple[OperatorAction, ...] = (
         "a crowded host it stalls, and stalled work is not paid.",
         "vm", lambda c: WorkloadDialog(c.snapshot, _vm(c), c.preview,
                                        _scenario_workload(c))),
+    OperatorAction(
+        "migrate", "g", "Migrate", "Live-migrate a VM",
+        "Move a running VM to another host while it runs (pre-copy, post-copy or hybrid). "
+        "It frees memory on a crowded host without stopping anyone, but the copy shares "
+        "the NICs with service traffic, costs network money, and pauses the VM briefly "
+        "(the downtime); post-copy stalls it on every page still at the source.",
+        "running", MigrateDialog, "migrate"),
+    OperatorAction(
+        "cancel_migration", "G", "Cancel", "Cancel a pre-copy migration",
+        "Stop a pre-copy that does not converge: the VM stays at its source and keeps "
+        "running; the bytes already sent are wasted. A post-copy cannot go back.",
+        "migrating", cancel_dialog, "migrate", footer=False),
+    OperatorAction(
+        "postcopy", "P", "Post-copy", "Switch a pre-copy to post-copy",
+        "End a pre-copy at once: the VM resumes at the destination after a few ms and "
+        "pulls the pages it still lacks (network faults stall it). It always finishes, but "
+        "a failure of either host or the link before the last page arrives loses the VM.",
+        "migrating", postcopy_dialog, "migrate", footer=False),
+    OperatorAction(
+        "host_power", "f", "Host", "Fail a host or bring it back",
+        "A failure drill: a failed host takes its VMs down with it (lost: no revenue, SLA "
+        "breaches and penalties) and stops the migrations through it. Bringing it back "
+        "gives an empty host to place VMs on again.",
+        "host", host_power_dialog, "faults"),
+    OperatorAction(
+        "link", "k", "Link", "Take a network link down or up",
+        "Cut or restore a link between a host and its switch (or between switches). "
+        "Migrations without a path fail, a post-copy in flight loses its VM, and service "
+        "traffic must find another path.",
+        "global", link_dialog, "faults"),
 )
 
 ACTIONS_BY_NAME = {a.name: a for a in ACTIONS}
 
 
 def placeable(snap: Snapshot) -> list[str]:
-    return [v.id for v in snap.vms if v.status in ("queued", "stopped")]
+    return [v.id for v in snap.vms if v.status in ("queued", "stopped", "lost")]
 
 
 def default_target(action: OperatorAction, snap: Snapshot, vm: str | None,
-                   host: str | None) -> tuple[str | None, str | None] | None:
+                   host: str | None, live: LiveData | None = None
+                   ) -> tuple[str | None, str | None] | None:
     """(vm, host) an action aims at from the current selection, or None if it has none:
-    placing takes the selected VM if it waits for a host, else the first that does."""
+    placing takes the selected VM if it waits for a host, else the first that does;
+    cancelling a migration takes the selected VM's, else the first pre-copy running."""
     vms = {v.id: v for v in snap.vms}
+    if action.target == "running":
+        return (vm, None) if vm in vms and vms[vm].running else None
+    if action.target == "migrating":
+        moving = sorted((live or LiveData()).precopying())
+        if vm in moving:
+            return vm, None
+        return (moving[0], None) if moving else None
     if action.target == "placeable":
-        if vm in vms and vms[vm].status in ("queued", "stopped"):
+        if vm in vms and vms[vm].status in ("queued", "stopped", "lost"):
             return vm, None
         waiting = placeable(snap)
         return (waiting[0], None) if waiting else None
@@ -158,4 +202,8 @@ def missing_target_message(action: OperatorAction) -> str:
         return "No VM is waiting for a host (queued or stopped)."
     if action.target == "host":
         return "There is no host."
+    if action.target == "running":
+        return "Select a running VM first (VM table, arrows)."
+    if action.target == "migrating":
+        return "No pre-copy migration is running (g starts one)."
     return "Select a VM first (VM table, arrows)."

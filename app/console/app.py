@@ -22,21 +22,22 @@ from textual.worker import Worker, get_current_worker
 from app.console.actions import ACTIONS_BY_NAME, default_target, missing_target_message
 from app.console.clock import Clock
 from app.console.driver import EngineDriver
-from app.console.format import clock_text, describe_command, slug
+from app.console.format import clock_text, describe_command
 from app.console.history import Histories
 from app.console.keys import ALL_BINDINGS
+from app.console.live import LiveData
 from app.console.palette import OperatorCommands
+from app.console.saving import SaveLoad
 from app.console.screens.end_screen import EndScreen
 from app.console.screens.help_screen import HelpScreen
 from app.console.screens.host_detail import HostDetailScreen
-from app.console.screens.load_dialog import LoadDialog
 from app.console.screens.overview import OverviewScreen
+from app.console.screens.sla_screen import SLAScreen
 from app.console.screens.vm_detail import VMDetailScreen
 from app.console.view import ActionContext, ClockState, ConsoleView
 from app.console.widgets.host_list import HostList
 from app.console.widgets.vm_table import VMTable
-from app.savefile import read_save
-from engine import Command, Event, InputError, Simulation, Snapshot
+from engine import Command, Event, Simulation, Snapshot
 
 TIMER_HZ = 30  # how often the running clock checks for owed ticks
 REFRESH_S = 0.25  # views refresh at most this often while the clock runs
@@ -44,14 +45,15 @@ ARCHIVE_LEN = 5000  # events kept for the detail screens
 LOG_BURST = 200  # at most this many log lines per refresh; the rest are summarised
 
 
-class OvercommitApp(App[int]):
+class OvercommitApp(SaveLoad):
     CSS_PATH = "console.tcss"
     TITLE = "Overcommit"
     BINDINGS: ClassVar[list[BindingType]] = ALL_BINDINGS
     COMMANDS = App.COMMANDS | {OperatorCommands}
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"),
                                                                    (32, "-tall")]
-    NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns"})
+    NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns", "sla"})
+    COLUMN_CYCLE = ("basic", "memory", "sla")
 
     def __init__(self, sim: Simulation, *, paused: bool = False,
                  saves_dir: Path | None = None) -> None:
@@ -74,6 +76,7 @@ class OvercommitApp(App[int]):
         self.driver = driver
         self.histories = Histories()
         self.snapshot: Snapshot = driver.snapshot()
+        self.live: LiveData = driver.live()
         self.histories.record(self.snapshot)
         self._finished = self._is_finished(self.snapshot)
         self._ended = self._all_judged(self.snapshot)
@@ -129,6 +132,7 @@ class OvercommitApp(App[int]):
         for event in message.events:
             self._record_event(event)
         self.snapshot = snap
+        self.live = message.live
         self.histories.record(snap)
         self._dirty = True
         if self.clock.paused or time.monotonic() - self._last_refresh >= REFRESH_S:
@@ -209,7 +213,7 @@ class OvercommitApp(App[int]):
                            self._finished)
         return ConsoleView(self.snapshot, clock, self.driver.spec.scenario.duration,
                            self._next_timeline(), self.histories, tuple(self.events),
-                           self.selected_vm, self.vm_columns)
+                           self.selected_vm, self.vm_columns, self.live)
 
     def refresh_views(self) -> None:
         if not self.is_running or not self.screen_stack:
@@ -266,7 +270,8 @@ class OvercommitApp(App[int]):
         self.refresh_views()
 
     def action_toggle_columns(self) -> None:
-        self.vm_columns = "memory" if self.vm_columns == "basic" else "basic"
+        cycle = self.COLUMN_CYCLE
+        self.vm_columns = cycle[(cycle.index(self.vm_columns) + 1) % len(cycle)]
         self.refresh_views()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -313,7 +318,7 @@ class OvercommitApp(App[int]):
 
     def action_operate(self, name: str) -> None:
         action = ACTIONS_BY_NAME[name]
-        target = default_target(action, self.snapshot, *self.current_targets())
+        target = default_target(action, self.snapshot, *self.current_targets(), self.live)
         if target is None:
             self.notify(missing_target_message(action), severity="warning")
             return
@@ -321,7 +326,8 @@ class OvercommitApp(App[int]):
 
     def open_action(self, name: str, vm: str | None, host: str | None) -> None:
         action = ACTIONS_BY_NAME[name]
-        context = ActionContext(self.snapshot, self.driver.preview, self.driver.spec, vm, host)
+        context = ActionContext(self.snapshot, self.driver.preview, self.driver.spec, vm, host,
+                                self.live, self.driver.wws)
         self.push_screen(action.dialog(context), self._submit)
 
     def _submit(self, command: Command | None) -> None:
@@ -337,52 +343,11 @@ class OvercommitApp(App[int]):
                        vm if isinstance(vm, str) else None)
             self.notify(verdict.reason, title="Rejected", severity="error")
 
-    # -- help, save, load --------------------------------------------------------------
+    # -- help and the SLA screen (save and load: saving.SaveLoad) ---------------------
     def action_help(self) -> None:
         self.push_screen(HelpScreen(list(ALL_BINDINGS)))
 
-    def action_save(self) -> None:
-        self._save_in_thread(self.saves_dir, slug(self.driver.spec.scenario.name))
-
-    @work(thread=True, group="save")
-    def _save_in_thread(self, folder: Path, name: str) -> None:
-        """Saves of a big data center take seconds: the UI keeps drawing meanwhile."""
-        try:
-            written = self.driver.save(folder, name)
-        except OSError as err:
-            self.call_from_thread(self.notify, f"Cannot save to {folder}: {err.strerror}",
-                                  severity="error")
-            return
-        self.call_from_thread(self._saved, written)
-
-    def _saved(self, written: Path) -> None:
-        cwd = Path.cwd()
-        shown = written.relative_to(cwd) if written.is_relative_to(cwd) else written
-        self._note("saved", f"saved to {shown}")
-        self.notify(f"Saved to {shown}")
-
-    def action_load(self) -> None:
-        self.push_screen(LoadDialog(self.saves_dir), self._load_picked)
-
-    def _load_picked(self, path: Path | None) -> None:
-        if path is not None:
-            self.load(path)
-
-    @work(thread=True, exclusive=True, group="load")
-    def load(self, path: Path) -> None:
-        try:
-            sim = read_save(path)
-        except (InputError, OSError, ValueError) as err:
-            self.call_from_thread(self.notify, str(err), title="Cannot load",
-                                  severity="error")
-            return
-        self.call_from_thread(self._loaded, sim, path)
-
-    def _loaded(self, sim: Simulation, path: Path) -> None:
-        self.workers.cancel_group(self, "engine")
-        self._pause()
-        while len(self.screen_stack) > 1 and not isinstance(self.screen, OverviewScreen):
-            self.pop_screen()
-        self._install(EngineDriver(sim, self.driver.generation + 1))
-        self._note("loaded", f"loaded {path.name}: tick {self.snapshot.tick}")
-        self.notify(f"Loaded {path.name} (tick {self.snapshot.tick})")
+    def action_sla(self) -> None:
+        if not isinstance(self.screen, SLAScreen):
+            self.push_screen(SLAScreen())
+            self.call_after_refresh(self.refresh_views)

@@ -3,7 +3,7 @@
 The App may step from its own thread (fast ticks) or from a thread worker (slow ticks), so
 every use of the simulation goes through one lock. Snapshots are frozen and safe to hand
 to the UI thread. Nothing here imports Textual widgets; `Stepped` is the message a stepping
-thread posts back.
+thread posts back, with the snapshot and what the console reads beside it (live.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from textual.message import Message
 
+from app.console.live import LiveData, read_live, vm_wws
 from app.savefile import write_save
 from engine import Command, Event, Simulation, Snapshot
 from engine.commands import Verdict
@@ -28,10 +29,12 @@ class EngineDriver:
         """Ticks ran. A newer queued Stepped replaces an older one and takes its events,
         so snapshots may be skipped but events never are."""
 
-        def __init__(self, generation: int, snapshot: Snapshot, events: list[Event]) -> None:
+        def __init__(self, generation: int, snapshot: Snapshot, events: list[Event],
+                     live: LiveData | None = None) -> None:
             super().__init__()
             self.generation = generation
             self.snapshot = snapshot
+            self.live = live or LiveData()
             self.events = events
             self.ticks = 1
 
@@ -62,6 +65,14 @@ class EngineDriver:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return self.sim.snapshot()
+
+    def live(self) -> LiveData:
+        with self._lock:
+            return read_live(self.sim)
+
+    def wws(self, vm: str) -> dict[str, int]:
+        with self._lock:
+            return vm_wws(self.sim, vm)
 
     def step(self, n: int, deliver: Callable[[Stepped], object],
              cancelled: Callable[[], bool] = lambda: False,
@@ -97,7 +108,8 @@ class EngineDriver:
                  ticks: int) -> None:
         """Called under the lock, so two threads can never reorder ticks."""
         start = time.perf_counter()
-        message = EngineDriver.Stepped(self.generation, self.sim.snapshot(), events)
+        message = EngineDriver.Stepped(self.generation, self.sim.snapshot(), events,
+                                       read_live(self.sim))
         self.snapshot_cost_s = self._average(self.snapshot_cost_s,
                                              time.perf_counter() - start)
         message.ticks = ticks

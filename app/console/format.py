@@ -12,11 +12,15 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from engine.commands import (
+    CancelMigration,
     Command,
+    Migrate,
     PlaceVM,
     SetBalloonDriver,
     SetBalloonTarget,
+    SetHostUp,
     SetIdleTax,
+    SetLink,
     SetMax,
     SetMin,
     SetSalting,
@@ -26,8 +30,9 @@ from engine.commands import (
     SetWorkload,
     StartVM,
     StopVM,
+    SwitchToPostcopy,
 )
-from engine.units import format_bytes
+from engine.units import format_bytes, format_rate, format_seconds
 
 # One glyph per kind of memory, so the bars read without colour.
 SEGMENTS: dict[str, tuple[str, str]] = {
@@ -109,7 +114,32 @@ def describe_command(cmd: Command) -> str:
         return f"set page-sharing salting to level {cmd.level}"
     if isinstance(cmd, SetWorkload):
         return f"set the load of {cmd.vm}: {workload_changes(cmd)}"
+    if isinstance(cmd, Migrate):
+        return f"migrate {cmd.vm} to {cmd.to} ({migrate_options(cmd)})"
+    if isinstance(cmd, CancelMigration):
+        return f"cancel the migration of {cmd.vm}"
+    if isinstance(cmd, SwitchToPostcopy):
+        return f"switch the migration of {cmd.vm} to post-copy"
+    if isinstance(cmd, SetHostUp):
+        return f"bring host {cmd.host} back up" if cmd.up else f"fail host {cmd.host}"
+    if isinstance(cmd, SetLink):
+        return f"take link {cmd.a}–{cmd.b} {'up' if cmd.up else 'down'}"
     return str(getattr(cmd, "kind", cmd))
+
+
+def migrate_options(cmd: Migrate) -> str:
+    parts: list[str] = [cmd.mode, cmd.algorithm]
+    if cmd.max_rate is not None:
+        parts.append(f"max {format_rate(cmd.max_rate)}")
+    if cmd.downtime_limit is not None and cmd.algorithm == "qemu":
+        parts.append(f"downtime ≤ {format_seconds(cmd.downtime_limit)}")
+    parts += [name for name, on in (("auto-converge", cmd.auto_converge),
+                                    ("XBZRLE", cmd.xbzrle), ("stun", cmd.stun),
+                                    ("PML", cmd.pml), ("free-page hints", cmd.free_page_hints))
+              if on]
+    if cmd.mode != "precopy" and not cmd.prepaging:
+        parts.append("no pre-paging")
+    return ", ".join(parts)
 
 
 def workload_changes(cmd: SetWorkload) -> str:

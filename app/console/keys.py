@@ -14,6 +14,8 @@ GROUPS = {
     "alloc": Binding.Group("Alloc"),
     "reclaim": Binding.Group("Reclaim"),
     "host": Binding.Group("Host"),
+    "migrate": Binding.Group("Migrate"),
+    "faults": Binding.Group("Fail"),
 }
 
 # The clock bar shows these keys beside the clock; the footer keeps its room for actions.
@@ -25,15 +27,16 @@ CLOCK_BINDINGS: list[BindingType] = [
 ]
 
 ACTION_BINDINGS: list[BindingType] = [
-    Binding(a.key, f"operate('{a.name}')", a.label, group=GROUPS.get(a.group))
+    Binding(a.key, f"operate('{a.name}')", a.label, group=GROUPS.get(a.group), show=a.footer)
     for a in ACTIONS
 ]
 
 APP_BINDINGS: list[BindingType] = [
-    Binding("c", "toggle_columns", "Columns"),
+    Binding("c", "toggle_columns", "Columns", show=False),  # named in the VM filter line
+    Binding("e,dollar_sign", "sla", "SLA", key_display="e"),
     Binding("question_mark,f1", "help", "Help", key_display="?"),
-    Binding("ctrl+s", "save", "Save"),
-    Binding("ctrl+o", "load", "Load"),
+    Binding("ctrl+s", "save", "Save", show=False),  # in the help and the palette
+    Binding("ctrl+o", "load", "Load", show=False),
     Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
 ]
 

@@ -31,11 +31,13 @@ class OperatorCommands(Provider):
         yield "Save the game", app.action_save, "ctrl+s: saves/<scenario>-t<tick>.toml"
         yield "Load a save", app.action_load, "ctrl+o"
         yield "Help: memory model, actions and keys", app.action_help, "?"
-        yield ("Switch the VM table's columns (basics / allocation and reclamation)",
+        yield ("Switch the VM table's columns (basics / allocation and reclamation / SLA)",
                app.action_toggle_columns, "c")
+        yield ("SLA and money: service, breaches, penalties, costs", app.action_sla, "e")
 
     def _action_entries(self) -> Iterator[Entry]:
         snap = self.console.snapshot
+        live = self.console.live
         open_action = self.console.open_action
         for action in ACTIONS:
             if action.target == "global":
@@ -45,8 +47,14 @@ class OperatorCommands(Provider):
                     yield (f"{action.title}: {host.id}",
                            partial(open_action, action.name, None, host.id), action.help)
             else:
-                vms = placeable(snap) if action.target == "placeable" else \
-                    [v.id for v in snap.vms]
+                if action.target == "placeable":
+                    vms = placeable(snap)
+                elif action.target == "running":
+                    vms = [v.id for v in snap.vms if v.running]
+                elif action.target == "migrating":
+                    vms = sorted(live.precopying())
+                else:
+                    vms = [v.id for v in snap.vms]
                 for vm in vms:
                     yield (f"{action.title}: {vm}",
                            partial(open_action, action.name, vm, None), action.help)
@@ -55,7 +63,7 @@ class OperatorCommands(Provider):
         app = self.console
         vm, host = app.current_targets()
         for action in ACTIONS:
-            target = default_target(action, app.snapshot, vm, host)
+            target = default_target(action, app.snapshot, vm, host, app.live)
             if target is not None:
                 subject = target[0] or target[1]
                 title = f"{action.title}: {subject}" if subject else action.title

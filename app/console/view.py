@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from app.console.history import Histories
+from app.console.live import LiveData
 from engine import Command, Event, ScenarioSpec, Snapshot
 from engine.commands import Verdict
 
@@ -28,10 +29,17 @@ class ConsoleView:
     events: Sequence[tuple[int, Event]]  # the App's archive (sequence number, event)
     selected_vm: str | None
     vm_columns: str = "basic"  # the VM tables' column set (vm_columns.COLUMN_SETS)
+    live: LiveData = LiveData()  # migrations, cost parts, links (live.py)
 
 
 # Ask the engine what it would answer to a command, without queueing it.
 Preview = Callable[[Command], Verdict]
+# A VM's writable working set now: distinct pages written per window ("10s": 812).
+WWSReader = Callable[[str], dict[str, int]]
+
+
+def no_wws(vm: str) -> dict[str, int]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -43,3 +51,5 @@ class ActionContext:
     spec: ScenarioSpec  # the scenario as loaded (initial workloads, salting level...)
     vm: str | None = None
     host: str | None = None
+    live: LiveData = LiveData()
+    wws: WWSReader = no_wws

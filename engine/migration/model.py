@@ -75,7 +75,6 @@ class Migration:
     minor_faults: int = 0  # post-copy touches of pages already pushed
     pushed_pages: int = 0
     pivot: int = 0  # post-copy pre-paging: where the last fault was
-    dirty_seen: int = 0  # dirty pages counted after the last tick (for traps)
     stop_pages: int = 0  # sent in the stop-and-copy phase
     stop_bytes: int = 0
     rounds: list[Round] = field(default_factory=list)

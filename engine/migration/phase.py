@@ -52,12 +52,12 @@ def start(world: World, cmd: Migrate) -> Migration:
     sl = vm_slice(state, mig)
     state.pages.dirty[sl] = False
     state.vms["precopying"][v] = cmd.mode != "postcopy"
+    world.emit("migration_started", f"{cmd.vm} migrating {state.hosts.ids[mig.src]} -> "
+               f"{cmd.to} ({cmd.mode}, {cmd.algorithm})", vm=cmd.vm, host=cmd.to)
     if cmd.mode == "postcopy":
         to_postcopy(world, mig, state.time_s)
     else:
         start_round(world, mig, state.time_s, np.arange(sl.start, sl.stop, dtype=np.int64))
-    world.emit("migration_started", f"{cmd.vm} migrating {state.hosts.ids[mig.src]} -> "
-               f"{cmd.to} ({cmd.mode}, {cmd.algorithm})", vm=cmd.vm, host=cmd.to)
     return mig
 
 
@@ -120,8 +120,15 @@ def _stop_and_copy(world: World, mig: Migration, at_s: float, late: np.ndarray) 
                f"{format_seconds(downtime)}", vm=vm, host=state.hosts.ids[mig.dst])
 
 
+def _close_round(mig: Migration, at_s: float) -> None:
+    """A round cut short (switch to post-copy, cancel, failure) still took its time."""
+    if mig.rounds and mig.rounds[-1].duration_s == 0.0:
+        mig.rounds[-1].duration_s = max(at_s - mig.rounds[-1].start_s, 0.0)
+
+
 def to_postcopy(world: World, mig: Migration, at_s: float) -> None:
     state, policy = world.state, world.spec.policy.migration
+    _close_round(mig, at_s)
     # The CPU state is one small message, sent at whatever the path gives.
     rate = max(_path_rate(world, mig), mig.flow_rate, 1.0)
     downtime = policy.cpu_state / rate + policy.activation
@@ -144,6 +151,7 @@ def fail(world: World, mig: Migration, reason: str) -> None:
     vm = state.vms.ids[mig.vm]
     mig.end_s = state.time_s
     mig.reason = reason
+    _close_round(mig, state.time_s)
     if mig.status == "postcopy":
         sl = vm_slice(state, mig)
         p = state.pages
@@ -174,15 +182,12 @@ def _broken(world: World, mig: Migration) -> str | None:
     return None
 
 
-def _charge_traps(world: World, mig: Migration) -> None:
+def _charge_traps(world: World, mig: Migration, first_writes: int) -> None:
     """First writes of a page in a round trap (write protection), or fill a PML buffer."""
-    state, policy = world.state, world.spec.policy.migration
-    sl = vm_slice(state, mig)
-    dirty = int(np.count_nonzero(state.pages.dirty[sl]))
-    new = max(dirty - mig.dirty_seen, 0)
-    mig.traps += new
-    cost = policy.trap_cost * (new / policy.pml_batch if mig.pml else new)
-    state.vms["lost_dirty_log_s_tick"][mig.vm] += cost
+    policy = world.spec.policy.migration
+    mig.traps += first_writes
+    cost = policy.trap_cost * (first_writes / policy.pml_batch if mig.pml else first_writes)
+    world.state.vms["lost_dirty_log_s_tick"][mig.vm] += cost
 
 
 SUBSTEP_S = 0.005  # write replay granularity while a round may end inside a tick
@@ -213,6 +218,8 @@ class _Replay:
         order = np.argsort(times, kind="stable")
         self.pages, self.times = pages[order], times[order]
         self.next = 0
+        # Pages dirtied for the first time in the round this tick: each took one trap.
+        self.first_writes = int(np.unique(pages[~was]).size)
 
     def until(self, fraction: float) -> None:
         """Apply the writes made before `fraction` of the tick."""
@@ -224,9 +231,8 @@ class _Replay:
 
 def _precopy_tick(world: World, mig: Migration, now: float, tick_s: float) -> None:
     state = world.state
-    p = state.pages
     replay = _Replay(world, mig)
-    _charge_traps(world, mig)
+    _charge_traps(world, mig, replay.first_writes)
     state.vms["throttle"][mig.vm] = mig.throttle
     # A round that starts inside the tick runs at its own cap at once, within what the
     # path gives (this tick's other flows are fixed).
@@ -255,8 +261,6 @@ def _precopy_tick(world: World, mig: Migration, now: float, tick_s: float) -> No
             # it resumes: they are not copied, nor checked.
             _stop_and_copy(world, mig, now + t, late=replay.pages[replay.next:])
     replay.until(1.0)
-    if mig.status == "precopy":
-        mig.dirty_seen = int(np.count_nonzero(p.dirty[vm_slice(state, mig)]))
 
 
 def run_migrations(world: World) -> None:

@@ -165,3 +165,16 @@ def test_balloon_dialog_rejects_too_big_a_balloon(snap_compare, tmp_path: Path) 
 def test_idle_tax_dialog(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(make_app(tmp_path), press=[*steps(5), "t", "down"],
                         terminal_size=(120, 40))
+
+
+def test_migrate_dialog(snap_compare, tmp_path: Path) -> None:
+    # web1 is the fourth row; the dialog opens with h2 (accepted) highlighted.
+    assert snap_compare(make_app(tmp_path), press=[*steps(5), "down", "down", "down", "g"],
+                        terminal_size=(120, 40))
+
+
+def test_migration_panel_mid_migration(snap_compare, tmp_path: Path) -> None:
+    # A Xen pre-copy of web1 to h2, 20 ticks into its first round (100 Mbit/s).
+    start = ["down", "down", "down", "g", "enter"]
+    assert snap_compare(make_app(tmp_path), press=[*steps(5), *start, *steps(20)],
+                        terminal_size=(120, 40))

@@ -199,3 +199,14 @@ def test_stunning_a_fast_dirtier_lets_the_migration_converge() -> None:
     assert stunned["status"] == "done" and stunned["downtime_s"] < 0.3 + 0.05
     assert stunned["cpu_throttle_percentage"] > 50
     assert sim.snapshot().vm("a").lost_s["throttle"] > 0  # the guest paid in service
+
+
+def test_dirty_logging_traps_cost_the_guest_and_pml_batches_them() -> None:
+    workload = {"reads_per_s": 0, "writes_per_s": 3000}
+    traps = {}
+    for pml in (False, True):
+        sim = _world(workload, nic="100Mbit/s")
+        m = _migrate(sim, ticks=3, pml=pml)
+        traps[pml] = (m["dirty_log_traps"], sim.snapshot().vm("a").lost_s["dirty_log"])
+    assert traps[False][0] > 0 and traps[False][1] > 0
+    assert traps[True][1] < traps[False][1] / 100  # one exit per 512 logged pages

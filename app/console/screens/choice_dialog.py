@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,7 +14,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from app.console.screens.dialog import Dialog
-from app.console.view import Preview
+from app.console.view import ActionContext, Preview
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import Command, Snapshot
 from engine.commands import Verdict
@@ -32,12 +33,14 @@ class ChoiceDialog(Dialog):
 
     def __init__(self, snapshot: Snapshot, preview: Preview, *, title: str,
                  about: Callable[[Snapshot], str], choices: Sequence[Choice], current: int,
-                 vm: str | None = None, host: str | None = None) -> None:
+                 vm: str | None = None, host: str | None = None,
+                 start: int | None = None) -> None:
         super().__init__(snapshot, vm, preview, host=host)
         self.title_text = title
         self.about = about
         self.choices = tuple(choices)
-        self.current = current
+        self.current = current  # marked ●; -1: none is current
+        self.start = current if start is None else start  # where the cursor starts
         self.verdicts: list[Verdict | None] = [None] * len(self.choices)
 
     def compose(self) -> ComposeResult:
@@ -56,17 +59,25 @@ class ChoiceDialog(Dialog):
         for i, choice in enumerate(self.choices):
             mark = "● " if i == self.current else "  "
             table.add_row(Text(mark + choice.label), Text("…"), key=str(i))
-        table.move_cursor(row=self.current, animate=False)
+        table.move_cursor(row=max(self.start, 0), animate=False)
         self.refresh_verdict()
         table.focus()
 
     def refresh_verdict(self) -> None:
-        self.query_one("#choice-about", Static).update(self.about(self.snapshot))
+        self.query_one("#choice-about", Static).update(self.about_text())
         table = self.query_one(DataTable)
         for i, choice in enumerate(self.choices):
             self.verdicts[i] = self.preview(choice.command)
             table.update_cell(str(i), "verdict", verdict_text(self.verdicts[i]))
         self._show_highlighted()
+
+    def with_live(self, ctx: ActionContext) -> Self:
+        """Give the dialog the live data (migrations, links) its text may use."""
+        self.live = ctx.live
+        return self
+
+    def about_text(self) -> str:
+        return self.about(self.snapshot)
 
     def _highlighted(self) -> int:
         return self.query_one(DataTable).cursor_row

@@ -27,7 +27,7 @@ class DetailScreen(Screen[None]):
 
     def show(self, view: ConsoleView) -> None:
         self.query_one(ClockBar).show(view.snapshot, view.clock, view.duration_s,
-                                      f"{self.TITLE_PREFIX} {self.subject}")
+                                      f"{self.TITLE_PREFIX} {self.subject}".strip())
         self.show_subject(view)
         fresh = [(seq, ev) for seq, ev in view.events
                  if seq > self._seen_seq and self.concerns(ev, view)]

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 
 from app.console.format import per_hour
+from app.console.live import LiveData
 from app.console.view import ConsoleView, Preview
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
@@ -27,9 +28,10 @@ class Dialog(ModalScreen[Command | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, snapshot: Snapshot, vm: str | None, preview: Preview, *,
-                 host: str | None = None) -> None:
+                 host: str | None = None, live: LiveData | None = None) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.live = live or LiveData()  # migrations, links (refreshed with the snapshot)
         self.vm = vm
         self.host = host
         self.preview = preview
@@ -47,6 +49,7 @@ class Dialog(ModalScreen[Command | None]):
     def show(self, view: ConsoleView) -> None:
         """The world moved on: ask again what the engine says."""
         self.snapshot = view.snapshot
+        self.live = view.live
         self.refresh_verdict()
 
     def refresh_verdict(self) -> None:  # overridden

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.markdown import Markdown
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Markdown
+from textual.widgets import Footer, Static
 
 from app.console.actions import ACTIONS
 
@@ -57,6 +58,27 @@ tax** τ moves memory from idle VMs to active ones; the active fraction is *esti
 sampling 100 pages a period (shown beside the *true* one). Targets are what the policy
 wants each VM to hold; in the low state VMs above their target are **blocked**.
 
+**Live migration** (`g`). *Pre-copy* sends every page while the VM runs, then the pages
+it dirtied meanwhile, round after round, and stops it only to copy the last few (the
+**downtime**): Xen raises its rate each round (100 → 500 Mbit/s), QEMU sends at a fixed
+bandwidth until what is left fits its **downtime limit** (auto-converge throttles a VM
+that dirties faster than that; XBZRLE sends re-sent pages as deltas). The **writable
+working set** (WWS: pages written within 1 s … 10 min) tells how it will go: its hottest
+pages can only move in the stop-and-copy. *Post-copy* moves the VM at once and pulls each
+page on first touch (a **network fault**, a stall) while the source pushes the rest;
+*hybrid* does one pre-copy round first. Copies share the NICs with service traffic and
+cost network money. `G` cancels a pre-copy, `P` switches it to post-copy.
+
+**Failures** (`f` hosts, `k` links). A failed host takes its VMs with it (**lost**). A
+pre-copy whose host or path fails just stops; a post-copy in flight loses its VM, since no
+host has all of its memory.
+
+**Service and SLA** (`e`). A VM's service level is the share of its demand served; it
+loses service to swap-ins, guest paging, page-cache misses, COW breaks, dirty logging,
+post-copy faults, downtime, memory stalls, throttling and NIC contention (its detail
+screen shows the seconds lost to each). Missing an availability or performance target in
+an SLA window is a **breach**: a penalty credit paid back to the customer.
+
 **I/O remapping.** Devices that reach only low memory copy I/O to pages above it through
 a bounce buffer (**bounce copies**); pages copied often are **remapped** into low memory.
 """
@@ -71,9 +93,13 @@ def help_markdown(bindings: list[BindingType]) -> str:
                  "(accepted, or rejected with its reason) before you confirm. They are "
                  "also in the command palette (ctrl+p).")
     titles = {f"operate('{a.name}')": a.title for a in ACTIONS}
-    titles["toggle_columns"] = ("VM table columns: the basics, or allocation and reclamation "
+    titles["toggle_columns"] = ("VM table columns: the basics, allocation and reclamation "
                                 "(target, balloon, swapped, ρ, active estimate/true, guest "
-                                "faults, swap-ins, throughput, blocked)")
+                                "faults, swap-ins, throughput, blocked), or service and SLA "
+                                "(average service, availability, latency, breaches, "
+                                "revenue, penalties, biggest loss)")
+    titles["sla"] = ("SLA and money: revenue, power, capital, network, penalties and profit; "
+                     "service lost by cause; every VM's SLA (`$` too)")
     lines += ["", "# Keys", ""]
     for b in bindings:
         if isinstance(b, Binding):
@@ -83,7 +109,7 @@ def help_markdown(bindings: list[BindingType]) -> str:
               "- `/` Filter the VM table; `o` sorts by the next column, `O` reverses "
               "(or click a column header)",
               "- `tab` Move between the host list, the filter and the VM table",
-              "- Host actions (`t`, `h`) act on the host open in its detail screen, the host "
+              "- Host actions (`t`, `h`, `f`) act on the host open in its detail screen, the host "
               "highlighted in the host list when it has the focus, or the selected VM's host",
               "- `ctrl+p` Command palette: every action on every VM and host, by name"]
     return "\n".join(lines)
@@ -97,8 +123,10 @@ class HelpScreen(ModalScreen[None]):
         self.text = help_markdown(bindings)
 
     def compose(self) -> ComposeResult:
+        # Rich's Markdown in one Static: Textual's Markdown widget builds a widget per
+        # block, which makes opening the help take most of a second.
         with VerticalScroll(classes="dialog -wide -tall", id="help"):
-            yield Markdown(self.text)
+            yield Static(Markdown(self.text), id="help-text")
         yield Footer()
 
     def action_close(self) -> None:

@@ -1,4 +1,5 @@
-"""The main screen: clock, headline metrics, hosts by rack, objectives, event log, VMs."""
+"""The main screen: clock, headline metrics, hosts by rack, live migrations (while there
+are any), objectives, event log, VMs."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
 from app.console.widgets.headline import Headline
 from app.console.widgets.host_list import HostList
+from app.console.widgets.migration_panel import MigrationPanel
 from app.console.widgets.objectives_panel import ObjectivesPanel
 from app.console.widgets.vm_table import VMTable
 from engine import Event
+
+SHORT_ROWS = 32  # the App's "-short" breakpoint
 
 
 class OverviewScreen(Screen[None]):
@@ -39,7 +43,12 @@ class OverviewScreen(Screen[None]):
                     ("Hosts ", "bold"), legend(["private", "shared", "free"], 1), "▏",
                     legend(["balloon", "swapped", "promised"], 1)), classes="pane-title")
                 yield HostList(id="hosts")
-                yield Input(placeholder="/ filter VMs by id, host, tenant, workload",
+                with Vertical(id="migrations"):
+                    yield Static("Live migration (g migrate · G cancel · P post-copy)",
+                                 classes="pane-title")
+                    yield MigrationPanel()
+                yield Input(placeholder="/ filter VMs by id, host, tenant, workload · "
+                            "c columns · o sort",
                             id="vm-filter")
                 yield VMTable(id="vms")
             with Vertical(id="side-pane"):
@@ -62,6 +71,13 @@ class OverviewScreen(Screen[None]):
         table = self.query_one(VMTable)
         table.use_columns(view.vm_columns)
         table.show(snap.vms)
+        box = self.query_one("#migrations")
+        box.display = bool(view.live.migrations)
+        if view.live.migrations:
+            # Short terminals get two lines per migration; the VM table needs the room.
+            self.query_one(MigrationPanel).show(view.live.migrations, view.live.wws,
+                                                table.selected_vm,
+                                                brief=self.size.height < SHORT_ROWS)
 
     def log_events(self, events: Iterable[Event], tick_s: float) -> None:
         self.query_one(EventLog).show_events(events, tick_s)

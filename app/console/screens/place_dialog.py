@@ -34,7 +34,7 @@ class PlaceDialog(Dialog):
 
     def title_text(self) -> str:
         vm = self.snapshot.vm(self.vm or "")
-        return f"Start {vm.id} again" if vm.status == "stopped" else f"Place {vm.id}"
+        return f"Start {vm.id} again" if vm.status in ("stopped", "lost") else f"Place {vm.id}"
 
     def revenue_text(self) -> str:
         vm = self.snapshot.vm(self.vm or "")

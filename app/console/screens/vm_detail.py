@@ -1,5 +1,6 @@
-"""One VM: its memory breakdown, counters, allocation and reclamation, history and the
-events concerning it."""
+"""One VM: its memory breakdown, counters, allocation and reclamation, service and SLA
+(lost service by cause), its live migration while there is one, history and the events
+concerning it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
 from app.console.widgets.memory_breakdown import MemoryBreakdown
 from app.console.widgets.metric import Metric
+from app.console.widgets.migration_panel import MigrationPanel
+from app.console.widgets.service_panel import ServicePanel
 from engine import Event
 from engine.units import format_bytes, format_rate
 
@@ -36,16 +39,51 @@ class VMDetailScreen(DetailScreen):
             with Vertical(classes="detail--col"):
                 yield Static("Allocation and reclamation", classes="pane-title")
                 yield AllocationPanel()
+            with Vertical(classes="detail--col"):
+                yield Static("Service and SLA", classes="pane-title")
+                yield ServicePanel()
         with Horizontal(classes="detail--history"):
             yield Metric(id="hist-resident")
             yield Metric(id="hist-balloon")
             yield Metric(id="hist-service")
-        yield Static("Events", classes="pane-title")
-        yield EventLog(id="detail-log")
+        with Horizontal(id="detail-bottom"):
+            with Vertical(id="detail-migration"):
+                yield Static("Live migration (G cancel · P post-copy)", classes="pane-title")
+                yield MigrationPanel()
+            with Vertical(id="detail-events"):
+                yield Static("Events", classes="pane-title")
+                yield EventLog(id="detail-log")
         yield Footer()
 
     def concerns(self, event: Event, view: ConsoleView) -> bool:
         return event.vm == self.subject
+
+    def show(self, view: ConsoleView) -> None:
+        """While the VM migrates (or just did), its migration takes the room of the history
+        sparklines and half of the event log's; the log is written again at its new width
+        once the layout has changed (a RichLog does not re-wrap)."""
+        self._latest = view
+        if self._relayout:
+            return  # shown once the layout has changed
+        migrating = view.live.latest(self.subject) is not None
+        box = self.query_one("#detail-migration")
+        if box.display != migrating:
+            box.display = migrating
+            self.query_one(".detail--history").display = not migrating
+            self.query_one(EventLog).clear()
+            self._seen_seq = -1
+            self._relayout = True
+            self.call_after_refresh(self._relaid_out)
+            return
+        super().show(view)
+
+    _relayout = False
+    _latest: ConsoleView | None = None
+
+    def _relaid_out(self) -> None:
+        self._relayout = False
+        if self._latest is not None:
+            super().show(self._latest)
 
     def show_subject(self, view: ConsoleView) -> None:
         vm = view.snapshot.vm(self.subject)
@@ -78,6 +116,11 @@ class VMDetailScreen(DetailScreen):
             f"service level  {service:>12}\n"
             f"network        {format_rate(vm.net_bytes_per_s):>12}")
         self.query_one(AllocationPanel).show(vm)
+        self.query_one(ServicePanel).show(vm)
+        migration = view.live.latest(vm.id)
+        if migration is not None:
+            self.query_one(MigrationPanel).show([migration], view.live.wws, vm.id,
+                                                compact=False)
         hist = view.histories
         resident = hist.vm(vm.id, "resident_bytes")
         self.query_one("#hist-resident", Metric).show(

@@ -12,7 +12,8 @@ from engine.units import format_bytes
 
 
 def _fraction_row(label: str, fraction: float, note: str, width: int) -> Text:
-    text = Text(f"{label:<{LABEL_W}}{mini_bar(fraction)} {percent(fraction):>6}")
+    bar = max(3, min(10, width - LABEL_W - 7))  # narrow columns get a shorter bar
+    text = Text(f"{label:<{LABEL_W}}{mini_bar(fraction, bar)} {percent(fraction):>6}")
     if text.cell_len + 2 + len(note) <= width:
         text.append(f"  {note}", style="dim")
     return text

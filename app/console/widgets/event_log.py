@@ -22,6 +22,15 @@ KIND_STYLES = {
     "operator": "bold cyan",
     "rejected": "bold red",
     "saved": "bold green",
+    "migration_started": "cyan",
+    "migration_switched": "cyan",
+    "migration_finished": "bold green",
+    "migration_failed": "bold red",
+    "migration_cancelled": "yellow",
+    "vm_lost": "bold red",
+    "host_down": "bold red",
+    "host_up": "green",
+    "sla_breach": "red",
 }
 
 
@@ -34,6 +43,15 @@ LABELS = {
     "command_applied": "applied",
     "operator": "you",
     "rejected": "REFUSED",
+    "migration_started": "migration",
+    "migration_switched": "post-copy",
+    "migration_finished": "migrated",
+    "migration_failed": "MIG FAIL",
+    "migration_cancelled": "mig stop",
+    "vm_lost": "VM LOST",
+    "host_down": "HOST DOWN",
+    "host_up": "host up",
+    "sla_breach": "SLA",
 }
 
 

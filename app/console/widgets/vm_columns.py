@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.console.format import percent, rate_text, short_bytes
+from app.console.format import money, percent, rate_text, short_bytes
+from app.console.widgets.service_panel import CAUSES
 from engine import VMView
-from engine.units import format_bytes
+from engine.units import format_bytes, format_seconds
 
 
 @dataclass(frozen=True)
@@ -103,5 +104,36 @@ MEMORY: tuple[Column, ...] = (  # allocation and reclamation (ESX sections 3-6)
     SERVICE,
 )
 
-COLUMN_SETS: dict[str, tuple[Column, ...]] = {"basic": BASIC, "memory": MEMORY}
-COLUMN_SET_TITLES = {"basic": "VMs", "memory": "VMs: allocation and reclamation"}
+
+
+def _top_loss(vm: VMView) -> str:
+    cause, seconds = max(vm.lost_s.items(), key=lambda kv: kv[1], default=("", 0.0))
+    return f"{CAUSES.get(cause, cause)} {format_seconds(seconds)}" if seconds > 0 else ""
+
+
+def _contracted(text: Callable[[VMView], str]) -> Callable[[VMView], str]:
+    """A VM that never ran (queued) has no service to average."""
+    return lambda v: "—" if v.status == "queued" else text(v)
+
+
+SLA: tuple[Column, ...] = (  # service, SLA and money (MECHANISMS section 12)
+    ID, HOST, SERVICE,
+    Column("service_avg", "Avg", 7, lambda v: v.service_level_avg,
+           _contracted(lambda v: percent(v.service_level_avg)), right=True),
+    Column("availability", "Avail", 7, lambda v: v.availability,
+           _contracted(lambda v: percent(v.availability)), right=True),
+    Column("latency", "Latency", 8, lambda v: v.latency_s,
+           _running(lambda v: format_seconds(v.latency_s)), right=True),
+    Column("breaches", "Brch", 4, lambda v: v.sla_breaches, lambda v: str(v.sla_breaches),
+           right=True),
+    Column("revenue", "Revenue", 9, lambda v: v.revenue, lambda v: money(v.revenue),
+           right=True),
+    Column("penalties", "Penalty", 9, lambda v: v.penalties, lambda v: money(v.penalties),
+           right=True),
+    Column("lost", "Most lost to", 20, lambda v: max(v.lost_s.values(), default=0.0),
+           _top_loss),
+)
+
+COLUMN_SETS: dict[str, tuple[Column, ...]] = {"basic": BASIC, "memory": MEMORY, "sla": SLA}
+COLUMN_SET_TITLES = {"basic": "VMs", "memory": "VMs: allocation and reclamation",
+                     "sla": "VMs: service, SLA and money"}
