@@ -18,7 +18,8 @@ def check(state: State) -> list[str]:
     resident = (p.location == Loc.PRIVATE) | (p.location == Loc.SHARED)
     # Post-copy: a page still at the source keeps its source frame (or swap slot).
     remote = p.location == Loc.REMOTE
-    mapped_pages = resident | (remote & (p.frame >= 0))
+    compressed = p.location == Loc.COMPRESSED
+    mapped_pages = resident | compressed | (remote & (p.frame >= 0))
 
     if np.any(p.frame[~mapped_pages] != -1):
         out.append("a non-resident page maps a frame")
@@ -30,7 +31,7 @@ def check(state: State) -> list[str]:
     if np.any(p.content[(p.location == Loc.UNTOUCHED) & ~p.guest_swapped] != 0):
         out.append("an untouched page has non-zero content")
     if np.any(p.guest_swapped & ((p.location == Loc.PRIVATE) | (p.location == Loc.SHARED)
-                                 | (p.location == Loc.SWAPPED))):
+                                 | (p.location == Loc.SWAPPED) | compressed)):
         out.append("a page the guest paged out is still backed by the hypervisor")
     if np.any((p.location == Loc.BALLOONED) != (p.guest_kind == GuestKind.DRIVER)):
         out.append("ballooned pages and pages the balloon driver holds differ")
@@ -78,6 +79,13 @@ def check(state: State) -> list[str]:
                        int(vms["page_offset"][mig.vm] + vms["n_pages"][mig.vm]))
             page_host[sl] = np.where(remote[sl], mig.src, page_host[sl])
             swapped_per_host[mig.src] += int((remote[sl] & (p.frame[sl] < 0)).sum())
+    zipped_per_host = np.bincount(np.maximum(vms["host"], 0),
+                                  weights=counts[:, Loc.COMPRESSED], minlength=len(hosts))
+    if not np.array_equal(zipped_per_host.astype(np.int64),
+                          state.reclaim.hosts["compressed_pages"]):
+        out.append("per-host compressed page counts disagree with the pages")
+    if np.any(frames.refcount[p.frame[compressed]] > 2):
+        out.append("a compression-cache frame holds more than two pages")
     if not np.array_equal(swapped_per_host, state.reclaim.hosts["swapped_pages"]):
         out.append("per-host swapped page counts disagree with the pages")
     if np.any((vms["host"] < 0) & (counts[:, Loc.PRIVATE] + counts[:, Loc.SHARED] > 0)):

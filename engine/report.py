@@ -61,6 +61,7 @@ class HostView:
     ksm_general_profit_bytes: int
     # reclamation (ESX sections 3-7)
     idle_tax: float
+    compressed_bytes: int  # guest pages held in the compression cache
     free_low_bytes: int
     swapins_per_s: float  # esxtop SWR/s, in pages
     swapouts_per_s: float  # esxtop SWW/s, in pages
@@ -280,6 +281,7 @@ def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
                 shared_frames + sharing_pages + int(counters["unstable_count"][h])
                 + int(counters["volatile_last_scan"][h])),
             idle_tax=float(reclaim["idle_tax"][h]),
+            compressed_bytes=int(reclaim["compressed_pages"][h]) * page,
             free_low_bytes=int(hosts.free_low[h]) * page,
             swapins_per_s=int(reclaim["swapin_tick"][h]) / state.tick_s,
             swapouts_per_s=int(reclaim["swapout_tick"][h]) / state.tick_s,
@@ -319,7 +321,7 @@ _HOST_KEYS = ("id", "memory_bytes", "free_bytes", "state", "shared_saved_bytes",
               "guest_shared_bytes",
               "cow_breaks_per_s", "table_overhead_bytes", "pages_hashed_per_s",
               "page_compares_per_s", "pages_hashed_total", "page_compares_total",
-              "ksm_general_profit_bytes", "idle_tax", "free_low_bytes", "swapins_per_s",
+              "ksm_general_profit_bytes", "idle_tax", "compressed_bytes", "free_low_bytes", "swapins_per_s",
               "swapouts_per_s", "balloon_change_bytes", "double_paging", "bounce_copies_per_s",
               "remaps", "low_evictions")
 _VM_KEYS = ("id", "host", "configured_bytes", "resident_bytes", "shared_bytes",

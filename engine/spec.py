@@ -217,6 +217,12 @@ class MemoryPolicy(Frozen):
     hysteresis: Fraction = 0.02
     states: Literal["esx", "vsphere6"] = "esx"
     overhead_per_vm: Bytes = 32 * 1024**2
+    # vSphere's compression cache: before swapping a page that compresses to 2 KB or less,
+    # keep it compressed in memory, two to a frame, up to `compression_cache` of the VM.
+    compression: bool = False
+    compression_cache: Fraction = 0.10
+    compressible: Fraction = 0.6  # share of non-zero pages that compress to <= 2 KB
+    decompress_cost: Seconds = 20e-6
     io_remap: bool = True  # move I/O-hot pages into low memory (ESX section 7)
     remap_threshold: int = Field(default=8, ge=1, le=255)  # bounce copies before a remap
 

@@ -40,6 +40,7 @@ class Loc(IntEnum):
     SWAPPED = 3  # in the hypervisor's swap file
     BALLOONED = 4  # pinned by the balloon driver; frame given back to the host
     REMOTE = 5  # post-copy: still at the migration source
+    COMPRESSED = 6  # in the host's compression cache: two pages to a frame
 
 
 N_LOC = len(Loc)
@@ -200,6 +201,7 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "closed_loop": np.bool_,
     "speed": np.float64,  # closed-loop share of full speed achieved last tick
     "guest_disk_latency_s": np.float64,
+    "decompress_s": np.float64,
     # faults and service this tick, then cumulative
     "guest_faults_tick": np.int64,  # guest page-ins from its virtual disk
     "swapins_tick": np.int64,  # hypervisor swap-ins
@@ -414,6 +416,7 @@ HOST_RECLAIM_ARRAYS: dict[str, Any] = {
     "mem_state": np.int64,  # index into MEM_STATE_NAMES, with hysteresis
     "idle_tax": np.float64,  # tau
     "swapped_pages": np.int64,
+    "compressed_pages": np.int64,
     "swap_capacity_pages": np.int64,
     "swapin_tick": np.int64,
     "swapout_tick": np.int64,

@@ -82,6 +82,7 @@ def build_state(spec: ScenarioSpec, streams: Streams) -> State:
     for vm, n in zip(vm_specs, n_pages, strict=True):
         state.vms.append(vm, offset, n, page_size, price_per_hour(spec, vm), spec.policy.sla)
         offset += n
+    state.vms["decompress_s"][:] = spec.policy.memory.decompress_cost
     state.vm_net_bytes_per_s = np.zeros(len(state.vms))
     for v, vm in enumerate(vm_specs):
         if vm.host is not None:
@@ -100,6 +101,7 @@ def define_vm(state: State, scenario: ScenarioSpec, spec: VMSpec) -> int:
     offset = state.pages.extend(n)
     v = state.vms.append(spec, offset, n, state.page_size, price_per_hour(scenario, spec),
                          scenario.policy.sla)
+    state.vms["decompress_s"][v] = scenario.policy.memory.decompress_cost
     scanned = state.sharing.ksm_scanned_at
     if scanned is not None:
         state.sharing.ksm_scanned_at = np.concatenate([scanned, np.full(n, -1, np.int32)])
@@ -167,6 +169,7 @@ def stop_vm(state: State, v: int) -> None:
     frame_alloc.release(state, mapped[mapped >= 0])
     h = int(vms["host"][v])
     state.reclaim.hosts["swapped_pages"][h] -= int(vms["loc_count"][v, Loc.SWAPPED])
+    state.reclaim.hosts["compressed_pages"][h] -= int(vms["loc_count"][v, Loc.COMPRESSED])
     fresh = Pages.empty(sl.stop - sl.start)
     for name, arr in p.arrays().items():
         arr[sl] = getattr(fresh, name)

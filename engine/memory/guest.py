@@ -28,6 +28,8 @@ def balloon_class(state: State, pages: I64) -> I64:
     anon = kind == GuestKind.ANON
     cls[anon & ~p.accessed[pages]] = ANON_COLD
     cls[anon & p.accessed[pages]] = ANON_HOT
+    # A post-copy page still at the source is not the guest's to give until it arrives.
+    cls[p.location[pages] == Loc.REMOTE] = INELIGIBLE
     return cls
 
 
@@ -122,10 +124,14 @@ def unmap(state: State, pages: I64, new_loc: int) -> None:
     p, vms = state.pages, state.vms
     vm = vms.vm_of_pages(pages)
     loc = p.location[pages]
-    resident = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
     shared_zero = (loc == Loc.SHARED) & (p.content[pages] == 0)
     vms["zero_shared"] -= np.bincount(vm[shared_zero], minlength=len(vms))
-    frame_alloc.release(state, p.frame[pages[resident]])
+    mapped = p.frame[pages]
+    frame_alloc.release(state, mapped[mapped >= 0])
+    was_compressed = loc == Loc.COMPRESSED
+    if was_compressed.any():
+        state.reclaim.hosts["compressed_pages"] -= np.bincount(
+            vms["host"][vm[was_compressed]], minlength=len(state.hosts))
     p.frame[pages] = -1
     was_swapped = loc == Loc.SWAPPED
     if was_swapped.any():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.hashing import splitmix64
+from engine.memory import frames as frame_alloc
 from engine.memory.guest import INELIGIBLE, pick_many, unmap
 from engine.memory.sharing import try_share
 from engine.state import I64, Loc, State
@@ -19,6 +21,39 @@ from engine.world import World
 
 def _private(state: State, pages: I64) -> I64:
     return np.where(state.pages.location[pages] == Loc.PRIVATE, 0, INELIGIBLE)
+
+
+def _compress(world: World, victims: I64, owner_host: I64) -> tuple[I64, I64]:
+    """Compress what compresses (zero pages always), within each VM's cache; the rest is
+    returned to be swapped. Compressed pages share a cache frame two by two."""
+    state = world.state
+    policy = world.spec.policy.memory
+    vms, p = state.vms, state.pages
+    content = p.content[victims]
+    fits = (content == 0) | ((splitmix64(content) % np.uint64(100)).astype(np.int64)
+                             < int(policy.compressible * 100))
+    vm = vms.vm_of_pages(victims)
+    room = np.maximum((2 * policy.compression_cache * vms["n_pages"]).astype(np.int64)
+                      - vms["loc_count"][:, Loc.COMPRESSED], 0)
+    rank = np.zeros(victims.size, np.int64)
+    rank[fits] = np.arange(int(fits.sum()))
+    starts = np.searchsorted(vm[fits], np.arange(len(vms)))
+    rank[fits] -= starts[vm[fits]]
+    chosen = fits & (rank < room[vm])
+    for h in np.unique(owner_host[chosen]).tolist():
+        pages = victims[chosen & (owner_host == h)]
+        frames = frame_alloc.allocate(state, np.full((pages.size + 1) // 2, h, np.int64))
+        if np.any(frames < 0):  # no frame for the cache: swap them instead
+            frame_alloc.release(state, frames[frames >= 0])
+            chosen &= owner_host != h
+            continue
+        pair = np.repeat(frames, 2)[:pages.size]
+        state.frames.refcount[frames] = np.bincount(
+            np.arange(pages.size) // 2, minlength=frames.size).astype(np.int32)
+        unmap(state, pages, Loc.COMPRESSED)
+        p.frame[pages] = pair
+        state.reclaim.hosts["compressed_pages"][h] += pages.size
+    return victims[~chosen], owner_host[~chosen]
 
 
 def run_swap(world: World) -> None:
@@ -54,6 +89,8 @@ def run_swap(world: World) -> None:
         shared = np.zeros(victims.size, np.bool_)
         shared[offer] = try_share(state, victims[offer])
         victims, owner_host = victims[~shared], owner_host[~shared]
+    if world.spec.policy.memory.compression:
+        victims, owner_host = _compress(world, victims, owner_host)
     owner = vms.vm_of_pages(victims)
     unmap(state, victims, Loc.SWAPPED)
     per_host = np.bincount(owner_host, minlength=len(hosts))

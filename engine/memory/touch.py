@@ -60,7 +60,14 @@ def _fault_in(state: State, pages: I64) -> None:
     n_vms = len(vms)
     popped = loc == Loc.BALLOONED
     swapin = loc == Loc.SWAPPED
-    fresh = ~swapin & ~swapped_by_guest  # first touches and pops see a zeroed frame
+    unzipped = loc == Loc.COMPRESSED
+    if unzipped.any():  # the page leaves the cache: its half of a cache frame goes back
+        frame_alloc.release(state, p.frame[pages[unzipped]])
+        state.reclaim.hosts["compressed_pages"] -= np.bincount(
+            vms["host"][vm[unzipped]], minlength=len(hosts))
+        vms["lost_swap_s_tick"] += np.bincount(vm[unzipped], minlength=len(vms)) * (
+            vms["decompress_s"])
+    fresh = ~swapin & ~unzipped & ~swapped_by_guest  # first touches and pops: zeroed
     p.frame[pages] = got
     p.location[pages] = Loc.PRIVATE
     p.content[pages[fresh]] = 0

@@ -24,6 +24,7 @@ def _to_destination(state: State, mig: Migration, pages: I64) -> None:
     loc = p.location[pages]
     old_frames = p.frame[pages]
     src_swapped = int(((loc == Loc.SWAPPED) | ((loc == Loc.REMOTE) & (old_frames < 0))).sum())
+    state.reclaim.hosts["compressed_pages"][mig.src] -= int((loc == Loc.COMPRESSED).sum())
     zero_shared = int(((loc == Loc.SHARED) & (p.content[pages] == 0)).sum())
     got = frame_alloc.allocate(state, np.full(pages.size, mig.dst, np.int64))
     frame_alloc.release(state, old_frames[old_frames >= 0])
@@ -43,7 +44,7 @@ def holding(state: State, sl: slice) -> I64:
     """Pages of the VM that hold data the destination must have."""
     loc = state.pages.location[sl]
     keep = (loc == Loc.PRIVATE) | (loc == Loc.SHARED) | (loc == Loc.SWAPPED) | (
-        loc == Loc.REMOTE)
+        loc == Loc.REMOTE) | (loc == Loc.COMPRESSED)
     return np.asarray(np.flatnonzero(keep) + sl.start, np.int64)
 
 
@@ -71,6 +72,7 @@ def go_remote(state: State, mig: Migration, sl: slice) -> None:
     _to_destination(state, mig, pages[clean])
     remote = pages[~clean]
     loc = p.location[remote]
+    state.reclaim.hosts["compressed_pages"][mig.src] -= int((loc == Loc.COMPRESSED).sum())
     shared_zero = int(((loc == Loc.SHARED) & (p.content[remote] == 0)).sum())
     state.vms["zero_shared"][mig.vm] -= shared_zero
     count_moves(state, np.full(remote.size, mig.vm, np.int64), loc, Loc.REMOTE)

@@ -172,3 +172,32 @@ def test_remapping_moves_cold_pages_out_of_a_full_low_memory() -> None:
     assert state.reclaim.hosts["low_evictions"][0] > 0
     assert state.vms["remaps"][0] > 0
     assert invariants.check(state) == []
+
+
+def test_the_compression_cache_keeps_compressible_pages_before_swapping() -> None:
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "off"}
+    data["policy"]["memory"].update(compression=True, compression_cache=0.25)
+    data["vm"][0].update(workload={"kind": "idle"},
+                         content={"zero": 0.3, "os": 0.0, "app": 0.0, "private": 0.7,
+                                  "resident": 1.0})
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    assert sim.submit({"kind": "set_swap_target", "vm": "a", "target": 6 * MiB}).ok
+    sim.step(3)
+    state = sim.world.state
+    p, vms = state.pages, state.vms
+    compressed = np.flatnonzero(p.location[:2048] == Loc.COMPRESSED)
+    # At most 25 % of the VM's memory as cache: 2 pages per frame, so half the VM's pages.
+    assert 0 < compressed.size <= 1024
+    assert vms["loc_count"][0, Loc.SWAPPED] > 0  # the rest went to the swap file
+    assert sim.snapshot().host("h1").compressed_bytes == compressed.size * 4096
+    frames = p.frame[compressed]
+    assert np.all(state.frames.refcount[frames] <= 2) and np.unique(frames).size < frames.size
+    # A touch decompresses: its data comes back, its half of the cache frame is freed.
+    page = int(compressed[0])
+    content = int(p.content[page])
+    assert sim.submit({"kind": "set_swap_target", "vm": "a"}).ok
+    apply_touches(state, np.array([page]), np.zeros(0, np.int64), np.zeros(0, np.uint64),
+                  np.bincount([0], minlength=len(vms)), np.zeros(len(vms), np.int64))
+    assert p.location[page] == Loc.PRIVATE and int(p.content[page]) == content
+    assert invariants.check(state) == []

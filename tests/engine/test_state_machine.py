@@ -13,9 +13,14 @@ MiB = 1024**2
 
 
 class EngineMachine(RuleBasedStateMachine):
-    @initialize(seed=st.integers(0, 2**16))
-    def build(self, seed: int) -> None:
-        self.sim = Simulation.from_spec(parse_scenario(small_spec()), seed=seed)
+    @initialize(seed=st.integers(0, 2**16), compression=st.booleans(),
+                sharing=st.sampled_from(["esx", "ksm", "off"]))
+    def build(self, seed: int, compression: bool, sharing: str) -> None:
+        data = small_spec()
+        data["policy"]["memory"]["compression"] = compression
+        data["policy"]["sharing"] = {"mode": sharing, "ksm_pages_to_scan": 500,
+                                     "ksm_sleep": "100ms"}
+        self.sim = Simulation.from_spec(parse_scenario(data), seed=seed)
         self.placed = 0
 
     @rule(n=st.integers(1, 4))
@@ -42,6 +47,27 @@ class EngineMachine(RuleBasedStateMachine):
     def set_max(self, vm: str, mib: int) -> None:
         self.sim.submit({"kind": "set_max", "vm": vm, "max": mib * MiB})
 
+    @rule(vm=st.sampled_from(VM_IDS), mib=st.one_of(st.none(), st.integers(0, 6)))
+    def swap_target(self, vm: str, mib: int | None) -> None:
+        self.sim.submit({"kind": "set_swap_target", "vm": vm,
+                         **({} if mib is None else {"target": mib * MiB})})
+
+    @rule(vm=st.sampled_from(VM_IDS), mib=st.one_of(st.none(), st.integers(0, 5)))
+    def balloon_target(self, vm: str, mib: int | None) -> None:
+        self.sim.submit({"kind": "set_balloon_target", "vm": vm,
+                         **({} if mib is None else {"target": mib * MiB})})
+
+    @rule(vm=st.sampled_from(VM_IDS), host=st.sampled_from(HOSTS),
+          mode=st.sampled_from(["precopy", "postcopy", "hybrid"]),
+          algorithm=st.sampled_from(["xen", "qemu"]))
+    def migrate(self, vm: str, host: str, mode: str, algorithm: str) -> None:
+        self.sim.submit({"kind": "migrate", "vm": vm, "to": host, "mode": mode,
+                         "algorithm": algorithm, "max_rate": "50Mbit/s"})
+
+    @rule(host=st.sampled_from(HOSTS), up=st.booleans())
+    def host_up(self, host: str, up: bool) -> None:
+        self.sim.submit({"kind": "set_host_up", "host": host, "up": up})
+
     @rule(host=st.sampled_from(HOSTS), mib=st.integers(1, 12),
           writes=st.floats(0, 2000), resident=st.floats(0, 1))
     def place(self, host: str, mib: int, writes: float, resident: float) -> None:
@@ -57,6 +83,6 @@ class EngineMachine(RuleBasedStateMachine):
             assert invariants.check(self.sim.world.state) == []
 
 
-EngineMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25,
+EngineMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30,
                                            deadline=None)
 TestEngineMachine = EngineMachine.TestCase
