@@ -228,6 +228,13 @@ def _check_references(spec: ScenarioSpec, source: str) -> None:
         if isinstance(vm_name, str) and vm_name not in vm_ids:
             raise InputError(source, f"timeline[{i}].vm",
                              f"expected a VM defined earlier ({_names(vm_ids)}), got {vm_name!r}")
+    for i, obj in enumerate(spec.objectives):
+        if obj.vm is not None and obj.vm not in vm_ids:
+            raise InputError(source, f"objective[{i}].vm",
+                             f"expected one of the VMs ({_names(vm_ids)}), got {obj.vm!r}")
+        if obj.host is not None and obj.host not in host_ids:
+            raise InputError(source, f"objective[{i}].host",
+                             f"expected one of the hosts ({_names(host_ids)}), got {obj.host!r}")
     if not hosts:
         raise InputError(source, "host", "expected at least one [[host]] or [[host_group]]")
 

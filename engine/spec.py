@@ -32,6 +32,8 @@ class ScenarioMeta(Frozen):
     tick_s: Seconds = 1.0
     duration: Seconds | None = None
     page_size: Bytes = 4096
+    # What the console shows before a campaign level starts: the situation and the goal.
+    briefing: str = ""
 
     @model_validator(mode="after")
     def _positive(self) -> ScenarioMeta:
@@ -337,19 +339,38 @@ class PolicySpec(Frozen):
     migration: MigrationPolicy = MigrationPolicy()
 
 
-class ObjectiveSpec(Frozen):
-    """A goal for the game: `metric` must be >= at_least (or <= at_most) at time `by`."""
+ObjectiveMetric = Literal[
+    "profit", "revenue", "penalties", "running_vms", "stalled_fraction", "service_level",
+    "sla_breaches", "downtime_s", "swapins", "lost_vms", "vms_on_host"]
+# Metrics that can be narrowed to one VM with `vm = "..."`; vms_on_host needs `host`.
+VM_METRICS = frozenset({"service_level", "sla_breaches", "downtime_s", "swapins", "revenue",
+                        "penalties"})
 
-    metric: Literal["profit", "revenue", "running_vms", "stalled_fraction"]
+
+class ObjectiveSpec(Frozen):
+    """A goal for the game: `metric` must be >= at_least (or <= at_most) at time `by`.
+
+    Cumulative metrics (money, service_level since the start, downtime, swap-ins, breaches,
+    lost VMs) judge the whole run up to `by`; the others (running_vms, stalled_fraction,
+    vms_on_host) the moment itself."""
+
+    metric: ObjectiveMetric
     at_least: float | None = None
     at_most: float | None = None
     by: Seconds
+    vm: Ident | None = None
+    host: Ident | None = None
     description: str = ""
 
     @model_validator(mode="after")
     def _one_bound(self) -> ObjectiveSpec:
         if (self.at_least is None) == (self.at_most is None):
             raise ValueError("give exactly one of at_least or at_most")
+        if self.vm is not None and self.metric not in VM_METRICS:
+            raise ValueError(f"metric {self.metric!r} cannot be narrowed to a vm; those that "
+                             f"can: {', '.join(sorted(VM_METRICS))}")
+        if (self.host is not None) != (self.metric == "vms_on_host"):
+            raise ValueError("vms_on_host needs a host, and only vms_on_host takes one")
         return self
 
 
