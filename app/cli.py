@@ -380,8 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     scenarios = sub.add_parser("scenarios", help="list the bundled scenarios")
     scenarios.set_defaults(func=cmd_scenarios)
+    from app.campaign import add_parser as add_campaign
     from app.reproduce import add_parser  # not at the top: app.reproduce imports this module
     add_parser(sub)
+    add_campaign(sub)
     return parser
 
 

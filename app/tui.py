@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from app.campaign import Campaign
 from app.savefile import is_save_file, read_save
 from engine import Simulation
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios/tutorial/first-night.toml"
 
@@ -22,6 +27,19 @@ def run_console(path: Path | None = None, *, paused: bool = False) -> int:
     sim = open_simulation(Path(path) if path is not None else DEFAULT_SCENARIO)
     from app.console.app import OvercommitApp  # Textual loads only when playing
 
-    app = OvercommitApp(sim, paused=paused)
+    return _run(OvercommitApp(sim, paused=paused))
+
+
+def run_campaign(campaign: Campaign) -> int:
+    """The console on the level select; the first level not yet won is loaded behind it."""
+    level = campaign.progress.first_to_play(campaign.levels)
+    from app.console.app import OvercommitApp
+
+    return _run(OvercommitApp(Simulation.from_spec(level.spec), paused=True,
+                              saves_dir=campaign.progress.path.parent, campaign=campaign,
+                              level=level))
+
+
+def _run(app: App[int]) -> int:
     result = app.run()
     return app.return_code or (result if isinstance(result, int) else 0)

@@ -19,7 +19,9 @@ from textual.binding import BindingType
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, get_current_worker
 
+from app.campaign import Campaign, Level
 from app.console.actions import ACTIONS_BY_NAME, default_target, missing_target_message
+from app.console.campaign_play import CampaignPlay
 from app.console.clock import Clock
 from app.console.driver import EngineDriver
 from app.console.format import clock_text, describe_command
@@ -28,7 +30,6 @@ from app.console.keys import ALL_BINDINGS
 from app.console.live import LiveData
 from app.console.palette import OperatorCommands
 from app.console.saving import SaveLoad
-from app.console.screens.end_screen import EndScreen
 from app.console.screens.help_screen import HelpScreen
 from app.console.screens.host_detail import HostDetailScreen
 from app.console.screens.overview import OverviewScreen
@@ -45,19 +46,23 @@ ARCHIVE_LEN = 5000  # events kept for the detail screens
 LOG_BURST = 200  # at most this many log lines per refresh; the rest are summarised
 
 
-class OvercommitApp(SaveLoad):
+class OvercommitApp(CampaignPlay, SaveLoad):
     CSS_PATH = "console.tcss"
     TITLE = "Overcommit"
     BINDINGS: ClassVar[list[BindingType]] = ALL_BINDINGS
     COMMANDS = App.COMMANDS | {OperatorCommands}
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"),
                                                                    (32, "-tall")]
-    NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns", "sla"})
+    NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns", "sla",
+                                "levels", "briefing"})
     COLUMN_CYCLE = ("basic", "memory", "sla")
 
     def __init__(self, sim: Simulation, *, paused: bool = False,
-                 saves_dir: Path | None = None) -> None:
+                 saves_dir: Path | None = None, campaign: Campaign | None = None,
+                 level: Level | None = None) -> None:
         super().__init__()
+        self.campaign = campaign
+        self.level = level
         self.clock = Clock(paused=paused)
         self.saves_dir_override = saves_dir
         self.selected_vm: str | None = None
@@ -93,6 +98,7 @@ class OvercommitApp(SaveLoad):
                                              pause=self.clock.paused)
         self.set_interval(REFRESH_S, self._refresh_if_due)
         self.call_after_refresh(self._welcome)
+        self.call_after_refresh(self._open_first_screen)
 
     def _welcome(self) -> None:
         meta = self.driver.spec.scenario
@@ -169,7 +175,7 @@ class OvercommitApp(SaveLoad):
             self._ended = True
             self._pause()
             self.refresh_views()
-            self.push_screen(EndScreen(snap))
+            self._show_verdict(snap)
 
     # -- log and views -----------------------------------------------------------------
     def _record_event(self, event: Event) -> None:
@@ -181,6 +187,14 @@ class OvercommitApp(SaveLoad):
         snap = self.snapshot
         self._record_event(Event(snap.tick, snap.time_s, kind, message, vm))
         self.refresh_views()
+
+    def _clear_log(self) -> None:
+        """A new world (a campaign level) starts with an empty log and archive."""
+        self.events.clear()
+        self._pending_log.clear()
+        overview = self._overview()
+        if overview is not None:
+            overview.clear_log()
 
     def _flush_log(self) -> None:
         pending, self._pending_log = self._pending_log, []
@@ -236,10 +250,14 @@ class OvercommitApp(SaveLoad):
         self.clock.pause()
         self._tick_timer.pause()
 
+    def _resume(self) -> None:
+        self.clock.resume()
+        self._tick_timer.resume()
+        self.refresh_views()
+
     def action_toggle_pause(self) -> None:
         if self.clock.paused:
-            self.clock.resume()
-            self._tick_timer.resume()
+            self._resume()
         else:
             self._pause()
         self.refresh_views()

@@ -73,12 +73,16 @@ def percent(fraction: float) -> str:
 
 def metric_text(metric: str, value: float) -> str:
     """An objective's metric value in its own unit."""
-    if metric in ("profit", "revenue"):
+    if metric in ("profit", "revenue", "penalties"):
         return money(value)
     if metric == "stalled_fraction":
         return percent(value)
-    if metric == "running_vms":
-        return f"{value:g}"
+    if metric == "service_level":  # SLAs live in the last nines
+        return f"{value * 100:.2f}%"
+    if metric in ("running_vms", "vms_on_host", "lost_vms", "sla_breaches", "swapins"):
+        return f"{value:,.0f}"
+    if metric == "downtime_s":
+        return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
     return f"{value:.4g}"
 
 

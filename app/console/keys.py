@@ -37,6 +37,8 @@ APP_BINDINGS: list[BindingType] = [
     Binding("question_mark,f1", "help", "Help", key_display="?"),
     Binding("ctrl+s", "save", "Save", show=False),  # in the help and the palette
     Binding("ctrl+o", "load", "Load", show=False),
+    Binding("L", "levels", "Levels", show=False),  # campaign: the level select
+    Binding("B", "briefing", "Briefing", show=False),  # the level's briefing again
     Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
 ]
 

@@ -1,8 +1,9 @@
-"""The night is judged: every objective has a verdict. Win or lose, and why."""
+"""The night is judged: every objective has a verdict. Win or lose, and why; in a campaign,
+the record and what to play next."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,18 +16,32 @@ from app.console.format import money
 from app.console.widgets.objectives_panel import objective_lines
 from engine import Snapshot
 
+EndChoice = Literal["retry", "next", "levels"]
+
 
 def won(objectives: tuple[dict[str, Any], ...]) -> bool:
     return all(o["status"] == "met" for o in objectives)
 
 
-class EndScreen(ModalScreen[None]):
+class EndScreen(ModalScreen[EndChoice | None]):
     BINDINGS = [Binding("escape,enter", "dismiss_screen", "Keep watching"),
-                Binding("ctrl+q", "app.quit", "Quit")]
+                Binding("ctrl+q", "app.quit", "Quit"),
+                Binding("r", "choose('retry')", "Retry"),
+                Binding("n", "choose('next')", "Next level"),
+                Binding("L", "choose('levels')", "Levels")]
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, campaign_line: str | None = None,
+                 has_next: bool = False) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.campaign_line = campaign_line
+        self.has_next = has_next
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action != "choose":
+            return True
+        # Retry, next and levels belong to a campaign; next only once it is open.
+        return self.campaign_line is not None and (parameters != ("next",) or self.has_next)
 
     def compose(self) -> ComposeResult:
         snap = self.snapshot
@@ -39,11 +54,18 @@ class EndScreen(ModalScreen[None]):
             body.append("\n")
         body.append(f"\nProfit {money(snap.profit)}  (revenue {money(snap.revenue)}, "
                     f"costs {money(snap.costs)}, penalties {money(snap.penalties)})")
+        keys = "Enter/Esc: keep watching (the clock stays paused)   ctrl+q: quit"
+        if self.campaign_line is not None:
+            body.append(f"\n\n{self.campaign_line}", style="bold")
+            keys = ("n: next level   " if self.has_next else "") + \
+                "r: retry   L: levels   " + keys
         with Vertical(classes="dialog -wide", id="end"):
             yield Static(title, classes="dialog--title")
             yield Static(body, classes="dialog--body")
-            yield Static("Enter/Esc: keep watching (the clock stays paused)   ctrl+q: quit",
-                         classes="dialog--keys")
+            yield Static(keys, classes="dialog--keys")
 
     def action_dismiss_screen(self) -> None:
         self.dismiss(None)
+
+    def action_choose(self, choice: EndChoice) -> None:
+        self.dismiss(choice)

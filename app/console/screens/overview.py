@@ -82,6 +82,9 @@ class OverviewScreen(Screen[None]):
     def log_events(self, events: Iterable[Event], tick_s: float) -> None:
         self.query_one(EventLog).show_events(events, tick_s)
 
+    def clear_log(self) -> None:
+        self.query_one(EventLog).clear()
+
     def log_note(self, line: Text) -> None:
         self.query_one(EventLog).write(line)
 
