@@ -3,7 +3,9 @@
 Every file in scenarios/paper/ lists, in its `[reproduce]` section, the numbers a paper
 published and the tolerance a reproduction must meet. This module runs each experiment
 headless, computes those metrics (one small function per experiment, registered under
-the scenario's file stem) and prints one table of published vs simulated values.
+the scenario's file stem) and prints one table of published vs simulated values. Where
+the paper's figure is a curve, the experiment also hands it to its Runner as a chart
+(app/plots.py): drawn after the table, saved next to the report.
 """
 
 from __future__ import annotations
@@ -19,30 +21,34 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
+from app import plots
 from app.cli import SCENARIOS, _check_outputs, _console, _say
+from app.comparison import Metrics, compare, print_table
+from app.plots import Chart
 from app.savefile import _atomic_write
 from engine import InputError, ScenarioSpec, Simulation, Snapshot, load_scenario
-from engine.spec import Expectation
 
 PAPER = SCENARIOS / "paper"
 MiB = 1024**2
 CHUNK = 50  # ticks per step between progress updates: smooth bar, negligible overhead
 # A piped or logged table must not wrap its rows; a terminal keeps its own width.
 PLAIN_WIDTH = 132
-BOUND_SIGN = {"at_least": "≥ ", "at_most": "≤ ", "two_sided": ""}
 
 
 # -- running an experiment ----------------------------------------------------------------
 class Runner:
-    """Builds simulations of one scenario and steps them, reporting the ticks it spends."""
+    """Builds simulations of one scenario and steps them, reporting the ticks it spends;
+    keeps the charts the experiment draws."""
 
-    def __init__(self, path: Path, progress: Callable[[int], None]) -> None:
+    def __init__(self, path: Path, progress: Callable[[int], None], quick: bool = False
+                 ) -> None:
         self.path = path
         self.progress = progress
+        self.quick = quick  # --quick: an experiment may draw its curve from fewer runs
         self.stepped = 0
+        self.metrics: Metrics = {}  # what the experiment computed
+        self.charts: list[Chart] = []  # the curves it drew
 
     def load(self, *overrides: str) -> Simulation:
         return Simulation.from_spec(load_scenario(self.path, overrides))
@@ -57,6 +63,14 @@ class Runner:
     def to_end(self, sim: Simulation) -> None:
         self.step(sim, duration_ticks(sim.spec, self.path) - sim.tick)
 
+    def trace(self, sim: Simulation, ticks: int, measure: Callable[[], float]) -> list[float]:
+        """Steps `ticks` one at a time: `measure()` after each (a curve over time)."""
+        values = []
+        for _ in range(ticks):
+            self.step(sim, 1)
+            values.append(measure())
+        return values
+
     def file_reads_per_tick(self, sim: Simulation, start: int, end: int) -> dict[str, float]:
         """Steps to tick `start`, then to `end`: each VM's file reads per tick in between.
         A closed-loop benchmark's throughput, as dbench reports it."""
@@ -68,14 +82,12 @@ class Runner:
         return dict(zip(vms.ids, rates.tolist(), strict=True))
 
 
-Metrics = dict[str, float]
-
-
 @dataclass(frozen=True)
 class Experiment:
     compute: Callable[[Runner], Metrics]
     ticks: int | None  # all the ticks it steps, for the progress bar; None: the duration
     slow: bool = False  # several seconds or more: left out by --quick
+    quick_ticks: int | None = None  # its ticks under --quick, when it then runs fewer
 
 
 def duration_ticks(spec: ScenarioSpec, path: Path) -> int:
@@ -89,10 +101,11 @@ def duration_ticks(spec: ScenarioSpec, path: Path) -> int:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def experiment(stem: str, ticks: int | None = None, slow: bool = False
+def experiment(stem: str, ticks: int | None = None, slow: bool = False,
+               quick_ticks: int | None = None
                ) -> Callable[[Callable[[Runner], Metrics]], Callable[[Runner], Metrics]]:
     def register(compute: Callable[[Runner], Metrics]) -> Callable[[Runner], Metrics]:
-        EXPERIMENTS[stem] = Experiment(compute, ticks, slow)
+        EXPERIMENTS[stem] = Experiment(compute, ticks, slow, quick_ticks)
         return compute
     return register
 
@@ -106,20 +119,25 @@ def _sharing(snap: Snapshot, host_id: str) -> tuple[float, float]:
 
 
 FIG4_TICKS = 1800  # the paper's 30 minutes
+# Each count costs about the same (~1.5 s: per-tick work, not pages, dominates), so the
+# curve takes six runs and --quick only the two the metrics need.
+FIG4_COUNTS = (1, 2, 4, 6, 8, 10)
+FIG4_QUICK_COUNTS = (1, 10)
 
 
-@experiment("esx-fig4-sharing", ticks=2 * FIG4_TICKS)
+@experiment("esx-fig4-sharing", ticks=len(FIG4_COUNTS) * FIG4_TICKS,
+            quick_ticks=len(FIG4_QUICK_COUNTS) * FIG4_TICKS)
 def esx_fig4_sharing(run: Runner) -> Metrics:
-    def after_30_min(count: int) -> Simulation:
+    snaps: dict[int, Snapshot] = {}
+    for count in FIG4_QUICK_COUNTS if run.quick else FIG4_COUNTS:
         sim = run.load(f"vm_group[0].count={count}")
         run.step(sim, FIG4_TICKS)
-        return sim
-
-    shared, reclaimed = _sharing(after_30_min(10).snapshot(), "esx")
-    one = after_30_min(1)
-    host = one.snapshot().host("esx")
+        snaps[count] = sim.snapshot()
+    run.charts.append(plots.sharing_chart(snaps, "esx"))
+    shared, reclaimed = _sharing(snaps[10], "esx")
+    host = snaps[1].host("esx")
     # Every zero page but the one they all map to is a page saved.
-    zero_saved = max(host.zero_shared_bytes - one.spec.scenario.page_size, 0)
+    zero_saved = max(host.zero_shared_bytes - sim.spec.scenario.page_size, 0)
     return {"shared_fraction_10vm": shared, "reclaimed_fraction_10vm": reclaimed,
             "reclaimed_mb_1vm": host.shared_saved_bytes / MiB,
             "zero_share_of_reclaimed_1vm": zero_saved / max(host.shared_saved_bytes, 1)}
@@ -166,12 +184,15 @@ FIG6_PERIODS = 80  # 40 minutes of 30 s sampling periods
 def esx_fig6_sampling(run: Runner) -> Metrics:
     sim = run.load()
     vms = sim.world.state.vms
-    estimate, truth = [], []
+    estimate, truth, minutes = [], [], []
     run.step(sim, 1)  # period boundaries fall on multiples of 30 ticks
     for _ in range(FIG6_PERIODS):
         run.step(sim, 30)
         estimate.append(float(vms["active_estimate"][0]))
         truth.append(float(vms["active_true"][0]))
+        minutes.append(sim.world.state.time_s / 60)
+    run.charts.append(plots.sampling_chart(minutes, estimate, truth,
+                                           sim.snapshot().vms[0].configured_bytes))
     up, down = 20, 50  # the first full period after the steps at 10 and 25 minutes
     # Periods counted as the paper does ("within one or two periods"): reaching it in that
     # first full period is 1. The engine test's `rise <= 1` counts from 0, the same claim.
@@ -181,13 +202,18 @@ def esx_fig6_sampling(run: Runner) -> Metrics:
     return {"periods_to_rise": rise - up + 1, "periods_to_decay": decay - down + 1}
 
 
-def _migration(sim: Simulation, vm: str | None = None) -> dict[str, Any]:
-    """The report of the (first) migration of `vm`, or of the first migration."""
-    return next(m for m in sim.report()["migrations"] if vm is None or m["vm"] == vm)
+def _migration(report: dict[str, Any], vm: str | None = None) -> dict[str, Any]:
+    """The (first) migration of `vm`, or the first migration, in `sim.report()`."""
+    return next(m for m in report["migrations"] if vm is None or m["vm"] == vm)
 
 
-def _clark_metrics(m: dict[str, Any], *names: str) -> Metrics:
-    """The named ones of Clark et al.'s migration metrics, in the units they published."""
+def _clark_metrics(run: Runner, sim: Simulation, *names: str) -> Metrics:
+    """The named ones of Clark et al.'s migration metrics, in the units they published;
+    draws the migration's rounds, rate and the VM's writable working set."""
+    state, report = sim.world.state, sim.report()
+    run.charts += plots.migration_charts(sim.spec.scenario.name, report, state.page_size,
+                                         state.time_s)
+    m = _migration(report)
     every = {"downtime_ms": m["downtime_s"] * 1000, "total_time_s": m["total_time_s"],
              "transferred_mb": m["transferred_bytes"] / 1e6}
     return {name: every[name] for name in names}
@@ -197,14 +223,14 @@ def _clark_metrics(m: dict[str, Any], *names: str) -> Metrics:
 def clark_specweb99(run: Runner) -> Metrics:
     sim = run.load()
     run.to_end(sim)
-    return _clark_metrics(_migration(sim), "downtime_ms", "total_time_s", "transferred_mb")
+    return _clark_metrics(run, sim, "downtime_ms", "total_time_s", "transferred_mb")
 
 
 @experiment("clark-quake3")
 def clark_quake3(run: Runner) -> Metrics:
     sim = run.load()
     run.to_end(sim)
-    return _clark_metrics(_migration(sim), "downtime_ms")
+    return _clark_metrics(run, sim, "downtime_ms")
 
 
 @experiment("clark-webserver")
@@ -214,91 +240,27 @@ def clark_webserver(run: Runner) -> Metrics:
     def mbit() -> float:
         return sim.snapshot().vm("apache").net_bytes_per_s * 8 / 1e6
 
-    run.step(sim, 15)  # the migration starts at 20 s
-    before = mbit()
-    run.step(sim, 15)  # ten seconds into the first round
-    first_round = mbit()
-    run.to_end(sim)
-    return {"throughput_before_mbit": before, "throughput_first_round_mbit": first_round,
-            **_clark_metrics(_migration(sim), "downtime_ms")}
+    # Every tick, for Clark's Fig. 8: throughput before, during and after the migration.
+    throughput = run.trace(sim, duration_ticks(sim.spec, run.path), mbit)
+    run.charts.append(plots.throughput_chart(throughput, sim.spec.scenario.tick_s,
+                                             _migration(sim.report())))
+    return {"throughput_before_mbit": throughput[14],  # after 15 s; it starts at 20 s
+            "throughput_first_round_mbit": throughput[29],  # 10 s into the first round
+            **_clark_metrics(run, sim, "downtime_ms")}
 
 
 @experiment("postcopy-vs-precopy")
 def postcopy_vs_precopy(run: Runner) -> Metrics:
     sim = run.load()
     run.to_end(sim)
-    post = _migration(sim, "post")
+    report = sim.report()
+    run.charts += plots.postcopy_charts(report, sim.world.state.page_size,
+                                        sim.world.state.time_s)
+    post = _migration(report, "post")
     pages = sim.snapshot().vm("post").configured_bytes // sim.world.state.page_size
     faults = post["minor_faults"] + post["network_faults"]
     return {"postcopy_pages_per_page": post["pages_sent"] / pages,
             "prepaging_minor_share": post["minor_faults"] / faults if faults else 0.0}
-
-
-# -- comparing ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Row:
-    experiment: str
-    source: str
-    expectation: Expectation
-    simulated: float | None  # None: the experiment does not compute this metric
-
-    @property
-    def holds(self) -> bool:
-        return self.simulated is not None and self.expectation.holds(self.simulated)
-
-    @property
-    def relative_error(self) -> float | None:
-        published = self.expectation.published
-        if self.simulated is None or published == 0:
-            return None
-        return (self.simulated - published) / abs(published)
-
-    def as_json(self) -> dict[str, Any]:
-        exp = self.expectation
-        return {"experiment": self.experiment, "metric": exp.metric, "published": exp.published,
-                "unit": exp.unit, "bound": exp.bound, "abs_tol": exp.abs_tol,
-                "rel_tol": exp.rel_tol, "simulated": self.simulated,
-                "relative_error": self.relative_error, "holds": self.holds,
-                "note": exp.note, "source": self.source}
-
-
-def compare(stem: str, spec: ScenarioSpec, metrics: Metrics) -> list[Row]:
-    assert spec.reproduce is not None
-    return [Row(stem, spec.reproduce.source, exp, metrics.get(exp.metric))
-            for exp in spec.reproduce.expect]
-
-
-def _number(value: float, unit: str = "") -> str:
-    text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-    return f"{text} {unit}" if unit else text
-
-
-def _published(exp: Expectation) -> str:
-    text = BOUND_SIGN[exp.bound] + _number(exp.published, exp.unit)
-    if exp.bound != "two_sided":
-        return text
-    # The tolerance is part of the claim: 0.67 ± 0.08 holds where 0.67 ± 0.01 would not.
-    if exp.rel_tol is not None:
-        return f"{text} ± {exp.rel_tol:.0%}"
-    return f"{text} ± {_number(exp.abs_tol or 0.0)}"
-
-
-def print_table(console: Console, rows: list[Row]) -> None:
-    table = Table(title="Paper reproductions: published vs simulated")
-    for name in ("experiment", "metric", "published", "simulated", "rel. error", "verdict"):
-        table.add_column(name, justify="left" if name in ("experiment", "metric") else "right")
-    for i, row in enumerate(rows):
-        exp = row.expectation
-        first = i == 0 or rows[i - 1].experiment != row.experiment
-        last = i == len(rows) - 1 or rows[i + 1].experiment != row.experiment
-        error = row.relative_error
-        table.add_row(
-            Text(row.experiment if first else ""), Text(exp.metric), Text(_published(exp)),
-            Text("not computed" if row.simulated is None else _number(row.simulated, exp.unit)),
-            Text("-" if error is None else f"{error:+.1%}"),
-            Text("holds", "green") if row.holds else Text("fails", "bold red"),
-            end_section=last)
-    console.print(table)
 
 
 # -- the command --------------------------------------------------------------------------
@@ -321,15 +283,16 @@ class Job:
     path: Path
     experiment: Experiment
     ticks: int  # the bar's length
+    quick: bool
 
 
-def _run_all(console: Console, jobs: list[Job]) -> dict[str, Metrics]:
-    results: dict[str, Metrics] = {}
+def _run_all(console: Console, jobs: list[Job]) -> dict[str, Runner]:
+    runs: dict[str, Runner] = {}
     if not console.is_terminal:
         for job in jobs:
             _say(console, f"{job.stem}: running {job.ticks:,} ticks")
-            results[job.stem] = _run_one(console, job, lambda n: None)
-        return results
+            runs[job.stem] = _run_one(console, job, lambda n: None)
+        return runs
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     width = max(len(job.stem) for job in jobs) if jobs else 0
@@ -338,17 +301,18 @@ def _run_all(console: Console, jobs: list[Job]) -> dict[str, Metrics]:
                   transient=True) as bar:
         for job in jobs:
             task = bar.add_task(job.stem, total=job.ticks)
-            results[job.stem] = _run_one(console, job, partial(bar.advance, task))
+            runs[job.stem] = _run_one(console, job, partial(bar.advance, task))
             bar.remove_task(task)
-    return results
+    return runs
 
 
-def _run_one(console: Console, job: Job, progress: Callable[[int], None]) -> Metrics:
+def _run_one(console: Console, job: Job, progress: Callable[[int], None]) -> Runner:
+    """The experiment's run: its metrics and the charts it drew."""
     start = time.perf_counter()
-    run = Runner(job.path, progress)
-    metrics = job.experiment.compute(run)
+    run = Runner(job.path, progress, job.quick)
+    run.metrics = job.experiment.compute(run)
     _say(console, f"{job.stem}: {run.stepped:,} ticks in {time.perf_counter() - start:.1f}s")
-    return metrics
+    return run
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -370,18 +334,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             compared.append((path.stem, spec))
             if exp is not None:
                 ticks = exp.ticks if exp.ticks is not None else duration_ticks(spec, path)
-                jobs.append(Job(path.stem, path, exp, ticks))
-    results = _run_all(console, jobs)
-    rows = [row for stem, spec in compared for row in compare(stem, spec, results.get(stem, {}))]
+                if args.quick and exp.quick_ticks is not None:
+                    ticks = exp.quick_ticks
+                jobs.append(Job(path.stem, path, exp, ticks, args.quick))
+    runs = _run_all(console, jobs)
+    charts = {stem: run.charts for stem, run in runs.items() if run.charts}
+    rows = [row for stem, spec in compared
+            for row in compare(stem, spec, runs[stem].metrics if stem in runs else {})]
     # The report first: a failure while printing must not cost the results.
+    figures: dict[str, list[str]] = {}
     if args.report:
-        text = json.dumps([row.as_json() for row in rows], indent=2) + "\n"
+        figures = plots.save_figures(console, Path(args.report), charts)
+        # Each row names its experiment's figure files (next to the report).
+        text = json.dumps([{**row.as_json(), "figures": figures.get(row.experiment, [])}
+                           for row in rows], indent=2) + "\n"
         try:
             _atomic_write(Path(args.report), text.encode())
         except OSError as err:
             raise InputError(args.report, "--report", f"cannot write: {err.strerror}") from None
     if rows:
         print_table(console, rows)
+    if args.plots or (args.plots is None and console.is_terminal):
+        plots.draw(console, charts)
     failed = sum(not row.holds for row in rows)
     _say(console, f"{len(rows) - failed} of {len(rows)} published values hold"
                   + (f"; {failed} fail" if failed else ""))
@@ -389,6 +363,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         _say(console, f"skipped: {', '.join(skipped)}")
     if args.report:
         _say(console, f"report: {args.report}")
+    if figures:
+        _say(console, "figures: " + ", ".join(str(Path(args.report).with_name(name))
+                                              for names in figures.values() for name in names))
     return 1 if failed else 0
 
 
@@ -402,10 +379,17 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--only", metavar="NAME",
                         help="only the scenarios whose file name contains NAME (e.g. fig6)")
     parser.add_argument("--report", metavar="FILE",
-                        help="also write the table as JSON, one object per row")
+                        help="also write the table as JSON, one object per row, and the "
+                             "figures next to it (out/r.json: out/r-esx-fig6-sampling.svg...; "
+                             "text files without pip install 'overcommit[plots]')")
+    parser.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw the curves (Fig. 4, Fig. 6, the migrations' rounds and "
+                             "working sets) after the table: --plots always, --no-plots "
+                             "never; default: when the output is a terminal")
     parser.add_argument("--quick", action="store_true",
                         help="leave out the slowest experiments (" + ", ".join(
-                            sorted(stem for stem, exp in EXPERIMENTS.items() if exp.slow)) + ")")
+                            sorted(stem for stem, exp in EXPERIMENTS.items() if exp.slow))
+                        + ") and draw Fig. 4 from 1 and 10 VMs only")
     parser.add_argument("--dir", default=str(PAPER), metavar="DIR",
                         help="the folder of scenarios to run (default: the bundled "
                              "scenarios/paper); a file's name picks its experiment")

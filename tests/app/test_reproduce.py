@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -78,7 +79,15 @@ def test_report_writes_every_row_as_json(tmp_path: Path,
     quake = next(r for r in rows if r["experiment"] == "clark-quake3")
     assert quake["published"] == 60 and quake["unit"] == "ms" and quake["rel_tol"] == 0.3
     assert f"report: {report}" in capsys.readouterr().out
-    assert [p.name for p in report.parent.iterdir()] == ["reproduce.json"]  # no temp left
+    # The figures next to it, each row naming its experiment's; no temp file left.
+    suffix = ".svg" if importlib.util.find_spec("matplotlib") else ".txt"
+    figures = sorted(f"reproduce-{stem}-{name}{suffix}" for stem in {r["experiment"] for r in rows}
+                     for name in ("rounds", "rate", "wws"))
+    assert sorted(p.name for p in report.parent.iterdir()) == sorted(
+        [*figures, "reproduce-clark-webserver-throughput" + suffix, "reproduce.json"])
+    for row in rows:
+        assert row["figures"] and all(name.startswith(f"reproduce-{row['experiment']}-")
+                                      for name in row["figures"])
 
 
 def test_quick_runs_the_fast_experiments_and_names_the_skipped(
