@@ -24,6 +24,7 @@ from app.console.actions import ACTIONS_BY_NAME, default_target, missing_target_
 from app.console.campaign_play import CampaignPlay
 from app.console.clock import Clock
 from app.console.driver import EngineDriver
+from app.console.forking import Forking
 from app.console.format import clock_text, describe_command
 from app.console.history import Histories
 from app.console.keys import ALL_BINDINGS
@@ -46,7 +47,7 @@ ARCHIVE_LEN = 5000  # events kept for the detail screens
 LOG_BURST = 200  # at most this many log lines per refresh; the rest are summarised
 
 
-class OvercommitApp(CampaignPlay, SaveLoad):
+class OvercommitApp(Forking, CampaignPlay, SaveLoad):
     CSS_PATH = "console.tcss"
     TITLE = "Overcommit"
     BINDINGS: ClassVar[list[BindingType]] = ALL_BINDINGS
@@ -54,7 +55,7 @@ class OvercommitApp(CampaignPlay, SaveLoad):
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"),
                                                                    (32, "-tall")]
     NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns", "sla",
-                                "levels", "briefing"})
+                                "levels", "briefing", "fork", "compare"})
     COLUMN_CYCLE = ("basic", "memory", "sla")
 
     def __init__(self, sim: Simulation, *, paused: bool = False,

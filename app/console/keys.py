@@ -39,6 +39,8 @@ APP_BINDINGS: list[BindingType] = [
     Binding("ctrl+o", "load", "Load", show=False),
     Binding("L", "levels", "Levels", show=False),  # campaign: the level select
     Binding("B", "briefing", "Briefing", show=False),  # the level's briefing again
+    Binding("y", "fork", "Fork", show=False),  # what-if: branch the world (forking.py)
+    Binding("Y", "compare", "Compare", show=False),  # the branches side by side
     Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
 ]
 

@@ -37,6 +37,11 @@ stalls eat it.
 night is won or lost. The timeline brings scheduled events (new customers, changes) which
 the log announces. Commands you confirm apply at the start of the next tick.
 
+**What if.** `y` forks the world: the branch you were in waits where it is and you go on
+in an identical copy, where you can try another action. `Y` compares the branches side by
+side at the same time (profit, SLA, downtime, memory, objectives, your commands in each)
+and lets you go on in any of them. Up to four branches, A to D, as memory allows.
+
 # The mechanisms
 
 **Page sharing** (`esx`: random scan with hints; `ksm`: Linux KSM's trees) keeps one copy
@@ -98,6 +103,10 @@ def help_markdown(bindings: list[BindingType]) -> str:
                                 "faults, swap-ins, throughput, blocked), or service and SLA "
                                 "(average service, availability, latency, breaches, "
                                 "revenue, penalties, biggest loss)")
+    titles["fork"] = ("Fork: branch the world here and go on in the copy (the branch you "
+                      "leave waits; up to four, A to D)")
+    titles["compare"] = ("Compare the branches at the current time, side by side; continue "
+                         "in one (Enter, 1-4) or drop one (x)")
     titles["sla"] = ("SLA and money: revenue, power, capital, network, penalties and profit; "
                      "service lost by cause; every VM's SLA (`$` too)")
     lines += ["", "# Keys", ""]
