@@ -16,6 +16,9 @@ def metric_value(world: World, obj: ObjectiveSpec) -> float:
     state, metric = world.state, obj.metric
     vms = state.vms
     if obj.vm is not None:
+        if obj.vm not in vms.ids:
+            # A customer the timeline has not placed yet: nothing served, lost or paid.
+            return 1.0 if metric == "service_level" else 0.0
         # One VM's own counter; the spec allows only metrics that have one.
         v = vms.index(obj.vm)
         if metric == "service_level":

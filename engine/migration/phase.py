@@ -131,6 +131,10 @@ def to_postcopy(world: World, mig: Migration, at_s: float) -> None:
     _close_round(mig, at_s)
     # The CPU state is one small message, sent at whatever the path gives.
     rate = max(_path_rate(world, mig), mig.flow_rate, 1.0)
+    if mig.flow_rate <= 0:
+        # A post-copy started by a command has no flow yet: until the network phase sets
+        # it, demand faults fetch at what the path gives (not at 1 byte/s).
+        mig.flow_rate = min(rate, mig.max_rate)
     downtime = policy.cpu_state / rate + policy.activation
     state.vms["precopying"][mig.vm] = False
     go_remote(state, mig, vm_slice(state, mig))
