@@ -49,13 +49,21 @@ def bill(world: World) -> None:
     money.network_cost += network
 
 
+def _window_ticks(world: World) -> np.ndarray:
+    """Each VM's SLA window in ticks: its own contract's, else the policy's."""
+    default_s = world.spec.policy.sla.window
+    window_s = np.array([spec.sla.window if spec.sla is not None else default_s
+                         for spec in world.state.vms.specs], dtype=np.float64)
+    return np.maximum(1, np.round(window_s / world.state.tick_s)).astype(np.int64)
+
+
 def _sla_windows(world: World) -> float:
     state = world.state
     vms = state.vms
-    window = max(1, round(world.spec.policy.sla.window / state.tick_s))
-    if (state.tick + 1) % window:
+    closing = (state.tick + 1) % _window_ticks(world) == 0
+    if not closing.any():
         return 0.0
-    contracted = vms["window_running_s"] > 0
+    contracted = closing & (vms["window_running_s"] > 0)
     span = np.maximum(vms["window_running_s"], 1e-9)
     availability = 1.0 - vms["window_unavailable_s"] / span
     performance = vms["window_served_s"] / span
@@ -66,7 +74,7 @@ def _sla_windows(world: World) -> float:
     # A lost VM earned nothing in the window: its credit is on what it would have billed.
     billed = np.where(vms["lost_vm"], vms["price_per_hour"] * span / 3600.0,
                       vms["window_revenue"])
-    penalty = np.minimum(credit, 1.0) * billed
+    penalty = np.where(closing, np.minimum(credit, 1.0) * billed, 0.0)
     vms["penalties"] += penalty
     vms["sla_breaches"] += (miss_a | miss_p)
     for v in np.flatnonzero(miss_a | miss_p).tolist():
@@ -77,5 +85,5 @@ def _sla_windows(world: World) -> float:
                    f"credit ${penalty[v]:.4f}", vm=vms.ids[v])
     for name in ("window_running_s", "window_served_s", "window_unavailable_s",
                  "window_revenue"):
-        vms[name][:] = 0.0
+        vms[name][closing] = 0.0
     return float(penalty.sum())

@@ -82,3 +82,19 @@ def test_sla_breach_costs_a_credit_and_money_is_conserved() -> None:
     economy = sim.report()["economy"]
     breakdown = economy["costs_breakdown"]
     assert sum(breakdown.values()) == pytest.approx(economy["costs"])
+
+
+def test_a_vms_own_sla_window_closes_on_its_own_schedule() -> None:
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "off"}
+    data["host"][1]["memory"] = "32MiB"
+    data["vm"][0]["sla"] = {"window": "10s"}  # a; b keeps the policy's hour
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    for vm in ("a", "b"):
+        assert sim.submit({"kind": "set_balloon_driver", "vm": vm, "enabled": False}).ok
+        assert sim.submit({"kind": "set_swap_target", "vm": vm, "target": 6 * MiB}).ok
+    sim.step(20)
+    a, b = sim.snapshot().vm("a"), sim.snapshot().vm("b")
+    assert a.service_level_avg < 0.95 and b.service_level_avg < 0.95  # both miss
+    assert a.sla_breaches == 2 and a.penalties > 0  # two 10 s windows closed
+    assert b.sla_breaches == 0 and b.penalties == 0  # its hour has not
