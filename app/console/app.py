@@ -33,6 +33,7 @@ from app.console.palette import OperatorCommands
 from app.console.saving import SaveLoad
 from app.console.screens.help_screen import HelpScreen
 from app.console.screens.host_detail import HostDetailScreen
+from app.console.screens.level_select import LevelSelectScreen
 from app.console.screens.overview import OverviewScreen
 from app.console.screens.sla_screen import SLAScreen
 from app.console.screens.vm_detail import VMDetailScreen
@@ -294,7 +295,10 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
         self.refresh_views()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Operator actions, save, load and help wait until the open dialog is closed.
+        # Operator actions, save, load and help wait until the open dialog is closed; on
+        # the level select only its own keys (and quit) work: no world is in play there.
+        if isinstance(self.screen, LevelSelectScreen):
+            return action == "quit"
         return not (action in self.NOT_IN_DIALOGS and isinstance(self.screen, ModalScreen))
 
     # -- selection and navigation (messages up from widgets) -----------------------

@@ -10,15 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from app.campaign import Campaign, Progress, load_levels
+from app.campaign import CAMPAIGN, Campaign, Progress, load_levels
 from app.cli import main
 from app.console.app import OvercommitApp
+from app.console.driver import EngineDriver
 from app.console.screens.briefing import BriefingScreen
 from app.console.screens.end_screen import EndScreen
 from app.console.screens.level_select import LevelSelectScreen
 from app.tui import run_campaign
 from engine import InputError, Simulation
+from engine.commands import parse_command
 from tests.app.test_console_game import SIZE, pilot_test
+from tests.engine.test_campaign import SOLUTIONS
 
 LEVEL = """
 [scenario]
@@ -174,3 +177,37 @@ def test_run_campaign_opens_the_first_level_not_yet_won(tmp_path: Path,
     assert run_campaign(campaign) == 0
     assert opened[0].level == campaign.levels[1]
     assert [vm.id for vm in opened[0].snapshot.vms] == ["beta"]
+
+
+def _run_to(app: OvercommitApp, time_s: float) -> None:
+    """Ticks on the UI thread, as the running clock does, up to `time_s`."""
+    ticks = round((time_s - app.snapshot.time_s) / app.snapshot.tick_s)
+    batch: list[EngineDriver.Stepped] = []
+    app.driver.step(ticks, batch.append)
+    for message in batch:
+        app._absorb(message)
+
+
+@pilot_test
+async def test_the_bundled_first_level_is_won_in_the_console(tmp_path: Path) -> None:
+    campaign = Campaign.open(CAMPAIGN, tmp_path / "saves")
+    assert [lv.number for lv in campaign.levels] == list(range(1, 8))
+    level = campaign.levels[0]
+    app = OvercommitApp(Simulation.from_spec(level.spec), paused=True,
+                        saves_dir=tmp_path / "saves", campaign=campaign, level=level)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("p", "space")  # nothing in play on the level select
+        assert isinstance(app.screen, LevelSelectScreen) and app.clock.paused
+        await pilot.press("enter", "enter")
+        app._pause()
+        moves = sorted(SOLUTIONS[level.stem], key=lambda m: m[0])
+        for at, command in moves:
+            _run_to(app, at)
+            app._submit(parse_command(command))
+        _run_to(app, level.spec.scenario.duration or 0)
+        await pilot.pause()
+        assert isinstance(app.screen, EndScreen)
+        assert "Level 1 won" in str(app.screen.query_one(".dialog--body").render())
+    again = Progress.load(tmp_path / "saves" / "campaign.json")
+    assert again.get(level).won and again.unlocked(campaign.levels, campaign.levels[1])

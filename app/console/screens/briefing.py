@@ -50,7 +50,7 @@ class BriefingScreen(ModalScreen[bool]):
             yield Static(Text(self.title_text, style="bold"), classes="dialog--title")
             with VerticalScroll(id="briefing-body"):
                 yield Static(briefing_text(self.spec), classes="dialog--body")
-            yield Static(f"Enter: start the clock   Esc: {self.back_label}   ?: help",
+            yield Static(f"Enter: start the clock   Esc: {self.back_label}",
                          classes="dialog--keys")
 
     def action_start(self) -> None:

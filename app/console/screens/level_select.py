@@ -54,7 +54,7 @@ class LevelSelectScreen(Screen[Level | None]):
                                   style="bold"), classes="dialog--title")
                 yield OptionList(*[Option(level_label(self.campaign, lv), id=lv.stem)
                                    for lv in levels], id="level-options")
-                yield Static("Enter: play   Esc: back to the game   ctrl+q: quit",
+                yield Static("Enter: play · Esc: back · ctrl+q: quit",
                              classes="dialog--keys")
             with VerticalScroll(id="levels-briefing"):
                 yield Static(id="level-briefing")
