@@ -109,8 +109,10 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     hosts.free_count = arrays["hosts.free_count"].astype(np.int64)
     hosts.free_low = arrays["hosts.free_low"].astype(np.int64)
     hosts.up = arrays["hosts.up"].astype(np.bool_)
-    pages = Pages(**{k.removeprefix("pages."): v for k, v in arrays.items()
-                     if k.startswith("pages.")})
+    fields = {k.removeprefix("pages."): v for k, v in arrays.items() if k.startswith("pages.")}
+    # Saves from before the guest kept its own recency start without it.
+    fields.setdefault("accessed_prev", np.zeros_like(fields["accessed"]))
+    pages = Pages(**fields)
     frames = Frames(refcount=arrays["frames.refcount"], free_stack=arrays["frames.free_stack"])
     vm_specs = [VMSpec.model_validate(v) for v in meta["vm_specs"]]
     vm_arrays = {name: arrays[f"vms.{name}"].astype(dtype)

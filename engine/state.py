@@ -76,7 +76,10 @@ class Pages:
     guest_swapped: Bool  # the guest paged this page's data out to its virtual disk
     io_count: U8  # bounce copies of the page since it was last remapped (saturating)
     dirty: Bool  # migration dirty log
-    accessed: Bool  # for active-memory sampling
+    accessed: Bool  # referenced this sampling period (the hypervisor clears it each period)
+    # Referenced in the period before: with `accessed`, the guest's own sense of recency
+    # (its LRU lists), which the hypervisor's sampling resets do not wipe out.
+    accessed_prev: Bool
     written_at: I32  # tick of the last write, -1 never
 
     @classmethod
@@ -90,6 +93,7 @@ class Pages:
             io_count=np.zeros(n, np.uint8),
             dirty=np.zeros(n, np.bool_),
             accessed=np.zeros(n, np.bool_),
+            accessed_prev=np.zeros(n, np.bool_),
             written_at=np.full(n, -1, np.int32),
         )
 

@@ -26,8 +26,11 @@ def balloon_class(state: State, pages: I64) -> I64:
     cls[kind == GuestKind.FREE] = FREE
     cls[kind == GuestKind.CACHE] = CACHE
     anon = kind == GuestKind.ANON
-    cls[anon & ~p.accessed[pages]] = ANON_COLD
-    cls[anon & p.accessed[pages]] = ANON_HOT
+    # Recent: referenced in this sampling period or the last, so a period boundary (when
+    # the hypervisor clears its bits) does not make every page look cold to the guest.
+    recent = p.accessed[pages] | p.accessed_prev[pages]
+    cls[anon & ~recent] = ANON_COLD
+    cls[anon & recent] = ANON_HOT
     # A post-copy page still at the source is not the guest's to give until it arrives.
     cls[p.location[pages] == Loc.REMOTE] = INELIGIBLE
     return cls

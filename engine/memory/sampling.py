@@ -46,6 +46,7 @@ def run_sampling(world: World) -> None:
         counts = np.array([np.count_nonzero(p.accessed[o:o + n]) for o, n in zip(
             vms["page_offset"].tolist(), vms["n_pages"].tolist(), strict=True)], np.int64)
         vms["active_true"] = counts / np.maximum(vms["n_pages"], 1)
+        np.copyto(p.accessed_prev, p.accessed)
         p.accessed[:] = False
         _new_samples(world)
         return

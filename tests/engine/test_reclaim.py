@@ -201,3 +201,23 @@ def test_the_compression_cache_keeps_compressible_pages_before_swapping() -> Non
                   np.bincount([0], minlength=len(vms)), np.zeros(len(vms), np.int64))
     assert p.location[page] == Loc.PRIVATE and int(p.content[page]) == content
     assert invariants.check(state) == []
+
+
+def test_a_sampling_period_does_not_make_the_guests_hot_pages_look_cold() -> None:
+    from engine.memory.guest import ANON_COLD, ANON_HOT, balloon_class
+
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    state = sim.world.state
+    a = slice(int(state.vms["page_offset"][0]), int(state.vms["page_offset"][0]
+                                                    + state.vms["n_pages"][0]))
+    sim.step(5)
+    # Step to the end of a sampling period: the hypervisor has just cleared its bits.
+    while state.pages.accessed[a].any():
+        sim.step(1)
+    pages = np.arange(a.start, a.stop)
+    anon = pages[state.pages.guest_kind[a] == GuestKind.ANON]
+    cls = balloon_class(state, anon)
+    # The guest still knows what it used in the last period: those pages are hot to it.
+    used = state.pages.accessed_prev[anon]
+    assert used.any() and (~used).any()
+    assert (cls[used] == ANON_HOT).all() and (cls[~used] == ANON_COLD).all()
