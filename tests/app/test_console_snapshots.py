@@ -178,3 +178,27 @@ def test_migration_panel_mid_migration(snap_compare, tmp_path: Path) -> None:
     start = ["down", "down", "down", "g", "enter"]
     assert snap_compare(make_app(tmp_path), press=[*steps(5), *start, *steps(20)],
                         terminal_size=(120, 40))
+
+
+def test_compare_screen_after_a_fork(snap_compare, tmp_path: Path) -> None:
+    # Fork at tick 5 (y), place web3 on h2 in branch B only, 5 more ticks, compare (Y).
+    async def fork_place_compare(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press(*steps(5), "y")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.press("p", "enter", *steps(5), "Y")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), run_before=fork_place_compare,
+                        terminal_size=(120, 40))
+
+
+def test_level_select_with_the_first_level_won(snap_compare, tmp_path: Path) -> None:
+    from app.campaign import CAMPAIGN, Campaign
+
+    campaign = Campaign.open(CAMPAIGN, tmp_path / "saves")
+    campaign.progress.record(campaign.levels[0], won=True, profit=0.5251)
+    level = campaign.levels[1]
+    app = OvercommitApp(Simulation.from_spec(level.spec), paused=True,
+                        saves_dir=tmp_path / "saves", campaign=campaign, level=level)
+    assert snap_compare(app, terminal_size=(120, 40))
