@@ -137,8 +137,14 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
     def _absorb(self, message: EngineDriver.Stepped) -> None:
         snap = message.snapshot
         self.clock.ran(message.ticks, time.monotonic())
+        rejected = [e for e in message.events if e.kind == "command_rejected"]
         for event in message.events:
             self._record_event(event)
+        if rejected:
+            # A scripted arrival or an operator command that no longer fits when it applies:
+            # easy to miss in a scrolling log, and it usually decides the night.
+            more = f" (and {len(rejected) - 1} more, see the log)" if len(rejected) > 1 else ""
+            self.notify(rejected[0].message + more, title="Rejected", severity="warning")
         self.snapshot = snap
         self.live = message.live
         self.histories.record(snap)

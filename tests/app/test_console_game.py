@@ -197,3 +197,17 @@ def test_clock_speeds_and_owed_ticks() -> None:
     assert clock.due(12.25) == 13
     clock.pause()
     assert clock.due(20.0) == 0 and clock.ticks_per_s(20.0) is None
+
+
+@pilot_test
+async def test_a_scheduled_command_that_is_rejected_is_notified(tmp_path: Path) -> None:
+    # v1 reserves more than h1 has: admission control turns the scheduled start down.
+    too_big = TIMELINE_SCENARIO.replace('memory = "64MiB"\nworkload',
+                                        'memory = "1GiB"\nmin = "512MiB"\nworkload')
+    app = make_app(tmp_path, too_big)
+    notes: list[str] = []
+    app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*["full_stop"] * 4)
+        await pilot.pause()
+    assert len(notes) == 1 and "start_vm rejected" in notes[0], notes
