@@ -37,7 +37,7 @@ from engine.commands import (
 )
 from engine.migration import phase as migration_phase
 from engine.spec import VMSpec
-from engine.state import SHARING_MODES
+from engine.state_tables import SHARING_MODES
 from engine.units import format_bytes, format_rate
 from engine.world import World
 

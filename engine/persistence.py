@@ -21,19 +21,8 @@ from engine.network import build_topology
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
 from engine.spec import VMSpec
-from engine.state import (
-    HOST_RECLAIM_ARRAYS,
-    HOST_SHARING_ARRAYS,
-    VM_ARRAY_DTYPES,
-    Frames,
-    Hosts,
-    Money,
-    Pages,
-    Reclaim,
-    Sharing,
-    State,
-    VMs,
-)
+from engine.state import VM_ARRAY_DTYPES, Frames, Hosts, Pages, State, VMs
+from engine.state_tables import HOST_RECLAIM_ARRAYS, HOST_SHARING_ARRAYS, Money, Reclaim, Sharing
 from engine.vmlife import build_hosts
 from engine.world import HISTORY_TICKS, World
 

@@ -17,7 +17,8 @@ from engine.memory.states import STATE_NAMES
 from engine.migration.report import migration_report
 from engine.migration.wws import wws_pages
 from engine.objectives import evaluate_objectives
-from engine.state import LOSS_CAUSES, SHARING_MODES, GuestKind, Loc
+from engine.state import LOSS_CAUSES, GuestKind, Loc
+from engine.state_tables import SHARING_MODES
 from engine.world import World
 
 TABLE_ENTRY_BYTES = 16  # ESX: 16 bytes per sharing-table entry

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.hashing import name_key
-from engine.hashtable import U64Map
 from engine.spec import HostSpec, SLASpec, VMSpec
+from engine.state_tables import Money, Reclaim, Sharing
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -363,106 +363,6 @@ class VMs:
     def vm_of_pages(self, pages: npt.NDArray[np.integer[Any]]) -> I64:
         """VM index of each global page index (VM slices are contiguous and ordered)."""
         return np.searchsorted(self.arrays["page_offset"], pages, side="right").astype(np.int64) - 1
-
-
-SHARING_MODES = ("off", "esx", "ksm")
-# Per-host sharing counters (all int64 unless listed in _FLOAT_HOST_SHARING).
-HOST_SHARING_ARRAYS = (
-    "mode",  # index into SHARING_MODES
-    "shared_frames",  # frames currently shared (KSM: pages_shared)
-    "hint_count",  # ESX hints in the table
-    "unstable_count",  # KSM unstable-tree entries of the current generation
-    "ksm_cursor",  # position of the KSM scan in the host's page order
-    "ksm_gen",  # generation of the unstable tree (bumped at each full scan)
-    "full_scans",
-    "volatile_this_scan",
-    "volatile_last_scan",
-    "hashed",  # cumulative CPU cost counters: pages hashed or checksummed
-    "compares",  # full page compares / tree comparisons
-    "hashed_tick",
-    "compares_tick",
-    "ksm_credit",
-)
-_FLOAT_HOST_SHARING = {"ksm_credit"}
-
-
-@dataclass
-class Sharing:
-    """Page-sharing tables and counters; keys mix content, salt and host (memory/share_ops).
-
-    stable: shared frames (ESX shared entries, KSM stable tree), key -> frame, aux content.
-    hints: ESX hints, key -> guest page, aux content at hint time.
-    unstable: KSM unstable tree, key -> guest page | generation << 40, aux content.
-    frame_key: per frame, the stable key it is shared under (0 = not shared).
-    ksm_scanned_at: per page, the tick KSM last checksummed it (-1 never); only once any
-    host has used KSM, to spare the memory otherwise.
-    """
-
-    stable: U64Map
-    hints: U64Map
-    unstable: U64Map
-    frame_key: U64
-    hosts: dict[str, npt.NDArray[Any]]
-    salting: int
-    ksm_scanned_at: I32 | None = None
-
-    @classmethod
-    def empty(cls, n_frames: int, modes: list[int], salting: int) -> Sharing:
-        hosts = {name: np.zeros(len(modes), np.float64 if name in _FLOAT_HOST_SHARING
-                                else np.int64) for name in HOST_SHARING_ARRAYS}
-        hosts["mode"][:] = modes
-        return cls(U64Map(), U64Map(), U64Map(), np.zeros(n_frames, np.uint64), hosts, salting)
-
-
-MEM_STATE_NAMES = ("high", "soft", "hard", "low")
-# Per-host reclamation arrays (memory/states.py, swap.py, remap.py).
-HOST_RECLAIM_ARRAYS: dict[str, Any] = {
-    "mem_state": np.int64,  # index into MEM_STATE_NAMES, with hysteresis
-    "idle_tax": np.float64,  # tau
-    "swapped_pages": np.int64,
-    "compressed_pages": np.int64,
-    "swap_capacity_pages": np.int64,
-    "swapin_tick": np.int64,
-    "swapout_tick": np.int64,
-    "disk_busy_s_tick": np.float64,
-    "balloon_tick": np.int64,  # pages ballooned (+) or released (-) this tick
-    "next_balance_tick": np.int64,
-    "bounce_tick": np.int64,  # bounce-buffer copies this tick
-    "bounces": np.int64,
-    "remaps": np.int64,  # pages moved into low memory
-    "low_evictions": np.int64,  # cold pages moved out of low memory to make room
-}
-
-
-@dataclass
-class Reclaim:
-    hosts: dict[str, npt.NDArray[Any]]
-    thresholds: list[float]  # free fractions: high, soft, hard, low
-    realloc: bool = True  # reallocate at the next tick (a parameter changed)
-
-    @classmethod
-    def empty(cls, n_hosts: int, tax: float, thresholds: list[float]) -> Reclaim:
-        hosts = {name: np.zeros(n_hosts, dtype) for name, dtype in HOST_RECLAIM_ARRAYS.items()}
-        hosts["idle_tax"][:] = tax
-        return cls(hosts, list(thresholds))
-
-
-@dataclass
-class Money:
-    revenue: float = 0.0
-    costs: float = 0.0
-    penalties: float = 0.0
-    revenue_tick: float = 0.0
-    costs_tick: float = 0.0
-    penalties_tick: float = 0.0
-    power_cost: float = 0.0  # the parts of costs
-    capital_cost: float = 0.0
-    network_cost: float = 0.0
-    migration_bytes: int = 0  # migration traffic billed so far
-
-    @property
-    def profit(self) -> float:
-        return self.revenue - self.costs - self.penalties
 
 
 @dataclass

@@ -9,20 +9,8 @@ from engine.memory.content import image_content, unique_content
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
 from engine.spec import VMSpec
-from engine.state import (
-    N_KIND,
-    N_LOC,
-    SHARING_MODES,
-    Frames,
-    GuestKind,
-    Hosts,
-    Loc,
-    Pages,
-    Reclaim,
-    Sharing,
-    State,
-    VMs,
-)
+from engine.state import N_KIND, N_LOC, Frames, GuestKind, Hosts, Loc, Pages, State, VMs
+from engine.state_tables import SHARING_MODES, Reclaim, Sharing
 
 
 def build_hosts(spec: ScenarioSpec) -> Hosts:

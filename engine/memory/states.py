@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from engine.state import MEM_STATE_NAMES
+from engine.state_tables import MEM_STATE_NAMES
 from engine.world import World
 
 HIGH, SOFT, HARD, LOW = range(4)
