@@ -137,8 +137,12 @@ def cmd_play(args: argparse.Namespace) -> int:
         raise InputError(str(path), "(file)", "no such file")
     if not is_save_file(path):
         load_scenario(path)  # report a bad file here, before the console takes the screen
-    from app.tui import run_console  # Textual loads only when playing
-
+    try:
+        from app.tui import run_console
+    except ImportError as err:
+        print(f"overcommit: the interactive console is not available yet ({err}); "
+              "try `overcommit run SCENARIO`", file=sys.stderr)
+        return 1
     return int(run_console(path))
 
 
