@@ -7,8 +7,10 @@ the App then submits; a rejected command cannot be confirmed, its reason stays o
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from textual.binding import Binding
 from textual.screen import ModalScreen
+from textual.widgets import Input
 
 from app.console.format import per_hour
 from app.console.live import LiveData
@@ -65,3 +67,50 @@ class Dialog(ModalScreen[Command | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def input_problem(err: ValueError, with_field: bool = False) -> str:
+    """What is wrong with typed input, in one line: pydantic's first complaint (optionally
+    naming the command's field), or the parser's own message."""
+    if not isinstance(err, ValidationError):
+        return str(err)
+    detail = err.errors(include_url=False)[0]
+    msg = str(detail["msg"]).removeprefix("Value error, ")
+    field = ".".join(str(p) for p in detail["loc"])
+    return f"{field}: {msg}" if with_field and field else msg
+
+
+class InputDialog(Dialog):
+    """A dialog whose inputs make one command: every keystroke asks the engine again (an
+    invalid input shows its problem and makes no command), and Enter confirms."""
+
+    command: Command | None = None
+    verdict: Verdict | None = None
+    PROBLEM_WITH_FIELD = False  # name the command's field when the input is invalid
+
+    def build_command(self) -> Command:
+        """The command the inputs describe; raises ValueError (or pydantic's) if none."""
+        raise NotImplementedError(type(self).__name__)
+
+    def effect(self, command: Command) -> str:
+        return "applies at the next tick"
+
+    def refresh_verdict(self) -> None:
+        line = self.query_one(VerdictLine)
+        try:
+            self.command = self.build_command()
+        except ValueError as err:
+            self.command, self.verdict = None, None
+            line.show(None, problem=input_problem(err, self.PROBLEM_WITH_FIELD))
+            return
+        self.verdict = self.preview(self.command)
+        line.show(self.verdict, self.effect(self.command))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.refresh_verdict()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.refresh_verdict()
+        self.confirm(self.command, self.verdict)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import math
 
-from pydantic import ValidationError
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
-from app.console.screens.dialog import Dialog
+from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
 from app.console.widgets.verdict_line import VerdictLine
-from engine import Snapshot
-from engine.commands import SetIdleTax, Verdict
+from engine import Command, Snapshot
+from engine.commands import SetIdleTax
 
 EVERY_HOST = "*"
 ABOUT = ("The tax τ makes idle memory cost more when memory is revoked: a VM's claim is "
@@ -34,13 +33,11 @@ def parse_tax(text: str) -> float:
     return value / 100 if value > 1 else value
 
 
-class IdleTaxDialog(Dialog):
+class IdleTaxDialog(InputDialog):
     BINDINGS = [Binding("escape", "cancel", "Cancel"),
                 Binding("up", "scope(-1)", "Scope up", show=False),
                 Binding("down", "scope(1)", "Scope down", show=False)]
 
-    verdict: Verdict | None = None
-    command: SetIdleTax | None = None
 
     def __init__(self, snapshot: Snapshot, host: str | None, preview: Preview) -> None:
         super().__init__(snapshot, None, preview, host=host)
@@ -81,21 +78,18 @@ class IdleTaxDialog(Dialog):
         table = self.query_one(DataTable)
         for host in self.snapshot.hosts:
             table.update_cell(host.id, "tax", Text(f"{host.idle_tax:.0%}"))
-        line = self.query_one(VerdictLine)
+        super().refresh_verdict()
+
+    def build_command(self) -> SetIdleTax:
         try:
-            self.command = SetIdleTax(host=self.scope(),
-                                      tax=parse_tax(self.query_one(Input).value))
-        except (ValueError, ValidationError) as err:
-            self.command, self.verdict = None, None
-            if isinstance(err, ValidationError):
-                msg = str(err.errors(include_url=False)[0]["msg"])
-            else:
-                msg = "expected a rate such as 0.75 or 75%"
-            line.show(None, problem=msg.removeprefix("Value error, "))
-            return
-        self.verdict = self.preview(self.command)
-        line.show(self.verdict, f"τ = {self.command.tax:.0%} on "
-                                f"{self.command.host or 'every host'} from the next tick")
+            tax = parse_tax(self.query_one(Input).value)
+        except ValueError:
+            raise ValueError("expected a rate such as 0.75 or 75%") from None
+        return SetIdleTax(host=self.scope(), tax=tax)
+
+    def effect(self, command: Command) -> str:
+        assert isinstance(command, SetIdleTax)
+        return f"τ = {command.tax:.0%} on {command.host or 'every host'} from the next tick"
 
     def action_scope(self, delta: int) -> None:
         table = self.query_one(DataTable)
@@ -110,11 +104,4 @@ class IdleTaxDialog(Dialog):
         self.refresh_verdict()
         self.confirm(self.command, self.verdict)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.refresh_verdict()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.refresh_verdict()
-        self.confirm(self.command, self.verdict)

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ValidationError
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
-from app.console.screens.dialog import Dialog
+from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
 from app.console.widgets.verdict_line import VerdictLine
-from engine import Snapshot
-from engine.commands import SetBalloonTarget, SetSwapTarget, Verdict
+from engine import Command, Snapshot
+from engine.commands import SetBalloonTarget, SetSwapTarget
 from engine.units import format_bytes
 
 Kind = Literal["balloon", "swap"]
@@ -29,9 +28,7 @@ HINTS = {
 }
 
 
-class TargetDialog(Dialog):
-    verdict: Verdict | None = None
-    command: SetBalloonTarget | SetSwapTarget | None = None
+class TargetDialog(InputDialog):
 
     def __init__(self, snapshot: Snapshot, vm: str, kind: Kind, preview: Preview) -> None:
         super().__init__(snapshot, vm, preview)
@@ -63,13 +60,14 @@ class TargetDialog(Dialog):
         self.refresh_verdict()
         self.query_one(Input).focus()
 
-    def build(self, text: str) -> SetBalloonTarget | SetSwapTarget:
-        target = text.strip() or None
+    def build_command(self) -> SetBalloonTarget | SetSwapTarget:
+        target = self.query_one(Input).value.strip() or None
         if self.kind == "balloon":
             return SetBalloonTarget(vm=self.vm_id, target=target)  # type: ignore[arg-type]
         return SetSwapTarget(vm=self.vm_id, target=target)  # type: ignore[arg-type]
 
-    def effect(self, command: SetBalloonTarget | SetSwapTarget) -> str:
+    def effect(self, command: Command) -> str:
+        assert isinstance(command, SetBalloonTarget | SetSwapTarget)
         if command.target is None:
             return f"the policy sets {self.vm_id}'s {self.kind} target from the next tick"
         if self.kind == "balloon":
@@ -80,22 +78,6 @@ class TargetDialog(Dialog):
 
     def refresh_verdict(self) -> None:
         self.query_one("#target-now", Static).update(self.now_text())
-        line = self.query_one(VerdictLine)
-        try:
-            self.command = self.build(self.query_one(Input).value)
-        except ValidationError as err:
-            self.command, self.verdict = None, None
-            msg = str(err.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
-            line.show(None, problem=msg)
-            return
-        self.verdict = self.preview(self.command)
-        line.show(self.verdict, self.effect(self.command))
+        super().refresh_verdict()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.refresh_verdict()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.refresh_verdict()
-        self.confirm(self.command, self.verdict)

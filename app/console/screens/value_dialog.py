@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ValidationError
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
-from app.console.screens.dialog import Dialog
+from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, SetMax, SetMin, SetShares, Snapshot
-from engine.commands import Verdict
 from engine.units import format_bytes
 
 Kind = Literal["shares", "min", "max"]
@@ -25,9 +23,7 @@ HINTS = {
 }
 
 
-class ValueDialog(Dialog):
-    verdict: Verdict | None = None
-    command: Command | None = None
+class ValueDialog(InputDialog):
 
     def __init__(self, snapshot: Snapshot, vm: str, kind: Kind, preview: Preview) -> None:
         super().__init__(snapshot, vm, preview)
@@ -55,30 +51,12 @@ class ValueDialog(Dialog):
         self.refresh_verdict()
         self.query_one(Input).focus()
 
-    def build(self, text: str) -> Command:
+    def build_command(self) -> Command:
+        text = self.query_one(Input).value
         if self.kind == "shares":
             return SetShares(vm=self.vm_id, shares=text.strip())  # type: ignore[arg-type]
         if self.kind == "min":
             return SetMin(vm=self.vm_id, min=text.strip())  # type: ignore[arg-type]
         return SetMax(vm=self.vm_id, max=text.strip())  # type: ignore[arg-type]
 
-    def refresh_verdict(self) -> None:
-        line = self.query_one(VerdictLine)
-        try:
-            self.command = self.build(self.query_one(Input).value)
-        except ValidationError as err:
-            self.command, self.verdict = None, None
-            msg = str(err.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
-            line.show(None, problem=msg)
-            return
-        self.verdict = self.preview(self.command)
-        line.show(self.verdict, "applies at the next tick")
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.refresh_verdict()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.refresh_verdict()
-        self.confirm(self.command, self.verdict)

@@ -3,17 +3,16 @@ Empty fields stay as they are; the scenario's values are shown to go back to."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, Static
 
 from app.console.format import rate_text
-from app.console.screens.dialog import Dialog
+from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
 from app.console.widgets.verdict_line import VerdictLine
-from engine import Snapshot
-from engine.commands import SetWorkload, Verdict
+from engine import Command, Snapshot
+from engine.commands import SetWorkload
 from engine.spec import WorkloadSpec
 from engine.units import format_bytes
 
@@ -23,9 +22,8 @@ FIELDS = (("reads_per_s", "Reads/s"), ("writes_per_s", "Writes/s"),
           ("working_set", "Working set"))
 
 
-class WorkloadDialog(Dialog):
-    verdict: Verdict | None = None
-    command: SetWorkload | None = None
+class WorkloadDialog(InputDialog):
+    PROBLEM_WITH_FIELD = True
 
     def __init__(self, snapshot: Snapshot, vm: str, preview: Preview,
                  workload: WorkloadSpec | None) -> None:
@@ -64,7 +62,7 @@ class WorkloadDialog(Dialog):
         self.refresh_verdict()
         self.query_one("#load-reads_per_s", Input).focus()
 
-    def build(self) -> SetWorkload:
+    def build_command(self) -> SetWorkload:
         values = {key: self.query_one(f"#load-{key}", Input).value.strip() or None
                   for key, _ in FIELDS}
         return SetWorkload(vm=self.vm_id, **values)  # type: ignore[arg-type]
@@ -74,24 +72,9 @@ class WorkloadDialog(Dialog):
         self.query_one("#load-now", Static).update(
             f"Now: {rate_text(vm.throughput_per_s)} touches/s served, service level "
             f"{vm.service_level:.1%}, resident {format_bytes(vm.resident_bytes)}")
-        line = self.query_one(VerdictLine)
-        try:
-            self.command = self.build()
-        except ValidationError as err:
-            self.command, self.verdict = None, None
-            detail = err.errors(include_url=False)[0]
-            field = ".".join(str(p) for p in detail["loc"])
-            msg = str(detail["msg"]).removeprefix("Value error, ")
-            line.show(None, problem=f"{field}: {msg}" if field else msg)
-            return
-        self.verdict = self.preview(self.command)
-        line.show(self.verdict, "the new demand applies at the next tick")
+        super().refresh_verdict()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.refresh_verdict()
+    def effect(self, command: Command) -> str:
+        return "the new demand applies at the next tick"
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.refresh_verdict()
-        self.confirm(self.command, self.verdict)
+
