@@ -46,7 +46,8 @@ class EndScreen(ModalScreen[EndChoice | None]):
     def compose(self) -> ComposeResult:
         snap = self.snapshot
         win = won(snap.objectives)
-        title = Text("★ You won the night ★" if win else "✘ The night is lost",
+        what = "night" if self.campaign_line is None else "level"
+        title = Text(f"★ You won the {what} ★" if win else f"✘ The {what} is lost",
                      style="bold green" if win else "bold red")
         body = Text()
         for obj in snap.objectives:
