@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,8 +172,12 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if args.list:
         _print_levels(campaign)
         return 0
-    from app.tui import run_campaign  # Textual loads only when playing
-
+    try:
+        from app.tui import run_campaign  # Textual loads only when playing
+    except ImportError as err:
+        print(f"overcommit: the interactive console is not available ({err}); "
+              "`overcommit campaign --list` shows the levels", file=sys.stderr)
+        return 1
     return run_campaign(campaign)
 
 

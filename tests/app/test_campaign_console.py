@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,12 @@ async def test_the_bundled_first_level_is_won_in_the_console(tmp_path: Path) -> 
         assert "Level 1 won" in str(app.screen.query_one(".dialog--body").render())
     again = Progress.load(tmp_path / "saves" / "campaign.json")
     assert again.get(level).won and again.unlocked(campaign.levels, campaign.levels[1])
+
+
+def test_campaign_without_console_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "app.tui", None)  # makes the import fail
+    folder = make_levels(tmp_path / "c")
+    assert main(["campaign", "--dir", str(folder), "--saves", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not available" in err
