@@ -65,23 +65,36 @@ class U64Map:
             pending, probe = pending[go_on], (probe[go_on] + 1) & mask
         return slot
 
-    def get(self, keys: U64) -> tuple[Bool, I64, U64]:
-        """(found, value, aux) for each key; value/aux are 0 where not found."""
-        slot = self._find(keys)
+    def find(self, keys: U64) -> I64:
+        """Slot of each key, -1 where absent. Slots stay valid until the next put()
+        (deletions of other keys leave them be); `at` and `put_found` take them."""
+        return self._find(keys)
+
+    def at(self, slot: I64) -> tuple[Bool, I64, U64]:
+        """(found, value, aux) at slots from find(); value/aux are 0 where slot is -1."""
         found = slot >= 0
         safe = np.where(found, slot, 0)
         return found, np.where(found, self.vals[safe], 0), np.where(found, self.aux[safe],
                                                                     np.uint64(0))
 
+    def get(self, keys: U64) -> tuple[Bool, I64, U64]:
+        """(found, value, aux) for each key; value/aux are 0 where not found."""
+        return self.at(self._find(keys))
+
     def put(self, keys: U64, vals: I64, aux: U64) -> None:
         """Insert or overwrite. With duplicate keys in one batch the last one wins."""
         if keys.size == 0:
             return
-        order = np.argsort(keys, kind="stable")
-        distinct, starts, lengths = runs(keys[order])
-        last = order[starts + lengths - 1]
-        keys, vals, aux = distinct, vals[last], aux[last]
-        slot = self._find(keys)
+        # The last of equal keys is the largest index in its run; no stable sort needed.
+        order = np.argsort(keys)
+        distinct, starts, _ = runs(keys[order])
+        last = np.maximum.reduceat(order, starts)
+        self.put_found(distinct, vals[last], aux[last], self._find(distinct))
+
+    def put_found(self, keys: U64, vals: I64, aux: U64, slot: I64) -> None:
+        """put() for distinct keys whose slots are known from find(): saves a second probe
+        of every key when a caller looked them up already. Keys must be ascending, the
+        order put() inserts in, since the insertion order sets the table's layout."""
         present = slot >= 0
         self.vals[slot[present]] = vals[present]
         self.aux[slot[present]] = aux[present]
@@ -92,24 +105,29 @@ class U64Map:
         self._insert_new(keys[new], vals[new], aux[new])
 
     def _insert_new(self, keys: U64, vals: I64, aux: U64) -> None:
+        """Place keys known to be absent (and distinct), in rounds of one probe each.
+
+        The rounds define the layout (and so the saved state): in each round every pending
+        key looks at its current slot; among keys that find the same free slot, the write
+        of the last one wins, and every key not placed moves one slot on.
+        """
         mask = self.capacity - 1
         pending = np.arange(keys.size)
         probe = self._home(keys)
         while pending.size:
             k = self.keys[probe]
             free = (k == EMPTY) | (k == DELETED)
-            cand, slots, before = pending[free], probe[free], k[free]
-            # Several keys may race for one free slot: one write wins, the rest probe on.
+            slots, cand = probe[free], pending[free]
             self.keys[slots] = keys[cand]
-            won = self.keys[slots] == keys[cand]
-            self.vals[slots[won]] = vals[cand[won]]
-            self.aux[slots[won]] = aux[cand[won]]
-            self.live += int(won.sum())
-            self.deleted -= int((before[won] == DELETED).sum())
-            retry = np.concatenate([pending[~free], cand[~won]])
-            retry_probe = np.concatenate([probe[~free], slots[~won]])
-            order = np.argsort(retry, kind="stable")
-            pending, probe = retry[order], (retry_probe[order] + 1) & mask
+            won = np.zeros(pending.size, np.bool_)
+            won[free] = self.keys[slots] == keys[cand]
+            placed, at = pending[won], probe[won]
+            self.vals[at] = vals[placed]
+            self.aux[at] = aux[placed]
+            self.live += int(placed.size)
+            self.deleted -= int(np.count_nonzero(k[won] == DELETED))
+            left = ~won
+            pending, probe = pending[left], (probe[left] + 1) & mask
 
     def delete(self, keys: U64) -> int:
         slot = self._find(keys)

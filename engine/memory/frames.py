@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.arrays import runs
+from engine.arrays import IntArray, runs
 from engine.state import I32, I64, Hosts, State
 
 
@@ -23,48 +23,53 @@ def is_low(hosts: Hosts, frames: I64 | I32) -> np.ndarray:
     return np.asarray(frames - hosts.frame_offset[h] < hosts.low_frames[h])
 
 
-def _pop(state: State, h: int, k: int, low: bool) -> I32:
-    hosts, stack = state.hosts, state.frames.free_stack
-    off = int(hosts.frame_offset[h])
-    if low:
-        top = off + int(hosts.free_low[h])
-        hosts.free_low[h] -= k
-    else:
-        top = off + int(hosts.low_frames[h]) + int(hosts.free_count[h] - hosts.free_low[h])
-    hosts.free_count[h] -= k
-    return stack[top - k:top][::-1].copy()
+def _rank_in_runs(starts: IntArray, lengths: IntArray) -> I64:
+    """0, 1, 2... within each run of a grouped array (runs given by start and length)."""
+    total = int(lengths.sum())
+    return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
 
 def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     """One frame per request on the given host; -1 where the host has none free.
 
     Requests are served in order within each host, so callers decide who goes first by
-    how they order the requests. Returned frames have refcount 1.
+    how they order the requests. Returned frames have refcount 1. A host serves from the
+    top of its high stack first, then from the top of its low stack (all hosts at once:
+    a per-host loop would cost more than the frames).
     """
     hosts, frames = state.hosts, state.frames
     out = np.full(host_of_request.shape[0], -1, np.int32)
     if out.size == 0:
         return out
     order = np.argsort(host_of_request, kind="stable")
-    wanted_hosts, starts, counts = runs(host_of_request[order])
-    for h, start, need in zip(wanted_hosts.tolist(), starts.tolist(), counts.tolist(),
-                              strict=True):
-        free_high = 0 if low_only else int(hosts.free_count[h] - hosts.free_low[h])
-        k_high = min(need, free_high)
-        k_low = min(need - k_high, int(hosts.free_low[h]))
-        if k_low == 0:
-            got = _pop(state, h, k_high, low=False)
-        else:
-            got = np.concatenate([_pop(state, h, k_high, low=False),
-                                  _pop(state, h, k_low, low=True)])
-        out[order[start:start + got.size]] = got
+    wanted, starts, counts = runs(host_of_request[order])
+    free_low = hosts.free_low[wanted]
+    free_high = hosts.free_count[wanted] - free_low
+    k_high = np.zeros_like(counts) if low_only else np.minimum(counts, free_high)
+    k_low = np.minimum(counts - k_high, free_low)
+    group = np.repeat(np.arange(wanted.size), counts)
+    rank = _rank_in_runs(starts, counts)
+    off = hosts.frame_offset[wanted]
+    top_high = (off + hosts.low_frames[wanted] + free_high)[group]
+    top_low = (off + free_low)[group]
+    k_high_g = k_high[group]
+    high = rank < k_high_g
+    low = ~high & (rank < k_high_g + k_low[group])
+    stack = frames.free_stack
+    out[order[high]] = stack[top_high[high] - 1 - rank[high]]
+    out[order[low]] = stack[top_low[low] - 1 - (rank[low] - k_high_g[low])]
+    hosts.free_count[wanted] -= k_high + k_low
+    hosts.free_low[wanted] -= k_low
     served = out[out >= 0]
     frames.refcount[served] = 1
     return out
 
 
 def release(state: State, frames_to_drop: I32 | I64) -> None:
-    """Drop one reference per entry (duplicates allowed); frames reaching 0 become free."""
+    """Drop one reference per entry (duplicates allowed); frames reaching 0 become free.
+
+    Freed frames are pushed, in ascending order, onto their host's low or high stack.
+    """
     if frames_to_drop.size == 0:
         return
     hosts, frames = state.hosts, state.frames
@@ -76,18 +81,19 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
     _forget_shared(state, freed)
     owner = host_of_frames(hosts, freed)  # sorted, since freed is
     low = freed - hosts.frame_offset[owner] < hosts.low_frames[owner]
-    wanted_hosts, starts, counts = runs(owner)
-    stack = frames.free_stack
-    for h, start, k in zip(wanted_hosts.tolist(), starts.tolist(), counts.tolist(), strict=True):
-        mine, mine_low = freed[start:start + k], low[start:start + k]
-        off = int(hosts.frame_offset[h])
-        n_low = int(mine_low.sum())
-        top_low = off + int(hosts.free_low[h])
-        stack[top_low:top_low + n_low] = mine[mine_low]
-        top_high = off + int(hosts.low_frames[h]) + int(hosts.free_count[h] - hosts.free_low[h])
-        stack[top_high:top_high + k - n_low] = mine[~mine_low]
-        hosts.free_low[h] += n_low
-        hosts.free_count[h] += k
+    wanted, starts, counts = runs(owner)
+    group = np.repeat(np.arange(wanted.size), counts)
+    # Rank of each frame among its host's freed low (or high) frames.
+    low_before = np.cumsum(low) - low
+    rank_low = low_before - low_before[starts][group]
+    rank_high = _rank_in_runs(starts, counts) - rank_low
+    off = hosts.frame_offset[wanted]
+    free_low = hosts.free_low[wanted]
+    top_low = (off + free_low)[group]
+    top_high = (off + hosts.low_frames[wanted] + hosts.free_count[wanted] - free_low)[group]
+    frames.free_stack[np.where(low, top_low + rank_low, top_high + rank_high)] = freed
+    hosts.free_low[wanted] += np.add.reduceat(low.astype(np.int64), starts)
+    hosts.free_count[wanted] += counts
 
 
 def initial_free_stack(hosts: Hosts) -> I32:

@@ -54,7 +54,7 @@ def run_esx(world: World) -> None:
     vms = state.vms
     local = world.streams["sharing"].random(total) * np.repeat(vms["n_pages"], n)
     pages = np.repeat(vms["page_offset"], n) + local.astype(np.int64)
-    try_share(state, pages)
+    _scan(state, pages)  # unlike swap, the scanner needs no per-page answer (try_share)
 
 
 def try_share(state: State, pages: I64) -> Bool:
@@ -62,11 +62,15 @@ def try_share(state: State, pages: I64) -> Bool:
 
     Also the share-before-swap hook: reclamation offers its victims here first.
     """
-    p = state.pages
-    cand = unique_sorted(pages[p.location[pages] == Loc.PRIVATE])
+    _scan(state, pages)
+    return np.asarray(state.pages.location[pages] == Loc.SHARED)
+
+
+def _scan(state: State, pages: I64) -> None:
+    """Hash and look up the private pages among `pages` (duplicates allowed)."""
+    cand = unique_sorted(pages[state.pages.location[pages] == Loc.PRIVATE])
     if cand.size:
         _share(state, cand)
-    return np.asarray(p.location[pages] == Loc.SHARED)
 
 
 def _share(state: State, cand: I64) -> None:
@@ -86,7 +90,8 @@ def _share(state: State, cand: I64) -> None:
                & (state.frames.refcount[frame_ok] > 0)
                & (frame_ok >= lo) & (frame_ok < lo + state.hosts.n_frames[host]))
 
-    found_h, hinted, hint_aux = sharing.hints.get(keys)
+    hint_slot = sharing.hints.find(keys)  # reused to record new hints below
+    found_h, hinted, hint_aux = sharing.hints.at(hint_slot)
     q = np.where(found_h, hinted, cand)
     self_hint = found_h & (q == cand) & (hint_aux == content)
     # Rehash the hinted page: only where a hint matched (a small share of the scan).
@@ -127,6 +132,9 @@ def _share(state: State, cand: I64) -> None:
     counters["hint_count"] -= np.bincount(host[first][used_hint], minlength=n_hosts)
     # Stale hints make way for the page scanned now; the count changes only for new keys.
     fresh = g_single & ~self_hint[first]
-    sharing.hints.put(keys[first][fresh], cand[first][fresh], content[first][fresh])
+    # Group keys are distinct and ascending, and only other keys were deleted since the
+    # lookup, so the slots found then still hold.
+    sharing.hints.put_found(keys[first][fresh], cand[first][fresh], content[first][fresh],
+                            hint_slot[first][fresh])
     counters["hint_count"] += np.bincount(host[first][fresh & ~found_h[first]],
                                           minlength=n_hosts)

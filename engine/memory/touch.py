@@ -12,6 +12,9 @@ faulting subset is deduplicated and revisited:
 - a write to a shared page breaks copy-on-write into a private frame.
 A touch that cannot get a frame (host out of memory, or a first touch past the VM's max)
 stalls: not served this tick, and counted, as are touches of a VM blocked by the host.
+
+The big gathers use np.take: for one index array it does the same as `a[idx]` about a
+fifth faster (no general fancy-indexing machinery), and these passes are most of a tick.
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def _cow_break(state: State, pages: I64) -> None:
 def _claim(state: State, touched: I64, kind: int) -> None:
     """The guest now uses these pages as `kind` (anonymous memory or page cache)."""
     p = state.pages
-    old = p.guest_kind[touched]
+    old = np.take(p.guest_kind, touched)
     changed = touched[old != kind]
     if changed.size:
         changed = unique_sorted(changed)
@@ -151,8 +154,8 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
         keep_w = ~blocked[vms.vm_of_pages(write_pages)]
         read_pages, write_pages = read_pages[keep_r], write_pages[keep_w]
         write_content = write_content[keep_w]
-    loc_r = p.location[read_pages]
-    loc_w = p.location[write_pages]
+    loc_r = np.take(p.location, read_pages)
+    loc_w = np.take(p.location, write_pages)
     faulted_r = (loc_r != Loc.PRIVATE) & (loc_r != Loc.SHARED)
     faulted_w = loc_w != Loc.PRIVATE  # not resident, or shared (copy-on-write)
     fr_pages = read_pages[faulted_r]
