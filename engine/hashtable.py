@@ -181,3 +181,80 @@ class U64Map:
         table.live = int((table.keys > DELETED).sum())
         table.deleted = int((table.keys == DELETED).sum())
         return table
+
+
+class HintTable:
+    """ESX's hint entries: a fixed-size, direct-mapped table per host (Waldspurger §4.1).
+
+    Each host owns a power-of-two segment of slots and a key has exactly one slot in its
+    host's segment. An entry is one word: the hinted guest page and the tick it was hashed.
+    The key itself is not stored: whoever looks a slot up rehashes the hinted page (as ESX
+    does on a match), which also tells a hint whose page changed. A hint is dead once its
+    page has been written after it was recorded (the write path stamps `written_at`, so no
+    write has to find its hint). A new hint overwrites its slot, whatever was there: a
+    collision forgets the older hint. So the table's size is set once, by policy, and never
+    grows with run length; 8 bytes a slot.
+    """
+
+    _TICK_SHIFT = np.uint64(32)
+    _PAGE_MASK = np.uint64(0xFFFFFFFF)
+
+    def __init__(self, slots_per_host: I64) -> None:
+        sizes = np.array([1 << max(4, int(n - 1).bit_length()) for n in slots_per_host],
+                         np.int64)
+        self.size = sizes
+        self.offset = (np.cumsum(sizes) - sizes).astype(np.int64)
+        self.entry = np.zeros(int(sizes.sum()), np.uint64)  # (tick + 1) << 32 | page; 0 empty
+
+    @property
+    def capacity(self) -> int:
+        return int(self.entry.size)
+
+    def slot(self, keys: U64, host: I64) -> I64:
+        """The one slot each key may occupy in its host's segment."""
+        with np.errstate(over="ignore"):
+            mixed = keys * _GOLDEN
+        high = (mixed >> np.uint64(32)).astype(np.int64)
+        return np.asarray(self.offset[host] + (high & (self.size[host] - 1)), np.int64)
+
+    def read(self, slot: I64) -> tuple[Bool, I64, I64]:
+        """(occupied, hinted page, tick it was recorded) at each slot."""
+        entry = self.entry[slot]
+        page = (entry & self._PAGE_MASK).astype(np.int64)
+        tick = (entry >> self._TICK_SHIFT).astype(np.int64) - 1
+        return entry != 0, page, tick
+
+    def write(self, slot: I64, pages: I64, tick: int) -> None:
+        """Record hints; with several for one slot in a batch, the last one wins."""
+        if slot.size == 0:
+            return
+        order = np.argsort(slot, kind="stable")
+        s = slot[order]
+        last = np.ones(s.size, np.bool_)
+        last[:-1] = s[1:] != s[:-1]
+        pick = order[last]
+        self.entry[slot[pick]] = (np.uint64(tick + 1) << self._TICK_SHIFT) | pages[pick].astype(
+            np.uint64)
+
+    def clear(self, slot: I64) -> None:
+        self.entry[slot] = 0
+
+    def occupied_per_host(self) -> I64:
+        host = np.repeat(np.arange(self.size.size), self.size)
+        return np.bincount(host[self.entry != 0], minlength=self.size.size).astype(np.int64)
+
+    def host_of(self, slot: I64) -> I64:
+        return np.asarray(np.searchsorted(self.offset, slot, side="right") - 1, np.int64)
+
+    def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
+        return {f"{prefix}.entry": self.entry, f"{prefix}.size": self.size}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> HintTable:
+        table = cls(np.zeros(0, np.int64))
+        table.size = arrays[f"{prefix}.size"].astype(np.int64)
+        table.offset = (np.cumsum(table.size) - table.size).astype(np.int64)
+        table.entry = arrays[f"{prefix}.entry"].astype(np.uint64)
+        if table.entry.size != int(table.size.sum()):
+            raise ValueError("the hint table's arrays do not match its sizes")
+        return table

@@ -137,6 +137,6 @@ def _sharing(state: State, page_vm: np.ndarray) -> list[str]:
     if not np.array_equal(np.bincount(owner, minlength=len(state.hosts)),
                           sharing.hosts["shared_frames"]):
         out.append("per-host shared frame counts disagree with the frames")
-    if len(sharing.hints) != int(sharing.hosts["hint_count"].sum()):
+    if not np.array_equal(sharing.hints.occupied_per_host(), sharing.hosts["hint_count"]):
         out.append("hint counts disagree with the hint table")
     return out

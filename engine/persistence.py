@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from engine.commands import command_to_plain, parse_command
 from engine.errors import InputError
-from engine.hashtable import U64Map
+from engine.hashtable import HintTable, U64Map
 from engine.migration.model import Migration
 from engine.network import build_topology
 from engine.rng import Streams
@@ -125,10 +125,12 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     )
     state.sharing = Sharing(
         stable=U64Map.from_arrays(arrays, "sharing.stable"),
-        hints=U64Map.from_arrays(arrays, "sharing.hints"),
+        hints=_hints(spec, hosts, arrays),
         unstable=U64Map.from_arrays(arrays, "sharing.unstable"),
         frame_key=arrays["sharing.frame_key"].astype(np.uint64),
-        hosts={k: arrays[f"sharing.hosts.{k}"] for k in HOST_SHARING_ARRAYS},
+        # Counters added later start at zero in older saves.
+        hosts={k: arrays.get(f"sharing.hosts.{k}", np.zeros(len(hosts), np.int64))
+               for k in HOST_SHARING_ARRAYS},
         salting=int(meta["sharing_salting"]),
         ksm_scanned_at=arrays.get("sharing.ksm_scanned_at"),
     )
@@ -150,3 +152,12 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     world.objective_verdicts = {int(i): (float(v), bool(ok))
                                 for i, v, ok in meta["objective_verdicts"]}
     return world
+
+
+def _hints(spec: ScenarioSpec, hosts: Hosts, arrays: Arrays) -> HintTable:
+    """The saved hint table; saves from before it had a fixed size start with an empty one
+    (hints are only a cache of what the scanner saw: the scan finds them again)."""
+    if "sharing.hints.entry" in arrays:
+        return HintTable.from_arrays(arrays, "sharing.hints")
+    slots = np.ceil(hosts.n_frames * spec.policy.sharing.hint_table).astype(np.int64)
+    return HintTable(slots)

@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.economy.report import economy_report
 from engine.memory.allocation import rho
+from engine.memory.sharing import hint_table_report
 from engine.memory.states import STATE_NAMES
 from engine.migration.report import migration_report
 from engine.migration.wws import wws_pages
@@ -22,6 +23,7 @@ from engine.state_tables import SHARING_MODES
 from engine.world import World
 
 TABLE_ENTRY_BYTES = 16  # ESX: 16 bytes per sharing-table entry
+HINT_SLOT_BYTES = 8  # engine/hashtable.py HintTable: one word a slot
 KSM_RMAP_BYTES = 64
 
 
@@ -270,9 +272,10 @@ def _host_views(world: World, vm_views: list[VMView]) -> list[HostView]:
             guest_shared_bytes=sum(v.shared_bytes for v in mine),
             cow_breaks_per_s=sum(int(state.vms["cow_breaks_tick"][state.vms.index(v.id)])
                                  for v in mine) / state.tick_s,
+            # Shared-frame and KSM tree entries, plus the hint table's fixed slots.
             table_overhead_bytes=TABLE_ENTRY_BYTES * (
-                shared_frames + int(counters["hint_count"][h])
-                + int(counters["unstable_count"][h])),
+                shared_frames + int(counters["unstable_count"][h]))
+            + HINT_SLOT_BYTES * int(state.sharing.hints.size[h]),
             pages_hashed_per_s=int(counters["hashed_tick"][h]) / state.tick_s,
             page_compares_per_s=int(counters["compares_tick"][h]) / state.tick_s,
             pages_hashed_total=int(counters["hashed"][h]),
@@ -357,7 +360,9 @@ def report(world: World) -> dict[str, Any]:
         "tick_s": snap.tick_s,
         "sim_time_s": snap.time_s,
         "hosts": [{**{k: getattr(h, k) for k in _HOST_KEYS},
-                   "esxtop": _esxtop(h, world.state.page_size)} for h in snap.hosts],
+                   "esxtop": _esxtop(h, world.state.page_size),
+                   "hint_table": hint_table_report(world.state, i)}
+                  for i, h in enumerate(snap.hosts)],
         "vms": [{**{k: getattr(v, k) for k in _VM_KEYS},
                  "wws_pages": wws_pages(world.state, i)} for i, v in enumerate(snap.vms)],
         "migrations": [migration_report(world, m) for m in world.state.migrations],

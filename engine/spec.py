@@ -190,6 +190,12 @@ class SharingPolicy(Frozen):
     pages_per_s_per_host: float = Field(default=200.0, ge=0)
     whole_vm_period: Seconds = 3600.0
     max_scan_per_ghz: Rate = 4_000_000.0
+    # ESX's hint table has a fixed size: `hint_table` slots per machine frame of the host
+    # (rounded up to a power of two). A new hint overwrites the slot's old one, so memory
+    # never grows with run length; ESX sizes its whole table (shared frames and hints) to
+    # machine memory, 16 bytes a frame. A smaller table forgets hints sooner: pairs of
+    # identical pages scanned far apart in time are then found later.
+    hint_table: float = Field(default=1.0, gt=0, le=1.0)
     ksm_pages_to_scan: int = Field(default=100, ge=0)
     ksm_sleep: Seconds = 0.02
     ksm_max_page_sharing: int = Field(default=256, ge=2)

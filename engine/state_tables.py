@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.hashtable import U64Map
+from engine.hashtable import HintTable, U64Map
 
 I32 = npt.NDArray[np.int32]
 U64 = npt.NDArray[np.uint64]
@@ -21,7 +21,11 @@ SHARING_MODES = ("off", "esx", "ksm")
 HOST_SHARING_ARRAYS = (
     "mode",  # index into SHARING_MODES
     "shared_frames",  # frames currently shared (KSM: pages_shared)
-    "hint_count",  # ESX hints in the table
+    "hint_count",  # ESX hints in the table (occupied slots; a stale one counts until found)
+    "hint_hits",  # cumulative: a scanned page matched a valid hint and both were shared
+    "hint_stale",  # cumulative: matched a hint whose page was written or changed since
+    "hint_misses",  # cumulative: no entry (no shared frame, no hint) for the page's key
+    "hint_overwrites",  # cumulative: a new hint took the slot of another key's hint
     "unstable_count",  # KSM unstable-tree entries of the current generation
     "ksm_cursor",  # position of the KSM scan in the host's page order
     "ksm_gen",  # generation of the unstable tree (bumped at each full scan)
@@ -42,7 +46,7 @@ class Sharing:
     """Page-sharing tables and counters; keys mix content, salt and host (memory/share_ops).
 
     stable: shared frames (ESX shared entries, KSM stable tree), key -> frame, aux content.
-    hints: ESX hints, key -> guest page, aux content at hint time.
+    hints: ESX hints, a fixed-size table per host: key -> guest page and when it was hashed.
     unstable: KSM unstable tree, key -> guest page | generation << 40, aux content.
     frame_key: per frame, the stable key it is shared under (0 = not shared).
     ksm_scanned_at: per page, the tick KSM last checksummed it (-1 never); only once any
@@ -50,7 +54,7 @@ class Sharing:
     """
 
     stable: U64Map
-    hints: U64Map
+    hints: HintTable
     unstable: U64Map
     frame_key: U64
     hosts: dict[str, npt.NDArray[Any]]
@@ -58,11 +62,16 @@ class Sharing:
     ksm_scanned_at: I32 | None = None
 
     @classmethod
-    def empty(cls, n_frames: int, modes: list[int], salting: int) -> Sharing:
+    def empty(cls, n_frames: int, modes: list[int], salting: int,
+              hint_slots: npt.NDArray[np.int64] | None = None) -> Sharing:
+        """`hint_slots`: the hint table's slots per host (policy.sharing.hint_table times
+        the host's frames); 16 per host when not given."""
         hosts = {name: np.zeros(len(modes), np.float64 if name in _FLOAT_HOST_SHARING
                                 else np.int64) for name in HOST_SHARING_ARRAYS}
         hosts["mode"][:] = modes
-        return cls(U64Map(), U64Map(), U64Map(), np.zeros(n_frames, np.uint64), hosts, salting)
+        slots = np.full(len(modes), 16, np.int64) if hint_slots is None else hint_slots
+        return cls(U64Map(), HintTable(slots), U64Map(), np.zeros(n_frames, np.uint64), hosts,
+                   salting)
 
 
 MEM_STATE_NAMES = ("high", "soft", "hard", "low")

@@ -50,6 +50,8 @@ def build_state(spec: ScenarioSpec, streams: Streams) -> State:
     )
     vm_specs = spec.all_vms()
     n_pages = [vm.memory // page_size for vm in vm_specs]
+    if sum(n_pages) >= 2**32:  # the hint table packs a guest page index into 32 bits
+        raise ValueError("more than 2^32 guest pages: choose a larger page_size")
     policy = spec.policy.sharing
     modes = [SHARING_MODES.index(h.sharing or policy.mode) for h in hosts.specs]
     state = State(
@@ -60,7 +62,8 @@ def build_state(spec: ScenarioSpec, streams: Streams) -> State:
         hosts=hosts,
         vms=VMs.empty(),
         nic_used_bytes_per_s=np.zeros(len(hosts)),
-        sharing=Sharing.empty(total_frames, modes, policy.share_force_salting),
+        sharing=Sharing.empty(total_frames, modes, policy.share_force_salting,
+                              hint_slots=np.ceil(n_frames * policy.hint_table).astype(np.int64)),
         reclaim=Reclaim.empty(len(hosts), spec.policy.memory.idle_tax,
                               list(spec.policy.memory.thresholds)),
     )

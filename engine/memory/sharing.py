@@ -90,19 +90,26 @@ def _share(state: State, cand: I64) -> None:
                & (state.frames.refcount[frame_ok] > 0)
                & (frame_ok >= lo) & (frame_ok < lo + state.hosts.n_frames[host]))
 
-    hint_slot = sharing.hints.find(keys)  # reused to record new hints below
-    found_h, hinted, hint_aux = sharing.hints.at(hint_slot)
+    hints = sharing.hints
+    hint_slot = hints.slot(keys, host)  # reused to record new hints below
+    occupied, hinted, hint_tick = hints.read(hint_slot)
+    # The table keeps no keys: rehash each hinted page. A hint is alive while its page is
+    # still private on this host and unwritten since it was hashed (a write kills it).
+    look = np.flatnonzero(~valid_s & occupied)
+    qp = hinted[look]
+    qp_vm = state.vms.vm_of_pages(qp)
+    alive = ((p.location[qp] == Loc.PRIVATE) & (p.written_at[qp] <= hint_tick[look])
+             & (host_of_vms(state, qp_vm) == host[look]))
+    same_key = np.zeros(look.size, np.bool_)
+    same_key[alive] = share_ops.sharing_keys(state, qp[alive], qp_vm[alive]) == keys[look[alive]]
+    found_h = np.zeros(cand.size, np.bool_)
+    found_h[look[same_key]] = True
     q = np.where(found_h, hinted, cand)
-    self_hint = found_h & (q == cand) & (hint_aux == content)
-    # Rehash the hinted page: only where a hint matched (a small share of the scan).
-    check = np.flatnonzero(~valid_s & found_h & (q != cand) & (hint_aux == content))
-    qc = q[check]
-    qc_vm = state.vms.vm_of_pages(qc)
-    ok = ((p.location[qc] == Loc.PRIVATE) & (p.content[qc] == hint_aux[check])
-          & (host_of_vms(state, qc_vm) == host[check])
-          & (share_ops.sharing_keys(state, qc, qc_vm) == keys[check]))
-    valid_h = np.zeros(cand.size, np.bool_)
-    valid_h[check[ok]] = True
+    self_hint = found_h & (q == cand)
+    # A match is confirmed by a full compare of the two pages.
+    valid_h = found_h & ~self_hint & (p.content[q] == content)
+    counters["hint_misses"] += np.bincount(host[~valid_s & ~occupied], minlength=n_hosts)
+    counters["hint_stale"] += np.bincount(host[look[~alive]], minlength=n_hosts)
     counters["compares_tick"] += np.bincount(host, weights=(found | found_h),
                                              minlength=n_hosts).astype(np.int64)
 
@@ -127,14 +134,30 @@ def _share(state: State, cand: I64) -> None:
     share_ops.merge(state, members[joins], anchor_frame[group][joins])
 
     sharing.stable.put(keys[first][promote], anchor_frame[promote], content[first][promote])
+    # A hint that was used, or whose key now has a shared frame, leaves the table.
     used_hint = g_hint & found_h[first]
-    sharing.hints.delete(keys[first][used_hint])
-    counters["hint_count"] -= np.bincount(host[first][used_hint], minlength=n_hosts)
-    # Stale hints make way for the page scanned now; the count changes only for new keys.
+    counters["hint_hits"] += np.bincount(host[first][used_hint], minlength=n_hosts)
+    gone = (g_hint | g_new) & found_h[first]
+    hints.clear(hint_slot[first][gone])
+    counters["hint_count"] -= np.bincount(host[first][gone], minlength=n_hosts)
+    # The page scanned now takes its key's slot: over a dead hint, over another key's live
+    # hint (a collision: that one is forgotten), or into an empty slot.
     fresh = g_single & ~self_hint[first]
-    # Group keys are distinct and ascending, and only other keys were deleted since the
-    # lookup, so the slots found then still hold.
-    sharing.hints.put_found(keys[first][fresh], cand[first][fresh], content[first][fresh],
-                            hint_slot[first][fresh])
-    counters["hint_count"] += np.bincount(host[first][fresh & ~found_h[first]],
-                                          minlength=n_hosts)
+    slot = hint_slot[first][fresh]
+    was, _, _ = hints.read(slot)
+    overwritten = unique_sorted(slot[was & ~found_h[first][fresh]])
+    hints.write(slot, cand[first][fresh], state.tick)
+    filled = unique_sorted(slot[~was])
+    counters["hint_count"] += np.bincount(hints.host_of(filled), minlength=n_hosts)
+    counters["hint_overwrites"] += np.bincount(hints.host_of(overwritten), minlength=n_hosts)
+
+
+def hint_table_report(state: State, h: int) -> dict[str, int]:
+    """The ESX hint table of host h: its fixed size and what became of lookups."""
+    counters = state.sharing.hosts
+    return {"slots": int(state.sharing.hints.size[h]),
+            "hints": int(counters["hint_count"][h]),
+            "hits": int(counters["hint_hits"][h]),
+            "stale": int(counters["hint_stale"][h]),
+            "misses": int(counters["hint_misses"][h]),
+            "overwrites": int(counters["hint_overwrites"][h])}
