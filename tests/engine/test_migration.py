@@ -73,8 +73,9 @@ def test_postcopy_sends_each_page_once_and_prepaging_makes_faults_minor() -> Non
     # A sequential sweep slower than the push: pre-paging around each fault stays ahead.
     workload = {"reads_per_s": 400, "writes_per_s": 100, "order": "sequential"}
     sim = _world(workload)
+    sim.step(5)  # the sweep is away from the first pages, where the push starts
     pre = _migrate(_world(workload), mode="precopy")
-    m = _migrate(sim, mode="postcopy", max_rate="40Mbit/s")
+    m = _migrate(sim, mode="postcopy", max_postcopy_rate="40Mbit/s")
     assert m["status"] == "done"
     assert m["pages_sent"] == 2048  # 8 MiB: every page exactly once
     assert m["downtime_s"] < pre["downtime_s"]
