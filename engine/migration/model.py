@@ -54,7 +54,8 @@ COLUMNS: dict[str, tuple[Any, Any]] = {
     "stop_pages": (N, 0), "stop_bytes": (N, 0), "content_mismatches": (N, -1),
     # the current pass: a send list (an arena region), how far it got, Xen's peeked batch
     "page_base": (N, -1), "list_base": (N, -1), "list_len": (N, 0), "cursor": (N, 0),
-    "batch_end": (N, 0), "pass_full": (B, False), "cache_base": (N, -1), "cache_slots": (N, 0),
+    "batch_end": (N, 0), "wrap_at": (N, 0), "pass_full": (B, False), "cache_base": (N, -1),
+    "cache_slots": (N, 0),
     "carry_bytes": (F, 0.0),  # bytes of the next page already on the wire
     "last_sync_s": (F, 0.0),
     # the current round (closed into a Round at each dirty-log sync)
@@ -169,8 +170,13 @@ class MigrationTable:
         return row
 
     def active_rows(self, *statuses: int) -> npt.NDArray[np.int64]:
-        wanted = statuses or (PRECOPY, STOPCOPY, POSTCOPY)
-        return np.flatnonzero(np.isin(self["status"], wanted)).astype(np.int64)
+        status = self._cols["status"][:self.n]
+        if not statuses:
+            return np.flatnonzero(status <= POSTCOPY).astype(np.int64)
+        mask = status == statuses[0]
+        for s in statuses[1:]:
+            mask |= status == s
+        return np.flatnonzero(mask).astype(np.int64)
 
     def row_of_vm(self, v: int) -> int | None:
         """The VM's active migration, if any."""

@@ -108,6 +108,8 @@ def build_lists(state: State, table: MigrationTable, rows: I64, members: Mask,
     table["list_len"][rows] = count
     table["cursor"][rows] = 0
     table["batch_end"][rows] = 0
+    # Where the walk passes the end of memory: a pass is complete (QEMU's complete_round).
+    table["wrap_at"][rows] = np.where(xen, count, count - n_low)
     table["pass_full"][rows] = False
     table.lists["entry"][ranges(new, count)] = entries
 
@@ -130,6 +132,6 @@ def full_pass(state: State, table: MigrationTable, rows: I64) -> None:
     q = rows[~xen]
     free_lists(table, q)
     table["pass_full"][q] = True
-    table["list_len"][q] = state.vms["n_pages"][table["vm"][q]]
+    table["list_len"][q] = table["wrap_at"][q] = state.vms["n_pages"][table["vm"][q]]
     table["cursor"][q] = 0
     table["batch_end"][q] = 0

@@ -160,7 +160,8 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     push = Push(world, table, row, remote)
     pushed = table.pages["pushed"][int(table["page_base"][row]):int(table["page_base"][row]) + n]
     touches = held_touches(world, v)
-    link = max(float(table["push_from_s"][row]), start)  # the link is free from here
+    link = float(table["push_from_s"][row])  # the link is free from here (it may be
+    # a little before the tick: the page on the wire at the end of the last one)
     vm_t0 = max(start, float(table["vm_free_s"][row]))
     waited = max(0.0, min(vm_t0, end) - max(start, float(table["resume_s"][row])))
     shift = 0.0  # the vCPU's waits so far this tick
@@ -168,7 +169,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     fetched: list[int] = []
     last_arrival = link
     i, chunk, done = 0, FIRST_CHUNK, touches.page.size
-    minor = 0
+    minor = network = 0
     while i < touches.page.size:
         j = np.arange(i, min(i + chunk, touches.page.size))
         when = vm_t0 + touches.at[j] + shift
@@ -177,26 +178,29 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
             done = i
             break
         j, when = j[inside], when[inside]
-        k = max(0, int((when[-1] - link) / page_s))
-        plist, side = push.next(k)
+        # Pushes that can start before the last of these touches' requests reach the source.
+        plist, side = push.next(max(0, int(np.ceil((when[-1] + rtt / 2 - link) / page_s))))
         arrival = link + page_s * np.arange(1, plist.size + 1)
         x = touches.page[j]
-        order = np.argsort(plist)
-        hit = np.searchsorted(plist[order], x)
-        hit = np.minimum(hit, max(plist.size - 1, 0))
-        in_push = (plist.size > 0) & (plist[order][hit] == x) if plist.size else np.zeros(
-            x.size, np.bool_)
-        came = np.where(in_push, arrival[order][hit] if plist.size else 0.0, np.inf)
-        present = ~remote[x] | (came <= when)
-        faults = np.flatnonzero(~present)
-        upto = when[faults[0]] if faults.size else when[-1]
-        went = int(np.searchsorted(arrival, upto, side="right"))
+        came = np.full(x.size, np.inf)
+        if plist.size:
+            order = np.argsort(plist)
+            at = np.minimum(np.searchsorted(plist[order], x), plist.size - 1)
+            came = np.where(plist[order][at] == x, arrival[order][at], np.inf)
+        faults = np.flatnonzero(remote[x] & (came > when))
+        if faults.size:
+            # The request reaches the source half a round trip later; the page on the wire
+            # then completes, and the requested page goes next.
+            t_fault = float(when[faults[0]])
+            went = int(np.searchsorted(arrival - page_s, t_fault + rtt / 2, side="left"))
+        else:
+            went = int(np.searchsorted(arrival, when[-1], side="right"))
         push.commit(plist[:went], side[:went] if side.size else side)
         pushed[plist[:went]] = True
         arrived.append(plist[:went])
         if went:
             last_arrival = float(arrival[went - 1])
-        link += went * page_s
+            link = float(arrival[went - 1])
         ran = x[:faults[0]] if faults.size else x
         first = np.unique(ran[pushed[ran]])
         minor += first.size
@@ -206,19 +210,26 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
             chunk *= 2
             continue
         f = int(j[faults[0]])
-        page, t_fault = int(touches.page[f]), float(when[faults[0]])
-        link = max(link, t_fault) + page_s  # fetched next on the link
-        last_arrival = link
-        remote[page] = False
-        fetched.append(page)
+        page = int(touches.page[f])
+        network += 1
+        if remote[page]:  # not already on its way in the push
+            link = max(link, t_fault + rtt / 2) + page_s
+            last_arrival = link
+            remote[page] = False
+            fetched.append(page)
+            ready = link
+        else:
+            ready = float(came[faults[0]])
+            pushed[page] = False
         push.pivot(page)
-        resume = t_fault + rtt + page_s
+        resume = max(ready + rtt / 2, t_fault + rtt + page_s)
         waited += min(resume, end) - t_fault
-        shift += rtt + page_s
+        shift += resume - t_fault
         table["vm_free_s"][row] = resume
         i, chunk = f + 1, FIRST_CHUNK
-    # The rest of the tick the link pushes.
-    plist, side = push.next(max(0, int((end - link) / page_s)))
+    # The rest of the tick the link pushes; a page still on the wire at the end is
+    # counted when it arrives, next tick (the link goes on from the last arrival).
+    plist, side = push.next(max(0, int((end - link) / page_s + 1e-9)))
     push.commit(plist, side)
     pushed[plist] = True
     arrived.append(plist)
@@ -231,7 +242,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     n_push = int(sum(a.size for a in arrived))
     bytes_each = state.page_size + int(table["page_header"][row])
     table["pushed_pages"][row] += n_push
-    table["network_faults"][row] += len(fetched)
+    table["network_faults"][row] += network
     table["minor_faults"][row] += minor
     table["pages_sent"][row] += n_push + len(fetched)
     table["bytes_sent"][row] += (n_push + len(fetched)) * bytes_each

@@ -192,7 +192,6 @@ def _xen_round_end(world: World, table: MigrationTable, tw: TickWrites, rows: I6
     remaining = _per_row(mask, sizes)
     stop = _stop_rules(world, table, rows, remaining)
     _close_rounds(world, table, rows, at, dirtied)
-    table["passes"][rows] += 1
     switch = _postcopy_due(table, rows, at) & ~stop
     go_on = ~stop & ~switch
     duration = np.maximum(at - table["round_start_s"][rows], 1e-9)
@@ -245,7 +244,6 @@ def _qemu_sync(world: World, table: MigrationTable, tw: TickWrites, rows: I64, a
     pending_bytes = _per_row(pending, sizes) * state.page_size
     threshold = table["bandwidth"][rows] * table["downtime_limit_s"][rows]
     _close_rounds(world, table, rows, at, dirtied)
-    table["passes"][rows] += pass_end
     _auto_converge(world, table, rows, at)
     throttle_guests(world, table, rows)
     stop = (pending_bytes == 0) | (pending_bytes < threshold)
@@ -305,8 +303,16 @@ def precopy_tick(world: World, table: MigrationTable, tw: TickWrites) -> None:
         window_end = table["window_start_s"][rows] + policy.qemu_bandwidth_window
         trigger = table["start_s"][rows] + table["postcopy_after_s"][rows]
         until = np.minimum(np.minimum(np.where(qemu, window_end, end), end), trigger)
+        before = table["cursor"][rows]
         t, reached = send(world, table, rows, clock[rows], rate[rows], limit, until)
         clock[rows] = t
+        # The walk wrapped past the end of memory when it sent the first page below
+        # where it started, or ran out of pages with none below.
+        wrap = table["wrap_at"][rows]
+        wrapped = (before <= wrap) & (table["cursor"][rows] >= np.minimum(
+            wrap + 1, table["list_len"][rows]))
+        table["passes"][rows[wrapped]] += 1
+        table["wrap_at"][rows[wrapped]] = np.iinfo(np.int64).max
         ended = reached & (table["cursor"][rows] >= table["list_len"][rows])
         if (ended & xen).any():
             _xen_round_end(world, table, tw, rows[ended & xen], t[ended & xen])
