@@ -37,7 +37,6 @@ COLUMNS: dict[str, tuple[Any, Any]] = {
     "postcopy_after_s": (F, INF), "postcopy_after_passes": (N, 0),
     "auto_converge": (B, False), "xbzrle": (B, False), "prepaging": (B, True),
     "pml": (B, False), "free_page_hints": (B, False), "stun": (B, False),
-    "round_trip_s": (F, 0.0), "page_header": (N, 8), "zero_header": (N, 9),
     "changed_fraction": (F, 0.05),
     # state and results
     "status": (N, PRECOPY), "end_s": (F, -1.0), "downtime_s": (F, 0.0), "resume_s": (F, -1.0),
@@ -68,6 +67,7 @@ COLUMNS: dict[str, tuple[Any, Any]] = {
     "period_start_s": (F, 0.0), "period_dirty": (N, 0), "period_bytes": (N, 0),
     # post-copy: the push (pre-paging pivot and bubble edges, or push-only position)
     "pivot": (N, 0), "edge_lo": (N, 0), "edge_hi": (N, -1), "push_pos": (N, 0),
+    "fresh": (B, False),  # started by a command this tick: its first pass is set up next
     "vm_free_s": (F, 0.0),  # until when the vCPU waits (a fault crossing the tick's end)
     "push_from_s": (F, 0.0),  # the push may start (after the CPU state went across)
 }

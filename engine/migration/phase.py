@@ -21,6 +21,7 @@ from engine.migration.model import (
     PRECOPY,
     QEMU,
     Migration,
+    MigrationTable,
     table_of,
 )
 from engine.migration.order import full_pass
@@ -70,39 +71,50 @@ def start(world: World, cmd: Migrate) -> Migration:
         postcopy_after_s=INF if cmd.postcopy_after is None else cmd.postcopy_after,
         postcopy_after_passes=passes, auto_converge=cmd.auto_converge, xbzrle=cmd.xbzrle,
         prepaging=cmd.prepaging, pml=cmd.pml, free_page_hints=cmd.free_page_hints,
-        stun=cmd.stun, round_trip_s=policy.round_trip, page_header=policy.page_header,
-        zero_header=policy.zero_page_header,
+        stun=cmd.stun,
         changed_fraction=(workload.changed_fraction if workload.changed_fraction is not None
                           else policy.xbzrle_delta_fraction),
         round_rate=min_rate if xen else max_rate, status=PRECOPY, window_start_s=now,
         period_start_s=now, last_sync_s=now)
-    rows = np.array([row], np.int64)
-    sizes = state.vms["n_pages"][table["vm"]]
-    bases, new = table.pages.alloc(table["page_base"], sizes, sizes[rows])
-    table["page_base"][:] = bases
-    table["page_base"][row] = new[0]
-    if cmd.xbzrle and not xen:
-        slots = _xbzrle_slots(world)
-        bases, new = table.cache.alloc(table["cache_base"], table["cache_slots"],
-                                       np.array([slots], np.int64))
-        table["cache_base"][:] = bases
-        table["cache_base"][row], table["cache_slots"][row] = new[0], slots
     off, n = int(state.vms["page_offset"][v]), int(state.vms["n_pages"][v])
     state.pages.dirty[off:off + n] = False
     state.vms["precopying"][v] = cmd.mode != "postcopy"
     world.emit("migration_started", f"{cmd.vm} migrating {state.hosts.ids[int(table['src'][row])]}"
                f" -> {cmd.to} ({cmd.mode}, {cmd.algorithm})", vm=cmd.vm, host=cmd.to)
     if cmd.mode == "postcopy":
+        _set_up(world, table, np.array([row], np.int64))
         _to_postcopy(world, table, row, now)
     else:
-        full_pass(state, table, rows)
-        table.open_round(rows, np.array([now]))
+        table["fresh"][row] = True  # set up with the tick's other new ones
     return table[row]
+
+
+def _set_up(world: World, table: MigrationTable, rows: np.ndarray) -> None:
+    """Page data for new migrations; the first pass of the pre-copies among them."""
+    state = world.state
+    sizes = state.vms["n_pages"][table["vm"]]
+    bases, new = table.pages.alloc(table["page_base"], sizes, sizes[rows])
+    table["page_base"][:] = bases
+    table["page_base"][rows] = new
+    xb = rows[table["xbzrle"][rows] & (table["algorithm"][rows] == QEMU)]
+    if xb.size:
+        slots = np.full(xb.size, _xbzrle_slots(world), np.int64)
+        bases, new = table.cache.alloc(table["cache_base"], table["cache_slots"], slots)
+        table["cache_base"][:] = bases
+        table["cache_base"][xb], table["cache_slots"][xb] = new, slots
+    pre = rows[table["status"][rows] == PRECOPY]
+    if pre.size:
+        full_pass(state, table, pre)
+        table.open_round(pre, table["start_s"][pre])
+    table["fresh"][rows] = False
 
 
 def to_postcopy(world: World, mig: Migration, at_s: float) -> None:
     """Switch a running pre-copy to post-copy (an operator's command)."""
-    _to_postcopy(world, table_of(world.state), mig.id, at_s)
+    table = table_of(world.state)
+    if table["fresh"][mig.id]:  # started by a command earlier in this same tick
+        _set_up(world, table, np.array([mig.id], np.int64))
+    _to_postcopy(world, table, mig.id, at_s)
 
 
 def fail(world: World, mig: Migration, reason: str) -> None:
@@ -161,6 +173,9 @@ def run_migrations(world: World) -> None:
     table = table_of(state)
     for row, reason in _broken(world, table.active_rows()):
         fail(world, table[row], reason)
+    fresh = np.flatnonzero(table["fresh"])
+    if fresh.size:
+        _set_up(world, table, fresh)
     rows = table.active_rows(PRECOPY)
     if rows.size:
         row_of_vm = np.full(len(state.vms), -1, np.int64)

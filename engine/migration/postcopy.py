@@ -154,8 +154,10 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
     start, end = state.time_s, state.time_s + state.tick_s
     rate = max(min(float(table["flow_rate"][row]), float(table["postcopy_rate"][row])), 1.0)
-    page_s = (state.page_size + int(table["page_header"][row])) / rate
-    rtt = float(table["round_trip_s"][row])
+    policy = world.spec.policy.migration
+    bytes_each = state.page_size + policy.page_header
+    page_s = bytes_each / rate
+    rtt = policy.round_trip
     remote = p.location[off:off + n] == Loc.REMOTE
     push = Push(world, table, row, remote)
     pushed = table.pages["pushed"][int(table["page_base"][row]):int(table["page_base"][row]) + n]
@@ -240,7 +242,6 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     got = np.concatenate([*arrived, np.array(fetched, np.int64)]) + off
     pull(state, table, row, got)
     n_push = int(sum(a.size for a in arrived))
-    bytes_each = state.page_size + int(table["page_header"][row])
     table["pushed_pages"][row] += n_push
     table["network_faults"][row] += network
     table["minor_faults"][row] += minor

@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.hashing import splitmix64
 from engine.migration.arena import I64, ranges
-from engine.migration.model import QEMU, XEN, MigrationTable
+from engine.migration.model import XEN, MigrationTable
 from engine.state import GuestKind, Loc
 from engine.world import World
 
@@ -38,16 +38,18 @@ class Batch:
                  count: I64) -> None:
         state = world.state
         self.which = np.repeat(np.arange(rows.size), count)
-        self.count = count
         j = ranges(first, count)
-        listed = ~table["pass_full"][rows][self.which]
-        entry = j.copy()  # a full pass (QEMU's first) walks every page in address order
+        listed = ~table["pass_full"][rows]
+        entry = j  # a full pass (QEMU's first) walks every page in address order
         if listed.any():
-            base = table["list_base"][rows][self.which[listed]]
-            entry[listed] = table.lists["entry"][base + j[listed]]
+            listed_e = np.take(listed, self.which)
+            entry = j.copy()
+            base = table["list_base"][rows][self.which[listed_e]]
+            entry[listed_e] = table.lists["entry"][base + j[listed_e]]
         self.skip = entry < 0  # Xen: dirtied again when its batch was peeked
         self.local = np.maximum(entry, 0)
-        self.page = state.vms["page_offset"][table["vm"][rows]][self.which] + self.local
+        offset = state.vms["page_offset"][table["vm"][rows]]
+        self.page = np.take(offset, self.which) + self.local
 
     @classmethod
     def explicit(cls, which: I64, local: I64, page: I64) -> Batch:
@@ -55,103 +57,104 @@ class Batch:
         b = cls.__new__(cls)
         b.which, b.local, b.page = which, local, page
         b.skip = np.zeros(page.size, np.bool_)
-        b.count = np.zeros(0, np.int64)
         return b
 
 
-def costs(world: World, table: MigrationTable, rows: I64, b: Batch,
-          last_stage: bool = False) -> tuple[I64, np.ndarray, dict[str, np.ndarray]]:
-    """Bytes on the wire for each entry (0 = not sent), whether it is sent, and the
-    XBZRLE outcome of each entry for `record`."""
+class Cost:
+    """Bytes on the wire for each entry of a batch (0 = not sent) and what `record` needs:
+    whether it is sent, its content and location, and its XBZRLE outcome."""
+
+    def __init__(self, world: World, table: MigrationTable, rows: I64, b: Batch,
+                 last_stage: bool = False) -> None:
+        state, policy = world.state, world.spec.policy.migration
+        p, page = state.pages, state.page_size
+        self.loc = np.take(p.location, b.page)
+        self.sendable = ~b.skip & (self.loc != Loc.BALLOONED)
+        hints = table["free_page_hints"][rows]
+        if hints.any():
+            free = np.take(p.guest_kind, b.page) == GuestKind.FREE
+            self.sendable &= ~(np.take(hints, b.which) & free)
+        self.content = np.take(p.content, b.page)
+        self.zero = self.content == 0
+        xen = table["algorithm"][rows] == XEN
+        self.qemu = ~np.take(xen, b.which)
+        cost = np.full(b.page.size, page, np.int64)
+        if not xen.all():  # QEMU: a zero page is a header ("duplicate"), others a header more
+            cost[self.qemu] += policy.page_header
+            cost[self.qemu & self.zero] = policy.zero_page_header
+        self.hit: np.ndarray | None = None
+        started = table["xbzrle"][rows] & (table["passes"][rows] > 0) & ~xen
+        if started.any():
+            use = np.take(started, b.which) & self.sendable & ~self.zero
+            if use.any():
+                self._xbzrle(table, rows, b, use, cost, page, policy.page_header, last_stage)
+        self.bytes = np.where(self.sendable, cost, 0)
+        self.started = started
+
+    def _xbzrle(self, table: MigrationTable, rows: I64, b: Batch, use: np.ndarray,
+                cost: I64, page: int, header: int, last_stage: bool) -> None:
+        """QEMU's direct-mapped cache by page address: a hit sends a delta (or the whole
+        page when the delta overflows); a miss sends the page and caches it unless its slot
+        holds another page cached within CACHED_PAGE_LIFETIME syncs. Only the first page
+        of a slot in one go sees the cache as it was (later ones meet that page's entry)."""
+        i = np.flatnonzero(use)
+        r = rows[b.which[i]]
+        slot = table["cache_base"][r] + (b.local[i] & (table["cache_slots"][r] - 1))
+        _, first = np.unique(slot, return_index=True)
+        alone = np.zeros(i.size, np.bool_)
+        alone[first] = True
+        cached = table.cache["page"][slot]
+        hit = alone & (cached == b.local[i])
+        stale = table.cache["age"][slot] + CACHED_PAGE_LIFETIME <= table["dirty_sync_count"][r]
+        insert = alone & ~hit & ((cached < 0) | stale) & (not last_stage)
+        delta = delta_bytes(self.content[i], table["changed_fraction"][r], page)
+        overflow = hit & (delta > page)
+        sent_delta = hit & ~overflow
+        cost[i[sent_delta]] = (header + XBZRLE_FLAGS + delta)[sent_delta]
+        n = b.page.size
+        self.hit, self.overflow = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+        self.insert, self.slot = np.zeros(n, np.bool_), np.zeros(n, np.int64)
+        self.hit[i], self.overflow[i], self.insert[i], self.slot[i] = (
+            hit, overflow, insert | hit, slot)
+
+
+def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
+           sent: np.ndarray) -> None:
+    """What the destination now holds, and the counters, for the entries `sent`."""
     state = world.state
-    p, page = state.pages, state.page_size
-    loc = np.take(p.location, b.page)
-    sendable = ~b.skip & (loc != Loc.BALLOONED)
-    hints = table["free_page_hints"][rows][b.which]
-    if hints.any():
-        sendable &= ~(hints & (np.take(p.guest_kind, b.page) == GuestKind.FREE))
-    algo = table["algorithm"][rows][b.which]
-    content = np.take(p.content, b.page)
-    zero = content == 0
-    header = table["page_header"][rows][b.which]
-    cost = np.where(algo == XEN, page, np.where(
-        zero, table["zero_header"][rows][b.which], page + header)).astype(np.int64)
-    xb = {"hit": np.zeros(b.page.size, np.bool_), "overflow": np.zeros(b.page.size, np.bool_),
-          "insert": np.zeros(b.page.size, np.bool_), "slot": np.zeros(b.page.size, np.int64)}
-    started = table["xbzrle"] & (table["passes"] > 0) & (table["algorithm"] == QEMU)
-    use = started[rows][b.which] & sendable & ~zero
-    if use.any():
-        _xbzrle(table, rows, b, use, content, cost, xb, page, last_stage)
-    return np.where(sendable, cost, 0), sendable, xb
-
-
-def _xbzrle(table: MigrationTable, rows: I64, b: Batch, use: np.ndarray, content: np.ndarray,
-            cost: I64, xb: dict[str, np.ndarray], page: int, last_stage: bool) -> None:
-    """QEMU's direct-mapped cache by page address: a hit sends a delta (or the whole page
-    when the delta overflows); a miss sends the page and caches it unless its slot holds
-    another page cached within CACHED_PAGE_LIFETIME syncs. Only the first page of a slot
-    in one go sees the cache as it was (later ones meet that page's entry)."""
-    i = np.flatnonzero(use)
-    r = rows[b.which[i]]
-    slot = table["cache_base"][r] + (b.local[i] & (table["cache_slots"][r] - 1))
-    _, first = np.unique(slot, return_index=True)
-    alone = np.zeros(i.size, np.bool_)
-    alone[first] = True
-    cached = table.cache["page"][slot]
-    hit = alone & (cached == b.local[i])
-    gen = table["dirty_sync_count"][r]
-    stale = table.cache["age"][slot] + CACHED_PAGE_LIFETIME <= gen
-    insert = alone & ~hit & ((cached < 0) | stale) & (not last_stage)
-    delta = delta_bytes(content[i], table["changed_fraction"][r], page)
-    overflow = hit & (delta > page)
-    header = table["page_header"][r]
-    cost[i[hit & ~overflow]] = (header + XBZRLE_FLAGS + delta)[hit & ~overflow]
-    xb["hit"][i] = hit
-    xb["overflow"][i] = overflow
-    xb["insert"][i] = insert | hit
-    xb["slot"][i] = slot
-
-
-def record(world: World, table: MigrationTable, rows: I64, b: Batch, sent: np.ndarray,
-           cost: I64, xb: dict[str, np.ndarray]) -> None:
-    """What the destination now holds, and the counters, for the entries sent."""
-    state = world.state
-    p = state.pages
-    which, page, local = b.which[sent], b.page[sent], b.local[sent]
-    cost = cost[sent]
-    r = rows[which]
-    pb = table["page_base"][r] + local
-    content = np.take(p.content, page)
+    which, local = b.which[sent], b.local[sent]
+    cost, content = c.bytes[sent], c.content[sent]
+    pb = np.take(table["page_base"][rows], which) + local
     table.pages["sent"][pb] = content
     table.pages["at_dest"][pb] = True
     n = rows.size
-
-    def add(col: str, weights: np.ndarray | None = None) -> None:
-        table[col][rows] += np.bincount(which, weights, minlength=n).astype(table[col].dtype)
-
-    add("pages_sent")
-    add("bytes_sent", cost)
-    add("round_sent")
-    add("round_bytes", cost)
-    table["window_bytes"][rows] += np.bincount(which, cost, minlength=n)
-    qemu = table["algorithm"][r] == QEMU
-    zero = content == 0
-    add("zero_pages", (qemu & zero).astype(np.float64))
-    add("normal_pages", (~(qemu & zero)).astype(np.float64))
-    hit, over, insert = xb["hit"][sent], xb["overflow"][sent], xb["insert"][sent]
-    if insert.any():
-        slot = xb["slot"][sent][insert]
+    count = np.bincount(which, minlength=n)
+    sent_bytes = np.bincount(which, cost, minlength=n)
+    zero = np.bincount(which[c.zero[sent] & c.qemu[sent]], minlength=n)
+    for col in ("pages_sent", "round_sent"):
+        table[col][rows] += count
+    for col in ("bytes_sent", "round_bytes"):
+        table[col][rows] += sent_bytes.astype(np.int64)
+    table["window_bytes"][rows] += sent_bytes
+    table["zero_pages"][rows] += zero
+    table["normal_pages"][rows] += count - zero
+    if c.hit is not None:
+        hit, insert = c.hit[sent], c.insert[sent]
+        slot = c.slot[sent][insert]
         table.cache["page"][slot] = local[insert]
-        table.cache["age"][slot] = table["dirty_sync_count"][r[insert]]
-        add("xbzrle_hits", hit.astype(np.float64))
-        add("xbzrle_overflow", over.astype(np.float64))
-        add("xbzrle_bytes", np.where(hit, cost, 0).astype(np.float64))
-    started = (table["xbzrle"] & (table["passes"] > 0))[r] & qemu & ~zero
-    if started.any():
-        add("xbzrle_misses", (started & ~hit).astype(np.float64))
-    swapped = np.take(p.location, page) == Loc.SWAPPED
+        table.cache["age"][slot] = table["dirty_sync_count"][rows[which[insert]]]
+        table["xbzrle_hits"][rows] += np.bincount(which[hit], minlength=n)
+        table["xbzrle_overflow"][rows] += np.bincount(which[c.overflow[sent]], minlength=n)
+        table["xbzrle_bytes"][rows] += np.bincount(which[hit], cost[hit], minlength=n).astype(
+            np.int64)
+        table["xbzrle_misses"][rows] += np.bincount(
+            which[np.take(c.started, which) & ~hit & ~c.zero[sent]], minlength=n)
+    elif c.started.any():
+        table["xbzrle_misses"][rows] += np.bincount(
+            which[np.take(c.started, which) & ~c.zero[sent]], minlength=n)
+    swapped = c.loc[sent] == Loc.SWAPPED
     if swapped.any():  # read back from the source's swap file before they can be sent
-        src = table["src"][r[swapped]]
+        src = table["src"][rows][which[swapped]]
         busy = state.page_size / state.hosts.swap_disk_bytes_per_s[src]
         state.reclaim.hosts["disk_busy_s_tick"] += np.bincount(
             src, busy, minlength=len(state.hosts))
@@ -165,30 +168,32 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
     page = world.state.page_size
     t = t.copy()
     reached = table["cursor"][rows] >= limit
-    going = np.flatnonzero(~reached & (rate > 0) & (t < until))
-    t[(rate <= 0) & ~reached] = until[(rate <= 0) & ~reached]
+    idle = (rate <= 0) & ~reached
+    t[idle] = until[idle]
+    going = np.flatnonzero(~reached & ~idle & (t < until))
     while going.size:
         r = rows[going]
-        budget = rate[going] * (until[going] - t[going]) + table["carry_bytes"][r]
-        avg = np.where(table["pages_sent"][r] > 0, table["bytes_sent"][r]
-                       / np.maximum(table["pages_sent"][r], 1), page)
-        guess = np.ceil(budget / np.clip(avg, 1.0, page) * 1.1).astype(np.int64) + 64
+        carry = table["carry_bytes"][r]
+        budget = rate[going] * (until[going] - t[going]) + carry
+        sent_pages = table["pages_sent"][r]
+        avg = np.where(sent_pages > 0, table["bytes_sent"][r] / np.maximum(sent_pages, 1), page)
+        # Enough entries for the budget at the bytes per page seen so far; a few more, and
+        # another go if cheap (zero) pages leave budget over.
+        guess = (budget / np.clip(avg, 1.0, page) * 1.05).astype(np.int64) + 2
         cursor = table["cursor"][r]
         count = np.minimum(limit[going] - cursor, guess)
         b = Batch(world, table, r, cursor, count)
-        cost, sendable, xb = costs(world, table, r, b)
-        total = np.cumsum(cost)
-        seg_end = np.cumsum(count)
-        before = np.where(seg_end - count > 0, total[np.maximum(seg_end - count - 1, 0)], 0)
-        within = total - before[b.which]
-        fit = within <= budget[b.which] + 1e-6
-        record(world, table, r, b, fit & sendable, cost, xb)
-        k = np.bincount(b.which[fit], minlength=r.size).astype(np.int64)
-        used = np.bincount(b.which[fit], cost[fit], minlength=r.size)
+        c = Cost(world, table, r, b)
+        total = np.cumsum(c.bytes)
+        start = np.cumsum(count) - count
+        before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
+        fit = total - np.take(before, b.which) <= np.take(budget, b.which) + 1e-6
+        record(world, table, r, b, c, fit & c.sendable)
+        k = np.bincount(b.which[fit], minlength=r.size)
+        used = np.bincount(b.which[fit], c.bytes[fit], minlength=r.size)
         table["cursor"][r] = cursor + k
         whole = k == count
         at_limit = whole & (cursor + k >= limit[going])
-        carry = table["carry_bytes"][r]
         t_done = t[going] + np.maximum(used - carry, 0.0) / rate[going]
         # Cut by the deadline: the next page is partly on the wire.
         cut = ~whole

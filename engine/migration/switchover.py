@@ -22,7 +22,7 @@ from engine.migration.model import (
     XEN,
     MigrationTable,
 )
-from engine.migration.send import Batch, costs, record
+from engine.migration.send import Batch, Cost, record
 from engine.state import Loc, State
 from engine.units import format_seconds
 from engine.world import World
@@ -117,16 +117,16 @@ def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pendi
     state, policy = world.state, world.spec.policy.migration
     flat, which, local = _row_pages(state, table, rows)
     b = Batch.explicit(which[pending], local[pending], flat[pending])
-    cost, sent, xb = costs(world, table, rows, b, last_stage=True)
-    record(world, table, rows, b, sent, cost, xb)
+    c = Cost(world, table, rows, b, last_stage=True)
+    record(world, table, rows, b, c, c.sendable)
     n = rows.size
-    total = np.bincount(b.which, cost, minlength=n) + policy.cpu_state
+    total = np.bincount(b.which, c.bytes, minlength=n) + policy.cpu_state
     xen = table["algorithm"][rows] == XEN
     path = np.maximum(table["path_rate"][rows], 1.0)
     rate = np.where(xen, np.minimum(table["max_rate"][rows], path), path)
     downtime = total / rate + table["activation_s"][rows]
     table["status"][rows] = DONE
-    table["stop_pages"][rows] = np.bincount(b.which[sent], minlength=n)
+    table["stop_pages"][rows] = np.bincount(b.which[c.sendable], minlength=n)
     table["stop_bytes"][rows] = total.astype(np.int64)
     table["bytes_sent"][rows] += policy.cpu_state
     commit(state, table, rows, late_rows, late_pages)
