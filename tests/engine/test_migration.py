@@ -117,14 +117,20 @@ def test_a_link_failure_during_postcopy_loses_the_vm_but_not_during_precopy() ->
         assert invariants.check(sim.world.state) == []
 
 
-def test_a_save_in_the_middle_of_a_migration_resumes_bit_identically() -> None:
+@pytest.mark.parametrize("options", [
+    {"max_rate": "8Mbit/s", "min_rate": "8Mbit/s"},
+    {"algorithm": "qemu", "max_rate": "8Mbit/s", "xbzrle": True, "auto_converge": True},
+    {"mode": "postcopy", "max_postcopy_rate": "4Mbit/s"},
+    {"mode": "postcopy", "max_postcopy_rate": "4Mbit/s", "prepaging": False},
+])
+def test_a_save_in_the_middle_of_a_migration_resumes_bit_identically(
+        options: dict[str, Any]) -> None:
     spec = parse_scenario(small_spec())
     a, b = Simulation.from_spec(spec), Simulation.from_spec(spec)
     for sim in (a, b):
-        sim.submit({"kind": "migrate", "vm": "a", "to": "h2", "max_rate": "8Mbit/s",
-                    "min_rate": "8Mbit/s"})
+        sim.submit({"kind": "migrate", "vm": "a", "to": "h2", **options})
         sim.step(3)
-    assert a.world.state.migrations[0].status == "precopy"
+    assert a.world.state.migrations[0].active
     b = Simulation.from_state(b.save_state())
     a.step(20)
     b.step(20)
