@@ -55,6 +55,7 @@ COLUMNS: dict[str, tuple[Any, Any]] = {
     "page_base": (N, -1), "list_base": (N, -1), "list_len": (N, 0), "cursor": (N, 0),
     "batch_end": (N, 0), "wrap_at": (N, 0), "pass_full": (B, False), "cache_base": (N, -1),
     "cache_slots": (N, 0),
+    "dirty_base": (N, -1), "dirty_len": (N, 0),  # pages dirtied since the last sync
     "carry_bytes": (F, 0.0),  # bytes of the next page already on the wire
     "last_sync_s": (F, 0.0),
     # the current round (closed into a Round at each dirty-log sync)
@@ -131,6 +132,9 @@ class MigrationTable:
                             "pushed": (np.bool_, False)})
         self.lists = Arena({"entry": (np.int32, -1)})  # the pass's pages in send order
         self.cache = Arena({"page": (np.int32, -1), "age": (np.int64, 0)})  # XBZRLE
+        # The pages each pre-copy's dirty log gained since its last sync, in the order
+        # they were dirtied: a sync costs what was dirtied, not the VM's size.
+        self.dirty = Arena({"page": (np.int32, -1)})
 
     @overload
     def __getitem__(self, key: str) -> npt.NDArray[Any]: ...
@@ -225,11 +229,12 @@ class MigrationTable:
     def to_plain(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         meta = {"n": self.n, "reasons": list(self.reasons),
                 "rounds": [[asdict(r) for r in rounds] for rounds in self.rounds],
-                "live": [self.pages.live, self.lists.live, self.cache.live]}
+                "live": [self.pages.live, self.lists.live, self.cache.live, self.dirty.live]}
         arrays = {f"migrations.{name}": self[name].copy() for name in COLUMNS}
         arrays.update(self.pages.to_plain("migrations.pages"))
         arrays.update(self.lists.to_plain("migrations.lists"))
         arrays.update(self.cache.to_plain("migrations.cache"))
+        arrays.update(self.dirty.to_plain("migrations.dirty"))
         return meta, arrays
 
     @classmethod
@@ -248,6 +253,7 @@ class MigrationTable:
         table.pages.load(arrays, "migrations.pages", live[0])
         table.lists.load(arrays, "migrations.lists", live[1])
         table.cache.load(arrays, "migrations.cache", live[2])
+        table.dirty.load(arrays, "migrations.dirty", live[3])
         return table
 
 

@@ -9,6 +9,7 @@ mixes up neighbouring pages so the dirtying rate can be estimated as the round g
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -61,46 +62,59 @@ def xen_order(n: int) -> tuple[I64, I64]:
     return perm, inverse
 
 
-def _rank(which: I64, count: I64) -> I64:
-    """0, 1, 2... within each row's run of a row-grouped array."""
-    return np.arange(which.size, dtype=np.int64) - (np.cumsum(count) - count)[which]
+@dataclass
+class RowPages:
+    """Pages of several migrations: for each, the index of its row (in some `rows`
+    array) and the page's index within its VM."""
+
+    which: I64
+    local: I64
+
+    def counts(self, n_rows: int) -> I64:
+        return np.bincount(self.which, minlength=n_rows).astype(np.int64)
+
+    def where(self, keep: Mask) -> RowPages:
+        return RowPages(self.which[keep], self.local[keep])
+
+    def of_rows(self, chosen: Mask) -> RowPages:
+        """Only those of the chosen rows, renumbered among them."""
+        renumber = np.cumsum(chosen) - 1
+        keep = chosen[self.which]
+        return RowPages(renumber[self.which[keep]], self.local[keep])
+
+    def pages(self, state: State, table: MigrationTable, rows: I64) -> I64:
+        offset = state.vms["page_offset"][table["vm"][rows]].astype(np.int64)
+        return np.asarray(np.take(offset, self.which) + self.local, np.int64)
 
 
-def build_lists(state: State, table: MigrationTable, rows: I64, members: Mask,
+def sorted_unique(which: I64, key: I64, span: int) -> tuple[I64, Mask]:
+    """Sort by (row, key) and drop repeats; returns the order and which to keep."""
+    composite = which * span + key
+    order = np.asarray(np.argsort(composite, kind="stable"), np.int64)
+    composite = composite[order]
+    keep = np.ones(order.size, np.bool_)
+    keep[1:] = composite[1:] != composite[:-1]
+    return order, keep
+
+
+def build_lists(state: State, table: MigrationTable, rows: I64, members: RowPages,
                 start: I64) -> None:
-    """New send lists for `rows` from `members`, a mask over each row's pages (local
-    order, rows concatenated), in each row's order beginning at position `start`."""
+    """New send lists for `rows` with these member pages (repeats allowed), in each row's
+    order: QEMU's address order from `start`, wrapping around; Xen's permuted order."""
     sizes = state.vms["n_pages"][table["vm"][rows]].astype(np.int64)
-    seg = np.cumsum(sizes) - sizes
-    count = np.add.reduceat(members, seg, dtype=np.int64) if rows.size else seg
-    idx = np.flatnonzero(members)
-    which = np.repeat(np.arange(rows.size), count)
-    local = idx - seg[which]
-    rank = _rank(which, count)
-    # QEMU: the walk goes on from `start`, wrapping around (pages below it go last).
-    low = local < start[which]
-    n_low = np.bincount(which[low], minlength=rows.size)
-    pos = np.where(low, rank + (count - n_low)[which], rank - n_low[which])
     xen = table["algorithm"][rows] == XEN
+    span = int(sizes.max()) + 1 if rows.size else 1
+    which, local = members.which, members.local
+    # QEMU: position in the walk from `start`; Xen: position in its scan order.
+    key = (local - start[which]) % sizes[which]
     for n in np.unique(sizes[xen]).tolist():
-        perm, inverse = xen_order(int(n))
         group = xen & (sizes == n)
-        dense = group & (count * 8 >= n)
-        sel = group[which] & ~dense[which]
-        if sel.any():  # few pages: sort them by their place in Xen's order
-            key = which[sel] * n + inverse[local[sel]]
-            order = np.argsort(key)
-            rows_sorted = which[sel][order]
-            pos[np.flatnonzero(sel)[order]] = np.arange(order.size) - np.searchsorted(
-                rows_sorted, rows_sorted)
-        for i in np.flatnonzero(dense).tolist():  # many: walk Xen's order, keep members
-            mine = slice(int(seg[i]), int(seg[i] + n))
-            walk = perm[members[mine][perm]]
-            at = slice(int((np.cumsum(count) - count)[i]), int(np.cumsum(count)[i]))
-            local[at] = walk
-            pos[at] = np.arange(walk.size)
-    entries = np.empty(idx.size, np.int64)
-    entries[(np.cumsum(count) - count)[which] + pos] = local
+        mine = group[which]
+        key[mine] = xen_order(int(n))[1][local[mine]]
+    order, keep = sorted_unique(which, key, span)
+    which, local = which[order][keep], local[order][keep]
+    count = np.bincount(which, minlength=rows.size).astype(np.int64)
+    n_low = np.bincount(which[local < start[which]], minlength=rows.size)
     free_lists(table, rows)
     bases, new = table.lists.alloc(table["list_base"], table["list_len"], count)
     table["list_base"][:] = bases
@@ -111,7 +125,7 @@ def build_lists(state: State, table: MigrationTable, rows: I64, members: Mask,
     # Where the walk passes the end of memory: a pass is complete (QEMU's complete_round).
     table["wrap_at"][rows] = np.where(xen, count, count - n_low)
     table["pass_full"][rows] = False
-    table.lists["entry"][ranges(new, count)] = entries
+    table.lists["entry"][ranges(new, count)] = local
 
 
 def free_lists(table: MigrationTable, rows: I64) -> None:
@@ -122,16 +136,20 @@ def free_lists(table: MigrationTable, rows: I64) -> None:
 
 def full_pass(state: State, table: MigrationTable, rows: I64) -> None:
     """The first pass sends every page. QEMU's is its address order, needing no list;
-    Xen's is built in its permuted order."""
+    Xen's is its whole scan order."""
+    sizes = state.vms["n_pages"][table["vm"][rows]].astype(np.int64)
     xen = table["algorithm"][rows] == XEN
+    free_lists(table, rows)
     if xen.any():
         xrows = rows[xen]
-        sizes = state.vms["n_pages"][table["vm"][xrows]].astype(np.int64)
-        build_lists(state, table, xrows, np.ones(int(sizes.sum()), np.bool_),
-                    np.zeros(xrows.size, np.int64))
+        bases, new = table.lists.alloc(table["list_base"], table["list_len"], sizes[xen])
+        table["list_base"][:] = bases
+        table["list_base"][xrows] = new
+        for base, n in zip(new.tolist(), sizes[xen].tolist(), strict=True):
+            table.lists["entry"][base:base + n] = xen_order(n)[0]
+        table["pass_full"][xrows] = False
     q = rows[~xen]
-    free_lists(table, q)
     table["pass_full"][q] = True
-    table["list_len"][q] = table["wrap_at"][q] = state.vms["n_pages"][table["vm"][q]]
-    table["cursor"][q] = 0
-    table["batch_end"][q] = 0
+    table["list_len"][rows] = table["wrap_at"][rows] = sizes
+    table["cursor"][rows] = 0
+    table["batch_end"][rows] = 0

@@ -96,13 +96,16 @@ def _set_up(world: World, table: MigrationTable, rows: np.ndarray) -> None:
     bases, new = table.pages.alloc(table["page_base"], sizes, sizes[rows])
     table["page_base"][:] = bases
     table["page_base"][rows] = new
+    pre = rows[table["status"][rows] == PRECOPY]
+    bases, new = table.dirty.alloc(table["dirty_base"], sizes, sizes[pre])
+    table["dirty_base"][:] = bases
+    table["dirty_base"][pre], table["dirty_len"][pre] = new, 0
     xb = rows[table["xbzrle"][rows] & (table["algorithm"][rows] == QEMU)]
     if xb.size:
         slots = np.full(xb.size, _xbzrle_slots(world), np.int64)
         bases, new = table.cache.alloc(table["cache_base"], table["cache_slots"], slots)
         table["cache_base"][:] = bases
         table["cache_base"][xb], table["cache_slots"][xb] = new, slots
-    pre = rows[table["status"][rows] == PRECOPY]
     if pre.size:
         full_pass(state, table, pre)
         table.open_round(pre, table["start_s"][pre])
@@ -180,7 +183,7 @@ def run_migrations(world: World) -> None:
     if rows.size:
         row_of_vm = np.full(len(state.vms), -1, np.int64)
         row_of_vm[table["vm"][rows]] = rows
-        tw = TickWrites(state, row_of_vm, table.n, world.streams["migration"])
+        tw = TickWrites(state, table, row_of_vm, world.streams["migration"])
         precopy_tick(world, table, tw)
     postcopy_tick(world, table)
     state.held_touches.clear()

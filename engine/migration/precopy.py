@@ -24,7 +24,7 @@ import numpy as np
 from engine.migration import switchover
 from engine.migration.arena import I64, ranges
 from engine.migration.model import PRECOPY, QEMU, XEN, MigrationTable
-from engine.migration.order import build_lists, needs_sending
+from engine.migration.order import RowPages, build_lists, needs_sending, sorted_unique
 from engine.migration.send import Batch, send
 from engine.migration.writelog import TickWrites
 from engine.world import World
@@ -38,27 +38,20 @@ def _frac(world: World, t: F64) -> F64:
     return (t - world.state.time_s) / world.state.tick_s
 
 
-def _vm_pages(world: World, table: MigrationTable, rows: I64) -> tuple[I64, I64]:
-    """Global page index of every page of each row's VM (rows concatenated), and sizes."""
-    vms = world.state.vms
-    v = table["vm"][rows]
-    sizes = vms["n_pages"][v].astype(np.int64)
-    return ranges(vms["page_offset"][v].astype(np.int64), sizes), sizes
-
-
 def _take_dirty(world: World, table: MigrationTable, tw: TickWrites, rows: I64,
-                at: F64) -> tuple[np.ndarray, I64, I64]:
-    """Sync: the dirty log of each row up to `at`, which starts over. Returns the mask
-    over the rows' pages, their sizes and the flat page indices."""
+                at: F64) -> RowPages:
+    """Sync: the pages each row's dirty log gained up to `at`; the log starts over."""
     table["traps"][rows] += _charge_traps(world, table, rows, tw.apply_until(rows, _frac(
         world, at)))
-    flat, sizes = _vm_pages(world, table, rows)
-    dirty = world.state.pages.dirty
-    mask = dirty[flat]
-    dirty[flat] = False
+    length = table["dirty_len"][rows]
+    dirty = RowPages(np.repeat(np.arange(rows.size), length),
+                     table.dirty["page"][ranges(table["dirty_base"][rows], length)].astype(
+                         np.int64))
+    world.state.pages.dirty[dirty.pages(world.state, table, rows)] = False
+    table["dirty_len"][rows] = 0
     table["last_sync_s"][rows] = at
     table["dirty_sync_count"][rows] += 1
-    return mask, sizes, flat
+    return dirty
 
 
 def _charge_traps(world: World, table: MigrationTable, rows: I64, first_writes: I64) -> I64:
@@ -71,29 +64,22 @@ def _charge_traps(world: World, table: MigrationTable, rows: I64, first_writes: 
     return first_writes
 
 
-def _per_row(mask: np.ndarray, sizes: I64) -> I64:
-    """Count of True in each row's segment of a mask (segments are never empty)."""
-    if sizes.size == 0:
-        return np.zeros(0, np.int64)
-    return np.asarray(np.add.reduceat(mask, np.cumsum(sizes) - sizes, dtype=np.int64))
-
-
-def _unsent(table: MigrationTable, rows: I64, sizes: I64) -> np.ndarray:
-    """Mask over the rows' pages of the entries their pass has not sent yet."""
-    mask = np.zeros(int(sizes.sum()), np.bool_)
-    start = np.cumsum(sizes) - sizes
+def _unsent(world: World, table: MigrationTable, rows: I64) -> RowPages:
+    """The pages each row's pass has not sent yet."""
     cursor, length = table["cursor"][rows], table["list_len"][rows]
-    full = table["pass_full"][rows]
-    if full.any():
-        mask[ranges((start + cursor)[full], (length - cursor)[full])] = True
-    listed = ~full & (length > cursor)
-    if listed.any():
-        which = np.repeat(np.flatnonzero(listed), (length - cursor)[listed])
-        idx = ranges((table["list_base"][rows] + cursor)[listed], (length - cursor)[listed])
-        entry = table.lists["entry"][idx].astype(np.int64)
-        ok = entry >= 0
-        mask[start[which[ok]] + entry[ok]] = True
-    return mask
+    left = np.maximum(length - cursor, 0)
+    which = np.repeat(np.arange(rows.size), left)
+    idx = ranges(cursor, left)
+    full = np.take(table["pass_full"][rows], which)
+    entry = idx.copy()  # a full pass's entries are its pages
+    entry[~full] = table.lists["entry"][np.take(table["list_base"][rows], which[~full])
+                                        + idx[~full]]
+    return RowPages(which, entry).where(entry >= 0)
+
+
+def _sending(world: World, table: MigrationTable, rows: I64, pages: RowPages) -> RowPages:
+    hints = np.take(table["free_page_hints"][rows], pages.which)
+    return pages.where(needs_sending(world.state, pages.pages(world.state, table, rows), hints))
 
 
 def _peek(world: World, table: MigrationTable, tw: TickWrites, rows: I64, t: F64) -> None:
@@ -185,12 +171,10 @@ def throttle_guests(world: World, table: MigrationTable, rows: I64) -> None:
 def _xen_round_end(world: World, table: MigrationTable, tw: TickWrites, rows: I64,
                    at: F64) -> None:
     state, policy = world.state, world.spec.policy.migration
-    mask, sizes, flat = _take_dirty(world, table, tw, rows, at)
-    dirtied = _per_row(mask, sizes)
-    hints = np.repeat(table["free_page_hints"][rows], sizes)
-    mask &= needs_sending(state, flat, hints)
-    remaining = _per_row(mask, sizes)
-    stop = _stop_rules(world, table, rows, remaining)
+    dirty = _take_dirty(world, table, tw, rows, at)
+    dirtied = dirty.counts(rows.size)
+    pending = _sending(world, table, rows, dirty)
+    stop = _stop_rules(world, table, rows, pending.counts(rows.size))
     _close_rounds(world, table, rows, at, dirtied)
     switch = _postcopy_due(table, rows, at) & ~stop
     go_on = ~stop & ~switch
@@ -199,7 +183,7 @@ def _xen_round_end(world: World, table: MigrationTable, tw: TickWrites, rows: I6
     table["round_rate"][rows] = np.where(go_on, np.clip(rate, table["min_rate"][rows],
                                                         table["max_rate"][rows]),
                                          table["round_rate"][rows])
-    _continue(world, table, tw, rows, at, mask, sizes, stop, switch,
+    _continue(world, table, tw, rows, at, pending, stop, switch,
               np.zeros(rows.size, np.int64))
 
 
@@ -210,21 +194,18 @@ def _postcopy_due(table: MigrationTable, rows: I64, at: F64) -> np.ndarray:
 
 
 def _continue(world: World, table: MigrationTable, tw: TickWrites, rows: I64, at: F64,
-              pending: np.ndarray, sizes: I64, stop: np.ndarray, switch: np.ndarray,
-              start: I64) -> None:
+              pending: RowPages, stop: np.ndarray, switch: np.ndarray, start: I64) -> None:
     """After a sync: stop and copy, switch to post-copy, or send `pending` in a new pass."""
     go_on = ~stop & ~switch
     if go_on.any():
-        keep = np.repeat(go_on, sizes)
-        build_lists(world.state, table, rows[go_on], pending[keep], start[go_on])
+        build_lists(world.state, table, rows[go_on], pending.of_rows(go_on), start[go_on])
         table.open_round(rows[go_on], at[go_on])
         table["carry_bytes"][rows[go_on]] = 0.0
     if stop.any():
-        keep = np.repeat(stop, sizes)
         # Writes after the pause happen at the destination once it runs: not copied, and
         # not part of the content check.
         late_rows, late_pages = tw.late(rows[stop])
-        switchover.stop_and_copy(world, table, rows[stop], at[stop], pending[keep],
+        switchover.stop_and_copy(world, table, rows[stop], at[stop], pending.of_rows(stop),
                                  late_rows, late_pages)
     for i in np.flatnonzero(switch).tolist():
         switchover.to_postcopy(world, table, int(rows[i]), float(at[i]))
@@ -235,19 +216,6 @@ def _qemu_sync(world: World, table: MigrationTable, tw: TickWrites, rows: I64, a
     """migration_iteration_run: sync the bitmap; complete when the exact pending bytes
     fit the threshold (or nothing is pending), else go on from where the walk is."""
     state = world.state
-    mask, sizes, flat = _take_dirty(world, table, tw, rows, at)
-    unsent = _unsent(table, rows, sizes)
-    table["period_dirty"][rows] += _per_row(mask & ~unsent, sizes)
-    dirtied = _per_row(mask, sizes)
-    hints = np.repeat(table["free_page_hints"][rows], sizes)
-    pending = (mask | unsent) & needs_sending(state, flat, hints)
-    pending_bytes = _per_row(pending, sizes) * state.page_size
-    threshold = table["bandwidth"][rows] * table["downtime_limit_s"][rows]
-    _close_rounds(world, table, rows, at, dirtied)
-    _auto_converge(world, table, rows, at)
-    throttle_guests(world, table, rows)
-    stop = (pending_bytes == 0) | (pending_bytes < threshold)
-    switch = _postcopy_due(table, rows, at) & ~stop
     # The walk goes on from the next page it would have sent (a pass that ended: from 0).
     b = Batch(world, table, rows, np.minimum(table["cursor"][rows],
                                              np.maximum(table["list_len"][rows] - 1, 0)),
@@ -255,7 +223,26 @@ def _qemu_sync(world: World, table: MigrationTable, tw: TickWrites, rows: I64, a
     start = np.zeros(rows.size, np.int64)
     start[b.which] = b.local
     start[pass_end] = 0
-    _continue(world, table, tw, rows, at, pending, sizes, stop, switch, start)
+    unsent = _unsent(world, table, rows)
+    dirty = _take_dirty(world, table, tw, rows, at)
+    # New to the bitmap: dirtied pages the pass had not sent yet are in it already.
+    both = RowPages(np.concatenate([unsent.which, dirty.which]),
+                    np.concatenate([unsent.local, dirty.local]))
+    pending = _sending(world, table, rows, both)
+    order, keep = sorted_unique(pending.which, pending.local,
+                                int(pending.local.max()) + 1 if pending.local.size else 1)
+    pending = RowPages(pending.which[order][keep], pending.local[order][keep])
+    n_pending = pending.counts(rows.size)
+    in_pass = unsent.counts(rows.size)
+    table["period_dirty"][rows] += np.maximum(n_pending - in_pass, 0)
+    _close_rounds(world, table, rows, at, dirty.counts(rows.size))
+    _auto_converge(world, table, rows, at)
+    throttle_guests(world, table, rows)
+    pending_bytes = n_pending * state.page_size
+    threshold = table["bandwidth"][rows] * table["downtime_limit_s"][rows]
+    stop = (pending_bytes == 0) | (pending_bytes < threshold)
+    switch = _postcopy_due(table, rows, at) & ~stop
+    _continue(world, table, tw, rows, at, pending, stop, switch, start)
 
 
 def _window(world: World, table: MigrationTable, tw: TickWrites, rows: I64, at: F64) -> None:

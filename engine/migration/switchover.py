@@ -22,6 +22,7 @@ from engine.migration.model import (
     XEN,
     MigrationTable,
 )
+from engine.migration.order import RowPages
 from engine.migration.send import Batch, Cost, record
 from engine.state import Loc, State
 from engine.units import format_seconds
@@ -43,16 +44,19 @@ def to_destination(state: State, pages: I64, vm: I64, src: I64, dst: I64) -> Non
     src_swapped = (loc == Loc.SWAPPED) | ((loc == Loc.REMOTE) & (old < 0))
     reclaim["swapped_pages"] -= np.bincount(src[src_swapped], minlength=n_hosts)
     reclaim["compressed_pages"] -= np.bincount(src[loc == Loc.COMPRESSED], minlength=n_hosts)
-    zero_shared = (loc == Loc.SHARED) & (p.content[pages] == 0)
-    vms["zero_shared"] -= np.bincount(vm[zero_shared], minlength=len(vms))
+    shared = loc == Loc.SHARED
+    if shared.any():
+        zero_shared = shared & (p.content[pages] == 0)
+        vms["zero_shared"] -= np.bincount(vm[zero_shared], minlength=len(vms))
     got = frame_alloc.allocate(state, dst)
     frame_alloc.release(state, old[old >= 0])
     ok = got >= 0
     p.frame[pages] = np.where(ok, got, -1)
     p.location[pages] = np.where(ok, Loc.PRIVATE, Loc.SWAPPED)
     count_moves(state, vm[ok], loc[ok], Loc.PRIVATE)
-    count_moves(state, vm[~ok], loc[~ok], Loc.SWAPPED)
-    reclaim["swapped_pages"] += np.bincount(dst[~ok], minlength=n_hosts)
+    if not ok.all():
+        count_moves(state, vm[~ok], loc[~ok], Loc.SWAPPED)
+        reclaim["swapped_pages"] += np.bincount(dst[~ok], minlength=n_hosts)
 
 
 def holding(state: State, flat: I64) -> np.ndarray:
@@ -75,10 +79,11 @@ def _row_pages(state: State, table: MigrationTable, rows: I64) -> tuple[I64, I64
 
 def release(state: State, table: MigrationTable, rows: I64, pages: bool = True) -> None:
     """Free the migrations' send lists, XBZRLE caches and (`pages`) page data."""
+    n_pages = state.vms["n_pages"][table["vm"]]
     for base, arena, size in (("list_base", table.lists, table["list_len"]),
                               ("cache_base", table.cache, table["cache_slots"]),
-                              ("page_base", table.pages,
-                               state.vms["n_pages"][table["vm"]] if pages else None)):
+                              ("dirty_base", table.dirty, n_pages),
+                              ("page_base", table.pages, n_pages if pages else None)):
         if size is None:
             continue
         had = rows[table[base][rows] >= 0]
@@ -91,16 +96,19 @@ def commit(state: State, table: MigrationTable, rows: I64, late_rows: I64,
     """Pre-copy switch-over: check what was sent, then move the VMs. `late_pages` were
     written after the pause, i.e. at the destination once it runs: not part of the check."""
     flat, which, local = _row_pages(state, table, rows)
-    keep = holding(state, flat)
-    flat, which, local = flat[keep], which[keep], local[keep]
     pb = table["page_base"][rows][which] + local
-    wrong = ~table.pages["at_dest"][pb] | (table.pages["sent"][pb] != state.pages.content[flat])
-    wrong[np.isin(flat, late_pages)] = False
-    del late_rows
+    keep = holding(state, flat)
+    wrong = keep & (~table.pages["at_dest"][pb]
+                    | (table.pages["sent"][pb] != state.pages.content[flat]))
+    sizes = state.vms["n_pages"][table["vm"][rows]].astype(np.int64)
+    offset = state.vms["page_offset"][table["vm"][rows]]
+    wrong[(np.cumsum(sizes) - sizes)[late_rows] + late_pages - offset[late_rows]] = False
     table["content_mismatches"][rows] = np.bincount(which[wrong], minlength=rows.size)
+    flat, which = flat[keep], which[keep]
     to_destination(state, flat, table["vm"][rows][which], table["src"][rows][which],
                    table["dst"][rows][which])
     state.vms["host"][table["vm"][rows]] = table["dst"][rows]
+    state.pages.dirty[flat] = False
 
 
 def _pause(state: State, table: MigrationTable, rows: I64, seconds: F64) -> None:
@@ -109,14 +117,13 @@ def _pause(state: State, table: MigrationTable, rows: I64, seconds: F64) -> None
     np.add.at(state.vms["downtime_s"], v, seconds)
 
 
-def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pending: np.ndarray,
+def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pending: RowPages,
                   late_rows: I64, late_pages: I64) -> None:
     """The VMs pause while their pending pages and CPU state cross: Xen at its max rate,
     QEMU uncapped (its rate limit applies to the iterations only). Then commit and
     activation at the destination."""
     state, policy = world.state, world.spec.policy.migration
-    flat, which, local = _row_pages(state, table, rows)
-    b = Batch.explicit(which[pending], local[pending], flat[pending])
+    b = Batch.explicit(pending.which, pending.local, pending.pages(state, table, rows))
     c = Cost(world, table, rows, b, last_stage=True)
     record(world, table, rows, b, c, c.sendable)
     n = rows.size
@@ -130,7 +137,6 @@ def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pendi
     table["stop_bytes"][rows] = total.astype(np.int64)
     table["bytes_sent"][rows] += policy.cpu_state
     commit(state, table, rows, late_rows, late_pages)
-    state.pages.dirty[flat] = False
     _pause(state, table, rows, downtime)
     table["downtime_s"][rows] = downtime
     table["end_s"][rows] = table["resume_s"][rows] = at + downtime

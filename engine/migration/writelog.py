@@ -14,15 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from engine.migration.arena import I64, ranges
+from engine.migration.model import MigrationTable
 from engine.state import State
 
 TIME_BITS = 24  # write times are multiples of 2^-24 tick: exact in a float64 key
 
 
 class TickWrites:
-    def __init__(self, state: State, row_of_vm: I64, n_rows: int,
+    def __init__(self, state: State, table: MigrationTable, row_of_vm: I64,
                  rng: np.random.Generator) -> None:
-        self.state = state
+        self.state, self.table = state, table
+        n_rows = table.n
         logged = [(pg, was) for pg, was in state.write_log if pg.size]
         if logged:
             pages = np.concatenate([pg for pg, _ in logged])
@@ -71,8 +73,23 @@ class TickWrites:
             pages, which = pages[order], which[order]
             first = np.ones(pages.size, np.bool_)
             first[1:] = pages[1:] != pages[:-1]
-            traps += np.bincount(which[first], minlength=rows.size)
+            pages, which = pages[first], which[first]
+            traps += np.bincount(which, minlength=rows.size)
+            self._log(rows, which, pages)
         return traps
+
+    def _log(self, rows: I64, which: I64, pages: I64) -> None:
+        """Append newly dirtied pages to their rows' dirty lists (pages sorted, so each
+        row's, of one VM's slice, are together)."""
+        table = self.table
+        r = rows[which]
+        starts = np.flatnonzero(np.concatenate([[True], which[1:] != which[:-1]]))
+        lengths = np.diff(np.append(starts, which.size))
+        rank = np.arange(which.size) - np.repeat(starts, lengths)
+        offset = self.state.vms["page_offset"][table["vm"][r]]
+        table.dirty["page"][table["dirty_base"][r] + table["dirty_len"][r] + rank] = (
+            pages - offset)
+        table["dirty_len"][rows[which[starts]]] += lengths
 
     def late(self, rows: I64) -> tuple[I64, I64]:
         """Each row's writes not applied yet (made after it stopped at the source), as
