@@ -59,7 +59,7 @@ def to_destination(state: State, pages: I64, vm: I64, src: I64, dst: I64) -> Non
         reclaim["swapped_pages"] += np.bincount(dst[~ok], minlength=n_hosts)
 
 
-def holding(state: State, flat: I64) -> np.ndarray:
+def holding(state: State, flat: I64 | slice) -> np.ndarray:
     """Which of these pages hold data the destination must have."""
     loc = state.pages.location[flat]
     return np.asarray((loc == Loc.PRIVATE) | (loc == Loc.SHARED) | (loc == Loc.SWAPPED)
@@ -94,21 +94,24 @@ def release(state: State, table: MigrationTable, rows: I64, pages: bool = True) 
 def commit(state: State, table: MigrationTable, rows: I64, late_rows: I64,
            late_pages: I64) -> None:
     """Pre-copy switch-over: check what was sent, then move the VMs. `late_pages` were
-    written after the pause, i.e. at the destination once it runs: not part of the check."""
-    flat, which, local = _row_pages(state, table, rows)
-    pb = table["page_base"][rows][which] + local
-    keep = holding(state, flat)
-    wrong = keep & (~table.pages["at_dest"][pb]
-                    | (table.pages["sent"][pb] != state.pages.content[flat]))
-    sizes = state.vms["n_pages"][table["vm"][rows]].astype(np.int64)
-    offset = state.vms["page_offset"][table["vm"][rows]]
-    wrong[(np.cumsum(sizes) - sizes)[late_rows] + late_pages - offset[late_rows]] = False
-    table["content_mismatches"][rows] = np.bincount(which[wrong], minlength=rows.size)
-    flat, which = flat[keep], which[keep]
-    to_destination(state, flat, table["vm"][rows][which], table["src"][rows][which],
-                   table["dst"][rows][which])
-    state.vms["host"][table["vm"][rows]] = table["dst"][rows]
-    state.pages.dirty[flat] = False
+    written after the pause, i.e. at the destination once it runs: not part of the check.
+    One VM at a time, over slices: its pages and its page data are contiguous (and the
+    frame allocator sorts what it is given, a VM's pages far faster alone)."""
+    p, vms = state.pages, state.vms
+    for i, row in enumerate(rows.tolist()):
+        v, src, dst = (int(table[c][row]) for c in ("vm", "src", "dst"))
+        off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
+        base = int(table["page_base"][row])
+        keep = holding(state, slice(off, off + n))
+        wrong = keep & (~table.pages["at_dest"][base:base + n]
+                        | (table.pages["sent"][base:base + n] != p.content[off:off + n]))
+        wrong[late_pages[late_rows == i] - off] = False
+        table["content_mismatches"][row] = int(np.count_nonzero(wrong))
+        p.dirty[off:off + n] = False
+        pages = np.flatnonzero(keep) + off
+        to_destination(state, pages, np.full(pages.size, v), np.full(pages.size, src),
+                       np.full(pages.size, dst))
+        vms["host"][v] = dst
 
 
 def _pause(state: State, table: MigrationTable, rows: I64, seconds: F64) -> None:
