@@ -7,12 +7,12 @@ and the migration phase's cost per tick against a bare numpy floor.
 The concurrent world: N VMs of 512 MiB (a moderate dirtier each: 4 MB/s read and 1.2
 MB/s written, 90 % of it in a 64 MiB hot set), ten on each source host, each migrating
 with pre-copy to a host in the next rack: 10 Gbit/s NICs shared by ten migrations each,
-racks of 20 hosts with 100 Gbit/s uplinks to one core switch. Printed for each N: wall time to completion (all
-phases, and the migration phase alone), simulated time, per-tick cost of the migration
-phase (mean over the run beside median, p99, max) and its ratio to the floor, RSS at
-start and end. The floor is measured in the same run, each tick: one gather and one
-scatter of 8 bytes per page sent (what a copy of the sent content costs) and one bool
-scatter per page written, on arrays of the world's size. No assertions: numbers to read.
+racks of 20 hosts with 100 Gbit/s uplinks to one core switch. Printed for each N: wall
+time to completion (all phases, and the migration phase alone), simulated time, per-tick
+cost of the migration phase (mean over the run beside median, p99, max) and its ratio to
+the floor, RSS at start and end. The floor is measured in the same run, each tick: one
+gather and one scatter of 8 bytes per page sent (what a copy of the sent content costs)
+and one bool scatter per page written, on arrays of the world's size. No assertions.
 """
 
 from __future__ import annotations

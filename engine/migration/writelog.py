@@ -38,7 +38,7 @@ class TickWrites:
         scale = float(1 << TIME_BITS)
         when = np.floor(rng.random(pages.size) * scale) / scale
         key = row + when
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key)
         self.key = key[order]
         self.pages = pages[order]
         self.when = when[order]
@@ -69,7 +69,7 @@ class TickWrites:
         dirty[pages] = True
         pages, which = pages[fresh], which[fresh]
         if pages.size:
-            order = np.argsort(pages, kind="stable")
+            order = np.argsort(pages)
             pages, which = pages[order], which[order]
             first = np.ones(pages.size, np.bool_)
             first[1:] = pages[1:] != pages[:-1]
