@@ -158,10 +158,11 @@ ONE_GIB = {
 }
 
 
-def one_gib(algorithm: str, repeat: int) -> list[dict[str, Any]]:
+def one_gib(algorithm: str, repeat: int, page_size: int) -> list[dict[str, Any]]:
     out = []
+    data = {**ONE_GIB, "scenario": {**ONE_GIB["scenario"], "page_size": page_size}}
     for _ in range(repeat):
-        sim = Simulation.from_spec(parse_scenario(ONE_GIB))
+        sim = Simulation.from_spec(parse_scenario(data))
         sim.step(2)
         assert sim.submit({"kind": "migrate", "vm": "big", "to": "dst",
                            "algorithm": algorithm}).ok
@@ -192,6 +193,8 @@ def main() -> int:
     parser.add_argument("--algorithm", default="qemu", choices=("xen", "qemu"))
     parser.add_argument("--max-ticks", type=int, default=600)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--one-gib-pages", default="4KiB,16KiB",
+                        help="page sizes of the 1 GiB runs")
     args = parser.parse_args()
     page = parse_bytes(args.page_size)
     print(f"# {args.algorithm} pre-copy, 512 MiB VMs, {args.page_size} pages")
@@ -213,14 +216,16 @@ def main() -> int:
               f"  median {statistics.median(ratios):.1f}  max {max(ratios):.1f}")
         top = sorted(r["phases"].items(), key=lambda kv: -kv[1])[:5]
         print(f"N={r['n']}: phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in top))
-    for algorithm in ("xen", "qemu"):
-        runs = one_gib(algorithm, args.repeat)
-        walls = [r["wall"] for r in runs]
-        mig = [r["migration_s"] for r in runs]
-        r = runs[0]
-        print(f"1 GiB {algorithm}: {r['total']:.2f} s simulated ({r['ticks']} ticks), downtime "
-              f"{r['downtime'] * 1000:.1f} ms, {r['sent'] / MiB:.0f} MiB sent; wall end to end "
-              f"{stats(walls)}; migration phase {stats(mig)}")
+    for size in args.one_gib_pages.split(","):
+        for algorithm in ("qemu", "xen"):
+            runs = one_gib(algorithm, args.repeat, parse_bytes(size))
+            walls = [r["wall"] for r in runs]
+            mig = [r["migration_s"] for r in runs]
+            r = runs[0]
+            print(f"1 GiB {algorithm} {size} pages: {r['total']:.2f} s simulated "
+                  f"({r['ticks']} ticks), downtime {r['downtime'] * 1000:.1f} ms, "
+                  f"{r['sent'] / MiB:.0f} MiB sent\n  wall end to end {stats(walls)}\n"
+                  f"  migration phase   {stats(mig)}")
     return 0
 
 
