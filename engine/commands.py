@@ -124,8 +124,11 @@ class Migrate(Frozen):
     """Live-migrate a VM to another host.
 
     mode: precopy (iterate, then stop and copy), postcopy (switch at once, pull pages on
-    demand), hybrid (one pre-copy round, then post-copy). algorithm: xen (dynamic rate,
-    Clark et al.) or qemu (fixed bandwidth, downtime limit). Unset numbers take the policy.
+    demand), hybrid (pre-copy passes, then post-copy). algorithm: xen (dynamic rate,
+    Clark et al.) or qemu (fixed bandwidth, downtime limit). A pre-copy or hybrid switches
+    to post-copy `postcopy_after` seconds after it started or after `postcopy_after_passes`
+    passes (a hybrid by default after the policy's passes, one). Unset numbers take the
+    policy; `max_postcopy_rate` 0 is unlimited.
     """
 
     kind: Literal["migrate"] = "migrate"
@@ -142,6 +145,9 @@ class Migrate(Frozen):
     pml: bool = False  # hardware dirty logging (batched exits) instead of write protection
     free_page_hints: bool = False  # the guest reports free pages, which are not sent
     stun: bool = False  # paravirtual: pause the processes that dirty faster than we send
+    max_postcopy_rate: Rate | None = None
+    postcopy_after: Seconds | None = None
+    postcopy_after_passes: int | None = Field(default=None, ge=1, le=1000)
 
 
 class CancelMigration(Frozen):

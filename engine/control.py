@@ -155,6 +155,9 @@ def _check_migrate(world: World, cmd: Migrate, v: int, running: bool,
         return f"{cmd.vm} is not running"
     if migrating is not None:
         return f"{cmd.vm} is already migrating to {state.hosts.ids[migrating.dst]}"
+    if cmd.mode == "postcopy" and (cmd.postcopy_after is not None
+                                   or cmd.postcopy_after_passes is not None):
+        return "postcopy_after and postcopy_after_passes apply to a precopy or hybrid start"
     h = _host(world, cmd.to)
     if h is None:
         return f"no host {cmd.to!r}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.migration.model import POSTCOPY, PRECOPY, table_of
 from engine.scenario import ScenarioSpec
 from engine.topology import Topology
 from engine.world import World
@@ -41,17 +42,22 @@ def service_destination(world: World, host_id: str) -> str:
 
 def update_service_rates(world: World) -> None:
     """Service flows (host -> gateway) and migration flows (source -> destination) share
-    the links by max-min fairness; each migration's flow is capped by its current rate."""
+    the links by max-min fairness; each migration's flow is capped by its current rate
+    (a post-copy's by its post-copy cap, if any). A second solve with the migrations
+    uncapped gives what each could get if its cap rose within the tick (a new Xen round,
+    QEMU's uncapped stop-and-copy)."""
     state = world.state
     vms = state.vms
     host = vms["host"]
     active = (host >= 0) & state.hosts.up[np.maximum(host, 0)] & (vms["net_bytes_per_s"] > 0)
     demand = np.where(active, vms["net_bytes_per_s"] * vms["demand_scale"], 0.0)
-    migrations = [m for m in state.migrations if m.active and m.status != "stopcopy"]
-    mig_demand = np.array([m.round_rate for m in migrations], np.float64)
-    key = (host.tobytes() + demand.tobytes() + mig_demand.tobytes()
-           + np.array([(m.src, m.dst) for m in migrations], np.int64).tobytes()
-           + world.topology.link_up.tobytes()
+    table = table_of(state)
+    rows = table.active_rows(PRECOPY, POSTCOPY)
+    postcopy = table["status"][rows] == POSTCOPY
+    mig_demand = np.where(postcopy, table["postcopy_rate"][rows], table["round_rate"][rows])
+    src, dst = table["src"][rows], table["dst"][rows]
+    key = (host.tobytes() + demand.tobytes() + mig_demand.tobytes() + src.tobytes()
+           + dst.tobytes() + world.topology.link_up.tobytes()
            + world.topology.link_capacity_bytes_per_s.tobytes())
     if key == world.service_flow_key:
         return
@@ -60,9 +66,9 @@ def update_service_rates(world: World) -> None:
     ids = state.hosts.ids
     flows = [(ids[int(host[v])], service_destination(world, ids[int(host[v])]))
              for v in flow_vms]
-    flows += [(ids[m.src], ids[m.dst]) for m in migrations]
+    flows += [(ids[a], ids[b]) for a, b in zip(src.tolist(), dst.tolist(), strict=True)]
     owners: list[tuple[str, int]] = [("vm", int(v)) for v in flow_vms]
-    owners += [("migration", m.id) for m in migrations]
+    owners += [("migration", int(r)) for r in rows]
     demands = np.concatenate([demand[flow_vms], mig_demand])
     rates = world.topology.rates(flows, demands) if flows else np.zeros(0)
     world.flow_set = (flows, demands, owners)
@@ -70,7 +76,11 @@ def update_service_rates(world: World) -> None:
     state.vm_net_bytes_per_s[flow_vms] = rates[:flow_vms.size]
     state.nic_used_bytes_per_s = np.bincount(host[flow_vms], weights=rates[:flow_vms.size],
                                              minlength=len(state.hosts)).astype(np.float64)
-    for m, rate in zip(migrations, rates[flow_vms.size:], strict=True):
-        m.flow_rate = float(rate)
+    if rows.size:
+        mig_rates = rates[flow_vms.size:]
+        table["flow_rate"][rows] = mig_rates
+        uncapped = demands.copy()
+        uncapped[flow_vms.size:] = np.inf
+        table["path_rate"][rows] = world.topology.rates(flows, uncapped)[flow_vms.size:]
         # Migration traffic leaves the source's NIC too.
-        state.nic_used_bytes_per_s[m.src] += float(rate)
+        np.add.at(state.nic_used_bytes_per_s, src, mig_rates)

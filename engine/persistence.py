@@ -16,7 +16,8 @@ import numpy.typing as npt
 from engine.commands import command_to_plain, parse_command
 from engine.errors import InputError
 from engine.hashtable import HintTable, U64Map
-from engine.migration.model import Migration
+from engine.migration.model import MigrationTable, table_of
+from engine.migration.model import from_old_saves as old_migrations
 from engine.network import build_topology
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
@@ -49,7 +50,6 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
         "sharing_salting": state.sharing.salting,
         "reclaim_thresholds": list(state.reclaim.thresholds),
         "reclaim_realloc": state.reclaim.realloc,
-        "migrations": [],
     }
     arrays: Arrays = {f"pages.{k}": v for k, v in state.pages.arrays().items()}
     arrays.update({f"frames.{k}": v for k, v in state.frames.arrays().items()})
@@ -67,10 +67,8 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     arrays["sharing.frame_key"] = sharing.frame_key
     arrays.update({f"sharing.hosts.{k}": v for k, v in sharing.hosts.items()})
     arrays.update({f"reclaim.hosts.{k}": v for k, v in state.reclaim.hosts.items()})
-    for mig in state.migrations:
-        mig_meta, mig_arrays = mig.to_plain()
-        meta["migrations"].append(mig_meta)
-        arrays.update(mig_arrays)
+    meta["migrations"], mig_arrays = table_of(state).to_plain()
+    arrays.update(mig_arrays)
     if sharing.ksm_scanned_at is not None:
         arrays["sharing.ksm_scanned_at"] = sharing.ksm_scanned_at
     return meta, arrays
@@ -140,7 +138,9 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         thresholds=[float(x) for x in meta["reclaim_thresholds"]],
         realloc=bool(meta["reclaim_realloc"]),
     )
-    state.migrations = [Migration.from_plain(m, arrays) for m in meta["migrations"]]
+    saved = meta["migrations"]
+    state.migrations = (old_migrations(saved) if isinstance(saved, list)
+                        else MigrationTable.from_plain(saved, arrays))
     topology = build_topology(spec)
     topology.link_up[:] = arrays["net.link_up"]
     topology.link_capacity_bytes_per_s[:] = arrays["net.link_capacity"]

@@ -3,7 +3,8 @@
 Order matters and is part of the contract:
 1. commands   - scheduled timeline entries due now, then operator commands, in order
 2. workload   - every running VM touches pages: first touch, COW break, swap-in, balloon
-                pop, guest page-in, page-cache reads; stalls; closed-loop pace
+                pop, guest page-in, page-cache reads; stalls; closed-loop pace (a VM in
+                post-copy only records its touches: the migration phase runs them)
 3. sampling   - active-memory estimates (invalidate 100 random pages per period)
 4. allocation - targets from shares, min, max and the idle tax (every balance period)
 5. reclaim    - free-memory states; balloon targets, swap goals, blocking
@@ -12,7 +13,8 @@ Order matters and is part of the contract:
 8. sharing    - page-sharing scanners (ESX random scan with hints, or KSM trees)
 9. io         - device I/O: bounce copies through 32-bit DMA, remapping into low memory
 10. network   - max-min fair rates of service and migration traffic over the topology
-11. migration - pre-copy rounds, stop-and-copy, post-copy pushes, switch-over, failures
+11. migration - every pre-copy advanced together (rounds, syncs, stop-and-copy), post-copy
+                VMs' touches and faults in time with the push, switch-over, failures
 12. service   - lost service by cause, service level and latency, availability
 13. economy   - revenue for served work, host power, capital and network costs, SLA
                 penalties at the end of each window

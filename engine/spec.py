@@ -126,7 +126,9 @@ class WorkloadSpec(Frozen):
     hot_access: Fraction = 0.8
     order: Literal["uniform", "sequential"] = "uniform"
     zero_writes: Fraction = 0.0
-    cpu_util: Fraction = 0.3
+    cpu_util: Fraction = 0.3  # share of its time the workload computes (the rest it waits)
+    # Share of a page's bytes a write changes (XBZRLE deltas); None: the policy's default.
+    changed_fraction: Fraction | None = None
     net: Rate = 0.0
     # A cache-sensitive part: reads of a file data set through the guest's page cache.
     dataset: Bytes | None = None
@@ -247,33 +249,45 @@ class MigrationPolicy(Frozen):
 
     Xen (Clark et al.): rounds at a dynamic rate starting at `xen_min_rate`, next round at
     the previous round's dirtying rate + `xen_rate_increment`, capped at `xen_max_rate`;
+    pages dirtied again are skipped, the log peeked before each batch of `xen_batch`;
     stop when the rate is at the max and the round sent more than the last, fewer than
     `xen_min_pages` remain, after `xen_max_rounds`, or once `xen_max_sent_factor` x the
-    VM's memory has been sent. QEMU: fixed `qemu_max_bandwidth` while iterating, switch
-    over once remaining <= bandwidth x `qemu_downtime_limit`; auto-converge throttles the
-    vCPUs 20 %, +10 % a step, up to 99 %; XBZRLE keeps a cache of sent pages and sends
-    re-sent hits as deltas of `xbzrle_delta_fraction` of a page.
+    VM's memory has been sent. QEMU: `qemu_max_bandwidth` while iterating (the final copy
+    is uncapped); complete as soon as the pending bytes fit `qemu_downtime_limit` x the
+    bandwidth measured over the last `qemu_bandwidth_window`; auto-converge raises the
+    vCPU throttle (`throttle_initial`, + `throttle_increment`, up to `throttle_max`) when
+    a second's dirtying exceeds `throttle_trigger` of what was sent, twice in a row;
+    XBZRLE keeps `xbzrle_cache` of pages by address and sends re-sent pages as deltas
+    (a write changes `xbzrle_delta_fraction` of a page on average, unless the workload
+    says `changed_fraction`). Post-copy pushes at up to `max_postcopy_bandwidth`
+    (0 = unlimited); a hybrid switches after `postcopy_after_passes` pre-copy passes.
     """
 
     xen_min_rate: Rate = 100e6 / 8
     xen_max_rate: Rate = 500e6 / 8
     xen_rate_increment: Rate = 50e6 / 8
-    xen_min_pages: int = Field(default=50, ge=0)
-    xen_max_rounds: int = Field(default=30, ge=1)
-    xen_max_sent_factor: float = Field(default=3.0, gt=0)
+    xen_min_pages: int = Field(default=50, ge=0, le=1 << 30)
+    xen_max_rounds: int = Field(default=30, ge=1, le=10_000)
+    xen_max_sent_factor: float = Field(default=3.0, gt=0, le=1000)
+    xen_batch: Bytes = Field(default=4 * 1024**2, ge=1, le=1024**3)  # MAX_BATCH_SIZE pages
     qemu_max_bandwidth: Rate = 128 * 1024**2
     qemu_downtime_limit: Seconds = 0.3
+    qemu_bandwidth_window: Seconds = Field(default=0.1, gt=0, le=60)  # BUFFER_DELAY
+    qemu_activation: Seconds = Field(default=0.001, le=10)  # resume on a fast path
     throttle_initial: Fraction = 0.20
     throttle_increment: Fraction = 0.10
     throttle_max: Fraction = 0.99
+    throttle_trigger: Fraction = 0.50  # throttle-trigger-threshold
     xbzrle_cache: Bytes = 64 * 1024**2
-    xbzrle_delta_fraction: Fraction = 0.25
+    xbzrle_delta_fraction: Fraction = 0.05
+    max_postcopy_bandwidth: Rate = 0.0  # 0 = unlimited
+    postcopy_after_passes: int = Field(default=1, ge=1, le=1000)  # hybrid
     zero_page_header: Bytes = 9
     page_header: Bytes = 8
     cpu_state: Bytes = 256 * 1024  # vCPU and device state sent in the stop phase
-    activation: Seconds = 0.020  # commit, resume, unsolicited ARP
+    activation: Seconds = 0.020  # Xen: commit, resume, unsolicited ARP
     trap_cost: Seconds = 2e-6  # write-protect fault on the first write of a page per round
-    pml_batch: int = Field(default=512, ge=1)  # hardware logging: one exit per batch
+    pml_batch: int = Field(default=512, ge=1, le=1 << 20)  # hardware logging: one exit per batch
     round_trip: Seconds = 0.0002  # network round trip for a post-copy demand fault
 
 

@@ -376,10 +376,15 @@ class State:
     sharing: Sharing = field(default_factory=lambda: Sharing.empty(0, [], 1))
     reclaim: Reclaim = field(
         default_factory=lambda: Reclaim.empty(0, 0.75, [0.06, 0.04, 0.02, 0.01]))
-    migrations: list[Any] = field(default_factory=list)  # migration.model.Migration
+    # engine.migration.model.MigrationTable (an empty list until the first migration)
+    migrations: Any = field(default_factory=list)
     # This tick's writes of pre-copying VMs: (pages, whether each was dirty before), so the
     # migration phase can replay them at times within the tick. Empty between ticks.
     write_log: list[tuple[I64, Bool]] = field(default_factory=list)
+    # This tick's touches of VMs in post-copy (reads, writes, their content, guest kind),
+    # held back by the touch path for the migration phase to run in time with the pages'
+    # arrival. Empty between ticks.
+    held_touches: list[tuple[I64, I64, U64, int]] = field(default_factory=list)
     tick: int = 0
     next_unique_content: int = UNIQUE_CONTENT_BASE
     money: Money = field(default_factory=Money)

@@ -143,6 +143,12 @@ def migrate_options(cmd: Migrate) -> str:
               if on]
     if cmd.mode != "precopy" and not cmd.prepaging:
         parts.append("no pre-paging")
+    if cmd.max_postcopy_rate:
+        parts.append(f"post-copy max {format_rate(cmd.max_postcopy_rate)}")
+    if cmd.postcopy_after is not None:
+        parts.append(f"post-copy after {format_seconds(cmd.postcopy_after)}")
+    if cmd.postcopy_after_passes is not None:
+        parts.append(f"post-copy after {cmd.postcopy_after_passes} passes")
     return ", ".join(parts)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.migration.model import table_of
 from engine.world import World
 
 
@@ -32,7 +33,7 @@ def bill(world: World) -> None:
     power_w = np.where(hosts.up, hosts.idle_w + (hosts.peak_w - hosts.idle_w) * util, 0.0)
     power = float((power_w / 1000.0 * economy.price_per_kwh).sum() * hours)
     capital = float(hosts.capital_per_hour.sum() * hours)
-    sent = sum(m.bytes_sent for m in state.migrations)
+    sent = int(table_of(state)["bytes_sent"].sum())
     money = state.money
     network = (sent - money.migration_bytes) / 1e9 * economy.network_per_gb
     money.migration_bytes = sent

@@ -101,17 +101,15 @@ def _fault_in(state: State, pages: I64) -> None:
         vms["lost_swap_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
 
 
-def _remote_faults(state: State, pages: I64) -> None:
-    """Post-copy: pages still at the source are fetched over the network first."""
-    from engine.migration.postcopy import demand_faults
-
-    pages = unique_sorted(pages)
-    vm = state.vms.vm_of_pages(pages)
-    for mig in state.migrations:
-        if mig.status == "postcopy":
-            mine = pages[vm == mig.vm]
-            if mine.size:
-                demand_faults(state, mig, mine)
+def _hold(state: State, held: Bool, read_pages: I64, write_pages: I64, write_content: U64,
+          kind: int) -> tuple[I64, I64, U64]:
+    """Post-copy: a VM with pages still at a migration source makes its touches in the
+    migration phase, in time with the pages' arrival (engine/migration/postcopy.py)."""
+    vm_of = state.vms.vm_of_pages
+    held_r, held_w = held[vm_of(read_pages)], held[vm_of(write_pages)]
+    state.held_touches.append((read_pages[held_r], write_pages[held_w], write_content[held_w],
+                               kind))
+    return read_pages[~held_r], write_pages[~held_w], write_content[~held_w]
 
 
 def _cow_break(state: State, pages: I64) -> None:
@@ -147,13 +145,19 @@ def _claim(state: State, touched: I64, kind: int) -> None:
 
 def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content: U64,
                   reads_per_vm: I64, writes_per_vm: I64, kind: int = GuestKind.ANON,
-                  blocked: Bool | None = None) -> TouchResult:
+                  blocked: Bool | None = None, hold_postcopy: bool = True) -> TouchResult:
     p, vms, n_vms = state.pages, state.vms, len(state.vms)
     if blocked is not None and blocked.any():
         keep_r = ~blocked[vms.vm_of_pages(read_pages)]
         keep_w = ~blocked[vms.vm_of_pages(write_pages)]
         read_pages, write_pages = read_pages[keep_r], write_pages[keep_w]
         write_content = write_content[keep_w]
+    held = vms["loc_count"][:, Loc.REMOTE] > 0
+    if hold_postcopy and held.any():
+        read_pages, write_pages, write_content = _hold(state, held, read_pages, write_pages,
+                                                       write_content, kind)
+        reads_per_vm = np.where(held, 0, reads_per_vm)
+        writes_per_vm = np.where(held, 0, writes_per_vm)
     loc_r = np.take(p.location, read_pages)
     loc_w = np.take(p.location, write_pages)
     faulted_r = (loc_r != Loc.PRIVATE) & (loc_r != Loc.SHARED)
@@ -163,10 +167,8 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
     if fr_pages.size or fw_pages.size:
         fw_loc = loc_w[faulted_w]
         missing = np.concatenate([fr_pages, fw_pages[fw_loc != Loc.SHARED]])
-        remote = p.location[missing] == Loc.REMOTE
-        if remote.any():
-            _remote_faults(state, missing[remote])
-        _fault_in(state, missing[~remote])
+        # Pages still at a migration source are never faulted in here (see _hold).
+        _fault_in(state, missing[p.location[missing] != Loc.REMOTE])
         _cow_break(state, fw_pages[fw_loc == Loc.SHARED])
         loc_fr = p.location[fr_pages]
         still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)

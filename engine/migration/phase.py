@@ -1,7 +1,9 @@
 """The migration phase: start, progress, switch-over and failure of live migrations.
 
 Runs after the network phase, so each migration knows the rate its flow got this tick.
-Guard clauses first (hosts down, no path), then the stages in order.
+Guard clauses first (hosts down, no path), then every pre-copy advances together
+(precopy.py), then each post-copy serves its VM's held-back touches and pushes
+(postcopy.py).
 """
 
 from __future__ import annotations
@@ -9,285 +11,182 @@ from __future__ import annotations
 import numpy as np
 
 from engine.commands import Migrate
-from engine.migration import postcopy
-from engine.migration.model import Migration
-from engine.migration.precopy import (
-    _record_sent,
-    end_round,
-    page_costs,
-    send_for,
-    start_round,
-    vm_slice,
+from engine.migration.model import (
+    ALGORITHMS,
+    CANCELLED,
+    FAILED,
+    INF,
+    MODES,
+    POSTCOPY,
+    PRECOPY,
+    QEMU,
+    Migration,
+    MigrationTable,
+    table_of,
 )
-from engine.migration.switch import commit, go_remote
+from engine.migration.order import full_pass
+from engine.migration.postcopy import postcopy_tick
+from engine.migration.precopy import precopy_tick
+from engine.migration.switchover import release
+from engine.migration.switchover import to_postcopy as _to_postcopy
+from engine.migration.writelog import TickWrites
 from engine.state import Loc
-from engine.units import format_seconds
 from engine.vmlife import stop_vm
 from engine.world import World
 
 
 def active_migration(world: World, v: int) -> Migration | None:
-    return next((m for m in world.state.migrations if m.vm == v and m.active), None)
+    table = table_of(world.state)
+    row = table.row_of_vm(v)
+    return None if row is None else table[row]
+
+
+def _xbzrle_slots(world: World) -> int:
+    """QEMU sizes its cache to a power of two of pages (pow2floor)."""
+    pages = max(1, world.spec.policy.migration.xbzrle_cache // world.state.page_size)
+    return 1 << (pages.bit_length() - 1)
 
 
 def start(world: World, cmd: Migrate) -> Migration:
     state, policy = world.state, world.spec.policy.migration
+    table = table_of(state)
     v = state.vms.index(cmd.vm)
-    n = int(state.vms["n_pages"][v])
+    now = state.time_s
     xen = cmd.algorithm == "xen"
     max_rate = cmd.max_rate or (policy.xen_max_rate if xen else policy.qemu_max_bandwidth)
-    min_rate = cmd.min_rate or (policy.xen_min_rate if xen else max_rate)
-    mig = Migration(
-        id=len(state.migrations), vm=v, src=int(state.vms["host"][v]),
-        dst=state.hosts.index(cmd.to), mode=cmd.mode, algorithm=cmd.algorithm,
-        start_s=state.time_s, max_rate=max_rate, min_rate=min(min_rate, max_rate),
+    min_rate = min(cmd.min_rate or (policy.xen_min_rate if xen else max_rate), max_rate)
+    postcopy_rate = (cmd.max_postcopy_rate if cmd.max_postcopy_rate is not None
+                     else policy.max_postcopy_bandwidth)
+    passes = cmd.postcopy_after_passes
+    if passes is None:
+        passes = policy.postcopy_after_passes if cmd.mode == "hybrid" else 0
+    workload = state.vms.specs[v].workload
+    row = table.add(
+        vm=v, src=int(state.vms["host"][v]), dst=state.hosts.index(cmd.to),
+        mode=MODES.index(cmd.mode), algorithm=ALGORITHMS.index(cmd.algorithm), start_s=now,
+        max_rate=max_rate, min_rate=min_rate,
         downtime_limit_s=cmd.downtime_limit or policy.qemu_downtime_limit,
-        auto_converge=cmd.auto_converge, xbzrle=cmd.xbzrle, prepaging=cmd.prepaging,
-        pml=cmd.pml, free_page_hints=cmd.free_page_hints, stun=cmd.stun,
-        round_trip_s=policy.round_trip,
-        page_header=policy.page_header, round_rate=min_rate if xen else max_rate,
-        sent_content=np.zeros(n, np.uint64), at_dest=np.zeros(n, np.bool_),
-        in_cache=np.zeros(n, np.bool_), pushed=np.zeros(n, np.bool_))
-    state.migrations.append(mig)
-    sl = vm_slice(state, mig)
-    state.pages.dirty[sl] = False
+        activation_s=policy.activation if xen else policy.qemu_activation,
+        postcopy_rate=postcopy_rate if postcopy_rate > 0 else INF,
+        postcopy_after_s=INF if cmd.postcopy_after is None else cmd.postcopy_after,
+        postcopy_after_passes=passes, auto_converge=cmd.auto_converge, xbzrle=cmd.xbzrle,
+        prepaging=cmd.prepaging, pml=cmd.pml, free_page_hints=cmd.free_page_hints,
+        stun=cmd.stun,
+        changed_fraction=(workload.changed_fraction if workload.changed_fraction is not None
+                          else policy.xbzrle_delta_fraction),
+        round_rate=min_rate if xen else max_rate, status=PRECOPY, window_start_s=now,
+        period_start_s=now, last_sync_s=now)
+    off, n = int(state.vms["page_offset"][v]), int(state.vms["n_pages"][v])
+    state.pages.dirty[off:off + n] = False
     state.vms["precopying"][v] = cmd.mode != "postcopy"
-    world.emit("migration_started", f"{cmd.vm} migrating {state.hosts.ids[mig.src]} -> "
-               f"{cmd.to} ({cmd.mode}, {cmd.algorithm})", vm=cmd.vm, host=cmd.to)
+    world.emit("migration_started", f"{cmd.vm} migrating {state.hosts.ids[int(table['src'][row])]}"
+               f" -> {cmd.to} ({cmd.mode}, {cmd.algorithm})", vm=cmd.vm, host=cmd.to)
     if cmd.mode == "postcopy":
-        to_postcopy(world, mig, state.time_s)
+        _set_up(world, table, np.array([row], np.int64))
+        _to_postcopy(world, table, row, now)
     else:
-        start_round(world, mig, state.time_s, np.arange(sl.start, sl.stop, dtype=np.int64))
-    return mig
+        table["fresh"][row] = True  # set up with the tick's other new ones
+    return table[row]
 
 
-def _pause(world: World, mig: Migration, seconds: float) -> None:
-    vms = world.state.vms
-    vms["lost_downtime_s_tick"][mig.vm] += seconds
-    vms["downtime_s"][mig.vm] += seconds
-
-
-def _stop_rate(world: World, mig: Migration) -> float:
-    """Stop-and-copy rate: Xen's max rate; QEMU's whatever the path gives an uncapped flow."""
-    if mig.algorithm == "xen":
-        return min(mig.max_rate, _path_rate(world, mig))
-    return _path_rate(world, mig)
-
-
-def _path_rate(world: World, mig: Migration) -> float:
-    flows, demands, owners = world.flow_set
-    key = ("migration", mig.id)
-    ids = world.state.hosts.ids
-    if key in owners:
-        i = owners.index(key)
-        flows, uncapped = list(flows), np.array(demands, np.float64)
-        uncapped[i] = np.inf
-    else:  # started this tick: not in the network's flow set yet
-        i = len(flows)
-        flows = [*flows, (ids[mig.src], ids[mig.dst])]
-        uncapped = np.append(np.asarray(demands if demands is not None else [], np.float64),
-                             np.inf)
-    return float(world.topology.rates(flows, uncapped)[i])
-
-
-def _stop_and_copy(world: World, mig: Migration, at_s: float, late: np.ndarray) -> None:
-    state, policy = world.state, world.spec.policy.migration
-    p = state.pages
-    sl = vm_slice(state, mig)
-    pending = np.union1d(mig.to_send[mig.cursor:], np.flatnonzero(p.dirty[sl]) + sl.start)
-    pending = pending[p.location[pending] != Loc.BALLOONED]
-    costs = page_costs(world, mig, pending)
-    rate = max(_stop_rate(world, mig), 1.0)
-    total = float(costs.sum()) + policy.cpu_state
-    downtime = total / rate + policy.activation
-    mig.status = "stopcopy"
-    state.vms["precopying"][mig.vm] = False
-    mig.stop_pages = int(pending.size)
-    mig.stop_bytes = int(total)
-    _record_sent(world, mig, pending, costs)
-    mig.bytes_sent += policy.cpu_state
-    commit(state, mig, sl, late)
-    p.dirty[sl] = False
-    _pause(world, mig, downtime)
-    mig.downtime_s = downtime
-    mig.end_s = mig.resume_s = at_s + downtime
-    mig.status = "done"
-    state.vms["throttle"][mig.vm] = 0.0
-    vm = state.vms.ids[mig.vm]
-    world.emit("migration_finished", f"{vm} now runs on {state.hosts.ids[mig.dst]}: "
-               f"{len(mig.rounds)} rounds, {mig.bytes_sent / 1024**2:.0f} MiB sent, "
-               f"{format_seconds(mig.end_s - mig.start_s)} in all, downtime "
-               f"{format_seconds(downtime)}", vm=vm, host=state.hosts.ids[mig.dst])
-
-
-def _close_round(mig: Migration, at_s: float) -> None:
-    """A round cut short (switch to post-copy, cancel, failure) still took its time."""
-    if mig.rounds and mig.rounds[-1].duration_s == 0.0:
-        mig.rounds[-1].duration_s = max(at_s - mig.rounds[-1].start_s, 0.0)
+def _set_up(world: World, table: MigrationTable, rows: np.ndarray) -> None:
+    """Page data for new migrations; the first pass of the pre-copies among them."""
+    state = world.state
+    sizes = state.vms["n_pages"][table["vm"]]
+    bases, new = table.pages.alloc(table["page_base"], sizes, sizes[rows])
+    table["page_base"][:] = bases
+    table["page_base"][rows] = new
+    pre = rows[table["status"][rows] == PRECOPY]
+    bases, new = table.dirty.alloc(table["dirty_base"], sizes, sizes[pre])
+    table["dirty_base"][:] = bases
+    table["dirty_base"][pre], table["dirty_len"][pre] = new, 0
+    xb = rows[table["xbzrle"][rows] & (table["algorithm"][rows] == QEMU)]
+    if xb.size:
+        slots = np.full(xb.size, _xbzrle_slots(world), np.int64)
+        bases, new = table.cache.alloc(table["cache_base"], table["cache_slots"], slots)
+        table["cache_base"][:] = bases
+        table["cache_base"][xb], table["cache_slots"][xb] = new, slots
+    if pre.size:
+        full_pass(state, table, pre)
+        table.open_round(pre, table["start_s"][pre])
+    table["fresh"][rows] = False
 
 
 def to_postcopy(world: World, mig: Migration, at_s: float) -> None:
-    state, policy = world.state, world.spec.policy.migration
-    _close_round(mig, at_s)
-    # The CPU state is one small message, sent at whatever the path gives.
-    rate = max(_path_rate(world, mig), mig.flow_rate, 1.0)
-    if mig.flow_rate <= 0:
-        # A post-copy started by a command has no flow yet: until the network phase sets
-        # it, demand faults fetch at what the path gives (not at 1 byte/s).
-        mig.flow_rate = min(rate, mig.max_rate)
-    downtime = policy.cpu_state / rate + policy.activation
-    state.vms["precopying"][mig.vm] = False
-    go_remote(state, mig, vm_slice(state, mig))
-    mig.bytes_sent += policy.cpu_state
-    mig.status = "postcopy"
-    mig.downtime_s = downtime
-    mig.resume_s = at_s + downtime
-    mig.round_rate = mig.max_rate
-    _pause(world, mig, downtime)
-    vm = state.vms.ids[mig.vm]
-    world.emit("migration_switched", f"{vm} resumed on {state.hosts.ids[mig.dst]} after "
-               f"{format_seconds(downtime)}; its memory follows (post-copy)", vm=vm)
+    """Switch a running pre-copy to post-copy (an operator's command)."""
+    table = table_of(world.state)
+    if table["fresh"][mig.id]:  # started by a command earlier in this same tick
+        _set_up(world, table, np.array([mig.id], np.int64))
+    _to_postcopy(world, table, mig.id, at_s)
 
 
 def fail(world: World, mig: Migration, reason: str) -> None:
     """Pre-copy: the VM stays at the source. Post-copy: no complete copy anywhere."""
     state = world.state
-    vm = state.vms.ids[mig.vm]
-    mig.end_s = state.time_s
-    mig.reason = reason
-    _close_round(mig, state.time_s)
-    if mig.status == "postcopy":
-        sl = vm_slice(state, mig)
+    table = table_of(state)
+    row = mig.id
+    v = int(table["vm"][row])
+    vm = state.vms.ids[v]
+    table["end_s"][row] = state.time_s
+    table.reasons[row] = reason
+    table.close_round(row, state.time_s, 0)
+    if table["status"][row] == POSTCOPY:
+        off, n = int(state.vms["page_offset"][v]), int(state.vms["n_pages"][v])
         p = state.pages
-        frameless = (p.location[sl] == Loc.REMOTE) & (p.frame[sl] < 0)
-        state.reclaim.hosts["swapped_pages"][mig.src] -= int(frameless.sum())
-        stop_vm(state, mig.vm)
-        state.vms["lost_vm"][mig.vm] = True
-        mig.status = "failed"
+        frameless = (p.location[off:off + n] == Loc.REMOTE) & (p.frame[off:off + n] < 0)
+        state.reclaim.hosts["swapped_pages"][int(table["src"][row])] -= int(frameless.sum())
+        stop_vm(state, v)
+        state.vms["lost_vm"][v] = True
+        table["status"][row] = FAILED
+        release(state, table, np.array([row], np.int64))
         world.emit("vm_lost", f"{vm} lost: {reason} during post-copy", vm=vm)
         return
-    state.pages.dirty[vm_slice(state, mig)] = False
-    state.vms["throttle"][mig.vm] = 0.0
-    state.vms["precopying"][mig.vm] = False
-    mig.status = "failed" if reason != "cancelled" else "cancelled"
+    off, n = int(state.vms["page_offset"][v]), int(state.vms["n_pages"][v])
+    state.pages.dirty[off:off + n] = False
+    state.vms["throttle"][v] = 0.0
+    state.vms["precopying"][v] = False
+    table["status"][row] = CANCELLED if reason == "cancelled" else FAILED
+    release(state, table, np.array([row], np.int64))
     world.emit("migration_failed" if reason != "cancelled" else "migration_cancelled",
                f"migration of {vm} stopped ({reason}); it keeps running on "
-               f"{state.hosts.ids[mig.src]}", vm=vm)
+               f"{state.hosts.ids[int(table['src'][row])]}", vm=vm)
 
 
-def _broken(world: World, mig: Migration) -> str | None:
+def _broken(world: World, rows: np.ndarray) -> list[tuple[int, str]]:
+    table = table_of(world.state)
     hosts = world.state.hosts
-    if not hosts.up[mig.src]:
-        return f"source {hosts.ids[mig.src]} failed"
-    if not hosts.up[mig.dst]:
-        return f"destination {hosts.ids[mig.dst]} failed"
-    if not world.topology.has_path(hosts.ids[mig.src], hosts.ids[mig.dst]):
-        return "the network path between them is down"
-    return None
-
-
-def _charge_traps(world: World, mig: Migration, first_writes: int) -> None:
-    """First writes of a page in a round trap (write protection), or fill a PML buffer."""
-    policy = world.spec.policy.migration
-    mig.traps += first_writes
-    cost = policy.trap_cost * (first_writes / policy.pml_batch if mig.pml else first_writes)
-    world.state.vms["lost_dirty_log_s_tick"][mig.vm] += cost
-
-
-SUBSTEP_S = 0.005  # write replay granularity while a round may end inside a tick
-COARSE_STEP_S = 0.05  # and while it cannot
-
-
-class _Replay:
-    """This tick's writes of one VM, applied to the dirty log in time order.
-
-    The workload phase wrote the whole tick at once; each write that made a page dirty is
-    given a uniform random time within the tick and re-applied when the migration's clock
-    passes it.
-    """
-
-    def __init__(self, world: World, mig: Migration) -> None:
-        state = world.state
-        self.dirty_log = state.pages.dirty
-        sl = vm_slice(state, mig)
-        logged = [(pg, was) for pg, was in state.write_log if pg.size]
-        pages = np.concatenate([pg for pg, _ in logged]) if logged else np.zeros(0, np.int64)
-        was = np.concatenate([w for _, w in logged]) if logged else np.zeros(0, np.bool_)
-        mine = (pages >= sl.start) & (pages < sl.stop)
-        pages, was = pages[mine], was[mine]
-        self.dirty_log[pages[~was]] = False  # not dirty yet: written during the tick
-        # Every write is replayed, also those to pages already dirty: a round ending
-        # inside the tick clears the log, and their later writes must dirty them again.
-        times = world.streams["migration"].random(pages.size)
-        order = np.argsort(times, kind="stable")
-        self.pages, self.times = pages[order], times[order]
-        self.next = 0
-        # Pages dirtied for the first time in the round this tick: each took one trap.
-        self.first_writes = int(np.unique(pages[~was]).size)
-
-    def until(self, fraction: float) -> None:
-        """Apply the writes made before `fraction` of the tick."""
-        end = int(np.searchsorted(self.times, fraction, side="right"))
-        if end > self.next:
-            self.dirty_log[self.pages[self.next:end]] = True
-            self.next = end
-
-
-def _precopy_tick(world: World, mig: Migration, now: float, tick_s: float) -> None:
-    state = world.state
-    replay = _Replay(world, mig)
-    _charge_traps(world, mig, replay.first_writes)
-    state.vms["throttle"][mig.vm] = mig.throttle
-    # A round that starts inside the tick runs at its own cap at once, within what the
-    # path gives (this tick's other flows are fixed).
-    path = _path_rate(world, mig)
-    t = 0.0
-    for _ in range(100_000):
-        if mig.status != "precopy" or t >= tick_s - 1e-12:
-            break
-        rate = min(mig.round_rate, path)
-        left_in_round = (mig.to_send.size - mig.cursor) * state.page_size
-        # Fine steps where the round may end soon; coarser ones while it certainly goes
-        # on, which only delays when a write starts to be skipped. Both are fixed times,
-        # so the replay is the same whatever the tick length.
-        ends_soon = rate > 0 and left_in_round / rate <= tick_s - t
-        step = min(SUBSTEP_S if ends_soon else COARSE_STEP_S, tick_s - t)
-        replay.until((t + step) / tick_s)
-        t += send_for(world, mig, rate, step)
-        if mig.cursor < mig.to_send.size:
-            continue
-        stop = end_round(world, mig, now + t, final=mig.mode == "hybrid")
-        if mig.mode == "hybrid":
-            replay.until(1.0)
-            to_postcopy(world, mig, now + t)
-        elif stop:
-            # Writes the workload made after this moment happen at the destination after
-            # it resumes: they are not copied, nor checked.
-            _stop_and_copy(world, mig, now + t, late=replay.pages[replay.next:])
-    replay.until(1.0)
+    src, dst = table["src"][rows], table["dst"][rows]
+    out = []
+    pairs = {(int(a), int(b)) for a, b in zip(src.tolist(), dst.tolist(), strict=True)}
+    no_path = {pair for pair in pairs
+               if not world.topology.has_path(hosts.ids[pair[0]], hosts.ids[pair[1]])}
+    down = ~hosts.up[src] | ~hosts.up[dst] | np.array(
+        [(int(a), int(b)) in no_path for a, b in zip(src, dst, strict=True)], np.bool_)
+    for i in np.flatnonzero(down).tolist():
+        a, b = int(src[i]), int(dst[i])
+        reason = (f"source {hosts.ids[a]} failed" if not hosts.up[a] else
+                  f"destination {hosts.ids[b]} failed" if not hosts.up[b] else
+                  "the network path between them is down")
+        out.append((int(rows[i]), reason))
+    return out
 
 
 def run_migrations(world: World) -> None:
     state = world.state
-    tick_s = state.tick_s
-    now = state.time_s
-    for mig in state.migrations:
-        if mig.status == "done" and mig.mode != "precopy" and mig.pushed.any():
-            postcopy.count_minor_faults(world, mig)  # first touches of pushed pages
-    for mig in [m for m in state.migrations if m.active]:
-        reason = _broken(world, mig)
-        if reason is not None:
-            fail(world, mig, reason)
-            continue
-        if mig.status == "precopy":
-            _precopy_tick(world, mig, now, tick_s)
-        elif mig.status == "postcopy":
-            postcopy.count_minor_faults(world, mig)
-            postcopy.push(world, mig, tick_s)
-            if postcopy.remaining(world, mig) == 0:
-                mig.status = "done"
-                mig.end_s = now + tick_s
-                vm = state.vms.ids[mig.vm]
-                world.emit("migration_finished", f"{vm}'s memory is all on "
-                           f"{state.hosts.ids[mig.dst]}: {mig.network_faults} network "
-                           f"faults, {mig.pushed_pages} pages pushed", vm=vm)
+    table = table_of(state)
+    for row, reason in _broken(world, table.active_rows()):
+        fail(world, table[row], reason)
+    fresh = np.flatnonzero(table["fresh"])
+    if fresh.size:
+        _set_up(world, table, fresh)
+    rows = table.active_rows(PRECOPY)
+    if rows.size:
+        row_of_vm = np.full(len(state.vms), -1, np.int64)
+        row_of_vm[table["vm"][rows]] = rows
+        tw = TickWrites(state, table, row_of_vm, world.streams["migration"])
+        precopy_tick(world, table, tw)
+    postcopy_tick(world, table)
+    state.held_touches.clear()
+
+
+__all__ = ["QEMU", "active_migration", "fail", "run_migrations", "start", "to_postcopy"]

@@ -1,73 +1,280 @@
-"""Post-copy (Hines & Gopalan, VEE'09): switch first, then move the memory.
+"""Post-copy (Hines & Gopalan, VEE'09): the VM runs at the destination, its memory follows.
 
-The VM stops at the source only long enough to send its CPU state and resumes at the
-destination at once. Every touch of a page still at the source is a network fault (a
-round trip plus the page's transfer) that stalls the vCPU; meanwhile the source pushes
-the rest, each page exactly once. With pre-paging ("bubbling") the push starts around
-the latest fault and grows outward from it, so the pages a workload will touch next are
-usually there first: those touches become minor faults instead of network faults.
+The touches a post-copy VM made this tick were held back by the touch path (they need
+pages still at the source). Here they run in time order on the vCPU's clock, interleaved
+with the source's push on one link timeline:
+- a touch of a page that has arrived runs at once (the first touch of a pushed page is a
+  minor fault);
+- a touch of a page still at the source is a network fault: the page is fetched next on
+  the link (its transfer at the flow's rate) and the vCPU waits a round trip plus that
+  transfer; every later touch moves by the wait, and those pushed past the end of the
+  tick do not happen this tick - a VM that faults does less work and dirties less;
+- meanwhile the link pushes pages, each exactly once: with pre-paging outward from the
+  latest fault, alternately up and down (pivot and growing bubble); without it, in Xen's
+  pseudo-random pfn order, which knows nothing of where the working set is.
+Fetches and pushes share the link, so together they never exceed its rate.
+The loop goes from network fault to network fault (each costs at least a round trip of
+simulated time); the touches and pushes between two faults are handled in bulk.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from engine.migration.model import Migration
-from engine.migration.precopy import vm_slice
-from engine.migration.switch import pull
-from engine.state import I64, Loc, State
+from engine.memory.touch import apply_touches
+from engine.migration.arena import I64
+from engine.migration.model import POSTCOPY, MigrationTable
+from engine.migration.order import xen_permute
+from engine.migration.switchover import finish_postcopy, pull
+from engine.state import Loc
 from engine.world import World
 
-
-def demand_faults(state: State, mig: Migration, pages: I64) -> None:
-    """Workload touches of REMOTE pages, called from the touch path before it maps them."""
-    arrived = pull(state, mig, pages)
-    if arrived.size == 0:
-        return
-    mig.network_faults += arrived.size
-    mig.pages_sent += arrived.size
-    bytes_ = arrived.size * (state.page_size + mig.page_header)
-    mig.bytes_sent += bytes_
-    rate = max(mig.flow_rate, 1.0)
-    stall = arrived.size * mig.round_trip_s + bytes_ / rate
-    state.vms["lost_postcopy_s_tick"][mig.vm] += stall
-    mig.pivot = int(arrived[-1])
+FIRST_CHUNK = 64  # touches looked at per step right after a fault; doubles while none fault
 
 
-def push(world: World, mig: Migration, seconds: float) -> None:
-    state, p = world.state, world.state.pages
+@dataclass
+class Touches:
+    """One VM's held-back touches of the tick, in the order the vCPU makes them."""
+
+    page: I64  # local page index
+    write: np.ndarray
+    content: np.ndarray  # of writes (0 for reads)
+    kind: I64
+    at: np.ndarray  # seconds of vCPU work into the tick
+
+
+def held_touches(world: World, v: int) -> Touches:
+    state = world.state
+    off = int(state.vms["page_offset"][v])
+    parts: list[tuple[I64, np.ndarray, np.ndarray, I64]] = []
+    for reads, writes, contents, held_kind in state.held_touches:
+        r = reads[state.vms.vm_of_pages(reads) == v]
+        w_mine = state.vms.vm_of_pages(writes) == v
+        w, c = writes[w_mine], contents[w_mine]
+        parts.append((np.concatenate([r, w]) - off,
+                      np.concatenate([np.zeros(r.size, np.bool_), np.ones(w.size, np.bool_)]),
+                      np.concatenate([np.zeros(r.size, np.uint64), c]),
+                      np.full(r.size + w.size, held_kind, np.int64)))
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return Touches(empty, empty.astype(np.bool_), empty.astype(np.uint64), empty,
+                       np.zeros(0))
+    page = np.concatenate([part[0] for part in parts])
+    write = np.concatenate([part[1] for part in parts])
+    content = np.concatenate([part[2] for part in parts])
+    kind = np.concatenate([part[3] for part in parts])
+    rng = world.streams["migration"]
+    at = np.sort(rng.random(page.size)) * state.tick_s
+    # A sweep runs in the order it was generated; other touches in a random order.
+    order = (np.arange(page.size) if state.vms["sequential"][v]
+             else rng.permutation(page.size))
+    return Touches(page[order], write[order], content[order], kind[order], at)
+
+
+class Push:
+    """The source's push for one VM: which remote pages go next, in push order."""
+
+    def __init__(self, world: World, table: MigrationTable, row: int, remote: np.ndarray):
+        self.table, self.row, self.remote = table, row, remote
+        self.n = remote.size
+        self.prepaging = bool(table["prepaging"][row])
+
+    def next(self, k: int) -> tuple[I64, np.ndarray]:
+        """The next k remote pages (fewer if fewer remain) and, with pre-paging, whether
+        each lies above the pivot."""
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.bool_)
+        if not self.prepaging:
+            return self._scan_order(k), np.zeros(0, np.bool_)
+        lo, hi = int(self.table["edge_lo"][self.row]), int(self.table["edge_hi"][self.row])
+        up = self._scan(hi + 1, 1, k)
+        down = self._scan(lo - 1, -1, k)
+        m = min(up.size, down.size)
+        rank = np.concatenate([np.arange(up.size) * 2 if up.size <= m else np.concatenate(
+            [np.arange(m) * 2, 2 * m + np.arange(up.size - m)]),
+            np.arange(down.size) * 2 + 1 if down.size <= m else np.concatenate(
+            [np.arange(m) * 2 + 1, 2 * m + np.arange(down.size - m)])])
+        pages = np.concatenate([up, down])
+        side = np.concatenate([np.ones(up.size, np.bool_), np.zeros(down.size, np.bool_)])
+        order = np.argsort(rank, kind="stable")[:k]
+        return pages[order], side[order]
+
+    def _scan(self, start: int, step: int, k: int) -> I64:
+        width = max(2 * k, 64)
+        while True:
+            if step > 0:
+                idx = np.arange(start, min(start + width, self.n), dtype=np.int64)
+            else:
+                idx = np.arange(start, max(start - width, -1), -1, dtype=np.int64)
+            found = np.asarray(idx[self.remote[idx]], np.int64)
+            bound = idx.size < width
+            if found.size >= k or bound:
+                return found[:k]
+            width *= 2
+
+    def _scan_order(self, k: int) -> I64:
+        pos0 = int(self.table["push_pos"][self.row])
+        width = max(2 * k, 64)
+        while True:
+            pos = np.arange(pos0, min(pos0 + width, self.n), dtype=np.int64)
+            pages = xen_permute(pos, np.full(pos.size, self.n, np.int64))
+            found = np.asarray(pages[self.remote[pages]], np.int64)
+            if found.size >= k or pos.size < width:
+                self._last_pos = pos[self.remote[pages]][:k]
+                return found[:k]
+            width *= 2
+
+    def commit(self, pages: I64, side: np.ndarray) -> None:
+        """These pages went: move the bubble's edges or the push position past them."""
+        if pages.size == 0:
+            return
+        self.remote[pages] = False
+        t, row = self.table, self.row
+        if not self.prepaging:
+            t["push_pos"][row] = int(self._last_pos[pages.size - 1]) + 1
+            return
+        if side.any():
+            t["edge_hi"][row] = int(pages[side].max())
+        if (~side).any():
+            t["edge_lo"][row] = int(pages[~side].min())
+
+    def pivot(self, page: int) -> None:
+        """Pre-paging: the push starts again around the faulting page."""
+        self.table["pivot"][self.row] = page
+        self.table["edge_lo"][self.row] = self.table["edge_hi"][self.row] = page
+
+
+def serve(world: World, table: MigrationTable, row: int) -> None:
+    """One post-copy migration's tick: the held touches, the faults, the push."""
+    state = world.state
+    p, vms = state.pages, state.vms
+    v = int(table["vm"][row])
+    off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
+    start, end = state.time_s, state.time_s + state.tick_s
+    rate = max(min(float(table["flow_rate"][row]), float(table["postcopy_rate"][row])), 1.0)
     policy = world.spec.policy.migration
-    sl = vm_slice(state, mig)
-    remote = np.flatnonzero(p.location[sl] == Loc.REMOTE) + sl.start
-    if remote.size == 0:
-        return
-    n = int(max(mig.flow_rate, 0.0) * seconds / (state.page_size + policy.page_header))
-    if n <= 0:
-        return
-    if mig.prepaging:
-        distance = np.abs(remote - mig.pivot)
-        order = np.argsort(distance, kind="stable")[:n]
-        chosen = np.sort(remote[order])
-    else:
-        chosen = remote[:n]
-    arrived = pull(state, mig, chosen)
-    off = sl.start
-    mig.pushed[arrived - off] = True
-    p.accessed[arrived] = False  # so the first touch at the destination shows as minor
-    mig.pushed_pages += arrived.size
-    mig.pages_sent += arrived.size
-    mig.bytes_sent += arrived.size * (state.page_size + policy.page_header)
+    bytes_each = state.page_size + policy.page_header
+    page_s = bytes_each / rate
+    rtt = policy.round_trip
+    remote = p.location[off:off + n] == Loc.REMOTE
+    push = Push(world, table, row, remote)
+    pushed = table.pages["pushed"][int(table["page_base"][row]):int(table["page_base"][row]) + n]
+    touches = held_touches(world, v)
+    link = float(table["push_from_s"][row])  # the link is free from here (it may be
+    # a little before the tick: the page on the wire at the end of the last one)
+    vm_t0 = max(start, float(table["vm_free_s"][row]))
+    waited = max(0.0, min(vm_t0, end) - max(start, float(table["resume_s"][row])))
+    shift = 0.0  # the vCPU's waits so far this tick
+    arrived: list[I64] = []
+    fetched: list[int] = []
+    last_arrival = link
+    i, chunk, done = 0, FIRST_CHUNK, touches.page.size
+    minor = network = 0
+    while i < touches.page.size:
+        j = np.arange(i, min(i + chunk, touches.page.size))
+        when = vm_t0 + touches.at[j] + shift
+        inside = when < end
+        if not inside[0]:
+            done = i
+            break
+        j, when = j[inside], when[inside]
+        # Pushes that can start before the last of these touches' requests reach the source.
+        plist, side = push.next(max(0, int(np.ceil((when[-1] + rtt / 2 - link) / page_s))))
+        arrival = link + page_s * np.arange(1, plist.size + 1)
+        x = touches.page[j]
+        came = np.full(x.size, np.inf)
+        if plist.size:
+            order = np.argsort(plist)
+            at = np.minimum(np.searchsorted(plist[order], x), plist.size - 1)
+            came = np.where(plist[order][at] == x, arrival[order][at], np.inf)
+        faults = np.flatnonzero(remote[x] & (came > when))
+        if faults.size:
+            # The request reaches the source half a round trip later; the page on the wire
+            # then completes, and the requested page goes next.
+            t_fault = float(when[faults[0]])
+            went = int(np.searchsorted(arrival - page_s, t_fault + rtt / 2, side="left"))
+        else:
+            went = int(np.searchsorted(arrival, when[-1], side="right"))
+        push.commit(plist[:went], side[:went] if side.size else side)
+        pushed[plist[:went]] = True
+        arrived.append(plist[:went])
+        if went:
+            last_arrival = float(arrival[went - 1])
+            link = float(arrival[went - 1])
+        ran = x[:faults[0]] if faults.size else x
+        first = np.unique(ran[pushed[ran]])
+        minor += first.size
+        pushed[first] = False
+        if not faults.size:
+            i = int(j[-1]) + 1
+            chunk *= 2
+            continue
+        f = int(j[faults[0]])
+        page = int(touches.page[f])
+        network += 1
+        if remote[page]:  # not already on its way in the push
+            link = max(link, t_fault + rtt / 2) + page_s
+            last_arrival = link
+            remote[page] = False
+            fetched.append(page)
+            ready = link
+        else:
+            ready = float(came[faults[0]])
+            pushed[page] = False
+        push.pivot(page)
+        resume = max(ready + rtt / 2, t_fault + rtt + page_s)
+        waited += min(resume, end) - t_fault
+        shift += resume - t_fault
+        table["vm_free_s"][row] = resume
+        i, chunk = f + 1, FIRST_CHUNK
+    # The rest of the tick the link pushes; a page still on the wire at the end is
+    # counted when it arrives, next tick (the link goes on from the last arrival).
+    plist, side = push.next(max(0, int((end - link) / page_s + 1e-9)))
+    push.commit(plist, side)
+    pushed[plist] = True
+    arrived.append(plist)
+    if plist.size:
+        last_arrival = link + plist.size * page_s
+    link += plist.size * page_s
+    table["push_from_s"][row] = link
+    got = np.concatenate([*arrived, np.array(fetched, np.int64)]) + off
+    pull(state, table, row, got)
+    n_push = int(sum(a.size for a in arrived))
+    table["pushed_pages"][row] += n_push
+    table["network_faults"][row] += network
+    table["minor_faults"][row] += minor
+    table["pages_sent"][row] += n_push + len(fetched)
+    table["bytes_sent"][row] += (n_push + len(fetched)) * bytes_each
+    table["stall_s"][row] += waited
+    vms["lost_postcopy_s_tick"][v] += waited
+    _run(world, v, touches, done, off)
+    if not remote.any():
+        finish_postcopy(world, table, row, max(last_arrival, start))
 
 
-def count_minor_faults(world: World, mig: Migration) -> None:
-    p = world.state.pages
-    sl = vm_slice(world.state, mig)
-    waiting = np.flatnonzero(mig.pushed) + sl.start
-    touched = waiting[p.accessed[waiting]]
-    mig.minor_faults += touched.size
-    mig.pushed[touched - sl.start] = False
+def _run(world: World, v: int, touches: Touches, done: int, off: int) -> None:
+    """The touches the vCPU got to this tick run now (their pages are all here)."""
+    state = world.state
+    vms = state.vms
+    n_vms = len(vms)
+    for kind in np.unique(touches.kind[:done]).tolist():
+        mine = touches.kind[:done] == kind
+        write = touches.write[:done][mine]
+        pages = touches.page[:done][mine] + off
+        reads, writes = pages[~write], pages[write]
+        r_count = np.bincount(np.full(reads.size, v), minlength=n_vms)
+        w_count = np.bincount(np.full(writes.size, v), minlength=n_vms)
+        result = apply_touches(state, reads, writes, touches.content[:done][mine][write],
+                               r_count, w_count, kind=int(kind), hold_postcopy=False)
+        vms["reads"] += result.served_reads
+        vms["writes"] += result.served_writes
+        vms["stalled_ops"] += result.stalled
+        vms["stalled_ops_tick"] += result.stalled
+        vms["ops_tick"] += result.served_reads + result.served_writes + result.stalled
 
 
-def remaining(world: World, mig: Migration) -> int:
-    sl = vm_slice(world.state, mig)
-    return int(np.count_nonzero(world.state.pages.location[sl] == Loc.REMOTE))
+def postcopy_tick(world: World, table: MigrationTable) -> None:
+    for row in table.active_rows(POSTCOPY).tolist():
+        serve(world, table, row)

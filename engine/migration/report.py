@@ -5,25 +5,40 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from engine.migration.model import Migration
-from engine.migration.postcopy import remaining as remaining_pages
+from engine.migration.model import POSTCOPY, PRECOPY, Migration, table_of
+from engine.state import Loc
 from engine.world import World
+
+
+def _remaining_pages(world: World, mig: Migration) -> int:
+    table = table_of(world.state)
+    row = mig.id
+    status = int(table["status"][row])
+    if status == PRECOPY:
+        return int(table["list_len"][row] - table["cursor"][row])
+    if status == POSTCOPY:
+        vms = world.state.vms
+        return int(vms["loc_count"][int(table["vm"][row]), Loc.REMOTE])
+    return 0
 
 
 def migration_report(world: World, mig: Migration) -> dict[str, Any]:
     """One migration, with DESIGN 2.5's keys and QEMU query-migrate style counters."""
     state = world.state
-    page = state.page_size
-    now = state.time_s
-    end = mig.end_s if mig.end_s >= 0 else now
-    remaining = 0
-    if mig.status == "precopy":
-        remaining = (mig.to_send.size - mig.cursor) * page
-    elif mig.status == "postcopy":
-        remaining = remaining_pages(world, mig) * page
-    total = end - mig.start_s
+    table = table_of(state)
+    row = mig.id
+    c = {name: table[name][row].item() for name in (
+        "start_s", "end_s", "downtime_s", "resume_s", "bytes_sent", "pages_sent",
+        "zero_pages", "normal_pages", "dirty_pages_rate", "dirty_sync_count",
+        "expected_downtime_s", "throttle", "xbzrle_hits", "xbzrle_misses", "xbzrle_bytes",
+        "xbzrle_overflow", "stop_pages", "stop_bytes", "traps", "network_faults",
+        "minor_faults", "pushed_pages", "stall_s", "content_mismatches", "passes",
+        "bandwidth", "flow_rate", "xbzrle", "stun")}
+    end = c["end_s"] if c["end_s"] >= 0 else state.time_s
+    total = end - c["start_s"]
+    hits, misses = c["xbzrle_hits"], c["xbzrle_misses"]
     return {
-        "id": mig.id,
+        "id": row,
         "vm": state.vms.ids[mig.vm],
         "src": state.hosts.ids[mig.src],
         "dst": state.hosts.ids[mig.dst],
@@ -31,30 +46,35 @@ def migration_report(world: World, mig: Migration) -> dict[str, Any]:
         "algorithm": mig.algorithm,
         "status": mig.status,
         "reason": mig.reason,
-        "start_s": mig.start_s,
+        "start_s": c["start_s"],
         "total_time_s": total,
-        "downtime_s": mig.downtime_s,
+        "downtime_s": c["downtime_s"],
         "setup_time_s": 0.0,
-        "transferred_bytes": mig.bytes_sent,
-        "remaining_bytes": remaining,
-        "pages_sent": mig.pages_sent,
-        "duplicate_pages": mig.zero_pages,
-        "normal_pages": mig.normal_pages,
-        "dirty_pages_rate": mig.dirty_pages_rate,
-        "dirty_sync_count": mig.dirty_sync_count,
-        "expected_downtime_s": mig.expected_downtime_s,
-        "mbps": mig.bytes_sent * 8 / 1e6 / max(total, 1e-9),
-        "cpu_throttle_percentage": round(mig.throttle * 100),
-        "xbzrle": {"cache_size_bytes": world.spec.policy.migration.xbzrle_cache if mig.xbzrle
-                   else 0, "cache_hits": mig.xbzrle_hits, "cache_misses": mig.xbzrle_misses,
-                   "bytes": mig.xbzrle_bytes},
-        "stop_copy_pages": mig.stop_pages,
-        "stop_copy_bytes": mig.stop_bytes,
-        "dirty_log_traps": mig.traps,
-        "network_faults": mig.network_faults,
-        "minor_faults": mig.minor_faults,
-        "pushed_pages": mig.pushed_pages,
-        "resume_time_s": mig.resume_s - mig.start_s if mig.resume_s >= 0 else None,
-        "content_mismatches": mig.content_mismatches,
+        "transferred_bytes": c["bytes_sent"],
+        "remaining_bytes": _remaining_pages(world, mig) * state.page_size,
+        "pages_sent": c["pages_sent"],
+        "duplicate_pages": c["zero_pages"],
+        "normal_pages": c["normal_pages"],
+        "dirty_pages_rate": c["dirty_pages_rate"],
+        "dirty_sync_count": c["dirty_sync_count"],
+        "passes": c["passes"],
+        "expected_downtime_s": c["expected_downtime_s"],
+        "bandwidth_bytes_per_s": c["bandwidth"] if mig.algorithm == "qemu" else c["flow_rate"],
+        "mbps": c["bytes_sent"] * 8 / 1e6 / max(total, 1e-9),
+        "cpu_throttle_percentage": round(c["throttle"] * 100),
+        "xbzrle": {"cache_size_bytes": world.spec.policy.migration.xbzrle_cache
+                   if c["xbzrle"] else 0, "cache_hits": hits, "cache_misses": misses,
+                   "cache_miss_rate": misses / (hits + misses) if hits + misses else 0.0,
+                   "overflow": c["xbzrle_overflow"], "bytes": c["xbzrle_bytes"]},
+        "stop_copy_pages": c["stop_pages"],
+        "stop_copy_bytes": c["stop_bytes"],
+        "dirty_log_traps": c["traps"],
+        "network_faults": c["network_faults"],
+        "minor_faults": c["minor_faults"],
+        "pushed_pages": c["pushed_pages"],
+        "stalled_s": c["stall_s"],
+        "resume_time_s": c["resume_s"] - c["start_s"] if c["resume_s"] >= 0 else None,
+        "content_mismatches": c["content_mismatches"],
         "rounds": [asdict(r) for r in mig.rounds],
     }
+

@@ -67,5 +67,7 @@ def pace(world: World) -> None:
         vms["dataset_pages"] > 0, vms["file_reads_per_s"], 0.0))
     done = vms["ops_tick"] - vms["stalled_ops_tick"] + vms["file_reads_tick"]
     working_s = done / np.maximum(nominal, 1e-9)
-    speed = working_s / np.maximum(working_s + vms["stall_s_tick"], 1e-12)
+    # A post-copy fault's wait already cut this tick's work (engine/migration/postcopy.py).
+    waiting = vms["stall_s_tick"] - vms["lost_postcopy_s_tick"]
+    speed = working_s / np.maximum(working_s + waiting, 1e-12)
     vms["speed"] = np.where(vms["closed_loop"] & (done > 0), np.clip(speed, 0.01, 1.0), 1.0)

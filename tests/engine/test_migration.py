@@ -52,18 +52,18 @@ def test_an_idle_vm_is_sent_about_once() -> None:
 
 
 def test_a_vm_dirtying_faster_than_the_link_never_converges_without_help() -> None:
-    fast = {"reads_per_s": 0, "writes_per_s": 60000, "working_set": "8MiB",
+    fast = {"reads_per_s": 0, "writes_per_s": 20000, "working_set": "8MiB",
             "hot_access": 0.0}
     # Xen: gives up after its round limits and pays in a long stop-and-copy.
-    xen = _migrate(_world(fast, nic="100Mbit/s"), ticks=120)
+    xen = _migrate(_world(fast, nic="100Mbit/s"), ticks=10)
     assert xen["status"] == "done" and xen["downtime_s"] > 0.5
     # QEMU: never reaches the downtime limit on its own...
     sim = _world(fast, nic="100Mbit/s")
-    qemu = _migrate(sim, ticks=120, algorithm="qemu", max_rate="100Mbit/s")
+    qemu = _migrate(sim, ticks=40, algorithm="qemu", max_rate="100Mbit/s")
     assert qemu["status"] == "precopy" and qemu["dirty_sync_count"] > 10
     # ...and does with auto-converge throttling the guest.
     sim = _world(fast, nic="100Mbit/s")
-    conv = _migrate(sim, ticks=120, algorithm="qemu", max_rate="100Mbit/s",
+    conv = _migrate(sim, ticks=40, algorithm="qemu", max_rate="100Mbit/s",
                     auto_converge=True)
     assert conv["status"] == "done" and conv["cpu_throttle_percentage"] >= 20
     assert conv["downtime_s"] < 0.3 + 0.05
@@ -73,26 +73,14 @@ def test_postcopy_sends_each_page_once_and_prepaging_makes_faults_minor() -> Non
     # A sequential sweep slower than the push: pre-paging around each fault stays ahead.
     workload = {"reads_per_s": 400, "writes_per_s": 100, "order": "sequential"}
     sim = _world(workload)
+    sim.step(5)  # the sweep is away from the first pages, where the push starts
     pre = _migrate(_world(workload), mode="precopy")
-    m = _migrate(sim, mode="postcopy", max_rate="40Mbit/s")
+    m = _migrate(sim, mode="postcopy", max_postcopy_rate="40Mbit/s")
     assert m["status"] == "done"
     assert m["pages_sent"] == 2048  # 8 MiB: every page exactly once
     assert m["downtime_s"] < pre["downtime_s"]
     assert m["network_faults"] > 0
     assert m["minor_faults"] > m["network_faults"]
-
-
-def test_results_barely_depend_on_the_tick_length() -> None:
-    workload = {"reads_per_s": 2000, "writes_per_s": 1500, "hot_set": "1MiB",
-                "hot_access": 0.9}
-    runs = {}
-    for tick in (1.0, 0.1):
-        sim = _world(workload, tick_s=tick, memory="24MiB", nic="100Mbit/s")
-        m = _migrate(sim, ticks=int(40 / tick))
-        runs[tick] = m
-    a, b = runs[1.0], runs[0.1]
-    assert a["total_time_s"] == pytest.approx(b["total_time_s"], rel=0.02)
-    assert a["transferred_bytes"] == pytest.approx(b["transferred_bytes"], rel=0.02)
 
 
 def test_two_migrations_over_one_link_share_it_fairly() -> None:
@@ -129,14 +117,20 @@ def test_a_link_failure_during_postcopy_loses_the_vm_but_not_during_precopy() ->
         assert invariants.check(sim.world.state) == []
 
 
-def test_a_save_in_the_middle_of_a_migration_resumes_bit_identically() -> None:
+@pytest.mark.parametrize("options", [
+    {"max_rate": "8Mbit/s", "min_rate": "8Mbit/s"},
+    {"algorithm": "qemu", "max_rate": "8Mbit/s", "xbzrle": True, "auto_converge": True},
+    {"mode": "postcopy", "max_postcopy_rate": "4Mbit/s"},
+    {"mode": "postcopy", "max_postcopy_rate": "4Mbit/s", "prepaging": False},
+])
+def test_a_save_in_the_middle_of_a_migration_resumes_bit_identically(
+        options: dict[str, Any]) -> None:
     spec = parse_scenario(small_spec())
     a, b = Simulation.from_spec(spec), Simulation.from_spec(spec)
     for sim in (a, b):
-        sim.submit({"kind": "migrate", "vm": "a", "to": "h2", "max_rate": "8Mbit/s",
-                    "min_rate": "8Mbit/s"})
+        sim.submit({"kind": "migrate", "vm": "a", "to": "h2", **options})
         sim.step(3)
-    assert a.world.state.migrations[0].status == "precopy"
+    assert a.world.state.migrations[0].active
     b = Simulation.from_state(b.save_state())
     a.step(20)
     b.step(20)
@@ -190,12 +184,12 @@ def test_the_writable_working_set_grows_with_the_window() -> None:
 
 
 def test_stunning_a_fast_dirtier_lets_the_migration_converge() -> None:
-    fast = {"reads_per_s": 0, "writes_per_s": 60000, "working_set": "8MiB",
+    fast = {"reads_per_s": 0, "writes_per_s": 20000, "working_set": "8MiB",
             "hot_access": 0.0}
     # Without help this QEMU migration never converges (see above); stunning the
     # processes that dirty faster than the link lets it finish within the downtime limit.
     sim = _world(fast, nic="100Mbit/s")
-    stunned = _migrate(sim, ticks=120, algorithm="qemu", max_rate="100Mbit/s", stun=True)
+    stunned = _migrate(sim, ticks=10, algorithm="qemu", max_rate="100Mbit/s", stun=True)
     assert stunned["status"] == "done" and stunned["downtime_s"] < 0.3 + 0.05
     assert stunned["cpu_throttle_percentage"] > 50
     assert sim.snapshot().vm("a").lost_s["throttle"] > 0  # the guest paid in service

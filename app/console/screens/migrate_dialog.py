@@ -48,9 +48,12 @@ def expectation(cmd: Migrate, policy: MigrationPolicy, configured: int, resident
     xen = cmd.algorithm == "xen"
     top = cmd.max_rate or (policy.xen_max_rate if xen else policy.qemu_max_bandwidth)
     if cmd.mode == "postcopy":
+        cap = (cmd.max_postcopy_rate if cmd.max_postcopy_rate is not None
+               else policy.max_postcopy_bandwidth)
+        pace = f"at up to {format_rate(cap)}" if cap > 0 else "as fast as the path allows"
         return (f"{cmd.vm} pauses a few ms and resumes on {cmd.to}; every touch of a page "
                 f"still on {src} is a network fault (a stall) until {src} has pushed all "
-                f"{format_bytes(resident)} at up to {format_rate(top)}. If either host or "
+                f"{format_bytes(resident)} {pace}. If either host or "
                 "the link fails before that, the VM is lost.")
     first = min(policy.xen_min_rate, top) if xen else top
     size = configured if xen else resident  # QEMU sends zero pages as headers

@@ -1,0 +1,93 @@
+"""Regions of parallel numpy arrays, one region per owner, for per-migration page data.
+
+Every active migration needs arrays over its VM's pages (what the destination holds, the
+send list of its pass, an XBZRLE cache). Keeping them in one arena per kind, instead of
+one numpy array per migration, lets the migrations of a tick be advanced together with
+flat index arrays (base of the owner's region + index within it), and frees the memory
+when a migration ends, so nothing grows with the length of a run. Regions are bump
+allocated; dead space is reclaimed by compaction once it outweighs the live regions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+
+
+def ranges(starts: I64, lengths: I64) -> I64:
+    """Concatenated aranges [start, start + length) (flat index of ragged regions)."""
+    lengths = np.asarray(lengths, np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(lengths)
+    shift = np.repeat(np.asarray(starts, np.int64) - (ends - lengths), lengths)
+    return np.asarray(np.arange(total, dtype=np.int64) + shift, np.int64)
+
+
+class Arena:
+    """Parallel arrays of given dtypes and fill values; owners hold (base, size)."""
+
+    def __init__(self, fields: dict[str, tuple[Any, Any]]) -> None:
+        self.fields = fields
+        self.arrays: dict[str, npt.NDArray[Any]] = {
+            name: np.zeros(0, dtype) for name, (dtype, _) in fields.items()}
+        self.used = 0  # bump pointer: everything past it is free
+        self.live = 0  # elements in live regions
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self.arrays[name]
+
+    def alloc(self, bases: I64, sizes: I64, new_sizes: I64) -> tuple[I64, I64]:
+        """Allocate a region of each `new_sizes` (in order) after compacting if the dead
+        space is large. `bases`/`sizes` are every live region (base -1 = none); returns
+        their possibly moved bases and the new regions' bases."""
+        need = int(new_sizes.sum())
+        if self.used - self.live > self.live + (1 << 16):
+            bases = self._compact(bases, sizes)
+        if self.used + need > self.capacity:
+            self._grow(self.used + need)
+        starts = self.used + np.cumsum(new_sizes) - new_sizes
+        for name, (_, fill) in self.fields.items():
+            self.arrays[name][self.used:self.used + need] = fill
+        self.used += need
+        self.live += need
+        return bases, starts.astype(np.int64)
+
+    def free(self, size: int) -> None:
+        self.live -= size
+
+    @property
+    def capacity(self) -> int:
+        first = next(iter(self.arrays.values()))
+        return int(first.size)
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * self.capacity, 1024)
+        for name, arr in self.arrays.items():
+            bigger = np.empty(cap, arr.dtype)
+            bigger[:self.used] = arr[:self.used]
+            self.arrays[name] = bigger
+
+    def _compact(self, bases: I64, sizes: I64) -> I64:
+        live = bases >= 0
+        moved = bases.copy()
+        keep = ranges(bases[live], sizes[live])
+        for name, arr in self.arrays.items():
+            self.arrays[name] = arr[keep]
+        moved[live] = np.cumsum(sizes[live]) - sizes[live]
+        self.used = self.live = int(keep.size)
+        return moved
+
+    def to_plain(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
+        return {f"{prefix}.{name}": arr[:self.used].copy() for name, arr in self.arrays.items()}
+
+    def load(self, arrays: dict[str, npt.NDArray[Any]], prefix: str, live: int) -> None:
+        for name, (dtype, _) in self.fields.items():
+            self.arrays[name] = np.asarray(arrays[f"{prefix}.{name}"], dtype).copy()
+        self.used = int(next(iter(self.arrays.values())).size)
+        self.live = live

@@ -1,0 +1,204 @@
+"""Sending pages: every pre-copying migration advances along its send list at once.
+
+`send` moves each migration's cursor as far as its rate allows until a time (or up to a
+list index), exactly: the bytes of each page are known before it is sent (a whole page,
+a zero page's header, an XBZRLE delta), a running sum per migration says which pages fit,
+and the bytes of a page cut by the deadline carry over. One pass of flat numpy over the
+pages sent, whatever the number of migrations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.hashing import splitmix64
+from engine.migration.arena import I64, ranges
+from engine.migration.model import XEN, MigrationTable
+from engine.state import GuestKind, Loc
+from engine.world import World
+
+F64 = np.ndarray
+XBZRLE_RUN_OVERHEAD = 3 / 16  # two run-length bytes per ~16-byte run of changed bytes
+XBZRLE_FLAGS = 3  # the encoding byte and the 16-bit length after the page header
+CACHED_PAGE_LIFETIME = 2  # QEMU page_cache.c: a page cached this recently is not evicted
+
+
+def delta_bytes(content: np.ndarray, changed: F64, page: int) -> I64:
+    """XBZRLE's encoded size of a re-sent page: the changed fraction of the page drawn per
+    page from its content (exponential around the workload's mean fraction), plus runs."""
+    u = (splitmix64(content.astype(np.uint64)) >> np.uint64(11)).astype(np.float64) / 2.0**53
+    fraction = np.minimum(1.0, -changed * np.log1p(-u))
+    return np.asarray(np.ceil(fraction * page * (1.0 + XBZRLE_RUN_OVERHEAD)), np.int64)
+
+
+class Batch:
+    """Flat entries of several migrations' lists: row index, list position, page."""
+
+    def __init__(self, world: World, table: MigrationTable, rows: I64, first: I64,
+                 count: I64) -> None:
+        state = world.state
+        self.which = np.repeat(np.arange(rows.size), count)
+        j = ranges(first, count)
+        listed = ~table["pass_full"][rows]
+        entry = j  # a full pass (QEMU's first) walks every page in address order
+        if listed.any():
+            listed_e = np.take(listed, self.which)
+            entry = j.copy()
+            base = table["list_base"][rows][self.which[listed_e]]
+            entry[listed_e] = table.lists["entry"][base + j[listed_e]]
+        self.skip = entry < 0  # Xen: dirtied again when its batch was peeked
+        self.local = np.maximum(entry, 0)
+        offset = state.vms["page_offset"][table["vm"][rows]]
+        self.page = np.take(offset, self.which) + self.local
+
+    @classmethod
+    def explicit(cls, which: I64, local: I64, page: I64) -> Batch:
+        """Given pages (the stop-and-copy's pending set), none skipped."""
+        b = cls.__new__(cls)
+        b.which, b.local, b.page = which, local, page
+        b.skip = np.zeros(page.size, np.bool_)
+        return b
+
+
+class Cost:
+    """Bytes on the wire for each entry of a batch (0 = not sent) and what `record` needs:
+    whether it is sent, its content and location, and its XBZRLE outcome."""
+
+    def __init__(self, world: World, table: MigrationTable, rows: I64, b: Batch,
+                 last_stage: bool = False) -> None:
+        state, policy = world.state, world.spec.policy.migration
+        p, page = state.pages, state.page_size
+        self.loc = np.take(p.location, b.page)
+        self.sendable = ~b.skip & (self.loc != Loc.BALLOONED)
+        hints = table["free_page_hints"][rows]
+        if hints.any():
+            free = np.take(p.guest_kind, b.page) == GuestKind.FREE
+            self.sendable &= ~(np.take(hints, b.which) & free)
+        self.content = np.take(p.content, b.page)
+        self.zero = self.content == 0
+        xen = table["algorithm"][rows] == XEN
+        self.qemu = ~np.take(xen, b.which)
+        cost = np.full(b.page.size, page, np.int64)
+        if not xen.all():  # QEMU: a zero page is a header ("duplicate"), others a header more
+            cost[self.qemu] += policy.page_header
+            cost[self.qemu & self.zero] = policy.zero_page_header
+        self.hit: np.ndarray | None = None
+        started = table["xbzrle"][rows] & (table["passes"][rows] > 0) & ~xen
+        if started.any():
+            use = np.take(started, b.which) & self.sendable & ~self.zero
+            if use.any():
+                self._xbzrle(table, rows, b, use, cost, page, policy.page_header, last_stage)
+        self.bytes = np.where(self.sendable, cost, 0)
+        self.started = started
+
+    def _xbzrle(self, table: MigrationTable, rows: I64, b: Batch, use: np.ndarray,
+                cost: I64, page: int, header: int, last_stage: bool) -> None:
+        """QEMU's direct-mapped cache by page address: a hit sends a delta (or the whole
+        page when the delta overflows); a miss sends the page and caches it unless its slot
+        holds another page cached within CACHED_PAGE_LIFETIME syncs. Only the first page
+        of a slot in one go sees the cache as it was (later ones meet that page's entry)."""
+        i = np.flatnonzero(use)
+        r = rows[b.which[i]]
+        slot = table["cache_base"][r] + (b.local[i] & (table["cache_slots"][r] - 1))
+        _, first = np.unique(slot, return_index=True)
+        alone = np.zeros(i.size, np.bool_)
+        alone[first] = True
+        cached = table.cache["page"][slot]
+        hit = alone & (cached == b.local[i])
+        stale = table.cache["age"][slot] + CACHED_PAGE_LIFETIME <= table["dirty_sync_count"][r]
+        insert = alone & ~hit & ((cached < 0) | stale) & (not last_stage)
+        delta = delta_bytes(self.content[i], table["changed_fraction"][r], page)
+        overflow = hit & (delta > page)
+        sent_delta = hit & ~overflow
+        cost[i[sent_delta]] = (header + XBZRLE_FLAGS + delta)[sent_delta]
+        n = b.page.size
+        self.hit, self.overflow = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+        self.insert, self.slot = np.zeros(n, np.bool_), np.zeros(n, np.int64)
+        self.hit[i], self.overflow[i], self.insert[i], self.slot[i] = (
+            hit, overflow, insert | hit, slot)
+
+
+def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
+           sent: np.ndarray) -> None:
+    """What the destination now holds, and the counters, for the entries `sent`."""
+    state = world.state
+    which, local = b.which[sent], b.local[sent]
+    cost, content = c.bytes[sent], c.content[sent]
+    pb = np.take(table["page_base"][rows], which) + local
+    table.pages["sent"][pb] = content
+    table.pages["at_dest"][pb] = True
+    n = rows.size
+    count = np.bincount(which, minlength=n)
+    sent_bytes = np.bincount(which, cost, minlength=n)
+    zero = np.bincount(which[c.zero[sent] & c.qemu[sent]], minlength=n)
+    for col in ("pages_sent", "round_sent"):
+        table[col][rows] += count
+    for col in ("bytes_sent", "round_bytes"):
+        table[col][rows] += sent_bytes.astype(np.int64)
+    table["window_bytes"][rows] += sent_bytes
+    table["zero_pages"][rows] += zero
+    table["normal_pages"][rows] += count - zero
+    if c.hit is not None:
+        hit, insert = c.hit[sent], c.insert[sent]
+        slot = c.slot[sent][insert]
+        table.cache["page"][slot] = local[insert]
+        table.cache["age"][slot] = table["dirty_sync_count"][rows[which[insert]]]
+        table["xbzrle_hits"][rows] += np.bincount(which[hit], minlength=n)
+        table["xbzrle_overflow"][rows] += np.bincount(which[c.overflow[sent]], minlength=n)
+        table["xbzrle_bytes"][rows] += np.bincount(which[hit], cost[hit], minlength=n).astype(
+            np.int64)
+        table["xbzrle_misses"][rows] += np.bincount(
+            which[np.take(c.started, which) & ~hit & ~c.zero[sent]], minlength=n)
+    elif c.started.any():
+        table["xbzrle_misses"][rows] += np.bincount(
+            which[np.take(c.started, which) & ~c.zero[sent]], minlength=n)
+    swapped = c.loc[sent] == Loc.SWAPPED
+    if swapped.any():  # read back from the source's swap file before they can be sent
+        src = table["src"][rows][which[swapped]]
+        busy = state.page_size / state.hosts.swap_disk_bytes_per_s[src]
+        state.reclaim.hosts["disk_busy_s_tick"] += np.bincount(
+            src, busy, minlength=len(state.hosts))
+
+
+def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limit: I64,
+         until: F64) -> tuple[F64, np.ndarray]:
+    """Advance each row from time t[i] at rate[i] along its list until time until[i] or
+    list index limit[i]; returns the time each got to and whether it reached its limit
+    (then the time is when its last page went)."""
+    page = world.state.page_size
+    t = t.copy()
+    reached = table["cursor"][rows] >= limit
+    idle = (rate <= 0) & ~reached
+    t[idle] = until[idle]
+    going = np.flatnonzero(~reached & ~idle & (t < until))
+    while going.size:
+        r = rows[going]
+        carry = table["carry_bytes"][r]
+        budget = rate[going] * (until[going] - t[going]) + carry
+        sent_pages = table["pages_sent"][r]
+        avg = np.where(sent_pages > 0, table["bytes_sent"][r] / np.maximum(sent_pages, 1), page)
+        # Enough entries for the budget at the bytes per page seen so far; a few more, and
+        # another go if cheap (zero) pages leave budget over.
+        guess = (budget / np.clip(avg, 1.0, page) * 1.05).astype(np.int64) + 2
+        cursor = table["cursor"][r]
+        count = np.minimum(limit[going] - cursor, guess)
+        b = Batch(world, table, r, cursor, count)
+        c = Cost(world, table, r, b)
+        total = np.cumsum(c.bytes)
+        start = np.cumsum(count) - count
+        before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
+        fit = total - np.take(before, b.which) <= np.take(budget, b.which) + 1e-6
+        record(world, table, r, b, c, fit & c.sendable)
+        k = np.bincount(b.which[fit], minlength=r.size)
+        used = np.bincount(b.which[fit], c.bytes[fit], minlength=r.size)
+        table["cursor"][r] = cursor + k
+        whole = k == count
+        at_limit = whole & (cursor + k >= limit[going])
+        t_done = t[going] + np.maximum(used - carry, 0.0) / rate[going]
+        # Cut by the deadline: the next page is partly on the wire.
+        cut = ~whole
+        table["carry_bytes"][r] = np.where(cut, budget - used, 0.0)
+        t[going] = np.where(cut, until[going], t_done)
+        reached[going[at_limit]] = True
+        going = going[whole & ~at_limit & (t[going] < until[going])]
+    return t, reached
