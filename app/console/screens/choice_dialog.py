@@ -11,10 +11,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from app.console.screens.dialog import Dialog
 from app.console.view import ActionContext, Preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import Command, Snapshot
 from engine.commands import Verdict
@@ -50,7 +51,7 @@ class ChoiceDialog(Dialog):
             yield DataTable(cursor_type="row", id="choices")
             yield VerdictLine()
             yield Static("↑↓: pick   Enter: apply   Esc: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.actions import ACTIONS
+from app.console.widgets.key_bar import KeyBar
 
 MEMORY_MODEL = """\
 # How the night works
@@ -136,7 +137,7 @@ class HelpScreen(ModalScreen[None]):
         # block, which makes opening the help take most of a second.
         with VerticalScroll(classes="dialog -wide -tall", id="help"):
             yield Static(Markdown(self.text), id="help-text")
-        yield Footer()
+        yield KeyBar()
 
     def action_close(self) -> None:
         self.dismiss(None)

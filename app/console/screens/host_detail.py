@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import STATE_STYLES
 from app.console.screens.detail import DetailScreen
@@ -15,6 +15,7 @@ from app.console.widgets import update_text
 from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
 from app.console.widgets.host_list import memory_bar
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.memory_breakdown import MemoryBreakdown
 from app.console.widgets.metric import Metric
 from app.console.widgets.reclaim_panel import ReclaimPanel
@@ -50,7 +51,7 @@ class HostDetailScreen(DetailScreen):
         yield VMTable(id="host-vms", only_host=self.subject)
         yield Static("Events", classes="pane-title")
         yield EventLog(id="detail-log")
-        yield Footer()
+        yield KeyBar()
 
     _vms_here: frozenset[str] = frozenset()
 

@@ -9,10 +9,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
 from engine.commands import SetIdleTax
@@ -51,7 +52,7 @@ class IdleTaxDialog(InputDialog):
             yield VerdictLine()
             yield Static("Type the rate (0 … 0.99 or %)   ↑↓: host or every host   "
                          "Enter: apply   Esc: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def _start_value(self) -> str:
         host = self.snapshot.host(self.host) if self.host else self.snapshot.hosts[0]

@@ -9,8 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
+
+from app.console.widgets.key_bar import KeyBar
 
 
 def list_saves(folder: Path) -> list[Path]:
@@ -38,7 +40,7 @@ class LoadDialog(ModalScreen[Path | None]):
                 yield Static(f"No saves in {self.folder} yet: ctrl+s saves the game.",
                              classes="dialog--body")
                 yield Static("Esc: close", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

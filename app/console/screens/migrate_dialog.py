@@ -9,11 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Select, Static
+from textual.widgets import Checkbox, DataTable, Input, Label, Select, Static
 
 from app.console.format import STATE_STYLES, migrate_options, rate_text
 from app.console.screens.dialog import Dialog
 from app.console.view import ActionContext
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine.commands import Migrate, Verdict
 from engine.spec import MigrationPolicy
@@ -115,7 +116,7 @@ class MigrateDialog(Dialog):
             yield Static("Enter (on the hosts or a field) or ctrl+g: migrate to the highlighted "
                          "host   Tab: options   Space: toggle   Esc: cancel",
                          classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def wws_text(self) -> str:
         vm = self.snapshot.vm(self.vm_id)

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from app.console.format import legend
 from app.console.view import ConsoleView
@@ -18,6 +18,7 @@ from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
 from app.console.widgets.headline import Headline
 from app.console.widgets.host_list import HostList
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.migration_panel import MigrationPanel
 from app.console.widgets.objectives_panel import ObjectivesPanel
 from app.console.widgets.vm_table import VMTable
@@ -56,7 +57,7 @@ class OverviewScreen(Screen[None]):
                 yield ObjectivesPanel(id="objectives")
                 yield Static("Events", classes="pane-title")
                 yield EventLog(id="log")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(VMTable).focus()

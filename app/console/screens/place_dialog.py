@@ -7,10 +7,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from app.console.format import STATE_STYLES, per_hour
 from app.console.screens.dialog import Dialog, billing_now
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import StartVM
 from engine.commands import Verdict
@@ -30,7 +31,7 @@ class PlaceDialog(Dialog):
             yield VerdictLine()
             yield Static("Enter: place on the highlighted host   Esc: cancel",
                          classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def title_text(self) -> str:
         vm = self.snapshot.vm(self.vm or "")

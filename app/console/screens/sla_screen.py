@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import money, percent
 from app.console.screens.detail import DetailScreen
@@ -15,6 +15,7 @@ from app.console.view import ConsoleView
 from app.console.widgets import row_text, update_text
 from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.metric import Metric
 from app.console.widgets.money_panel import MoneyPanel
 from app.console.widgets.service_panel import lost_text
@@ -72,7 +73,7 @@ class SLAScreen(DetailScreen):
         yield VMTable(id="sla-vms")
         yield Static("Events that cost money", classes="pane-title")
         yield EventLog(id="detail-log")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(VMTable).focus()

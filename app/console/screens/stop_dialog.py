@@ -5,10 +5,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import per_hour
 from app.console.screens.dialog import Dialog, billing_now
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import StopVM
 from engine.commands import Verdict
@@ -28,7 +29,7 @@ class StopDialog(Dialog):
             yield Static(id="stop-effect", classes="dialog--body")
             yield VerdictLine()
             yield Static("Enter/y: stop it   Esc/n: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_verdict()

@@ -7,10 +7,11 @@ from typing import Literal
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
 from engine.commands import SetBalloonTarget, SetSwapTarget
@@ -54,7 +55,7 @@ class TargetDialog(InputDialog):
             yield Input(placeholder="empty: back to the policy", id="target-input")
             yield VerdictLine()
             yield Static("Enter: apply   Esc: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_verdict()

@@ -6,10 +6,11 @@ from typing import Literal
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, SetMax, SetMin, SetShares, Snapshot
 from engine.units import format_bytes
@@ -45,7 +46,7 @@ class ValueDialog(InputDialog):
             yield Input(value=self.current(), id="value-input")
             yield VerdictLine()
             yield Static("Enter: apply   Esc: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_verdict()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import per_hour, percent
 from app.console.screens.detail import DetailScreen
@@ -16,6 +16,7 @@ from app.console.widgets import update_text
 from app.console.widgets.allocation_panel import AllocationPanel
 from app.console.widgets.clock_bar import ClockBar
 from app.console.widgets.event_log import EventLog
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.memory_breakdown import MemoryBreakdown
 from app.console.widgets.metric import Metric
 from app.console.widgets.migration_panel import MigrationPanel
@@ -53,7 +54,7 @@ class VMDetailScreen(DetailScreen):
             with Vertical(id="detail-events"):
                 yield Static("Events", classes="pane-title")
                 yield EventLog(id="detail-log")
-        yield Footer()
+        yield KeyBar()
 
     def concerns(self, event: Event, view: ConsoleView) -> bool:
         return event.vm == self.subject
