@@ -40,5 +40,10 @@ class DetailScreen(Screen[None]):
     def show_subject(self, view: ConsoleView) -> None:  # overridden
         pass
 
+    def on_screen_resume(self) -> None:
+        closed = getattr(self.app, "dialog_closed", None)
+        if callable(closed):
+            closed()
+
     def action_back(self) -> None:
         self.dismiss(None)

@@ -13,7 +13,7 @@ from app.console.screens.detail import DetailScreen
 from app.console.view import ConsoleView
 from app.console.widgets import update_text
 from app.console.widgets.clock_bar import ClockBar
-from app.console.widgets.event_log import EventLog
+from app.console.widgets.event_log import LogPane
 from app.console.widgets.host_list import memory_bar
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.memory_breakdown import MemoryBreakdown
@@ -49,8 +49,7 @@ class HostDetailScreen(DetailScreen):
             yield Metric(id="hist-nic")
         yield Static("VMs here", classes="pane-title")
         yield VMTable(id="host-vms", only_host=self.subject)
-        yield Static("Events", classes="pane-title")
-        yield EventLog(id="detail-log")
+        yield LogPane("Events (/ searches)", log_id="detail-log")
         yield KeyBar()
 
     _vms_here: frozenset[str] = frozenset()
@@ -94,4 +93,4 @@ class HostDetailScreen(DetailScreen):
             hist.host(host.id, "nic_used_bytes_per_s")[-120:])
         table = self.query_one(VMTable)
         table.use_columns(view.vm_columns)
-        table.show(snap.vms)
+        table.show(snap.vms, snap.pending_vms())

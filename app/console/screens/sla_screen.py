@@ -14,7 +14,7 @@ from app.console.screens.detail import DetailScreen
 from app.console.view import ConsoleView
 from app.console.widgets import row_text, update_text
 from app.console.widgets.clock_bar import ClockBar
-from app.console.widgets.event_log import EventLog
+from app.console.widgets.event_log import LogPane
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.metric import Metric
 from app.console.widgets.money_panel import MoneyPanel
@@ -71,8 +71,7 @@ class SLAScreen(DetailScreen):
             yield Metric(id="hist-service")
         yield Static("VMs: service, SLA and money (enter opens one)", classes="pane-title")
         yield VMTable(id="sla-vms")
-        yield Static("Events that cost money", classes="pane-title")
-        yield EventLog(id="detail-log")
+        yield LogPane("Events that cost money (/ searches)", log_id="detail-log")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -97,4 +96,4 @@ class SLAScreen(DetailScreen):
             f"Service {percent(service[-1]) if service else '—'}", service[-SPARK_POINTS:])
         table = self.query_one(VMTable)
         table.use_columns("sla")
-        table.show(snap.vms)
+        table.show(snap.vms, snap.pending_vms())

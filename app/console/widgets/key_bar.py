@@ -41,6 +41,7 @@ class KeyBar(Static):
     def __init__(self) -> None:
         super().__init__()
         self._spans: list[tuple[int, int, str]] = []  # (start, end, key) for clicks
+        self._kept: list[Entry] = []
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -83,19 +84,21 @@ class KeyBar(Static):
         if not self.is_attached:
             return
         entries = self.entries()
-        width = max(self.size.width - 2, 20)  # less the padding
+        width = max(self.size.width, 20)  # the content width, inside the padding
         kept = list(entries)
-        while _length(kept) > width:
+        gap = 2 if _length(kept, 2) <= width else 1  # a tighter line before dropping keys
+        while _length(kept, gap) > width:
             droppable = [e for e in kept if not e.pinned]
             if not droppable:
                 break
             worst = max(range(len(droppable)),
                         key=lambda i: (droppable[i].priority, i))
             kept.remove(droppable[worst])
+        self._kept = kept
         text, self._spans = Text(no_wrap=True, overflow="ellipsis"), []
         for i, entry in enumerate(kept):
             if i:
-                text.append("  ")
+                text.append(" " * gap)
             for j, (key, shown) in enumerate(entry.keys):
                 if j:
                     text.append("/", style="dim")
@@ -107,10 +110,10 @@ class KeyBar(Static):
 
     def shown_labels(self) -> list[str]:
         """What the bar shows now (for tests): the labels, in order."""
-        return [label for label in str(self.render()).split("  ") if label]
+        return [e.label for e in self._kept]
 
     def on_click(self, event: events.Click) -> None:
-        x = event.x - 1  # the padding
+        x = event.x - 1  # the left padding
         for start, end, key in self._spans:
             if start <= x < end:
                 event.stop()
@@ -118,9 +121,9 @@ class KeyBar(Static):
                 return
 
 
-def _length(entries: list[Entry]) -> int:
+def _length(entries: list[Entry], gap: int) -> int:
     if not entries:
         return 0
     keys = sum(len(shown) + 1 for e in entries for _, shown in e.keys) - 1 * len(entries)
     labels = sum(1 + len(e.label) for e in entries)
-    return keys + labels + 2 * (len(entries) - 1)
+    return keys + labels + gap * (len(entries) - 1)
