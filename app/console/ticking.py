@@ -167,9 +167,10 @@ class Ticking(App[int]):
     def action_step(self) -> None:
         if not self.clock.paused:
             self._pause()
-        if self._busy():
-            # One stepper at a time, or ticks could reach the screen out of order: step
-            # once the cancelled worker has delivered its last tick.
+        if self._busy() and self._worker is not None:
+            # One stepper at a time, or ticks could reach the screen out of order: stop the
+            # worker after its current tick and step once it has delivered it.
+            self._worker.cancel()
             self._steps_owed += 1
             return
         self._run_ticks(1)

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from app.console.screens.dialog import Dialog
+from app.console.screens.dialog import Dialog, safe_preview
 from app.console.view import ActionContext, Preview
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
@@ -68,7 +68,7 @@ class ChoiceDialog(Dialog):
         self.query_one("#choice-about", Static).update(self.about_text())
         table = self.query_one(DataTable)
         for i, choice in enumerate(self.choices):
-            self.verdicts[i] = self.preview(choice.command)
+            self.verdicts[i] = safe_preview(self.preview, choice.command)
             table.update_cell(str(i), "verdict", verdict_text(self.verdicts[i]))
         self._show_highlighted()
 

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from app.console.screens.dialog import Dialog
+from app.console.screens.dialog import Dialog, safe_preview
 from app.console.view import ActionContext
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
@@ -46,7 +46,7 @@ class ConfirmDialog(Dialog):
 
     def refresh_verdict(self) -> None:
         self.query_one("#confirm-about", Static).update(self.about(self))
-        self.verdict = self.preview(self.command)
+        self.verdict = safe_preview(self.preview, self.command)
         self.query_one(VerdictLine).show(self.verdict, self.effect)
 
     def action_apply(self) -> None:

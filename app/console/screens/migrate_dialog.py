@@ -11,20 +11,17 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Checkbox, DataTable, Input, Label, Select, Static
 
-from app.console.format import STATE_STYLES, migrate_options, rate_text
-from app.console.screens.dialog import Dialog
+from app.console.format import STATE_STYLES, duration, migrate_options, rate_text
+from app.console.parsing import InputProblem, parse_duration, parse_rate_text
+from app.console.screens.dialog import Dialog, safe_preview
 from app.console.view import ActionContext
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine.commands import Migrate, Verdict
 from engine.spec import MigrationPolicy
 from engine.units import (
-    UnitError,
     format_bytes,
     format_rate,
-    format_seconds,
-    parse_rate,
-    parse_seconds,
 )
 
 MODES = (("pre-copy", "precopy"), ("post-copy", "postcopy"), ("hybrid", "hybrid"))
@@ -56,7 +53,7 @@ def expectation(cmd: Migrate, policy: MigrationPolicy, configured: int, resident
     first = min(policy.xen_min_rate, top) if xen else top
     size = configured if xen else resident  # QEMU sends zero pages as headers
     plan = (f"Round 1 sends {format_bytes(size)} at up to {format_rate(first)}: at least "
-            f"{format_seconds(size / first)}; ")
+            f"{duration(size / first)}; ")
     if cmd.mode == "hybrid":
         plan += "then post-copy pulls what was dirtied meanwhile."
     elif xen:
@@ -64,7 +61,7 @@ def expectation(cmd: Migrate, policy: MigrationPolicy, configured: int, resident
                  f"{format_rate(top)}, and a stop-and-copy of the rest (the downtime).")
     else:
         limit = cmd.downtime_limit or policy.qemu_downtime_limit
-        plan += (f"passes repeat until what is left fits in {format_seconds(limit)} "
+        plan += (f"passes repeat until what is left fits in {duration(limit)} "
                  "(the downtime limit)"
                  + (", throttling the vCPUs if it does not converge." if cmd.auto_converge
                     else "; a busy VM may never converge (auto-converge throttles it)."))
@@ -84,6 +81,7 @@ class MigrateDialog(Dialog):
         self.verdicts: dict[str, Verdict] = {}
         self.command: Migrate | None = None
         self.problem: str | None = None
+        self.echo = ""
 
     def compose(self) -> ComposeResult:
         vm = self.snapshot.vm(self.vm_id)
@@ -105,7 +103,7 @@ class MigrateDialog(Dialog):
                 yield Input(placeholder=f"policy {format_rate(self.policy.xen_max_rate)}",
                             id="migrate-rate", compact=True)
                 yield Label("Downtime ≤")
-                limit = format_seconds(self.policy.qemu_downtime_limit)
+                limit = duration(self.policy.qemu_downtime_limit)
                 yield Input(placeholder=f"qemu {limit}", id="migrate-downtime", compact=True)
             with Horizontal(classes="dialog--field"):
                 for key, label in OPTIONS:
@@ -153,18 +151,21 @@ class MigrateDialog(Dialog):
         algorithm = self.query_one("#migrate-algorithm", Select).value
         options = {key: self.query_one(f"#migrate-{key}", Checkbox).value for key, _ in OPTIONS}
         max_rate = downtime = None
+        echoes = []
         try:
             if self._value("#migrate-rate"):
-                max_rate = parse_rate(self._value("#migrate-rate"))
-                if max_rate <= 0:
-                    raise UnitError("max rate must be above 0")
-        except UnitError as err:
-            self.problem = f"max rate: {err}"
+                max_rate, echo = parse_rate_text(self._value("#migrate-rate"), "max rate")
+                echoes.append(f"max rate {echo}")
+        except InputProblem as err:
+            self.problem = str(err)
         try:
             if self._value("#migrate-downtime"):
-                downtime = parse_seconds(self._value("#migrate-downtime"))
-        except UnitError as err:
-            self.problem = f"downtime limit: {err}"
+                downtime, echo = parse_duration(self._value("#migrate-downtime"),
+                                                "downtime limit")
+                echoes.append(f"downtime limit {echo}")
+        except InputProblem as err:
+            self.problem = str(err)
+        self.echo = "; ".join(echoes)
         return Migrate.model_validate(
             {"vm": self.vm_id, "to": host, "mode": mode, "algorithm": algorithm,
              "max_rate": max_rate, "downtime_limit": downtime, **options})
@@ -175,7 +176,7 @@ class MigrateDialog(Dialog):
             return
         configured = self.snapshot.vm(self.vm_id).configured_bytes
         for host in self.snapshot.hosts:
-            verdict = self.preview(self.build(host.id))
+            verdict = safe_preview(self.preview, self.build(host.id))
             self.verdicts[host.id] = verdict
             after = (host.configured_vm_bytes + configured) / host.memory_bytes \
                 if host.memory_bytes else 0.0
@@ -216,7 +217,7 @@ class MigrateDialog(Dialog):
             line.show(None, problem=self.problem)
             return
         line.show(self.verdicts.get(host), f"{self.vm_id} starts migrating to {host} at the "
-                  f"next tick ({migrate_options(self.command)})")
+                  f"next tick ({migrate_options(self.command)})", echo=self.echo)
 
     # -- events --------------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

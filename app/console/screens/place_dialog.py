@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from app.console.format import STATE_STYLES, per_hour
-from app.console.screens.dialog import Dialog, billing_now
+from app.console.screens.dialog import Dialog, billing_now, safe_preview
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import StartVM
@@ -60,7 +60,7 @@ class PlaceDialog(Dialog):
         table = self.query_one(DataTable)
         configured = self.snapshot.vm(vm_id).configured_bytes
         for host in self.snapshot.hosts:
-            verdict = self.preview(StartVM(vm=vm_id, host=host.id))
+            verdict = safe_preview(self.preview, StartVM(vm=vm_id, host=host.id))
             self.verdicts[host.id] = verdict
             after = (host.configured_vm_bytes + configured) / host.memory_bytes \
                 if host.memory_bytes else 0.0

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from app.console.format import per_hour
-from app.console.screens.dialog import Dialog, billing_now
+from app.console.screens.dialog import Dialog, billing_now, safe_preview
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import StopVM
@@ -36,7 +36,7 @@ class StopDialog(Dialog):
 
     def refresh_verdict(self) -> None:
         vm = self.snapshot.vm(self.vm or "")
-        self.verdict = self.preview(StopVM(vm=vm.id))
+        self.verdict = safe_preview(self.preview, StopVM(vm=vm.id))
         now = billing_now(self.snapshot)
         effect = (f"Frees about {format_bytes(vm.resident_bytes)} on {vm.host}. Revenue: "
                   f"−{per_hour(vm.price_per_hour)} from the next tick (running VMs bill "

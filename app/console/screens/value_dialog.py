@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
+from app.console.parsing import parse_count, parse_size
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
 from app.console.widgets.key_bar import KeyBar
@@ -55,9 +56,12 @@ class ValueDialog(InputDialog):
     def build_command(self) -> Command:
         text = self.query_one(Input).value
         if self.kind == "shares":
-            return SetShares(vm=self.vm_id, shares=text.strip())  # type: ignore[arg-type]
+            shares = parse_count(text, "shares")
+            self.echo = f"= {shares:,} shares"
+            return SetShares(vm=self.vm_id, shares=shares)
+        size, self.echo = parse_size(text, self.kind)
         if self.kind == "min":
-            return SetMin(vm=self.vm_id, min=text.strip())  # type: ignore[arg-type]
-        return SetMax(vm=self.vm_id, max=text.strip())  # type: ignore[arg-type]
+            return SetMin(vm=self.vm_id, min=size)
+        return SetMax(vm=self.vm_id, max=size)
 
 

@@ -8,6 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Static
 
 from app.console.format import rate_text
+from app.console.parsing import parse_number, parse_size
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
 from app.console.widgets.key_bar import KeyBar
@@ -64,9 +65,17 @@ class WorkloadDialog(InputDialog):
         self.query_one("#load-reads_per_s", Input).focus()
 
     def build_command(self) -> SetWorkload:
-        values = {key: self.query_one(f"#load-{key}", Input).value.strip() or None
-                  for key, _ in FIELDS}
-        return SetWorkload(vm=self.vm_id, **values)  # type: ignore[arg-type]
+        text = {key: self.query_one(f"#load-{key}", Input).value.strip() for key, _ in FIELDS}
+        labels = dict(FIELDS)
+        reads = parse_number(text["reads_per_s"], labels["reads_per_s"]) \
+            if text["reads_per_s"] else None
+        writes = parse_number(text["writes_per_s"], labels["writes_per_s"]) \
+            if text["writes_per_s"] else None
+        working_set = None
+        if text["working_set"]:
+            working_set, self.echo = parse_size(text["working_set"], "working set")
+        return SetWorkload(vm=self.vm_id, reads_per_s=reads, writes_per_s=writes,
+                           working_set=working_set)
 
     def refresh_verdict(self) -> None:
         vm = self.snapshot.vm(self.vm_id)

@@ -180,6 +180,11 @@ class EventLog(ScrollView, can_focus=True):
     def matches(self, entry: Entry) -> bool:
         return all(word in entry.plain for word in self._query.split())
 
+    @property
+    def lines(self) -> list[Strip]:
+        """The wrapped lines shown (as a RichLog's `lines`)."""
+        return self._lines
+
     def lines_text(self) -> list[str]:
         """The entries shown (for tests and the search count), as plain text."""
         return [e.text.plain for e in self.entries if self.matches(e)]

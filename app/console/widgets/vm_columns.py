@@ -13,13 +13,13 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from app.console.format import money, percent, rate_text, short_bytes
+from app.console.format import duration, money, percent, rate_text, short_bytes
 from app.console.widgets.service_panel import CAUSES
 from engine import VMView
 from engine.report import VMRows
 from engine.snapshot import STATUSES
 from engine.state import LOSS_CAUSES
-from engine.units import format_bytes, format_seconds
+from engine.units import format_bytes
 
 Keys = Callable[[VMRows], npt.NDArray[np.float64]]
 
@@ -160,7 +160,7 @@ MEMORY: tuple[Column, ...] = (  # allocation and reclamation (ESX sections 3-6)
 
 def _top_loss(vm: VMView) -> str:
     cause, seconds = max(vm.lost_s.items(), key=lambda kv: kv[1], default=("", 0.0))
-    return f"{CAUSES.get(cause, cause)} {format_seconds(seconds)}" if seconds > 0 else ""
+    return f"{CAUSES.get(cause, cause)} {duration(seconds)}" if seconds > 0 else ""
 
 
 def _contracted(text: Callable[[VMView], str]) -> Callable[[VMView], str]:
@@ -184,7 +184,7 @@ SLA: tuple[Column, ...] = (  # service, SLA and money (MECHANISMS section 12)
     Column("availability", "Avail", 7, _contracted_key("availability"),
            _contracted(lambda v: percent(v.availability)), right=True, priority=3),
     Column("latency", "Latency", 8, _col("latency_s"),
-           _running(lambda v: format_seconds(v.latency_s)), right=True, priority=5),
+           _running(lambda v: duration(v.latency_s)), right=True, priority=5),
     Column("breaches", "Brch", 4, _col("sla_breaches"), lambda v: str(v.sla_breaches),
            right=True, priority=2),
     Column("revenue", "Revenue", 9, _col("revenue"), lambda v: money(v.revenue),
