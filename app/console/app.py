@@ -53,14 +53,14 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"),
                                                                    (32, "-tall")]
     NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns", "sla",
-                                "levels", "briefing", "fork", "compare", "toggle_pane",
-                                "confirm_quit"})
+                                "levels", "briefing", "fork", "compare", "toggle_pane"})
     COLUMN_CYCLE = ("basic", "memory", "sla")
 
     def __init__(self, sim: Simulation, *, paused: bool = False,
                  saves_dir: Path | None = None, campaign: Campaign | None = None,
-                 level: Level | None = None) -> None:
+                 level: Level | None = None, briefing: bool = True) -> None:
         super().__init__()
+        self.show_briefing = briefing  # the scenario's briefing before its clock starts
         self.campaign = campaign
         self.level = level
         self.clock = Clock(paused=paused)

@@ -40,7 +40,7 @@ class CampaignPlay(App[int]):
         """On mount: the level select in a campaign, else the briefing if there is one."""
         if self.campaign is not None:
             self.action_levels()
-        elif self.driver.spec.scenario.briefing.strip():
+        elif self.driver.spec.scenario.briefing.strip() and getattr(self, "show_briefing", True):
             self._pause()
             self.push_screen(BriefingScreen(self.driver.spec, self.driver.spec.scenario.name,
                                             "read it again later with B"), self._briefed)

@@ -98,6 +98,9 @@ class SaveLoad(App[int]):
 
     # -- ctrl+q: save, then quit ------------------------------------------------------------
     def action_confirm_quit(self) -> None:
+        if isinstance(self.screen, QuitDialog):  # ctrl+q twice: save and quit
+            self.screen.action_choose("save")
+            return
         if self.snapshot.tick == 0:
             self.exit()
             return
