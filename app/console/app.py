@@ -52,6 +52,8 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
     COMMANDS = App.COMMANDS | {OperatorCommands}
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"),
                                                                    (32, "-tall")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"),
+                                                                     (100, "-wide")]
     NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns", "sla",
                                 "levels", "briefing", "fork", "compare", "toggle_pane"})
     COLUMN_CYCLE = ("basic", "memory", "sla")

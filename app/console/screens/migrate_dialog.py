@@ -8,13 +8,14 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Checkbox, DataTable, Input, Label, Select, Static
 
 from app.console.format import STATE_STYLES, duration, migrate_options, rate_text
 from app.console.parsing import InputProblem, parse_duration, parse_rate_text
 from app.console.screens.dialog import Dialog, safe_preview
 from app.console.view import ActionContext
+from app.console.widgets.fit_table import FitTable
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine.commands import Migrate, Verdict
@@ -90,7 +91,7 @@ class MigrateDialog(Dialog):
                          classes="dialog--title")
             yield Static(self.vm_summary(), classes="dialog--body")
             yield Static(self.wws_text(), classes="dialog--body")
-            yield DataTable(cursor_type="row", id="migrate-hosts")
+            yield FitTable(flexible="verdict", id="migrate-hosts")
             with Horizontal(classes="dialog--field"):
                 yield Label("Mode")
                 yield Select(MODES, value="precopy", allow_blank=False, compact=True,
@@ -105,7 +106,7 @@ class MigrateDialog(Dialog):
                 yield Label("Downtime ≤")
                 limit = duration(self.policy.qemu_downtime_limit)
                 yield Input(placeholder=f"qemu {limit}", id="migrate-downtime", compact=True)
-            with Horizontal(classes="dialog--field"):
+            with Grid(id="migrate-options"):
                 for key, label in OPTIONS:
                     yield Checkbox(label, value=key == "prepaging", compact=True,
                                    id=f"migrate-{key}", tooltip=OPTION_HELP[key])
@@ -132,6 +133,7 @@ class MigrateDialog(Dialog):
                                   ("free", "Free", 9), ("ratio", "Overcommit", 13),
                                   ("verdict", "Engine says", 58)):
             table.add_column(label, key=key, width=width)
+        self.call_after_refresh(table.fit)
         self.refresh_verdict()
         current = self.snapshot.vm(self.vm_id).host
         best = next((h for h, v in self.verdicts.items() if v.ok), None) or next(

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 
 from app.console.format import STATE_STYLES, per_hour
 from app.console.screens.dialog import Dialog, billing_now, safe_preview
+from app.console.widgets.fit_table import FitTable
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import StartVM
@@ -27,7 +28,7 @@ class PlaceDialog(Dialog):
             yield Static(self.title_text(), classes="dialog--title")
             yield Static(self.vm_summary(), classes="dialog--body")
             yield Static(id="place-revenue", classes="dialog--body")
-            yield DataTable(cursor_type="row", id="place-hosts")
+            yield FitTable(flexible="verdict", id="place-hosts")
             yield VerdictLine()
             yield Static("Enter: place on the highlighted host   Esc: cancel",
                          classes="dialog--keys")
@@ -50,6 +51,7 @@ class PlaceDialog(Dialog):
                                   ("free", "Free", 9), ("ratio", "Overcommit", 14),
                                   ("verdict", "Engine says", 60)):
             table.add_column(label, key=key, width=width)
+        self.call_after_refresh(table.fit)
         self.verdicts: dict[str, Verdict] = {}
         self.refresh_verdict()
         table.focus()

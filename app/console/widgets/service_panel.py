@@ -27,13 +27,15 @@ CAUSES = {
 def lost_text(lost: dict[str, float], width: int = 80) -> Text:
     """A bar per cause, on the scale of the largest, with its seconds."""
     top = max(lost.values(), default=0.0)
-    bar = max(6, min(20, width - LABEL_W - 12))
+    label_w = LABEL_W if width >= LABEL_W + 16 else max(width - 11, 6)
+    bar = max(0, min(20, width - label_w - 12))  # a narrow panel keeps the seconds only
     rows = []
     for cause, seconds in lost.items():
         label = CAUSES.get(cause, cause)
-        row = Text(f"{label:<{LABEL_W}.{LABEL_W}}")
-        row.append(mini_bar(seconds / top if top > 0 else 0.0, bar),
-                   style="red3" if seconds else "")
+        row = Text(f"{label:<{label_w}.{label_w}}")
+        if bar:
+            row.append(mini_bar(seconds / top if top > 0 else 0.0, bar),
+                       style="red3" if seconds else "")
         row.append(f" {duration(seconds) if seconds else '0':>9}",
                    style="" if seconds else "dim")
         rows.append(row)

@@ -1,0 +1,35 @@
+"""A DataTable that never scrolls sideways: one flexible column (the engine's verdict)
+takes whatever width the others leave, so a dialog fits an 80-column terminal. A reason
+cut short here is shown in full in the dialog's verdict line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import DataTable
+
+MIN_FLEX = 12  # "✔ accepted" and a little
+
+
+class FitTable(DataTable[Any]):
+    def __init__(self, *, flexible: str, id: str | None = None,
+                 cursor_type: str = "row") -> None:
+        super().__init__(id=id, cursor_type=cursor_type)  # type: ignore[arg-type]
+        self.flexible = flexible
+
+    def fit(self) -> None:
+        """Give the flexible column the room the other columns leave."""
+        if not self.columns or self.size.width == 0:
+            return
+        pad = 2 * self.cell_padding
+        fixed = sum(col.width + pad for key, col in self.columns.items()
+                    if key.value != self.flexible)
+        width = max(MIN_FLEX, self.scrollable_content_region.width - fixed - pad - 1)
+        for key, col in self.columns.items():
+            if key.value == self.flexible and col.width != width:
+                col.width = width
+                self._require_update_dimensions = True
+                self.refresh()
+
+    def on_resize(self) -> None:
+        self.fit()
