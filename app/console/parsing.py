@@ -68,7 +68,7 @@ def parse_size(text: str, what: str, high: int = MAX_BYTES) -> tuple[int, str]:
     echo = f"= {format_bytes(value)}"
     bare = text.strip()
     if re.fullmatch(r"[0-9.eE+]+", bare):
-        echo = f"= {value:,} B — did you mean {bare}MiB?"
+        echo = f"= {value:,} B — did you mean {bare} MiB?"
     return value, echo
 
 

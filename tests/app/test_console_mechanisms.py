@@ -7,9 +7,9 @@ import dataclasses
 
 from textual.widgets import DataTable, Input
 
+from app.console.parsing import parse_percent
 from app.console.screens.choice_dialog import ChoiceDialog
 from app.console.screens.host_detail import HostDetailScreen
-from app.console.parsing import parse_percent
 from app.console.screens.idle_tax_dialog import IdleTaxDialog
 from app.console.screens.place_dialog import PlaceDialog
 from app.console.screens.stop_dialog import StopDialog
