@@ -200,8 +200,8 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
                     wait_for_dismiss: bool = False, *, mode: str | None = None) -> Any:
         result = super().push_screen(screen, callback, wait_for_dismiss,  # type: ignore[call-overload]
                                      mode=mode)
-        if isinstance(screen, Screen):
-            self.dialog_opened(screen)
+        target = self.get_screen(screen) if isinstance(screen, str) else screen
+        self.dialog_opened(target)
         return result
 
     # -- selection and navigation (messages up from widgets) -----------------------
@@ -214,14 +214,28 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
         self.selected_vm = message.vm
         # A double click selects the row twice: the detail screen opens once.
         if not self._showing(VMDetailScreen, message.vm):
-            self.push_screen(VMDetailScreen(message.vm))
-            self.call_after_refresh(self.refresh_views)
+            self._open_detail(VMDetailScreen, message.vm)
 
     @on(HostList.HostSelected)
     def _host_selected(self, message: HostList.HostSelected) -> None:
         if not self._showing(HostDetailScreen, message.host):
-            self.push_screen(HostDetailScreen(message.host))
-            self.call_after_refresh(self.refresh_views)
+            self._open_detail(HostDetailScreen, message.host)
+
+    def _open_detail(self, kind: type[VMDetailScreen | HostDetailScreen], subject: str) -> None:
+        """One screen of each kind, installed once and reused for the next subject."""
+        name = f"detail:{kind.__name__}"
+        if self.is_screen_installed(name):
+            screen = self.get_screen(name)
+            assert isinstance(screen, kind)
+            if screen in self.screen_stack:  # the other detail screen links here: a new one
+                self.push_screen(kind(subject))
+                self.call_after_refresh(self.refresh_views)
+                return
+            screen.set_subject(subject, self.view())
+        else:
+            self.install_screen(kind(subject), name)
+        self.push_screen(name)
+        self.call_after_refresh(self.refresh_views)
 
     def _showing(self, kind: type[VMDetailScreen | HostDetailScreen], subject: str) -> bool:
         top = self.screen_stack[-1] if self.screen_stack else None
@@ -280,7 +294,10 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
 
     # -- help and the SLA screen (save and load: saving.SaveLoad) ---------------------
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(list(ALL_BINDINGS)))
+        # Installed once and kept: rendering its Markdown is most of the cost of opening it.
+        if not self.is_screen_installed("help"):
+            self.install_screen(HelpScreen(list(ALL_BINDINGS)), "help")
+        self.push_screen("help")
 
     def action_sla(self) -> None:
         if not isinstance(self.screen, SLAScreen):

@@ -54,6 +54,11 @@ class HostDetailScreen(DetailScreen):
 
     _vms_here: frozenset[str] = frozenset()
 
+    def set_subject(self, subject: str, view: ConsoleView | None = None) -> None:
+        if self.is_mounted:
+            self.query_one(VMTable).set_host(subject)
+        super().set_subject(subject, view)
+
     def concerns(self, event: Event, view: ConsoleView) -> bool:
         return event.host == self.subject or event.vm in self._vms_here
 

@@ -15,7 +15,7 @@ from app.console.format import STATE_STYLES, duration, migrate_options, rate_tex
 from app.console.parsing import InputProblem, parse_duration, parse_rate_text
 from app.console.screens.dialog import Dialog, safe_preview
 from app.console.view import ActionContext
-from app.console.widgets.fit_table import FitTable
+from app.console.widgets.fit_table import FitTable, update_row
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine.commands import Migrate, Verdict
@@ -177,8 +177,10 @@ class MigrateDialog(Dialog):
         if not table.columns:  # a Select announced its value before on_mount
             return
         configured = self.snapshot.vm(self.vm_id).configured_bytes
+        base = self.build(self.snapshot.hosts[0].id if self.snapshot.hosts else "")
         for host in self.snapshot.hosts:
-            verdict = safe_preview(self.preview, self.build(host.id))
+            # The fields parse once; each destination is the same command to another host.
+            verdict = safe_preview(self.preview, base.model_copy(update={"to": host.id}))
             self.verdicts[host.id] = verdict
             after = (host.configured_vm_bytes + configured) / host.memory_bytes \
                 if host.memory_bytes else 0.0
@@ -187,12 +189,7 @@ class MigrateDialog(Dialog):
             cells = (Text(host.id), state, Text(format_bytes(host.free_bytes), justify="right"),
                      Text(f"{host.overcommit_ratio:.2f}x → {after:.2f}x"),
                      verdict_text(verdict))
-            if host.id in table.rows:
-                for key, cell in zip(("host", "state", "free", "ratio", "verdict"), cells,
-                                     strict=True):
-                    table.update_cell(host.id, key, cell)
-            else:
-                table.add_row(*cells, key=host.id)
+            update_row(table, host.id, ("host", "state", "free", "ratio", "verdict"), cells)
         qemu = self.query_one("#migrate-algorithm", Select).value == "qemu"
         self.query_one("#migrate-downtime", Input).disabled = not qemu
         self.query_one("#migrate-rate", Input).placeholder = "policy " + format_rate(

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 
 from app.console.format import STATE_STYLES, per_hour
 from app.console.screens.dialog import Dialog, billing_now, safe_preview
-from app.console.widgets.fit_table import FitTable
+from app.console.widgets.fit_table import FitTable, update_row
 from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import StartVM
@@ -70,12 +70,7 @@ class PlaceDialog(Dialog):
                      Text(format_bytes(host.free_bytes), justify="right"),
                      Text(f"{host.overcommit_ratio:.2f}x → {after:.2f}x"),
                      verdict_text(verdict))
-            if host.id in table.rows:
-                for key, cell in zip(("host", "state", "free", "ratio", "verdict"), cells,
-                                     strict=True):
-                    table.update_cell(host.id, key, cell)
-            else:
-                table.add_row(*cells, key=host.id)
+            update_row(table, host.id, ("host", "state", "free", "ratio", "verdict"), cells)
         self._show_highlighted()
 
     def _highlighted_host(self) -> str | None:

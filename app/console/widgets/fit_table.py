@@ -4,8 +4,10 @@ cut short here is shown in full in the dialog's verdict line."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 MIN_FLEX = 12  # "✔ accepted" and a little
@@ -33,3 +35,15 @@ class FitTable(DataTable[Any]):
 
     def on_resize(self) -> None:
         self.fit()
+
+
+def update_row(table: DataTable[Any], key: str, columns: Sequence[str],
+               cells: Sequence[Text]) -> None:
+    """Add the row, or update only the cells whose text changed (each update repaints
+    the table: a dialog refreshed with the world must not repaint 100 hosts' rows)."""
+    if key not in table.rows:
+        table.add_row(*cells, key=key)
+        return
+    for column, cell in zip(columns, cells, strict=True):
+        if table.get_cell(key, column) != cell:
+            table.update_cell(key, column, cell)

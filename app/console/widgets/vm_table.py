@@ -11,16 +11,21 @@ marked with PENDING_MARK.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from rich.text import Text
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from app.console.widgets.vm_columns import COLUMN_SETS, Column, natural_ranks, where
 from engine.report import VMRows
 
 REBUILD_AFTER = 20  # rows leaving at once (e.g. a new filter) beyond which we rebuild
 PENDING_MARK = "•"  # a command for this VM is queued for the next tick
+_BLANK = Text("")  # a cell not rendered yet (shared: never changed in place)
 MARGIN_ROWS = 5  # rows beyond the screen rendered with it (a smooth scroll)
 
 
@@ -107,6 +112,14 @@ class VMTable(DataTable[Text]):
         if self.size.width != self._fit_width and self.is_mounted:
             self.use_columns(self.column_set)
 
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """Every column has a fixed width and every row one line: nothing to measure.
+        (DataTable measures each new cell to size auto-width columns, three terminal-size
+        system calls a cell: most of a second for the 1,000 rows of a column switch.)"""
+        width = sum(col.get_render_width(self) for col in self.columns.values())
+        header = self.header_height if self.show_header else 0
+        self.virtual_size = Size(width, self._total_row_height + header)
+
     def _label(self, col: Column) -> Text:
         arrow = (" ▼" if self.sort_reverse else " ▲") if col.key == self.sort_key else ""
         return Text(col.label + arrow, justify="right" if col.right else "left")
@@ -116,6 +129,12 @@ class VMTable(DataTable[Text]):
         if self.row_count == 0:
             return None
         return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+    def set_host(self, host: str | None) -> None:
+        """Show the VMs of another host (a detail screen reused for another host)."""
+        self.only_host = host
+        if self._rows is not None:
+            self.show(self._rows, self._pending)
 
     # -- filter and sort ------------------------------------------------------------------
     def set_filter(self, text: str) -> None:
@@ -176,16 +195,18 @@ class VMTable(DataTable[Text]):
         self._stale &= wanted_ids
         self._stale |= self._changed(old, rows, wanted) | (old_pending ^ pending)
         added = False
+        blank = ("",) * len(self._columns)
         for i in wanted:
             vm_id = rows.ids[i]
             if vm_id not in self._cells:
-                cells = self._texts(rows, i)
-                self._cells[vm_id] = cells
-                self.add_row(*self._cells_text(vm_id, cells), key=vm_id)
-                self._stale.discard(vm_id)
+                # Added blank and stale: only the rows that land on screen get their text
+                # now (a column switch or a resize re-adds every row).
+                self._cells[vm_id] = blank
+                self.add_row(*self._blank_cells(vm_id), key=vm_id)
+                self._stale.add(vm_id)
                 added = True
-        self._render_visible()
         self._resort(force=added)
+        self._render_visible()
 
     def _changed(self, old: VMRows | None, new: VMRows, wanted: list[int]) -> set[str]:
         """VMs whose columns differ from the last snapshot's (all of them if the VMs did)."""
@@ -236,9 +257,10 @@ class VMTable(DataTable[Text]):
                 cell.stylize("bold cyan", len(text) - 1)
         return cell
 
-    def _cells_text(self, vm_id: str, cells: tuple[str, ...]) -> list[Text]:
-        return [self._cell(vm_id, col, text)
-                for col, text in zip(self._columns, cells, strict=True)]
+    def _blank_cells(self, vm_id: str) -> list[Text]:
+        first = IdText("")
+        first.vm_id = vm_id
+        return [first, *([_BLANK] * (len(self._columns) - 1))]
 
     def _resort(self, force: bool = False) -> None:
         """Order the rows by the sort column, from the snapshot's columns."""
