@@ -11,15 +11,12 @@ marked with PENDING_MARK.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 from rich.text import Text
-from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
 
+from app.console.widgets.fit_table import FixedWidths
 from app.console.widgets.vm_columns import COLUMN_SETS, Column, natural_ranks, where
 from engine.report import VMRows
 
@@ -39,7 +36,7 @@ def matches(hay: str, needle: str) -> bool:
     return all(word in hay for word in needle.lower().split())
 
 
-class VMTable(DataTable[Text]):
+class VMTable(FixedWidths):
     class VMSelected(Message):
         """Enter on a row."""
 
@@ -111,14 +108,6 @@ class VMTable(DataTable[Text]):
     def on_resize(self) -> None:
         if self.size.width != self._fit_width and self.is_mounted:
             self.use_columns(self.column_set)
-
-    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
-        """Every column has a fixed width and every row one line: nothing to measure.
-        (DataTable measures each new cell to size auto-width columns, three terminal-size
-        system calls a cell: most of a second for the 1,000 rows of a column switch.)"""
-        width = sum(col.get_render_width(self) for col in self.columns.values())
-        header = self.header_height if self.show_header else 0
-        self.virtual_size = Size(width, self._total_row_height + header)
 
     def _label(self, col: Column) -> Text:
         arrow = (" ▼" if self.sort_reverse else " ▲") if col.key == self.sort_key else ""
