@@ -67,7 +67,7 @@ def money(value: float) -> str:
         return f"{sign}${amount:,.0f}"
     if amount >= 0.01 or amount == 0:
         return f"{sign}${amount:,.2f}"
-    return f"{sign}${amount:.3f}" if amount >= 0.0005 else f"{sign}<$0.001"
+    return f"{sign}${amount:.3f}" if amount >= 0.0005 else "$0.000"
 
 
 def per_hour(value: float) -> str:

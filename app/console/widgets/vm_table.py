@@ -184,6 +184,7 @@ class VMTable(FixedWidths):
         self._stale &= wanted_ids
         self._stale |= self._changed(old, rows, wanted) | (old_pending ^ pending)
         added = False
+        first_fill = not self._cells  # the cursor starts on the first row, once sorted
         blank = ("",) * len(self._columns)
         for i in wanted:
             vm_id = rows.ids[i]
@@ -194,7 +195,7 @@ class VMTable(FixedWidths):
                 self.add_row(*self._blank_cells(vm_id), key=vm_id)
                 self._stale.add(vm_id)
                 added = True
-        self._resort(force=added)
+        self._resort(force=added, keep_cursor=not first_fill)
         self._render_visible()
 
     def _changed(self, old: VMRows | None, new: VMRows, wanted: list[int]) -> set[str]:
@@ -251,7 +252,7 @@ class VMTable(FixedWidths):
         first.vm_id = vm_id
         return [first, *([_BLANK] * (len(self._columns) - 1))]
 
-    def _resort(self, force: bool = False) -> None:
+    def _resort(self, force: bool = False, keep_cursor: bool = True) -> None:
         """Order the rows by the sort column, from the snapshot's columns."""
         rows = self._rows
         if rows is None or not self._cells:
@@ -268,10 +269,12 @@ class VMTable(FixedWidths):
             return
         self._order = new_order
         rank = {vm_id: r for r, vm_id in enumerate(new_order)}
-        current = self.selected_vm
+        current = self.selected_vm if keep_cursor else None
         self.sort("vm", key=lambda cell: rank[cell.vm_id])
         if current is not None and current in self._cells:
             self.move_cursor(row=self.get_row_index(current), animate=False)
+        elif not keep_cursor:
+            self.move_cursor(row=0, animate=False)
         self._render_visible()
         self._announce(self.selected_vm)
 
