@@ -301,5 +301,11 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
 
     def action_sla(self) -> None:
         if not isinstance(self.screen, SLAScreen):
-            self.push_screen(SLAScreen())
+            if not self.is_screen_installed("sla"):  # built once: its table holds every VM
+                self.install_screen(SLAScreen(), "sla")
+            screen = self.get_screen("sla")
+            assert isinstance(screen, SLAScreen)
+            if screen.is_mounted:
+                screen.show(self.view())  # (DetailScreen.show) no frame of stale figures
+            self.push_screen("sla")
             self.call_after_refresh(self.refresh_views)

@@ -26,7 +26,8 @@ from engine.units import format_bytes
 
 def billing_now(snap: Snapshot) -> float:
     """What the running VMs bill per hour at their list prices."""
-    return sum(v.price_per_hour for v in snap.vms if v.running)
+    cols = snap.columns
+    return float(cols["price_per_hour"][cols["running"]].sum())
 
 
 class Dialog(ModalScreen[Command | None]):

@@ -3,6 +3,7 @@ events concerning it."""
 
 from __future__ import annotations
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -64,7 +65,8 @@ class HostDetailScreen(DetailScreen):
 
     def show_subject(self, view: ConsoleView) -> None:
         snap = view.snapshot
-        mine = [v for v in snap.vms if v.host == self.subject]
+        h = snap.vms.host_ids.index(self.subject)
+        mine = [snap.vms[i] for i in np.flatnonzero(snap.columns["host_index"] == h).tolist()]
         self._vms_here = frozenset(v.id for v in mine)
         host = snap.host(self.subject)
         head = Text()

@@ -229,7 +229,14 @@ class MigrateDialog(Dialog):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
-        self.refresh_verdict()
+        # The Selects announce their first values after on_mount: nothing changed then.
+        options = (self.query_one("#migrate-mode", Select).value,
+                   self.query_one("#migrate-algorithm", Select).value)
+        if options != self._options:
+            self._options = options
+            self.refresh_verdict()
+
+    _options: tuple[object, object] = ("precopy", "xen")
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()

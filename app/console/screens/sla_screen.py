@@ -4,6 +4,7 @@ that cost money (breaches, lost VMs, failures, migrations)."""
 
 from __future__ import annotations
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -21,6 +22,7 @@ from app.console.widgets.money_panel import MoneyPanel
 from app.console.widgets.service_panel import lost_text
 from app.console.widgets.vm_table import VMTable
 from engine import Event, Snapshot
+from engine.state import LOSS_CAUSES
 
 SPARK_POINTS = 120
 KINDS = frozenset({"sla_breach", "vm_lost", "host_down", "host_up", "migration_started",
@@ -29,17 +31,17 @@ KINDS = frozenset({"sla_breach", "vm_lost", "host_down", "host_up", "migration_s
 
 
 def summary_text(snap: Snapshot, width: int = 80) -> Text:
-    running = [v for v in snap.vms if v.running]
-    mean = sum(v.service_level for v in running) / len(running) if running else 1.0
-    breached = [v.id for v in snap.vms if v.sla_breaches]
-    lost: dict[str, float] = {}
-    for v in snap.vms:
-        for cause, seconds in v.lost_s.items():
-            lost[cause] = lost.get(cause, 0.0) + seconds
+    cols = snap.columns  # sums over every VM: columns, not rows
+    running = cols["running"]
+    served = cols["service_level"][running]
+    mean = float(served.mean()) if served.size else 1.0
+    breaches = cols["sla_breaches"]
+    breached = [snap.vms.ids[i] for i in np.flatnonzero(breaches)[:5].tolist()]
+    lost = {cause: float(cols[f"lost_{cause}_s"].sum()) for cause in LOSS_CAUSES}
     rows = [
-        row_text("running VMs", f"{len(running)}/{len(snap.vms)}", width=width),
+        row_text("running VMs", f"{int(running.sum())}/{len(snap.vms)}", width=width),
         row_text("service now", percent(mean), "mean of running VMs", width=width),
-        row_text("SLA breaches", f"{sum(v.sla_breaches for v in snap.vms)}",
+        row_text("SLA breaches", f"{int(breaches.sum())}",
                  ", ".join(breached[:4]) + (" …" if len(breached) > 4 else ""),
                  "bold red" if breached else "green", width),
         row_text("penalties", money(snap.penalties), "credits paid back",

@@ -161,6 +161,8 @@ class VMTable(FixedWidths):
         key = f"{rows.ids[i]}\0{where_text}"
         hay = self._hay.get(key)
         if hay is None:
+            if len(self._hay) > 4 * len(rows.ids):  # VMs that moved: old keys go
+                self._hay.clear()
             spec = rows.specs[i]
             workload = spec.workload.kind if spec.app is None else \
                 f"{spec.workload.kind}:{spec.app}"
