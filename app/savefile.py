@@ -106,3 +106,21 @@ def is_save_file(path: str | Path) -> bool:
     except OSError:
         return False
     return b"[overcommit_save]" in head
+
+
+def save_summary(path: str | Path) -> dict[str, Any]:
+    """What a load list shows of a save, from its TOML alone (the arrays are not read):
+    scenario, tick, simulated time and profit. Raises InputError if it is not a save."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        header, world = doc["overcommit_save"], doc["world"]
+        tick_s = float(world["scenario"]["scenario"].get("tick_s", 1.0))
+        money = world["money"]
+        return {"scenario": str(header["scenario"]), "tick": int(header["tick"]),
+                "time_s": int(header["tick"]) * tick_s,
+                "profit": float(money["revenue"]) - float(money["costs"])
+                - float(money["penalties"])}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError,
+            ValueError) as err:
+        raise InputError(str(path), "(file)", f"not a readable save ({err})") from None

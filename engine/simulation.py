@@ -13,6 +13,7 @@ from engine.commands import Accepted, Command, Rejected, Verdict, parse_command
 from engine.errors import InputError
 from engine.events import Event
 from engine.network import build_topology
+from engine.pending import due_commands, projected
 from engine.pipeline import TICK_PHASES
 from engine.report import Snapshot, report, snapshot
 from engine.rng import Streams
@@ -29,6 +30,8 @@ class Simulation:
     def __init__(self, world: World, check: bool = False) -> None:
         self.world = world
         self.check = check
+        # (tick, commands queued, timeline position) -> the world they will make
+        self._projection: tuple[tuple[int, int, int], World] | None = None
 
     @classmethod
     def from_spec(cls, spec: ScenarioSpec, seed: int | None = None,
@@ -60,7 +63,7 @@ class Simulation:
                 detail = err.errors(include_url=False)[0]
                 msg = str(detail["msg"]).removeprefix("Value error, ")
                 return Rejected(f"{format_loc(detail['loc'])}: {msg}")
-        reason = control.check(self.world, command)
+        reason = control.check(self.judging_world(), command)
         if reason is not None:
             return Rejected(reason)
         self.world.pending.append(command)
@@ -68,8 +71,24 @@ class Simulation:
 
     def preview(self, command: Command) -> Verdict:
         """What submit would answer, without queueing anything."""
-        reason = control.check(self.world, command)
+        reason = control.check(self.judging_world(), command)
         return Accepted() if reason is None else Rejected(reason)
+
+    def judging_world(self) -> World:
+        """The world a new command is checked against: as it will be at the start of the
+        next tick, once the timeline entries due then and the commands already queued
+        have applied (engine/pending.py), since that is when the new one applies."""
+        world = self.world
+        if not world.pending and not due_commands(world):
+            return world
+        key = (world.state.tick, len(world.pending), world.timeline_next)
+        if self._projection is None or self._projection[0] != key:
+            self._projection = (key, projected(world))
+        return self._projection[1]
+
+    def pending(self) -> tuple[Command, ...]:
+        """Commands accepted and waiting for the next tick."""
+        return tuple(self.world.pending)
 
     # -- time -----------------------------------------------------------------------
     def step(self, n: int = 1) -> list[Event]:

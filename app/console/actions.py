@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from textual.screen import ModalScreen
 
 from app.console.live import LiveData
@@ -26,6 +27,7 @@ from app.console.screens.value_dialog import ValueDialog
 from app.console.screens.workload_dialog import WorkloadDialog
 from app.console.view import ActionContext
 from engine import Command, Snapshot
+from engine.snapshot import STATUSES
 from engine.spec import WorkloadSpec
 
 # What an action aims at: a VM waiting for a host (queued or stopped), any VM, a running
@@ -165,7 +167,9 @@ ACTIONS_BY_NAME = {a.name: a for a in ACTIONS}
 
 
 def placeable(snap: Snapshot) -> list[str]:
-    return [v.id for v in snap.vms if v.status in ("queued", "stopped", "lost")]
+    """VMs waiting for a host: queued, stopped or lost (from the columns: no rows built)."""
+    waiting = np.flatnonzero(snap.columns["status_code"] != STATUSES.index("running"))
+    return [snap.vms.ids[i] for i in waiting.tolist()]
 
 
 def default_target(action: OperatorAction, snap: Snapshot, vm: str | None,
@@ -174,16 +178,16 @@ def default_target(action: OperatorAction, snap: Snapshot, vm: str | None,
     """(vm, host) an action aims at from the current selection, or None if it has none:
     placing takes the selected VM if it waits for a host, else the first that does;
     cancelling a migration takes the selected VM's, else the first pre-copy running."""
-    vms = {v.id: v for v in snap.vms}
+    vms = snap.vms
     if action.target == "running":
-        return (vm, None) if vm in vms and vms[vm].running else None
+        return (vm, None) if vm in vms and snap.vm(vm).running else None
     if action.target == "migrating":
         moving = sorted((live or LiveData()).precopying())
         if vm in moving:
             return vm, None
         return (moving[0], None) if moving else None
     if action.target == "placeable":
-        if vm in vms and vms[vm].status in ("queued", "stopped", "lost"):
+        if vm in vms and snap.vm(vm).status in ("queued", "stopped", "lost"):
             return vm, None
         waiting = placeable(snap)
         return (waiting[0], None) if waiting else None

@@ -11,13 +11,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import App
 from textual.binding import BindingType
 from textual.screen import ModalScreen, Screen
-from textual.worker import Worker, get_current_worker
 
 from app.campaign import Campaign, Level
 from app.console.actions import ACTIONS_BY_NAME, default_target, missing_target_message
@@ -28,7 +27,6 @@ from app.console.forking import Forking
 from app.console.format import clock_text, describe_command
 from app.console.history import Histories
 from app.console.keys import ALL_BINDINGS
-from app.console.live import LiveData
 from app.console.palette import OperatorCommands
 from app.console.saving import SaveLoad
 from app.console.screens.help_screen import HelpScreen
@@ -37,32 +35,34 @@ from app.console.screens.level_select import LevelSelectScreen
 from app.console.screens.overview import OverviewScreen
 from app.console.screens.sla_screen import SLAScreen
 from app.console.screens.vm_detail import VMDetailScreen
+from app.console.ticking import REFRESH_S, TIMER_HZ, Ticking
 from app.console.view import ActionContext, ClockState, ConsoleView
 from app.console.widgets.host_list import HostList
 from app.console.widgets.vm_table import VMTable
-from engine import Command, Event, Simulation, Snapshot
+from engine import Command, Event, Simulation
 
-TIMER_HZ = 30  # how often the running clock checks for owed ticks
-REFRESH_S = 0.25  # views refresh at most this often while the clock runs
 ARCHIVE_LEN = 5000  # events kept for the detail screens
 LOG_BURST = 200  # at most this many log lines per refresh; the rest are summarised
 
 
-class OvercommitApp(Forking, CampaignPlay, SaveLoad):
+class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
     CSS_PATH = "console.tcss"
     TITLE = "Overcommit"
     BINDINGS: ClassVar[list[BindingType]] = ALL_BINDINGS
     COMMANDS = App.COMMANDS | {OperatorCommands}
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"),
                                                                    (32, "-tall")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"),
+                                                                     (100, "-wide")]
     NOT_IN_DIALOGS = frozenset({"operate", "save", "load", "help", "toggle_columns", "sla",
-                                "levels", "briefing", "fork", "compare"})
+                                "levels", "briefing", "fork", "compare", "toggle_pane"})
     COLUMN_CYCLE = ("basic", "memory", "sla")
 
     def __init__(self, sim: Simulation, *, paused: bool = False,
                  saves_dir: Path | None = None, campaign: Campaign | None = None,
-                 level: Level | None = None) -> None:
+                 level: Level | None = None, briefing: bool = True) -> None:
         super().__init__()
+        self.show_briefing = briefing  # the scenario's briefing before its clock starts
         self.campaign = campaign
         self.level = level
         self.clock = Clock(paused=paused)
@@ -72,21 +72,19 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
         self.events: deque[tuple[int, Event]] = deque(maxlen=ARCHIVE_LEN)
         self._event_seq = 0
         self._pending_log: list[Event] = []
-        self._worker: Worker[int] | None = None
-        self._last_refresh = 0.0
-        self._dirty = False  # a snapshot arrived that the screens have not shown yet
-        self._steps_owed = 0  # step keys pressed while a worker was still ticking
+        self.pause_in_dialogs = campaign is not None
         self._install(EngineDriver(sim))
 
     # -- the simulation ----------------------------------------------------------------
     def _install(self, driver: EngineDriver) -> None:
         self.driver = driver
         self.histories = Histories()
-        self.snapshot: Snapshot = driver.snapshot()
-        self.live: LiveData = driver.live()
+        self.snapshot = driver.snapshot()
+        self.live = driver.live()
         self.histories.record(self.snapshot)
         self._finished = self._is_finished(self.snapshot)
         self._ended = self._all_judged(self.snapshot)
+        self.reset_autosave(self.snapshot.time_s)
 
     @property
     def saves_dir(self) -> Path:
@@ -106,53 +104,6 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
         meta = self.driver.spec.scenario
         self._note("welcome", f"{meta.name}: {meta.description} Press ? for help.")
 
-    def _busy(self) -> bool:
-        return self._worker is not None and not self._worker.is_finished
-
-    def _on_clock_timer(self) -> None:
-        n = self.clock.due(time.monotonic())
-        if n and not self._busy():
-            self._run_ticks(n)
-
-    def _run_ticks(self, n: int) -> None:
-        if self.driver.fits_in_frame(n):
-            batch: list[EngineDriver.Stepped] = []
-            self.driver.step(n, batch.append)
-            for message in batch:
-                self._absorb(message)
-        else:
-            self._worker = self._step_in_thread(n)
-
-    @work(thread=True, exclusive=True, group="engine")
-    def _step_in_thread(self, n: int) -> int:
-        worker = get_current_worker()
-        return self.driver.step(n, self.post_message, lambda: worker.is_cancelled,
-                                every_s=REFRESH_S / 2)
-
-    @on(EngineDriver.Stepped)
-    def _stepped(self, message: EngineDriver.Stepped) -> None:
-        if message.generation == self.driver.generation:
-            self._absorb(message)
-
-    def _absorb(self, message: EngineDriver.Stepped) -> None:
-        snap = message.snapshot
-        self.clock.ran(message.ticks, time.monotonic())
-        rejected = [e for e in message.events if e.kind == "command_rejected"]
-        for event in message.events:
-            self._record_event(event)
-        if rejected:
-            # A scripted arrival or an operator command that no longer fits when it applies:
-            # easy to miss in a scrolling log, and it usually decides the night.
-            more = f" (and {len(rejected) - 1} more, see the log)" if len(rejected) > 1 else ""
-            self.notify(rejected[0].message + more, title="Rejected", severity="warning")
-        self.snapshot = snap
-        self.live = message.live
-        self.histories.record(snap)
-        self._dirty = True
-        if self.clock.paused or time.monotonic() - self._last_refresh >= REFRESH_S:
-            self.refresh_views()
-        self._check_end(snap)
-
     def _next_timeline(self) -> str | None:
         """The first scheduled entry the engine has not applied yet. It applies entries at
         the start of the first tick whose time reaches theirs, in file order."""
@@ -164,26 +115,6 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
         if i >= len(timeline):
             return None
         return f"{clock_text(timeline[i].at, snap.tick_s)} {describe_command(timeline[i].command)}"
-
-    @staticmethod
-    def _all_judged(snap: Snapshot) -> bool:
-        return bool(snap.objectives) and all(o["status"] != "pending" for o in snap.objectives)
-
-    def _is_finished(self, snap: Snapshot) -> bool:
-        duration = self.driver.spec.scenario.duration
-        return duration is not None and snap.time_s >= duration - 1e-9
-
-    def _check_end(self, snap: Snapshot) -> None:
-        if not self._finished and self._is_finished(snap):
-            self._finished = True
-            self._pause()
-            self._note("clock", "the scenario's time is up; the clock is paused "
-                                "(space runs on)")
-        if not self._ended and self._all_judged(snap):
-            self._ended = True
-            self._pause()
-            self.refresh_views()
-            self._show_verdict(snap)
 
     # -- log and views -----------------------------------------------------------------
     def _record_event(self, event: Event) -> None:
@@ -232,7 +163,7 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
     def view(self) -> ConsoleView:
         now = time.monotonic()
         clock = ClockState(self.clock.paused, self.clock.speed, self.clock.ticks_per_s(now),
-                           self._finished)
+                           self._finished, self.pause_in_dialogs)
         return ConsoleView(self.snapshot, clock, self.driver.spec.scenario.duration,
                            self._next_timeline(), self.histories, tuple(self.events),
                            self.selected_vm, self.vm_columns, self.live)
@@ -253,48 +184,6 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
         if self._dirty or self._pending_log:
             self.refresh_views()
 
-    # -- clock actions -----------------------------------------------------------------
-    def _pause(self) -> None:
-        self.clock.pause()
-        self._tick_timer.pause()
-
-    def _resume(self) -> None:
-        self.clock.resume()
-        self._tick_timer.resume()
-        self.refresh_views()
-
-    def action_toggle_pause(self) -> None:
-        if self.clock.paused:
-            self._resume()
-        else:
-            self._pause()
-        self.refresh_views()
-
-    def action_step(self) -> None:
-        if not self.clock.paused:
-            self._pause()
-        if self._busy() and self._worker is not None:
-            # One stepper at a time, or ticks could reach the screen out of order: stop the
-            # worker after its current tick and step once it has finished.
-            self._worker.cancel()
-            self._steps_owed += 1
-            return
-        self._run_ticks(1)
-        self.refresh_views()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is self._worker and event.worker.is_finished and self._steps_owed:
-            n, self._steps_owed = self._steps_owed, 0
-            self._run_ticks(n)
-
-    def action_faster(self) -> None:
-        self.clock.faster()
-        self.refresh_views()
-
-    def action_slower(self) -> None:
-        self.clock.slower()
-        self.refresh_views()
-
     def action_toggle_columns(self) -> None:
         cycle = self.COLUMN_CYCLE
         self.vm_columns = cycle[(cycle.index(self.vm_columns) + 1) % len(cycle)]
@@ -304,8 +193,16 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
         # Operator actions, save, load and help wait until the open dialog is closed; on
         # the level select only its own keys (and quit) work: no world is in play there.
         if isinstance(self.screen, LevelSelectScreen):
-            return action == "quit"
+            return action in ("quit", "confirm_quit")
         return not (action in self.NOT_IN_DIALOGS and isinstance(self.screen, ModalScreen))
+
+    def push_screen(self, screen: Screen[Any] | str, callback: Any = None,
+                    wait_for_dismiss: bool = False, *, mode: str | None = None) -> Any:
+        result = super().push_screen(screen, callback, wait_for_dismiss,  # type: ignore[call-overload]
+                                     mode=mode)
+        target = self.get_screen(screen) if isinstance(screen, str) else screen
+        self.dialog_opened(target)
+        return result
 
     # -- selection and navigation (messages up from widgets) -----------------------
     @on(VMTable.VMHighlighted)
@@ -315,13 +212,34 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
     @on(VMTable.VMSelected)
     def _vm_selected(self, message: VMTable.VMSelected) -> None:
         self.selected_vm = message.vm
-        self.push_screen(VMDetailScreen(message.vm))
-        self.call_after_refresh(self.refresh_views)
+        # A double click selects the row twice: the detail screen opens once.
+        if not self._showing(VMDetailScreen, message.vm):
+            self._open_detail(VMDetailScreen, message.vm)
 
     @on(HostList.HostSelected)
     def _host_selected(self, message: HostList.HostSelected) -> None:
-        self.push_screen(HostDetailScreen(message.host))
+        if not self._showing(HostDetailScreen, message.host):
+            self._open_detail(HostDetailScreen, message.host)
+
+    def _open_detail(self, kind: type[VMDetailScreen | HostDetailScreen], subject: str) -> None:
+        """One screen of each kind, installed once and reused for the next subject."""
+        name = f"detail:{kind.__name__}"
+        if self.is_screen_installed(name):
+            screen = self.get_screen(name)
+            assert isinstance(screen, kind)
+            if screen in self.screen_stack:  # the other detail screen links here: a new one
+                self.push_screen(kind(subject))
+                self.call_after_refresh(self.refresh_views)
+                return
+            screen.set_subject(subject, self.view())
+        else:
+            self.install_screen(kind(subject), name)
+        self.push_screen(name)
         self.call_after_refresh(self.refresh_views)
+
+    def _showing(self, kind: type[VMDetailScreen | HostDetailScreen], subject: str) -> bool:
+        top = self.screen_stack[-1] if self.screen_stack else None
+        return isinstance(top, kind) and top.subject == subject
 
     # -- operator actions: dialogs, then submit --------------------------------------
     def current_targets(self) -> tuple[str | None, str | None]:
@@ -339,10 +257,10 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
         elif screen.query(HostList):
             hosts = screen.query(HostList).first()
             host = hosts.highlighted_host
-            if not hosts.has_focus and vm is not None:
-                host = next((v.host for v in self.snapshot.vms if v.id == vm and v.host), host)
-        elif vm is not None:
-            host = next((v.host for v in self.snapshot.vms if v.id == vm), None)
+            if not hosts.has_focus and vm is not None and vm in self.snapshot.vms:
+                host = self.snapshot.vm(vm).host or host
+        elif vm is not None and vm in self.snapshot.vms:
+            host = self.snapshot.vm(vm).host
         return vm, host
 
     def action_operate(self, name: str) -> None:
@@ -364,6 +282,8 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
             return
         verdict = self.driver.submit(command)
         vm = getattr(command, "vm", None)
+        # The snapshot lists the queued commands: the VM table marks their VMs now.
+        self.snapshot = self.driver.snapshot()
         if verdict.ok:
             self._note("operator", f"{describe_command(command)}: accepted, applies at "
                        "the next tick", vm if isinstance(vm, str) else None)
@@ -374,9 +294,18 @@ class OvercommitApp(Forking, CampaignPlay, SaveLoad):
 
     # -- help and the SLA screen (save and load: saving.SaveLoad) ---------------------
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(list(ALL_BINDINGS)))
+        # Installed once and kept: rendering its Markdown is most of the cost of opening it.
+        if not self.is_screen_installed("help"):
+            self.install_screen(HelpScreen(list(ALL_BINDINGS)), "help")
+        self.push_screen("help")
 
     def action_sla(self) -> None:
         if not isinstance(self.screen, SLAScreen):
-            self.push_screen(SLAScreen())
+            if not self.is_screen_installed("sla"):  # built once: its table holds every VM
+                self.install_screen(SLAScreen(), "sla")
+            screen = self.get_screen("sla")
+            assert isinstance(screen, SLAScreen)
+            if screen.is_mounted:
+                screen.show(self.view())  # (DetailScreen.show) no frame of stale figures
+            self.push_screen("sla")
             self.call_after_refresh(self.refresh_views)

@@ -40,7 +40,7 @@ class CampaignPlay(App[int]):
         """On mount: the level select in a campaign, else the briefing if there is one."""
         if self.campaign is not None:
             self.action_levels()
-        elif self.driver.spec.scenario.briefing.strip():
+        elif self.driver.spec.scenario.briefing.strip() and getattr(self, "show_briefing", True):
             self._pause()
             self.push_screen(BriefingScreen(self.driver.spec, self.driver.spec.scenario.name,
                                             "read it again later with B"), self._briefed)
@@ -78,6 +78,9 @@ class CampaignPlay(App[int]):
         self._install(EngineDriver(Simulation.from_spec(level.spec),
                                    self.driver.generation + 1))
         self._clear_log()
+        overview = next((s for s in self.screen_stack if isinstance(s, OverviewScreen)), None)
+        if overview is not None:  # the last level's VM filter would hide this one's VMs
+            overview.clear_filter()
         self._note("level", f"level {level.number}: {level.title}")
         back = "the level select" if self.campaign is not None else "back to the game"
         self.push_screen(BriefingScreen(level.spec, self._title(), back), self._level_briefed)

@@ -71,7 +71,7 @@ class BranchDriver(EngineDriver):
 
     def submit(self, command: Command) -> Verdict:
         with self._lock:
-            verdict = self.sim.submit(command)
+            verdict = self._submit(command)
             if verdict.ok:
                 self.commands.append((self.sim.time_s, command))
             return verdict
@@ -116,18 +116,6 @@ class Branch:
     histories: Histories = field(default_factory=Histories)
     events: deque[tuple[int, Event]] = field(default_factory=deque)
     selected_vm: str | None = None
-
-
-def copy_histories(old: Histories) -> Histories:
-    """The sparklines so far, for a new branch (deque copies: fast even for 1,000 VMs)."""
-    new = Histories(old.maxlen)
-    new.last_tick = old.last_tick
-    for attr in ("_vm", "_host"):
-        table = getattr(old, attr)
-        setattr(new, attr, {key: {n: deque(s, maxlen=old.maxlen) for n, s in series.items()}
-                            for key, series in table.items()})
-    new._dc = {n: deque(s, maxlen=old.maxlen) for n, s in old._dc.items()}
-    return new
 
 
 def available_memory() -> int | None:
@@ -296,7 +284,7 @@ class Forking(App[int]):
                              f"at {waits_at}; Y compares")
         self._stash(source)
         branch = Branch(name, BranchDriver(sim), source.name, sim.time_s, size,
-                        copy_histories(self.histories),
+                        self.histories.copy(),
                         deque(self.events, maxlen=self.events.maxlen), self.selected_vm)
         tree.append(branch)
         self._enter(branch)

@@ -32,7 +32,7 @@ from engine.commands import (
     StopVM,
     SwitchToPostcopy,
 )
-from engine.units import format_bytes, format_rate, format_seconds
+from engine.units import format_bytes, format_rate
 
 # One glyph per kind of memory, so the bars read without colour.
 SEGMENTS: dict[str, tuple[str, str]] = {
@@ -59,12 +59,37 @@ def clock_text(seconds: float, tick_s: float = 1.0) -> str:
 
 
 def money(value: float) -> str:
+    """Dollars and cents ($1,234.56; $0.42); below a cent, a tenth of a cent ($0.004), so
+    that a small non-zero amount does not read as nothing."""
     sign = "-" if value < 0 else ""
-    return f"{sign}${abs(value):,.4f}"
+    amount = abs(value)
+    if amount >= 10_000:
+        return f"{sign}${amount:,.0f}"
+    if amount >= 0.01 or amount == 0:
+        return f"{sign}${amount:,.2f}"
+    return f"{sign}${amount:.3f}" if amount >= 0.0005 else "$0.000"
 
 
 def per_hour(value: float) -> str:
     return f"{money(value)}/h"
+
+
+def duration(seconds: float) -> str:
+    """A duration as people say it: 350 ms, 4.5 s, 1 min 26 s, 2 h 05 min."""
+    s = abs(seconds)
+    if s == 0:
+        return "0 s"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    if s < 1:
+        return f"{s * 1e3:.3g} ms"
+    if s < 59.5:
+        return f"{s:.3g} s"
+    if s < 3600 - 0.5:
+        minutes, rest = divmod(round(s), 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(round(s / 60), 60)
+    return f"{hours} h {rest:02d} min"
 
 
 def percent(fraction: float) -> str:
@@ -82,7 +107,7 @@ def metric_text(metric: str, value: float) -> str:
     if metric in ("running_vms", "vms_on_host", "lost_vms", "sla_breaches", "swapins"):
         return f"{value:,.0f}"
     if metric == "downtime_s":
-        return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
+        return duration(value)
     return f"{value:.4g}"
 
 
@@ -136,7 +161,7 @@ def migrate_options(cmd: Migrate) -> str:
     if cmd.max_rate is not None:
         parts.append(f"max {format_rate(cmd.max_rate)}")
     if cmd.downtime_limit is not None and cmd.algorithm == "qemu":
-        parts.append(f"downtime ≤ {format_seconds(cmd.downtime_limit)}")
+        parts.append(f"downtime ≤ {duration(cmd.downtime_limit)}")
     parts += [name for name, on in (("auto-converge", cmd.auto_converge),
                                     ("XBZRLE", cmd.xbzrle), ("stun", cmd.stun),
                                     ("PML", cmd.pml), ("free-page hints", cmd.free_page_hints))
@@ -146,7 +171,7 @@ def migrate_options(cmd: Migrate) -> str:
     if cmd.max_postcopy_rate:
         parts.append(f"post-copy max {format_rate(cmd.max_postcopy_rate)}")
     if cmd.postcopy_after is not None:
-        parts.append(f"post-copy after {format_seconds(cmd.postcopy_after)}")
+        parts.append(f"post-copy after {duration(cmd.postcopy_after)}")
     if cmd.postcopy_after_passes is not None:
         parts.append(f"post-copy after {cmd.postcopy_after_passes} passes")
     return ", ".join(parts)

@@ -41,7 +41,8 @@ APP_BINDINGS: list[BindingType] = [
     Binding("B", "briefing", "Briefing", show=False),  # the level's briefing again
     Binding("y", "fork", "Fork", show=False),  # what-if: branch the world (forking.py)
     Binding("Y", "compare", "Compare", show=False),  # the branches side by side
-    Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+    Binding("a", "toggle_dialog_pause", "Pause in dialogs", show=False),
+    Binding("ctrl+q", "confirm_quit", "Quit", priority=True),  # asks, saves, then quits
 ]
 
 ALL_BINDINGS: list[BindingType] = CLOCK_BINDINGS + ACTION_BINDINGS + APP_BINDINGS

@@ -17,6 +17,7 @@ class ClockState:
     speed: int
     ticks_per_s: float | None  # measured; None while paused (keeps paused frames stable)
     finished: bool  # the scenario's duration is over
+    pause_in_dialogs: bool = False  # the clock pauses while a dialog is open
 
 
 @dataclass(frozen=True)

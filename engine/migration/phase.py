@@ -36,6 +36,11 @@ from engine.world import World
 
 
 def active_migration(world: World, v: int) -> Migration | None:
+    migrations = world.state.migrations
+    if not isinstance(migrations, MigrationTable):
+        # A world before its first migration, or the projection the checks of queued
+        # commands run on (engine/pending.py): a plain list of migration-like rows.
+        return next((m for m in migrations if m.vm == v and m.active), None)
     table = table_of(world.state)
     row = table.row_of_vm(v)
     return None if row is None else table[row]

@@ -71,7 +71,7 @@ async def test_fork_place_the_customer_in_b_only_compare_and_go_back_to_a() -> N
         await pilot.press("full_stop", "full_stop")
         await fork(pilot)
         assert branch_names(app) == ["A", "B"] and app.clock.paused
-        assert "forked at 0:00:02: now in branch B; A waits at 0:00:02; Y compares" in (
+        assert "forked at 0:00:10: now in branch B; A waits at 0:00:10; Y compares" in (
             log_text(app))
         assert app.driver.submit(StartVM(vm="web3", host="h2")).ok  # in B only
         await pilot.press(*["full_stop"] * 5)
@@ -85,9 +85,9 @@ async def test_fork_place_the_customer_in_b_only_compare_and_go_back_to_a() -> N
         assert b.snapshot.revenue > a.snapshot.revenue
         table = table_of(screen)
         assert "6/7 " in table and "7/7 ★" in table  # running VMs: B is better
-        assert "forked from" in table and "A 0:00:02" in table  # B's origin
+        assert "forked from" in table and "A 0:00:10" in table  # B's origin
         commands = plain(commands_text(screen.summaries)).splitlines()
-        assert "A  none" in commands and "B  0:00:02 start web3 on h2" in commands
+        assert "A  none" in commands and "B  0:00:10 start web3 on h2" in commands
 
         await pilot.press("space", "full_stop")  # the clock waits while comparing
         assert app.snapshot.tick == 7 and app.clock.paused
@@ -95,7 +95,7 @@ async def test_fork_place_the_customer_in_b_only_compare_and_go_back_to_a() -> N
         await pilot.pause()
         assert isinstance(app.screen, OverviewScreen)
         assert app.snapshot.vm("web3").status == "queued" and app.snapshot.tick == 7
-        assert "now in branch A at 0:00:07; B waits; Y compares" in log_text(app)
+        assert "now in branch A at 0:00:35; B waits; Y compares" in log_text(app)
         await pilot.press("full_stop")  # A goes on from where it waited
         assert app.snapshot.tick == 8 and app.driver.sim.snapshot().vm("web3").status == (
             "queued")
@@ -148,14 +148,14 @@ async def test_a_fork_beyond_the_memory_budget_is_refused(
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         world = app.driver
-        monkeypatch.setattr(forking, "BRANCH_BUDGET_BYTES", 64 * 2**20)  # the tutorial: 46MiB
+        monkeypatch.setattr(forking, "BRANCH_BUDGET_BYTES", 16 * 2**20)  # the tutorial: 13MiB
         await fork(pilot)
         assert branch_names(app) == ["A"] and app.driver.sim is world.sim
         assert "cannot fork: the branches would take" in log_text(app)
-        assert "over the 64MiB budget" in log_text(app)
+        assert "over the 16MiB budget" in log_text(app)
 
         monkeypatch.setattr(forking, "BRANCH_BUDGET_BYTES", 2**40)
-        monkeypatch.setattr(forking, "available_memory", lambda: 32 * 2**20)
+        monkeypatch.setattr(forking, "available_memory", lambda: 16 * 2**20)
         await fork(pilot)
         assert branch_names(app) == ["A"]
-        assert "only 32MiB of memory is free" in log_text(app)
+        assert "only 16MiB of memory is free" in log_text(app)

@@ -7,9 +7,10 @@ import dataclasses
 
 from textual.widgets import DataTable, Input
 
+from app.console.parsing import parse_percent
 from app.console.screens.choice_dialog import ChoiceDialog
 from app.console.screens.host_detail import HostDetailScreen
-from app.console.screens.idle_tax_dialog import IdleTaxDialog, parse_tax
+from app.console.screens.idle_tax_dialog import IdleTaxDialog
 from app.console.screens.place_dialog import PlaceDialog
 from app.console.screens.stop_dialog import StopDialog
 from app.console.screens.target_dialog import TargetDialog
@@ -122,7 +123,7 @@ async def test_switch_a_hosts_sharing_mode_and_see_it_in_the_panel() -> None:
         await pilot.pause()
         hosts = app.screen.query_one(HostList)
         hosts.focus()
-        hosts.highlighted = hosts.get_option_index("host:h2")
+        hosts.highlighted = hosts.get_option_index("host:h1")
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, HostDetailScreen)
@@ -132,18 +133,18 @@ async def test_switch_a_hosts_sharing_mode_and_see_it_in_the_panel() -> None:
         await pilot.press("h")
         await pilot.pause()
         dialog = app.screen
-        assert isinstance(dialog, ChoiceDialog) and dialog.host == "h2"
+        assert isinstance(dialog, ChoiceDialog) and dialog.host == "h1"
         table = dialog.query_one(DataTable)
         assert "accepted" in table_cell(table, "1", "verdict")
         await pilot.press("down", "enter")  # esx -> ksm
         await pilot.pause()
         assert isinstance(app.screen, HostDetailScreen)
         await step(pilot, 2)
-        assert app.snapshot.host("h2").sharing_mode == "ksm"
-        assert app.snapshot.host("h1").sharing_mode == "esx"
+        assert app.snapshot.host("h1").sharing_mode == "ksm"
+        assert app.snapshot.host("h2").sharing_mode == "off"  # the tutorial's, untouched
         assert text_of(panel).splitlines()[0].split() == ["mode", "ksm"]
         assert "sharing ksm" in text_of(app.screen.query_one("#detail-head"))
-        assert "switch page sharing on h2 to ksm: accepted" in " ".join(
+        assert "switch page sharing on h1 to ksm: accepted" in " ".join(
             ev.message for _, ev in app.events)
 
 
@@ -163,7 +164,7 @@ async def test_set_the_idle_tax_of_one_host_then_of_every_host() -> None:
         assert field.value == "0.75"
         field.value = "100%"
         await pilot.pause()
-        assert "less than or equal to 0.99" in text_of(dialog.query_one(VerdictLine))
+        assert "tax: at most 99%" in text_of(dialog.query_one(VerdictLine))
         field.value = "90%"
         await pilot.pause()
         assert "accepted" in text_of(dialog.query_one(VerdictLine))
@@ -190,7 +191,8 @@ async def test_set_the_idle_tax_of_one_host_then_of_every_host() -> None:
 
 
 def test_tax_rates_read_as_fractions_or_percentages() -> None:
-    assert parse_tax("0.75") == 0.75 and parse_tax("75%") == 0.75 and parse_tax("90") == 0.9
+    assert [parse_percent(t)[0] for t in ("0.75", "75%", "90", "150%")] == [0.75, 0.75, 0.9, 1.5]
+    assert "percentage" in parse_percent("90")[1]  # the echo says how 90 was read
 
 
 @pilot_test
@@ -241,7 +243,7 @@ async def test_a_stopped_vm_is_stopped_not_queued_and_can_start_again() -> None:
         await pilot.pause()
         assert isinstance(app.screen, StopDialog)
         effect = text_of(app.screen.query_one("#stop-effect"))
-        assert "−$0.0600/h" in effect and "$0.3800/h → $0.3200/h" in effect
+        assert "−$0.96/h" in effect and "$6.72/h → $5.76/h" in effect
         await pilot.press("enter")
         await step(pilot, 1)
         table = app.screen.query_one(VMTable)
@@ -252,7 +254,7 @@ async def test_a_stopped_vm_is_stopped_not_queued_and_can_start_again() -> None:
         dialog = app.screen
         assert isinstance(dialog, PlaceDialog) and dialog.vm == "batch1"
         assert "Start batch1 again" in text_of(dialog.query_one(".dialog--title"))
-        assert "+$0.0600/h" in text_of(dialog.query_one("#place-revenue"))
+        assert "+$0.96/h" in text_of(dialog.query_one("#place-revenue"))
 
 
 @pilot_test
@@ -270,11 +272,11 @@ async def test_palette_lists_host_and_data_center_actions() -> None:
 
 def test_memory_bar_draws_balloon_and_swap_beyond_ram() -> None:
     app = make_app()
-    host = app.snapshot.host("h1")  # 2 GiB of RAM, 2.5 GiB promised
+    host = app.snapshot.host("h1")  # 2 GiB of RAM, 3 GiB promised
     bar = memory_bar(host, 42).plain
     assert len(bar) == 42 and bar.startswith("▕") and "▏" in bar
     ram, beyond = bar[1:].split("▏")
-    assert len(ram) == 32 and set(beyond) == {"╌"}  # 40 cells: 2/2.5 of them RAM
+    assert len(ram) == 27 and set(beyond) == {"╌"}  # 40 cells: 2/3 of them RAM
     squeezed = dataclasses.replace(host, balloon_bytes=256 * MiB, swapped_bytes=128 * MiB)
     beyond = memory_bar(squeezed, 42).plain.split("▏")[1]
-    assert beyond == "▒" * 4 + "░" * 2 + "╌" * 2
+    assert beyond == "▒" * 3 + "░" + "╌" * 9  # 13 cells for the 1 GiB beyond RAM

@@ -108,7 +108,9 @@ async def test_migrate_dialog_shows_a_verdict_per_destination() -> None:
         await pilot.pause()
         hosts.move_cursor(row=hosts.get_row_index("h2"))
         await pilot.pause()
-        assert "qemu, max 200Mbit/s, downtime ≤ 50ms" in text_of(dialog.query_one(VerdictLine))
+        verdict = text_of(dialog.query_one(VerdictLine))
+        assert "qemu, max 200Mbit/s, downtime ≤ 50 ms" in verdict
+        assert "max rate = 200Mbit/s; downtime limit = 50 ms" in verdict  # read as typed
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, OverviewScreen) and not app.live.migrations
@@ -151,7 +153,7 @@ async def test_a_postcopy_shows_network_and_minor_faults() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await migrate(pilot, mode="postcopy")
-        await step(pilot, 2)
+        await step(pilot, 1)  # a 5 s tick: switched over, pages still coming
         assert app.snapshot.vm("web1").host == "h2"  # it runs at the destination at once
         assert "post-copy web1 resumed on h2" in log_text(app)
         panel = panel_text(app)

@@ -36,7 +36,7 @@ def _start(at: float, vm: str, host: str) -> Move:
 SOLUTIONS: dict[str, list[Move]] = {
     # Relax salting (z) and turn on h2's scanner (h), wait 6 min for sharing to free about
     # 300 MiB per host, then place one customer per host (p).
-    # running 6 (>= 6), breaches 0 (<= 0), profit 0.525 (>= 0.45).
+    # running 6 (>= 6), breaches 0 (<= 0), profit 0.889 (>= 0.75).
     "01-first-night": [
         (0, {"kind": "set_salting", "level": 0}),
         (0, {"kind": "set_sharing", "host": "h2", "mode": "esx"}),
@@ -87,10 +87,10 @@ SOLUTIONS: dict[str, list[Move]] = {
 # Losing lines: (moves, index of an objective that must fail).
 LOSING: dict[str, dict[str, tuple[list[Move], int]]] = {
     "01-first-night": {
-        # running 4 (< 6); profit 0.374 (< 0.45).
+        # running 4 (< 6); profit 0.502 (< 0.75).
         "nothing": ([], 0),
         # Placing before sharing is fixed (even after waiting 7 min): a swap storm on both
-        # hosts, 12 breaches (> 0) and profit 0.256 (< 0.45).
+        # hosts, 12 breaches (> 0) and profit 0.185 (< 0.75).
         "place without sharing": ([_start(420, "blog", "h1"), _start(420, "wiki", "h2")],
                                   1),
     },

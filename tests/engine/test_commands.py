@@ -48,7 +48,9 @@ def test_accepted_commands_apply_at_the_next_tick(small_sim: Simulation) -> None
 def test_a_command_valid_at_submit_but_stale_at_apply_is_rejected_then(
         small_sim: Simulation) -> None:
     assert small_sim.submit(StopVM(vm="a")).ok
-    assert small_sim.submit(StopVM(vm="a")).ok  # still running when submitted
+    # Submit judges against the queued commands (engine/pending.py): refused at once.
+    assert "not running" in small_sim.submit(StopVM(vm="a")).reason
+    small_sim.world.pending.append(StopVM(vm="a"))  # queued behind the checks' back
     events = small_sim.step(1)
     assert [e.kind for e in events if e.kind.startswith("command")] == ["command_rejected"]
 

@@ -11,10 +11,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
-from app.console.screens.dialog import Dialog
+from app.console.screens.dialog import Dialog, safe_preview
 from app.console.view import ActionContext, Preview
+from app.console.widgets.fit_table import FitTable
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import Command, Snapshot
 from engine.commands import Verdict
@@ -47,15 +49,16 @@ class ChoiceDialog(Dialog):
         with Vertical(classes="dialog -wide"):
             yield Static(self.title_text, classes="dialog--title")
             yield Static(id="choice-about", classes="dialog--body")
-            yield DataTable(cursor_type="row", id="choices")
+            yield FitTable(flexible="choice", id="choices")
             yield VerdictLine()
             yield Static("↑↓: pick   Enter: apply   Esc: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_column("Choice", key="choice", width=58)
-        table.add_column("Engine says", key="verdict", width=40)
+        table.add_column("Engine says", key="verdict", width=24)
+        self.call_after_refresh(table.fit)
         for i, choice in enumerate(self.choices):
             mark = "● " if i == self.current else "  "
             table.add_row(Text(mark + choice.label), Text("…"), key=str(i))
@@ -67,7 +70,7 @@ class ChoiceDialog(Dialog):
         self.query_one("#choice-about", Static).update(self.about_text())
         table = self.query_one(DataTable)
         for i, choice in enumerate(self.choices):
-            self.verdicts[i] = self.preview(choice.command)
+            self.verdicts[i] = safe_preview(self.preview, choice.command)
             table.update_cell(str(i), "verdict", verdict_text(self.verdicts[i]))
         self._show_highlighted()
 

@@ -20,9 +20,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import clock_text, describe_command, metric_text, money
+from app.console.widgets.key_bar import KeyBar
 from engine import Command, Snapshot
 from engine.units import format_bytes
 
@@ -218,7 +219,7 @@ class CompareScreen(ModalScreen[str | None]):
             yield Static(id="compare-commands", classes="dialog--body")
             yield Static("←/→ choose · Enter or 1-4/a-d: continue in that branch · x: drop "
                          "it · Esc: back", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def _catching_up_text(self, done: int, total: int) -> str:
         when = clock_text(self.time_s, self.tick_s)

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
-from app.console.screens.dialog import Dialog
+from app.console.screens.dialog import Dialog, safe_preview
 from app.console.view import ActionContext
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command
 from engine.commands import CancelMigration, SwitchToPostcopy, Verdict
@@ -38,14 +39,14 @@ class ConfirmDialog(Dialog):
             yield Static(id="confirm-about", classes="dialog--body")
             yield VerdictLine()
             yield Static("Enter/y: apply   Esc/n: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_verdict()
 
     def refresh_verdict(self) -> None:
         self.query_one("#confirm-about", Static).update(self.about(self))
-        self.verdict = self.preview(self.command)
+        self.verdict = safe_preview(self.preview, self.command)
         self.query_one(VerdictLine).show(self.verdict, self.effect)
 
     def action_apply(self) -> None:

@@ -22,6 +22,16 @@ class DetailScreen(Screen[None]):
         self.subject = subject
         self._seen_seq = -1
 
+    def set_subject(self, subject: str, view: ConsoleView | None = None) -> None:
+        """Show another VM or host: the App keeps one screen of each kind and reuses it
+        (composing a detail screen anew costs most of its opening time)."""
+        self.subject = subject
+        self._seen_seq = -1
+        if self.is_mounted:
+            self.query_one(EventLog).clear()
+            if view is not None:
+                self.show(view)
+
     def concerns(self, event: Event, view: ConsoleView) -> bool:  # overridden
         return False
 
@@ -39,6 +49,11 @@ class DetailScreen(Screen[None]):
 
     def show_subject(self, view: ConsoleView) -> None:  # overridden
         pass
+
+    def on_screen_resume(self) -> None:
+        closed = getattr(self.app, "dialog_closed", None)
+        if callable(closed):
+            closed()
 
     def action_back(self) -> None:
         self.dismiss(None)

@@ -16,16 +16,18 @@ from textual.widgets import Input
 
 from app.console.format import per_hour
 from app.console.live import LiveData
+from app.console.parsing import PROBLEMS
 from app.console.view import ConsoleView, Preview
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
-from engine.commands import Verdict
+from engine.commands import Rejected, Verdict
 from engine.units import format_bytes
 
 
 def billing_now(snap: Snapshot) -> float:
     """What the running VMs bill per hour at their list prices."""
-    return sum(v.price_per_hour for v in snap.vms if v.running)
+    cols = snap.columns
+    return float(cols["price_per_hour"][cols["running"]].sum())
 
 
 class Dialog(ModalScreen[Command | None]):
@@ -71,23 +73,34 @@ class Dialog(ModalScreen[Command | None]):
         self.dismiss(None)
 
 
-def input_problem(err: ValueError, with_field: bool = False) -> str:
+def input_problem(err: Exception, with_field: bool = False) -> str:
     """What is wrong with typed input, in one line: pydantic's first complaint (optionally
     naming the command's field), or the parser's own message."""
     if not isinstance(err, ValidationError):
-        return str(err)
+        return str(err).splitlines()[0] if str(err) else type(err).__name__
     detail = err.errors(include_url=False)[0]
     msg = str(detail["msg"]).removeprefix("Value error, ")
     field = ".".join(str(p) for p in detail["loc"])
     return f"{field}: {msg}" if with_field and field else msg
 
 
+def safe_preview(preview: Preview, command: Command) -> Verdict:
+    """The engine's verdict; should judging itself fail on an odd value, a refusal."""
+    try:
+        return preview(command)
+    except Exception as err:  # noqa: BLE001 - a typed value must never take the game down
+        return Rejected(f"the engine cannot judge this value ({type(err).__name__})")
+
+
 class InputDialog(Dialog):
     """A dialog whose inputs make one command: every keystroke asks the engine again (an
-    invalid input shows its problem and makes no command), and Enter confirms."""
+    invalid input shows its problem and makes no command), and Enter confirms. Parsing
+    goes through app/console/parsing.py: whatever it or the command's model raises is
+    shown as the one-line problem."""
 
     command: Command | None = None
     verdict: Verdict | None = None
+    echo = ""  # what build_command read the input as, e.g. "= 512MiB"
     PROBLEM_WITH_FIELD = False  # name the command's field when the input is invalid
 
     if TYPE_CHECKING:  # every input dialog defines it
@@ -99,14 +112,15 @@ class InputDialog(Dialog):
 
     def refresh_verdict(self) -> None:
         line = self.query_one(VerdictLine)
+        self.echo = ""
         try:
             self.command = self.build_command()
-        except ValueError as err:
+        except PROBLEMS as err:
             self.command, self.verdict = None, None
             line.show(None, problem=input_problem(err, self.PROBLEM_WITH_FIELD))
             return
-        self.verdict = self.preview(self.command)
-        line.show(self.verdict, self.effect(self.command))
+        self.verdict = safe_preview(self.preview, self.command)
+        line.show(self.verdict, self.effect(self.command), echo=self.echo)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()

@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from app.console.format import money
+from app.console.format import clock_text, money
 from app.console.widgets.objectives_panel import objective_lines
 from engine import Snapshot
 
@@ -25,7 +25,7 @@ def won(objectives: tuple[dict[str, Any], ...]) -> bool:
 
 class EndScreen(ModalScreen[EndChoice | None]):
     BINDINGS = [Binding("escape,enter", "dismiss_screen", "Keep watching"),
-                Binding("ctrl+q", "app.quit", "Quit"),
+                Binding("ctrl+q", "app.confirm_quit", "Quit"),
                 Binding("r", "choose('retry')", "Retry"),
                 Binding("n", "choose('next')", "Next level"),
                 Binding("L", "choose('levels')", "Levels")]
@@ -53,10 +53,15 @@ class EndScreen(ModalScreen[EndChoice | None]):
         for obj in snap.objectives:
             body.append_text(objective_lines(obj, snap.time_s, snap.tick_s))
             body.append("\n")
-        body.append(f"\nProfit {money(snap.profit)}  (revenue {money(snap.revenue)}, "
-                    f"costs {money(snap.costs)}, penalties {money(snap.penalties)})")
+        body.append(f"\nProfit {money(snap.profit)} at {clock_text(snap.time_s, snap.tick_s)}  "
+                    f"(revenue {money(snap.revenue)}, costs {money(snap.costs)}, "
+                    f"penalties {money(snap.penalties)})")
         keys = "Enter/Esc: keep watching (the clock stays paused)   ctrl+q: quit"
-        if self.campaign_line is not None:
+        if self.campaign_line is None:
+            body.append("\n\nMore nights, one mechanism each: ", style="bold")
+            body.append("overcommit campaign", style="bold cyan")
+            body.append(" (ballooning, the idle tax, swap storms, live migration...)")
+        else:
             body.append(f"\n\n{self.campaign_line}", style="bold")
             keys = ("n: next level   " if self.has_next else "") + \
                 "r: retry   L: levels   " + keys

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+
 from app.console.format import per_hour
 from app.console.live import Link
 from app.console.screens.choice_dialog import Choice, ChoiceDialog
@@ -17,7 +19,9 @@ class HostPowerDialog(ChoiceDialog):
     def about_text(self) -> str:
         host_id = self.host or ""
         host = self.snapshot.host(host_id)
-        vms = [v for v in self.snapshot.vms if v.host == host_id]
+        snap = self.snapshot
+        h = snap.vms.host_ids.index(host_id)
+        vms = [snap.vms[i] for i in np.flatnonzero(snap.columns["host_index"] == h).tolist()]
         migrations = [m for m in self.live.active() if host_id in (m["src"], m["dst"])]
         if not host.up:
             return (f"{host_id} is DOWN. Bringing it back gives an empty host: the VMs lost "

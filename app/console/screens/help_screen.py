@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.actions import ACTIONS
+from app.console.widgets.key_bar import KeyBar
 
 MEMORY_MODEL = """\
 # How the night works
@@ -118,6 +119,14 @@ def help_markdown(bindings: list[BindingType]) -> str:
               "- `/` Filter the VM table; `o` sorts by the next column, `O` reverses "
               "(or click a column header)",
               "- `tab` Move between the host list, the filter and the VM table",
+              "- `v` Show or hide the side pane (objectives and the event log); on a narrow "
+              "terminal it takes the whole screen in turn with the hosts and VMs",
+              "- `/` in the event log searches it (Esc closes the search); repeated host "
+              "state changes and stalls are collapsed into one line with a count",
+              "- `a` The clock pauses while a dialog is open, or keeps running (on in the "
+              "campaign; the clock bar shows ⏸ in dialogs)",
+              "- `ctrl+s` Save to a named slot; the game also autosaves every 5 simulated "
+              "minutes and when you quit (`ctrl+q` asks first); `ctrl+o` lists the saves",
               "- Host actions (`t`, `h`, `f`) act on the host open in its detail screen, the host "
               "highlighted in the host list when it has the focus, or the selected VM's host",
               "- `ctrl+p` Command palette: every action on every VM and host, by name"]
@@ -136,7 +145,7 @@ class HelpScreen(ModalScreen[None]):
         # block, which makes opening the help take most of a second.
         with VerticalScroll(classes="dialog -wide -tall", id="help"):
             yield Static(Markdown(self.text), id="help-text")
-        yield Footer()
+        yield KeyBar()
 
     def action_close(self) -> None:
         self.dismiss(None)

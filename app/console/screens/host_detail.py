@@ -3,18 +3,20 @@ events concerning it."""
 
 from __future__ import annotations
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import STATE_STYLES
 from app.console.screens.detail import DetailScreen
 from app.console.view import ConsoleView
 from app.console.widgets import update_text
 from app.console.widgets.clock_bar import ClockBar
-from app.console.widgets.event_log import EventLog
+from app.console.widgets.event_log import LogPane
 from app.console.widgets.host_list import memory_bar
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.memory_breakdown import MemoryBreakdown
 from app.console.widgets.metric import Metric
 from app.console.widgets.reclaim_panel import ReclaimPanel
@@ -48,18 +50,23 @@ class HostDetailScreen(DetailScreen):
             yield Metric(id="hist-nic")
         yield Static("VMs here", classes="pane-title")
         yield VMTable(id="host-vms", only_host=self.subject)
-        yield Static("Events", classes="pane-title")
-        yield EventLog(id="detail-log")
-        yield Footer()
+        yield LogPane("Events (/ searches)", log_id="detail-log")
+        yield KeyBar()
 
     _vms_here: frozenset[str] = frozenset()
+
+    def set_subject(self, subject: str, view: ConsoleView | None = None) -> None:
+        if self.is_mounted:
+            self.query_one(VMTable).set_host(subject)
+        super().set_subject(subject, view)
 
     def concerns(self, event: Event, view: ConsoleView) -> bool:
         return event.host == self.subject or event.vm in self._vms_here
 
     def show_subject(self, view: ConsoleView) -> None:
         snap = view.snapshot
-        mine = [v for v in snap.vms if v.host == self.subject]
+        h = snap.vms.host_ids.index(self.subject)
+        mine = [snap.vms[i] for i in np.flatnonzero(snap.columns["host_index"] == h).tolist()]
         self._vms_here = frozenset(v.id for v in mine)
         host = snap.host(self.subject)
         head = Text()
@@ -93,4 +100,4 @@ class HostDetailScreen(DetailScreen):
             hist.host(host.id, "nic_used_bytes_per_s")[-120:])
         table = self.query_one(VMTable)
         table.use_columns(view.vm_columns)
-        table.show(snap.vms)
+        table.show(snap.vms, snap.pending_vms())

@@ -3,34 +3,26 @@ the scope, see the engine's verdict, Enter to apply."""
 
 from __future__ import annotations
 
-import math
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
+from app.console.parsing import InputProblem, parse_percent
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
 from engine.commands import SetIdleTax
 
 EVERY_HOST = "*"
+MAX_TAX = 0.99  # SetIdleTax's bound
 ABOUT = ("The tax τ makes idle memory cost more when memory is revoked: a VM's claim is "
          "shares / (pages · (f + k(1 − f))), k = 1/(1 − τ), f its active fraction. At 0 "
          "memory follows shares alone; near 1 idle VMs give their memory to active ones, "
          "which serve more work (and earn more) on a crowded host.")
-
-
-def parse_tax(text: str) -> float:
-    """'0.75', '75%' or '75' (a number above 1 is read as a percentage)."""
-    text = text.strip()
-    value = float(text.removesuffix("%")) / 100 if text.endswith("%") else float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value / 100 if value > 1 else value
 
 
 class IdleTaxDialog(InputDialog):
@@ -49,9 +41,9 @@ class IdleTaxDialog(InputDialog):
             yield DataTable(cursor_type="row", id="tax-scope")
             yield Input(value=self._start_value(), id="tax-input")
             yield VerdictLine()
-            yield Static("Type the rate (0 … 0.99 or %)   ↑↓: host or every host   "
+            yield Static("Type the rate (75% or 0.75; 0 … 99 %)   ↑↓: host or every host   "
                          "Enter: apply   Esc: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def _start_value(self) -> str:
         host = self.snapshot.host(self.host) if self.host else self.snapshot.hosts[0]
@@ -81,10 +73,10 @@ class IdleTaxDialog(InputDialog):
         super().refresh_verdict()
 
     def build_command(self) -> SetIdleTax:
-        try:
-            tax = parse_tax(self.query_one(Input).value)
-        except ValueError:
-            raise ValueError("expected a rate such as 0.75 or 75%") from None
+        tax, self.echo = parse_percent(self.query_one(Input).value, "tax")
+        if tax > MAX_TAX:
+            raise InputProblem(f"tax: at most {MAX_TAX:.0%} (a tax of 100 % or more would "
+                               f"make idle memory infinitely expensive), got {tax:.0%}")
         return SetIdleTax(host=self.scope(), tax=tax)
 
     def effect(self, command: Command) -> str:

@@ -7,12 +7,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from app.campaign import Campaign, Level
 from app.console.format import money
 from app.console.screens.briefing import briefing_text
+from app.console.widgets.key_bar import KeyBar
 
 
 def level_label(campaign: Campaign, level: Level) -> Text:
@@ -58,7 +59,7 @@ class LevelSelectScreen(Screen[Level | None]):
                              classes="dialog--keys")
             with VerticalScroll(id="levels-briefing"):
                 yield Static(id="level-briefing")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

@@ -8,22 +8,21 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Select, Static
+from textual.containers import Grid, Horizontal, Vertical
+from textual.widgets import Checkbox, DataTable, Input, Label, Select, Static
 
-from app.console.format import STATE_STYLES, migrate_options, rate_text
-from app.console.screens.dialog import Dialog
+from app.console.format import STATE_STYLES, duration, migrate_options, rate_text
+from app.console.parsing import InputProblem, parse_duration, parse_rate_text
+from app.console.screens.dialog import Dialog, safe_preview
 from app.console.view import ActionContext
+from app.console.widgets.fit_table import FitTable, update_row
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine.commands import Migrate, Verdict
 from engine.spec import MigrationPolicy
 from engine.units import (
-    UnitError,
     format_bytes,
     format_rate,
-    format_seconds,
-    parse_rate,
-    parse_seconds,
 )
 
 MODES = (("pre-copy", "precopy"), ("post-copy", "postcopy"), ("hybrid", "hybrid"))
@@ -58,7 +57,7 @@ def expectation(cmd: Migrate, policy: MigrationPolicy, configured: int, resident
     first = min(policy.xen_min_rate, top) if xen else top
     size = configured if xen else resident  # QEMU sends zero pages as headers
     plan = (f"Round 1 sends {format_bytes(size)} at up to {format_rate(first)}: at least "
-            f"{format_seconds(size / first)}; ")
+            f"{duration(size / first)}; ")
     if cmd.mode == "hybrid":
         plan += "then post-copy pulls what was dirtied meanwhile."
     elif xen:
@@ -66,7 +65,7 @@ def expectation(cmd: Migrate, policy: MigrationPolicy, configured: int, resident
                  f"{format_rate(top)}, and a stop-and-copy of the rest (the downtime).")
     else:
         limit = cmd.downtime_limit or policy.qemu_downtime_limit
-        plan += (f"passes repeat until what is left fits in {format_seconds(limit)} "
+        plan += (f"passes repeat until what is left fits in {duration(limit)} "
                  "(the downtime limit)"
                  + (", throttling the vCPUs if it does not converge." if cmd.auto_converge
                     else "; a busy VM may never converge (auto-converge throttles it)."))
@@ -86,6 +85,7 @@ class MigrateDialog(Dialog):
         self.verdicts: dict[str, Verdict] = {}
         self.command: Migrate | None = None
         self.problem: str | None = None
+        self.echo = ""
 
     def compose(self) -> ComposeResult:
         vm = self.snapshot.vm(self.vm_id)
@@ -94,7 +94,7 @@ class MigrateDialog(Dialog):
                          classes="dialog--title")
             yield Static(self.vm_summary(), classes="dialog--body")
             yield Static(self.wws_text(), classes="dialog--body")
-            yield DataTable(cursor_type="row", id="migrate-hosts")
+            yield FitTable(flexible="verdict", id="migrate-hosts")
             with Horizontal(classes="dialog--field"):
                 yield Label("Mode")
                 yield Select(MODES, value="precopy", allow_blank=False, compact=True,
@@ -107,9 +107,9 @@ class MigrateDialog(Dialog):
                 yield Input(placeholder=f"policy {format_rate(self.policy.xen_max_rate)}",
                             id="migrate-rate", compact=True)
                 yield Label("Downtime ≤")
-                limit = format_seconds(self.policy.qemu_downtime_limit)
+                limit = duration(self.policy.qemu_downtime_limit)
                 yield Input(placeholder=f"qemu {limit}", id="migrate-downtime", compact=True)
-            with Horizontal(classes="dialog--field"):
+            with Grid(id="migrate-options"):
                 for key, label in OPTIONS:
                     yield Checkbox(label, value=key == "prepaging", compact=True,
                                    id=f"migrate-{key}", tooltip=OPTION_HELP[key])
@@ -118,7 +118,7 @@ class MigrateDialog(Dialog):
             yield Static("Enter (on the hosts or a field) or ctrl+g: migrate to the highlighted "
                          "host   Tab: options   Space: toggle   Esc: cancel",
                          classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def wws_text(self) -> str:
         vm = self.snapshot.vm(self.vm_id)
@@ -136,6 +136,7 @@ class MigrateDialog(Dialog):
                                   ("free", "Free", 9), ("ratio", "Overcommit", 13),
                                   ("verdict", "Engine says", 58)):
             table.add_column(label, key=key, width=width)
+        self.call_after_refresh(table.fit)
         self.refresh_verdict()
         current = self.snapshot.vm(self.vm_id).host
         best = next((h for h, v in self.verdicts.items() if v.ok), None) or next(
@@ -155,18 +156,21 @@ class MigrateDialog(Dialog):
         algorithm = self.query_one("#migrate-algorithm", Select).value
         options = {key: self.query_one(f"#migrate-{key}", Checkbox).value for key, _ in OPTIONS}
         max_rate = downtime = None
+        echoes = []
         try:
             if self._value("#migrate-rate"):
-                max_rate = parse_rate(self._value("#migrate-rate"))
-                if max_rate <= 0:
-                    raise UnitError("max rate must be above 0")
-        except UnitError as err:
-            self.problem = f"max rate: {err}"
+                max_rate, echo = parse_rate_text(self._value("#migrate-rate"), "max rate")
+                echoes.append(f"max rate {echo}")
+        except InputProblem as err:
+            self.problem = str(err)
         try:
             if self._value("#migrate-downtime"):
-                downtime = parse_seconds(self._value("#migrate-downtime"))
-        except UnitError as err:
-            self.problem = f"downtime limit: {err}"
+                downtime, echo = parse_duration(self._value("#migrate-downtime"),
+                                                "downtime limit")
+                echoes.append(f"downtime limit {echo}")
+        except InputProblem as err:
+            self.problem = str(err)
+        self.echo = "; ".join(echoes)
         return Migrate.model_validate(
             {"vm": self.vm_id, "to": host, "mode": mode, "algorithm": algorithm,
              "max_rate": max_rate, "downtime_limit": downtime, **options})
@@ -176,8 +180,10 @@ class MigrateDialog(Dialog):
         if not table.columns:  # a Select announced its value before on_mount
             return
         configured = self.snapshot.vm(self.vm_id).configured_bytes
+        base = self.build(self.snapshot.hosts[0].id if self.snapshot.hosts else "")
         for host in self.snapshot.hosts:
-            verdict = self.preview(self.build(host.id))
+            # The fields parse once; each destination is the same command to another host.
+            verdict = safe_preview(self.preview, base.model_copy(update={"to": host.id}))
             self.verdicts[host.id] = verdict
             after = (host.configured_vm_bytes + configured) / host.memory_bytes \
                 if host.memory_bytes else 0.0
@@ -186,12 +192,7 @@ class MigrateDialog(Dialog):
             cells = (Text(host.id), state, Text(format_bytes(host.free_bytes), justify="right"),
                      Text(f"{host.overcommit_ratio:.2f}x → {after:.2f}x"),
                      verdict_text(verdict))
-            if host.id in table.rows:
-                for key, cell in zip(("host", "state", "free", "ratio", "verdict"), cells,
-                                     strict=True):
-                    table.update_cell(host.id, key, cell)
-            else:
-                table.add_row(*cells, key=host.id)
+            update_row(table, host.id, ("host", "state", "free", "ratio", "verdict"), cells)
         qemu = self.query_one("#migrate-algorithm", Select).value == "qemu"
         self.query_one("#migrate-downtime", Input).disabled = not qemu
         self.query_one("#migrate-rate", Input).placeholder = "policy " + format_rate(
@@ -218,7 +219,7 @@ class MigrateDialog(Dialog):
             line.show(None, problem=self.problem)
             return
         line.show(self.verdicts.get(host), f"{self.vm_id} starts migrating to {host} at the "
-                  f"next tick ({migrate_options(self.command)})")
+                  f"next tick ({migrate_options(self.command)})", echo=self.echo)
 
     # -- events --------------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -231,7 +232,14 @@ class MigrateDialog(Dialog):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
-        self.refresh_verdict()
+        # The Selects announce their first values after on_mount: nothing changed then.
+        options = (self.query_one("#migrate-mode", Select).value,
+                   self.query_one("#migrate-algorithm", Select).value)
+        if options != self._options:
+            self._options = options
+            self.refresh_verdict()
+
+    _options: tuple[object, object] = ("precopy", "xen")
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()

@@ -7,10 +7,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from app.console.format import STATE_STYLES, per_hour
-from app.console.screens.dialog import Dialog, billing_now
+from app.console.screens.dialog import Dialog, billing_now, safe_preview
+from app.console.widgets.fit_table import FitTable, update_row
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine, verdict_text
 from engine import StartVM
 from engine.commands import Verdict
@@ -26,11 +28,11 @@ class PlaceDialog(Dialog):
             yield Static(self.title_text(), classes="dialog--title")
             yield Static(self.vm_summary(), classes="dialog--body")
             yield Static(id="place-revenue", classes="dialog--body")
-            yield DataTable(cursor_type="row", id="place-hosts")
+            yield FitTable(flexible="verdict", id="place-hosts")
             yield VerdictLine()
             yield Static("Enter: place on the highlighted host   Esc: cancel",
                          classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def title_text(self) -> str:
         vm = self.snapshot.vm(self.vm or "")
@@ -49,6 +51,7 @@ class PlaceDialog(Dialog):
                                   ("free", "Free", 9), ("ratio", "Overcommit", 14),
                                   ("verdict", "Engine says", 60)):
             table.add_column(label, key=key, width=width)
+        self.call_after_refresh(table.fit)
         self.verdicts: dict[str, Verdict] = {}
         self.refresh_verdict()
         table.focus()
@@ -59,7 +62,7 @@ class PlaceDialog(Dialog):
         table = self.query_one(DataTable)
         configured = self.snapshot.vm(vm_id).configured_bytes
         for host in self.snapshot.hosts:
-            verdict = self.preview(StartVM(vm=vm_id, host=host.id))
+            verdict = safe_preview(self.preview, StartVM(vm=vm_id, host=host.id))
             self.verdicts[host.id] = verdict
             after = (host.configured_vm_bytes + configured) / host.memory_bytes \
                 if host.memory_bytes else 0.0
@@ -67,12 +70,7 @@ class PlaceDialog(Dialog):
                      Text(format_bytes(host.free_bytes), justify="right"),
                      Text(f"{host.overcommit_ratio:.2f}x → {after:.2f}x"),
                      verdict_text(verdict))
-            if host.id in table.rows:
-                for key, cell in zip(("host", "state", "free", "ratio", "verdict"), cells,
-                                     strict=True):
-                    table.update_cell(host.id, key, cell)
-            else:
-                table.add_row(*cells, key=host.id)
+            update_row(table, host.id, ("host", "state", "free", "ratio", "verdict"), cells)
         self._show_highlighted()
 
     def _highlighted_host(self) -> str | None:

@@ -4,22 +4,25 @@ that cost money (breaches, lost VMs, failures, migrations)."""
 
 from __future__ import annotations
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import money, percent
 from app.console.screens.detail import DetailScreen
 from app.console.view import ConsoleView
 from app.console.widgets import row_text, update_text
 from app.console.widgets.clock_bar import ClockBar
-from app.console.widgets.event_log import EventLog
+from app.console.widgets.event_log import LogPane
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.metric import Metric
 from app.console.widgets.money_panel import MoneyPanel
 from app.console.widgets.service_panel import lost_text
 from app.console.widgets.vm_table import VMTable
 from engine import Event, Snapshot
+from engine.state import LOSS_CAUSES
 
 SPARK_POINTS = 120
 KINDS = frozenset({"sla_breach", "vm_lost", "host_down", "host_up", "migration_started",
@@ -28,17 +31,17 @@ KINDS = frozenset({"sla_breach", "vm_lost", "host_down", "host_up", "migration_s
 
 
 def summary_text(snap: Snapshot, width: int = 80) -> Text:
-    running = [v for v in snap.vms if v.running]
-    mean = sum(v.service_level for v in running) / len(running) if running else 1.0
-    breached = [v.id for v in snap.vms if v.sla_breaches]
-    lost: dict[str, float] = {}
-    for v in snap.vms:
-        for cause, seconds in v.lost_s.items():
-            lost[cause] = lost.get(cause, 0.0) + seconds
+    cols = snap.columns  # sums over every VM: columns, not rows
+    running = cols["running"]
+    served = cols["service_level"][running]
+    mean = float(served.mean()) if served.size else 1.0
+    breaches = cols["sla_breaches"]
+    breached = [snap.vms.ids[i] for i in np.flatnonzero(breaches)[:5].tolist()]
+    lost = {cause: float(cols[f"lost_{cause}_s"].sum()) for cause in LOSS_CAUSES}
     rows = [
-        row_text("running VMs", f"{len(running)}/{len(snap.vms)}", width=width),
+        row_text("running VMs", f"{int(running.sum())}/{len(snap.vms)}", width=width),
         row_text("service now", percent(mean), "mean of running VMs", width=width),
-        row_text("SLA breaches", f"{sum(v.sla_breaches for v in snap.vms)}",
+        row_text("SLA breaches", f"{int(breaches.sum())}",
                  ", ".join(breached[:4]) + (" …" if len(breached) > 4 else ""),
                  "bold red" if breached else "green", width),
         row_text("penalties", money(snap.penalties), "credits paid back",
@@ -70,9 +73,8 @@ class SLAScreen(DetailScreen):
             yield Metric(id="hist-service")
         yield Static("VMs: service, SLA and money (enter opens one)", classes="pane-title")
         yield VMTable(id="sla-vms")
-        yield Static("Events that cost money", classes="pane-title")
-        yield EventLog(id="detail-log")
-        yield Footer()
+        yield LogPane("Events that cost money (/ searches)", log_id="detail-log")
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(VMTable).focus()
@@ -96,4 +98,4 @@ class SLAScreen(DetailScreen):
             f"Service {percent(service[-1]) if service else '—'}", service[-SPARK_POINTS:])
         table = self.query_one(VMTable)
         table.use_columns("sla")
-        table.show(snap.vms)
+        table.show(snap.vms, snap.pending_vms())

@@ -5,10 +5,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import per_hour
-from app.console.screens.dialog import Dialog, billing_now
+from app.console.screens.dialog import Dialog, billing_now, safe_preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import StopVM
 from engine.commands import Verdict
@@ -28,14 +29,14 @@ class StopDialog(Dialog):
             yield Static(id="stop-effect", classes="dialog--body")
             yield VerdictLine()
             yield Static("Enter/y: stop it   Esc/n: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_verdict()
 
     def refresh_verdict(self) -> None:
         vm = self.snapshot.vm(self.vm or "")
-        self.verdict = self.preview(StopVM(vm=vm.id))
+        self.verdict = safe_preview(self.preview, StopVM(vm=vm.id))
         now = billing_now(self.snapshot)
         effect = (f"Frees about {format_bytes(vm.resident_bytes)} on {vm.host}. Revenue: "
                   f"−{per_hour(vm.price_per_hour)} from the next tick (running VMs bill "

@@ -7,10 +7,12 @@ from typing import Literal
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
+from app.console.parsing import parse_size
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
 from engine.commands import SetBalloonTarget, SetSwapTarget
@@ -54,17 +56,20 @@ class TargetDialog(InputDialog):
             yield Input(placeholder="empty: back to the policy", id="target-input")
             yield VerdictLine()
             yield Static("Enter: apply   Esc: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_verdict()
         self.query_one(Input).focus()
 
     def build_command(self) -> SetBalloonTarget | SetSwapTarget:
-        target = self.query_one(Input).value.strip() or None
+        text = self.query_one(Input).value.strip()
+        target: int | None = None
+        if text:
+            target, self.echo = parse_size(text, f"{self.kind} target")
         if self.kind == "balloon":
-            return SetBalloonTarget(vm=self.vm_id, target=target)  # type: ignore[arg-type]
-        return SetSwapTarget(vm=self.vm_id, target=target)  # type: ignore[arg-type]
+            return SetBalloonTarget(vm=self.vm_id, target=target)
+        return SetSwapTarget(vm=self.vm_id, target=target)
 
     def effect(self, command: Command) -> str:
         assert isinstance(command, SetBalloonTarget | SetSwapTarget)

@@ -6,10 +6,12 @@ from typing import Literal
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
+from app.console.parsing import parse_count, parse_size
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, SetMax, SetMin, SetShares, Snapshot
 from engine.units import format_bytes
@@ -45,7 +47,7 @@ class ValueDialog(InputDialog):
             yield Input(value=self.current(), id="value-input")
             yield VerdictLine()
             yield Static("Enter: apply   Esc: cancel", classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_verdict()
@@ -54,9 +56,12 @@ class ValueDialog(InputDialog):
     def build_command(self) -> Command:
         text = self.query_one(Input).value
         if self.kind == "shares":
-            return SetShares(vm=self.vm_id, shares=text.strip())  # type: ignore[arg-type]
+            shares = parse_count(text, "shares")
+            self.echo = f"= {shares:,} shares"
+            return SetShares(vm=self.vm_id, shares=shares)
+        size, self.echo = parse_size(text, self.kind)
         if self.kind == "min":
-            return SetMin(vm=self.vm_id, min=text.strip())  # type: ignore[arg-type]
-        return SetMax(vm=self.vm_id, max=text.strip())  # type: ignore[arg-type]
+            return SetMin(vm=self.vm_id, min=size)
+        return SetMax(vm=self.vm_id, max=size)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from app.console.format import per_hour, percent
 from app.console.screens.detail import DetailScreen
@@ -15,7 +15,8 @@ from app.console.view import ConsoleView
 from app.console.widgets import update_text
 from app.console.widgets.allocation_panel import AllocationPanel
 from app.console.widgets.clock_bar import ClockBar
-from app.console.widgets.event_log import EventLog
+from app.console.widgets.event_log import LogPane
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.memory_breakdown import MemoryBreakdown
 from app.console.widgets.metric import Metric
 from app.console.widgets.migration_panel import MigrationPanel
@@ -50,40 +51,21 @@ class VMDetailScreen(DetailScreen):
             with Vertical(id="detail-migration"):
                 yield Static("Live migration (G cancel · P post-copy)", classes="pane-title")
                 yield MigrationPanel()
-            with Vertical(id="detail-events"):
-                yield Static("Events", classes="pane-title")
-                yield EventLog(id="detail-log")
-        yield Footer()
+            yield LogPane("Events (/ searches)", log_id="detail-log", id="detail-events")
+        yield KeyBar()
 
     def concerns(self, event: Event, view: ConsoleView) -> bool:
         return event.vm == self.subject
 
     def show(self, view: ConsoleView) -> None:
         """While the VM migrates (or just did), its migration takes the room of the history
-        sparklines and half of the event log's; the log is written again at its new width
-        once the layout has changed (a RichLog does not re-wrap)."""
-        self._latest = view
-        if self._relayout:
-            return  # shown once the layout has changed
+        sparklines and half of the event log's."""
         migrating = view.live.latest(self.subject) is not None
         box = self.query_one("#detail-migration")
         if box.display != migrating:
             box.display = migrating
             self.query_one(".detail--history").display = not migrating
-            self.query_one(EventLog).clear()
-            self._seen_seq = -1
-            self._relayout = True
-            self.call_after_refresh(self._relaid_out)
-            return
         super().show(view)
-
-    _relayout = False
-    _latest: ConsoleView | None = None
-
-    def _relaid_out(self) -> None:
-        self._relayout = False
-        if self._latest is not None:
-            super().show(self._latest)
 
     def show_subject(self, view: ConsoleView) -> None:
         vm = view.snapshot.vm(self.subject)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from app.console.format import rate_text
+from app.console.parsing import parse_number, parse_size
 from app.console.screens.dialog import InputDialog
 from app.console.view import Preview
+from app.console.widgets.key_bar import KeyBar
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
 from engine.commands import SetWorkload
@@ -56,16 +58,24 @@ class WorkloadDialog(InputDialog):
             yield VerdictLine()
             yield Static("Enter: apply   Tab: next field   Esc: cancel",
                          classes="dialog--keys")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_verdict()
         self.query_one("#load-reads_per_s", Input).focus()
 
     def build_command(self) -> SetWorkload:
-        values = {key: self.query_one(f"#load-{key}", Input).value.strip() or None
-                  for key, _ in FIELDS}
-        return SetWorkload(vm=self.vm_id, **values)  # type: ignore[arg-type]
+        text = {key: self.query_one(f"#load-{key}", Input).value.strip() for key, _ in FIELDS}
+        labels = dict(FIELDS)
+        reads = parse_number(text["reads_per_s"], labels["reads_per_s"]) \
+            if text["reads_per_s"] else None
+        writes = parse_number(text["writes_per_s"], labels["writes_per_s"]) \
+            if text["writes_per_s"] else None
+        working_set = None
+        if text["working_set"]:
+            working_set, self.echo = parse_size(text["working_set"], "working set")
+        return SetWorkload(vm=self.vm_id, reads_per_s=reads, writes_per_s=writes,
+                           working_set=working_set)
 
     def refresh_verdict(self) -> None:
         vm = self.snapshot.vm(self.vm_id)

@@ -28,10 +28,12 @@ LABEL_W, VALUE_W = 15, 10
 
 def row_text(label: str, value: str, note: str = "", style: str = "",
              width: int = 80) -> Text:
-    """'label      value  note' for the detail panels; the note (dim) only if it fits."""
-    text = Text(f"{label:<{LABEL_W}.{LABEL_W}}")
+    """'label      value  note' for the detail panels; the note (dim) only if it fits, and
+    the label shortened when the panel is narrower than a label and a value."""
+    label_w = LABEL_W if width >= LABEL_W + VALUE_W else max(width - VALUE_W, 6)
+    text = Text(f"{label:<{label_w}.{label_w}}")
     text.append(f"{value:>{VALUE_W}}", style=style)
-    if note and LABEL_W + VALUE_W + 2 + len(note) <= width:
+    if note and label_w + VALUE_W + 2 + len(note) <= width:
         text.append(f"  {note}", style="dim")
     return text
 

@@ -36,5 +36,7 @@ class ClockBar(Static):
         text.append(f"  speed ×{clock.speed}")
         if not clock.paused and clock.ticks_per_s is not None:
             text.append(f" ({clock.ticks_per_s:.1f} ticks/s)")
+        if clock.pause_in_dialogs:
+            text.append("  ⏸ in dialogs", style="bold cyan")
         text.append("   space run/pause · . step · +/- speed", style="dim")
         update_text(self, text)

@@ -110,6 +110,12 @@ class HostList(OptionList):
         self._host_lines: dict[str, Text] = {}
         self._rack_layout: tuple[tuple[str | None, tuple[str, ...]], ...] = ()
         self._shape: tuple[int, bool] = (0, False)  # line width, two lines per host
+        self._shown: dict[str, HostView] = {}  # the view each host's line was drawn from
+        self._stale: set[str] = set()  # hosts whose line is out of date (off screen)
+        self._option_hosts: list[str | None] = []  # per option: its host (None: a rack)
+
+    def on_mount(self) -> None:
+        self.watch(self, "scroll_y", self._draw_visible, init=False)
 
     def _wanted_shape(self, layout: tuple[tuple[str | None, tuple[str, ...]], ...]
                       ) -> tuple[int, bool]:
@@ -136,11 +142,28 @@ class HostList(OptionList):
         if layout != self._rack_layout or shape != self._shape:
             self._rebuild(layout, shape)
             return
-        for h in hosts:
-            line = self._prompt(h)
-            if line != self._host_lines.get(h.id):
-                self._host_lines[h.id] = line
-                self.replace_option_prompt(f"host:{h.id}", line)
+        # Only hosts that changed, and of those only the ones on screen, get a new line
+        # now: the others when they scroll into view. 100 host lines cost a frame.
+        self._stale |= {h.id for h in hosts if self._shown.get(h.id) != h}
+        self._draw_visible()
+
+    def _draw_visible(self) -> None:
+        if not self._stale:
+            return
+        by_id = {h.id: h for h in self._host_views}
+        lines_per_option = 2 if self._shape[1] else 1
+        top = int(self.scroll_y) // lines_per_option
+        bottom = top + self.size.height // lines_per_option + 2
+        for host_id in self._option_hosts[max(top - 2, 0):bottom]:
+            if host_id is None or host_id not in self._stale or host_id not in by_id:
+                continue
+            self._stale.discard(host_id)
+            view = by_id[host_id]
+            self._shown[host_id] = view
+            line = self._prompt(view)
+            if line != self._host_lines.get(host_id):
+                self._host_lines[host_id] = line
+                self.replace_option_prompt(f"host:{host_id}", line)
 
     def _rebuild(self, layout: tuple[tuple[str | None, tuple[str, ...]], ...],
                  shape: tuple[int, bool]) -> None:
@@ -148,13 +171,18 @@ class HostList(OptionList):
         by_id = {h.id: h for h in self._host_views}
         highlighted = self.highlighted_option.id if self.highlighted_option else None
         options: list[Option] = []
+        self._option_hosts = []
         for switch, ids in layout:
             title = f"── {switch or 'no switch'} ({len(ids)} host{'s' * (len(ids) != 1)}) "
             options.append(Option(Text(title, style="bold"), id=f"switch:{switch}",
                                   disabled=True))
+            self._option_hosts.append(None)
             for host_id in ids:
                 self._host_lines[host_id] = self._prompt(by_id[host_id])
+                self._shown[host_id] = by_id[host_id]
+                self._stale.discard(host_id)
                 options.append(Option(self._host_lines[host_id], id=f"host:{host_id}"))
+                self._option_hosts.append(host_id)
         self.set_options(options)
         first_host = next((o.id for o in options if not o.disabled), None)
         for option_id in (highlighted, first_host):

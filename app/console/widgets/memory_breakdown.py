@@ -39,16 +39,20 @@ class MemoryBreakdown(Static):
             text.append_text(stacked_bar(parts, scale_bytes, width - 2))
             text.append("▏")
         text.append("\n")
+        with_share = width >= 29  # "g kind      value     share%": the share goes first
         for kind, n in parts:
             glyph, style = SEGMENTS[kind]
             share = n / scale_bytes * 100 if scale_bytes else 0.0
             text.append(f"{glyph} ", style=style)
-            text.append(f"{kind:<10}{format_bytes(n):>10} {share:5.1f}%")
+            text.append(f"{kind:<10}{format_bytes(n):>10}")
+            if with_share:
+                text.append(f" {share:5.1f}%")
             if kind in notes and 30 + len(notes[kind]) <= width:
                 text.append(f" {notes[kind]}", style="dim")
             text.append("\n")
+        label_w = 14 if width >= 26 else 10
         for label, value in extra:
-            text.append(f"  {label:<14}{value:>10}\n")
+            text.append(f"  {label:<{label_w}.{label_w}}{value:>10}\n")
         text.rstrip()
         update_text(self, text)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from rich.text import Text
 
-from app.console.format import clock_text, progress_bar, rate_text
+from app.console.format import clock_text, duration, progress_bar, rate_text
 from app.console.widgets import Panel, update_text
-from engine.units import format_bytes, format_rate, format_seconds
+from engine.units import format_bytes, format_rate
 
 STATUS = {
     "precopy": ("PRE-COPY", "bold cyan"),
@@ -31,7 +31,7 @@ ROUNDS_COMPACT = 3
 
 
 def _seconds(s: float) -> str:
-    return "—" if s <= 0 else format_seconds(s)
+    return "—" if s <= 0 else duration(s)
 
 
 def head_line(m: Mapping[str, Any]) -> Text:
@@ -90,7 +90,7 @@ def state_line(m: Mapping[str, Any]) -> Text:
         if text:
             text.append("\n")
         text.append("downtime ", style="bold")
-        text.append(format_seconds(m["downtime_s"]), style="bold yellow")
+        text.append(duration(m["downtime_s"]), style="bold yellow")
         if m["stop_copy_pages"]:
             text.append(f" ({m['stop_copy_pages']:,} pages in stop-and-copy)")
     if went_remote:

@@ -54,3 +54,39 @@ class ObjectivesPanel(Static):
             text.append("\nNext: ", style="bold blue")
             text.append(next_timeline)
         update_text(self, text)
+
+
+def strip_text(objectives: tuple[dict[str, Any], ...], next_timeline: str | None) -> Text:
+    """One line: how many objectives are met, failed and open, the most urgent open one,
+    and the key that shows them all."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    counts = {s: sum(o["status"] == s for o in objectives) for s in ("met", "failed",
+                                                                    "pending")}
+    text.append("Objectives ", style="bold")
+    text.append(f"✔{counts['met']} ", style="green")
+    text.append(f"✘{counts['failed']} ", style="red" if counts["failed"] else "dim")
+    text.append(f"…{counts['pending']}", style="yellow")
+    pending = sorted((o for o in objectives if o["status"] == "pending"),
+                     key=lambda o: float(o["by_s"]))
+    if pending:
+        o = pending[0]
+        bound = o["at_least"] if o.get("at_least") is not None else o["at_most"]
+        sign = "≥" if o.get("at_least") is not None else "≤"
+        text.append(f" · {o['metric'].replace('_', ' ')} "
+                    f"{metric_text(o['metric'], float(o['value']))} of {sign} "
+                    f"{metric_text(o['metric'], float(bound))}")
+    elif next_timeline:
+        text.append(f" · next {next_timeline}")
+    text.append("  v: objectives & log", style="dim")
+    return text
+
+
+class ObjectivesStrip(Static):
+    """The objectives in one line, while the side pane is hidden."""
+
+    DEFAULT_CSS = """
+    ObjectivesStrip { height: 1; padding: 0 1; background: $boost; display: none; }
+    """
+
+    def show(self, objectives: tuple[dict[str, Any], ...], next_timeline: str | None) -> None:
+        update_text(self, strip_text(objectives, next_timeline))

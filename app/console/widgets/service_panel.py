@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from app.console.format import mini_bar, money, percent
+from app.console.format import duration, mini_bar, money, percent
 from app.console.widgets import LABEL_W, Panel, row_text, update_text
 from engine import VMView
-from engine.units import format_seconds
 
 # engine.state.LOSS_CAUSES, in words
 CAUSES = {
@@ -28,14 +27,16 @@ CAUSES = {
 def lost_text(lost: dict[str, float], width: int = 80) -> Text:
     """A bar per cause, on the scale of the largest, with its seconds."""
     top = max(lost.values(), default=0.0)
-    bar = max(6, min(20, width - LABEL_W - 12))
+    label_w = LABEL_W if width >= LABEL_W + 16 else max(width - 11, 6)
+    bar = max(0, min(20, width - label_w - 12))  # a narrow panel keeps the seconds only
     rows = []
     for cause, seconds in lost.items():
         label = CAUSES.get(cause, cause)
-        row = Text(f"{label:<{LABEL_W}.{LABEL_W}}")
-        row.append(mini_bar(seconds / top if top > 0 else 0.0, bar),
-                   style="red3" if seconds else "")
-        row.append(f" {format_seconds(seconds) if seconds else '0':>9}",
+        row = Text(f"{label:<{label_w}.{label_w}}")
+        if bar:
+            row.append(mini_bar(seconds / top if top > 0 else 0.0, bar),
+                       style="red3" if seconds else "")
+        row.append(f" {duration(seconds) if seconds else '0':>9}",
                    style="" if seconds else "dim")
         rows.append(row)
     return Text("\n").join(rows)
@@ -50,7 +51,7 @@ def service_text(vm: VMView, width: int = 80) -> Text:
         row_text("service avg", percent(vm.service_level_avg), "served / running",
                  width=width),
         row_text("availability", percent(vm.availability), "up / contracted", width=width),
-        row_text("latency", format_seconds(vm.latency_s), "mean op", width=width),
+        row_text("latency", duration(vm.latency_s), "mean op", width=width),
         row_text("SLA", vm.sla_status, f"{vm.sla_breaches} breaches",
                  "bold red" if breached else "green", width),
         row_text("revenue", money(vm.revenue), width=width),

@@ -28,8 +28,19 @@ class VerdictLine(Static):
     """
 
     def show(self, verdict: Verdict | None, accepted_note: str = "",
-             problem: str | None = None) -> None:
+             problem: str | None = None, echo: str = "") -> None:
+        """The engine's verdict, or why the input makes no command; `echo` says what the
+        input was read as ("= 512 B — did you mean 512 MiB?")."""
+        self.problem = problem
         if problem is not None:
             self.update(Text.assemble(("✘ invalid", "bold red"), f": {problem}"))
             return
-        self.update(Text.assemble("The engine says: ", verdict_text(verdict, accepted_note)))
+        text = Text()
+        if echo:
+            text.append(echo, style="bold yellow" if "did you mean" in echo else "bold")
+            text.append("  ")
+        text.append("The engine says: ")
+        text.append_text(verdict_text(verdict, accepted_note))
+        self.update(text)
+
+    problem: str | None = None

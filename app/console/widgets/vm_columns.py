@@ -1,17 +1,27 @@
-"""The VM table's columns, as data: the default set and the memory (allocation and
-reclamation) set that `c` switches to. Each column knows its text and its sort key."""
+"""The VM table's columns, as data: the basics, allocation and reclamation, and service
+and SLA, switched by `c`. Each column knows its text (from a VMView row), its sort key
+(from the snapshot's columns, for every VM at once) and its priority: on a narrow
+terminal the columns of highest number drop out first."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
 
-from app.console.format import money, percent, rate_text, short_bytes
+import numpy as np
+import numpy.typing as npt
+
+from app.console.format import duration, money, percent, rate_text, short_bytes
 from app.console.widgets.service_panel import CAUSES
 from engine import VMView
-from engine.units import format_bytes, format_seconds
+from engine.report import VMRows
+from engine.snapshot import STATUSES
+from engine.state import LOSS_CAUSES
+from engine.units import format_bytes
+
+Keys = Callable[[VMRows], npt.NDArray[np.float64]]
 
 
 @dataclass(frozen=True)
@@ -19,9 +29,10 @@ class Column:
     key: str
     label: str
     width: int
-    raw: Callable[[VMView], Any]  # what sorting compares
+    key_of: Keys  # what sorting compares, for every VM of a snapshot
     text: Callable[[VMView], str]
     right: bool = False
+    priority: int = 5  # 1 stays longest on a narrow terminal
 
 
 def natural(text: str) -> tuple[tuple[int, int | str], ...]:
@@ -30,13 +41,45 @@ def natural(text: str) -> tuple[tuple[int, int | str], ...]:
                  for part in re.findall(r"\d+|\D+", text))
 
 
+@lru_cache(maxsize=64)
+def _ranks(names: tuple[str, ...]) -> npt.NDArray[np.float64]:
+    order = sorted(range(len(names)), key=lambda i: natural(names[i]))
+    ranks = np.empty(len(names), np.float64)
+    ranks[order] = np.arange(len(names))
+    return ranks
+
+
+def natural_ranks(rows: VMRows) -> npt.NDArray[np.float64]:
+    """Each VM's place in the natural order of the ids (cached per set of VMs)."""
+    return _ranks(rows.ids)
+
+
+def _texts(text_of: Callable[[VMRows], tuple[str, ...]]) -> Keys:
+    """Sort strings in natural order (a rank per VM)."""
+    def key_of(rows: VMRows) -> npt.NDArray[np.float64]:
+        names = text_of(rows)
+        place = {name: i for i, name in enumerate(sorted(set(names), key=natural))}
+        return np.array([place[n] for n in names], np.float64)
+    return key_of
+
+
+def _col(name: str) -> Keys:
+    return lambda rows: np.asarray(rows.columns[name], np.float64)
+
+
+def _where_of(rows: VMRows) -> tuple[str, ...]:
+    hosts, codes = rows.columns["host_index"].tolist(), rows.columns["status_code"].tolist()
+    return tuple(rows.host_ids[h] if h >= 0 else STATUSES[c] for h, c in zip(hosts, codes,
+                                                                             strict=True))
+
+
 def where(vm: VMView) -> str:
     """The host, or why there is none: queued (never started) or stopped."""
     return vm.host or vm.status
 
 
 def _service(vm: VMView) -> str:
-    if not vm.running:
+    if not vm.running or vm.running_s <= 0:  # it has served nothing yet
         return "—"
     flag = " !" if vm.service_level < 0.99 else ""
     return percent(vm.service_level) + flag
@@ -62,53 +105,62 @@ def _active(vm: VMView) -> str:
     return f"{vm.active_estimate * 100:.0f}/{vm.active_true * 100:.0f}%"
 
 
-ID = Column("vm", "VM", 10, lambda v: natural(v.id), lambda v: v.id)
-HOST = Column("host", "Host", 7, lambda v: natural(where(v)), where)
-SERVICE = Column("service", "Service", 8, lambda v: v.service_level if v.running else -1.0,
-                 _service, right=True)
-RESIDENT = Column("resident", "Resident", 8, lambda v: v.resident_bytes,
-                  lambda v: format_bytes(v.resident_bytes), right=True)
-TARGET = Column("target", "Target", 8, lambda v: v.target_bytes,
-                lambda v: format_bytes(v.target_bytes), right=True)
+def _service_key(rows: VMRows) -> npt.NDArray[np.float64]:
+    cols = rows.columns
+    return np.where(cols["running"], cols["service_level"], -1.0)
+
+
+ID = Column("vm", "VM", 10, lambda rows: natural_ranks(rows), lambda v: v.id, priority=0)
+HOST = Column("host", "Host", 7, _texts(_where_of), where, priority=0)
+SERVICE = Column("service", "Service", 8, _service_key, _service, right=True, priority=1)
+RESIDENT = Column("resident", "Resident", 8, _col("resident_bytes"),
+                  lambda v: format_bytes(v.resident_bytes), right=True, priority=2)
+TARGET = Column("target", "Target", 8, _col("target_bytes"),
+                lambda v: format_bytes(v.target_bytes), right=True, priority=4)
 
 BASIC: tuple[Column, ...] = (  # most telling first: narrow screens show the left ones
     ID, HOST, SERVICE, RESIDENT,
-    Column("configured", "Memory", 8, lambda v: v.configured_bytes,
-           lambda v: format_bytes(v.configured_bytes), right=True),
+    Column("configured", "Memory", 8, _col("configured_bytes"),
+           lambda v: format_bytes(v.configured_bytes), right=True, priority=3),
     TARGET,
-    Column("shares", "Shares", 6, lambda v: v.shares, lambda v: str(v.shares), right=True),
-    Column("workload", "Workload", 10, lambda v: natural(v.workload),
-           lambda v: v.workload.split(":")[-1]),
-    Column("tenant", "Tenant", 8, lambda v: natural(v.tenant), lambda v: v.tenant),
+    Column("shares", "Shares", 6, _col("shares"), lambda v: str(v.shares), right=True,
+           priority=5),
+    Column("workload", "Workload", 10, _texts(lambda rows: tuple(
+        (s.app or s.workload.kind) for s in rows.specs)),
+           lambda v: v.workload.split(":")[-1], priority=6),
+    Column("tenant", "Tenant", 8, _texts(lambda rows: tuple(s.tenant for s in rows.specs)),
+           lambda v: v.tenant, priority=7),
 )
 
 MEMORY: tuple[Column, ...] = (  # allocation and reclamation (ESX sections 3-6)
     ID, HOST,
-    Column("resident", "Resid.", 6, lambda v: v.resident_bytes, _short("resident_bytes"),
-           right=True),
-    Column("target", "Target", 6, lambda v: v.target_bytes, _short("target_bytes"), right=True),
-    Column("balloon", "Balloon→tgt", 11, lambda v: (v.balloon_bytes, v.balloon_target_bytes),
-           _balloon, right=True),
-    Column("swapped", "Swap", 5, lambda v: v.swapped_bytes, _short("swapped_bytes"),
-           right=True),
-    Column("faults", "Gflt/s", 6, lambda v: v.guest_faults_per_s,
-           _running(lambda v: rate_text(v.guest_faults_per_s)), right=True),
-    Column("swapins", "Swin/s", 6, lambda v: v.swapins_per_s,
-           _running(lambda v: rate_text(v.swapins_per_s)), right=True),
-    Column("active", "Act est/tru", 11, lambda v: v.active_estimate, _running(_active),
-           right=True),
-    Column("rho", "ρ", 6, lambda v: v.rho, _running(lambda v: f"{v.rho:.3g}"), right=True),
-    Column("throughput", "Thru/s", 6, lambda v: v.throughput_per_s,
-           _running(lambda v: rate_text(v.throughput_per_s)), right=True),
-    Column("blocked", "Blk", 3, lambda v: v.blocked, lambda v: "BLK" if v.blocked else ""),
+    Column("resident", "Resid.", 6, _col("resident_bytes"), _short("resident_bytes"),
+           right=True, priority=2),
+    Column("target", "Target", 6, _col("target_bytes"), _short("target_bytes"), right=True,
+           priority=2),
+    Column("balloon", "Balloon→tgt", 11, _col("balloon_bytes"), _balloon, right=True,
+           priority=3),
+    Column("swapped", "Swap", 5, _col("swapped_bytes"), _short("swapped_bytes"),
+           right=True, priority=3),
+    Column("faults", "Gflt/s", 6, _col("guest_faults_per_s"),
+           _running(lambda v: rate_text(v.guest_faults_per_s)), right=True, priority=5),
+    Column("swapins", "Swin/s", 6, _col("swapins_per_s"),
+           _running(lambda v: rate_text(v.swapins_per_s)), right=True, priority=4),
+    Column("active", "Act est/tru", 11, _col("active_estimate"), _running(_active),
+           right=True, priority=6),
+    Column("rho", "ρ", 6, _col("rho"), _running(lambda v: f"{v.rho:.3g}"), right=True,
+           priority=6),
+    Column("throughput", "Thru/s", 6, _col("throughput_per_s"),
+           _running(lambda v: rate_text(v.throughput_per_s)), right=True, priority=7),
+    Column("blocked", "Blk", 3, _col("blocked"), lambda v: "BLK" if v.blocked else "",
+           priority=4),
     SERVICE,
 )
 
 
-
 def _top_loss(vm: VMView) -> str:
     cause, seconds = max(vm.lost_s.items(), key=lambda kv: kv[1], default=("", 0.0))
-    return f"{CAUSES.get(cause, cause)} {format_seconds(seconds)}" if seconds > 0 else ""
+    return f"{CAUSES.get(cause, cause)} {duration(seconds)}" if seconds > 0 else ""
 
 
 def _contracted(text: Callable[[VMView], str]) -> Callable[[VMView], str]:
@@ -116,22 +168,30 @@ def _contracted(text: Callable[[VMView], str]) -> Callable[[VMView], str]:
     return lambda v: "—" if v.status == "queued" else text(v)
 
 
+def _most_lost(rows: VMRows) -> npt.NDArray[np.float64]:
+    return np.max([rows.columns[f"lost_{c}_s"] for c in LOSS_CAUSES], axis=0)
+
+
+def _contracted_key(name: str) -> Keys:
+    return lambda rows: np.where(rows.columns["status_code"] == 0, -1.0,
+                                 rows.columns[name])
+
+
 SLA: tuple[Column, ...] = (  # service, SLA and money (MECHANISMS section 12)
     ID, HOST, SERVICE,
-    Column("service_avg", "Avg", 7, lambda v: v.service_level_avg,
-           _contracted(lambda v: percent(v.service_level_avg)), right=True),
-    Column("availability", "Avail", 7, lambda v: v.availability,
-           _contracted(lambda v: percent(v.availability)), right=True),
-    Column("latency", "Latency", 8, lambda v: v.latency_s,
-           _running(lambda v: format_seconds(v.latency_s)), right=True),
-    Column("breaches", "Brch", 4, lambda v: v.sla_breaches, lambda v: str(v.sla_breaches),
-           right=True),
-    Column("revenue", "Revenue", 9, lambda v: v.revenue, lambda v: money(v.revenue),
-           right=True),
-    Column("penalties", "Penalty", 9, lambda v: v.penalties, lambda v: money(v.penalties),
-           right=True),
-    Column("lost", "Most lost to", 20, lambda v: max(v.lost_s.values(), default=0.0),
-           _top_loss),
+    Column("service_avg", "Avg", 7, _contracted_key("service_level_avg"),
+           _contracted(lambda v: percent(v.service_level_avg)), right=True, priority=2),
+    Column("availability", "Avail", 7, _contracted_key("availability"),
+           _contracted(lambda v: percent(v.availability)), right=True, priority=3),
+    Column("latency", "Latency", 8, _col("latency_s"),
+           _running(lambda v: duration(v.latency_s)), right=True, priority=5),
+    Column("breaches", "Brch", 4, _col("sla_breaches"), lambda v: str(v.sla_breaches),
+           right=True, priority=2),
+    Column("revenue", "Revenue", 9, _col("revenue"), lambda v: money(v.revenue),
+           right=True, priority=4),
+    Column("penalties", "Penalty", 9, _col("penalties"), lambda v: money(v.penalties),
+           right=True, priority=4),
+    Column("lost", "Most lost to", 20, _most_lost, _top_loss, priority=6),
 )
 
 COLUMN_SETS: dict[str, tuple[Column, ...]] = {"basic": BASIC, "memory": MEMORY, "sla": SLA}
