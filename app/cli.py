@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app.savefile import _atomic_write, is_save_file, read_save, write_save
+from app.series import Stepper, add_series_options, open_series
 from engine import Event, InputError, Simulation, load_scenario
 from engine.units import format_bytes, format_rate, format_seconds
 
@@ -190,13 +191,13 @@ def _ticks_to_run(sim: Simulation, requested: int | None, source: str) -> int:
 
 
 def _advance(sim: Simulation, ticks: int, log: EventLog,
-             progress: Callable[[int], None]) -> float:
+             progress: Callable[[int], None], step: Stepper | None = None) -> float:
     """Step in chunks so the bar moves; returns wall seconds spent in the engine."""
     done, chunk, wall = 0, 1, 0.0
     while done < ticks:
         n = min(chunk, ticks - done)
         start = time.perf_counter()
-        events = sim.step(n)
+        events = (step or sim.step)(n)
         spent = time.perf_counter() - start
         wall += spent
         done += n
@@ -208,9 +209,10 @@ def _advance(sim: Simulation, ticks: int, log: EventLog,
     return wall
 
 
-def _run_with_bar(console: Console, sim: Simulation, ticks: int, log: EventLog) -> float:
+def _run_with_bar(console: Console, sim: Simulation, ticks: int, log: EventLog,
+                  step: Stepper | None = None) -> float:
     if not console.is_terminal:
-        return _advance(sim, ticks, log, lambda n: None)
+        return _advance(sim, ticks, log, lambda n: None, step)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -222,7 +224,7 @@ def _run_with_bar(console: Console, sim: Simulation, ticks: int, log: EventLog) 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task(sim.spec.scenario.name, total=ticks)
-        return _advance(sim, ticks, log, lambda n: bar.advance(task, n))
+        return _advance(sim, ticks, log, lambda n: bar.advance(task, n), step)
 
 
 def print_summary(console: Console, sim: Simulation, ticks: int, wall_s: float,
@@ -272,13 +274,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         sim = _load(source, seed=args.seed, check=args.check, overrides=args.set)
     ticks = _ticks_to_run(sim, args.ticks, str(source))
     log = EventLog(console, enabled=not args.quiet)
+    series = open_series(args, sim, source)
     try:
-        wall = _run_with_bar(console, sim, ticks, log)
+        wall = _run_with_bar(console, sim, ticks, log, series.step if series else None)
     except KeyboardInterrupt:
         # The world may be mid-tick: neither summarise nor save it.
+        if series:
+            series.discard()
         print(f"interrupted at tick {sim.tick}; no report or save written", file=sys.stderr)
         return 130
     log.close()
+    series_rows = series.close() if series else 0
     # Outputs first: a failure while printing must not cost the results.
     if args.report:
         _write_report(Path(args.report), sim.report())
@@ -292,6 +298,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(console, f"report: {args.report}")
     if args.save:
         _say(console, f"saved: {saved} (tick {sim.tick})")
+    if series:
+        _say(console, f"series: {args.series} ({series_rows:,} rows)")
     return 0
 
 
@@ -372,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="change a scenario value before loading, e.g. "
                           "vm_group[0].count=4 or policy.memory.idle_tax=0 (repeatable)")
+    add_series_options(run)
     run.set_defaults(func=cmd_run, parser=run)
 
     validate = sub.add_parser("validate", help="check scenario and save files")

@@ -1,0 +1,109 @@
+"""What `--series` costs: the 1,000-VM data center run with and without recording.
+
+    flock /tmp/overcommit-bigmem.lock python benchmarks/series_bench.py [--ticks 300] [--repeats 3]
+
+After a warm-up (guests fill memory, reclamation starts), the same stretch of ticks runs
+from a saved copy of the world several times, alternating: bare, with a CSV series, with
+a Parquet series (default interval 10 s = every 10th tick of this 1 s-tick scenario), and
+with the samples gathered but not written (the reader alone). Prints the wall time of each
+(median and min over repeats) and the overhead against the bare run, plus the cost of one
+sample; no assertions. The target (issue 15): at most 5 % at the default interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.series import Recorder, TableWriter  # noqa: E402
+from engine import Simulation  # noqa: E402
+
+SCENARIO = ROOT / "scenarios/bench/dc-100x1000.toml"
+EVERY_S = 10.0
+
+
+class _Gather:
+    """A TableWriter stand-in that keeps nothing: the reader's cost alone."""
+
+    rows = 0
+
+    def add(self, sample: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def timed(blob: object, ticks: int, mode: str) -> tuple[float, int]:
+    meta, arrays = blob  # type: ignore[misc]
+    # from_state adopts the arrays: each run gets its own copy of the warmed-up world.
+    sim = Simulation.from_state((copy.deepcopy(meta), {k: v.copy() for k, v in arrays.items()}))
+    out = io.BytesIO()
+    t0 = time.perf_counter()
+    if mode == "bare":
+        sim.step(ticks)
+        return time.perf_counter() - t0, 0
+    table = _Gather() if mode == "gather" else TableWriter(out, parquet=mode == "parquet")
+    rec = Recorder(sim, table, EVERY_S)  # type: ignore[arg-type]
+    rec.step(ticks)
+    rec.finish()
+    return time.perf_counter() - t0, out.tell()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=120)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    sim = Simulation.from_file(SCENARIO)
+    sim.step(args.warmup)
+    blob = sim.save_state()
+    print(f"built and warmed up ({args.warmup} ticks) in {time.perf_counter() - t0:.0f} s; "
+          f"{len(sim.world.state.vms)} VMs, {len(sim.world.state.hosts)} hosts")
+    sample_t = []
+    for _ in range(20):
+        s0 = time.perf_counter()
+        sim.series_sample()
+        sample_t.append(time.perf_counter() - s0)
+    del sim
+    modes = ("bare", "csv", "parquet", "gather")
+    walls: dict[str, list[float]] = {m: [] for m in modes}
+    sizes: dict[str, int] = {}
+    for r in range(args.repeats):
+        for mode in modes:
+            wall, size = timed(blob, args.ticks, mode)
+            walls[mode].append(wall)
+            sizes[mode] = size
+            print(f"  repeat {r + 1}: {mode:<8} {wall:7.2f} s", flush=True)
+    samples = args.ticks // int(EVERY_S) + 1
+    bare = statistics.median(walls["bare"])
+    print(f"\n{args.ticks} ticks of {SCENARIO.name} after the warm-up, a sample every "
+          f"{EVERY_S:.0f} s ({samples} samples, {samples * 1101:,} rows)")
+    print(f"{'mode':<10} {'median s':>9} {'min s':>7} {'overhead':>9} {'per sample':>11} "
+          f"{'file':>9}")
+    for mode in modes:
+        med = statistics.median(walls[mode])
+        extra = (med - bare) / samples * 1e3
+        size = f"{sizes[mode] / 1e6:.1f} MB" if sizes[mode] else "-"
+        over = f"{(med - bare) / bare:+.1%}" if mode != "bare" else "-"
+        per = f"{extra:.1f} ms" if mode != "bare" else "-"
+        print(f"{mode:<10} {med:9.2f} {min(walls[mode]):7.2f} {over:>9} {per:>11} {size:>9}")
+    print(f"one sample (the reader alone, median of 20): "
+          f"{statistics.median(sample_t) * 1e3:.2f} ms, max {max(sample_t) * 1e3:.2f} ms")
+    print(f"bare tick: {bare / args.ticks * 1e3:.1f} ms; the 5 % budget at 10 s is "
+          f"{bare / args.ticks * 10 * 0.05 * 1e3:.1f} ms per sample")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
