@@ -393,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.reproduce import add_parser  # not at the top: app.reproduce imports this module
     add_parser(sub)
     add_campaign(sub)
+    from app.sweep import add_parser as add_sweep
+
+    add_sweep(sub)
     return parser
 
 

@@ -55,7 +55,7 @@ def test_the_last_sample_agrees_with_the_report_and_adds_up(
     rows = _rows(series)
     assert list(rows[0]) == list(COLUMNS)
     # Samples at 0, 3 and 6 s, and the end state at 7 s.
-    assert sorted({r["time_s"] for r in rows}, key=float) == ["0.0", "3.0", "6.0", "7.0"]
+    assert sorted({float(r["time_s"]) for r in rows}) == [0, 3, 6, 7]
     end = json.loads(report.read_text())
     last = [r for r in rows if r["tick"] == "7"]
     hosts = {r["id"]: r for r in last if r["kind"] == "host"}
@@ -129,25 +129,30 @@ def test_host_memory_by_state_matches_the_frames() -> None:
             (state.frames.refcount[lo:hi] == 0).sum()) * page
 
 
-def test_parquet_holds_the_same_table(tmp_path: Path) -> None:
+def test_parquet_and_both_csv_writers_hold_the_same_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     scenario = tmp_path / "busy.toml"
     scenario.write_text(tomli_w.dumps(_busy_world()))
-    for name in ("s.csv", "s.parquet"):
+    for name in ("arrow.csv", "s.parquet", "numpy.csv"):
+        if name == "numpy.csv":  # the writer used where pyarrow is not installed
+            monkeypatch.setattr("app.series._have_pyarrow", lambda: False)
         assert main(["run", str(scenario), "--ticks", "5", "--quiet", "--series",
                      str(tmp_path / name), "--every", "2s"]) == 0
-    rows = _rows(tmp_path / "s.csv")
     table = pq.read_table(tmp_path / "s.parquet").to_pylist()
-    assert len(table) == len(rows) == 4 * (1 + 2 + 4)  # samples at 0, 2, 4 and 5 s
-    for row, rec in zip(rows, table, strict=True):
-        for key, cell in row.items():
-            value = rec[key]
-            if value is None:
-                assert cell == "", key
-            elif isinstance(value, str):
-                assert cell == value, key
-            else:
-                assert float(cell) == value, key
+    assert len(table) == 4 * (1 + 2 + 4)  # samples at 0, 2, 4 and 5 s
+    for name in ("arrow.csv", "numpy.csv"):
+        rows = _rows(tmp_path / name)
+        assert len(rows) == len(table)
+        for row, rec in zip(rows, table, strict=True):
+            for key, cell in row.items():
+                value = rec[key]
+                if value is None:
+                    assert cell == "", (name, key)
+                elif isinstance(value, str):
+                    assert cell == value, (name, key)
+                else:
+                    assert float(cell) == value, (name, key)
 
 
 def test_bad_series_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
