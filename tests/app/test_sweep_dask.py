@@ -65,8 +65,9 @@ def test_a_sweep_on_a_local_cluster_matches_one_by_one_runs(
 
     for row in rows[:6]:
         report = tmp_path / f"run{row['run']}.json"
+        count = row["host_group[0].count"]
         argv = ["run", str(SCENARIO), "--ticks", str(TICKS), "--seed", row["seed"], "--quiet",
-                "--report", str(report), "--set", f"host_group[0].count={row['host_group[0].count']}"]
+                "--report", str(report), "--set", f"host_group[0].count={count}"]
         for s in SMALL:
             argv += ["--set", s]
         assert main(argv) == 0
