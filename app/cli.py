@@ -20,6 +20,7 @@ from rich.text import Text
 
 from app.savefile import _atomic_write, is_save_file, read_save, write_save
 from app.series import Stepper, add_series_options, open_series
+from app.sweep import is_sweep_file, validate_sweep
 from engine import Event, InputError, Simulation, load_scenario
 from engine.units import format_bytes, format_rate, format_seconds
 
@@ -309,7 +310,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for arg in args.files:
         try:
             path = resolve(arg)
-            if is_save_file(path):
+            if is_sweep_file(path):
+                what = validate_sweep(path)
+            elif is_save_file(path):
                 snap = read_save(path).snapshot()
                 what = (f"{_n(len(snap.hosts), 'host')}, {_n(len(snap.vms), 'VM')}, "
                         f"save at tick {snap.tick}")
@@ -326,7 +329,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
     console = _console()
-    files = sorted(SCENARIOS.rglob("*.toml")) if SCENARIOS.is_dir() else []
+    files = sorted(p for p in SCENARIOS.rglob("*.toml") if not is_sweep_file(p)) \
+        if SCENARIOS.is_dir() else []
     if not files:
         _say(console, f"no bundled scenarios under {SCENARIOS}")
         return 0
@@ -393,9 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     from app.reproduce import add_parser  # not at the top: app.reproduce imports this module
     add_parser(sub)
     add_campaign(sub)
+    from app.serve import add_parser as add_serve
     from app.sweep import add_parser as add_sweep
 
     add_sweep(sub)
+    add_serve(sub)
     return parser
 
 

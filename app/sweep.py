@@ -12,6 +12,7 @@ pyarrow), the summary over seeds (app/sweep_summary.py) printed, written and plo
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import logging
@@ -31,8 +32,8 @@ from rich.text import Text
 
 from app.savefile import _atomic_write
 from app.sweep_run import parse_metric, run_point
-from engine import InputError
-from engine.scenario import format_loc
+from engine import InputError, parse_scenario
+from engine.scenario import apply_overrides, format_loc
 
 Value = bool | int | float | str
 SUFFIX = ".sweep.toml"
@@ -188,6 +189,19 @@ def load_sweep(path: Path) -> Sweep:
     points = tuple(Point(i * len(seeds) + j, dict(zip(spec.grid, combo, strict=True)), seed)
                    for i, combo in enumerate(combos) for j, seed in enumerate(seeds))
     return Sweep(path, spec, scenario, data, metrics, points)
+
+
+def validate_sweep(path: Path) -> str:
+    """`overcommit validate` of a sweep file: the file and every point's scenario (parsed
+    with its overrides, not built). Returns what it holds; raises the first InputError."""
+    sweep = load_sweep(path)
+    for point in {p.key()[:-1]: p for p in sweep.points}.values():
+        task = sweep.task(point)
+        source = f"{sweep.scenario} ({point.label().rsplit(', seed=', 1)[0] or 'as is'})"
+        parse_scenario(apply_overrides(copy.deepcopy(sweep.data), task["sets"], source), source)
+    combos = len(sweep.points) // len({p.seed for p in sweep.points})
+    return f"sweep of {len(sweep.points)} runs: {combos} points x " \
+           f"{len(sweep.points) // combos} seeds of {sweep.scenario.name}"
 
 
 def _scenario_path(path: Path, name: str) -> Path:
