@@ -13,14 +13,15 @@ import math
 import re
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from engine import InputError, Simulation, parse_scenario
 from engine.scenario import apply_overrides
 
-AGGREGATES = {"sum": sum, "mean": lambda xs: sum(xs) / len(xs), "min": min, "max": max,
-              "count": len}
+AGGREGATES: dict[str, Callable[[list[float]], float]] = {
+    "sum": sum, "mean": lambda xs: sum(xs) / len(xs), "min": min, "max": max, "count": len}
 _CALL = re.compile(r"^(\w+)\((.*)\)$")
 _PART = re.compile(r"^([A-Za-z_][\w]*)(?:\[([^\]]+)\])?$")
 

@@ -136,3 +136,23 @@ def test_bad_sweep_files_name_the_field(tmp_path: Path, old: str, new: str, fiel
     with pytest.raises(InputError) as info:
         load_sweep(path)
     assert str(info.value).startswith(f"{path}: {field}:") and expected in str(info.value)
+
+
+def test_a_sweep_collects_series_and_validate_names_a_bad_point(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _sweep_file(tmp_path, [2])
+    path.write_text(path.read_text().replace("seeds = [4, 9]", 'seeds = [4]\nseries = "2min"'))
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "0", "--no-plot"]) == 0
+    (row,) = _rows(out / "runs.csv")
+    assert row["series"] == "series/run-0000.csv"
+    series = _rows(out / row["series"])
+    assert sorted({float(r["time_s"]) for r in series}) == [0, 120, 240, 300]  # 5 ticks of 60 s
+    (world,) = [r for r in series if r["kind"] == "world" and r["tick"] == str(TICKS)]
+    assert float(world["profit"]) == float(row["profit"])
+    assert not (out / "summary.svg").exists()
+
+    assert main(["validate", str(path)]) == 0
+    assert "sweep of 1 runs: 1 points x 1 seeds" in capsys.readouterr().out
+    assert main(["validate", str(_sweep_file(tmp_path, [2, 0], "bad"))]) == 2
+    assert "(host_group[0].count=0): host_group[0].count:" in capsys.readouterr().err
