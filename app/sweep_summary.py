@@ -29,6 +29,7 @@ T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 SVG_INCHES_PER_PANEL = (4.2, 3.0)
+GIB = 1024.0**3
 
 
 def t975(df: int) -> float:
@@ -144,6 +145,7 @@ def to_svg(sweep: Sweep, summary: list[dict[str, Any]]) -> bytes:
     data: dict[str, Any] = {}
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
+        scale = GIB if name.endswith("_bytes") else 1.0  # bytes are read in GiB
         for label_key, entries in lines.items():
             xs, categories = _x_values([e[x_key] for e in entries])
             mean = [e[name][0] for e in entries]
@@ -151,16 +153,17 @@ def to_svg(sweep: Sweep, summary: list[dict[str, Any]]) -> bytes:
                   for e in entries]
             hi = [e[name][2] - e[name][0] if not math.isnan(e[name][2]) else 0.0
                   for e in entries]
+            mean, lo, hi = ([v / scale for v in vs] for vs in (mean, lo, hi))
             label = ", ".join(f"{k}={v}" for k, v in zip(others, label_key, strict=True))
             ax.errorbar(xs, mean, yerr=[lo, hi], marker="o", markersize=3, capsize=3,
                         label=label or None)
             if categories:
                 ax.set_xticks(xs, categories)
             data.setdefault(name, {})[label or "all"] = {
-                "x": [e[x_key] for e in entries], "mean": _json(mean),
+                "x": [e[x_key] for e in entries], "mean": _json([e[name][0] for e in entries]),
                 "lo95": _json([e[name][1] for e in entries]),
                 "hi95": _json([e[name][2] for e in entries])}
-        ax.set_title(name, fontsize=9)
+        ax.set_title(f"{name} (GiB)" if scale != 1.0 else name, fontsize=9)
         ax.set_xlabel(x_key, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)

@@ -1,10 +1,11 @@
 """`overcommit sweep` on a 2-worker Dask LocalCluster: the same numbers as one-by-one runs,
-a bad point failing alone, `--resume` running only what is missing."""
+a bad point failing alone, `--resume` running only what is missing, bad files refused."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -50,11 +51,17 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def test_a_sweep_on_a_local_cluster_matches_one_by_one_runs(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("dask.distributed")
+    distributed = pytest.importorskip("dask.distributed")
     out = tmp_path / "out"
     sweep = _sweep_file(tmp_path, [3, 2, 1, 0])  # 0 hosts: a bad point
-    assert main(["sweep", str(sweep), "--out", str(out), "--workers", "2"]) == 1
+    # A cluster of its own reached by --scheduler, as a SLURM or Kubernetes one would be
+    # (tests/engine/test_sweep.py runs the default, a LocalCluster the command starts).
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
+        assert main(["sweep", str(sweep), "--out", str(out),
+                     "--scheduler", cluster.scheduler_address]) == 1
     printed = capsys.readouterr().out
+    assert f"on {cluster.scheduler_address}" in printed
     rows = _rows(out / "runs.csv")
     assert [r["run"] for r in rows] == [str(i) for i in range(8)]  # in order, though
     failed = [r for r in rows if r["status"] == "failed"]        # they finished in any
