@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app.savefile import _atomic_write
+from app.sweep_table import cell
 
 if TYPE_CHECKING:
     from app.sweep import Sweep
@@ -56,8 +57,6 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
 def summarize(sweep: Sweep, rows: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
     """One entry per grid point in grid order: its parameters, runs ok and failed, and per
     metric mean, lo, hi."""
-    from app.sweep import cell
-
     grid = list(sweep.spec.grid)
     groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for point in sweep.points:  # grid order, one group per combination
