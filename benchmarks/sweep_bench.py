@@ -71,6 +71,13 @@ def main() -> int:
                 done = list(results(tasks, client))
         walls[mode] = time.perf_counter() - t0
         found[mode] = {r["index"]: r["metrics"] for r in done}
+        if args.out and not first:  # what `overcommit sweep --out DIR` writes, at once
+            table = Results(sweep, Path(args.out), resume=False)
+            points = {p.index: p for p in sweep.points}
+            for r in sorted(done, key=lambda r: r["index"]):
+                table.add(points[r["index"]], r)
+            table.finish()
+            report_summary(Console(width=200), sweep, table.ordered(), Path(args.out))
         first = first or done
         failed = [r for r in done if r["status"] != "ok"]
         print(f"{mode}: {walls[mode]:.0f} s wall (cluster start {startup:.1f} s), "
@@ -85,13 +92,6 @@ def main() -> int:
         print(f"{f'LocalCluster, {args.workers} workers':<28}{walls['cluster']:8.0f}")
         print(f"speed-up {walls['serial'] / walls['cluster']:.2f}x on {args.workers} workers; "
               f"identical results: {same}")
-    if args.out:  # what `overcommit sweep --out DIR` writes, from the first mode's runs
-        table = Results(sweep, Path(args.out), resume=False)
-        points = {p.index: p for p in sweep.points}
-        for r in sorted(first, key=lambda r: r["index"]):
-            table.add(points[r["index"]], r)
-        table.finish()
-        report_summary(Console(width=200), sweep, table.ordered(), Path(args.out))
     return 0
 
 
