@@ -231,8 +231,16 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
         finally:
             client.close()
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+    import dask
+
+    # Dask sets MALLOC_TRIM_THRESHOLD_ for its workers, which also pins glibc's mmap
+    # threshold: every large numpy temporary of a tick is then mapped and faulted in anew,
+    # and runs took twice as long. The engine's memory is steady: keep glibc's default.
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                         dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
 
