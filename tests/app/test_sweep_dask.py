@@ -54,14 +54,9 @@ def test_a_sweep_on_a_local_cluster_matches_one_by_one_runs(
     distributed = pytest.importorskip("dask.distributed")
     out = tmp_path / "out"
     sweep = _sweep_file(tmp_path, [3, 2, 1, 0])  # 0 hosts: a bad point
-    # A cluster of its own reached by --scheduler, as a SLURM or Kubernetes one would be
-    # (tests/engine/test_sweep.py runs the default, a LocalCluster the command starts).
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
-        assert main(["sweep", str(sweep), "--out", str(out),
-                     "--scheduler", cluster.scheduler_address]) == 1
+    assert main(["sweep", str(sweep), "--out", str(out), "--workers", "2"]) == 1
     printed = capsys.readouterr().out
-    assert f"on {cluster.scheduler_address}" in printed
+    assert "on a local Dask cluster of 2 worker processes" in printed
     rows = _rows(out / "runs.csv")
     assert [r["run"] for r in rows] == [str(i) for i in range(8)]  # in order, though
     failed = [r for r in rows if r["status"] == "failed"]        # they finished in any
@@ -107,8 +102,13 @@ def test_a_sweep_on_a_local_cluster_matches_one_by_one_runs(
     printed = capsys.readouterr().out
     assert "--resume: 6 of 6 runs already in" in printed and "ok     run" not in printed
     assert (out / "runs.csv").read_text() == before
-    assert main(["sweep", str(sweep), "--out", str(out), "--resume", "--workers", "0"]) == 1
+    # A cluster of its own reached by --scheduler, as a SLURM or Kubernetes one would be.
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
+        assert main(["sweep", str(sweep), "--out", str(out), "--resume",
+                     "--scheduler", cluster.scheduler_address]) == 1
     printed = capsys.readouterr().out
+    assert f"on {cluster.scheduler_address}" in printed
     assert "--resume: 6 of 8 runs already in" in printed
     assert "failed run 6 (" in printed and "failed run 7 (" in printed
     assert "ok     run" not in printed
