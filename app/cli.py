@@ -19,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from app.savefile import _atomic_write, is_save_file, read_save, write_save
+from app.series import Stepper, add_series_options, open_series
+from app.sweep import is_sweep_file, validate_sweep
 from engine import Event, InputError, Simulation, load_scenario
 from engine.units import format_bytes, format_rate, format_seconds
 
@@ -190,13 +192,13 @@ def _ticks_to_run(sim: Simulation, requested: int | None, source: str) -> int:
 
 
 def _advance(sim: Simulation, ticks: int, log: EventLog,
-             progress: Callable[[int], None]) -> float:
+             progress: Callable[[int], None], step: Stepper | None = None) -> float:
     """Step in chunks so the bar moves; returns wall seconds spent in the engine."""
     done, chunk, wall = 0, 1, 0.0
     while done < ticks:
         n = min(chunk, ticks - done)
         start = time.perf_counter()
-        events = sim.step(n)
+        events = (step or sim.step)(n)
         spent = time.perf_counter() - start
         wall += spent
         done += n
@@ -208,9 +210,10 @@ def _advance(sim: Simulation, ticks: int, log: EventLog,
     return wall
 
 
-def _run_with_bar(console: Console, sim: Simulation, ticks: int, log: EventLog) -> float:
+def _run_with_bar(console: Console, sim: Simulation, ticks: int, log: EventLog,
+                  step: Stepper | None = None) -> float:
     if not console.is_terminal:
-        return _advance(sim, ticks, log, lambda n: None)
+        return _advance(sim, ticks, log, lambda n: None, step)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -222,7 +225,7 @@ def _run_with_bar(console: Console, sim: Simulation, ticks: int, log: EventLog) 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task(sim.spec.scenario.name, total=ticks)
-        return _advance(sim, ticks, log, lambda n: bar.advance(task, n))
+        return _advance(sim, ticks, log, lambda n: bar.advance(task, n), step)
 
 
 def print_summary(console: Console, sim: Simulation, ticks: int, wall_s: float,
@@ -272,13 +275,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         sim = _load(source, seed=args.seed, check=args.check, overrides=args.set)
     ticks = _ticks_to_run(sim, args.ticks, str(source))
     log = EventLog(console, enabled=not args.quiet)
+    series = open_series(args, sim, source)
     try:
-        wall = _run_with_bar(console, sim, ticks, log)
+        wall = _run_with_bar(console, sim, ticks, log, series.step if series else None)
     except KeyboardInterrupt:
         # The world may be mid-tick: neither summarise nor save it.
+        if series:
+            series.discard()
         print(f"interrupted at tick {sim.tick}; no report or save written", file=sys.stderr)
         return 130
     log.close()
+    series_rows = series.close() if series else 0
     # Outputs first: a failure while printing must not cost the results.
     if args.report:
         _write_report(Path(args.report), sim.report())
@@ -292,6 +299,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(console, f"report: {args.report}")
     if args.save:
         _say(console, f"saved: {saved} (tick {sim.tick})")
+    if series:
+        _say(console, f"series: {args.series} ({series_rows:,} rows)")
     return 0
 
 
@@ -301,7 +310,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for arg in args.files:
         try:
             path = resolve(arg)
-            if is_save_file(path):
+            if is_sweep_file(path):
+                what = validate_sweep(path)
+            elif is_save_file(path):
                 snap = read_save(path).snapshot()
                 what = (f"{_n(len(snap.hosts), 'host')}, {_n(len(snap.vms), 'VM')}, "
                         f"save at tick {snap.tick}")
@@ -318,7 +329,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
     console = _console()
-    files = sorted(SCENARIOS.rglob("*.toml")) if SCENARIOS.is_dir() else []
+    files = sorted(p for p in SCENARIOS.rglob("*.toml") if not is_sweep_file(p)) \
+        if SCENARIOS.is_dir() else []
     if not files:
         _say(console, f"no bundled scenarios under {SCENARIOS}")
         return 0
@@ -372,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="change a scenario value before loading, e.g. "
                           "vm_group[0].count=4 or policy.memory.idle_tax=0 (repeatable)")
+    add_series_options(run)
     run.set_defaults(func=cmd_run, parser=run)
 
     validate = sub.add_parser("validate", help="check scenario and save files")
@@ -384,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     from app.reproduce import add_parser  # not at the top: app.reproduce imports this module
     add_parser(sub)
     add_campaign(sub)
+    from app.serve import add_parser as add_serve
+    from app.sweep import add_parser as add_sweep
+
+    add_sweep(sub)
+    add_serve(sub)
     return parser
 
 

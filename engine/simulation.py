@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine import control, invariants, persistence
+from engine import control, invariants, persistence, series
 from engine.commands import Accepted, Command, Rejected, Verdict, parse_command
 from engine.errors import InputError
 from engine.events import Event
@@ -126,6 +126,10 @@ class Simulation:
 
     def report(self) -> dict[str, Any]:
         return report(self.world)
+
+    def series_sample(self) -> series.Sample:
+        """The world now as time-series columns, gathered from the arrays (engine/series)."""
+        return series.sample(self.world)
 
     def save_state(self) -> tuple[dict[str, Any], persistence.Arrays]:
         meta, arrays = persistence.to_plain(self.world)

@@ -171,9 +171,13 @@ class MigrateDialog(Dialog):
         except InputProblem as err:
             self.problem = str(err)
         self.echo = "; ".join(echoes)
+        # A post-copy has no iterative phase: its rate field caps the post-copy stream
+        # (QEMU's max-postcopy-bandwidth); otherwise it caps the pre-copy rounds.
+        rates = ({"max_postcopy_rate": max_rate} if mode == "postcopy"
+                 else {"max_rate": max_rate})
         return Migrate.model_validate(
             {"vm": self.vm_id, "to": host, "mode": mode, "algorithm": algorithm,
-             "max_rate": max_rate, "downtime_limit": downtime, **options})
+             "downtime_limit": downtime, **rates, **options})
 
     def refresh_verdict(self) -> None:
         table = self.query_one(DataTable)
@@ -194,9 +198,12 @@ class MigrateDialog(Dialog):
                      verdict_text(verdict))
             update_row(table, host.id, ("host", "state", "free", "ratio", "verdict"), cells)
         qemu = self.query_one("#migrate-algorithm", Select).value == "qemu"
+        postcopy = self.query_one("#migrate-mode", Select).value == "postcopy"
         self.query_one("#migrate-downtime", Input).disabled = not qemu
-        self.query_one("#migrate-rate", Input).placeholder = "policy " + format_rate(
-            self.policy.qemu_max_bandwidth if qemu else self.policy.xen_max_rate)
+        policy_rate = (self.policy.max_postcopy_bandwidth if postcopy else
+                       self.policy.qemu_max_bandwidth if qemu else self.policy.xen_max_rate)
+        self.query_one("#migrate-rate", Input).placeholder = (
+            "policy " + format_rate(policy_rate) if policy_rate > 0 else "unlimited")
         self._show_highlighted()
 
     def _highlighted_host(self) -> str | None:
