@@ -20,8 +20,9 @@ MAX_DEPTH = 16  # tables and arrays within each other; real files need about 6
 SCENARIO_LIMIT = 16 * 1024**2
 
 
-def read_bytes(path: str | Path, limit: int) -> bytes:
-    """The file's bytes, if it is a regular file of at most `limit` bytes."""
+def read_bytes(path: str | Path, limit: int, head: int | None = None) -> bytes:
+    """The file's bytes, if it is a regular file of at most `limit` bytes (with `head`:
+    only its first `head` bytes, whatever its size)."""
     source = str(path)
     try:
         # O_NONBLOCK: opening a FIFO without a writer must not hang before fstat says no.
@@ -33,17 +34,20 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise InputError(source, "(file)", "not a regular file (a directory, device or "
                              "pipe); give a scenario or save file")
-        if info.st_size > limit:
+        if head is None and info.st_size > limit:
             raise InputError(source, "(file)", f"too big ({format_bytes(info.st_size)}; at "
                              f"most {format_bytes(limit)})")
+        want = min(info.st_size, limit if head is None else head)
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
+            data = handle.read(want + 1)  # one more: a file that grew since fstat shows it
     except OSError as err:
         raise InputError(source, "(file)", f"cannot read: {err.strerror}") from None
     finally:
         os.close(fd)
-    if len(data) > limit:  # grew while we read it
-        raise InputError(source, "(file)", f"too big (more than {format_bytes(limit)})")
+    if head is not None:
+        return data[:want]
+    if len(data) > want:
+        raise InputError(source, "(file)", "changed while it was read; try again")
     return data
 
 

@@ -117,8 +117,11 @@ class Range:
             return format_rate(x)
         if self.kind == "duration":
             return format_seconds(x)
-        text = f"{x:,}" if self.kind == "int" else f"{x:,.6g}"
-        return f"{text} {self.unit}" if self.unit else text
+        integral = self.kind == "int" or (float(x).is_integer() and abs(x) < 1e15)
+        text = f"{int(x):,}" if integral else f"{x:.6g}"
+        if not self.unit:
+            return text
+        return f"{text}{self.unit}" if self.unit.startswith("/") else f"{text} {self.unit}"
 
     def describe(self) -> str:
         lo = ("more than " if self.lo_open else "") + self.show(self.lo)

@@ -142,7 +142,7 @@ def format_loc(loc: Sequence[int | str]) -> str:
     return out or "(top level)"
 
 
-def _first_error(err: ValidationError) -> tuple[str, str]:
+def first_error(err: ValidationError) -> tuple[str, str]:
     detail = err.errors(include_url=False)[0]
     msg = str(detail["msg"]).removeprefix("Value error, ")
     if detail["type"] == "extra_forbidden":
@@ -159,7 +159,7 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> ScenarioSpec:
     try:
         spec = ScenarioSpec.model_validate(data)
     except ValidationError as err:
-        path, msg = _first_error(err)
+        path, msg = first_error(err)
         raise InputError(source, path, msg) from None
     except RecursionError:
         raise InputError(source, "(syntax)", "nested too deeply") from None

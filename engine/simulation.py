@@ -12,6 +12,7 @@ from engine import control, invariants, persistence
 from engine.commands import Accepted, Command, Rejected, Verdict, parse_command
 from engine.errors import InputError
 from engine.events import Event
+from engine.migration.report import migration_report
 from engine.network import build_topology
 from engine.pipeline import TICK_PHASES
 from engine.report import Snapshot, report, snapshot
@@ -107,6 +108,10 @@ class Simulation:
 
     def report(self) -> dict[str, Any]:
         return report(self.world)
+
+    def migrations(self) -> list[dict[str, Any]]:
+        """Every migration so far, as report()["migrations"] has them (QEMU's counters)."""
+        return [migration_report(self.world, m) for m in self.world.state.migrations]
 
     def save_state(self) -> tuple[dict[str, Any], persistence.Arrays]:
         meta, arrays = persistence.to_plain(self.world)

@@ -309,7 +309,7 @@ class MigrationPolicy(Frozen):
 class VMSpec(Frozen):
     id: Ident
     host: Ident | None = None
-    memory: Bytes
+    memory: Annotated[int, Range(512, MAX_BYTES, "size")]  # and at least one page
     min: Bytes = 0
     max: Bytes | None = None
     shares: Shares | None = None

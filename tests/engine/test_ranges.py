@@ -104,7 +104,7 @@ def test_commands_refuse_non_finite_and_huge_values(data: dict[str, Any]) -> Non
 def test_range_messages_speak_the_fields_unit() -> None:
     with pytest.raises(ValidationError) as err:
         SetWorkload(vm="a", reads_per_s=1e9)  # type: ignore[arg-type]
-    assert "from 0 to 100,000,000 /s" in str(err.value)
+    assert "from 0/s to 100,000,000/s" in str(err.value)
     with pytest.raises(ValidationError) as err:
         HostSpec(id="h", memory="2B")  # type: ignore[arg-type]
     assert "a size from 1MiB to 16PiB" in str(err.value)
