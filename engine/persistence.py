@@ -23,6 +23,7 @@ from engine.errors import InputError
 from engine.hashtable import U64Map
 from engine.migration.model import Migration
 from engine.network import build_topology
+from engine.retention import bound_rounds
 from engine.rng import Streams
 from engine.savecheck import check_arrays
 from engine.savemodel import SCHEMA_VERSION, SaveMeta
@@ -186,6 +187,8 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         realloc=bool(meta["reclaim_realloc"]),
     )
     state.migrations = [Migration.from_plain(m, arrays) for m in meta["migrations"]]
+    for mig in state.migrations:
+        bound_rounds(mig)  # a save keeps a long migration's first and last rounds
     topology = build_topology(spec)
     topology.link_up[:] = arrays["net.link_up"]
     topology.link_capacity_bytes_per_s[:] = arrays["net.link_capacity"]

@@ -17,6 +17,7 @@ Order matters and is part of the contract:
 13. economy   - revenue for served work, host power, capital and network costs, SLA
                 penalties at the end of each window
 14. metrics   - history for sparklines, objectives judged
+15. retention - finished migrations give back their page arrays (engine/retention.py)
 Later mechanisms insert their phases at the place the design gives them.
 """
 
@@ -37,6 +38,7 @@ from engine.memory.swap import run_swap
 from engine.migration.phase import run_migrations
 from engine.network import update_service_rates
 from engine.objectives import judge_objectives
+from engine.retention import release_finished
 from engine.service import run_service
 from engine.workloads.phase import run_workloads
 from engine.world import World
@@ -93,4 +95,5 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("service", run_service),
     ("economy", bill),
     ("metrics", record_metrics),
+    ("retention", release_finished),
 )

@@ -208,12 +208,12 @@ def _check_migrations(meta: SaveMeta, arrays: Arrays, get: Any, within: Any) -> 
             if name != "to_send" and arr.size not in ((n,) if active else (0, n)):
                 raise ValueError(f"array migration.{i}.{name}: expected {n} entries")
         to_send = arrays[f"migration.{i}.to_send"]
-        if mig.cursor > to_send.size:
-            raise ValueError(f"{where}: cursor {mig.cursor} is past its {to_send.size} pages")
         off = int(arrays["vms.page_offset"][mig.vm])
         within(f"migration.{i}.to_send", to_send, off, off + n - 1)
         if not active:
-            continue
+            continue  # a finished migration's arrays may be given back (engine/retention.py)
+        if mig.cursor > to_send.size:
+            raise ValueError(f"{where}: cursor {mig.cursor} is past its {to_send.size} pages")
         if mig.vm in active_by_vm:
             raise ValueError(f"{where}: a second active migration of VM {mig.vm}")
         active_by_vm[mig.vm] = mig.status
