@@ -13,7 +13,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from engine import Event, Simulation
 from engine.text import printable
@@ -114,23 +113,21 @@ def print_summary(console: Console, sim: Simulation, ticks: int, wall_s: float,
 
 
 def print_migrations(console: Console, migrations: Sequence[dict[str, Any]]) -> None:
-    """One row per migration, QEMU `info migrate` style; nothing when there was none."""
+    """One line per migration, with QEMU `info migrate`'s fields (status, total time,
+    downtime, transferred, passes); nothing when there was none."""
     if not migrations:
         return
-    table = Table(title="migrations (info migrate)", title_justify="left")
-    for name in ("vm", "from -> to", "mode", "status", "total time", "downtime",
-                 "transferred", "passes"):
-        table.add_column(name, justify="left" if name in ("vm", "from -> to", "mode",
-                                                          "status") else "right")
-    for m in migrations:
+    say(console, f"migrations ({len(migrations)}, as `info migrate` shows them):")
+    for m in migrations[:LOG_LIMIT]:
         status = QEMU_STATUS.get(m["status"], m["status"])
         if m.get("reason") and m["status"] in ("failed", "cancelled"):
             status += f" ({m['reason']})"
-        table.add_row(Text(printable(m["vm"])), Text(f"{m['src']} -> {m['dst']}"),
-                      f"{m['mode']}/{m['algorithm']}", Text(printable(status)),
-                      format_seconds(m["total_time_s"]), format_seconds(m["downtime_s"]),
-                      format_bytes(m["transferred_bytes"]), str(len(m["rounds"])))
-    console.print(table)
+        say(console, f"  {m['vm']} {m['src']} -> {m['dst']} {m['mode']}/{m['algorithm']}: "
+                     f"{status}, total time {format_seconds(m['total_time_s'])}, downtime "
+                     f"{format_seconds(m['downtime_s'])}, transferred "
+                     f"{format_bytes(m['transferred_bytes'])}, passes {len(m['rounds'])}")
+    if len(migrations) > LOG_LIMIT:
+        say(console, f"  ... {len(migrations) - LOG_LIMIT} more (--report FILE has them all)")
 
 
 def objectives_failed(sim: Simulation) -> bool:

@@ -11,11 +11,15 @@ spike, a new VM) is rejected with its reason.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.spec import SharingPolicy, VMSpec, WorkloadSpec
 from engine.units import format_bytes
+
+if TYPE_CHECKING:
+    from engine.world import World
 
 MAX_PAGES = 2**28  # guest pages of all VMs: about 2x the benchmark data center
 MAX_FRAMES = 2**28  # machine frames of all hosts (frame ids are int32)
@@ -76,6 +80,25 @@ def vm_touches_per_s(vms_arrays: dict[str, np.ndarray]) -> np.ndarray:
     """Each defined VM's page touches per second at full demand (the state's columns)."""
     return np.asarray(vms_arrays["reads_per_s"] + vms_arrays["writes_per_s"]
                       + vms_arrays["file_reads_per_s"] + vms_arrays["io_pages_per_s"])
+
+
+def command_problem(world: World, cmd: Any) -> str | None:
+    """A command that would take the world past a budget: a placement (its pages, its
+    touches) or a load spike (its touches per tick)."""
+    from engine.commands import PlaceVM, SetWorkload
+
+    state = world.state
+    if isinstance(cmd, PlaceVM):
+        total = float(vm_touches_per_s(state.vms.arrays).sum())
+        return new_vm_problem(cmd.vm, state.page_size, len(state.pages), total, state.tick_s)
+    if isinstance(cmd, SetWorkload) and cmd.vm in state.vms.ids:
+        v = state.vms.index(cmd.vm)
+        rates = vm_touches_per_s(state.vms.arrays)
+        columns = ("reads_per_s", "writes_per_s", "file_reads_per_s")
+        change = sum(getattr(cmd, c) - float(state.vms[c][v]) for c in columns
+                     if getattr(cmd, c) is not None)
+        return touches_problem(float(rates.sum()) + change, state.tick_s)
+    return None
 
 
 def new_vm_problem(spec: VMSpec, page_size: int, n_pages_now: int,

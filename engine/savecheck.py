@@ -98,7 +98,9 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
     within("net.vm", get("net.vm", (n_vms,), np.float64), 0, 1e15)
 
     for key in HOST_SHARING_ARRAYS:
-        get(f"sharing.hosts.{key}", (n_hosts,), np.float64 if key == "ksm_credit" else np.int64)
+        if f"sharing.hosts.{key}" in arrays:  # counters added later start at zero
+            get(f"sharing.hosts.{key}", (n_hosts,),
+                np.float64 if key == "ksm_credit" else np.int64)
     within("sharing.hosts.mode", arrays["sharing.hosts.mode"], 0, len(SHARING_MODES) - 1)
     for key, dtype in HOST_RECLAIM_ARRAYS.items():
         get(f"reclaim.hosts.{key}", (n_hosts,), dtype)
@@ -106,7 +108,10 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
     within("reclaim.hosts.idle_tax", arrays["reclaim.hosts.idle_tax"], 0, 0.99)
     for name, vals_hi in (("stable", n_frames - 1), ("hints", n_pages - 1),
                           ("unstable", None)):
-        _check_table(arrays, f"sharing.{name}", vals_hi, n_pages)
+        if name == "hints" and "sharing.hints.entry" in arrays:
+            _check_hint_table(arrays, n_hosts, n_pages, meta.tick)
+        else:
+            _check_table(arrays, f"sharing.{name}", vals_hi, n_pages)
     if "sharing.ksm_scanned_at" in arrays:
         within("sharing.ksm_scanned_at", get("sharing.ksm_scanned_at", (n_pages,), np.int32),
                -1, meta.tick)
@@ -134,6 +139,22 @@ def _check_table(arrays: Arrays, prefix: str, vals_hi: int | None, n_pages: int)
         raise ValueError(f"array {prefix}.vals: values out of range")
     if vals_hi is None and live.size and int((live & ((1 << 40) - 1)).max()) >= n_pages:
         raise ValueError(f"array {prefix}.vals: a page out of range")
+
+
+def _check_hint_table(arrays: Arrays, n_hosts: int, n_pages: int, tick: int) -> None:
+    """ESX's fixed-size hint table (engine/hashtable.py HintTable): per-host power-of-two
+    segments of one-word entries, (tick + 1) << 32 | page, 0 when empty."""
+    size, entry = arrays.get("sharing.hints.size"), arrays["sharing.hints.entry"]
+    if size is None or size.shape != (n_hosts,) or size.dtype.kind not in "iu":
+        raise ValueError("array sharing.hints.size: expected one size per host")
+    if np.any(size < 16) or np.any(size & (size - 1)) or int(size.sum()) > 2**33:
+        raise ValueError("array sharing.hints.size: expected powers of two")
+    if entry.dtype != np.uint64 or entry.shape != (int(size.sum()),):
+        raise ValueError("array sharing.hints.entry: expected a uint64 entry per slot")
+    used = entry[entry != 0]
+    if used.size and (int((used & np.uint64(0xFFFFFFFF)).max()) >= n_pages
+                      or int((used >> np.uint64(32)).max()) > tick + 1):
+        raise ValueError("array sharing.hints.entry: a hint of a page or tick out of range")
 
 
 def _check_vms(meta: SaveMeta, arrays: Arrays, get: Any, within: Any, page: int,

@@ -163,7 +163,7 @@ async def test_set_the_idle_tax_of_one_host_then_of_every_host() -> None:
         assert field.value == "0.75"
         field.value = "100%"
         await pilot.pause()
-        assert "less than or equal to 0.99" in text_of(dialog.query_one(VerdictLine))
+        assert "from 0 to 0.99" in text_of(dialog.query_one(VerdictLine))
         field.value = "90%"
         await pilot.pause()
         assert "accepted" in text_of(dialog.query_one(VerdictLine))
