@@ -43,6 +43,8 @@ def run_all(only: str, timeout_s: float) -> list[Outcome]:
 
 
 def table(outcomes: list[Outcome]) -> None:
+    if not outcomes:
+        return
     by_cat: dict[str, Counter[str]] = defaultdict(Counter)
     kinds: dict[str, Counter[str]] = defaultdict(Counter)
     for o in outcomes:

@@ -118,9 +118,16 @@ def array_bytes_bound(model: SaveMeta) -> int:
 
 
 def from_plain(meta: dict[str, Any], arrays: Arrays, source: str = "<save>",
-               model: SaveMeta | None = None) -> World:
+               model: SaveMeta | None = None, verify: bool = True) -> World:
     """A world from a save's plain data and arrays, or InputError naming the first thing
-    wrong with them (`model`: the data already validated by check_meta)."""
+    wrong with them (`model`: the data already validated by check_meta). `verify=False`
+    is for a blob this process just made (a console fork): it skips the schema, the array
+    checks and the invariant check, which cost far more than the copy itself."""
+    if not verify:
+        try:
+            return _rebuild(meta, arrays)
+        except (KeyError, ValueError, TypeError, IndexError) as err:
+            raise InputError(source, "(contents)", f"damaged save: {err}") from None
     if model is None:
         model = check_meta(meta, source)
     try:

@@ -48,8 +48,11 @@ class Simulation:
 
     @classmethod
     def from_state(cls, blob: tuple[dict[str, Any], persistence.Arrays],
-                   source: str = "<save>", check: bool = False) -> Simulation:
-        return cls(persistence.from_plain(blob[0], blob[1], source), check)
+                   source: str = "<save>", check: bool = False,
+                   verify: bool = False) -> Simulation:
+        """A world from save_state()'s blob. In-memory blobs (a console fork) are trusted;
+        give verify=True for one from elsewhere (app/savefile.py verifies every file)."""
+        return cls(persistence.from_plain(blob[0], blob[1], source, verify=verify), check)
 
     # -- commands -------------------------------------------------------------------
     def submit(self, command: Command | dict[str, Any]) -> Verdict:
