@@ -107,6 +107,16 @@ def _first(a: np.ndarray, value: Any) -> np.ndarray:
     return a
 
 
+def _damage_hints(arrays: dict[str, Any]) -> None:
+    """A full open-addressing hint table (a lookup that never ends), or, in the fixed-size
+    layout, every slot naming a page that does not exist."""
+    if "sharing.hints.keys" in arrays:
+        arrays["sharing.hints.keys"] = np.full_like(arrays["sharing.hints.keys"], 7)
+    else:
+        arrays["sharing.hints.entry"] = np.full_like(arrays["sharing.hints.entry"],
+                                                     (1 << 32) | 0xFFFFFFF)
+
+
 def save_cases(cache: Path) -> Iterator[Case]:
     base = make_base(cache)
     other = make_base(cache, "other", seed=9, ticks=4)
@@ -224,7 +234,7 @@ def save_cases(cache: Path) -> Iterator[Case]:
         ("VM host 99", _arr("vms.host", lambda a: _first(a, 99))),
         ("shares negative", _arr("vms.shares", lambda a: _first(a, -5))),
         ("throttle NaN", _arr("vms.throttle", lambda a: _first(a, np.nan))),
-        ("hint table full", _arr("sharing.hints.keys", lambda a: np.full_like(a, 7))),
+        ("hint table full or garbage", _damage_hints),
         ("free count above frames", _arr("hosts.free_count", lambda a: a + 10**6)),
         ("migration send list outside its VM", _arr("migration.0.to_send",
                                                     lambda a: a + 10**7)),
