@@ -173,6 +173,7 @@ def read_save(path: str | Path, check: bool = False) -> Simulation:
         raise InputError(source, "overcommit_save.sidecar_sha256",
                          f"damaged save: {header.sidecar} does not match its checksum")
     arrays = _load_arrays(blob, persistence.array_bytes_bound(model), source)
+    del blob  # the compressed copy: a gigabyte on the big data center, not needed now
     found = arrays.pop(SAVE_ID_ARRAY, None)
     found_id = bytes(found).decode("ascii", "replace") if found is not None else None
     if found_id != header.save_id:
