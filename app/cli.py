@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,63 +21,64 @@ from rich.text import Text
 
 from app.savefile import _atomic_write, is_save_file, read_save, write_save
 from app.series import Stepper, add_series_options, open_series
+from app.summary import (  # noqa: F401  (EventLog, clock, LOG_LIMIT: part of this module's API)
+    LOG_LIMIT,
+    EventLog,
+    clock,
+    objectives_failed,
+    print_migrations,
+    print_summary,
+    say,
+)
 from app.sweep import is_sweep_file, validate_sweep
-from engine import Event, InputError, Simulation, load_scenario
-from engine.units import format_bytes, format_rate, format_seconds
+from engine import InputError, Simulation, load_scenario
+from engine.ranges import MAX_SEED, MAX_TICKS
+from engine.text import one_line
+from engine.units import format_seconds
 
 # Resolved from the package, not the cwd, so an editable install finds them from anywhere.
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS / "tutorial" / "first-night.toml"
 
-LOGGED_EVENTS = frozenset({"vm_started", "vm_stopped", "command_rejected", "host_state",
-                           "memory_stall", "objective"})
-LOG_LIMIT = 40
-HOST_ROWS = 40  # a summary of a 100-host run stays readable; the report has every host
+_say = say  # app/reproduce.py's name for it
+
+# Exit statuses (README "Exit codes"): 1 is Python's own, for a bug, with its traceback.
+EXIT_OK, EXIT_BAD_INPUT, EXIT_OBJECTIVES_FAILED = 0, 2, 3
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
-def _share(part: float, whole: float) -> str:
-    return f"{part / whole:.0%}" if whole else "-"
+def _bounded(limit: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"expected an integer from 0 to {limit:,}, got "
+                                             f"{one_line(text)[:40]}")
+        return value
+    return parse
 
 
-def _money(amount: float) -> str:
-    return f"-${-amount:,.4f}" if amount < 0 else f"${amount:,.4f}"
-
-
-def clock(seconds: float) -> str:
-    """Simulated time as H:MM:SS (tenths when a tick is shorter than a second)."""
-    hours, rest = divmod(round(seconds, 1), 3600)
-    minutes, secs = divmod(rest, 60)
-    secs_text = f"{secs:02.0f}" if float(secs).is_integer() else f"{secs:04.1f}"
-    return f"{int(hours)}:{int(minutes):02d}:{secs_text}"
-
-
-def _count(text: str) -> int:
+def _exists(path: Path) -> bool:
     try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
-    return value
+        return path.exists()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
 
 
 def resolve(arg: str) -> Path:
     """A path as given, else a bundled scenario name such as `tutorial/first-night`."""
     path = Path(arg)
-    if path.exists():
+    if _exists(path):
         return path
     for candidate in (SCENARIOS / arg, SCENARIOS / f"{arg}.toml"):
-        if candidate.is_file():
+        if _exists(candidate) and candidate.is_file():
             return candidate
     raise InputError(arg, "(file)", "no such file, nor a bundled scenario of that name "
                      "(see `overcommit scenarios`)")
@@ -97,12 +99,6 @@ def _load(path: Path, seed: int | None = None, check: bool = False,
 def _console() -> Console:
     # Built per command so it writes to whatever sys.stdout is now (pytest's capsys too).
     return Console(highlight=False)
-
-
-def _say(console: Console, text: str) -> None:
-    # Plain lines: ids and field paths like vm[2].host are not markup, and long lines
-    # stay whole so logs can be grepped.
-    console.print(text, markup=False, soft_wrap=True)
 
 
 def _write_report(path: Path, report: dict[str, Any]) -> None:
@@ -149,36 +145,11 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 # -- run ----------------------------------------------------------------------------------
-class EventLog:
-    """Prints the events worth a line, up to a limit, and counts the rest."""
-
-    def __init__(self, console: Console, enabled: bool) -> None:
-        self.console = console
-        self.enabled = enabled
-        self.total = 0
-        self.shown = 0
-        self.hidden = 0
-
-    def add(self, events: Sequence[Event]) -> None:
-        self.total += len(events)
-        if not self.enabled:
-            return
-        for event in events:
-            if event.kind not in LOGGED_EVENTS:
-                continue
-            if self.shown >= LOG_LIMIT:
-                self.hidden += 1
-                continue
-            self.shown += 1
-            _say(self.console, f"{clock(event.time_s)}  {event.kind:<16} {event.message}")
-
-    def close(self) -> None:
-        if self.hidden:
-            _say(self.console, f"... {self.hidden} more events")
-
-
 def _ticks_to_run(sim: Simulation, requested: int | None, source: str) -> int:
     if requested is not None:
+        if sim.tick + requested > MAX_TICKS:
+            raise InputError(source, "--ticks", f"the run would end past tick {MAX_TICKS:,} "
+                             f"(it is at tick {sim.tick:,})")
         return requested
     meta = sim.spec.scenario
     if meta.duration is None:
@@ -228,37 +199,6 @@ def _run_with_bar(console: Console, sim: Simulation, ticks: int, log: EventLog,
         return _advance(sim, ticks, log, lambda n: bar.advance(task, n), step)
 
 
-def print_summary(console: Console, sim: Simulation, ticks: int, wall_s: float,
-                  n_events: int) -> None:
-    snap = sim.snapshot()
-    _say(console, f"{snap.scenario}: tick {snap.tick}")
-    table = Table()
-    for name in ("host", "state", "memory", "free", "VMs", "overcommit", "NIC use"):
-        table.add_column(name, justify="left" if name in ("host", "state") else "right")
-    for h in snap.hosts[:HOST_ROWS] if len(snap.hosts) > HOST_ROWS + 10 else snap.hosts:
-        free = _share(h.free_bytes, h.memory_bytes)
-        nic = _share(h.nic_used_bytes_per_s, h.nic_capacity_bytes_per_s)
-        table.add_row(h.id, h.state if h.up else "down", format_bytes(h.memory_bytes),
-                      f"{format_bytes(h.free_bytes)} ({free})", str(h.n_vms),
-                      f"{h.overcommit_ratio:.2f}x",
-                      f"{format_rate(h.nic_used_bytes_per_s)} ({nic})")
-    if len(snap.hosts) > HOST_ROWS + 10:
-        table.caption = f"{len(snap.hosts) - HOST_ROWS} more hosts; --report FILE has them all"
-    console.print(table)
-    rate = f"{ticks / wall_s:,.1f}" if wall_s > 0 else "-"
-    lines = [
-        f"sim time {clock(snap.time_s)}: {ticks} ticks in {wall_s:.2f}s "
-        f"({rate} ticks/s), {n_events} events",
-        f"revenue {_money(snap.revenue)}  costs {_money(snap.costs)}  "
-        f"penalties {_money(snap.penalties)}  profit {_money(snap.profit)}",
-    ]
-    for obj in snap.objectives:
-        lines.append(f"objective {obj['status']:<7} {obj['description']} "
-                     f"(now {obj['value']:.4g})")
-    for line in lines:
-        _say(console, line)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if (args.scenario is None) == (args.load is None):
         args.parser.error("give either a SCENARIO (or save) or --load SAVE")
@@ -295,19 +235,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         except OSError as err:
             raise InputError(args.save, "--save", f"cannot write: {err.strerror}") from None
     print_summary(console, sim, ticks, wall, log.total)
+    print_migrations(console, sim.migrations())
     if args.report:
-        _say(console, f"report: {args.report}")
+        say(console, f"report: {args.report}")
     if args.save:
-        _say(console, f"saved: {saved} (tick {sim.tick})")
+        say(console, f"saved: {saved} (tick {sim.tick})")
     if series:
-        _say(console, f"series: {args.series} ({series_rows:,} rows)")
-    return 0
+        say(console, f"series: {args.series} ({series_rows:,} rows)")
+    return EXIT_OBJECTIVES_FAILED if objectives_failed(sim) else EXIT_OK
 
 
 # -- validate, scenarios ------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.ranges:
+        from app.ranges_table import print_ranges
+
+        print_ranges(_console())
+        return EXIT_OK
+    if not args.files:
+        args.parser.error("give one or more FILEs, or --ranges")
     failed = 0
     for arg in args.files:
+        notes: list[str] = []
         try:
             path = resolve(arg)
             if is_sweep_file(path):
@@ -319,12 +268,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
             else:
                 spec = load_scenario(path)
                 what = f"{_n(len(spec.all_hosts()), 'host')}, {_n(len(spec.all_vms()), 'VM')}"
+                moved = spec.timeline_reordered()
+                if moved:
+                    notes.append("timeline entries " + ", ".join(map(str, moved)) + " are "
+                                 "listed out of time order; they apply in time order")
         except InputError as err:
             failed += 1
-            print(f"error: {_one_line(str(err))}", file=sys.stderr)
+            print(f"error: {one_line(str(err))}", file=sys.stderr)
             continue
-        print(f"OK  {arg}  ({what})")
-    return 2 if failed else 0
+        print(f"OK  {one_line(arg)}  ({what})")
+        for note in notes:
+            print(f"    note: {note}")
+    return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
@@ -332,9 +287,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     files = sorted(p for p in SCENARIOS.rglob("*.toml") if not is_sweep_file(p)) \
         if SCENARIOS.is_dir() else []
     if not files:
-        _say(console, f"no bundled scenarios under {SCENARIOS}")
+        say(console, f"no bundled scenarios under {SCENARIOS}")
         return 0
-    _say(console, f"Scenarios in {SCENARIOS}:")
+    say(console, f"Scenarios in {SCENARIOS}:")
     table = Table("scenario", "name", "description")
     for path in files:
         rel = path.relative_to(SCENARIOS).as_posix()
@@ -343,22 +298,32 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             meta = load_scenario(path).scenario
             table.add_row(Text(rel), Text(meta.name), Text(meta.description))
         except InputError as err:
-            problem = _one_line(f"{err.path}: {err.expected}")
+            problem = one_line(f"{err.path}: {err.expected}")
             table.add_row(Text(rel), Text("?"), Text.assemble(("invalid: ", "red"), problem))
     console.print(table)
-    _say(console, "Give a path or a name without .toml, e.g. "
+    say(console, "Give a path or a name without .toml, e.g. "
                   "`overcommit play tutorial/first-night`.")
     return 0
 
 
 # -- parser -------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line reported on one line like any bad input."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)",
+              file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="overcommit",
         description="A data-center memory and live-migration simulator. Without a "
                     "command, plays the tutorial scenario in the terminal console.",
         epilog="SCENARIO may be a path or a bundled name from `overcommit scenarios` "
-               "(e.g. tutorial/first-night). Bad input exits with status 2.")
+               "(e.g. tutorial/first-night). Exit status: 0 success, 1 internal error (with "
+               "a traceback), 2 bad input, 3 an objective failed.")
     parser.set_defaults(func=cmd_play, file=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -372,9 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "console, then print a summary table.")
     run.add_argument("scenario", nargs="?", metavar="SCENARIO|SAVE")
     run.add_argument("--load", metavar="SAVE", help="continue a save written by --save")
-    run.add_argument("--ticks", type=_count, metavar="N",
+    run.add_argument("--ticks", type=_bounded(MAX_TICKS), metavar="N",
                      help="ticks to run (default: up to the scenario's duration)")
-    run.add_argument("--seed", type=_count, metavar="S",
+    run.add_argument("--seed", type=_bounded(MAX_SEED), metavar="S",
                      help="override the scenario's seed (not with a save)")
     run.add_argument("--report", metavar="FILE", help="write the JSON report here")
     run.add_argument("--save", metavar="FILE", help="save the end state (TOML + .npz)")
@@ -388,8 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run, parser=run)
 
     validate = sub.add_parser("validate", help="check scenario and save files")
-    validate.add_argument("files", nargs="+", metavar="FILE")
-    validate.set_defaults(func=cmd_validate)
+    validate.add_argument("files", nargs="*", metavar="FILE")
+    validate.add_argument("--ranges", action="store_true",
+                          help="print the range and unit of every number a scenario or "
+                               "command may hold")
+    validate.set_defaults(func=cmd_validate, parser=validate)
 
     scenarios = sub.add_parser("scenarios", help="list the bundled scenarios")
     scenarios.set_defaults(func=cmd_scenarios)
@@ -410,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except InputError as err:
-        print(f"error: {_one_line(str(err))}", file=sys.stderr)
-        return 2
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

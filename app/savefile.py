@@ -1,8 +1,17 @@
 """Save files: a TOML document (tomli-w) plus a compressed .npz sidecar for the arrays.
 
-Both are written atomically (temp file + rename), the sidecar first, and the TOML names
-the sidecar and its SHA-256, so a save is either complete or refused; an existing save is
-never left half-overwritten.
+Crash-safe as a whole: the sidecar of each save gets a new name, `STEM.<save id>.arrays.npz`,
+written (temp file, fsync, rename, fsync of the folder) before the TOML that names it
+replaces the old TOML the same way. A kill at any moment leaves the old TOML with its own
+sidecar, or the new TOML with the new one; never a TOML whose sidecar is gone or another's.
+What a killed save leaves behind (temp files, an orphan sidecar) is removed by the next
+save of that name. The TOML holds the sidecar's SHA-256 and the save id, also stored in
+the sidecar, so a sidecar of another save is refused.
+
+Loading trusts nothing: regular files of bounded size, UTF-8 TOML, a header with a plain
+sidecar name in the same folder, the sidecar's size when unpacked bounded by what the
+world needs, then the engine's own checks (engine/persistence.py). A file that is not an
+Overcommit save is never overwritten.
 """
 
 from __future__ import annotations
@@ -10,31 +19,52 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
-import tomllib
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tomli_w
+from pydantic import ValidationError
 
-from engine import InputError, Simulation
+from engine import InputError, Simulation, persistence
+from engine.inputfile import decode_utf8, parse_toml, read_bytes
+from engine.savemodel import SaveHeader
+from engine.scenario import first_error
 
 SIDECAR_SUFFIX = ".arrays.npz"
+SAVE_ID_ARRAY = "save.id"  # the save id as ASCII bytes, inside the sidecar
+TOML_LIMIT = 1024**3
+SIDECAR_LIMIT = 64 * 1024**3
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all (temp file in the folder, fsync, rename,
+    fsync of the folder). The temp file's name carries our pid, so a later cleanup can
+    tell a dead writer's leftovers from a live one's."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
 def _toml_safe(value: Any) -> Any:
@@ -50,60 +80,131 @@ def _toml_safe(value: Any) -> Any:
     return value
 
 
+def _header(path: Path) -> SaveHeader | None:
+    """The header of an existing save of ours at `path`, or None."""
+    try:
+        doc = parse_toml(decode_utf8(read_bytes(path, TOML_LIMIT), str(path)), str(path))
+        return SaveHeader.model_validate(doc.get("overcommit_save"))
+    except (InputError, ValidationError):
+        return None
+
+
 def write_save(path: str | Path, sim: Simulation) -> Path:
     path = Path(path)
     if path.suffix != ".toml":
         path = path.with_suffix(".toml")
+    if path.exists() and not is_save_file(path):
+        raise InputError(str(path), "(file)", "exists and is not an Overcommit save; "
+                         "refusing to overwrite it")
+    previous = _header(path) if path.exists() else None
     meta, arrays = sim.save_state()
+    save_id = os.urandom(8).hex()
+    sidecar = path.with_name(f"{path.stem}.{save_id}{SIDECAR_SUFFIX}")
+    arrays[SAVE_ID_ARRAY] = np.frombuffer(save_id.encode(), np.uint8)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
     blob = buffer.getvalue()
-    sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
     _atomic_write(sidecar, blob)
     doc = {
         "overcommit_save": {
             "sidecar": sidecar.name,
             "sidecar_sha256": hashlib.sha256(blob).hexdigest(),
+            "save_id": save_id,
             "scenario": sim.spec.scenario.name,
             "tick": sim.tick,
         },
         "world": _toml_safe(meta),
     }
     _atomic_write(path, tomli_w.dumps(doc).encode())
+    # The switch is done: what the previous save and killed saves left can go.
+    keep = {sidecar.name}
+    if previous is not None and previous.sidecar.startswith(f"{path.stem}."):
+        path.with_name(previous.sidecar).unlink(missing_ok=True)
+    _clean(path, keep)
     return path
+
+
+def _clean(path: Path, keep: set[str]) -> None:
+    """Remove temp files of dead writers and orphan sidecars of this save's name."""
+    orphan = re.compile(rf"^{re.escape(path.stem)}\.[0-9a-f]{{16}}{re.escape(SIDECAR_SUFFIX)}$")
+    for entry in path.parent.iterdir():
+        name = entry.name
+        temp = _TEMP.match(name)
+        if temp is not None and (temp["name"] == path.name or orphan.match(temp["name"])):
+            if not _alive(int(temp["pid"])):
+                entry.unlink(missing_ok=True)
+        elif orphan.match(name) and name not in keep:
+            entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid: leave it be
+    return True
 
 
 def read_save(path: str | Path, check: bool = False) -> Simulation:
     path = Path(path)
     source = str(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(source, "(file)", f"cannot read: {err.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise InputError(source, "(syntax)", f"damaged save, not valid TOML: {err}") from None
-    header = doc.get("overcommit_save")
-    if not isinstance(header, dict) or "world" not in doc:
+    doc = parse_toml(decode_utf8(read_bytes(path, TOML_LIMIT), source), source)
+    raw_header = doc.get("overcommit_save")
+    world = doc.get("world")
+    if not isinstance(raw_header, dict) or not isinstance(world, dict):
         raise InputError(source, "overcommit_save", "not an Overcommit save file")
-    sidecar = path.with_name(str(header.get("sidecar", "")))
     try:
-        blob = sidecar.read_bytes()
-    except OSError:
+        header = SaveHeader.model_validate(raw_header)
+    except ValidationError as err:
+        field, msg = first_error(err)
+        raise InputError(source, f"overcommit_save.{field}", msg) from None
+    model = persistence.check_meta(world, source)
+    sidecar = path.with_name(header.sidecar)
+    try:
+        blob = read_bytes(sidecar, SIDECAR_LIMIT)
+    except InputError as err:
         raise InputError(source, "overcommit_save.sidecar",
-                         f"missing array file {sidecar.name} next to the save") from None
-    if hashlib.sha256(blob).hexdigest() != header.get("sidecar_sha256"):
+                         f"array file {header.sidecar} next to the save: {err.expected}") from None
+    if hashlib.sha256(blob).hexdigest() != header.sidecar_sha256:
         raise InputError(source, "overcommit_save.sidecar_sha256",
-                         f"damaged save: {sidecar.name} does not match its checksum")
-    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    return Simulation.from_state((doc["world"], arrays), source=source, check=check)
+                         f"damaged save: {header.sidecar} does not match its checksum")
+    arrays = _load_arrays(blob, persistence.array_bytes_bound(model), source)
+    del blob  # the compressed copy: a gigabyte on the big data center, not needed now
+    found = arrays.pop(SAVE_ID_ARRAY, None)
+    found_id = bytes(found).decode("ascii", "replace") if found is not None else None
+    if found_id != header.save_id:
+        raise InputError(source, "overcommit_save.save_id", f"{header.sidecar} belongs to "
+                         "another save (its save id differs)")
+    world_state = persistence.from_plain(world, arrays, source, model=model)
+    return Simulation(world_state, check=check)
+
+
+def _load_arrays(blob: bytes, limit: int, source: str) -> dict[str, np.ndarray]:
+    """The sidecar's arrays, refusing pickled objects and more data than the world needs
+    (a small zip can unpack to gigabytes)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > limit:
+            raise InputError(source, "overcommit_save.sidecar", f"damaged save: the arrays "
+                             f"unpack to {unpacked:,} bytes, more than the world needs")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise InputError(source, "overcommit_save.sidecar",
+                         f"damaged save: the array file cannot be read ({err})") from None
 
 
 def is_save_file(path: str | Path) -> bool:
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
+        head = read_bytes(path, TOML_LIMIT, head=4096)
+    except InputError:
         return False
     return b"[overcommit_save]" in head
 
@@ -112,8 +213,9 @@ def save_summary(path: str | Path) -> dict[str, Any]:
     """What a load list shows of a save, from its TOML alone (the arrays are not read):
     scenario, tick, simulated time and profit. Raises InputError if it is not a save."""
     path = Path(path)
+    source = str(path)
+    doc = parse_toml(decode_utf8(read_bytes(path, TOML_LIMIT), source), source)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
         header, world = doc["overcommit_save"], doc["world"]
         tick_s = float(world["scenario"]["scenario"].get("tick_s", 1.0))
         money = world["money"]
@@ -121,6 +223,5 @@ def save_summary(path: str | Path) -> dict[str, Any]:
                 "time_s": int(header["tick"]) * tick_s,
                 "profit": float(money["revenue"]) - float(money["costs"])
                 - float(money["penalties"])}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError,
-            ValueError) as err:
-        raise InputError(str(path), "(file)", f"not a readable save ({err})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(source, "(file)", f"not a readable save ({err})") from None

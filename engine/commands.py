@@ -10,9 +10,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
-from engine.spec import Bytes, Frozen, Ident, Rate, Seconds, SharingMode, VMSpec
+from engine.ranges import Range
+from engine.spec import (
+    Bytes,
+    Frozen,
+    Ident,
+    PerSecond,
+    PositiveRate,
+    Rate,
+    Seconds,
+    Shares,
+    SharingMode,
+    VMSpec,
+)
+
+# A free-memory threshold: a share of host memory strictly between 0 and 1.
+Threshold = Annotated[float, Range(0.0, 1.0, lo_open=True, hi_open=True)]
 
 
 class StartVM(Frozen):
@@ -38,7 +53,7 @@ class StopVM(Frozen):
 class SetShares(Frozen):
     kind: Literal["set_shares"] = "set_shares"
     vm: Ident
-    shares: int = Field(ge=0)
+    shares: Shares
 
 
 class SetMin(Frozen):
@@ -89,7 +104,7 @@ class SetIdleTax(Frozen):
 
     kind: Literal["set_idle_tax"] = "set_idle_tax"
     host: Ident | None = None
-    tax: float = Field(ge=0.0, le=0.99)
+    tax: Annotated[float, Range(0.0, 0.99)]
 
 
 class SetBalloonDriver(Frozen):
@@ -102,10 +117,16 @@ class SetThresholds(Frozen):
     """Free-memory state thresholds as fractions of host memory: high, soft, hard, low."""
 
     kind: Literal["set_thresholds"] = "set_thresholds"
-    high: float = Field(gt=0, lt=1)
-    soft: float = Field(gt=0, lt=1)
-    hard: float = Field(gt=0, lt=1)
-    low: float = Field(gt=0, lt=1)
+    high: Threshold
+    soft: Threshold
+    hard: Threshold
+    low: Threshold
+
+    @model_validator(mode="after")
+    def _decreasing(self) -> SetThresholds:
+        if not self.high > self.soft > self.hard > self.low:
+            raise ValueError("thresholds must decrease: high > soft > hard > low")
+        return self
 
 
 class SetWorkload(Frozen):
@@ -113,11 +134,11 @@ class SetWorkload(Frozen):
 
     kind: Literal["set_workload"] = "set_workload"
     vm: Ident
-    reads_per_s: float | None = Field(default=None, ge=0)
-    writes_per_s: float | None = Field(default=None, ge=0)
+    reads_per_s: PerSecond | None = None
+    writes_per_s: PerSecond | None = None
     working_set: Bytes | None = None
     hot_set: Bytes | None = None
-    file_reads_per_s: float | None = Field(default=None, ge=0)
+    file_reads_per_s: PerSecond | None = None
 
 
 class Migrate(Frozen):
@@ -136,8 +157,8 @@ class Migrate(Frozen):
     to: Ident
     mode: Literal["precopy", "postcopy", "hybrid"] = "precopy"
     algorithm: Literal["xen", "qemu"] = "xen"
-    max_rate: Rate | None = None
-    min_rate: Rate | None = None
+    max_rate: PositiveRate | None = None
+    min_rate: PositiveRate | None = None
     downtime_limit: Seconds | None = None
     auto_converge: bool = False
     xbzrle: bool = False
@@ -147,7 +168,7 @@ class Migrate(Frozen):
     stun: bool = False  # paravirtual: pause the processes that dirty faster than we send
     max_postcopy_rate: Rate | None = None
     postcopy_after: Seconds | None = None
-    postcopy_after_passes: int | None = Field(default=None, ge=1, le=1000)
+    postcopy_after_passes: Annotated[int, Range(1, 1000, "int")] | None = None
 
 
 class CancelMigration(Frozen):
@@ -169,7 +190,7 @@ class SetLink(Frozen):
     a: Ident
     b: Ident
     up: bool = True
-    capacity: Rate | None = None
+    capacity: PositiveRate | None = None
 
 
 class SetHostUp(Frozen):

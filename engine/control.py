@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import vmlife
+from engine import budgets, vmlife
 from engine.commands import (
     CancelMigration,
     Command,
@@ -174,6 +174,9 @@ def _check_migrate(world: World, cmd: Migrate, v: int, running: bool,
 
 
 def check(world: World, cmd: Command) -> str | None:
+    problem = budgets.command_problem(world, cmd)
+    if problem is not None:
+        return problem
     if isinstance(cmd, PlaceVM):
         if cmd.vm.id in world.state.vms.ids:
             return f"a VM named {cmd.vm.id!r} already exists"

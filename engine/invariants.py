@@ -55,7 +55,9 @@ def check(state: State) -> list[str]:
             out.append("pages sharing a frame have different content")
 
     # Per VM: counters match the arrays; frames lie on the VM's own host.
-    page_vm = np.repeat(np.arange(len(vms)), vms["n_pages"])
+    # int32 indices: on the 1,000-VM world these page-sized temporaries are gigabytes, and
+    # a save's load runs this check once.
+    page_vm = np.repeat(np.arange(len(vms), dtype=np.int32), vms["n_pages"])
     counts = np.bincount(page_vm * N_LOC + p.location, minlength=len(vms) * N_LOC)
     counts = counts.reshape(len(vms), N_LOC).astype(np.int64)
     if not np.array_equal(counts, vms["loc_count"]):
@@ -72,7 +74,7 @@ def check(state: State) -> list[str]:
         out.append("guest-swapped counts disagree with the pages")
     swapped_per_host = np.bincount(np.maximum(vms["host"], 0), weights=counts[:, Loc.SWAPPED],
                                    minlength=len(hosts)).astype(np.int64)
-    page_host = vms["host"][page_vm]  # where each page must live: the VM's host...
+    page_host = vms["host"].astype(np.int32)[page_vm]  # where each page must live: its VM's host...
     for mig in state.migrations:
         if mig.status == "postcopy":  # ...or, for pages still remote, the source
             sl = slice(int(vms["page_offset"][mig.vm]),
@@ -90,10 +92,10 @@ def check(state: State) -> list[str]:
         out.append("per-host swapped page counts disagree with the pages")
     if np.any((vms["host"] < 0) & (counts[:, Loc.PRIVATE] + counts[:, Loc.SHARED] > 0)):
         out.append("a stopped VM still has resident pages")
-    res_pages = np.flatnonzero(mapped_pages)
-    host_of_vm = page_host[res_pages]
-    lo = hosts.frame_offset[host_of_vm]
-    hi = lo + hosts.n_frames[host_of_vm]
+    host_of_vm = page_host[mapped_pages]
+    del page_host
+    lo = hosts.frame_offset.astype(np.int32)[host_of_vm]
+    hi = lo + hosts.n_frames.astype(np.int32)[host_of_vm]
     if np.any((res_frames < lo) | (res_frames >= hi)):
         out.append("a guest page maps a frame on another host")
 

@@ -1,7 +1,9 @@
 """World <-> plain data for saves: a TOML-able dict plus named numpy arrays.
 
-No file I/O here (the app writes files). The dict carries a schema version; loading a
-newer schema, or data that does not fit the scenario it names, raises InputError.
+No file I/O here (the app writes files). The dict carries a schema version. Loading
+trusts nothing: the dict is validated by its schema (engine/savemodel.py: a key added to
+`to_plain` needs its field there), the arrays by engine/savecheck.py, and the rebuilt
+world by the engine's invariant check; the first problem is an InputError naming it.
 """
 
 from __future__ import annotations
@@ -12,22 +14,25 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ValidationError
 
+from engine import invariants
 from engine.commands import command_to_plain, parse_command
+from engine.crosscheck import check_scenario
 from engine.errors import InputError
 from engine.hashtable import HintTable, U64Map
 from engine.migration.model import MigrationTable, table_of
 from engine.migration.model import from_old_saves as old_migrations
 from engine.network import build_topology
 from engine.rng import Streams
-from engine.scenario import ScenarioSpec
+from engine.savecheck import check_arrays
+from engine.savemodel import SCHEMA_VERSION, MigrationsPlain, SaveMeta
+from engine.scenario import ScenarioSpec, first_error
 from engine.spec import VMSpec
 from engine.state import VM_ARRAY_DTYPES, Frames, Hosts, Pages, State, VMs
 from engine.state_tables import HOST_RECLAIM_ARRAYS, HOST_SHARING_ARRAYS, Money, Reclaim, Sharing
 from engine.vmlife import build_hosts
 from engine.world import HISTORY_TICKS, World
-
-SCHEMA_VERSION = 1
 
 Arrays = dict[str, npt.NDArray[Any]]
 
@@ -74,20 +79,72 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     return meta, arrays
 
 
-def from_plain(meta: dict[str, Any], arrays: Arrays, source: str = "<save>") -> World:
+def check_meta(meta: dict[str, Any], source: str = "<save>") -> SaveMeta:
+    """The save's plain data validated: schema version, every field's type and range, the
+    scenario's cross-checks. Raises InputError naming the first problem."""
     version = meta.get("schema_version")
-    if not isinstance(version, int):
-        raise InputError(source, "schema_version", "expected an integer schema version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InputError(source, "world.schema_version",
+                         f"expected a schema version (1 to {SCHEMA_VERSION}), got {version!r}")
     if version > SCHEMA_VERSION:
-        raise InputError(source, "schema_version",
+        raise InputError(source, "world.schema_version",
                          f"written by a newer Overcommit (schema {version}; this one reads "
                          f"up to {SCHEMA_VERSION})")
     try:
-        return _rebuild(meta, arrays)
+        model = SaveMeta.model_validate(meta)
+    except ValidationError as err:
+        path, msg = first_error(err)
+        raise InputError(source, f"world.{path}", msg) from None
+    except RecursionError:
+        raise InputError(source, "world", "nested too deeply") from None
+    try:
+        check_scenario(model.scenario, source)
+    except InputError as err:
+        raise InputError(source, f"world.scenario.{err.path}", err.expected) from None
+    return model
+
+
+def array_bytes_bound(model: SaveMeta) -> int:
+    """The most bytes a save's arrays may unpack to: its pages, frames, tables and
+    migrations at generous sizes (each page and frame costs about 40 bytes, tables a few
+    slots per entry)."""
+    page = model.scenario.scenario.page_size
+    pages = sum(v.memory // page for v in model.vm_specs)
+    frames = sum(h.memory // page for h in model.scenario.all_hosts())
+    plain: Any = model.migrations
+    count = plain.n if isinstance(plain, MigrationsPlain) else len(plain)
+    running = min(count, len(model.vm_specs))  # page arenas hold running migrations only
+    return 256 * (pages + frames) + 64 * pages * running + 64 * 1024**2
+
+
+def from_plain(meta: dict[str, Any], arrays: Arrays, source: str = "<save>",
+               model: SaveMeta | None = None, verify: bool = True) -> World:
+    """A world from a save's plain data and arrays, or InputError naming the first thing
+    wrong with them (`model`: the data already validated by check_meta). `verify=False`
+    is for a blob this process just made (a console fork): it skips the schema, the array
+    checks and the invariant check, which cost far more than the copy itself."""
+    if not verify:
+        try:
+            return _rebuild(meta, arrays)
+        except (KeyError, ValueError, TypeError, IndexError) as err:
+            raise InputError(source, "(contents)", f"damaged save: {err}") from None
+    if model is None:
+        model = check_meta(meta, source)
+    try:
+        check_arrays(model, arrays)
+        world = _rebuild(meta, arrays)
     except InputError:
         raise
-    except (KeyError, ValueError, TypeError, IndexError) as err:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, OverflowError) as err:
         raise InputError(source, "(contents)", f"damaged save: {err}") from None
+    try:
+        problems = invariants.check(world.state)
+    except (ValueError, TypeError, IndexError) as err:
+        problems = [f"{type(err).__name__}: {err}"]
+    if problems:
+        raise InputError(source, "(invariants)", "the saved world breaks the engine's "
+                         f"invariants: {problems[0]}")
+    return world
 
 
 def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:

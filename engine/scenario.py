@@ -6,15 +6,17 @@ Errors carry the file, the field path as written in the file (`vm[2].memory`, co
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from engine.commands import PlaceVM, TimelineEntry
+from engine import overrides
+from engine.commands import TimelineEntry
+from engine.crosscheck import check_scenario
 from engine.errors import InputError
+from engine.inputfile import check_depth, read_toml
 from engine.spec import (
     Frozen,
     HostGroupSpec,
@@ -35,18 +37,43 @@ _LIST_KEYS = {"hosts": "host", "host_groups": "host_group", "vms": "vm", "vm_gro
               "objectives": "objective"}
 
 
+MAX_ENTRIES = 100_000  # of each list: hosts, VMs, links, timeline entries...
+
+
 class ScenarioSpec(Frozen):
+    """A whole scenario. Its timeline is kept in time order: entries listed out of order
+    in the file are applied in time order (a stable sort; `timeline_file_index` says
+    where each entry stood in the file, and `validate` notes the reordering)."""
+
     scenario: ScenarioMeta
-    switches: list[SwitchSpec] = Field(default_factory=list)
-    links: list[LinkSpec] = Field(default_factory=list)
-    hosts: list[HostSpec] = Field(default_factory=list)
-    host_groups: list[HostGroupSpec] = Field(default_factory=list)
-    vms: list[VMSpec] = Field(default_factory=list)
-    vm_groups: list[VMGroupSpec] = Field(default_factory=list)
+    switches: list[SwitchSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    links: list[LinkSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    hosts: list[HostSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    host_groups: list[HostGroupSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    vms: list[VMSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    vm_groups: list[VMGroupSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
     policy: PolicySpec = PolicySpec()
-    timeline: list[TimelineEntry] = Field(default_factory=list)
-    objectives: list[ObjectiveSpec] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    objectives: list[ObjectiveSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
     reproduce: ReproduceSpec | None = None
+    _timeline_order: list[int] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _timeline_in_time_order(self) -> ScenarioSpec:
+        order = sorted(range(len(self.timeline)), key=lambda i: self.timeline[i].at)
+        if order != sorted(order):
+            # Frozen model: the sorted list replaces the file's order once, here.
+            object.__setattr__(self, "timeline", [self.timeline[i] for i in order])
+        self._timeline_order = order
+        return self
+
+    def timeline_file_index(self) -> list[int]:
+        """For each timeline entry (in time order), its index in the file."""
+        return self._timeline_order or list(range(len(self.timeline)))
+
+    def timeline_reordered(self) -> list[int]:
+        """File indices of the entries that do not apply at their place in the file."""
+        return sorted(i for k, i in enumerate(self.timeline_file_index()) if i != k)
 
     @model_validator(mode="before")
     @classmethod
@@ -115,7 +142,7 @@ def format_loc(loc: Sequence[int | str]) -> str:
     return out or "(top level)"
 
 
-def _first_error(err: ValidationError) -> tuple[str, str]:
+def first_error(err: ValidationError) -> tuple[str, str]:
     detail = err.errors(include_url=False)[0]
     msg = str(detail["msg"]).removeprefix("Value error, ")
     if detail["type"] == "extra_forbidden":
@@ -125,121 +152,29 @@ def _first_error(err: ValidationError) -> tuple[str, str]:
     return format_loc(detail["loc"]), msg
 
 
-def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> ScenarioSpec:
+def parse_scenario(data: Any, source: str = "<scenario>") -> ScenarioSpec:
+    if not isinstance(data, dict):
+        raise InputError(source, "(top level)", "expected a table of scenario sections")
+    check_depth(data, source)
     try:
         spec = ScenarioSpec.model_validate(data)
     except ValidationError as err:
-        path, msg = _first_error(err)
+        path, msg = first_error(err)
         raise InputError(source, path, msg) from None
-    _check_references(spec, source)
+    except RecursionError:
+        raise InputError(source, "(syntax)", "nested too deeply") from None
+    check_scenario(spec, source)
     return spec
 
 
 def apply_overrides(data: dict[str, Any], assignments: Sequence[str],
                     source: str) -> dict[str, Any]:
-    """`host_group[0].count=6`, `scenario.seed=3`: set values in the file's data before
-    it is validated. Keys use the file's names; values are TOML (`"4GiB"`, `0.75`)."""
-    for text in assignments:
-        key, sep, raw = text.partition("=")
-        if not sep:
-            raise InputError(source, text, "expected KEY=VALUE, e.g. host_group[0].count=6")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()  # a bare word: take it as a string
-        parts = [p for p in key.strip().replace("]", "").replace("[", ".").split(".") if p]
-        node: Any = data
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            index: str | int = int(part) if part.isdigit() else part
-            try:
-                if last:
-                    node[index] = value
-                else:
-                    node = node[index]
-            except (KeyError, IndexError, TypeError):
-                raise InputError(source, key, "no such field or list entry to set") from None
-    return data
+    """`host_group[0].count=6`, `vm[0].content.resident=0.5`: set any field of the schema
+    in the file's data before it is validated (engine/overrides.py)."""
+    names = {singular: plural for plural, singular in _LIST_KEYS.items()}
+    return overrides.apply_overrides(data, assignments, source, ScenarioSpec, names)
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> ScenarioSpec:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise InputError(str(path), "(file)", f"cannot read: {err.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise InputError(str(path), "(syntax)", f"not valid TOML: {err}") from None
+    data = read_toml(path)
     return parse_scenario(apply_overrides(data, overrides, str(path)), str(path))
-
-
-def _check_references(spec: ScenarioSpec, source: str) -> None:
-    """Cross-field checks that a single model cannot make."""
-    nodes: dict[str, str] = {}
-    for i, sw in enumerate(spec.switches):
-        if sw.id in nodes:
-            raise InputError(source, f"switch[{i}].id", f"duplicate node id {sw.id!r}")
-        nodes[sw.id] = sw.kind
-    hosts = spec.all_hosts()
-    host_ids: set[str] = set()
-    for i, host in enumerate(hosts):
-        where = f"host[{i}]" if i < len(spec.hosts) else "host_group"
-        if host.id in nodes:
-            raise InputError(source, f"{where}.id", f"duplicate node id {host.id!r}")
-        if host.switch is not None and host.switch not in nodes:
-            raise InputError(source, f"{where}.switch",
-                             f"expected one of the switches ({_names(nodes)}), got {host.switch!r}")
-        nodes[host.id] = "host"
-        host_ids.add(host.id)
-    for i, link in enumerate(spec.links):
-        for end in ("a", "b"):
-            node = getattr(link, end)
-            if node not in nodes:
-                raise InputError(source, f"link[{i}].{end}",
-                                 f"expected a switch or host id ({_names(nodes)}), got {node!r}")
-        if link.capacity <= 0:
-            raise InputError(source, f"link[{i}].capacity", "expected a positive rate")
-    vm_ids: set[str] = set()
-    for i, vm in enumerate(spec.all_vms()):
-        where = f"vm[{i}]" if i < len(spec.vms) else "vm_group"
-        if vm.id in vm_ids:
-            raise InputError(source, f"{where}.id", f"duplicate VM id {vm.id!r}")
-        vm_ids.add(vm.id)
-        if vm.host is not None and vm.host not in host_ids:
-            raise InputError(source, f"{where}.host",
-                             f"expected one of the hosts ({_names(host_ids)}), got {vm.host!r}")
-    for i, group in enumerate(spec.vm_groups):
-        for h in group.hosts:
-            if h not in host_ids and group.hosts != ["*"]:
-                raise InputError(source, f"vm_group[{i}].hosts",
-                                 f"expected host ids ({_names(host_ids)}), got {h!r}")
-    for i, entry in enumerate(spec.timeline):
-        cmd = entry.command
-        target = cmd.vm.host if isinstance(cmd, PlaceVM) else getattr(cmd, "host", None)
-        if (isinstance(cmd, PlaceVM) or target is not None) and target not in host_ids:
-            raise InputError(source, f"timeline[{i}].host",
-                             f"expected one of the hosts ({_names(host_ids)}), got {target!r}")
-        if isinstance(cmd, PlaceVM):
-            vm_ids.add(cmd.vm.id)
-            continue
-        vm_name = getattr(cmd, "vm", None)
-        if isinstance(vm_name, str) and vm_name not in vm_ids:
-            raise InputError(source, f"timeline[{i}].vm",
-                             f"expected a VM defined earlier ({_names(vm_ids)}), got {vm_name!r}")
-    for i, obj in enumerate(spec.objectives):
-        if obj.vm is not None and obj.vm not in vm_ids:
-            raise InputError(source, f"objective[{i}].vm",
-                             f"expected one of the VMs ({_names(vm_ids)}), got {obj.vm!r}")
-        if obj.host is not None and obj.host not in host_ids:
-            raise InputError(source, f"objective[{i}].host",
-                             f"expected one of the hosts ({_names(host_ids)}), got {obj.host!r}")
-    if not hosts:
-        raise InputError(source, "host", "expected at least one [[host]] or [[host_group]]")
-
-
-def _names(ids: set[str] | dict[str, str]) -> str:
-    ordered = sorted(ids)
-    shown = ", ".join(ordered[:6])
-    return shown + (f", ... {len(ordered) - 6} more" if len(ordered) > 6 else "")

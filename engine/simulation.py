@@ -12,6 +12,7 @@ from engine import control, invariants, persistence, series
 from engine.commands import Accepted, Command, Rejected, Verdict, parse_command
 from engine.errors import InputError
 from engine.events import Event
+from engine.migration.report import migration_report
 from engine.network import build_topology
 from engine.pending import due_commands, projected
 from engine.pipeline import TICK_PHASES
@@ -50,8 +51,11 @@ class Simulation:
 
     @classmethod
     def from_state(cls, blob: tuple[dict[str, Any], persistence.Arrays],
-                   source: str = "<save>", check: bool = False) -> Simulation:
-        return cls(persistence.from_plain(blob[0], blob[1], source), check)
+                   source: str = "<save>", check: bool = False,
+                   verify: bool = False) -> Simulation:
+        """A world from save_state()'s blob. In-memory blobs (a console fork) are trusted;
+        give verify=True for one from elsewhere (app/savefile.py verifies every file)."""
+        return cls(persistence.from_plain(blob[0], blob[1], source, verify=verify), check)
 
     # -- commands -------------------------------------------------------------------
     def submit(self, command: Command | dict[str, Any]) -> Verdict:
@@ -130,6 +134,10 @@ class Simulation:
     def series_sample(self) -> series.Sample:
         """The world now as time-series columns, gathered from the arrays (engine/series)."""
         return series.sample(self.world)
+
+    def migrations(self) -> list[dict[str, Any]]:
+        """Every migration so far, as report()["migrations"] has them (QEMU's counters)."""
+        return [migration_report(self.world, m) for m in self.world.state.migrations]
 
     def save_state(self) -> tuple[dict[str, Any], persistence.Arrays]:
         meta, arrays = persistence.to_plain(self.world)

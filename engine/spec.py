@@ -4,21 +4,54 @@ Every size, rate and duration accepts a human unit ("512MiB", "1Gbit/s", "250ms"
 bare number in bytes, bytes/s or seconds. Models forbid unknown keys so a typo is an error,
 not a silently ignored setting. Later mechanisms add optional fields with defaults, so old
 files keep loading.
+
+Every number has a finite range (engine/ranges.py): use the shared types below (Bytes,
+Rate, Seconds, Fraction, Count, PerSecond, Price...) or `Annotated[int, Range(...)]` for a
+field of its own; tests/engine/test_ranges.py refuses an int or float field without one.
+Free text is stripped of control characters here, at the edge (engine/text.py).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from engine.units import parse_bytes, parse_rate, parse_seconds
+from engine.ranges import (
+    MAX_BYTES,
+    MAX_COUNT,
+    MAX_MONEY,
+    MAX_PER_S,
+    MAX_RATE,
+    MAX_SECONDS,
+    MAX_SEED,
+    MAX_SHARES,
+    MAX_SIGNED,
+    MAX_TICK_S,
+    MIN_TICK_S,
+    GiB,
+    MiB,
+    Range,
+)
+from engine.text import printable
 
-Bytes = Annotated[int, BeforeValidator(parse_bytes), Field(ge=0)]
-Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=0)]
-Seconds = Annotated[float, BeforeValidator(parse_seconds), Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Bytes = Annotated[int, Range(0, MAX_BYTES, "size")]
+Rate = Annotated[float, Range(0, MAX_RATE, "rate")]
+PositiveRate = Annotated[float, Range(0, MAX_RATE, "rate", lo_open=True)]
+Seconds = Annotated[float, Range(0, MAX_SECONDS, "duration")]
+PositiveSeconds = Annotated[float, Range(0, MAX_SECONDS, "duration", lo_open=True)]
+Fraction = Annotated[float, Range(0.0, 1.0)]
+Count = Annotated[int, Range(0, MAX_COUNT, "int")]
+PerSecond = Annotated[float, Range(0, MAX_PER_S, unit="/s")]  # page touches, I/Os
+Price = Annotated[float, Range(0, MAX_MONEY, unit="currency")]
+Signed = Annotated[float, Range(-MAX_SIGNED, MAX_SIGNED)]
+Shares = Annotated[int, Range(0, MAX_SHARES, "int")]
+Watts = Annotated[float, Range(0, 1e6, unit="W")]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# Free text shown to players: one line (names) or several (briefings), never escapes.
+Line = Annotated[str, Field(max_length=500), AfterValidator(printable)]
+Paragraphs = Annotated[str, Field(max_length=20_000),
+                       AfterValidator(lambda text: printable(text, keep_newlines=True))]
 
 
 class Frozen(BaseModel):
@@ -26,20 +59,18 @@ class Frozen(BaseModel):
 
 
 class ScenarioMeta(Frozen):
-    name: str
-    description: str = ""
-    seed: int = Field(default=0, ge=0)
-    tick_s: Seconds = 1.0
-    duration: Seconds | None = None
-    page_size: Bytes = 4096
+    name: Line
+    description: Paragraphs = ""
+    seed: Annotated[int, Range(0, MAX_SEED, "int")] = 0
+    tick_s: Annotated[float, Range(MIN_TICK_S, MAX_TICK_S, "duration")] = 1.0
+    duration: PositiveSeconds | None = None
+    page_size: Annotated[int, Range(512, GiB, "size")] = 4096
     # What the console shows before a campaign level starts: the situation and the goal.
-    briefing: str = ""
+    briefing: Paragraphs = ""
 
     @model_validator(mode="after")
     def _positive(self) -> ScenarioMeta:
-        if self.tick_s <= 0:
-            raise ValueError("tick_s must be a positive duration, e.g. '1s'")
-        if self.page_size < 512 or self.page_size & (self.page_size - 1):
+        if self.page_size & (self.page_size - 1):
             raise ValueError("page_size must be a power of two of at least 512 bytes")
         return self
 
@@ -52,23 +83,23 @@ class SwitchSpec(Frozen):
 class LinkSpec(Frozen):
     a: Ident
     b: Ident
-    capacity: Rate
+    capacity: PositiveRate
     latency: Seconds = 50e-6
 
 
 class HostSpec(Frozen):
     id: Ident
-    memory: Bytes
+    memory: Annotated[int, Range(MiB, MAX_BYTES, "size")]
     low_memory: Bytes = 4 * 1024**3
-    cpus: int = Field(default=8, ge=1)
-    cpu_ghz: float = Field(default=2.0, gt=0)
+    cpus: Annotated[int, Range(1, 4096, "int")] = 8
+    cpu_ghz: Annotated[float, Range(0, 100, unit="GHz", lo_open=True)] = 2.0
     switch: Ident | None = None
-    nic: Rate = 125_000_000.0
+    nic: PositiveRate = 125_000_000.0
     nic_latency: Seconds = 50e-6
-    swap_disk: Rate = 100_000_000.0
-    idle_w: float = Field(default=150.0, ge=0)
-    peak_w: float = Field(default=300.0, ge=0)
-    capital_per_hour: float = Field(default=0.10, ge=0)
+    swap_disk: PositiveRate = 100_000_000.0
+    idle_w: Watts = 150.0
+    peak_w: Watts = 300.0
+    capital_per_hour: Price = 0.10
     swap_space: Bytes = 64 * 1024**3
     swap_latency: Seconds = 0.005
     sharing: Literal["esx", "ksm", "off"] | None = None  # overrides policy.sharing.mode
@@ -77,8 +108,8 @@ class HostSpec(Frozen):
 class HostGroupSpec(HostSpec):
     """`count` hosts named id0, id1, ...; spread over `switches` in contiguous blocks."""
 
-    count: int = Field(ge=1, le=100_000)
-    switches: list[Ident] = Field(default_factory=list)
+    count: Annotated[int, Range(1, 100_000, "int")]
+    switches: list[Ident] = Field(default_factory=list, max_length=100_000)
 
 
 class ContentMix(Frozen):
@@ -98,7 +129,7 @@ class ContentMix(Frozen):
     dup: Fraction = 0.0
     private: Fraction = 0.5
     resident: Fraction = 0.5
-    dup_copies: float = Field(default=2.0, ge=1.0)
+    dup_copies: Annotated[float, Range(1.0, 1e6)] = 2.0
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> ContentMix:
@@ -118,9 +149,9 @@ class WorkloadSpec(Frozen):
     """
 
     kind: Literal["synthetic", "idle"] = "synthetic"
-    preset: str | None = None  # a named workload (engine/workloads/library.py)
-    reads_per_s: float = Field(default=200.0, ge=0)
-    writes_per_s: float = Field(default=50.0, ge=0)
+    preset: Ident | None = None  # a named workload (engine/workloads/library.py)
+    reads_per_s: PerSecond = 200.0
+    writes_per_s: PerSecond = 50.0
     working_set: Bytes | None = None
     hot_set: Bytes | None = None
     hot_access: Fraction = 0.8
@@ -132,17 +163,17 @@ class WorkloadSpec(Frozen):
     net: Rate = 0.0
     # A cache-sensitive part: reads of a file data set through the guest's page cache.
     dataset: Bytes | None = None
-    file_reads_per_s: float = Field(default=0.0, ge=0)
+    file_reads_per_s: PerSecond = 0.0
     # Closed loop: the workload runs as fast as its faults let it (dbench); open loop: it
     # receives a fixed rate and faults add latency (a web server).
     closed_loop: bool = False
     # Device I/O (network or disk buffers): pages per second, within the first `io_set`
     # bytes of the working set. Through a 32-bit DMA device (vm.dma32) high pages bounce.
-    io_pages_per_s: float = Field(default=0.0, ge=0)
+    io_pages_per_s: PerSecond = 0.0
     io_set: Bytes = 4 * 1024**2
     # A daily demand curve: rates follow a cosine between `daily_trough` (a share of the
     # peak) and the peak at `daily_peak_hour` (hours of simulated time, modulo 24).
-    daily_peak_hour: float | None = Field(default=None, ge=0, lt=24)
+    daily_peak_hour: Annotated[float, Range(0, 24, unit="h", hi_open=True)] | None = None
     daily_trough: Fraction = 1.0
 
     @model_validator(mode="before")
@@ -150,6 +181,9 @@ class WorkloadSpec(Frozen):
     def _preset(cls, data: Any) -> Any:
         from engine.workloads.library import expand
 
+        preset = data.get("preset") if isinstance(data, dict) else None
+        if preset is not None and not isinstance(preset, str):
+            raise ValueError(f"preset: expected a preset name, got {type(preset).__name__}")
         expanded = expand(data)
         if isinstance(expanded, dict) and isinstance(data, dict) and data.get("preset"):
             expanded["preset"] = data["preset"]
@@ -163,7 +197,7 @@ class SLASpec(Frozen):
 
     availability: Fraction = 0.999
     performance: Fraction = 0.95
-    window: Seconds = 3600.0
+    window: PositiveSeconds = 3600.0
     availability_credit: Fraction = 0.25
     performance_credit: Fraction = 0.10
     base_latency: Seconds = 0.001  # an operation's latency with no faults
@@ -188,19 +222,20 @@ class SharingPolicy(Frozen):
     mode: SharingMode = "esx"
     share_force_salting: Literal[0, 1, 2] = 1
     scan: Literal["rate", "whole_vm"] = "rate"
-    pages_per_s_per_vm: float = Field(default=50.0, ge=0)
-    pages_per_s_per_host: float = Field(default=200.0, ge=0)
-    whole_vm_period: Seconds = 3600.0
+    pages_per_s_per_vm: Annotated[float, Range(0, 1e6, unit="pages/s")] = 50.0
+    pages_per_s_per_host: Annotated[float, Range(0, 1e7, unit="pages/s")] = 200.0
+    whole_vm_period: PositiveSeconds = 3600.0
     max_scan_per_ghz: Rate = 4_000_000.0
     # ESX's hint table has a fixed size: `hint_table` slots per machine frame of the host
     # (rounded up to a power of two). A new hint overwrites the slot's old one, so memory
     # never grows with run length; ESX sizes its whole table (shared frames and hints) to
     # machine memory, 16 bytes a frame. A smaller table forgets hints sooner: pairs of
     # identical pages scanned far apart in time are then found later.
-    hint_table: float = Field(default=1.0, gt=0, le=1.0)
-    ksm_pages_to_scan: int = Field(default=100, ge=0)
-    ksm_sleep: Seconds = 0.02
-    ksm_max_page_sharing: int = Field(default=256, ge=2)
+    hint_table: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 1.0
+    ksm_pages_to_scan: Annotated[int, Range(0, 1_000_000, "int", unit="pages")] = 100
+    # Linux allows 0 ms; here a batch needs a positive period, else ksmd never sleeps.
+    ksm_sleep: Annotated[float, Range(1e-3, 60.0, "duration")] = 0.02
+    ksm_max_page_sharing: Annotated[int, Range(2, 65_536, "int")] = 256
     ksm_use_zero_pages: bool = False
 
 
@@ -215,15 +250,15 @@ class MemoryPolicy(Frozen):
     scale instead.
     """
 
-    idle_tax: Fraction = 0.75
-    balance_period: Seconds = 15.0
-    sample_period: Seconds = 30.0
+    idle_tax: Annotated[float, Range(0.0, 0.99)] = 0.75  # 1 would make idle memory free
+    balance_period: PositiveSeconds = 15.0
+    sample_period: PositiveSeconds = 30.0
     ewma_slow: Fraction = 0.125
     ewma_fast: Fraction = 0.75
     balloon_max: Fraction = 0.65
-    balloon_max_rate: float = Field(default=16384.0, gt=0)  # pages/s
-    balloon_min_rate: float = Field(default=64.0, gt=0)
-    thresholds: tuple[float, float, float, float] = (0.06, 0.04, 0.02, 0.01)
+    balloon_max_rate: Annotated[float, Range(0, 1e8, unit="pages/s", lo_open=True)] = 16384.0
+    balloon_min_rate: Annotated[float, Range(0, 1e8, unit="pages/s", lo_open=True)] = 64.0
+    thresholds: tuple[Fraction, Fraction, Fraction, Fraction] = (0.06, 0.04, 0.02, 0.01)
     hysteresis: Fraction = 0.02
     states: Literal["esx", "vsphere6"] = "esx"
     overhead_per_vm: Bytes = 32 * 1024**2
@@ -234,7 +269,7 @@ class MemoryPolicy(Frozen):
     compressible: Fraction = 0.6  # share of non-zero pages that compress to <= 2 KB
     decompress_cost: Seconds = 20e-6
     io_remap: bool = True  # move I/O-hot pages into low memory (ESX section 7)
-    remap_threshold: int = Field(default=8, ge=1, le=255)  # bounce copies before a remap
+    remap_threshold: Annotated[int, Range(1, 255, "int")] = 8  # bounce copies before a remap
 
     @model_validator(mode="after")
     def _ordered(self) -> MemoryPolicy:
@@ -263,17 +298,18 @@ class MigrationPolicy(Frozen):
     (0 = unlimited); a hybrid switches after `postcopy_after_passes` pre-copy passes.
     """
 
-    xen_min_rate: Rate = 100e6 / 8
-    xen_max_rate: Rate = 500e6 / 8
+    xen_min_rate: PositiveRate = 100e6 / 8
+    xen_max_rate: PositiveRate = 500e6 / 8
     xen_rate_increment: Rate = 50e6 / 8
-    xen_min_pages: int = Field(default=50, ge=0, le=1 << 30)
-    xen_max_rounds: int = Field(default=30, ge=1, le=10_000)
-    xen_max_sent_factor: float = Field(default=3.0, gt=0, le=1000)
-    xen_batch: Bytes = Field(default=4 * 1024**2, ge=1, le=1024**3)  # MAX_BATCH_SIZE pages
-    qemu_max_bandwidth: Rate = 128 * 1024**2
+    xen_min_pages: Count = 50
+    xen_max_rounds: Annotated[int, Range(1, 10_000, "int")] = 30
+    xen_max_sent_factor: Annotated[float, Range(0, 1000, lo_open=True)] = 3.0
+    xen_batch: Annotated[int, Range(1, GiB, "size")] = 4 * 1024**2  # MAX_BATCH_SIZE pages
+    qemu_max_bandwidth: PositiveRate = 128 * 1024**2
     qemu_downtime_limit: Seconds = 0.3
-    qemu_bandwidth_window: Seconds = Field(default=0.1, gt=0, le=60)  # BUFFER_DELAY
-    qemu_activation: Seconds = Field(default=0.001, le=10)  # resume on a fast path
+    # BUFFER_DELAY: the bandwidth the switch-over test uses is measured over this window.
+    qemu_bandwidth_window: Annotated[float, Range(0, 60.0, "duration", lo_open=True)] = 0.1
+    qemu_activation: Annotated[float, Range(0, 10.0, "duration")] = 0.001  # fast-path resume
     throttle_initial: Fraction = 0.20
     throttle_increment: Fraction = 0.10
     throttle_max: Fraction = 0.99
@@ -281,24 +317,24 @@ class MigrationPolicy(Frozen):
     xbzrle_cache: Bytes = 64 * 1024**2
     xbzrle_delta_fraction: Fraction = 0.05
     max_postcopy_bandwidth: Rate = 0.0  # 0 = unlimited
-    postcopy_after_passes: int = Field(default=1, ge=1, le=1000)  # hybrid
+    postcopy_after_passes: Annotated[int, Range(1, 1000, "int")] = 1  # hybrid
     zero_page_header: Bytes = 9
     page_header: Bytes = 8
     cpu_state: Bytes = 256 * 1024  # vCPU and device state sent in the stop phase
     activation: Seconds = 0.020  # Xen: commit, resume, unsolicited ARP
     trap_cost: Seconds = 2e-6  # write-protect fault on the first write of a page per round
-    pml_batch: int = Field(default=512, ge=1, le=1 << 20)  # hardware logging: one exit per batch
+    pml_batch: Annotated[int, Range(1, 1_000_000, "int")] = 512  # one exit per batch
     round_trip: Seconds = 0.0002  # network round trip for a post-copy demand fault
 
 
 class VMSpec(Frozen):
     id: Ident
     host: Ident | None = None
-    memory: Bytes
+    memory: Annotated[int, Range(512, MAX_BYTES, "size")]  # and at least one page
     min: Bytes = 0
     max: Bytes | None = None
-    shares: int | None = Field(default=None, ge=0)
-    vcpus: int = Field(default=1, ge=1)
+    shares: Shares | None = None
+    vcpus: Annotated[int, Range(1, 4096, "int")] = 1
     guest_os: Ident = "linux"
     app: Ident | None = None
     content: ContentMix = ContentMix()
@@ -309,7 +345,7 @@ class VMSpec(Frozen):
     sla: SLASpec | None = None  # defaults to policy.sla
     guest_disk_latency: Seconds = 0.008  # the guest's own virtual disk (its swap, files)
     dma32: bool = False  # has a device that can only DMA below 4 GB
-    price_per_hour: float | None = Field(default=None, ge=0)
+    price_per_hour: Price | None = None
 
     @model_validator(mode="after")
     def _sizes_consistent(self) -> VMSpec:
@@ -341,14 +377,15 @@ class VMGroupSpec(VMSpec):
     """`count` VMs named id0, id1, ... placed round-robin over `hosts` (or unplaced)."""
 
     id: Ident
-    count: int = Field(ge=1, le=1_000_000)
-    hosts: list[Ident | Literal["*"]] = Field(default_factory=list)  # "*": every host
+    count: Annotated[int, Range(1, 1_000_000, "int")]
+    # "*": every host
+    hosts: list[Ident | Literal["*"]] = Field(default_factory=list, max_length=100_000)
 
 
 class EconomySpec(Frozen):
-    revenue_per_gib_hour: float = Field(default=0.05, ge=0)
-    price_per_kwh: float = Field(default=0.15, ge=0)
-    network_per_gb: float = Field(default=0.01, ge=0)  # migration traffic, per 10^9 bytes
+    revenue_per_gib_hour: Price = 0.05
+    price_per_kwh: Price = 0.15
+    network_per_gb: Price = 0.01  # migration traffic, per 10^9 bytes
 
 
 class PolicySpec(Frozen):
@@ -375,12 +412,12 @@ class ObjectiveSpec(Frozen):
     vms_on_host) the moment itself."""
 
     metric: ObjectiveMetric
-    at_least: float | None = None
-    at_most: float | None = None
+    at_least: Signed | None = None
+    at_most: Signed | None = None
     by: Seconds
     vm: Ident | None = None
     host: Ident | None = None
-    description: str = ""
+    description: Line = ""
 
     @model_validator(mode="after")
     def _one_bound(self) -> ObjectiveSpec:
@@ -398,13 +435,13 @@ class Expectation(Frozen):
     """A published number a reproduction must match: within a tolerance (two_sided), or
     at least / at most it (for results published as "more than 30 %")."""
 
-    metric: str
-    published: float
+    metric: Line
+    published: Signed
     bound: Literal["two_sided", "at_least", "at_most"] = "two_sided"
-    abs_tol: float | None = Field(default=None, ge=0)
-    rel_tol: float | None = Field(default=None, ge=0)
-    unit: str = ""
-    note: str = ""
+    abs_tol: Annotated[float, Range(0, MAX_SIGNED)] | None = None
+    rel_tol: Annotated[float, Range(0, MAX_SIGNED)] | None = None
+    unit: Line = ""
+    note: Paragraphs = ""
 
     @model_validator(mode="after")
     def _one_tolerance(self) -> Expectation:
@@ -431,5 +468,5 @@ class Expectation(Frozen):
 class ReproduceSpec(Frozen):
     """Where the published values come from and what the simulation must show."""
 
-    source: str
-    expect: list[Expectation] = Field(default_factory=list)
+    source: Paragraphs
+    expect: list[Expectation] = Field(default_factory=list, max_length=1000)

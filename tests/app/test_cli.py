@@ -84,7 +84,9 @@ def test_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_report_has_every_contract_key(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out" / "report.json"
-    assert main(["run", TUTORIAL, "--ticks", "300", "--report", str(out)]) == 0
+    # Nothing done in the tutorial's first 25 minutes fails an objective: exit 3, and the
+    # report is written all the same.
+    assert main(["run", TUTORIAL, "--ticks", "300", "--report", str(out)]) == 3
     report = json.loads(out.read_text())
     for key in ("scenario", "seed", "ticks", "sim_time_s", "hosts", "vms", "migrations",
                 "economy"):
@@ -163,11 +165,12 @@ def test_ticks_default_to_the_duration(tmp_path: Path,
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    # Like any bad input: one line, exit 2, pointing at the command's --help.
     for argv in (["run"], ["run", TUTORIAL, "--ticks", "-3"], ["frobnicate"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+        one_error_line(capsys.readouterr().err, "--help")
 
 
 def test_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,7 @@
 """Random valid (and invalid) command sequences never break an invariant."""
 
+import os
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -83,6 +85,8 @@ class EngineMachine(RuleBasedStateMachine):
             assert invariants.check(self.sim.world.state) == []
 
 
-EngineMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30,
-                                           deadline=None)
+# benchmarks/fuzz.py --examples N runs the machine much longer (OVERCOMMIT_FUZZ_EXAMPLES).
+EngineMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("OVERCOMMIT_FUZZ_EXAMPLES", "60")), stateful_step_count=30,
+    deadline=None)
 TestEngineMachine = EngineMachine.TestCase

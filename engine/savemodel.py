@@ -1,0 +1,175 @@
+"""The schema of a save's plain data (engine/persistence.py `to_plain`), with ranges.
+
+A save is input like a scenario: an edited or damaged one must be refused with the field
+named, never crash the engine later. Every key of the world's dict has a type and a
+finite range here. The money ledger and a migration's record follow their dataclasses
+(engine/state_tables.py `Money`, engine/migration/model.py `Round`), so a
+field added there is checked too: a number gets a generic finite range, a field of
+another type fails tests/engine/test_ranges.py until it is given one here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, create_model, model_validator
+
+from engine.commands import Command
+from engine.migration.model import MAX_ROUNDS_KEPT, Round
+from engine.ranges import MAX_SEED, MAX_TICKS, Range
+from engine.rng import STREAM_NAMES
+from engine.scenario import ScenarioSpec
+from engine.spec import Count, Frozen, Ident, Line, Signed, VMSpec
+from engine.state import UNIQUE_CONTENT_BASE
+from engine.state_tables import Money
+from engine.world import HISTORY_TICKS
+
+SCHEMA_VERSION = 1
+MAX_ITEMS = 1_000_000  # VMs, migrations, pending commands in one save
+
+Int64 = Annotated[int, Range(-1, 2**63 - 1, "int")]  # -1: the engine's "none yet"
+U128 = Annotated[int, Range(0, 2**128 - 1, "int")]
+Threshold = Annotated[float, Range(0.0, 1.0, lo_open=True, hi_open=True)]
+
+_SCALARS: dict[str, Any] = {"float": Signed, "int": Int64, "bool": bool, "str": Line}
+
+
+def _from_dataclass(cls: type, name: str, special: dict[str, Any],
+                    skip: tuple[str, ...] = ()) -> type[BaseModel]:
+    """A frozen model with one field per dataclass field: numbers get a generic finite
+    range unless `special` gives a type; missing keys take the dataclass default (older
+    saves load). A field of an unknown type becomes Any, which the range test flags."""
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp = special.get(f.name, _SCALARS.get(str(f.type), Any))
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (tp, f.default)
+        else:
+            fields[f.name] = (tp, ...)
+    return create_model(name, __base__=Frozen, **fields)
+
+
+MoneyPlain = _from_dataclass(Money, "MoneyPlain", {
+    "migration_bytes": Annotated[int, Range(0, 2**63 - 1, "int")]})
+RoundPlain = _from_dataclass(Round, "RoundPlain", {})
+
+
+class MigrationsPlain(Frozen):
+    """The migration table's plain part (engine/migration/model.py `to_plain`): its row
+    count, each row's end reason and kept rounds, the arenas' live sizes. The columns and
+    the arenas are arrays (engine/savecheck.py)."""
+
+    n: Annotated[int, Range(0, MAX_ITEMS, "int")]
+    reasons: list[Line] = Field(max_length=MAX_ITEMS)
+    rounds: list[Annotated[list[RoundPlain], Field(max_length=MAX_ROUNDS_KEPT)]] = Field(  # type: ignore[valid-type]
+        max_length=MAX_ITEMS)
+    live: tuple[Count, Count, Count, Count]
+
+    @model_validator(mode="after")
+    def _rows(self) -> MigrationsPlain:
+        if len(self.reasons) != self.n or len(self.rounds) != self.n:
+            raise ValueError(f"{self.n} migrations but {len(self.reasons)} reasons and "
+                             f"{len(self.rounds)} round lists")
+        return self
+
+
+# A save from before the table: one record per migration, read by
+# engine/migration/model.py `from_old_saves` (which refuses one still running).
+LegacyRound = Annotated[dict[Ident, Signed], Field(max_length=50)]
+LegacyValue = bool | Signed | Line | Annotated[list[LegacyRound], Field(max_length=MAX_ITEMS)]
+LegacyMigration = Annotated[dict[Ident, LegacyValue], Field(max_length=200)]
+
+
+class StreamPlain(Frozen):
+    """A PCG64 generator's state (numbers as strings: TOML integers are 64-bit)."""
+
+    state: U128
+    inc: U128
+    has_uint32: Literal[0, 1]
+    uinteger: Annotated[int, Range(0, 2**32 - 1, "int")]
+
+
+class StreamsPlain(Frozen):
+    seed: Annotated[int, Range(0, MAX_SEED, "int")]
+    streams: dict[Ident, StreamPlain]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layout(cls, data: Any) -> Any:
+        # The engine writes {"seed": s, "content": {...}, ...}: one key per stream.
+        if not isinstance(data, dict) or "streams" in data:
+            return data
+        return {"seed": data.get("seed"), "streams": {k: v for k, v in data.items()
+                                                      if k != "seed"}}
+
+    @model_validator(mode="after")
+    def _known(self) -> StreamsPlain:
+        unknown = sorted(set(self.streams) - set(STREAM_NAMES))
+        if unknown:
+            raise ValueError(f"unknown random streams {unknown}; expected some of "
+                             f"{', '.join(STREAM_NAMES)}")
+        return self
+
+
+class SaveMeta(Frozen):
+    """The world's plain data in a save (the TOML's [world] table)."""
+
+    schema_version: Annotated[int, Range(1, SCHEMA_VERSION, "int")]
+    scenario: ScenarioSpec
+    vm_specs: list[VMSpec] = Field(max_length=MAX_ITEMS)
+    tick: Annotated[int, Range(0, MAX_TICKS, "int")]
+    next_unique_content: Annotated[int, Range(UNIQUE_CONTENT_BASE, 2**64 - 1, "int")]
+    money: MoneyPlain  # type: ignore[valid-type]
+    streams: StreamsPlain
+    pending: list[Command] = Field(max_length=MAX_ITEMS)
+    timeline_next: Count
+    history: dict[Ident, Annotated[list[Signed], Field(max_length=HISTORY_TICKS)]] = Field(
+        max_length=1000)
+    objective_verdicts: list[tuple[Count, Signed, bool]] = Field(max_length=MAX_ITEMS)
+    sharing_salting: Literal[0, 1, 2]
+    reclaim_thresholds: tuple[Threshold, Threshold, Threshold, Threshold]
+    reclaim_realloc: bool
+    migrations: MigrationsPlain | Annotated[list[LegacyMigration], Field(max_length=MAX_ITEMS)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SaveMeta:
+        if self.timeline_next > len(self.scenario.timeline):
+            raise ValueError(f"timeline_next {self.timeline_next} is past the timeline's "
+                             f"{len(self.scenario.timeline)} entries")
+        n_obj = len(self.scenario.objectives)
+        for i, _value, _ok in self.objective_verdicts:
+            if i >= n_obj:
+                raise ValueError(f"objective_verdicts names objective {i} of {n_obj}")
+        high, soft, hard, low = self.reclaim_thresholds
+        if not high > soft > hard > low:
+            raise ValueError("reclaim_thresholds must decrease: high > soft > hard > low")
+        ids = [v.id for v in self.vm_specs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("vm_specs: duplicate VM ids")
+        scenario_vms = self.scenario.all_vms()
+        if [v.id for v in scenario_vms] != ids[:len(scenario_vms)] or any(
+                a.memory != b.memory for a, b in zip(scenario_vms, self.vm_specs, strict=False)):
+            raise ValueError("vm_specs: the first VMs must be the scenario's, in order")
+        return self
+
+
+class SaveHeader(Frozen):
+    """The TOML's [overcommit_save] table: which sidecar holds the arrays, and its hash."""
+
+    sidecar: Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z0-9_.-]+\.arrays\.npz$")]
+    sidecar_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    save_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None  # older saves
+    scenario: Line = ""
+    tick: Annotated[int, Range(0, MAX_TICKS, "int")] = 0
+
+    @model_validator(mode="after")
+    def _plain_name(self) -> SaveHeader:
+        if self.sidecar.startswith("."):
+            raise ValueError("sidecar: expected a file name in the save's folder")
+        return self
+
+
+__all__ = ["SCHEMA_VERSION", "SaveHeader", "SaveMeta"]
