@@ -2,7 +2,9 @@
 
 Order matters and is part of the contract:
 1. commands   - scheduled timeline entries due now, then operator commands, in order
-2. workload   - every running VM touches pages: first touch, COW break, swap-in, balloon
+   boot       - overhead frames first; booting VMs write their next boot pages (stalls)
+   schedule   - workload phases that start now replace the VMs' workload columns
+2. workload   - every running (booted) VM touches pages: first touch, COW break, swap-in, balloon
                 pop, guest page-in, page-cache reads; stalls; closed-loop pace
 3. sampling   - active-memory estimates (invalidate 100 random pages per period)
 4. allocation - targets from shares, min, max and the idle tax (every balance period)
@@ -29,6 +31,7 @@ from engine.commands import describe_command
 from engine.economy.billing import bill
 from engine.memory.allocation import run_allocation
 from engine.memory.balloon import run_balloon
+from engine.memory.boot import run_boot
 from engine.memory.phase import run_sharing
 from engine.memory.reclaim import run_reclaim_policy
 from engine.memory.remap import run_io
@@ -39,6 +42,7 @@ from engine.network import update_service_rates
 from engine.objectives import judge_objectives
 from engine.service import run_service
 from engine.workloads.phase import run_workloads
+from engine.workloads.schedule import run_schedule
 from engine.world import World
 
 Phase = Callable[[World], None]
@@ -80,6 +84,8 @@ def record_metrics(world: World) -> None:
 
 TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("commands", apply_commands),
+    ("boot", run_boot),
+    ("schedule", run_schedule),
     ("workload", run_workloads),
     ("sampling", run_sampling),
     ("allocation", run_allocation),

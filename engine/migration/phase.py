@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.commands import Migrate
+from engine.memory import migration_hooks
 from engine.migration import postcopy
 from engine.migration.model import Migration
 from engine.migration.precopy import (
@@ -49,6 +50,8 @@ def start(world: World, cmd: Migrate) -> Migration:
         sent_content=np.zeros(n, np.uint64), at_dest=np.zeros(n, np.bool_),
         in_cache=np.zeros(n, np.bool_), pushed=np.zeros(n, np.bool_))
     state.migrations.append(mig)
+    migration_hooks.migration_started(state, v, mig.dst,
+                                      world.spec.policy.memory.overhead_frames)
     sl = vm_slice(state, mig)
     state.pages.dirty[sl] = False
     state.vms["precopying"][v] = cmd.mode != "postcopy"
@@ -166,6 +169,7 @@ def fail(world: World, mig: Migration, reason: str) -> None:
         mig.status = "failed"
         world.emit("vm_lost", f"{vm} lost: {reason} during post-copy", vm=vm)
         return
+    migration_hooks.migration_abandoned(state, mig.vm)
     state.pages.dirty[vm_slice(state, mig)] = False
     state.vms["throttle"][mig.vm] = 0.0
     state.vms["precopying"][mig.vm] = False

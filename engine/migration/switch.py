@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.memory import frames as frame_alloc
+from engine.memory import migration_hooks
 from engine.memory.counts import count_moves
 from engine.migration.model import Migration
 from engine.state import I64, Loc, State
@@ -57,6 +58,7 @@ def commit(state: State, mig: Migration, sl: slice, late: I64) -> None:
     wrong[np.isin(pages, late)] = False
     mig.content_mismatches = int(wrong.sum())
     _to_destination(state, mig, pages)
+    migration_hooks.vm_moved(state, mig.vm, mig.src)
     state.vms["host"][mig.vm] = mig.dst
 
 
@@ -79,6 +81,7 @@ def go_remote(state: State, mig: Migration, sl: slice) -> None:
     p.location[remote] = Loc.REMOTE
     mig.at_dest[:] = False
     mig.at_dest[idx[clean]] = True
+    migration_hooks.vm_moved(state, mig.vm, mig.src)
     state.vms["host"][mig.vm] = mig.dst
 
 
