@@ -133,19 +133,18 @@ def _lay_out(state: State, vms: I64, t: Template) -> None:
     m, n, k = vms.size, t.n, t.n_touched
     first = int(cols["page_offset"][vms[0]])
     sl = slice(first, first + m * n)
-    got = frame_alloc.allocate_counts(state, cols["host"][vms], np.full(m, k, np.int64))
-    frames2d = p.frame[sl].reshape(m, n)
-    if t.contiguous:
-        frames2d[:, :k] = got.reshape(m, k)
-    else:
-        frames2d[:, t.touched_pages] = got.reshape(m, k)
-    p.location[sl].reshape(m, n)[:] = np.where(t.touched, Loc.PRIVATE, Loc.UNTOUCHED)
+    got = frame_alloc.allocate_blocks(state, cols["host"][vms], k)
+    # Flat 1-D scatters: numpy's 2-D fancy assignment is an order of magnitude slower.
+    at = (np.arange(m, dtype=np.int64) * n)[:, None] + t.touched_pages[None, :]
+    p.frame[sl][at.ravel()] = got.ravel()
+    p.location[sl].reshape(m, n)[:] = t.location
     p.guest_kind[sl].reshape(m, n)[:] = t.kind
     content2d = p.content[sl].reshape(m, n)
-    content2d[:] = t.content
-    if t.n_unique:
-        uniq = np.flatnonzero(t.unique)
-        content2d[:, uniq] += cols["boot_unique_base"][vms][:, None]
+    if t.n_unique:  # unique pages: the template's rank plus each VM's base
+        np.multiply(t.unique_u64, cols["boot_unique_base"][vms][:, None], out=content2d)
+        np.add(content2d, t.content, out=content2d)
+    else:
+        content2d[:] = t.content
     cols["loc_count"][vms, Loc.UNTOUCHED] -= k
     cols["loc_count"][vms, Loc.PRIVATE] += k
     cols["kind_count"][vms] = t.kind_counts

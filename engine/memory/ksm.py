@@ -227,11 +227,19 @@ def _unstable(state: State, h: int, cand: I64, keys: U64, content: U64, free_ind
     order, starts, lengths = group_by_key(keys)
     first = order[starts]
     pair = (np.add.reduceat(valid[order], starts) > 0).astype(np.int64)
+    # A partner scanned in this batch too (a stale entry that validates again, e.g. for a
+    # VM restarted with the same content) is the partner only, not also a member.
+    group_of = np.repeat(np.arange(starts.size), lengths)
+    keep = ~((pair[group_of] == 1) & (cand[order] == q[first][group_of]))
+    members = order[keep]
+    lengths = np.bincount(group_of[keep], minlength=starts.size)
+    mstart = np.cumsum(lengths) - lengths
     size = lengths + pair  # elements: the partner (if any), then the members
     g = np.repeat(np.arange(starts.size), size)
     e = np.arange(g.size) - np.repeat(np.cumsum(size) - size, size)
     is_partner = (pair[g] == 1) & (e == 0)
-    member = order[np.clip(starts[g] + e - pair[g], 0, cand.size - 1)]
+    member = members[np.clip(mstart[g] + e - pair[g], 0, max(members.size - 1, 0))] if (
+        members.size) else np.zeros(g.size, np.int64)
     page = np.where(is_partner, q[first][g], cand[member])
     per = limit[first][g]
     chunk, pos = e // per, e % per

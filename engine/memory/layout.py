@@ -26,7 +26,7 @@ import numpy as np
 from engine.hashing import name_key, splitmix64
 from engine.memory.content import image_content
 from engine.spec import VMSpec
-from engine.state import I64, N_KIND, U8, U64, Bool, GuestKind
+from engine.state import I64, N_KIND, U8, U64, Bool, GuestKind, Loc
 from engine.workloads.images import AppImage, boot_plan, library
 
 _UNIT = float(2**64)
@@ -45,6 +45,8 @@ class Template:
     kind_counts: I64  # pages per GuestKind once booted
     touched_pages: I64  # sorted pages with touched set
     contiguous: bool  # touched_pages == 0 .. k-1
+    location: U8  # per page: Loc once booted (PRIVATE where touched)
+    unique_u64: U64  # `unique` as 0/1, to add each VM's base in one multiply-add
 
     @property
     def n_touched(self) -> int:
@@ -156,11 +158,15 @@ def _finish(n: int, touched: Bool, content: U64, unique: Bool, kind: U8, order: 
     kind = np.where(touched, kind, GuestKind.FREE).astype(np.uint8)
     touched_pages = np.flatnonzero(touched).astype(np.int64)
     counts = np.bincount(kind, minlength=N_KIND).astype(np.int64)
-    for arr in (touched, content, unique, kind, order, touched_pages, counts):
+    location = np.where(touched, Loc.PRIVATE, Loc.UNTOUCHED).astype(np.uint8)
+    unique_u64 = unique.astype(np.uint64)
+    for arr in (touched, content, unique, kind, order, touched_pages, counts, location,
+                unique_u64):
         arr.flags.writeable = False  # shared by every VM of the template
     return Template(n, touched, content, unique, kind, order, zero_fill, n_unique, counts,
                     touched_pages, bool(touched_pages.size == 0 or
-                                        touched_pages[-1] == touched_pages.size - 1))
+                                        touched_pages[-1] == touched_pages.size - 1),
+                    location, unique_u64)
 
 
 MixKey = tuple[str, int, int, str, "str | None", float, float, float, float, float, float,

@@ -51,7 +51,11 @@ def back(state: State, backed: bool, vms: I64) -> None:
     vms, need = vms[need > 0], need[need > 0]
     if vms.size == 0:
         return
-    got = frame_alloc.allocate_counts(state, cols["host"][vms], need)
+    if np.all(need == need[0]):  # the usual case: VMs of one overhead size, in bulk
+        # (a group short of frames gets them first and -1 after, as _store expects)
+        got = frame_alloc.allocate_blocks(state, cols["host"][vms], int(need[0])).ravel()
+    else:
+        got = frame_alloc.allocate_counts(state, cols["host"][vms], need)
     _store(state.overhead.frames, cols["overhead_offset"][vms] + cols["overhead_held"][vms],
            need, got)
     cols["overhead_held"][vms] += np.add.reduceat((got >= 0).astype(np.int64),
@@ -60,8 +64,11 @@ def back(state: State, backed: bool, vms: I64) -> None:
 
 def _store(table: np.ndarray, first_slot: I64, counts: I64, frames: np.ndarray) -> None:
     """Write each group's frames (a served prefix, then -1s) from its first slot on."""
-    rank = np.arange(frames.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    slots = np.repeat(first_slot, counts) + rank
+    if np.all(counts == counts[0]):  # one size: a broadcast index, no per-frame repeat
+        slots = (first_slot[:, None] + np.arange(counts[0])[None, :]).ravel()
+    else:
+        rank = np.arange(frames.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        slots = np.repeat(first_slot, counts) + rank
     ok = frames >= 0
     table[slots[ok]] = frames[ok]
 
