@@ -67,7 +67,8 @@ class Template:
             return order[pos], np.zeros(pos.size, np.bool_)
         z = self.n if self.zero_fill else 0
         filling = pos < z
-        page = np.where(filling, pos, self.load_order[np.maximum(pos - z, 0)])
+        page = pos.copy()
+        page[~filling] = self.load_order[pos[~filling] - z]
         return page, filling
 
 
