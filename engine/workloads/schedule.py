@@ -100,7 +100,9 @@ def run_schedule(world: World) -> None:
     cols = state.vms
     if state.schedule.start_s.size == 0:
         return
-    vms = np.flatnonzero((cols["phase_count"] > 0) & (cols["phase_t0_s"] >= 0)
+    # A workload starts when its boot ends (the end of that tick): not before.
+    t0 = cols["phase_t0_s"]
+    vms = np.flatnonzero((cols["phase_count"] > 0) & (t0 >= 0) & (t0 <= state.time_s + 1e-9)
                          & (cols["host"] >= 0))
     if vms.size == 0:
         return
