@@ -144,6 +144,14 @@ def _check_vm(world: World, cmd: Any, v: int) -> str | None:
             return (f"a balloon may hold at most {world.spec.policy.memory.balloon_max:.0%} "
                     f"of {cmd.vm} ({format_bytes(limit)})")
     if isinstance(cmd, SetWorkload):
+        ws = cmd.working_set if cmd.working_set is not None else (
+            int(state.vms["ws_pages"][v]) * page)
+        if ws > memory:
+            return f"a working set of {format_bytes(ws)} does not fit in {format_bytes(memory)}"
+        hot = cmd.hot_set if cmd.hot_set is not None else min(
+            int(state.vms["hot_pages"][v]) * page, ws)
+        if hot > ws:
+            return "the hot set must lie within the working set"
         try:
             _new_workload(world, v, cmd)
         except ValidationError as err:
@@ -351,10 +359,13 @@ def _workload(world: World, cmd: SetWorkload) -> str:
     changes = []
     for key, value in cmd.model_dump(exclude_none=True, exclude={"kind", "vm"}).items():
         if key in _BYTE_FIELDS and isinstance(value, int):
-            value = format_bytes(value)
+            changes.append(f"{key.replace('_', ' ')} {format_bytes(value)}")
         elif key == "phases":
-            value = f"{len(value)} phases"
-        changes.append(f"{key.replace('_', ' ')} {value}")
+            changes.append(f"{len(value)} phases")
+        elif isinstance(value, float):
+            changes.append(f"{key} {value:g}")
+        else:
+            changes.append(f"{key} {value}")
     return f"{cmd.vm} workload: " + (", ".join(changes) or "unchanged")
 
 
