@@ -26,7 +26,7 @@ from engine.memory import overhead
 from engine.memory.layout import Template, template
 from engine.memory.touch import apply_touches
 from engine.spec import MemoryPolicy
-from engine.state import I64, U64, Bool, GuestKind, Loc, State
+from engine.state import I32, I64, U64, Bool, GuestKind, Loc, State
 from engine.workloads.images import boot_plan
 from engine.world import World
 
@@ -75,8 +75,15 @@ def power_on(state: State, policy: MemoryPolicy, vms: I64, hosts: I64, now_s: fl
     fast = ready & _fits(state, hosts, np.where(ready, need, 0))
     done = 0
     for start, stop in _runs(vms, fast, templates):
-        for chunk in _chunks(start, stop, templates[start].n):
-            _lay_out(state, vms[chunk], templates[start])
+        t = templates[start]
+        # Buffers for the chunks of this run, reused: fresh ones each chunk would cost a
+        # page fault per page of them (the kernel zeroes every new mapping).
+        per = max(1, CHUNK_PAGES // max(t.n, 1))
+        frames_buf = np.empty((min(per, stop - start), t.n_touched), np.int32)
+        at_buf = np.empty((0 if t.contiguous else frames_buf.shape[0], t.n_touched),
+                          np.int64)
+        for chunk in _chunks(start, stop, t.n):
+            _lay_out(state, vms[chunk], t, frames_buf, at_buf)
             done += chunk.stop - chunk.start
             if progress is not None:
                 progress(done, vms.size)
@@ -127,16 +134,20 @@ def _chunks(start: int, stop: int, n: int) -> list[slice]:
     return [slice(a, min(a + per, stop)) for a in range(start, stop, per)]
 
 
-def _lay_out(state: State, vms: I64, t: Template) -> None:
+def _lay_out(state: State, vms: I64, t: Template, frames_buf: I32, at_buf: I64) -> None:
     """Instant boot of VMs with one template and contiguous pages, all with room."""
     cols, p = state.vms, state.pages
     m, n, k = vms.size, t.n, t.n_touched
     first = int(cols["page_offset"][vms[0]])
     sl = slice(first, first + m * n)
-    got = frame_alloc.allocate_blocks(state, cols["host"][vms], k)
-    # Flat 1-D scatters: numpy's 2-D fancy assignment is an order of magnitude slower.
-    at = (np.arange(m, dtype=np.int64) * n)[:, None] + t.touched_pages[None, :]
-    p.frame[sl][at.ravel()] = got.ravel()
+    got = frame_alloc.allocate_blocks(state, cols["host"][vms], k, out=frames_buf[:m])
+    if t.contiguous:
+        p.frame[sl].reshape(m, n)[:, :k] = got
+    else:
+        # A flat 1-D scatter: numpy's 2-D fancy assignment is an order of magnitude slower.
+        at = at_buf[:m]
+        np.add((np.arange(m, dtype=np.int64) * n)[:, None], t.touched_pages[None, :], out=at)
+        p.frame[sl][at.ravel()] = got.ravel()
     p.location[sl].reshape(m, n)[:] = t.location
     p.guest_kind[sl].reshape(m, n)[:] = t.kind
     content2d = p.content[sl].reshape(m, n)

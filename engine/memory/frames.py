@@ -103,18 +103,19 @@ def allocate_counts(state: State, host_of_group: I64, counts: I64) -> I32:
     return out
 
 
-def allocate_blocks(state: State, host_of_group: I64, k: int) -> I32:
+def allocate_blocks(state: State, host_of_group: I64, k: int, out: I32 | None = None) -> I32:
     """`k` frames for each group, as a (groups, k) array: the frames `allocate_counts`
     would give (possibly in another order within a group), for power-on in bulk.
 
     A group whose frames lie in one stack segment (its host's high or low stack) takes
-    them as a contiguous slice of it, gathered for all such groups in one step; a group
-    that spans both, or runs out, goes through `allocate_counts`.
+    them as a contiguous slice of it; a group that spans both, or runs out, takes them
+    rank by rank as `allocate_counts` would.
     """
     hosts, stack = state.hosts, state.frames.free_stack
     m = host_of_group.size
+    out = np.empty((m, k), np.int32) if out is None else out
     if m == 0 or k == 0:
-        return np.zeros((m, k), np.int32)
+        return out
     order = np.argsort(host_of_group, kind="stable")
     sorted_hosts = host_of_group[order]
     first = np.searchsorted(sorted_hosts, sorted_hosts, side="left")
@@ -129,9 +130,11 @@ def allocate_blocks(state: State, host_of_group: I64, k: int) -> I32:
     in_low = (prior >= free_high) & (prior + k <= free_high + free_low)
     start = np.where(in_high, top_high - prior - k, top_low - (prior - free_high) - k)
     simple = in_high | in_low
-    out = np.empty((m, k), np.int32)
-    windows = np.lib.stride_tricks.sliding_window_view(stack, k)
-    out[simple] = windows[start[simple]]
+    # Row copies of stack slices: no temporary the size of the result (a fancy gather
+    # would map fresh memory for one at every call).
+    for row, first_frame in zip(np.flatnonzero(simple).tolist(),
+                                start[simple].tolist(), strict=True):
+        out[row] = stack[first_frame:first_frame + k]
     mixed = np.flatnonzero(~simple)
     if mixed.size:  # straddles the two stacks, or short: the general allocator's way
         rank = prior[mixed, None] + np.arange(k)[None, :]
