@@ -14,17 +14,20 @@ from pydantic import Field, TypeAdapter, model_validator
 
 from engine.ranges import Range
 from engine.spec import (
+    MAX_PHASES,
     Bytes,
     Frozen,
     Ident,
-    PerSecond,
+    PhaseSpec,
     PositiveRate,
     Rate,
     Seconds,
     Shares,
     SharingMode,
     VMSpec,
+    WorkloadChange,
 )
+from engine.workloads.library import expand
 
 # A free-memory threshold: a share of host memory strictly between 0 and 1.
 Threshold = Annotated[float, Range(0.0, 1.0, lo_open=True, hi_open=True)]
@@ -129,16 +132,40 @@ class SetThresholds(Frozen):
         return self
 
 
-class SetWorkload(Frozen):
-    """Change a running workload's demand (load spikes, a toucher's working set...)."""
+class SetWorkload(WorkloadChange):
+    """Change a running workload: any workload field (load spikes, a toucher's working
+    set, idle -> busy, another preset...); fields left out keep their values. `phases`
+    replaces the VM's phase schedule (restarted now; [] drops it) and `repeat` its cycling.
+    While a phase runs, the fields it sets win over the VM's own workload. Reads, writes
+    or file reads given to an idle workload wake it (workload_kind synthetic) unless
+    `workload_kind` is given."""
 
-    kind: Literal["set_workload"] = "set_workload"
+    kind: Literal["set_workload"] = "set_workload"  # type: ignore[assignment]
     vm: Ident
-    reads_per_s: PerSecond | None = None
-    writes_per_s: PerSecond | None = None
-    working_set: Bytes | None = None
-    hot_set: Bytes | None = None
-    file_reads_per_s: PerSecond | None = None
+    workload_kind: Literal["synthetic", "idle"] | None = None
+    phases: list[PhaseSpec] | None = Field(default=None, max_length=MAX_PHASES)
+    repeat: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        # The preset's `kind` is the workload's, not this command's tag.
+        if not isinstance(data, dict) or not data.get("preset"):
+            return data
+        fields = dict(expand({"preset": data["preset"]}))
+        preset_kind = fields.pop("kind", None)
+        merged = {**fields, **data}
+        if preset_kind is not None and data.get("workload_kind") is None:
+            merged["workload_kind"] = preset_kind
+        return merged
+
+    def change(self) -> WorkloadChange:
+        """The workload fields this command sets (workload_kind is the workload's kind)."""
+        data = self.model_dump(exclude_none=True, exclude={"kind", "vm", "workload_kind",
+                                                           "phases", "repeat"})
+        if self.workload_kind is not None:
+            data["kind"] = self.workload_kind
+        return WorkloadChange.model_validate(data)
 
 
 class Migrate(Frozen):

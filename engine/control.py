@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from engine import budgets, vmlife
 from engine.commands import (
@@ -35,10 +36,14 @@ from engine.commands import (
     StopVM,
     SwitchToPostcopy,
 )
+from engine.memory import overhead as mem_overhead
 from engine.migration import phase as migration_phase
 from engine.spec import VMSpec
 from engine.state_tables import SHARING_MODES
 from engine.units import format_bytes, format_rate
+from engine.workloads import schedule
+from engine.workloads.columns import workload_columns
+from engine.workloads.images import regions
 from engine.world import World
 
 
@@ -52,17 +57,24 @@ def _host(world: World, host_id: str) -> int | None:
     return ids.index(host_id) if host_id in ids else None
 
 
+def overhead_pages(world: World, vcpus: int) -> int:
+    return mem_overhead.pages_for(world.spec.policy.memory, vcpus, world.state.page_size)
+
+
 def admission(world: World, h: int, min_bytes: int, max_bytes: int, vm_id: str,
-              leaving: int | None = None) -> str | None:
+              leaving: int | None = None, vcpus: int = 1) -> str | None:
     """ESX admission control: min + overhead must fit in unreserved memory and max - min
     in the host's swap space, counting the VMs running there (but `leaving`)."""
     state = world.state
     page = state.page_size
-    overhead = world.spec.policy.memory.overhead_per_vm
+    overhead = overhead_pages(world, vcpus) * page
     here = state.vms["host"] == h
     if leaving is not None:
         here[leaving] = False
-    reserved = int(state.vms["min_pages"][here].sum()) * page + overhead * int(here.sum())
+    # Overhead of the VMs there, and of those on their way in (reserved by a migration).
+    coming = state.vms["overhead_dst"] == h
+    reserved = (int(state.vms["min_pages"][here].sum())
+                + int(state.vms["overhead_pages"][here | coming].sum())) * page
     capacity = int(state.hosts.n_frames[h]) * page
     if reserved + min_bytes + overhead > capacity:
         return (f"{vm_id} needs {format_bytes(min_bytes + overhead)} reserved (min + "
@@ -85,7 +97,7 @@ def _placement(world: World, vm_id: str, host_id: str | None, spec: VMSpec) -> s
         return f"no host {host_id!r}"
     if not world.state.hosts.up[h]:
         return f"host {host_id} is down"
-    return admission(world, h, spec.min, spec.max_bytes, vm_id)
+    return admission(world, h, spec.min, spec.max_bytes, vm_id, vcpus=spec.vcpus)
 
 
 def _check_vm(world: World, cmd: Any, v: int) -> str | None:
@@ -117,7 +129,7 @@ def _check_vm(world: World, cmd: Any, v: int) -> str | None:
             return f"min {format_bytes(cmd.min)} exceeds max {format_bytes(max_bytes)}"
         if running and cmd.min > min_bytes:
             return admission(world, int(state.vms["host"][v]), cmd.min, max_bytes, cmd.vm,
-                             leaving=v)
+                             leaving=v, vcpus=int(state.vms["vcpus"][v]))
         return None
     if isinstance(cmd, SetMax):
         if not min_bytes <= cmd.max <= memory:
@@ -140,6 +152,11 @@ def _check_vm(world: World, cmd: Any, v: int) -> str | None:
             int(state.vms["hot_pages"][v]) * page, ws)
         if hot > ws:
             return "the hot set must lie within the working set"
+        try:
+            _new_workload(world, v, cmd)
+        except ValidationError as err:
+            detail = err.errors(include_url=False)[0]
+            return str(detail["msg"]).removeprefix("Value error, ")
         return None
     if isinstance(cmd, SetSwapTarget) and cmd.target is not None and (
             cmd.target > memory - min_bytes):
@@ -168,9 +185,12 @@ def _check_migrate(world: World, cmd: Migrate, v: int, running: bool,
         return f"host {cmd.to} is down"
     if not world.topology.has_path(state.hosts.ids[src], cmd.to):
         return f"no network path from {state.hosts.ids[src]} to {cmd.to}"
+    if state.vms["booting"][v]:
+        return f"{cmd.vm} is still booting"
     # Reservation at the destination: the same admission control as a power-on.
     return admission(world, h, int(state.vms["min_pages"][v]) * page,
-                     int(state.vms["max_pages"][v]) * page, cmd.vm)
+                     int(state.vms["max_pages"][v]) * page, cmd.vm,
+                     vcpus=int(state.vms["vcpus"][v]))
 
 
 def check(world: World, cmd: Command) -> str | None:
@@ -305,23 +325,57 @@ def _balloon_driver(world: World, cmd: SetBalloonDriver) -> str:
     return f"{cmd.vm} balloon driver {'enabled' if cmd.enabled else 'disabled'}"
 
 
+def _new_workload(world: World, v: int, cmd: SetWorkload) -> VMSpec:
+    """The VM's spec with the command's workload (ValidationError if it does not fit)."""
+    spec = world.state.vms.specs[v]
+    change = cmd.change()
+    current = spec.workload
+    # Demand given to an idle workload wakes it, unless the command says what kind it is.
+    demand = (change.reads_per_s, change.writes_per_s, change.file_reads_per_s)
+    if (current.kind == "idle" and change.kind is None
+            and any(x is not None for x in demand)):
+        change = change.model_copy(update={"kind": "synthetic"})
+    if (change.working_set is not None and change.hot_set is None
+            and current.hot_set is not None and current.hot_set > change.working_set):
+        change = change.model_copy(update={"hot_set": change.working_set})
+    workload = current.with_changes(change).model_dump()
+    workload["phases"] = current.phases if cmd.phases is None else cmd.phases
+    workload["repeat"] = current.repeat if cmd.repeat is None else cmd.repeat
+    data = spec.model_dump()
+    data["workload"] = workload
+    return VMSpec.model_validate(data)
+
+
 def _workload(world: World, cmd: SetWorkload) -> str:
-    vms, page = world.state.vms, world.state.page_size
-    v = vms.index(cmd.vm)
+    state = world.state
+    v = state.vms.index(cmd.vm)
+    state.vms.specs[v] = _new_workload(world, v, cmd)
+    schedule.rebuild(state)
+    cols = state.vms
+    if cmd.phases is not None and cols["phase_t0_s"][v] >= 0:
+        cols["phase_t0_s"][v] = state.time_s  # a new schedule starts now
+        cols["phase_index"][v] = -1  # applied by the schedule phase this tick
+    if cols["phase_count"][v] > 0 and cols["phase_index"][v] >= 0:
+        schedule.apply_row(state, np.array([v]), np.array([cols["phase_index"][v]]))
+    elif cols["phase_count"][v] == 0:
+        spec = state.vms.specs[v]
+        layout = regions(spec, int(cols["n_pages"][v]), state.page_size)
+        schedule.set_columns(state, v, workload_columns(spec.workload, layout,
+                                                        state.page_size))
     changes = []
-    for name in ("reads_per_s", "writes_per_s", "file_reads_per_s"):
-        value = getattr(cmd, name)
-        if value is not None:
-            vms[name][v] = value
-            changes.append(f"{name} {value:g}")
-    if cmd.working_set is not None:
-        vms["ws_pages"][v] = max(1, cmd.working_set // page)
-        vms["hot_pages"][v] = min(vms["hot_pages"][v], vms["ws_pages"][v])
-        changes.append(f"working set {format_bytes(cmd.working_set)}")
-    if cmd.hot_set is not None:
-        vms["hot_pages"][v] = max(1, cmd.hot_set // page)
-        changes.append(f"hot set {format_bytes(cmd.hot_set)}")
+    for key, value in cmd.model_dump(exclude_none=True, exclude={"kind", "vm"}).items():
+        if key in _BYTE_FIELDS and isinstance(value, int):
+            changes.append(f"{key.replace('_', ' ')} {format_bytes(value)}")
+        elif key == "phases":
+            changes.append(f"{len(value)} phases")
+        elif isinstance(value, float):
+            changes.append(f"{key} {value:g}")
+        else:
+            changes.append(f"{key} {value}")
     return f"{cmd.vm} workload: " + (", ".join(changes) or "unchanged")
+
+
+_BYTE_FIELDS = frozenset({"working_set", "hot_set", "dataset", "io_set", "offset"})
 
 
 def _idle_tax(world: World, cmd: SetIdleTax) -> str:
@@ -361,6 +415,11 @@ _SETTERS: dict[type, Callable[[World, Any], str]] = {
 def _start(world: World, v: int, h: int) -> None:
     state = world.state
     vm_id, host_id = state.vms.ids[v], state.hosts.ids[h]
-    got = vmlife.start_vm(state, world.streams, v, h)
-    world.emit("vm_started", f"{vm_id} powered on on {host_id} "
-               f"({format_bytes(got * state.page_size)} touched at boot)", vm=vm_id, host=host_id)
+    got = vmlife.start_vm(state, world.spec.policy.memory, v, h)
+    cols = state.vms
+    if cols["boot_rate"][v] > 0:
+        how = f"booting over {cols['boot_total'][v] / cols['boot_rate'][v]:.0f} s"
+    else:
+        how = f"{format_bytes(got * state.page_size)} touched at boot"
+    world.emit("vm_started", f"{vm_id} powered on on {host_id} ({how})", vm=vm_id,
+               host=host_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.memory.overhead import table_frames
 from engine.state import N_KIND, N_LOC, GuestKind, Loc, State
 
 
@@ -36,7 +37,9 @@ def check(state: State) -> list[str]:
     if np.any((p.location == Loc.BALLOONED) != (p.guest_kind == GuestKind.DRIVER)):
         out.append("ballooned pages and pages the balloon driver holds differ")
 
-    mapped = np.bincount(res_frames, minlength=n_frames_total)
+    # Overhead frames (memory/overhead.py) hold one reference each and no guest page.
+    mapped = np.bincount(res_frames, minlength=n_frames_total) + np.bincount(
+        table_frames(state), minlength=n_frames_total)
     if not np.array_equal(mapped, frames.refcount):
         bad = int(np.flatnonzero(mapped != frames.refcount)[0])
         out.append(f"frame {bad}: refcount {frames.refcount[bad]} but {mapped[bad]} pages map it")
@@ -100,6 +103,7 @@ def check(state: State) -> list[str]:
         out.append("a guest page maps a frame on another host")
 
     out.extend(_sharing(state, page_vm))
+    out.extend(_overhead(state))
 
     # Free lists: exactly the frames with refcount 0, each once, low and high apart.
     for h in range(len(hosts)):
@@ -142,3 +146,45 @@ def _sharing(state: State, page_vm: np.ndarray) -> list[str]:
     if not np.array_equal(sharing.hints.occupied_per_host(), sharing.hosts["hint_count"]):
         out.append("hint counts disagree with the hint table")
     return out
+
+
+def _overhead(state: State) -> list[str]:
+    """Overhead frames: as many as each VM's counters say, on the right host."""
+    out: list[str] = []
+    vms, table, hosts = state.vms, state.overhead, state.hosts
+    slot_vm = np.repeat(np.arange(len(vms)), vms["overhead_pages"])
+    if slot_vm.size != table.frames.size:
+        return ["overhead table slots disagree with the VMs' overhead sizes"]
+    for name, arr, where in (("held", table.frames, vms["host"]),
+                             ("reserved", table.reserved, vms["overhead_dst"])):
+        used = arr >= 0
+        count = np.bincount(slot_vm[used], minlength=len(vms))
+        if not np.array_equal(count, vms[f"overhead_{name}"]):
+            out.append(f"overhead frames {name} disagree with the VM counters")
+            continue
+        owner = np.searchsorted(hosts.frame_offset, arr[used], side="right") - 1
+        if np.any(owner != where[slot_vm[used]]):
+            out.append(f"an overhead frame {name} for a VM lies on another host")
+    if np.any((vms["host"] < 0) & (vms["overhead_held"] > 0)):
+        out.append("a stopped VM still holds overhead frames")
+    ksm = _ksm_counters(state)
+    if ksm:
+        out.append(ksm)
+    return out
+
+
+def _ksm_counters(state: State) -> str:
+    """KSM's rmap_items and pages_unshared per host agree with the per-page state."""
+    sharing, vms = state.sharing, state.vms
+    scanned, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
+    if scanned is None or flagged is None:
+        return ""
+    page_host = np.repeat(vms["host"], vms["n_pages"])
+    n = len(state.hosts)
+    on = page_host >= 0
+    items = np.bincount(page_host[on & (scanned >= 0)], minlength=n)
+    unshared = np.bincount(page_host[on & flagged], minlength=n)
+    if not (np.array_equal(items, sharing.hosts["ksm_rmap_items"])
+            and np.array_equal(unshared, sharing.hosts["ksm_unshared"])):
+        return "KSM rmap_items or pages_unshared disagree with the pages"
+    return ""

@@ -21,6 +21,7 @@ from engine.commands import command_to_plain, parse_command
 from engine.crosscheck import check_scenario
 from engine.errors import InputError
 from engine.hashtable import HintTable, U64Map
+from engine.memory import overhead
 from engine.migration.model import MigrationTable, table_of
 from engine.migration.model import from_old_saves as old_migrations
 from engine.network import build_topology
@@ -29,9 +30,17 @@ from engine.savecheck import check_arrays
 from engine.savemodel import SCHEMA_VERSION, MigrationsPlain, SaveMeta
 from engine.scenario import ScenarioSpec, first_error
 from engine.spec import VMSpec
-from engine.state import VM_ARRAY_DTYPES, Frames, Hosts, Pages, State, VMs
-from engine.state_tables import HOST_RECLAIM_ARRAYS, HOST_SHARING_ARRAYS, Money, Reclaim, Sharing
+from engine.state import VM_ARRAY_DTYPES, VM_ARRAY_SHAPES, Frames, Hosts, Pages, State, VMs
+from engine.state_tables import (
+    HOST_RECLAIM_ARRAYS,
+    HOST_SHARING_ARRAYS,
+    Money,
+    Overhead,
+    Reclaim,
+    Sharing,
+)
 from engine.vmlife import build_hosts
+from engine.workloads import schedule
 from engine.world import HISTORY_TICKS, World
 
 Arrays = dict[str, npt.NDArray[Any]]
@@ -76,6 +85,10 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     arrays.update(mig_arrays)
     if sharing.ksm_scanned_at is not None:
         arrays["sharing.ksm_scanned_at"] = sharing.ksm_scanned_at
+    if sharing.ksm_unstable is not None:
+        arrays["sharing.ksm_unstable"] = sharing.ksm_unstable
+    arrays["overhead.frames"] = state.overhead.frames
+    arrays["overhead.reserved"] = state.overhead.reserved
     return meta, arrays
 
 
@@ -160,7 +173,10 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     frames = Frames(refcount=arrays["frames.refcount"], free_stack=arrays["frames.free_stack"])
     vm_specs = [VMSpec.model_validate(v) for v in meta["vm_specs"]]
     vm_arrays = {name: arrays[f"vms.{name}"].astype(dtype)
-                 for name, dtype in VM_ARRAY_DTYPES.items()}
+                 for name, dtype in VM_ARRAY_DTYPES.items() if f"vms.{name}" in arrays}
+    old_save = "vms.overhead_pages" not in arrays
+    if old_save:
+        vm_arrays = _added_since(vm_arrays, len(vm_specs))
     vms = VMs([v.id for v in vm_specs], vm_specs, vm_arrays)
     if len(pages) != int(vm_arrays["n_pages"].sum()) or frames.refcount.size != int(
             hosts.n_frames.sum()):
@@ -177,7 +193,14 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         money=Money(**meta["money"]),
         nic_used_bytes_per_s=arrays["net.nic"],
         vm_net_bytes_per_s=arrays["net.vm"],
+        layout_seed=int(meta["streams"]["seed"]),
     )
+    if old_save:  # overhead not backed yet: the boot phase takes the frames when free
+        overhead.define(state, spec.policy.memory, range(len(vm_specs)))
+    else:
+        state.overhead = Overhead(arrays["overhead.frames"].astype(np.int32),
+                                  arrays["overhead.reserved"].astype(np.int32))
+    schedule.rebuild(state)
     state.sharing = Sharing(
         stable=U64Map.from_arrays(arrays, "sharing.stable"),
         hints=_hints(spec, hosts, arrays),
@@ -188,6 +211,7 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
                for k in HOST_SHARING_ARRAYS},
         salting=int(meta["sharing_salting"]),
         ksm_scanned_at=arrays.get("sharing.ksm_scanned_at"),
+        ksm_unstable=arrays.get("sharing.ksm_unstable"),
     )
     state.reclaim = Reclaim(
         hosts={k: arrays[f"reclaim.hosts.{k}"].astype(dtype)
@@ -218,3 +242,15 @@ def _hints(spec: ScenarioSpec, hosts: Hosts, arrays: Arrays) -> HintTable:
         return HintTable.from_arrays(arrays, "sharing.hints")
     slots = np.ceil(hosts.n_frames * spec.policy.sharing.hint_table).astype(np.int64)
     return HintTable(slots)
+
+
+def _added_since(vm_arrays: Arrays, n: int) -> Arrays:
+    """A save from before boots, overhead frames and schedules: the VM arrays added since
+    start as for VMs that have booted and run their workload from the start."""
+    out = dict(vm_arrays)
+    for name, dtype in VM_ARRAY_DTYPES.items():
+        if name not in out:
+            out[name] = np.zeros((n, *VM_ARRAY_SHAPES.get(name, ())), dtype)
+    out["overhead_dst"][:] = -1
+    out["phase_t0_s"][:] = np.where(out["host"] >= 0, 0.0, -1.0)
+    return out

@@ -2,9 +2,11 @@
 
 Order matters and is part of the contract:
 1. commands   - scheduled timeline entries due now, then operator commands, in order
-2. workload   - every running VM touches pages: first touch, COW break, swap-in, balloon
-                pop, guest page-in, page-cache reads; stalls; closed-loop pace (a VM in
-                post-copy only records its touches: the migration phase runs them)
+   boot       - overhead frames first; booting VMs write their next boot pages (stalls)
+   schedule   - workload phases that start now replace the VMs' workload columns
+2. workload   - every running (booted) VM touches pages: first touch, COW break, swap-in,
+                balloon pop, guest page-in, page-cache reads; stalls; closed-loop pace (a VM
+                in post-copy only records its touches: the migration phase runs them)
 3. sampling   - active-memory estimates (invalidate 100 random pages per period)
 4. allocation - targets from shares, min, max and the idle tax (every balance period)
 5. reclaim    - free-memory states; balloon targets, swap goals, blocking
@@ -31,6 +33,7 @@ from engine.commands import describe_command
 from engine.economy.billing import bill
 from engine.memory.allocation import run_allocation
 from engine.memory.balloon import run_balloon
+from engine.memory.boot import run_boot
 from engine.memory.phase import run_sharing
 from engine.memory.reclaim import run_reclaim_policy
 from engine.memory.remap import run_io
@@ -41,6 +44,7 @@ from engine.network import update_service_rates
 from engine.objectives import judge_objectives
 from engine.service import run_service
 from engine.workloads.phase import run_workloads
+from engine.workloads.schedule import run_schedule
 from engine.world import World
 
 Phase = Callable[[World], None]
@@ -82,6 +86,8 @@ def record_metrics(world: World) -> None:
 
 TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("commands", apply_commands),
+    ("boot", run_boot),
+    ("schedule", run_schedule),
     ("workload", run_workloads),
     ("sampling", run_sampling),
     ("allocation", run_allocation),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.economy.report import economy_report
+from engine.memory.report_fields import esxtop_overhead, host_fields, vm_fields
 from engine.memory.sharing import hint_table_report
 from engine.migration.report import migration_report
 from engine.migration.wws import wws_pages
@@ -62,12 +63,14 @@ def report(world: World) -> dict[str, Any]:
         "ticks": snap.tick,
         "tick_s": snap.tick_s,
         "sim_time_s": snap.time_s,
-        "hosts": [{**{k: getattr(h, k) for k in _HOST_KEYS},
-                   "esxtop": _esxtop(h, world.state.page_size),
+        "hosts": [{**{k: getattr(h, k) for k in _HOST_KEYS}, **mem,
+                   "esxtop": {**_esxtop(h, world.state.page_size), **esxtop_overhead(mem)},
                    "hint_table": hint_table_report(world.state, i)}
-                  for i, h in enumerate(snap.hosts)],
-        "vms": [{**{k: getattr(v, k) for k in _VM_KEYS},
-                 "wws_pages": wws_pages(world.state, i)} for i, v in enumerate(snap.vms)],
+                  for i, (h, mem) in enumerate(zip(snap.hosts, host_fields(world),
+                                                   strict=True))],
+        "vms": [{**{k: getattr(v, k) for k in _VM_KEYS}, **mem,
+                 "esxtop": esxtop_overhead(mem), "wws_pages": wws_pages(world.state, i)}
+                for i, (v, mem) in enumerate(zip(snap.vms, vm_fields(world), strict=True))],
         "migrations": [migration_report(world, m) for m in world.state.migrations],
         "economy": economy_report(world),
         "objectives": list(snap.objectives),

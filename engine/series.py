@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine.memory.overhead import per_host
 from engine.state import Loc
 from engine.state_tables import MEM_STATE_NAMES
 from engine.world import World
@@ -41,6 +42,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "compression_cache_bytes": ("h", "frames of the compression cache (two compressed "
                                      "pages each at most); during a post-copy migration "
                                      "also the frames its source still holds"),
+    "overhead_bytes": ("hv", "frames of the VMM's per-VM overhead (host: with those reserved "
+                             "for VMs migrating in)"),
     "free_bytes": ("hw", "free frames"),
     "balloon_bytes": ("hv", "guest pages held by the balloon (host: of its VMs)"),
     "swapped_bytes": ("hv", "guest pages in the hypervisor's swap"),
@@ -112,6 +115,7 @@ def _host_columns(world: World, vm: dict[str, Array], mig_out: Array,
     free = hosts.free_count * page
     private = total("private_bytes")
     shared = state.sharing.hosts["shared_frames"] * page
+    overhead = per_host(state) * page
     n_vms = np.bincount(host_of[running], minlength=n)
     service = _per_host(host_of, running, vm["service_level"], n)
     states = np.asarray(MEM_STATE_NAMES, dtype=object)[state.reclaim.hosts["mem_state"]]
@@ -122,7 +126,8 @@ def _host_columns(world: World, vm: dict[str, Array], mig_out: Array,
         "memory_bytes": memory,
         "private_bytes": private,
         "shared_bytes": shared,
-        "compression_cache_bytes": memory - free - private - shared,
+        "overhead_bytes": overhead,
+        "compression_cache_bytes": memory - free - private - shared - overhead,
         "free_bytes": free,
         "balloon_bytes": total("balloon_bytes"),
         "swapped_bytes": total("swapped_bytes"),
@@ -168,6 +173,7 @@ def _vm_columns(world: World) -> dict[str, Array]:
         "compressed_bytes": lc[:, Loc.COMPRESSED] * page,
         "untouched_bytes": lc[:, Loc.UNTOUCHED] * page,
         "remote_bytes": lc[:, Loc.REMOTE] * page,
+        "overhead_bytes": vms["overhead_held"] * page,
         "target_bytes": np.where(running, vms["target_pages"] * page, 0),
         "balloon_target_bytes": balloon_target * page,
         "swap_target_bytes": np.where(running, swap_target * page, 0),

@@ -27,7 +27,9 @@ def run_service(world: World) -> None:
         vms["dataset_pages"] > 0, vms["file_reads_per_s"], 0.0))
     per_op_s = 1.0 / np.maximum(nominal * vms["speed"], 1e-9)
     stalled = np.minimum(vms["stalled_ops_tick"] * per_op_s, tick_s)
-    vms["lost_memory_stall_s_tick"] = np.where(vms["blocked"], tick_s, stalled)
+    stalled += vms["boot_stall_s_tick"]  # a boot waiting for memory (memory/boot.py)
+    vms["lost_memory_stall_s_tick"] = np.where(vms["blocked"], tick_s, np.minimum(stalled,
+                                                                                 tick_s))
     vms["lost_throttle_s_tick"] = vms["throttle"] * tick_s
     demand = vms["net_bytes_per_s"] * vms["demand_scale"]
     carried = np.where(demand > 0, state.vm_net_bytes_per_s / np.maximum(demand, 1e-9), 1.0)

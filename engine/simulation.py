@@ -12,6 +12,7 @@ from engine import control, invariants, persistence, series
 from engine.commands import Accepted, Command, Rejected, Verdict, parse_command
 from engine.errors import InputError
 from engine.events import Event
+from engine.memory.boot import Progress
 from engine.migration.report import migration_report
 from engine.network import build_topology
 from engine.pending import due_commands, projected
@@ -35,19 +36,21 @@ class Simulation:
         self._projection: tuple[tuple[int, int, int], World] | None = None
 
     @classmethod
-    def from_spec(cls, spec: ScenarioSpec, seed: int | None = None,
-                  check: bool = False) -> Simulation:
+    def from_spec(cls, spec: ScenarioSpec, seed: int | None = None, check: bool = False,
+                  progress: Progress | None = None) -> Simulation:
+        """Build the world; `progress(done, total)`, if given, follows the VMs powered on
+        (for a progress bar while a big world builds)."""
         streams = Streams(spec.scenario.seed if seed is None else seed)
-        state = build_state(spec, streams)
+        state = build_state(spec, streams, progress)
         world = World(spec=spec, state=state, streams=streams, topology=build_topology(spec))
         sim = cls(world, check)
         sim._check()
         return sim
 
     @classmethod
-    def from_file(cls, path: str | Path, seed: int | None = None,
-                  check: bool = False) -> Simulation:
-        return cls.from_spec(load_scenario(path), seed, check)
+    def from_file(cls, path: str | Path, seed: int | None = None, check: bool = False,
+                  progress: Progress | None = None) -> Simulation:
+        return cls.from_spec(load_scenario(path), seed, check, progress)
 
     @classmethod
     def from_state(cls, blob: tuple[dict[str, Any], persistence.Arrays],

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from engine.commands import Command
 from engine.memory.allocation import rho
+from engine.memory.ksm import sysfs as ksm_sysfs
 from engine.memory.states import STATE_NAMES
 from engine.objectives import evaluate_objectives
 from engine.spec import VMSpec
@@ -205,6 +206,7 @@ def host_views(world: World, cols: Columns) -> tuple[HostView, ...]:
     n_vms = np.bincount(on, minlength=n).tolist()
     codes = state.reclaim.hosts["mem_state"]
     counters = state.sharing.hosts
+    ksm_stats = ksm_sysfs(state)  # sysfs semantics (memory/ksm.py)
     reclaim = state.reclaim.hosts
     out = []
     for h, host_id in enumerate(hosts.ids):
@@ -233,8 +235,8 @@ def host_views(world: World, cols: Columns) -> tuple[HostView, ...]:
             sharing_mode=SHARING_MODES[int(counters["mode"][h])],
             pages_shared=shared_frames,
             pages_sharing=sharing_pages,
-            pages_unshared=int(counters["unstable_count"][h]),
-            pages_volatile=int(counters["volatile_last_scan"][h]),
+            pages_unshared=int(ksm_stats["pages_unshared"][h]),
+            pages_volatile=int(ksm_stats["pages_volatile"][h]),
             full_scans=int(counters["full_scans"][h]),
             hints=int(counters["hint_count"][h]),
             zero_shared_bytes=zero[h],
@@ -249,9 +251,8 @@ def host_views(world: World, cols: Columns) -> tuple[HostView, ...]:
             pages_hashed_total=int(counters["hashed"][h]),
             page_compares_total=int(counters["compares"][h]),
             # KSM's general_profit: bytes saved minus its 64-byte rmap_item per tracked page.
-            ksm_general_profit_bytes=sharing_pages * page - KSM_RMAP_BYTES * (
-                shared_frames + sharing_pages + int(counters["unstable_count"][h])
-                + int(counters["volatile_last_scan"][h])),
+            ksm_general_profit_bytes=sharing_pages * page - KSM_RMAP_BYTES * int(
+                ksm_stats["rmap_items"][h]),
             idle_tax=float(reclaim["idle_tax"][h]),
             compressed_bytes=int(reclaim["compressed_pages"][h]) * page,
             free_low_bytes=int(hosts.free_low[h]) * page,

@@ -52,6 +52,8 @@ Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 Line = Annotated[str, Field(max_length=500), AfterValidator(printable)]
 Paragraphs = Annotated[str, Field(max_length=20_000),
                        AfterValidator(lambda text: printable(text, keep_newlines=True))]
+MAX_PHASES = 64
+Region = Literal["heap", "memory", "os", "app"]  # where a working set lies (WorkloadSpec)
 
 
 class Frozen(BaseModel):
@@ -121,6 +123,11 @@ class ContentMix(Frozen):
     and page-cache copies; derived from the image and app, so identical VMs repeat the same
     ones); private: unique pages. `resident` is the fraction of configured memory touched at
     start.
+
+    compose = "images" ignores the fractions and builds the content from the image library
+    (engine/workloads/images.toml): the image of `guest_os`, of `app` and of every name in
+    `images` (more applications), laid out from guest address 0 in that order, each with
+    its own zero and private pages; see engine/workloads/images.py.
     """
 
     zero: Fraction = 0.2
@@ -130,6 +137,8 @@ class ContentMix(Frozen):
     private: Fraction = 0.5
     resident: Fraction = 0.5
     dup_copies: Annotated[float, Range(1.0, 1e6)] = 2.0
+    compose: Literal["mix", "images"] = "mix"
+    images: list[Ident] = Field(default_factory=list, max_length=16)
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> ContentMix:
@@ -142,10 +151,19 @@ class ContentMix(Frozen):
 class WorkloadSpec(Frozen):
     """The synthetic generator every workload builds on.
 
-    Reads and writes per second touch pages of a working set (the first `working_set` bytes
-    of guest memory); `hot_access` of the accesses go to the hot subset (its first
-    `hot_set` bytes). A write gives the page new unique content, or zero with probability
-    `zero_writes`. `order` is uniform random or a sequential sweep.
+    Reads and writes per second touch pages of a working set: `working_set` bytes starting
+    `offset` bytes into a `region` of guest memory (heap: after the OS and application
+    images, which is guest address 0 for calibrated content mixes; memory: from address
+    0; os, app: inside the images, for a workload that rewrites its binaries or its
+    kernel's data). `hot_access` of the accesses go to the hot subset (the first `hot_set`
+    bytes of the working set). A write gives the page new unique content, or zero with
+    probability `zero_writes`. `order` is uniform random or a sequential sweep.
+
+    `phases` change the workload over time (engine/workloads/schedule.py): each phase
+    starts `at` seconds after the workload starts (the end of the VM's boot), or when the
+    phase before it has run its `duration`, and sets the fields it names on top of this
+    workload; with `repeat` the list starts over after the last phase's duration (idle and
+    busy cycles).
     """
 
     kind: Literal["synthetic", "idle"] = "synthetic"
@@ -175,19 +193,115 @@ class WorkloadSpec(Frozen):
     # peak) and the peak at `daily_peak_hour` (hours of simulated time, modulo 24).
     daily_peak_hour: Annotated[float, Range(0, 24, unit="h", hi_open=True)] | None = None
     daily_trough: Fraction = 1.0
+    region: Region = "heap"
+    offset: Bytes = 0
+    phases: list[PhaseSpec] = Field(default_factory=list, max_length=MAX_PHASES)
+    repeat: bool = False
 
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, data: Any) -> Any:
-        from engine.workloads.library import expand
+        return _expand_preset(data)
 
-        preset = data.get("preset") if isinstance(data, dict) else None
-        if preset is not None and not isinstance(preset, str):
-            raise ValueError(f"preset: expected a preset name, got {type(preset).__name__}")
-        expanded = expand(data)
-        if isinstance(expanded, dict) and isinstance(data, dict) and data.get("preset"):
-            expanded["preset"] = data["preset"]
-        return expanded
+    @model_validator(mode="after")
+    def _phase_times(self) -> WorkloadSpec:
+        last_end: float | None = 0.0
+        last_start = 0.0
+        for i, phase in enumerate(self.phases):
+            start = phase.at if phase.at is not None else last_end
+            if start is None:
+                raise ValueError(f"phases[{i}] needs `at`: the phase before it has no "
+                                 "duration")
+            if start < last_start:
+                raise ValueError(f"phases[{i}] starts at {start:g} s, before the phase "
+                                 f"before it ({last_start:g} s)")
+            last_start = start
+            last_end = None if phase.duration is None else start + phase.duration
+        if self.repeat and (not self.phases or last_end is None or last_end <= 0):
+            raise ValueError("repeat needs phases whose last one has a duration")
+        return self
+
+    def with_changes(self, change: WorkloadChange) -> WorkloadSpec:
+        """This workload with the fields `change` names replaced (phases kept)."""
+        data = self.model_dump(exclude={"phases", "repeat"})
+        data.update(change.model_dump(exclude_none=True, exclude={"at", "duration"}))
+        return WorkloadSpec.model_validate(data)
+
+
+def _expand_preset(data: Any) -> Any:
+    from engine.workloads.library import expand
+
+    preset = data.get("preset") if isinstance(data, dict) else None
+    if preset is not None and not isinstance(preset, str):
+        raise ValueError(f"preset: expected a preset name, got {type(preset).__name__}")
+    expanded = expand(data)
+    if isinstance(expanded, dict) and isinstance(data, dict) and data.get("preset"):
+        expanded["preset"] = data["preset"]
+    return expanded
+
+
+class WorkloadChange(Frozen):
+    """Some fields of a workload (a phase, or a set_workload command): the ones given
+    replace the workload's; None keeps it. A `preset` sets that preset's fields."""
+
+    kind: Literal["synthetic", "idle"] | None = None
+    preset: Ident | None = None
+    reads_per_s: PerSecond | None = None
+    writes_per_s: PerSecond | None = None
+    working_set: Bytes | None = None
+    hot_set: Bytes | None = None
+    hot_access: Fraction | None = None
+    order: Literal["uniform", "sequential"] | None = None
+    zero_writes: Fraction | None = None
+    cpu_util: Fraction | None = None
+    net: Rate | None = None
+    dataset: Bytes | None = None
+    file_reads_per_s: PerSecond | None = None
+    closed_loop: bool | None = None
+    io_pages_per_s: PerSecond | None = None
+    io_set: Bytes | None = None
+    daily_peak_hour: Annotated[float, Range(0, 24, unit="h", hi_open=True)] | None = None
+    daily_trough: Fraction | None = None
+    region: Region | None = None
+    offset: Bytes | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return _expand_preset(data)
+
+
+class PhaseSpec(WorkloadChange):
+    """One phase of a workload schedule: the fields it changes, and when it runs."""
+
+    at: Seconds | None = None  # since the workload started; default: when the last ends
+    duration: Seconds | None = None  # default: until the next phase's `at` (or for ever)
+
+
+class BootSpec(Frozen):
+    """How a VM powers on (engine/memory/boot.py).
+
+    instant: its memory is laid out at power-on, at once (the calibrated content mixes
+    assume this). timed: the guest boots over `duration` (default: its OS image's boot
+    time), writing its memory at that pace: with `zero_fill` (default: the OS image's;
+    Windows zeroes all memory) every page first, then the OS and application images; the
+    host's reclamation and sharing react meanwhile, and a VM that cannot get memory stalls.
+    `touch`: share of memory the boot writes besides the images (kernel data; default the
+    OS image's). `boot = "timed"` is short for `boot = { mode = "timed" }`.
+    """
+
+    mode: Literal["instant", "timed"] = "instant"
+    duration: Seconds | None = None
+    zero_fill: bool | None = None
+    touch: Fraction | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        return {"mode": data} if isinstance(data, str) else data
+
+
+WorkloadSpec.model_rebuild()
 
 
 class SLASpec(Frozen):
@@ -262,6 +376,11 @@ class MemoryPolicy(Frozen):
     hysteresis: Fraction = 0.02
     states: Literal["esx", "vsphere6"] = "esx"
     overhead_per_vm: Bytes = 32 * 1024**2
+    # Overhead is machine memory (engine/memory/overhead.py): frames taken at power-on,
+    # released at power-off. False keeps the old accounting (reserved in targets and
+    # admission only, no frames taken).
+    overhead_per_vcpu: Bytes = 0
+    overhead_frames: bool = True
     # vSphere's compression cache: before swapping a page that compresses to 2 KB or less,
     # keep it compressed in memory, two to a frame, up to `compression_cache` of the VM.
     compression: bool = False
@@ -346,6 +465,7 @@ class VMSpec(Frozen):
     guest_disk_latency: Seconds = 0.008  # the guest's own virtual disk (its swap, files)
     dma32: bool = False  # has a device that can only DMA below 4 GB
     price_per_hour: Price | None = None
+    boot: BootSpec = BootSpec()
 
     @model_validator(mode="after")
     def _sizes_consistent(self) -> VMSpec:
@@ -355,12 +475,11 @@ class VMSpec(Frozen):
             raise ValueError("min must not exceed memory")
         if self.max is not None and not self.min <= self.max <= self.memory:
             raise ValueError("max must lie between min and memory")
-        ws = self.workload.working_set
-        if ws is not None and ws > self.memory:
-            raise ValueError("workload.working_set must not exceed memory")
-        hot = self.workload.hot_set
-        if hot is not None and hot > (ws if ws is not None else self.memory):
-            raise ValueError("workload.hot_set must not exceed the working set")
+        from engine.workloads.images import check_vm
+
+        problem = check_vm(self)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property

@@ -18,7 +18,9 @@ import numpy.typing as npt
 
 from engine.hashing import name_key
 from engine.spec import HostSpec, SLASpec, VMSpec
-from engine.state_tables import Money, Reclaim, Sharing
+from engine.state_tables import Money, Overhead, Reclaim, Schedule, Sharing
+from engine.workloads.columns import workload_columns
+from engine.workloads.images import regions
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -166,6 +168,8 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "stalled_ops_tick": np.int64,
     "ops_tick": np.int64,
     # workload parameters, copied from the spec so the tick never touches pydantic
+    # (engine/workloads/columns.py); ws_start: first page of the working set in the VM
+    "ws_start": np.int64,
     "reads_per_s": np.float64,
     "writes_per_s": np.float64,
     "ws_pages": np.int64,
@@ -251,6 +255,30 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "bounces_tick": np.int64,
     "bounces": np.int64,
     "remaps": np.int64,
+    # boot (memory/boot.py): positions of the boot plan written so far, of how many, at
+    # what pace (0: as fast as memory allows); the VM's unique content ids start at base
+    "booting": np.bool_,
+    "boot_cursor": np.int64,
+    "boot_total": np.int64,
+    "boot_rate": np.float64,
+    "boot_unique_base": np.uint64,
+    "boot_started_s": np.float64,
+    "boot_stall_s_tick": np.float64,  # share of the tick the boot waited for memory
+    "boot_stall_s": np.float64,
+    # overhead memory (memory/overhead.py): frames wanted, held, and reserved at the
+    # destination of a migration; the VM's slots in the overhead frame table
+    "overhead_offset": np.int64,
+    "overhead_pages": np.int64,
+    "overhead_held": np.int64,
+    "overhead_reserved": np.int64,
+    "overhead_dst": np.int64,  # host of the reservation, -1 none
+    # workload schedule (workloads/schedule.py): the VM's rows in the phase table, the
+    # current one, when its workload started (-1: not yet) and the cycle length (0: none)
+    "phase_offset": np.int64,
+    "phase_count": np.int64,
+    "phase_index": np.int64,
+    "phase_t0_s": np.float64,
+    "phase_period_s": np.float64,
 }
 
 
@@ -263,6 +291,44 @@ VM_ARRAY_SHAPES: dict[str, tuple[int, ...]] = {
     "kind_count": (N_KIND,),
     "sample": (SAMPLE_PAGES,),
 }
+
+
+def _vm_row(spec: VMSpec, page_offset: int, n_pages: int, page_size: int,
+            price_per_hour: float, sla: SLASpec) -> dict[str, Any]:
+    wl = spec.workload
+    contract = spec.sla or sla
+    return {
+        **workload_columns(wl, regions(spec, n_pages, page_size), page_size),
+        "vcpus": spec.vcpus,
+        "price_per_hour": price_per_hour,
+        "target_pages": spec.max_bytes // page_size,
+        "sla_availability": contract.availability,
+        "sla_performance": contract.performance,
+        "sla_availability_credit": contract.availability_credit,
+        "sla_performance_credit": contract.performance_credit,
+        "balloon_driver": spec.balloon_driver,
+        "balloon_forced": -1,
+        "balloon_rate": BALLOON_START_RATE,
+        "swap_forced": -1,
+        "active_slow": 1.0,
+        "active_fast": 1.0,
+        "active_estimate": 1.0,
+        "dataset_key": name_key("file", f"{spec.tenant}/{spec.app or spec.id}"),
+        "speed": 1.0,
+        "guest_disk_latency_s": spec.guest_disk_latency,
+        "dma32": spec.dma32,
+        "demand_scale": 1.0,
+        "salt_tenant_key": name_key("salt", spec.salt or f"tenant:{spec.tenant}"),
+        "salt_own_key": name_key("salt", spec.salt or f"vm:{spec.id}"),
+        "page_offset": page_offset,
+        "n_pages": n_pages,
+        "host": -1,
+        "shares": spec.shares_value,
+        "min_pages": spec.min // page_size,
+        "max_pages": spec.max_bytes // page_size,
+        "overhead_dst": -1,
+        "phase_t0_s": -1.0,
+    }
 
 
 @dataclass
@@ -292,69 +358,29 @@ class VMs:
     def index(self, vm_id: str) -> int:
         return self.ids.index(vm_id)
 
+    def extend(self, specs: list[VMSpec], page_offsets: list[int], n_pages: list[int],
+               page_size: int, prices: list[float], sla: SLASpec) -> range:
+        """Append VMs (all columns at once); returns their indices."""
+        rows = [_vm_row(spec, off, n, page_size, price, sla) for spec, off, n, price in
+                zip(specs, page_offsets, n_pages, prices, strict=True)]
+        first = len(self.ids)
+        for name, arr in self.arrays.items():
+            new = np.zeros((len(rows), *arr.shape[1:]), arr.dtype)
+            if name == "loc_count":
+                new[:, Loc.UNTOUCHED] = n_pages
+            elif name == "kind_count":
+                new[:, GuestKind.FREE] = n_pages
+            elif arr.ndim == 1:
+                new[:] = [row.get(name, 0) for row in rows]
+            self.arrays[name] = np.concatenate([arr, new])
+        self.ids.extend(spec.id for spec in specs)
+        self.specs.extend(specs)
+        return range(first, len(self.ids))
+
     def append(self, spec: VMSpec, page_offset: int, n_pages: int, page_size: int,
                price_per_hour: float, sla: SLASpec) -> int:
-        wl = spec.workload
-        idle = wl.kind == "idle"
-        ws = n_pages if wl.working_set is None else max(1, wl.working_set // page_size)
-        hot = ws if wl.hot_set is None else max(1, wl.hot_set // page_size)
-        row: dict[str, Any] = {
-            "reads_per_s": 0.0 if idle else wl.reads_per_s,
-            "writes_per_s": 0.0 if idle else wl.writes_per_s,
-            "ws_pages": ws,
-            "hot_pages": hot,
-            "hot_access": wl.hot_access,
-            "sequential": wl.order == "sequential",
-            "zero_writes": wl.zero_writes,
-            "cpu_util": 0.0 if idle else wl.cpu_util,
-            "vcpus": spec.vcpus,
-            "net_bytes_per_s": 0.0 if idle else wl.net,
-            "price_per_hour": price_per_hour,
-            "target_pages": spec.max_bytes // page_size,
-            "sla_availability": (spec.sla or sla).availability,
-            "sla_performance": (spec.sla or sla).performance,
-            "sla_availability_credit": (spec.sla or sla).availability_credit,
-            "sla_performance_credit": (spec.sla or sla).performance_credit,
-            "balloon_driver": spec.balloon_driver,
-            "balloon_forced": -1,
-            "balloon_rate": BALLOON_START_RATE,
-            "swap_forced": -1,
-            "active_slow": 1.0,
-            "active_fast": 1.0,
-            "active_estimate": 1.0,
-            "dataset_pages": (wl.dataset or 0) // page_size,
-            "dataset_key": name_key("file", f"{spec.tenant}/{spec.app or spec.id}"),
-            "file_reads_per_s": 0.0 if idle else wl.file_reads_per_s,
-            "closed_loop": wl.closed_loop,
-            "speed": 1.0,
-            "guest_disk_latency_s": spec.guest_disk_latency,
-            "dma32": spec.dma32,
-            "daily_peak_h": -1.0 if wl.daily_peak_hour is None else wl.daily_peak_hour,
-            "daily_trough": wl.daily_trough,
-            "demand_scale": 1.0,
-            "io_pages_per_s": 0.0 if idle else wl.io_pages_per_s,
-            "io_set_pages": max(1, min(wl.io_set, ws * page_size) // page_size),
-            "salt_tenant_key": name_key("salt", spec.salt or f"tenant:{spec.tenant}"),
-            "salt_own_key": name_key("salt", spec.salt or f"vm:{spec.id}"),
-            "page_offset": page_offset,
-            "n_pages": n_pages,
-            "host": -1,
-            "shares": spec.shares_value,
-            "min_pages": spec.min // page_size,
-            "max_pages": spec.max_bytes // page_size,
-        }
-        for name, arr in self.arrays.items():
-            new = np.zeros((1, *arr.shape[1:]), arr.dtype)
-            if name == "loc_count":
-                new[0, Loc.UNTOUCHED] = n_pages
-            elif name == "kind_count":
-                new[0, GuestKind.FREE] = n_pages
-            elif arr.ndim == 1:
-                new[0] = row.get(name, 0)
-            self.arrays[name] = np.concatenate([arr, new])
-        self.ids.append(spec.id)
-        self.specs.append(spec)
-        return len(self.ids) - 1
+        return self.extend([spec], [page_offset], [n_pages], page_size, [price_per_hour],
+                           sla)[0]
 
     @property
     def running(self) -> Bool:
@@ -388,6 +414,9 @@ class State:
     tick: int = 0
     next_unique_content: int = UNIQUE_CONTENT_BASE
     money: Money = field(default_factory=Money)
+    overhead: Overhead = field(default_factory=Overhead.empty)
+    layout_seed: int = 0  # the scenario seed: scatters calibrated content (memory/layout.py)
+    schedule: Schedule = field(default_factory=Schedule.empty)
     nic_used_bytes_per_s: F64 = field(default_factory=lambda: np.zeros(0))
     vm_net_bytes_per_s: F64 = field(default_factory=lambda: np.zeros(0))
 

@@ -37,6 +37,15 @@ HOST_SHARING_ARRAYS = (
     "hashed_tick",
     "compares_tick",
     "ksm_credit",
+    # KSM's sysfs counters that are not derived from the frames (mm/ksm.c): rmap_items
+    # (pages ksmd tracks) and pages_unshared (tracked pages in an unstable tree)
+    "ksm_rmap_items",
+    "ksm_unshared",
+    # pages that became shared, by the background scan and by share-before-swap
+    "scan_shared",
+    "swap_shared",
+    "scan_shared_tick",
+    "swap_shared_tick",
 )
 _FLOAT_HOST_SHARING = {"ksm_credit"}
 
@@ -50,7 +59,8 @@ class Sharing:
     unstable: KSM unstable tree, key -> guest page | generation << 40, aux content.
     frame_key: per frame, the stable key it is shared under (0 = not shared).
     ksm_scanned_at: per page, the tick KSM last checksummed it (-1 never); only once any
-    host has used KSM, to spare the memory otherwise.
+    host has used KSM, to spare the memory otherwise. ksm_unstable: per page, whether its
+    last scan left it in an unstable tree (sysfs pages_unshared counts these).
     """
 
     stable: U64Map
@@ -60,6 +70,7 @@ class Sharing:
     hosts: dict[str, npt.NDArray[Any]]
     salting: int
     ksm_scanned_at: I32 | None = None
+    ksm_unstable: npt.NDArray[np.bool_] | None = None
 
     @classmethod
     def empty(cls, n_frames: int, modes: list[int], salting: int,
@@ -123,3 +134,38 @@ class Money:
     @property
     def profit(self) -> float:
         return self.revenue - self.costs - self.penalties
+
+
+@dataclass
+class Overhead:
+    """Frames that back VMs' overhead memory (memory/overhead.py). VM v owns the slots
+    [vms.overhead_offset[v], + vms.overhead_pages[v]) of both arrays: `frames` holds its
+    overhead frames on its host (the first overhead_held), `reserved` those reserved for it
+    at a migration's destination (the first overhead_reserved)."""
+
+    frames: I32
+    reserved: I32
+
+    @classmethod
+    def empty(cls) -> Overhead:
+        return cls(np.zeros(0, np.int32), np.zeros(0, np.int32))
+
+    def extend(self, n: int) -> int:
+        start = self.frames.size
+        self.frames = np.concatenate([self.frames, np.full(n, -1, np.int32)])
+        self.reserved = np.concatenate([self.reserved, np.full(n, -1, np.int32)])
+        return start
+
+
+@dataclass
+class Schedule:
+    """Workload phase table (workloads/schedule.py), rebuilt from the VM specs: row r
+    starts `start_s[r]` seconds into its VM's workload and sets `columns[...][r]`. VM v owns
+    rows [vms.phase_offset[v], + vms.phase_count[v])."""
+
+    start_s: npt.NDArray[np.float64]
+    columns: dict[str, npt.NDArray[Any]]
+
+    @classmethod
+    def empty(cls) -> Schedule:
+        return cls(np.zeros(0), {})

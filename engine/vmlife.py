@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.memory import boot, ksm, overhead
 from engine.memory import frames as frame_alloc
-from engine.memory.content import image_content, unique_content
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
-from engine.spec import VMSpec
+from engine.spec import MemoryPolicy, VMSpec
 from engine.state import N_KIND, N_LOC, Frames, GuestKind, Hosts, Loc, Pages, State, VMs
 from engine.state_tables import SHARING_MODES, Reclaim, Sharing
+from engine.workloads import schedule
 
 
 def build_hosts(spec: ScenarioSpec) -> Hosts:
@@ -37,7 +38,13 @@ def build_hosts(spec: ScenarioSpec) -> Hosts:
     )
 
 
-def build_state(spec: ScenarioSpec, streams: Streams) -> State:
+def build_state(spec: ScenarioSpec, streams: Streams,
+                progress: boot.Progress | None = None) -> State:
+    """The world at time 0: hosts, every VM defined, those with a host powered on.
+
+    VMs are laid out in bulk (memory/boot.py); `progress(done, total)`, if given, is
+    called as the VMs are powered on (total = VMs with a host), for a progress bar.
+    """
     page_size = spec.scenario.page_size
     hosts = build_hosts(spec)
     n_frames = hosts.n_frames
@@ -66,19 +73,28 @@ def build_state(spec: ScenarioSpec, streams: Streams) -> State:
                               hint_slots=np.ceil(n_frames * policy.hint_table).astype(np.int64)),
         reclaim=Reclaim.empty(len(hosts), spec.policy.memory.idle_tax,
                               list(spec.policy.memory.thresholds)),
+        layout_seed=streams.seed,
     )
     state.reclaim.hosts["swap_capacity_pages"][:] = [h.swap_space // page_size
                                                      for h in hosts.specs]
-    offset = 0
-    for vm, n in zip(vm_specs, n_pages, strict=True):
-        state.vms.append(vm, offset, n, page_size, price_per_hour(spec, vm), spec.policy.sla)
-        offset += n
-    state.vms["decompress_s"][:] = spec.policy.memory.decompress_cost
+    offsets = np.concatenate([[0], np.cumsum(n_pages)[:-1]]).astype(np.int64).tolist()
+    added = state.vms.extend(vm_specs, offsets, n_pages, page_size,
+                             [price_per_hour(spec, vm) for vm in vm_specs], spec.policy.sla)
+    _defined(state, spec, added)
     state.vm_net_bytes_per_s = np.zeros(len(state.vms))
-    for v, vm in enumerate(vm_specs):
-        if vm.host is not None:
-            start_vm(state, streams, v, hosts.index(vm.host))
+    placed = [v for v, vm in enumerate(vm_specs) if vm.host is not None]
+    host_index = {h: i for i, h in enumerate(hosts.ids)}
+    boot.power_on(state, spec.policy.memory, np.array(placed, np.int64),
+                  np.array([host_index[str(vm_specs[v].host)] for v in placed], np.int64),
+                  0.0, progress)
     return state
+
+
+def _defined(state: State, spec: ScenarioSpec, added: range) -> None:
+    """Per-VM tables beside the VM arrays: overhead slots, the workload schedule."""
+    state.vms["decompress_s"][added.start:added.stop] = spec.policy.memory.decompress_cost
+    overhead.define(state, spec.policy.memory, added)
+    schedule.rebuild(state)
 
 
 def price_per_hour(scenario: ScenarioSpec, vm: VMSpec) -> float:
@@ -92,64 +108,20 @@ def define_vm(state: State, scenario: ScenarioSpec, spec: VMSpec) -> int:
     offset = state.pages.extend(n)
     v = state.vms.append(spec, offset, n, state.page_size, price_per_hour(scenario, spec),
                          scenario.policy.sla)
-    state.vms["decompress_s"][v] = scenario.policy.memory.decompress_cost
-    scanned = state.sharing.ksm_scanned_at
-    if scanned is not None:
-        state.sharing.ksm_scanned_at = np.concatenate([scanned, np.full(n, -1, np.int32)])
+    _defined(state, scenario, range(v, v + 1))
+    sharing = state.sharing
+    if sharing.ksm_scanned_at is not None:
+        sharing.ksm_scanned_at = np.concatenate([sharing.ksm_scanned_at,
+                                                 np.full(n, -1, np.int32)])
+    if sharing.ksm_unstable is not None:
+        sharing.ksm_unstable = np.concatenate([sharing.ksm_unstable, np.zeros(n, np.bool_)])
     state.vm_net_bytes_per_s = np.append(state.vm_net_bytes_per_s, 0.0)
     return v
 
 
-def start_vm(state: State, streams: Streams, v: int, h: int) -> int:
-    """Power VM v on host h: the guest boots and touches part of its memory.
-
-    Returns the number of pages made resident (fewer than asked when the host is short).
-    """
-    vms, p, spec = state.vms, state.pages, state.vms.specs[v]
-    off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
-    vms["host"][v] = h
-    vms["started"][v] = True
-    vms["lost_vm"][v] = False
-    mix = spec.content
-    want = min(int(round(mix.resident * n)), int(vms["max_pages"][v]))
-    if want == 0:
-        return 0
-    rng = streams["content"]
-    chosen = off + rng.choice(n, size=want, replace=False).astype(np.int64)
-    got = frame_alloc.allocate(state, np.full(want, h, np.int64))
-    chosen = chosen[got >= 0]
-    got = got[got >= 0]
-    k = chosen.size
-    n_zero = int(round(mix.zero * k))
-    n_os = int(round(mix.os * k))
-    n_app = min(int(round(mix.app * k)), k - n_zero - n_os) if spec.app else 0
-    n_dup = min(int(round(mix.dup * k)), k - n_zero - n_os - n_app)
-    n_priv = k - n_zero - n_os - n_app - n_dup
-    distinct_dups = max(1, int(round(n_dup / mix.dup_copies)))
-    dup_pool = image_content("dup", f"{spec.guest_os}/{spec.app or ''}", distinct_dups)
-    content = np.concatenate([
-        np.zeros(n_zero, np.uint64),
-        image_content("os", spec.guest_os, n_os),
-        image_content("app", spec.app or "", n_app),
-        dup_pool[np.arange(n_dup) % distinct_dups],
-        unique_content(state, n_priv),
-    ])
-    p.frame[chosen] = got
-    p.location[chosen] = Loc.PRIVATE
-    p.content[chosen] = content
-    # Zeroed pages are what the guest keeps on its free list; OS, application and
-    # duplicated pages are file-backed page cache it can drop; unique data is process
-    # memory.
-    cached = chosen[n_zero:k - n_priv]
-    anon = chosen[k - n_priv:]
-    p.guest_kind[cached] = GuestKind.CACHE
-    p.guest_kind[anon] = GuestKind.ANON
-    vms["loc_count"][v, Loc.UNTOUCHED] -= k
-    vms["loc_count"][v, Loc.PRIVATE] += k
-    vms["kind_count"][v, GuestKind.FREE] -= cached.size + anon.size
-    vms["kind_count"][v, GuestKind.CACHE] += cached.size
-    vms["kind_count"][v, GuestKind.ANON] += anon.size
-    return k
+def start_vm(state: State, policy: MemoryPolicy, v: int, h: int) -> int:
+    """Power VM v on host h (memory/boot.py); returns the pages made resident at once."""
+    return int(boot.power_on(state, policy, np.array([v]), np.array([h]), state.time_s)[0])
 
 
 def stop_vm(state: State, v: int) -> None:
@@ -164,7 +136,11 @@ def stop_vm(state: State, v: int) -> None:
     fresh = Pages.empty(sl.stop - sl.start)
     for name, arr in p.arrays().items():
         arr[sl] = getattr(fresh, name)
+    overhead.release(state, v)
+    ksm.forget(state, sl, h)
     vms["host"][v] = -1
+    vms["booting"][v] = False
+    vms["phase_t0_s"][v] = -1.0
     vms["loc_count"][v] = np.zeros(N_LOC, np.int64)
     vms["loc_count"][v, Loc.UNTOUCHED] = sl.stop - sl.start
     vms["kind_count"][v] = np.zeros(N_KIND, np.int64)
@@ -172,6 +148,4 @@ def stop_vm(state: State, v: int) -> None:
     vms["guest_swapped_count"][v] = 0
     vms["zero_shared"][v] = 0
     vms["scan_credit"][v] = 0.0
-    if state.sharing.ksm_scanned_at is not None:
-        state.sharing.ksm_scanned_at[sl] = -1
     state.vm_net_bytes_per_s[v] = 0.0

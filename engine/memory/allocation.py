@@ -6,7 +6,7 @@ where P is the VM's allocation, f its estimated active fraction and tau the host
 tax rate. Revoking from the lowest rho until the host fits equalises rho among the VMs
 that lose memory, so the targets are P_i = clip(S_i / (rho* c_i), min_i, max_i) with
 c_i = f_i + k (1 - f_i), for the one rho* per host at which they add up to what the host
-can give: its memory less the high free-memory threshold and per-VM overhead, plus what
+can give: its memory less the high free-memory threshold and VMs' overhead, plus what
 page sharing saves. rho* is found by bisection on all hosts at once. Targets are
 recomputed every `balance_period` and right after anything that changes them.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.memory.overhead import per_host
 from engine.memory.states import high_threshold
 from engine.state import Loc
 from engine.world import World
@@ -27,12 +28,13 @@ def available_pages(world: World) -> np.ndarray:
     hosts, vms = state.hosts, state.vms
     running = vms["host"] >= 0
     host = np.maximum(vms["host"], 0)
-    n_vms = np.bincount(host[running], minlength=len(hosts))
-    overhead = world.spec.policy.memory.overhead_per_vm // state.page_size
+    # Overhead (backed or still to be) is not the VMs' to use, nor what a migration
+    # reserved for a VM on its way in.
+    overhead = per_host(state, wanted=True)
     shared = vms["loc_count"][:, Loc.SHARED]
     saved = (np.bincount(host[running], weights=shared[running], minlength=len(hosts))
              - state.sharing.hosts["shared_frames"])
-    usable = hosts.n_frames * (1.0 - high_threshold(world)) - overhead * n_vms + saved
+    usable = hosts.n_frames * (1.0 - high_threshold(world)) - overhead + saved
     return np.asarray(np.maximum(usable, 0.0), np.float64)
 
 

@@ -65,6 +65,94 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     return out
 
 
+def allocate_counts(state: State, host_of_group: I64, counts: I64) -> I32:
+    """`counts[g]` frames on host `host_of_group[g]` for each group g, concatenated in group
+    order; -1 where the host ran out. The same frames as `allocate(np.repeat(host, counts))`
+    without sorting one request per frame (power-on asks for whole VMs at a time)."""
+    hosts, stack = state.hosts, state.frames.free_stack
+    counts = np.asarray(counts, np.int64)
+    total = int(counts.sum())
+    out = np.full(total, -1, np.int32)
+    if total == 0:
+        return out
+    # Each group's first rank in its host's allocation sequence: earlier groups go first.
+    order = np.argsort(host_of_group, kind="stable")
+    wanted, starts, lengths = runs(host_of_group[order])
+    before = np.cumsum(counts[order]) - counts[order]
+    prior = np.empty_like(counts)
+    prior[order] = before - np.repeat(before[starts], lengths)
+    group = np.repeat(np.arange(counts.size), counts)
+    rank = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    rank += prior[group]
+    h = host_of_group[group]
+    free_low = hosts.free_low[h]
+    free_high = hosts.free_count[h] - free_low
+    off = hosts.frame_offset[h]
+    high = rank < free_high
+    low = ~high & (rank < free_high + free_low)
+    top_high = off + hosts.low_frames[h] + free_high
+    out[high] = stack[(top_high - 1 - rank)[high]]
+    out[low] = stack[(off + free_low - 1 - (rank - free_high))[low]]
+    per_host = np.bincount(host_of_group, weights=counts, minlength=len(hosts)).astype(np.int64)
+    high_free = hosts.free_count - hosts.free_low
+    k_high = np.minimum(per_host, high_free)
+    k_low = np.minimum(per_host - k_high, hosts.free_low)
+    hosts.free_count -= k_high + k_low
+    hosts.free_low -= k_low
+    state.frames.refcount[out[out >= 0]] = 1
+    return out
+
+
+def allocate_blocks(state: State, host_of_group: I64, k: int, out: I32 | None = None) -> I32:
+    """`k` frames for each group, as a (groups, k) array: the frames `allocate_counts`
+    would give (possibly in another order within a group), for power-on in bulk.
+
+    A group whose frames lie in one stack segment (its host's high or low stack) takes
+    them as a contiguous slice of it; a group that spans both, or runs out, takes them
+    rank by rank as `allocate_counts` would.
+    """
+    hosts, stack = state.hosts, state.frames.free_stack
+    m = host_of_group.size
+    out = np.empty((m, k), np.int32) if out is None else out
+    if m == 0 or k == 0:
+        return out
+    order = np.argsort(host_of_group, kind="stable")
+    sorted_hosts = host_of_group[order]
+    first = np.searchsorted(sorted_hosts, sorted_hosts, side="left")
+    prior = np.empty(m, np.int64)
+    prior[order] = (np.arange(m) - first) * k
+    h = host_of_group
+    free_low = hosts.free_low[h]
+    free_high = hosts.free_count[h] - free_low
+    top_high = hosts.frame_offset[h] + hosts.low_frames[h] + free_high
+    top_low = hosts.frame_offset[h] + free_low
+    in_high = prior + k <= free_high
+    in_low = (prior >= free_high) & (prior + k <= free_high + free_low)
+    start = np.where(in_high, top_high - prior - k, top_low - (prior - free_high) - k)
+    simple = in_high | in_low
+    # Row copies of stack slices: no temporary the size of the result (a fancy gather
+    # would map fresh memory for one at every call).
+    for row, first_frame in zip(np.flatnonzero(simple).tolist(),
+                                start[simple].tolist(), strict=True):
+        out[row] = stack[first_frame:first_frame + k]
+    mixed = np.flatnonzero(~simple)
+    if mixed.size:  # straddles the two stacks, or short: the general allocator's way
+        rank = prior[mixed, None] + np.arange(k)[None, :]
+        fh, fl = free_high[mixed, None], free_low[mixed, None]
+        idx = np.where(rank < fh, top_high[mixed, None] - 1 - rank,
+                       top_low[mixed, None] - 1 - (rank - fh))
+        ok = rank < fh + fl
+        out[mixed] = np.where(ok, stack[np.where(ok, idx, 0)], -1)
+    per_host = np.bincount(h, minlength=len(hosts)).astype(np.int64) * k
+    k_high = np.minimum(per_host, hosts.free_count - hosts.free_low)
+    k_low = np.minimum(per_host - k_high, hosts.free_low)
+    hosts.free_count -= k_high + k_low
+    hosts.free_low -= k_low
+    served = out[out >= 0]
+    state.frames.refcount[served] = 1
+    return out
+
+
 def release(state: State, frames_to_drop: I32 | I64) -> None:
     """Drop one reference per entry (duplicates allowed); frames reaching 0 become free.
 

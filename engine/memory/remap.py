@@ -60,8 +60,8 @@ def run_io(world: World) -> None:
         return
     n = n.astype(np.int64)
     vm = np.repeat(np.arange(len(vms)), n)
-    pages = vms["page_offset"][vm] + (rng.random(vm.size) * vms["io_set_pages"][vm]).astype(
-        np.int64)
+    pages = vms["page_offset"][vm] + vms["ws_start"][vm] + (
+        rng.random(vm.size) * vms["io_set_pages"][vm]).astype(np.int64)
     resident = (p.location[pages] == Loc.PRIVATE) | (p.location[pages] == Loc.SHARED)
     pages, vm = pages[resident], vm[resident]
     p.accessed[pages] = True

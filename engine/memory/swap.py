@@ -14,6 +14,7 @@ import numpy as np
 from engine.hashing import splitmix64
 from engine.memory import frames as frame_alloc
 from engine.memory.guest import INELIGIBLE, pick_many, unmap
+from engine.memory.phase import shared_pages_per_host
 from engine.memory.sharing import try_share
 from engine.state import I64, Loc, State
 from engine.world import World
@@ -68,6 +69,7 @@ def run_swap(world: World) -> None:
     goal = np.where(vms["swap_forced"] >= 0, forced, vms["swap_goal"])
     goal = np.where(running, np.minimum(goal, file_room), 0)
     reclaim["swapout_tick"][:] = 0
+    state.sharing.hosts["swap_shared_tick"][:] = 0
     if not goal.any():
         return
     host = np.maximum(vms["host"], 0)
@@ -85,10 +87,14 @@ def run_swap(world: World) -> None:
     owner_host = vms["host"][vms.vm_of_pages(victims)]
     # Share before swap, where the host shares pages at all.
     offer = state.sharing.hosts["mode"][owner_host] != 0
+    counters = state.sharing.hosts
     if offer.any():
+        before = shared_pages_per_host(state)
         shared = np.zeros(victims.size, np.bool_)
         shared[offer] = try_share(state, victims[offer])
         victims, owner_host = victims[~shared], owner_host[~shared]
+        counters["swap_shared_tick"] = np.maximum(shared_pages_per_host(state) - before, 0)
+        counters["swap_shared"] += counters["swap_shared_tick"]
     if world.spec.policy.memory.compression:
         victims, owner_host = _compress(world, victims, owner_host)
     owner = vms.vm_of_pages(victims)

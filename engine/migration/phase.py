@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.commands import Migrate
+from engine.memory import migration_hooks
 from engine.migration.model import (
     ALGORITHMS,
     CANCELLED,
@@ -81,6 +82,9 @@ def start(world: World, cmd: Migrate) -> Migration:
                           else policy.xbzrle_delta_fraction),
         round_rate=min_rate if xen else max_rate, status=PRECOPY, window_start_s=now,
         period_start_s=now, last_sync_s=now)
+    # Reservation at the destination: the VM's overhead frames (memory/overhead.py).
+    migration_hooks.migration_started(state, v, int(table["dst"][row]),
+                                      world.spec.policy.memory.overhead_frames)
     off, n = int(state.vms["page_offset"][v]), int(state.vms["n_pages"][v])
     state.pages.dirty[off:off + n] = False
     state.vms["precopying"][v] = cmd.mode != "postcopy"
@@ -146,6 +150,7 @@ def fail(world: World, mig: Migration, reason: str) -> None:
         release(state, table, np.array([row], np.int64))
         world.emit("vm_lost", f"{vm} lost: {reason} during post-copy", vm=vm)
         return
+    migration_hooks.migration_abandoned(state, v)  # the reservation goes back
     off, n = int(state.vms["page_offset"][v]), int(state.vms["n_pages"][v])
     state.pages.dirty[off:off + n] = False
     state.vms["throttle"][v] = 0.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.memory import frames as frame_alloc
+from engine.memory import migration_hooks
 from engine.memory.counts import count_moves
 from engine.migration.arena import I64, ranges
 from engine.migration.model import (
@@ -111,6 +112,7 @@ def commit(state: State, table: MigrationTable, rows: I64, late_rows: I64,
         pages = np.flatnonzero(keep) + off
         to_destination(state, pages, np.full(pages.size, v), np.full(pages.size, src),
                        np.full(pages.size, dst))
+        migration_hooks.vm_moved(state, v, src)  # overhead and KSM follow the VM
         vms["host"][v] = dst
 
 
@@ -199,6 +201,7 @@ def go_remote(state: State, table: MigrationTable, row: int) -> None:
     table.pages["at_dest"][base:base + int(state.vms["n_pages"][v])] = False
     table.pages["at_dest"][base + local[clean]] = True
     table.pages["pushed"][base:base + int(state.vms["n_pages"][v])] = False
+    migration_hooks.vm_moved(state, v, src)  # overhead and KSM follow the VM
     state.vms["host"][v] = dst
 
 

@@ -2,10 +2,10 @@
 
 A VM with a `dataset` reads random blocks of it. With C blocks cached out of D, a read
 hits with probability C / D (uniform access); a hit touches a cached page, a miss reads
-the block from the guest's virtual disk and caches it in a free guest page, or in place
-of another cached block when none is free. So the page cache grows into whatever memory
-the guest has, shrinks when the balloon takes it, and the hit rate - and with it a
-closed-loop workload's throughput - follows the memory the VM really has.
+the block from the guest's virtual disk and caches it in a free guest page (one it used
+before first), or in place of another cached block when none is free. So the page cache
+grows into whatever memory the guest has, shrinks when the balloon takes it, and the hit
+rate - and with it a closed-loop workload's throughput - follows the memory the VM has.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from engine.memory.touch import apply_touches
 from engine.state import Bool, GuestKind, Loc
 from engine.world import World
 
-_FREE, _CACHE, _NONE = 0, 1, INELIGIBLE
+# A miss fills a free page the guest used before (still backed, perhaps zeroed or shared)
+# before a never-touched one, which would take a new frame: the guest allocator reuses
+# what it freed. Only then does it evict another cached block.
+_FREE_USED, _FREE, _CACHE, _NONE = 0, 1, 2, INELIGIBLE
 
 
 def run_file_reads(world: World, active: Bool) -> None:
@@ -39,11 +42,14 @@ def run_file_reads(world: World, active: Bool) -> None:
 
     vm, cand = probe(state, rng, hits, 4)
     is_cache = p.guest_kind[cand] == GuestKind.CACHE
-    hit_pages = take(vm, cand, np.where(is_cache, _FREE, _NONE), hits)
+    hit_pages = take(vm, cand, np.where(is_cache, _FREE_USED, _NONE), hits)
 
     vm, cand = probe(state, rng, misses, 4)
     kind = p.guest_kind[cand]
-    cls = np.where(kind == GuestKind.FREE, _FREE, np.where(kind == GuestKind.CACHE, _CACHE, _NONE))
+    loc = p.location[cand]
+    backed = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
+    cls = np.where(kind == GuestKind.FREE, np.where(backed, _FREE_USED, _FREE),
+                   np.where(kind == GuestKind.CACHE, _CACHE, _NONE))
     # Never refill a page read this tick: its hit has to stay a hit.
     cls[np.isin(cand, hit_pages)] = _NONE
     cls[p.location[cand] == Loc.BALLOONED] = _NONE

@@ -30,7 +30,8 @@ def run_workloads(world: World) -> None:
     state.reclaim.hosts["swapin_tick"][:] = 0
     state.reclaim.hosts["disk_busy_s_tick"][:] = 0
     host = vms["host"]
-    active = (host >= 0) & state.hosts.up[np.maximum(host, 0)]
+    # A booting VM runs its boot (memory/boot.py), not its workload.
+    active = (host >= 0) & state.hosts.up[np.maximum(host, 0)] & ~vms["booting"]
     hour = (state.time_s / 3600.0) % 24.0
     wave = (1.0 + np.cos(2 * np.pi * (hour - vms["daily_peak_h"]) / 24.0)) / 2.0
     vms["demand_scale"] = np.where(vms["daily_peak_h"] >= 0,

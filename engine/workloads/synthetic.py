@@ -2,8 +2,9 @@
 
 Per running VM and tick: Poisson numbers of reads and writes at the VM's rates; a binomial
 share `hot_access` of them goes to the hot subset (the first `hot_pages` of the working
-set), the rest anywhere in the working set, uniformly; or, for sequential workloads, the
-next pages of a sweep over the working set (reads first, then writes). All VMs are drawn
+set, which starts `ws_start` pages into the VM), the rest anywhere in the working set,
+uniformly; or, for sequential workloads, the next pages of a sweep over the working set
+(reads first, then writes). All VMs are drawn
 together as flat arrays, grouped by VM, so the cost is a few passes over the touches.
 """
 
@@ -50,7 +51,7 @@ def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
     n_r = rng.poisson(vms["reads_per_s"] * pace).astype(np.int64)
     n_w = rng.poisson(vms["writes_per_s"] * pace).astype(np.int64)
     seq = vms["sequential"]
-    offset, ws, hot = vms["page_offset"], vms["ws_pages"], vms["hot_pages"]
+    offset, ws, hot = vms["page_offset"] + vms["ws_start"], vms["ws_pages"], vms["hot_pages"]
     hot_access = vms["hot_access"]
 
     groups: dict[str, list[I64]] = {"r": [], "w": []}

@@ -70,7 +70,7 @@ def test_the_last_sample_agrees_with_the_report_and_adds_up(
         assert row["state"] == h["state"]
         assert _num(row["nic_used_bytes_per_s"]) == pytest.approx(h["nic_used_bytes_per_s"])
         # Frames by state add up to the host's memory.
-        assert sum(_num(row[k]) for k in ("private_bytes", "shared_bytes",
+        assert sum(_num(row[k]) for k in ("private_bytes", "shared_bytes", "overhead_bytes",
                                           "compression_cache_bytes", "free_bytes")) \
             == h["memory_bytes"]
     for v in end["vms"]:
@@ -125,6 +125,9 @@ def test_host_memory_by_state_matches_the_frames() -> None:
         assert sample.hosts["private_bytes"][h] == private.size * page
         assert sample.hosts["shared_bytes"][h] == int(keyed[lo:hi].sum()) * page
         assert sample.hosts["compression_cache_bytes"][h] == cache.size * page
+        overhead = (state.vms["overhead_held"][state.vms["host"] == h].sum()
+                    + state.vms["overhead_reserved"][state.vms["overhead_dst"] == h].sum())
+        assert sample.hosts["overhead_bytes"][h] == overhead * page > 0
         assert sample.hosts["free_bytes"][h] == int(
             (state.frames.refcount[lo:hi] == 0).sum()) * page
 

@@ -61,8 +61,8 @@ def test_a_sweep_on_a_local_cluster_matches_one_by_one_runs(
     assert [r["run"] for r in rows] == [str(i) for i in range(8)]  # in order, though
     failed = [r for r in rows if r["status"] == "failed"]        # they finished in any
     assert [(r["host_group[0].count"], r["seed"]) for r in failed] == [("0", "4"), ("0", "9")]
-    assert all("host_group[0].count" in r["error"] and "expected a whole number from 1" in r["error"]
-               for r in failed)
+    assert all("host_group[0].count" in r["error"]
+               and "expected a whole number from 1" in r["error"] for r in failed)
     assert "failed run 6 (host_group[0].count=0, seed=4)" in printed
 
     for row in rows[:6]:

@@ -206,7 +206,10 @@ def test_the_compression_cache_keeps_compressible_pages_before_swapping() -> Non
 def test_a_sampling_period_does_not_make_the_guests_hot_pages_look_cold() -> None:
     from engine.memory.guest import ANON_COLD, ANON_HOT, balloon_class
 
-    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    data = small_spec()
+    # A working set half of a's memory: a period leaves the rest of its process memory cold.
+    data["vm"][0]["workload"]["working_set"] = "4MiB"
+    sim = Simulation.from_spec(parse_scenario(data))
     state = sim.world.state
     a = slice(int(state.vms["page_offset"][0]), int(state.vms["page_offset"][0]
                                                     + state.vms["n_pages"][0]))

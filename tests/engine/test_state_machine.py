@@ -71,13 +71,23 @@ class EngineMachine(RuleBasedStateMachine):
         self.sim.submit({"kind": "set_host_up", "host": host, "up": up})
 
     @rule(host=st.sampled_from(HOSTS), mib=st.integers(1, 12),
-          writes=st.floats(0, 2000), resident=st.floats(0, 1))
-    def place(self, host: str, mib: int, writes: float, resident: float) -> None:
+          writes=st.floats(0, 2000), resident=st.floats(0, 1),
+          boot=st.sampled_from(["instant", "timed", "zero_fill"]))
+    def place(self, host: str, mib: int, writes: float, resident: float, boot: str) -> None:
         self.placed += 1
+        timed = {"mode": "timed", "duration": "4s", "zero_fill": boot == "zero_fill"}
         self.sim.submit({"kind": "place_vm", "vm": {
             "id": f"new{self.placed}", "host": host, "memory": mib * MiB,
-            "content": {"resident": resident},
+            "guest_os": "windows", "content": {"resident": resident},
+            "boot": "instant" if boot == "instant" else timed,
             "workload": {"reads_per_s": 500, "writes_per_s": writes, "zero_writes": 0.1}}})
+
+    @rule(vm=st.sampled_from(VM_IDS), mib=st.integers(1, 4), idle_s=st.integers(1, 5))
+    def phases(self, vm: str, mib: int, idle_s: int) -> None:
+        # Busy over a working set, then idle with a smaller one (freeing pages), repeated.
+        self.sim.submit({"kind": "set_workload", "vm": vm, "repeat": True, "phases": [
+            {"duration": "3s", "working_set": mib * MiB, "writes_per_s": 800},
+            {"duration": idle_s, "kind": "idle", "working_set": "512KiB"}]})
 
     @invariant()
     def holds(self) -> None:

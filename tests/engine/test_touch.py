@@ -77,9 +77,11 @@ def test_touches_stall_when_the_host_is_out_of_frames() -> None:
     data["vm"][1].update(content={"resident": 0.0}, host="h2")
     sim = Simulation.from_spec(parse_scenario(data), check=True)
     state = sim.world.state
+    free = int(state.hosts.free_count[0])  # 1024 less a's overhead frames
+    assert free == 1024 - int(state.vms["overhead_held"][0])
     result = _touch(sim, reads=list(range(1500)), writes=[])
     assert int(state.hosts.free_count[0]) == 0
-    assert int(result.stalled[0]) == 1500 - 1024  # type: ignore[attr-defined]
+    assert int(result.stalled[0]) == 1500 - free  # type: ignore[attr-defined]
     events = sim.step(1)
     assert any(e.kind == "memory_stall" and e.vm == "a" for e in events)
     assert sim.snapshot().vm("a").service_level < 1.0
@@ -95,6 +97,7 @@ def test_a_vm_never_grows_past_its_max_by_touching() -> None:
 
 def test_identical_images_give_identical_pages() -> None:
     data = small_spec()
+    data["host"][0]["memory"] = "17MiB"  # both VMs whole, and their overhead
     for vm in data["vm"][:2]:
         vm["content"] = {"zero": 0.0, "os": 0.5, "app": 0.5, "private": 0.0, "resident": 1.0}
     sim = Simulation.from_spec(parse_scenario(data), check=True)
@@ -115,5 +118,7 @@ def test_stopping_a_vm_frees_all_its_memory() -> None:
     assert not sim.snapshot().vm("a").running
     b = slice(int(state.vms["page_offset"][1]), int(state.vms["page_offset"][2]))
     b_frames = np.unique(state.pages.frame[b][state.pages.frame[b] >= 0]).size
+    b_frames += int(state.vms["overhead_held"][1])  # and b's overhead; a's went back
+    assert int(state.vms["overhead_held"][0]) == 0
     assert int(state.hosts.free_count[0]) + b_frames == int(state.hosts.n_frames[0])
     assert resident > 0 and int(state.vms["loc_count"][0, Loc.UNTOUCHED]) == 2048

@@ -36,7 +36,7 @@ SOLUTION: list[Move] = [SHARING, _place(480), _migrate(1860)]
 LOSING: dict[str, tuple[list[Move], int]] = {
     # web3 never placed: running 6 (< 7), and web1 breaches in db1's report.
     "nothing": ([], 0),
-    # Placed without sharing: h2 swaps and blocks, 5 breaches.
+    # Placed without sharing: h2 swaps and blocks, 4 breaches.
     "place without sharing": ([_place(600), _migrate(1860)], 1),
     # Sharing and web3 right, but nobody leaves h1: web1 breaches twice in the report.
     "no migration": ([SHARING, _place(600)], 1),

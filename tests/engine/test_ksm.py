@@ -1,0 +1,88 @@
+"""KSM whatever the batch size: two scans to merge, 256 users a page, sysfs counters; and
+the report telling the background scan from share-before-swap."""
+
+from typing import Any
+
+import numpy as np
+
+from engine import Simulation, parse_scenario
+from engine.state import Loc
+from tests.conftest import small_spec
+
+IDLE = {"kind": "idle"}
+
+
+def _ksm(vms: list[dict[str, Any]], pages_to_scan: int, **sharing: Any) -> Simulation:
+    data = small_spec()
+    # One batch a tick: sleep 1 s between batches of `pages_to_scan`.
+    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": pages_to_scan,
+                                 "ksm_sleep": "1s", "share_force_salting": 0, **sharing}
+    data["vm"] = [{"host": "h1", "workload": IDLE, **vm} for vm in vms]
+    return Simulation.from_spec(parse_scenario(data), check=True)
+
+
+def _ksm_report(sim: Simulation) -> dict[str, int]:
+    return dict(sim.report()["hosts"][0]["ksm"])
+
+
+def test_a_pair_merges_in_the_second_scan_when_a_scan_fits_in_one_batch() -> None:
+    same = {"memory": "256KiB", "app": "web",
+            "content": {"zero": 0, "os": 0.5, "app": 0.5, "private": 0, "resident": 1.0}}
+    sim = _ksm([{"id": "a", **same}, {"id": "b", **same}], pages_to_scan=1000)
+    sim.step(1)  # scan 1: every page is new (its checksum is stored): volatile
+    ksm = _ksm_report(sim)
+    assert ksm["full_scans"] == 1 and ksm["pages_shared"] == 0
+    assert ksm["pages_volatile"] == ksm["rmap_items"] == 128
+    sim.step(1)  # scan 2: unchanged, found in the unstable tree: merged
+    ksm = _ksm_report(sim)
+    assert ksm["full_scans"] == 2
+    assert ksm["pages_shared"] == 64 and ksm["pages_sharing"] == 64
+    assert ksm["pages_volatile"] == 0 and ksm["pages_unshared"] == 0
+
+
+def test_a_ksm_page_takes_256_users_and_the_rest_chain_in_the_same_batch() -> None:
+    zeros = {"zero": 1.0, "os": 0, "app": 0, "private": 0, "resident": 1.0}
+    sim = _ksm([{"id": "z", "memory": "2400KiB", "content": zeros}], pages_to_scan=1000)
+    sim.step(2)
+    state = sim.world.state
+    frames = state.pages.frame[:600]
+    assert np.all(state.pages.location[:600] == Loc.SHARED)
+    users = np.sort(np.bincount(frames)[np.unique(frames)])
+    assert users.tolist() == [88, 256, 256]  # 600 = 256 + 256 + 88, all in scan 2
+    ksm = _ksm_report(sim)
+    assert ksm["pages_shared"] == 3 and ksm["pages_sharing"] == 597
+
+
+def test_pages_unshared_is_the_current_count_not_reset_by_a_new_scan() -> None:
+    unique = {"zero": 0, "os": 0, "app": 0, "private": 1.0, "resident": 1.0}
+    sim = _ksm([{"id": "u", "memory": "1200KiB", "content": unique}], pages_to_scan=100)
+    sim.step(3)  # scan 1 (three batches of 100): tracked, volatile
+    ksm = _ksm_report(sim)
+    assert (ksm["full_scans"], ksm["pages_volatile"], ksm["pages_unshared"]) == (1, 300, 0)
+    sim.step(3)  # scan 2: unchanged, alone in the unstable tree
+    assert _ksm_report(sim)["pages_unshared"] == 300
+    sim.step(1)  # a third of scan 3: the others are still where scan 2 left them
+    ksm = _ksm_report(sim)
+    assert (ksm["full_scans"], ksm["pages_unshared"], ksm["pages_volatile"]) == (2, 300, 0)
+    assert sim.snapshot().host("h1").pages_unshared == 300
+
+
+def test_the_report_tells_the_background_scan_from_share_before_swap() -> None:
+    data = small_spec()
+    data["vm"][0].update(content={"zero": 0.5, "os": 0, "app": 0, "private": 0.5,
+                                  "resident": 1.0}, workload=IDLE)
+    data["vm"][1].update(workload=IDLE)
+    data["policy"]["sharing"] = {"mode": "esx", "pages_per_s_per_vm": 0}  # no scan
+    swap_only = Simulation.from_spec(parse_scenario(data), check=True)
+    assert swap_only.submit({"kind": "set_swap_target", "vm": "a", "target": "4MiB"}).ok
+    swap_only.step(3)
+    paths = swap_only.report()["hosts"][0]["sharing_by_path"]
+    assert paths["background_scan_pages"] == 0 and paths["share_before_swap_pages"] > 100
+    data["policy"]["sharing"] = {"mode": "esx", "pages_per_s_per_vm": 500,
+                                 "pages_per_s_per_host": 1000}
+    scan_only = Simulation.from_spec(parse_scenario(data), check=True)
+    scan_only.step(3)
+    paths = scan_only.report()["hosts"][0]["sharing_by_path"]
+    assert paths["background_scan_pages"] > 100 and paths["share_before_swap_pages"] == 0
+    host = scan_only.snapshot().host("h1")
+    assert paths["background_scan_pages"] == host.guest_shared_bytes // 4096
