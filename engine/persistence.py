@@ -21,7 +21,7 @@ from engine.commands import command_to_plain, parse_command
 from engine.crosscheck import check_scenario
 from engine.errors import InputError
 from engine.hashtable import HintTable, U64Map
-from engine.memory import overhead
+from engine.memory import overhead, recency
 from engine.migration.model import MigrationTable, table_of
 from engine.migration.model import from_old_saves as old_migrations
 from engine.network import build_topology
@@ -167,8 +167,13 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     hosts.free_low = arrays["hosts.free_low"].astype(np.int64)
     hosts.up = arrays["hosts.up"].astype(np.bool_)
     fields = {k.removeprefix("pages."): v for k, v in arrays.items() if k.startswith("pages.")}
-    # Saves from before the guest kept its own recency start without it.
-    fields.setdefault("accessed_prev", np.zeros_like(fields["accessed"]))
+    period_n = recency.period_ticks(spec.policy.memory.sample_period, spec.scenario.tick_s)
+    period = recency.period_of(int(meta["tick"]), period_n)
+    if "touched" not in fields:  # saves from before the per-period touch bits
+        accessed = fields.pop("accessed").astype(np.bool_)
+        before = fields.pop("accessed_prev", np.zeros_like(accessed)).astype(np.bool_)
+        fields["touched"] = (accessed * np.uint8(recency.bit(period))
+                             | before * np.uint8(recency.bit(period - 1))).astype(np.uint8)
     pages = Pages(**fields)
     frames = Frames(refcount=arrays["frames.refcount"], free_stack=arrays["frames.free_stack"])
     vm_specs = [VMSpec.model_validate(v) for v in meta["vm_specs"]]
@@ -219,6 +224,7 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         thresholds=[float(x) for x in meta["reclaim_thresholds"]],
         realloc=bool(meta["reclaim_realloc"]),
     )
+    recency.set_period(state, period)
     saved = meta["migrations"]
     state.migrations = (old_migrations(saved) if isinstance(saved, list)
                         else MigrationTable.from_plain(saved, arrays))

@@ -72,8 +72,12 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
     empty = Pages.empty(0)
     for field, proto in empty.arrays().items():
         name = f"pages.{field}"
-        if field == "accessed_prev" and name not in arrays:
-            continue  # older saves: rebuilt empty
+        if field == "touched" and name not in arrays:
+            # Older saves: rebuilt from their accessed bits (engine/persistence.py).
+            get("pages.accessed", (n_pages,), np.bool_)
+            if "pages.accessed_prev" in arrays:
+                get("pages.accessed_prev", (n_pages,), np.bool_)
+            continue
         get(name, (n_pages,), proto.dtype)
     within("pages.location", arrays["pages.location"], 0, N_LOC - 1)
     within("pages.guest_kind", arrays["pages.guest_kind"], 0, N_KIND - 1)

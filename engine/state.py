@@ -78,10 +78,9 @@ class Pages:
     guest_swapped: Bool  # the guest paged this page's data out to its virtual disk
     io_count: U8  # bounce copies of the page since it was last remapped (saturating)
     dirty: Bool  # migration dirty log
-    accessed: Bool  # referenced this sampling period (the hypervisor clears it each period)
-    # Referenced in the period before: with `accessed`, the guest's own sense of recency
-    # (its LRU lists), which the hypervisor's sampling resets do not wipe out.
-    accessed_prev: Bool
+    # Bit p % 8: touched in sampling period p (memory/recency.py): the hypervisor's
+    # sample, the guest's recency (this period and the last) and the true active set.
+    touched: U8
     written_at: I32  # tick of the last write, -1 never
 
     @classmethod
@@ -94,8 +93,7 @@ class Pages:
             guest_swapped=np.zeros(n, np.bool_),
             io_count=np.zeros(n, np.uint8),
             dirty=np.zeros(n, np.bool_),
-            accessed=np.zeros(n, np.bool_),
-            accessed_prev=np.zeros(n, np.bool_),
+            touched=np.zeros(n, np.uint8),
             written_at=np.full(n, -1, np.int32),
         )
 
@@ -417,6 +415,10 @@ class State:
     overhead: Overhead = field(default_factory=Overhead.empty)
     layout_seed: int = 0  # the scenario seed: scatters calibrated content (memory/layout.py)
     schedule: Schedule = field(default_factory=Schedule.empty)
+    # The bit of `pages.touched` this tick's touches set, and the bits the guest counts as
+    # recent (memory/recency.py; set by the sampling phase, derived from the tick on load).
+    touch_bit: int = 1
+    recent_bits: int = 1
     nic_used_bytes_per_s: F64 = field(default_factory=lambda: np.zeros(0))
     vm_net_bytes_per_s: F64 = field(default_factory=lambda: np.zeros(0))
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
+from engine.memory import recency
 from engine.memory.counts import count_moves
 from engine.state import I64, N_KIND, GuestKind, Loc, State
 
@@ -28,7 +29,7 @@ def balloon_class(state: State, pages: I64) -> I64:
     anon = kind == GuestKind.ANON
     # Recent: referenced in this sampling period or the last, so a period boundary (when
     # the hypervisor clears its bits) does not make every page look cold to the guest.
-    recent = p.accessed[pages] | p.accessed_prev[pages]
+    recent = recency.recent(state, pages)
     cls[anon & ~recent] = ANON_COLD
     cls[anon & recent] = ANON_HOT
     # A post-copy page still at the source is not the guest's to give until it arrives.

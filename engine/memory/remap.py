@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
+from engine.memory import recency
 from engine.state import I64, Loc, State
 from engine.world import World
 
@@ -64,7 +65,7 @@ def run_io(world: World) -> None:
         rng.random(vm.size) * vms["io_set_pages"][vm]).astype(np.int64)
     resident = (p.location[pages] == Loc.PRIVATE) | (p.location[pages] == Loc.SHARED)
     pages, vm = pages[resident], vm[resident]
-    p.accessed[pages] = True
+    recency.mark(state, pages)
     high = ~frame_alloc.is_low(hosts, p.frame[pages])
     bounced, bounced_vm = pages[high], vm[high]
     per_vm = np.bincount(bounced_vm, minlength=len(vms))

@@ -6,13 +6,15 @@ Three averages are kept: a slow EWMA, a fast EWMA, and the fast one updated with
 partial count of the current period; the estimate is their maximum, so it rises within a
 period or two of a working-set increase and decays slowly after a decrease. The true
 active fraction (distinct pages touched in the period / configured pages) is kept beside
-it, for reports, not for the allocation policy.
+it, for reports, not for the allocation policy. No pass over all pages clears anything:
+the touch bits are per period (memory/recency.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from engine.memory import recency
 from engine.state import SAMPLE_PAGES
 from engine.world import World
 
@@ -27,29 +29,29 @@ def _new_samples(world: World) -> None:
 
 def run_sampling(world: World) -> None:
     state = world.state
-    vms, p = state.vms, state.pages
+    vms = state.vms
+    n = recency.period_ticks(world.spec.policy.memory.sample_period, state.tick_s)
     policy = world.spec.policy.memory
-    if len(vms) == 0:
-        return
-    period = max(1, round(policy.sample_period / state.tick_s))
+    period = recency.period_of(state.tick, n)
     if state.tick == 0:
         _new_samples(world)
-        p.accessed[:] = False
+        state.pages.touched[:] = 0
+        recency.set_period(state, 1)
         return
-    # np.take gathers a fifth faster than fancy indexing; count_nonzero counts the bools
-    # without widening them to int64 first, as sum() would.
-    touched = np.count_nonzero(np.take(p.accessed, vms["sample"]), axis=1) / SAMPLE_PAGES
+    # The next period's bit is cleared a slice a tick, so it is clean when it starts.
+    recency.clear_slice(state, period + 1, (state.tick - 1) % n, n)
+    if len(vms) == 0:
+        return
+    touched = np.count_nonzero(recency.touched_now(state, vms["sample"]),
+                               axis=1) / SAMPLE_PAGES
     slow, fast = vms["active_slow"], vms["active_fast"]
-    if state.tick % period == 0:
+    if state.tick % n == 0:
         vms["active_slow"] = slow + policy.ewma_slow * (touched - slow)
         vms["active_fast"] = fast + policy.ewma_fast * (touched - fast)
         vms["active_estimate"] = np.maximum(vms["active_slow"], vms["active_fast"])
-        # count_nonzero per VM is an order of magnitude faster than a widening reduceat.
-        counts = np.array([np.count_nonzero(p.accessed[o:o + n]) for o, n in zip(
-            vms["page_offset"].tolist(), vms["n_pages"].tolist(), strict=True)], np.int64)
+        counts = recency.count_per_vm(state, period)
         vms["active_true"] = counts / np.maximum(vms["n_pages"], 1)
-        np.copyto(p.accessed_prev, p.accessed)
-        p.accessed[:] = False
+        recency.set_period(state, period + 1)
         _new_samples(world)
         return
     # Within a period, a rise shows before the period ends: the fast average as it would

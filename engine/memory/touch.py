@@ -25,6 +25,7 @@ import numpy as np
 
 from engine.arrays import unique_sorted
 from engine.memory import frames as frame_alloc
+from engine.memory import recency
 from engine.memory.counts import count_moves
 from engine.state import I64, N_KIND, U64, Bool, GuestKind, Loc, State
 
@@ -188,8 +189,8 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
         state.write_log.append((logged, p.dirty[logged].copy()))
     p.dirty[write_pages] = True
     p.written_at[write_pages] = state.tick
-    p.accessed[read_pages] = True
-    p.accessed[write_pages] = True
+    recency.mark(state, read_pages)
+    recency.mark(state, write_pages)
     _claim(state, read_pages, kind)
     _claim(state, write_pages, kind)
     served_r = np.bincount(vms.vm_of_pages(read_pages), minlength=n_vms) if (

@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 
 from engine import Simulation, invariants, parse_scenario
+from engine.memory import recency
 from engine.memory.states import update_host_states
 from engine.memory.touch import apply_touches
 from engine.state import GuestKind, Loc
@@ -214,13 +215,14 @@ def test_a_sampling_period_does_not_make_the_guests_hot_pages_look_cold() -> Non
     a = slice(int(state.vms["page_offset"][0]), int(state.vms["page_offset"][0]
                                                     + state.vms["n_pages"][0]))
     sim.step(5)
-    # Step to the end of a sampling period: the hypervisor has just cleared its bits.
-    while state.pages.accessed[a].any():
-        sim.step(1)
     pages = np.arange(a.start, a.stop)
+    # Step to the end of a sampling period: nothing is touched in the new one yet.
+    while recency.touched_now(state, pages).any():
+        sim.step(1)
     anon = pages[state.pages.guest_kind[a] == GuestKind.ANON]
     cls = balloon_class(state, anon)
     # The guest still knows what it used in the last period: those pages are hot to it.
-    used = state.pages.accessed_prev[anon]
+    closed = recency.period_of(state.tick, 30) - 1  # the period that just ended
+    used = state.pages.touched[anon] & np.uint8(recency.bit(closed)) != 0
     assert used.any() and (~used).any()
     assert (cls[used] == ANON_HOT).all() and (cls[~used] == ANON_COLD).all()

@@ -3,6 +3,7 @@
 import numpy as np
 
 from engine import Simulation, invariants, parse_scenario
+from engine.memory import recency
 from engine.memory.content import unique_content
 from engine.memory.sharing import try_share
 from engine.memory.touch import apply_touches
@@ -37,7 +38,7 @@ def test_first_touch_maps_a_zeroed_frame_and_uses_the_page() -> None:
     p = state.pages
     assert p.location[5] == Loc.PRIVATE and p.content[5] == 0 and p.frame[5] >= 0
     assert int(state.hosts.free_count[0]) == free_before - 2  # page 5 touched twice
-    assert p.guest_kind[5] == GuestKind.ANON and p.accessed[9]
+    assert p.guest_kind[5] == GuestKind.ANON and recency.touched_now(state, np.array([9]))[0]
     assert int(state.vms["first_touches"][0]) == 2
     assert invariants.check(state) == []
 
