@@ -64,6 +64,7 @@ def scan_per_tick(policy: SharingPolicy, vm_pages: Iterable[int], n_hosts: int,
     command later switches a host to: ESX by rate or whole VMs, and KSM."""
     pages = list(vm_pages)
     esx_rate = min(policy.pages_per_s_per_vm * len(pages), policy.pages_per_s_per_host * n_hosts)
+    # (in 4 KiB pages, so an upper bound of the simulated pages whatever the page size)
     whole_vm = sum(pages) / policy.whole_vm_period
     ksm = policy.ksm_pages_to_scan / policy.ksm_sleep * n_hosts
     return max(esx_rate, whole_vm, ksm) * tick_s

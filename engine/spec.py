@@ -372,6 +372,8 @@ class MemoryPolicy(Frozen):
     balloon_max: Fraction = 0.65
     balloon_max_rate: Annotated[float, Range(0, 1e8, unit="pages/s", lo_open=True)] = 16384.0
     balloon_min_rate: Annotated[float, Range(0, 1e8, unit="pages/s", lo_open=True)] = 64.0
+    # A driver's first rate, from which it adapts (the three balloon rates: 4 KiB pages/s).
+    balloon_start_rate: Annotated[float, Range(0, 1e8, unit="pages/s", lo_open=True)] = 1024.0
     thresholds: tuple[Fraction, Fraction, Fraction, Fraction] = (0.06, 0.04, 0.02, 0.01)
     hysteresis: Fraction = 0.02
     states: Literal["esx", "vsphere6"] = "esx"

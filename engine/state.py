@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.hashing import name_key
+from engine.pagescale import per_simulated_page
 from engine.spec import HostSpec, SLASpec, VMSpec
 from engine.state_tables import Money, Overhead, Reclaim, Schedule, Sharing
 from engine.workloads.columns import workload_columns
@@ -65,7 +66,7 @@ LOSS_CAUSES = ("swap", "guest_paging", "page_cache", "cow", "dirty_log", "postco
                "downtime", "memory_stall", "throttle", "nic")
 STALL_CAUSES = LOSS_CAUSES[:7]
 SAMPLE_PAGES = 100  # ESX: pages sampled per VM per period for the active-memory estimate
-BALLOON_START_RATE = 1024.0  # pages/s; the driver adapts it (memory/balloon.py)
+BALLOON_START_RATE = 1024.0  # 4 KiB pages/s; the driver adapts it (memory/balloon.py)
 RESIDENT_LOCS = (Loc.PRIVATE, Loc.SHARED)
 
 
@@ -306,7 +307,7 @@ def _vm_row(spec: VMSpec, page_offset: int, n_pages: int, page_size: int,
         "sla_performance_credit": contract.performance_credit,
         "balloon_driver": spec.balloon_driver,
         "balloon_forced": -1,
-        "balloon_rate": BALLOON_START_RATE,
+        "balloon_rate": per_simulated_page(BALLOON_START_RATE, page_size),  # vmlife sets it
         "swap_forced": -1,
         "active_slow": 1.0,
         "active_fast": 1.0,

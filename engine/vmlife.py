@@ -6,6 +6,7 @@ import numpy as np
 
 from engine.memory import boot, ksm, overhead
 from engine.memory import frames as frame_alloc
+from engine.pagescale import fine_pages, per_simulated_page
 from engine.rng import Streams
 from engine.scenario import ScenarioSpec
 from engine.spec import MemoryPolicy, VMSpec
@@ -92,7 +93,11 @@ def build_state(spec: ScenarioSpec, streams: Streams,
 
 def _defined(state: State, spec: ScenarioSpec, added: range) -> None:
     """Per-VM tables beside the VM arrays: overhead slots, the workload schedule."""
-    state.vms["decompress_s"][added.start:added.stop] = spec.policy.memory.decompress_cost
+    memory = spec.policy.memory
+    state.vms["decompress_s"][added.start:added.stop] = (
+        memory.decompress_cost * fine_pages(state.page_size))
+    state.vms["balloon_rate"][added.start:added.stop] = per_simulated_page(
+        memory.balloon_start_rate, state.page_size)
     overhead.define(state, spec.policy.memory, added)
     schedule.rebuild(state)
 

@@ -16,6 +16,7 @@ import numpy as np
 from engine.arrays import unique_sorted
 from engine.memory import share_ops
 from engine.memory.share_ops import group_by_key, host_of_vms
+from engine.pagescale import per_simulated_page
 from engine.spec import SharingPolicy
 from engine.state import I64, Bool, Loc, State
 from engine.world import World
@@ -31,8 +32,10 @@ def scan_budget(state: State, policy: SharingPolicy, mode: int) -> I64:
     on = (host >= 0) & hosts.up[safe_host] & (state.sharing.hosts["mode"][safe_host] == mode)
     n_on_host = np.bincount(safe_host[on], minlength=len(hosts))
     if policy.scan == "rate":
-        rate = np.minimum(policy.pages_per_s_per_vm,
-                          policy.pages_per_s_per_host / np.maximum(n_on_host[safe_host], 1))
+        # ESX's rates count 4 KiB pages: the same bytes per second at any page size.
+        per_vm = per_simulated_page(policy.pages_per_s_per_vm, state.page_size)
+        per_host = per_simulated_page(policy.pages_per_s_per_host, state.page_size)
+        rate = np.minimum(per_vm, per_host / np.maximum(n_on_host[safe_host], 1))
     else:
         rate = vms["n_pages"] / max(policy.whole_vm_period, 1e-9)
         ghz = np.array([h.cpu_ghz for h in hosts.specs])

@@ -27,9 +27,10 @@ from engine.arrays import unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
 from engine.memory.counts import count_moves
+from engine.pagescale import fine_pages
 from engine.state import I64, N_KIND, U64, Bool, GuestKind, Loc, State
 
-COW_COPY_S = 10e-6  # a fault and a 4 KB copy
+COW_COPY_S = 10e-6  # a fault and a 4 KB copy (scaled to the simulated page: engine/pagescale)
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _cow_break(state: State, pages: I64) -> None:
     broken = np.bincount(vm, minlength=len(vms))
     vms["cow_breaks"] += broken
     vms["cow_breaks_tick"] += broken
-    vms["lost_cow_s_tick"] += broken * COW_COPY_S
+    vms["lost_cow_s_tick"] += broken * COW_COPY_S * fine_pages(state.page_size)
 
 
 def _claim(state: State, touched: I64, kind: int) -> None:

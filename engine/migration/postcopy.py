@@ -28,6 +28,7 @@ from engine.migration.arena import I64
 from engine.migration.model import POSTCOPY, MigrationTable
 from engine.migration.order import xen_permute
 from engine.migration.switchover import finish_postcopy, pull
+from engine.pagescale import fine_pages
 from engine.state import Loc
 from engine.world import World
 
@@ -155,7 +156,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     start, end = state.time_s, state.time_s + state.tick_s
     rate = max(min(float(table["flow_rate"][row]), float(table["postcopy_rate"][row])), 1.0)
     policy = world.spec.policy.migration
-    bytes_each = state.page_size + policy.page_header
+    bytes_each = state.page_size + policy.page_header * round(fine_pages(state.page_size))
     page_s = bytes_each / rate
     rtt = policy.round_trip
     remote = p.location[off:off + n] == Loc.REMOTE

@@ -14,6 +14,7 @@ import numpy as np
 from engine.hashing import splitmix64
 from engine.migration.arena import I64, ranges
 from engine.migration.model import XEN, MigrationTable
+from engine.pagescale import fine_pages
 from engine.state import GuestKind, Loc
 from engine.world import World
 
@@ -79,15 +80,18 @@ class Cost:
         xen = table["algorithm"][rows] == XEN
         self.qemu = ~np.take(xen, b.which)
         cost = np.full(b.page.size, page, np.int64)
+        # QEMU's headers: one per 4 KiB page on the wire, however coarse the simulated page.
+        headers = round(fine_pages(page))
         if not xen.all():  # QEMU: a zero page is a header ("duplicate"), others a header more
-            cost[self.qemu] += policy.page_header
-            cost[self.qemu & self.zero] = policy.zero_page_header
+            cost[self.qemu] += policy.page_header * headers
+            cost[self.qemu & self.zero] = policy.zero_page_header * headers
         self.hit: np.ndarray | None = None
         started = table["xbzrle"][rows] & (table["passes"][rows] > 0) & ~xen
         if started.any():
             use = np.take(started, b.which) & self.sendable & ~self.zero
             if use.any():
-                self._xbzrle(table, rows, b, use, cost, page, policy.page_header, last_stage)
+                self._xbzrle(table, rows, b, use, cost, page, policy.page_header * headers,
+                             last_stage)
         self.bytes = np.where(self.sendable, cost, 0)
         self.started = started
 

@@ -18,6 +18,7 @@ from engine.migration.sync import (
     take_dirty,
 )
 from engine.migration.writelog import TickWrites
+from engine.pagescale import per_simulated_page
 from engine.world import World
 
 F64 = np.ndarray
@@ -48,8 +49,9 @@ def stop_rules(world: World, table: MigrationTable, rows: I64, remaining: I64) -
     memory = world.state.vms["n_pages"][table["vm"][rows]] * world.state.page_size
     prev = table["prev_round_sent"][rows]
     at_max = table["round_rate"][rows] >= table["max_rate"][rows] * (1 - 1e-9)
+    few = per_simulated_page(policy.xen_min_pages, world.state.page_size)  # ~256 KB
     return np.asarray(
-        (remaining < policy.xen_min_pages) | (table["round_index"][rows] >= policy.xen_max_rounds)
+        (remaining < few) | (table["round_index"][rows] >= policy.xen_max_rounds)
         | (table["bytes_sent"][rows] >= policy.xen_max_sent_factor * memory)
         | (at_max & (prev >= 0) & (table["round_sent"][rows] > prev)))
 
