@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.pagescale import REFERENCE_PAGE_BYTES, per_simulated_page
 from engine.spec import SharingPolicy, VMSpec, WorkloadSpec
 from engine.units import format_bytes
 
@@ -59,15 +60,16 @@ def touches_problem(per_s: float, tick_s: float) -> str | None:
 
 
 def scan_per_tick(policy: SharingPolicy, vm_pages: Iterable[int], n_hosts: int,
-                  tick_s: float) -> float:
+                  tick_s: float, page_size: int = REFERENCE_PAGE_BYTES) -> float:
     """An upper bound of the pages the scanners may visit in a tick, whatever the mode a
-    command later switches a host to: ESX by rate or whole VMs, and KSM."""
+    command later switches a host to: ESX by rate or whole VMs, and KSM. The rates count
+    4 KiB pages (engine/pagescale.py): coarse pages scan fewer pages for the same bytes."""
     pages = list(vm_pages)
     esx_rate = min(policy.pages_per_s_per_vm * len(pages), policy.pages_per_s_per_host * n_hosts)
-    # (in 4 KiB pages, so an upper bound of the simulated pages whatever the page size)
     whole_vm = sum(pages) / policy.whole_vm_period
     ksm = policy.ksm_pages_to_scan / policy.ksm_sleep * n_hosts
-    return max(esx_rate, whole_vm, ksm) * tick_s
+    fine = max(per_simulated_page(esx_rate, page_size), per_simulated_page(ksm, page_size))
+    return max(fine, whole_vm) * tick_s
 
 
 def scan_problem(per_tick: float) -> str | None:

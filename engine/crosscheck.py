@@ -152,7 +152,7 @@ def _check_budgets(spec: ScenarioSpec, vms: list[Any], n_hosts: int, fail: Any) 
         fail("vm", problem)
     problem = budgets.scan_problem(budgets.scan_per_tick(
         spec.policy.sharing, (vm.memory // meta.page_size for vm in every), n_hosts,
-        meta.tick_s))
+        meta.tick_s, meta.page_size))
     if problem:
         fail("policy.sharing", problem)
 

@@ -8,11 +8,14 @@ the set of flows or demands changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import numpy.typing as npt
 
 from engine.migration.model import POSTCOPY, PRECOPY, table_of
 from engine.scenario import ScenarioSpec
-from engine.topology import Topology
+from engine.topology import Topology, max_min_fair_csr
 from engine.world import World
 
 UPLINK_SUFFIX = ".uplink"
@@ -40,12 +43,67 @@ def service_destination(world: World, host_id: str) -> str:
     return spec.switch if spec.switch is not None else host_id + UPLINK_SUFFIX
 
 
+@dataclass
+class FlowSet:
+    """The flows given to the network, as arrays: each flow's links one after the other
+    (`lengths` of them each), its demand, and which migration rows own the last ones (the
+    service flows come first, one per VM in `vms`)."""
+
+    links: npt.NDArray[np.int64]
+    lengths: npt.NDArray[np.int64]
+    demands: npt.NDArray[np.float64]
+    vms: npt.NDArray[np.int64]
+    migration_rows: npt.NDArray[np.int64]
+
+    def rates(self, topology: Topology, demands: npt.NDArray[np.float64] | None = None
+              ) -> npt.NDArray[np.float64]:
+        wanted = self.demands if demands is None else demands
+        return max_min_fair_csr(self.links, self.lengths, wanted,
+                                topology.effective_capacity_bytes_per_s)
+
+    def with_flow(self, path: npt.NDArray[np.int64], demand: float) -> FlowSet:
+        return FlowSet(np.concatenate([self.links, path]), np.append(self.lengths, path.size),
+                       np.append(self.demands, demand), self.vms,
+                       np.append(self.migration_rows, -1))
+
+
+EMPTY_FLOWS = FlowSet(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
+                      np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def _host_paths(world: World) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Each host's path to its service destination as (links, lengths), cached until a
+    link goes down or up (routes follow latency, so capacity changes keep them)."""
+    topology = world.topology
+    key = topology.link_up.tobytes()
+    cached = world.host_paths
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    ids = world.state.hosts.ids
+    paths = [topology.path(h, service_destination(world, h)) for h in ids]
+    links = np.concatenate(paths) if paths else np.zeros(0, np.int64)
+    lengths = np.array([p.size for p in paths], np.int64)
+    world.host_paths = (key, links.astype(np.int64), lengths)
+    return world.host_paths[1], world.host_paths[2]
+
+
+def flow_links(host_links: npt.NDArray[np.int64], host_lengths: npt.NDArray[np.int64],
+               hosts: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64],
+                                                      npt.NDArray[np.int64]]:
+    """The links of one flow per entry of `hosts` (each its host's path), concatenated."""
+    starts = np.cumsum(host_lengths) - host_lengths
+    lengths = host_lengths[hosts]
+    first = np.repeat(starts[hosts] - (np.cumsum(lengths) - lengths), lengths)
+    return host_links[first + np.arange(int(lengths.sum()))], lengths
+
+
 def update_service_rates(world: World) -> None:
     """Service flows (host -> gateway) and migration flows (source -> destination) share
     the links by max-min fairness; each migration's flow is capped by its current rate
     (a post-copy's by its post-copy cap, if any). A second solve with the migrations
     uncapped gives what each could get if its cap rose within the tick (a new Xen round,
-    QEMU's uncapped stop-and-copy)."""
+    QEMU's uncapped stop-and-copy). Flows are arrays (a VM's flow follows its host's
+    path), so 100,000 VMs cost a few array passes, not a Python object each."""
     state = world.state
     vms = state.vms
     host = vms["host"]
@@ -56,22 +114,27 @@ def update_service_rates(world: World) -> None:
     postcopy = table["status"][rows] == POSTCOPY
     mig_demand = np.where(postcopy, table["postcopy_rate"][rows], table["round_rate"][rows])
     src, dst = table["src"][rows], table["dst"][rows]
+    topology = world.topology
     key = (host.tobytes() + demand.tobytes() + mig_demand.tobytes() + src.tobytes()
-           + dst.tobytes() + world.topology.link_up.tobytes()
-           + world.topology.link_capacity_bytes_per_s.tobytes())
+           + dst.tobytes() + topology.link_up.tobytes()
+           + topology.link_capacity_bytes_per_s.tobytes())
     if key == world.service_flow_key:
         return
     world.service_flow_key = key
     flow_vms = np.flatnonzero(active)
+    host_links, host_lengths = _host_paths(world)
+    links, lengths = flow_links(host_links, host_lengths, host[flow_vms])
     ids = state.hosts.ids
-    flows = [(ids[int(host[v])], service_destination(world, ids[int(host[v])]))
-             for v in flow_vms]
-    flows += [(ids[a], ids[b]) for a, b in zip(src.tolist(), dst.tolist(), strict=True)]
-    owners: list[tuple[str, int]] = [("vm", int(v)) for v in flow_vms]
-    owners += [("migration", int(r)) for r in rows]
+    mig_paths = [topology.path(ids[a], ids[b]) for a, b in zip(src.tolist(), dst.tolist(),
+                                                                strict=True)]
     demands = np.concatenate([demand[flow_vms], mig_demand])
-    rates = world.topology.rates(flows, demands) if flows else np.zeros(0)
-    world.flow_set = (flows, demands, owners)
+    lengths = np.concatenate([lengths, [p.size for p in mig_paths]]).astype(np.int64)
+    links = np.concatenate([links, *mig_paths]).astype(np.int64)
+    # A flow with no path (a link down on the way) cannot send.
+    demands[lengths == 0] = 0.0
+    flows = FlowSet(links, lengths, demands, flow_vms, rows)
+    world.flow_set = flows
+    rates = flows.rates(topology)
     state.vm_net_bytes_per_s = np.zeros(len(vms))
     state.vm_net_bytes_per_s[flow_vms] = rates[:flow_vms.size]
     state.nic_used_bytes_per_s = np.bincount(host[flow_vms], weights=rates[:flow_vms.size],
@@ -80,7 +143,7 @@ def update_service_rates(world: World) -> None:
         mig_rates = rates[flow_vms.size:]
         table["flow_rate"][rows] = mig_rates
         uncapped = demands.copy()
-        uncapped[flow_vms.size:] = np.inf
-        table["path_rate"][rows] = world.topology.rates(flows, uncapped)[flow_vms.size:]
+        uncapped[flow_vms.size:] = np.where(lengths[flow_vms.size:] > 0, np.inf, 0.0)
+        table["path_rate"][rows] = flows.rates(topology, uncapped)[flow_vms.size:]
         # Migration traffic leaves the source's NIC too.
         np.add.at(state.nic_used_bytes_per_s, src, mig_rates)

@@ -28,8 +28,9 @@ class World:
     history: dict[str, deque[float]] = field(default_factory=dict)
     service_flow_key: bytes = b""
     # The last flow set given to the network: (src, dst) pairs, demands, owners.
-    flow_set: tuple[list[tuple[str, str]], Any, list[tuple[str, int]]] = field(
-        default_factory=lambda: ([], None, []))
+    flow_set: Any = None  # engine.network.FlowSet: the flows last given to the network
+    # Each host's path to its service destination, cached by link states (engine/network)
+    host_paths: Any = None
     objective_verdicts: dict[int, tuple[float, bool]] = field(default_factory=dict)
 
     def emit(self, kind: str, message: str, vm: str | None = None,

@@ -25,6 +25,7 @@ from engine.migration.model import (
 )
 from engine.migration.order import RowPages
 from engine.migration.send import Batch, Cost, record
+from engine.network import EMPTY_FLOWS
 from engine.state import Loc, State
 from engine.units import format_seconds
 from engine.world import World
@@ -162,17 +163,17 @@ def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pendi
 
 def path_rate(world: World, row: int, table: MigrationTable) -> float:
     """What the path gives this migration's flow uncapped, the other flows as they are."""
-    flows, demands, owners = world.flow_set
-    key = ("migration", row)
-    ids = world.state.hosts.ids
-    src, dst = ids[int(table["src"][row])], ids[int(table["dst"][row])]
-    if key in owners:
-        i = owners.index(key)
-        wanted = np.array(demands, np.float64)
-        wanted[i] = np.inf
-        return float(world.topology.rates(list(flows), wanted)[i])
-    wanted = np.append(np.asarray(demands if demands is not None else [], np.float64), np.inf)
-    return float(world.topology.rates([*flows, (src, dst)], wanted)[-1])
+    flows = world.flow_set if world.flow_set is not None else EMPTY_FLOWS
+    topology, ids = world.topology, world.state.hosts.ids
+    mine = np.flatnonzero(flows.migration_rows == row)
+    if mine.size:
+        i = flows.vms.size + int(mine[0])
+        wanted = flows.demands.copy()
+        wanted[i] = np.inf if flows.lengths[i] > 0 else 0.0
+        return float(flows.rates(topology, wanted)[i])
+    path = topology.path(ids[int(table["src"][row])], ids[int(table["dst"][row])])
+    extended = flows.with_flow(path, np.inf if path.size else 0.0)
+    return float(extended.rates(topology)[-1])
 
 
 def go_remote(state: State, table: MigrationTable, row: int) -> None:
