@@ -187,24 +187,27 @@ class HintTable:
     """ESX's hint entries: a fixed-size, direct-mapped table per host (Waldspurger §4.1).
 
     Each host owns a power-of-two segment of slots and a key has exactly one slot in its
-    host's segment. An entry is one word: the hinted guest page and the tick it was hashed.
-    The key itself is not stored: whoever looks a slot up rehashes the hinted page (as ESX
-    does on a match), which also tells a hint whose page changed. A hint is dead once its
-    page has been written after it was recorded (the write path stamps `written_at`, so no
-    write has to find its hint). A new hint overwrites its slot, whatever was there: a
-    collision forgets the older hint. So the table's size is set once, by policy, and never
-    grows with run length; 8 bytes a slot.
+    host's segment. An entry is one 32-bit word: the hinted guest page + 1 (0 = empty) and
+    three bits of the page's `written_at` when it was hashed. The key itself is not stored:
+    whoever looks a slot up rehashes the hinted page (as ESX does on a match), which also
+    tells a hint whose page changed. A write to the page since kills its hint: its
+    `written_at` no longer has those bits (a write that happens to keep them, one in eight,
+    is caught by the rehash when it changed the page, and harmless when it did not). A new
+    hint overwrites its slot, whatever was there: a collision forgets the older hint. So
+    the table's size is set once, by policy, and never grows with run length: 4 bytes a
+    slot (engine/budgets.py keeps page indices below 2^28).
     """
 
-    _TICK_SHIFT = np.uint64(32)
-    _PAGE_MASK = np.uint64(0xFFFFFFFF)
+    _TAG_SHIFT = np.uint32(29)
+    _PAGE_MASK = np.uint32((1 << 29) - 1)
+    TAG_BITS = 7  # written_at & 7
 
     def __init__(self, slots_per_host: I64) -> None:
         sizes = np.array([1 << max(4, int(n - 1).bit_length()) for n in slots_per_host],
                          np.int64)
         self.size = sizes
         self.offset = (np.cumsum(sizes) - sizes).astype(np.int64)
-        self.entry = np.zeros(int(sizes.sum()), np.uint64)  # (tick + 1) << 32 | page; 0 empty
+        self.entry = np.zeros(int(sizes.sum()), np.uint32)
 
     @property
     def capacity(self) -> int:
@@ -218,13 +221,12 @@ class HintTable:
         return np.asarray(self.offset[host] + (high & (self.size[host] - 1)), np.int64)
 
     def read(self, slot: I64) -> tuple[Bool, I64, I64]:
-        """(occupied, hinted page, tick it was recorded) at each slot."""
+        """(occupied, hinted page, its written_at & 7 when hashed) at each slot."""
         entry = self.entry[slot]
-        page = (entry & self._PAGE_MASK).astype(np.int64)
-        tick = (entry >> self._TICK_SHIFT).astype(np.int64) - 1
-        return entry != 0, page, tick
+        page = (entry & self._PAGE_MASK).astype(np.int64) - 1
+        return entry != 0, page, (entry >> self._TAG_SHIFT).astype(np.int64)
 
-    def write(self, slot: I64, pages: I64, tick: int) -> None:
+    def write(self, slot: I64, pages: I64, written_at: npt.NDArray[Any]) -> None:
         """Record hints; with several for one slot in a batch, the last one wins."""
         if slot.size == 0:
             return
@@ -233,8 +235,8 @@ class HintTable:
         last = np.ones(s.size, np.bool_)
         last[:-1] = s[1:] != s[:-1]
         pick = order[last]
-        self.entry[slot[pick]] = (np.uint64(tick + 1) << self._TICK_SHIFT) | pages[pick].astype(
-            np.uint64)
+        tag = (written_at[pick].astype(np.int64) & self.TAG_BITS).astype(np.uint32)
+        self.entry[slot[pick]] = (tag << self._TAG_SHIFT) | (pages[pick] + 1).astype(np.uint32)
 
     def clear(self, slot: I64) -> None:
         self.entry[slot] = 0
@@ -254,7 +256,7 @@ class HintTable:
         table = cls(np.zeros(0, np.int64))
         table.size = arrays[f"{prefix}.size"].astype(np.int64)
         table.offset = (np.cumsum(table.size) - table.size).astype(np.int64)
-        table.entry = arrays[f"{prefix}.entry"].astype(np.uint64)
+        table.entry = arrays[f"{prefix}.entry"].astype(np.uint32)
         if table.entry.size != int(table.size.sum()):
             raise ValueError("the hint table's arrays do not match its sizes")
         return table

@@ -152,18 +152,17 @@ def _check_table(arrays: Arrays, prefix: str, vals_hi: int | None, n_pages: int)
 
 def _check_hint_table(arrays: Arrays, n_hosts: int, n_pages: int, tick: int) -> None:
     """ESX's fixed-size hint table (engine/hashtable.py HintTable): per-host power-of-two
-    segments of one-word entries, (tick + 1) << 32 | page, 0 when empty."""
+    segments of 32-bit entries, tag << 29 | page + 1, 0 when empty."""
     size, entry = arrays.get("sharing.hints.size"), arrays["sharing.hints.entry"]
     if size is None or size.shape != (n_hosts,) or size.dtype.kind not in "iu":
         raise ValueError("array sharing.hints.size: expected one size per host")
     if np.any(size < 16) or np.any(size & (size - 1)) or int(size.sum()) > 2**33:
         raise ValueError("array sharing.hints.size: expected powers of two")
-    if entry.dtype != np.uint64 or entry.shape != (int(size.sum()),):
-        raise ValueError("array sharing.hints.entry: expected a uint64 entry per slot")
+    if entry.dtype != np.uint32 or entry.shape != (int(size.sum()),):
+        raise ValueError("array sharing.hints.entry: expected a uint32 entry per slot")
     used = entry[entry != 0]
-    if used.size and (int((used & np.uint64(0xFFFFFFFF)).max()) >= n_pages
-                      or int((used >> np.uint64(32)).max()) > tick + 1):
-        raise ValueError("array sharing.hints.entry: a hint of a page or tick out of range")
+    if used.size and int((used & np.uint32((1 << 29) - 1)).max()) > n_pages:
+        raise ValueError("array sharing.hints.entry: a hint of a page out of range")
 
 
 def _check_vms(meta: SaveMeta, arrays: Arrays, get: Any, within: Any, page: int,

@@ -28,7 +28,7 @@ from engine.views import HostView, VMView
 from engine.world import World
 
 TABLE_ENTRY_BYTES = 16  # ESX: 16 bytes per sharing-table entry
-HINT_SLOT_BYTES = 8  # engine/hashtable.py HintTable: one word a slot
+HINT_SLOT_BYTES = 4  # engine/hashtable.py HintTable: one 32-bit word a slot
 KSM_RMAP_BYTES = 64
 STATUSES = ("queued", "running", "stopped", "lost")  # status_code indexes this
 Columns = dict[str, npt.NDArray[Any]]

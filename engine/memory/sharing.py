@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.arrays import unique_sorted
+from engine.hashtable import HintTable
 from engine.memory import share_ops
 from engine.memory.share_ops import group_by_key, host_of_vms
 from engine.pagescale import per_simulated_page
@@ -95,13 +96,14 @@ def _share(state: State, cand: I64) -> None:
 
     hints = sharing.hints
     hint_slot = hints.slot(keys, host)  # reused to record new hints below
-    occupied, hinted, hint_tick = hints.read(hint_slot)
+    occupied, hinted, hint_tag = hints.read(hint_slot)
     # The table keeps no keys: rehash each hinted page. A hint is alive while its page is
     # still private on this host and unwritten since it was hashed (a write kills it).
     look = np.flatnonzero(~valid_s & occupied)
     qp = hinted[look]
     qp_vm = state.vms.vm_of_pages(qp)
-    alive = ((p.location[qp] == Loc.PRIVATE) & (p.written_at[qp] <= hint_tick[look])
+    alive = ((p.location[qp] == Loc.PRIVATE)
+             & ((p.written_at[qp].astype(np.int64) & HintTable.TAG_BITS) == hint_tag[look])
              & (host_of_vms(state, qp_vm) == host[look]))
     same_key = np.zeros(look.size, np.bool_)
     same_key[alive] = share_ops.sharing_keys(state, qp[alive], qp_vm[alive]) == keys[look[alive]]
@@ -149,7 +151,7 @@ def _share(state: State, cand: I64) -> None:
     slot = hint_slot[first][fresh]
     was, _, _ = hints.read(slot)
     overwritten = unique_sorted(slot[was & ~found_h[first][fresh]])
-    hints.write(slot, cand[first][fresh], state.tick)
+    hints.write(slot, cand[first][fresh], p.written_at[cand[first][fresh]])
     filled = unique_sorted(slot[~was])
     counters["hint_count"] += np.bincount(hints.host_of(filled), minlength=n_hosts)
     counters["hint_overwrites"] += np.bincount(hints.host_of(overwritten), minlength=n_hosts)

@@ -36,7 +36,7 @@ def test_a_long_run_with_a_tiny_table_stays_bounded_and_still_shares() -> None:
     for _ in range(30):
         sim.step(100)
         peak = max(peak, int(state.sharing.hosts["hint_count"].max()))
-        assert table.entry.nbytes == 8 * int(slots.sum())  # never reallocated
+        assert table.entry.nbytes == 4 * int(slots.sum())  # never reallocated
     assert peak <= 32
     counters = state.sharing.hosts
     # The scanner went on recording hints over forgotten ones, matching fresh twins.

@@ -113,7 +113,7 @@ def _damage_hints(arrays: dict[str, Any]) -> None:
         arrays["sharing.hints.keys"] = np.full_like(arrays["sharing.hints.keys"], 7)
     else:
         arrays["sharing.hints.entry"] = np.full_like(arrays["sharing.hints.entry"],
-                                                     (1 << 32) | 0xFFFFFFF)
+                                                     (1 << 29) - 1)
 
 
 def save_cases(cache: Path) -> Iterator[Case]:
