@@ -87,20 +87,28 @@ def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
     """
     if vm.size == 0:
         return np.zeros(0, np.int64)
-    _, starts, lengths = runs(vm)
-    seg_start = np.repeat(starts, lengths)
     remaining = want.astype(np.int64).copy()
-    chosen = np.zeros(vm.size, np.bool_)
+    chosen: list[I64] = []
     for c in range(INELIGIBLE):
+        # Only candidates of VMs that still want pages and not yet taken stay in play, so
+        # each class looks at fewer (most wants are met by the first class or two).
+        live = (cls < INELIGIBLE) & (remaining[vm] > 0)
+        if not live.any():
+            break
+        if not live.all():
+            vm, pages, cls = vm[live], pages[live], cls[live]
         of_class = cls == c
         if not of_class.any():
             continue
+        _, starts, lengths = runs(vm)
+        seg_start = np.repeat(starts, lengths)
         counted = np.cumsum(of_class)
         rank = counted - (counted[seg_start] - of_class[seg_start])  # 1-based within VM
         pick = of_class & (rank <= remaining[vm])
-        chosen |= pick
+        chosen.append(pages[pick])
         remaining -= np.bincount(vm[pick], minlength=remaining.size)
-    return unique_sorted(pages[chosen])
+        cls = np.where(pick, INELIGIBLE, cls)
+    return unique_sorted(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
 def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object) -> I64:

@@ -50,9 +50,11 @@ def run_file_reads(world: World, active: Bool) -> None:
     backed = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
     cls = np.where(kind == GuestKind.FREE, np.where(backed, _FREE_USED, _FREE),
                    np.where(kind == GuestKind.CACHE, _CACHE, _NONE))
-    # Never refill a page read this tick: its hit has to stay a hit.
-    cls[np.isin(cand, hit_pages)] = _NONE
-    cls[p.location[cand] == Loc.BALLOONED] = _NONE
+    # Never refill a page read this tick: its hit has to stay a hit. Hits are cached
+    # pages, so only the cached candidates need the (sorted) lookup.
+    cached_cand = np.flatnonzero(cls == _CACHE)
+    cls[cached_cand[np.isin(cand[cached_cand], hit_pages)]] = _NONE
+    cls[loc == Loc.BALLOONED] = _NONE
     fill = take(vm, cand, cls, misses)
     fill_vm = vms.vm_of_pages(fill)
     block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
