@@ -20,20 +20,22 @@ from engine.state import I64, N_KIND, GuestKind, Loc, State
 FREE, CACHE, ANON_COLD, ANON_HOT, INELIGIBLE = range(5)
 
 
+# Balloon class by guest kind and whether the page is recent (index: kind * 2 + recent).
+# Recent: referenced in this sampling period or the last, so a period boundary (when the
+# hypervisor clears its bits) does not make every page look cold to the guest.
+_CLASS_OF = np.full(2 * len(GuestKind), INELIGIBLE, np.int64)
+_CLASS_OF[2 * GuestKind.FREE:2 * GuestKind.FREE + 2] = FREE
+_CLASS_OF[2 * GuestKind.CACHE:2 * GuestKind.CACHE + 2] = CACHE
+_CLASS_OF[2 * GuestKind.ANON] = ANON_COLD
+_CLASS_OF[2 * GuestKind.ANON + 1] = ANON_HOT
+
+
 def balloon_class(state: State, pages: I64) -> I64:
     p = state.pages
-    kind = p.guest_kind[pages]
-    cls = np.full(pages.size, INELIGIBLE, np.int64)
-    cls[kind == GuestKind.FREE] = FREE
-    cls[kind == GuestKind.CACHE] = CACHE
-    anon = kind == GuestKind.ANON
-    # Recent: referenced in this sampling period or the last, so a period boundary (when
-    # the hypervisor clears its bits) does not make every page look cold to the guest.
-    recent = recency.recent(state, pages)
-    cls[anon & ~recent] = ANON_COLD
-    cls[anon & recent] = ANON_HOT
+    index = np.take(p.guest_kind, pages).astype(np.int64) * 2 + recency.recent(state, pages)
+    cls = _CLASS_OF[index]
     # A post-copy page still at the source is not the guest's to give until it arrives.
-    cls[p.location[pages] == Loc.REMOTE] = INELIGIBLE
+    cls[np.take(p.location, pages) == Loc.REMOTE] = INELIGIBLE
     return cls
 
 
@@ -83,32 +85,30 @@ def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
     """Per VM, up to want[v] candidates, best class first.
 
     Candidates come from `probe`: grouped by VM and in random order, so the first ones of
-    a class in probe order are a uniform random choice among them - no sort needed.
+    a class in probe order are a uniform random choice among them - no sort needed. Per
+    VM, every candidate of a class better than its cut-off class (the one where the want
+    runs out) is taken, and of the cut-off class the first ones up to the want: a few
+    passes over the candidates, whatever the number of classes.
     """
     if vm.size == 0:
         return np.zeros(0, np.int64)
-    remaining = want.astype(np.int64).copy()
-    chosen: list[I64] = []
-    for c in range(INELIGIBLE):
-        # Only candidates of VMs that still want pages and not yet taken stay in play, so
-        # each class looks at fewer (most wants are met by the first class or two).
-        live = (cls < INELIGIBLE) & (remaining[vm] > 0)
-        if not live.any():
-            break
-        if not live.all():
-            vm, pages, cls = vm[live], pages[live], cls[live]
-        of_class = cls == c
-        if not of_class.any():
-            continue
+    n, width = want.size, INELIGIBLE + 1
+    want = want.astype(np.int64)
+    counts = np.bincount(vm * width + cls, minlength=n * width).reshape(n, width)[:, :INELIGIBLE]
+    before = np.cumsum(counts, axis=1) - counts  # candidates of better classes, per VM
+    enough = before + counts >= want[:, None]
+    cutoff = np.where(enough.any(axis=1), enough.argmax(axis=1), INELIGIBLE)
+    quota = want - before[np.arange(n), np.minimum(cutoff, INELIGIBLE - 1)]
+    cut = cutoff[vm]
+    chosen = cls < cut
+    at_cut = (cls == cut) & (cut < INELIGIBLE)
+    if at_cut.any():
         _, starts, lengths = runs(vm)
         seg_start = np.repeat(starts, lengths)
-        counted = np.cumsum(of_class)
-        rank = counted - (counted[seg_start] - of_class[seg_start])  # 1-based within VM
-        pick = of_class & (rank <= remaining[vm])
-        chosen.append(pages[pick])
-        remaining -= np.bincount(vm[pick], minlength=remaining.size)
-        cls = np.where(pick, INELIGIBLE, cls)
-    return unique_sorted(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+        counted = np.cumsum(at_cut)
+        rank = counted - (counted[seg_start] - at_cut[seg_start])  # 1-based within VM
+        chosen |= at_cut & (rank <= quota[vm])
+    return unique_sorted(pages[chosen])
 
 
 def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object) -> I64:
