@@ -32,6 +32,7 @@ from engine.hashing import splitmix64
 from engine.hashtable import fix_key
 from engine.memory import share_ops
 from engine.memory.share_ops import chain_key, group_by_key
+from engine.pagescale import per_simulated_page
 from engine.spec import SharingPolicy
 from engine.state import I64, U64, Bool, Loc, State
 from engine.world import World
@@ -59,9 +60,7 @@ def run_ksm(world: World) -> None:
     if policy.ksm_pages_to_scan == 0:
         return
     hosts["ksm_credit"][active] += state.tick_s / max(policy.ksm_sleep, 1e-6)
-    batches = np.floor(hosts["ksm_credit"][active]).astype(np.int64)
-    hosts["ksm_credit"][active] -= batches
-    _scan_hosts(state, policy, active, batches)
+    _scan_hosts(state, policy, active)
 
 
 class _Layout:
@@ -104,25 +103,37 @@ class _Layout:
                 np.repeat(self.vm, count))
 
 
-def _scan_hosts(state: State, policy: SharingPolicy, active: I64, batches: I64) -> None:
+def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
     """All active hosts' batches of this tick. A host's pages up to the end of its full scan
     form one pass; every host's pass is done together (keys mix in the host, so hosts
-    never interact). A host that wraps goes on with a new unstable tree in a later round."""
+    never interact). A host that wraps goes on with a new unstable tree in a later round.
+
+    `pages_to_scan` counts 4 KiB pages (engine/pagescale.py): a batch scans that many bytes
+    whatever the simulated page, so it may cover a fraction of a coarse page. ksm_credit
+    holds batches not yet spent; a tick spends its whole batches on whole pages and keeps
+    what a part page did not use, so the rate in bytes holds over ticks. At 4 KiB a batch
+    is `pages_to_scan` pages, exactly ksmd's.
+    """
     counters = state.sharing.hosts
     layout = _Layout(state, active)
-    per = policy.ksm_pages_to_scan
+    per = per_simulated_page(policy.ksm_pages_to_scan, state.page_size)
     total = layout.total[active]
-    left = np.where(total > 0, batches, 0)
-    cursor = np.where(total > 0, counters["ksm_cursor"][active] % np.maximum(total, 1), 0)
+    credit = counters["ksm_credit"][active]
+    empty = total == 0
+    credit[empty] -= np.floor(credit[empty])
+    cursor = np.where(empty, 0, counters["ksm_cursor"][active] % np.maximum(total, 1))
+    live = ~empty
     while True:
-        on = left > 0
+        batches = np.floor(credit)
+        on = live & (batches > 0)
         if not on.any():
-            return
-        hs, cur, tot = active[on], cursor[on], total[on]
-        to_end = -(-(tot - cur) // per)  # batches left in this full scan
-        wraps = to_end <= left[on]
-        n = np.where(wraps, tot - cur, left[on] * per)
-        left[on] -= np.where(wraps, to_end, left[on])
+            break
+        hs, cur, tot, b = active[on], cursor[on], total[on], batches[on]
+        to_end = np.ceil((tot - cur) / per)  # batches left in this full scan
+        wraps = to_end <= b
+        n = np.where(wraps, tot - cur, np.floor(b * per).astype(np.int64))
+        credit[on] -= np.where(wraps, to_end, n / per)
+        live[on] = wraps  # a host that does not wrap is done for this tick
         pages, page_host, page_vm = layout.pages(hs, cur, n)
         _scan_pass(state, policy, pages, page_host, page_vm)
         counters["ksm_cursor"][hs] = cur + n
@@ -134,6 +145,7 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64, batches: I64) 
         counters["volatile_this_scan"][done] = 0
         counters["unstable_count"][done] = 0
         cursor[on] = np.where(wraps, 0, cur + n)
+    counters["ksm_credit"][active] = credit
 
 
 def forget(state: State, pages: slice, h: int) -> None:

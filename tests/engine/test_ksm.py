@@ -86,3 +86,29 @@ def test_the_report_tells_the_background_scan_from_share_before_swap() -> None:
     assert paths["background_scan_pages"] > 100 and paths["share_before_swap_pages"] == 0
     host = scan_only.snapshot().host("h1")
     assert paths["background_scan_pages"] == host.guest_shared_bytes // 4096
+
+
+def test_pages_to_scan_counts_4k_pages_so_coarse_pages_scan_the_same_bytes() -> None:
+    unique = {"zero": 0, "os": 0, "app": 0, "private": 1.0, "resident": 1.0}
+    scanned = {}
+    for page_size in ("4KiB", "64KiB"):
+        data = small_spec()
+        data["scenario"]["page_size"] = page_size
+        data["host"][0]["memory"] = "128MiB"
+        # 100 4 KiB pages a batch, ten batches a second: 4,096,000 bytes a second, that is
+        # 6.25 64 KiB pages a batch.
+        data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 100,
+                                     "ksm_sleep": "100ms", "share_force_salting": 0}
+        data["vm"] = [{"id": "u", "host": "h1", "memory": "64MiB", "content": unique,
+                       "workload": IDLE}]
+        sim = Simulation.from_spec(parse_scenario(data), check=True)
+        state = sim.world.state
+        sim.step(1)
+        first = int(state.sharing.hosts["ksm_cursor"][0])
+        sim.step(15)
+        scanned[page_size] = (first, int(state.sharing.hosts["ksm_cursor"][0]) * state.page_size)
+    assert scanned["4KiB"] == (1000, 16 * 4_096_000)
+    # Whole batches cover whole pages: 62 pages the first second (the half page's credit is
+    # kept); after 16 s the bytes agree to within one batch (409,600 bytes).
+    assert scanned["64KiB"][0] == 62
+    assert 16 * 4_096_000 - 409_600 <= scanned["64KiB"][1] <= 16 * 4_096_000
