@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.hashing import splitmix64
-from engine.hashtable import fix_key
+from engine.hashtable import RegionMap
 from engine.memory import share_ops
 from engine.memory.share_ops import chain_key, group_by_key
 from engine.pagescale import per_simulated_page
@@ -38,7 +37,7 @@ from engine.state import I64, U64, Bool, Loc, State
 from engine.world import World
 
 KSM = 2
-_GEN_BITS = 40
+_GEN_BITS = 40  # older saves: an unstable entry was page | generation << 40
 _PAGE_MASK = (1 << _GEN_BITS) - 1
 _MAX_CHAIN = 64
 _UNLIMITED = np.iinfo(np.int64).max // 4
@@ -60,7 +59,43 @@ def run_ksm(world: World) -> None:
     if policy.ksm_pages_to_scan == 0:
         return
     hosts["ksm_credit"][active] += state.tick_s / max(policy.ksm_sleep, 1e-6)
+    trees = _unstable_trees(state)
+    # A host's tree is sized from its frames when KSM starts on it (it holds at most the
+    # pages one full scan finds private and unchanged).
+    frames = state.hosts.n_frames[active]
+    small = trees.size[active] < frames
+    if small.any():
+        trees.reserve(active[small], (frames[small] * trees.LOAD).astype(np.int64))
     _scan_hosts(state, policy, active)
+
+
+def _unstable_trees(state: State) -> RegionMap:
+    """The per-host unstable trees; a save from before they were per host (one table, the
+    generation in each entry) has its current generations' entries moved in."""
+    sharing, n_hosts = state.sharing, len(state.hosts)
+    old = sharing.unstable
+    if isinstance(old, RegionMap) and old.size.size == n_hosts:
+        return old
+    trees = RegionMap(np.full(n_hosts, 16, np.int64))
+    if isinstance(old, RegionMap):
+        keys, pages, host = old.items_in()
+        aux = state.pages.content[pages]
+        gen_ok = host < n_hosts
+    else:
+        keys, vals, aux = old.items()
+        pages = vals & _PAGE_MASK
+        host = state.vms["host"][state.vms.vm_of_pages(pages)]
+        gen_ok = (host >= 0) & ((vals >> _GEN_BITS)
+                                == sharing.hosts["ksm_gen"][np.maximum(host, 0)])
+    vm = state.vms.vm_of_pages(pages)
+    keep = gen_ok & (state.pages.content[pages] == aux) & (state.vms["host"][vm] == host)
+    pages, vm, host = pages[keep], vm[keep], host[keep]
+    keys = share_ops.sharing_keys(state, pages, vm)  # an entry's key is its page's key
+    _, first = np.unique(keys, return_index=True)
+    trees.reserve(np.unique(host[first]), np.bincount(host[first])[np.unique(host[first])])
+    trees.put_in(keys[first], pages[first], host[first])
+    sharing.unstable = trees
+    return trees
 
 
 class _Layout:
@@ -114,7 +149,8 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
     what a part page did not use, so the rate in bytes holds over ticks. At 4 KiB a batch
     is `pages_to_scan` pages, exactly ksmd's.
     """
-    counters = state.sharing.hosts
+    counters, trees = state.sharing.hosts, state.sharing.unstable
+    assert isinstance(trees, RegionMap)
     layout = _Layout(state, active)
     per = per_simulated_page(policy.ksm_pages_to_scan, state.page_size)
     total = layout.total[active]
@@ -144,6 +180,7 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
         counters["volatile_last_scan"][done] = counters["volatile_this_scan"][done]
         counters["volatile_this_scan"][done] = 0
         counters["unstable_count"][done] = 0
+        trees.clear(done)
         cursor[on] = np.where(wraps, 0, cur + n)
     counters["ksm_credit"][active] = credit
 
@@ -276,23 +313,16 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
                    g_limit, chain, rest_g, unchanged, volatile)
 
 
-def _unstable_keys(keys: U64, gen: I64) -> U64:
-    salt = ((gen.astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
-    return fix_key(splitmix64(keys ^ salt))
-
-
 def _partner(state: State, g_host: I64, g_keys: U64, g_content: U64, found: Bool,
-             val: I64, aux: U64, gen: I64) -> tuple[I64, Bool]:
-    """The page each group's unstable-tree entry points at, and whether it is a valid
-    partner: same generation, still private, unchanged, same key, on the host."""
+             q: I64) -> Bool:
+    """Whether each group's unstable-tree entry is a valid partner: still private, on the
+    host, of the same content (ksmd compares the pages) and so the same key."""
     p = state.pages
-    q = np.where(found, val & _PAGE_MASK, 0)
+    q = np.where(found & (q < len(p)), q, 0)
     q_vm = state.vms.vm_of_pages(q)
-    valid = (found & ((val >> _GEN_BITS) == gen)
-             & (p.location[q] == Loc.PRIVATE) & (p.content[q] == aux) & (aux == g_content)
-             & (state.vms["host"][q_vm] == g_host)
-             & (share_ops.sharing_keys(state, q, q_vm) == g_keys))
-    return q, valid
+    return np.asarray(found & (p.location[q] == Loc.PRIVATE) & (p.content[q] == g_content)
+                      & (state.vms["host"][q_vm] == g_host)
+                      & (share_ops.sharing_keys(state, q, q_vm) == g_keys))
 
 
 def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, starts: I64,
@@ -318,7 +348,6 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     gi = np.repeat(np.arange(rest_g.size), size)
     g_first = order[starts[rest_g]]
     g_keys, g_host, g_content = keys[g_first], host[g_first], p.content[cand[g_first]]
-    gen = counters["ksm_gen"][g_host].astype(np.int64)
     chain_at = free_index[rest_g].copy()
     limit = g_limit[rest_g]
     g_start = np.cumsum(size) - size
@@ -328,16 +357,15 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     vol_elems = volatile[el]
     counters["volatile_this_scan"] += np.bincount(g_host[gi[vol_elems]], minlength=n_hosts)
 
-    ukeys = _unstable_keys(g_keys, gen)
-    found = np.zeros(rest_g.size, np.bool_)
-    current = np.zeros(rest_g.size, np.bool_)  # the key's entry is of this generation
+    trees = sharing.unstable
+    assert isinstance(trees, RegionMap)
+    found = np.zeros(rest_g.size, np.bool_)  # the key has an entry in the host's tree
     partner = np.full(rest_g.size, -1, np.int64)
     lk = np.flatnonzero(look)
     if lk.size:
-        f, val, aux = sharing.unstable.get(ukeys[lk])
-        q, ok = _partner(state, g_host[lk], g_keys[lk], g_content[lk], f, val, aux, gen[lk])
+        f, q = trees.get_in(g_keys[lk], g_host[lk])
+        ok = _partner(state, g_host[lk], g_keys[lk], g_content[lk], f, q)
         found[lk] = f
-        current[lk] = f & ((val >> _GEN_BITS) == gen[lk])
         partner[lk[ok]] = q[ok]
     has_partner = partner >= 0
     # A partner scanned in this pass too (a stale entry that validates again, e.g. for a VM
@@ -428,7 +456,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
 
     # A partner merged leaves the unstable tree (and pages_unshared).
     gone = np.flatnonzero(consumed)
-    sharing.unstable.delete(ukeys[gone])
+    trees.delete_in(g_keys[gone], g_host[gone])
     counters["unstable_count"] -= np.bincount(g_host[gone], minlength=n_hosts)
     was = partner[gone]
     counters["ksm_unshared"] -= np.bincount(g_host[gone][flagged[was]], minlength=n_hosts)
@@ -440,23 +468,11 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     # A lone unchanged page goes into the tree, over whatever entry its key had.
     ins = np.flatnonzero(inserted >= 0)
     page = cand[el[inserted[ins]]]
-    sharing.unstable.put(ukeys[ins], page | (gen[ins] << _GEN_BITS), g_content[ins])
-    fresh = ~current[ins] | consumed[ins]
+    trees.put_in(g_keys[ins], page, g_host[ins])
+    fresh = ~found[ins] | consumed[ins]
     counters["unstable_count"] += np.bincount(g_host[ins[fresh]], minlength=n_hosts)
     counters["ksm_unshared"] += np.bincount(g_host[ins], minlength=n_hosts)
     flagged[page] = True
-    if len(sharing.unstable) > 4 * max(int(counters["unstable_count"].sum()), 1024):
-        _drop_old_generations(state)
-
-
-def _drop_old_generations(state: State) -> None:
-    """Entries of earlier generations are unreachable; reclaim their slots."""
-    sharing = state.sharing
-    _, vals, _ = sharing.unstable.items()
-    pages = vals & _PAGE_MASK
-    host = state.vms["host"][state.vms.vm_of_pages(pages)]
-    current = np.where(host >= 0, sharing.hosts["ksm_gen"][np.maximum(host, 0)], -1)
-    sharing.unstable.keep_only((vals >> _GEN_BITS) == current)
 
 
 def sysfs(state: State) -> dict[str, I64]:

@@ -18,8 +18,6 @@ from engine.memory import ksm, share_ops
 from engine.state import Loc, State
 from tests.conftest import small_spec
 
-_PAGE_MASK = (1 << 40) - 1
-
 
 def _world(pages_to_scan: int, max_sharing: int, zero_pages: bool) -> Simulation:
     data = small_spec()
@@ -89,12 +87,12 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
         return
     if free >= ksm._MAX_CHAIN:
         return
-    gen = int(c["ksm_gen"][h])
-    ukey = ksm._unstable_keys(key, np.array([gen]))
-    found, val, aux = sharing.unstable.get(ukey)
-    q = int(val[0]) & _PAGE_MASK
-    valid = (found[0] and int(val[0]) >> 40 == gen and q != page
-             and p.location[q] == Loc.PRIVATE and int(p.content[q]) == int(aux[0]) == content
+    trees = sharing.unstable
+    region = np.array([h])
+    found, val = trees.get_in(key, region)
+    q = int(val[0])
+    valid = (found[0] and q != page and p.location[q] == Loc.PRIVATE
+             and int(p.content[q]) == content
              and share_ops.sharing_keys(state, np.array([q]), state.vms.vm_of_pages(
                  np.array([q])))[0] == key[0])
     if valid:  # try_to_merge_two_pages, stable_tree_insert
@@ -103,14 +101,13 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
         frame = int(p.frame[q])
         share_ops.merge(state, one, np.array([frame]))
         sharing.stable.put(stable_key, np.array([frame]), np.array([content], np.uint64))
-        sharing.unstable.delete(ukey)
+        trees.delete_in(key, region)
         c["unstable_count"][h] -= 1
         c["ksm_unshared"][h] -= int(flagged[q])
         flagged[q] = False
         return
-    fresh = not (found[0] and int(val[0]) >> 40 == gen)
-    sharing.unstable.put(ukey, np.array([page | gen << 40]), np.array([content], np.uint64))
-    c["unstable_count"][h] += int(fresh)
+    trees.put_in(key, np.array([page]), region)
+    c["unstable_count"][h] += int(not found[0])
     c["ksm_unshared"][h] += 1
     flagged[page] = True
 
@@ -141,6 +138,7 @@ def _reference_tick(sim: Simulation) -> None:
             c["volatile_last_scan"][h] = c["volatile_this_scan"][h]
             c["volatile_this_scan"][h] = 0
             c["unstable_count"][h] = 0
+            state.sharing.unstable.clear(np.array([h]))
 
 
 def _table(table: Any) -> dict[int, tuple[int, int]]:
@@ -182,9 +180,6 @@ def test_one_tick_of_the_pass_is_ksmd_page_by_page(pages_to_scan: int, max_shari
             if name != "compares_tick":
                 np.testing.assert_array_equal(col, b.sharing.hosts[name], err_msg=name)
         assert _table(a.sharing.stable) == _table(b.sharing.stable)
-        live = {k: v for k, v in _table(b.sharing.unstable).items()
-                if v[0] >> 40 == int(b.sharing.hosts["ksm_gen"][0])}
-        assert {k: v for k, v in _table(a.sharing.unstable).items()
-                if v[0] >> 40 == int(a.sharing.hosts["ksm_gen"][0])} == live
+        assert _table(a.sharing.unstable) == _table(b.sharing.unstable)
     assert int(sim.world.state.sharing.hosts["full_scans"][0]) >= 3
     assert sim.snapshot().host("h1").pages_sharing > 0
