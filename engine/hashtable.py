@@ -174,6 +174,8 @@ class U64Map:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> U64Map:
+        if f"{prefix}.region_size" in arrays:  # saved by a RegionMap
+            return RegionMap.from_region_arrays(arrays, prefix)
         table = cls(16)
         table.keys = arrays[f"{prefix}.keys"].astype(np.uint64)
         table.vals = arrays[f"{prefix}.vals"].astype(np.int64)
@@ -259,4 +261,190 @@ class HintTable:
         table.entry = arrays[f"{prefix}.entry"].astype(np.uint32)
         if table.entry.size != int(table.size.sum()):
             raise ValueError("the hint table's arrays do not match its sizes")
+        return table
+
+
+class RegionMap(U64Map):
+    """KSM's unstable trees: one open-addressing region per host, uint64 key -> uint32 page.
+
+    ksmd throws a host's unstable tree away at the end of each full scan; here its region is
+    cleared then (`clear`), so nothing of earlier scans piles up and the table never grows
+    with run length. A region holds a power of two of slots, 12 bytes each, filled to at
+    most 3/4 (a host's region is sized from its frames when KSM starts on it, and doubles
+    only if one full scan leaves more pages in the tree than that). Linear probing stays
+    within the region; the layout depends only on the sequence of operations. It is a
+    U64Map for the world's state, saved as an empty one plus its own arrays; the key-only
+    calls of U64Map do not apply (a key's region must be given).
+    """
+
+    LOAD = 0.75  # filled to at most this share of a region's slots
+
+    def __init__(self, sizes: I64) -> None:
+        super().__init__(16)
+        self._layout(np.array([1 << max(4, int(n - 1).bit_length()) for n in sizes], np.int64))
+
+    def _layout(self, size: I64) -> None:
+        self.size = size
+        self.offset = (np.cumsum(size) - size).astype(np.int64)
+        self.bits = np.array([int(n).bit_length() - 1 for n in size], np.uint64)
+        self.rkeys = np.zeros(int(size.sum()), np.uint64)
+        self.rvals = np.zeros(int(size.sum()), np.uint32)
+        self.live_in = np.zeros(size.size, np.int64)
+        self.used_in = np.zeros(size.size, np.int64)  # live and deleted slots
+
+    def __len__(self) -> int:
+        return int(self.live_in.sum())
+
+    @property
+    def capacity(self) -> int:
+        return int(self.rkeys.size)
+
+    def _home_in(self, keys: U64, region: I64) -> I64:
+        with np.errstate(over="ignore"):
+            mixed = keys * _GOLDEN
+        return self.offset[region] + (mixed >> (np.uint64(64) - self.bits[region])).astype(
+            np.int64)
+
+    def _next(self, probe: I64, region: I64) -> I64:
+        off = self.offset[region]
+        return np.asarray(off + ((probe - off + 1) & (self.size[region] - 1)), np.int64)
+
+    def find_in(self, keys: U64, region: I64) -> I64:
+        """Slot of each key in its region, -1 where absent."""
+        slot = np.full(keys.size, -1, np.int64)
+        pending = np.arange(keys.size)
+        probe = self._home_in(keys, region)
+        while pending.size:
+            k = self.rkeys[probe]
+            hit = k == keys[pending]
+            slot[pending[hit]] = probe[hit]
+            go_on = ~hit & (k != EMPTY)
+            pending = pending[go_on]
+            probe = self._next(probe[go_on], region[pending])
+        return slot
+
+    def get_in(self, keys: U64, region: I64) -> tuple[Bool, I64]:
+        """(found, value) of each key in its region; value 0 where not found."""
+        slot = self.find_in(keys, region)
+        found = slot >= 0
+        return found, np.where(found, self.rvals[np.maximum(slot, 0)], 0).astype(np.int64)
+
+    def put_in(self, keys: U64, vals: I64, region: I64) -> None:
+        """Insert or overwrite; keys must be distinct."""
+        if keys.size == 0:
+            return
+        slot = self.find_in(keys, region)
+        present = slot >= 0
+        self.rvals[slot[present]] = vals[present]
+        new = ~present
+        if not new.any():
+            return
+        keys, vals, region = keys[new], vals[new], region[new]
+        extra = np.bincount(region, minlength=self.size.size)
+        short = np.flatnonzero(self.used_in + extra > self.LOAD * self.size)
+        if short.size:
+            self.reserve(short, (self.live_in + extra)[short])
+        self._insert_new_in(keys, vals.astype(np.uint32), region)
+
+    def _insert_new_in(self, keys: U64, vals: npt.NDArray[np.uint32], region: I64) -> None:
+        """Place absent, distinct keys in rounds of one probe each (as U64Map does)."""
+        pending = np.arange(keys.size)
+        probe = self._home_in(keys, region)
+        while pending.size:
+            k = self.rkeys[probe]
+            free = (k == EMPTY) | (k == DELETED)
+            slots, cand = probe[free], pending[free]
+            self.rkeys[slots] = keys[cand]
+            won = np.zeros(pending.size, np.bool_)
+            won[free] = self.rkeys[slots] == keys[cand]
+            placed, at = pending[won], probe[won]
+            self.rvals[at] = vals[placed]
+            r = region[placed]
+            self.live_in += np.bincount(r, minlength=self.size.size)
+            self.used_in += np.bincount(r[k[won] == EMPTY], minlength=self.size.size)
+            left = ~won
+            pending = pending[left]
+            probe = self._next(probe[left], region[pending])
+
+    def delete_in(self, keys: U64, region: I64) -> int:
+        slot = self.find_in(keys, region)
+        found = slot >= 0
+        slot, region = slot[found], region[found]
+        order = np.argsort(slot)
+        keep = np.ones(slot.size, np.bool_)
+        keep[1:] = slot[order][1:] != slot[order][:-1]
+        slot, region = slot[order][keep], region[order][keep]
+        self.rkeys[slot] = DELETED
+        self.live_in -= np.bincount(region, minlength=self.size.size)
+        return int(slot.size)
+
+    def clear(self, regions: I64) -> None:
+        """Empty these regions (a host's full scan ended: its tree starts over)."""
+        for r in regions.tolist():  # one slice per host whose scan wrapped
+            self.rkeys[self.offset[r]:self.offset[r] + self.size[r]] = EMPTY
+        self.live_in[regions] = 0
+        self.used_in[regions] = 0
+
+    def reserve(self, regions: I64, entries: I64) -> None:
+        """Room for `entries` live entries in each of `regions`: they double as needed and
+        their live entries are placed anew (which also drops deleted slots); the other
+        regions keep their slots."""
+        size = self.size.copy()
+        for r, n in zip(regions.tolist(), entries.tolist(), strict=True):
+            while n > self.LOAD * size[r]:
+                size[r] *= 2
+        old_size, old_offset, old_keys, old_vals = self.size, self.offset, self.rkeys, self.rvals
+        old_live, old_used = self.live_in, self.used_in
+        redo = np.zeros(size.size, np.bool_)
+        redo[regions] = True
+        self._layout(size)
+        for r in np.flatnonzero(~redo).tolist():  # the other regions move as they are
+            src = slice(old_offset[r], old_offset[r] + old_size[r])
+            self.rkeys[self.offset[r]:self.offset[r] + size[r]] = old_keys[src]
+            self.rvals[self.offset[r]:self.offset[r] + size[r]] = old_vals[src]
+        self.live_in[~redo] = old_live[~redo]
+        self.used_in[~redo] = old_used[~redo]
+        region_of_slot = np.repeat(np.arange(old_size.size), old_size)
+        moving = (old_keys > DELETED) & redo[region_of_slot]
+        self._insert_new_in(old_keys[moving], old_vals[moving], region_of_slot[moving])
+
+    def items_in(self) -> tuple[U64, I64, I64]:
+        """(key, value, region) of every live entry."""
+        used = self.rkeys > DELETED
+        region = np.repeat(np.arange(self.size.size), self.size)
+        return self.rkeys[used], self.rvals[used].astype(np.int64), region[used]
+
+    def items(self) -> tuple[U64, I64, U64]:
+        keys, vals, _ = self.items_in()
+        return keys, vals, np.zeros(keys.size, np.uint64)
+
+    def get(self, keys: U64) -> tuple[Bool, I64, U64]:
+        raise TypeError("a RegionMap looks keys up in a region: get_in")
+
+    def put(self, keys: U64, vals: I64, aux: U64) -> None:
+        raise TypeError("a RegionMap puts keys in a region: put_in")
+
+    def delete(self, keys: U64) -> int:
+        raise TypeError("a RegionMap deletes keys in a region: delete_in")
+
+    def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
+        arrays = U64Map(16).to_arrays(prefix)  # what older readers of a save expect
+        arrays.update({f"{prefix}.region_size": self.size, f"{prefix}.region_keys": self.rkeys,
+                       f"{prefix}.region_vals": self.rvals})
+        return arrays
+
+    @classmethod
+    def from_region_arrays(cls, arrays: dict[str, npt.NDArray[Any]], prefix: str) -> RegionMap:
+        size = arrays[f"{prefix}.region_size"].astype(np.int64)
+        if np.any(size < 16) or np.any(size & (size - 1)):
+            raise ValueError(f"array {prefix}.region_size: expected powers of two")
+        table = cls(size)
+        keys = arrays[f"{prefix}.region_keys"].astype(np.uint64)
+        vals = arrays[f"{prefix}.region_vals"]
+        if keys.shape != (int(size.sum()),) or vals.shape != keys.shape:
+            raise ValueError(f"arrays {prefix}.region_keys/vals do not match the region sizes")
+        table.rkeys, table.rvals = keys, vals.astype(np.uint32)
+        region = np.repeat(np.arange(size.size), size)
+        table.live_in = np.bincount(region[keys > DELETED], minlength=size.size).astype(np.int64)
+        table.used_in = np.bincount(region[keys != EMPTY], minlength=size.size).astype(np.int64)
         return table

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.hashtable import HintTable, U64Map
+from engine.hashtable import HintTable, RegionMap, U64Map
 
 I32 = npt.NDArray[np.int32]
 U64 = npt.NDArray[np.uint64]
@@ -56,7 +56,8 @@ class Sharing:
 
     stable: shared frames (ESX shared entries, KSM stable tree), key -> frame, aux content.
     hints: ESX hints, a fixed-size table per host: key -> guest page and when it was hashed.
-    unstable: KSM unstable tree, key -> guest page | generation << 40, aux content.
+    unstable: KSM unstable trees, one region per host (hashtable.RegionMap), key -> guest
+    page; a host's region is emptied when its full scan ends.
     frame_key: per frame, the stable key it is shared under (0 = not shared).
     ksm_scanned_at: per page, the tick KSM last checksummed it (-1 never); only once any
     host has used KSM, to spare the memory otherwise. ksm_unstable: per page, whether its
@@ -81,8 +82,8 @@ class Sharing:
                                 else np.int64) for name in HOST_SHARING_ARRAYS}
         hosts["mode"][:] = modes
         slots = np.full(len(modes), 16, np.int64) if hint_slots is None else hint_slots
-        return cls(U64Map(), HintTable(slots), U64Map(), np.zeros(n_frames, np.uint64), hosts,
-                   salting)
+        return cls(U64Map(), HintTable(slots), RegionMap(np.full(len(modes), 16, np.int64)),
+                   np.zeros(n_frames, np.uint64), hosts, salting)
 
 
 MEM_STATE_NAMES = ("high", "soft", "hard", "low")

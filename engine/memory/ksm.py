@@ -28,16 +28,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.hashing import splitmix64
-from engine.hashtable import fix_key
+from engine.hashtable import RegionMap
 from engine.memory import share_ops
 from engine.memory.share_ops import chain_key, group_by_key
+from engine.pagescale import per_simulated_page
 from engine.spec import SharingPolicy
 from engine.state import I64, U64, Bool, Loc, State
 from engine.world import World
 
 KSM = 2
-_GEN_BITS = 40
+_GEN_BITS = 40  # older saves: an unstable entry was page | generation << 40
 _PAGE_MASK = (1 << _GEN_BITS) - 1
 _MAX_CHAIN = 64
 _UNLIMITED = np.iinfo(np.int64).max // 4
@@ -58,40 +58,131 @@ def run_ksm(world: World) -> None:
     policy = world.spec.policy.sharing
     if policy.ksm_pages_to_scan == 0:
         return
-    for h in active.tolist():
-        hosts["ksm_credit"][h] += state.tick_s / max(policy.ksm_sleep, 1e-6)
-        batches = int(hosts["ksm_credit"][h])
-        hosts["ksm_credit"][h] -= batches
-        _scan_host(state, policy, h, batches)
+    hosts["ksm_credit"][active] += state.tick_s / max(policy.ksm_sleep, 1e-6)
+    trees = _unstable_trees(state)
+    # A host's tree is sized from its frames when KSM starts on it (it holds at most the
+    # pages one full scan finds private and unchanged).
+    frames = state.hosts.n_frames[active]
+    small = trees.size[active] < frames
+    if small.any():
+        trees.reserve(active[small], (frames[small] * trees.LOAD).astype(np.int64))
+    _scan_hosts(state, policy, active)
 
 
-def _scan_host(state: State, policy: SharingPolicy, h: int, batches: int) -> None:
-    vms, hosts = state.vms, state.sharing.hosts
-    mine = np.flatnonzero(vms["host"] == h)
-    sizes = vms["n_pages"][mine]
-    total = int(sizes.sum())
-    if total == 0:
-        return
-    ends = np.cumsum(sizes)
-    per = policy.ksm_pages_to_scan
-    while batches > 0:
-        cursor = int(hosts["ksm_cursor"][h]) % total
-        to_end = -(-(total - cursor) // per)  # batches left in this full scan
-        wraps = to_end <= batches
-        n = total - cursor if wraps else batches * per
-        batches -= to_end if wraps else batches
-        pos = np.arange(cursor, cursor + n, dtype=np.int64)
-        k = np.searchsorted(ends, pos, side="right")
-        pages = vms["page_offset"][mine][k] + pos - (ends[k] - sizes[k])
-        _scan_batch(state, policy, h, pages)
-        hosts["ksm_cursor"][h] = cursor + n
-        if wraps:  # a full scan ends: the unstable tree starts over
-            hosts["ksm_cursor"][h] = 0
-            hosts["full_scans"][h] += 1
-            hosts["ksm_gen"][h] += 1
-            hosts["volatile_last_scan"][h] = hosts["volatile_this_scan"][h]
-            hosts["volatile_this_scan"][h] = 0
-            hosts["unstable_count"][h] = 0
+def _unstable_trees(state: State) -> RegionMap:
+    """The per-host unstable trees; a save from before they were per host (one table, the
+    generation in each entry) has its current generations' entries moved in."""
+    sharing, n_hosts = state.sharing, len(state.hosts)
+    old = sharing.unstable
+    if isinstance(old, RegionMap) and old.size.size == n_hosts:
+        return old
+    trees = RegionMap(np.full(n_hosts, 16, np.int64))
+    if isinstance(old, RegionMap):
+        keys, pages, host = old.items_in()
+        aux = state.pages.content[pages]
+        gen_ok = host < n_hosts
+    else:
+        keys, vals, aux = old.items()
+        pages = vals & _PAGE_MASK
+        host = state.vms["host"][state.vms.vm_of_pages(pages)]
+        gen_ok = (host >= 0) & ((vals >> _GEN_BITS)
+                                == sharing.hosts["ksm_gen"][np.maximum(host, 0)])
+    vm = state.vms.vm_of_pages(pages)
+    keep = gen_ok & (state.pages.content[pages] == aux) & (state.vms["host"][vm] == host)
+    pages, vm, host = pages[keep], vm[keep], host[keep]
+    keys = share_ops.sharing_keys(state, pages, vm)  # an entry's key is its page's key
+    _, first = np.unique(keys, return_index=True)
+    trees.reserve(np.unique(host[first]), np.bincount(host[first])[np.unique(host[first])])
+    trees.put_in(keys[first], pages[first], host[first])
+    sharing.unstable = trees
+    return trees
+
+
+class _Layout:
+    """Where each active host's scan positions lie: its VMs in index order, each VM's
+    pages in order (ksmd walks the mm_slots' VMAs in turn)."""
+
+    def __init__(self, state: State, active: I64) -> None:
+        vms = state.vms
+        host = vms["host"]
+        on_active = np.zeros(len(state.hosts), np.bool_)
+        on_active[active] = True
+        mine = np.flatnonzero((host >= 0) & on_active[np.maximum(host, 0)])
+        self.vm = mine[np.argsort(host[mine], kind="stable")]  # by host, then VM index
+        self.vm_host = np.asarray(host[self.vm], np.int64)
+        sizes = np.asarray(vms["n_pages"][self.vm], np.int64)
+        self.total = np.bincount(self.vm_host, weights=sizes,
+                                 minlength=len(state.hosts)).astype(np.int64)
+        base = np.cumsum(self.total) - self.total
+        self.vm_start = np.cumsum(sizes) - sizes - base[self.vm_host]  # position in its host
+        self.vm_end = self.vm_start + sizes
+        self.offset = np.asarray(vms["page_offset"][self.vm], np.int64)
+
+    def pages(self, hosts: I64, start: I64, length: I64) -> tuple[I64, I64, I64]:
+        """(page, its host, its VM) of positions [start, start + length) of each host, host
+        after host, each in scan order; `hosts` ascending."""
+        lo_h = np.zeros(self.total.size, np.int64)
+        hi_h = np.zeros(self.total.size, np.int64)
+        lo_h[hosts] = start
+        hi_h[hosts] = start + length
+        picked = np.zeros(self.total.size, np.bool_)
+        picked[hosts] = True
+        use = picked[self.vm_host]
+        lo = np.clip(lo_h[self.vm_host] - self.vm_start, 0, self.vm_end - self.vm_start)
+        hi = np.clip(hi_h[self.vm_host] - self.vm_start, 0, self.vm_end - self.vm_start)
+        count = np.where(use, hi - lo, 0)
+        first = self.offset + lo
+        n = int(count.sum())
+        within = np.arange(n, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        return (np.repeat(first, count) + within, np.repeat(self.vm_host, count),
+                np.repeat(self.vm, count))
+
+
+def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
+    """All active hosts' batches of this tick. A host's pages up to the end of its full scan
+    form one pass; every host's pass is done together (keys mix in the host, so hosts
+    never interact). A host that wraps goes on with a new unstable tree in a later round.
+
+    `pages_to_scan` counts 4 KiB pages (engine/pagescale.py): a batch scans that many bytes
+    whatever the simulated page, so it may cover a fraction of a coarse page. ksm_credit
+    holds batches not yet spent; a tick spends its whole batches on whole pages and keeps
+    what a part page did not use, so the rate in bytes holds over ticks. At 4 KiB a batch
+    is `pages_to_scan` pages, exactly ksmd's.
+    """
+    counters, trees = state.sharing.hosts, state.sharing.unstable
+    assert isinstance(trees, RegionMap)
+    layout = _Layout(state, active)
+    per = per_simulated_page(policy.ksm_pages_to_scan, state.page_size)
+    total = layout.total[active]
+    credit = counters["ksm_credit"][active]
+    empty = total == 0
+    credit[empty] -= np.floor(credit[empty])
+    cursor = np.where(empty, 0, counters["ksm_cursor"][active] % np.maximum(total, 1))
+    live = ~empty
+    while True:
+        batches = np.floor(credit)
+        on = live & (batches > 0)
+        if not on.any():
+            break
+        hs, cur, tot, b = active[on], cursor[on], total[on], batches[on]
+        to_end = np.ceil((tot - cur) / per)  # batches left in this full scan
+        wraps = to_end <= b
+        n = np.where(wraps, tot - cur, np.floor(b * per).astype(np.int64))
+        credit[on] -= np.where(wraps, to_end, n / per)
+        live[on] = wraps  # a host that does not wrap is done for this tick
+        pages, page_host, page_vm = layout.pages(hs, cur, n)
+        _scan_pass(state, policy, pages, page_host, page_vm)
+        counters["ksm_cursor"][hs] = cur + n
+        done = hs[wraps]  # a full scan ends: the unstable tree starts over
+        counters["ksm_cursor"][done] = 0
+        counters["full_scans"][done] += 1
+        counters["ksm_gen"][done] += 1
+        counters["volatile_last_scan"][done] = counters["volatile_this_scan"][done]
+        counters["volatile_this_scan"][done] = 0
+        counters["unstable_count"][done] = 0
+        trees.clear(done)
+        cursor[on] = np.where(wraps, 0, cur + n)
+    counters["ksm_credit"][active] = credit
 
 
 def forget(state: State, pages: slice, h: int) -> None:
@@ -107,43 +198,46 @@ def forget(state: State, pages: slice, h: int) -> None:
     unstable[pages] = False
 
 
-def _tree_compares(n_lookups: int, tree_size: int) -> int:
-    return n_lookups * max(1, int(np.ceil(np.log2(tree_size + 1))))
+def _tree_compares(n_lookups: I64, tree_size: I64) -> I64:
+    return np.asarray(n_lookups * np.maximum(1, np.ceil(np.log2(tree_size + 1.0))), np.int64)
 
 
-def _rank_by_key(keys: U64) -> I64:
-    """0, 1, 2... among entries with the same key, in index order."""
-    order, starts, lengths = group_by_key(keys)
-    rank = np.empty(keys.size, np.int64)
-    rank[order] = np.arange(keys.size) - np.repeat(starts, lengths)
-    return rank
+def _per_host(state: State, host: I64, mask: Bool | None = None) -> I64:
+    h = host if mask is None else host[mask]
+    return np.bincount(h, minlength=len(state.hosts)).astype(np.int64)
 
 
-def _stable_join(state: State, keys: U64, content: U64, limit: I64) -> tuple[I64, I64]:
-    """(KSM frame each page joins or -1, first free chain index), filling the chain's KSM
-    pages in order as far as they have room."""
-    sharing, refcount = state.sharing, state.frames.refcount
-    frame = np.full(keys.size, -1, np.int64)
-    free_index = np.zeros(keys.size, np.int64)
-    pending = np.arange(keys.size)
-    for d in range(_MAX_CHAIN):
-        if pending.size == 0:
-            break
-        chained = chain_key(keys[pending], d)
+def _expand(starts: I64, counts: I64) -> I64:
+    """start, start+1, ..., start+count-1 for each (start, count), concatenated."""
+    n = int(counts.sum())
+    return np.repeat(starts, counts) + (np.arange(n, dtype=np.int64)
+                                        - np.repeat(np.cumsum(counts) - counts, counts))
+
+
+class _Chain:
+    """A key's KSM pages (its stable-tree chain), walked as ksmd's stable-tree search does:
+    index 0, 1, ... while the entry is a live KSM page of the content; the first such page
+    with room takes the page. The first dead index is where a new KSM page goes."""
+
+    def __init__(self, state: State, keys: U64, content: U64) -> None:
+        self.state, self.keys, self.content = state, keys, content
+
+    def probe(self, groups: I64, index: I64) -> tuple[Bool, I64, I64]:
+        """(live, frame, its sharers) of chain entry `index` of each group."""
+        sharing, refcount = self.state.sharing, self.state.frames.refcount
+        chained = chain_key(self.keys[groups], index)
         found, fr, aux = sharing.stable.get(chained)
         fr_ok = np.where(found, fr, 0)
-        valid = (found & (aux == content[pending]) & (sharing.frame_key[fr_ok] == chained)
-                 & (refcount[fr_ok] > 0))
-        room = np.where(valid, limit[pending] - refcount[fr_ok], 0)
-        take = valid & (_rank_by_key(chained) < room)
-        frame[pending[take]] = fr_ok[take]
-        free_index[pending[~valid]] = d
-        pending = pending[valid & ~take]
-    free_index[pending] = _MAX_CHAIN  # chain exhausted: these pages cannot merge now
-    return frame, free_index
+        live = (found & (aux == self.content[groups]) & (sharing.frame_key[fr_ok] == chained)
+                & (refcount[fr_ok] > 0))
+        return live, fr_ok, np.asarray(refcount[fr_ok], np.int64)
 
 
-def _scan_batch(state: State, policy: SharingPolicy, h: int, pages: I64) -> None:
+def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
+               page_vm: I64) -> None:
+    """ksmd's cmp_and_merge_page for `pages` one after the other (a host's in scan order),
+    done with array passes: pages are grouped by key and each group's outcome follows from
+    the order of its pages, which of them are unchanged, and the trees at the start."""
     p, sharing = state.pages, state.sharing
     counters = sharing.hosts
     scanned_at, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
@@ -151,140 +245,234 @@ def _scan_batch(state: State, policy: SharingPolicy, h: int, pages: I64) -> None
     loc = p.location[pages]
     resident = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
     tracked = scanned_at[pages] >= 0
-    gone = pages[tracked & ~resident]  # no longer mapped: its rmap_item is freed
-    counters["ksm_rmap_items"][h] += int((resident & ~tracked).sum()) - gone.size
-    counters["ksm_unshared"][h] -= int(flagged[gone].sum())
+    gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
+    gone = pages[gone_mask]
+    counters["ksm_rmap_items"] += (_per_host(state, page_host, resident & ~tracked)
+                                   - _per_host(state, page_host, gone_mask))
+    counters["ksm_unshared"] -= _per_host(state, page_host[gone_mask], flagged[gone])
     scanned_at[gone] = -1
     flagged[gone] = False
-    scanned_at[pages[resident & (loc == Loc.SHARED)]] = state.tick
-    cand = pages[loc == Loc.PRIVATE]
+    scanned_at[pages[loc == Loc.SHARED]] = state.tick
+    is_cand = loc == Loc.PRIVATE
+    cand = pages[is_cand]
     if cand.size == 0:
         return
+    host, vm = page_host[is_cand], page_vm[is_cand]
     # Revisited: out of the unstable tree it was left in (remove_rmap_item_from_tree).
-    counters["ksm_unshared"][h] -= int(flagged[cand].sum())
+    counters["ksm_unshared"] -= _per_host(state, host, flagged[cand])
     flagged[cand] = False
-    counters["hashed_tick"][h] += cand.size
-    vm = state.vms.vm_of_pages(cand)
+    n_cand = _per_host(state, host)
+    counters["hashed_tick"] += n_cand
+    counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
     keys = share_ops.sharing_keys(state, cand, vm)
     content = p.content[cand]
-    limit = np.full(cand.size, policy.ksm_max_page_sharing, np.int64)
-    if policy.ksm_use_zero_pages:
-        limit[content == 0] = _UNLIMITED  # merged with the zero page, which has no limit
-
-    frame, free_index = _stable_join(state, keys, content, limit)
-    counters["compares_tick"][h] += _tree_compares(cand.size, int(counters["shared_frames"][h]))
-    joins = frame >= 0
-    share_ops.merge(state, cand[joins], frame[joins])
-
-    rest = np.flatnonzero(~joins)
-    prev = scanned_at[cand[rest]]
-    unchanged = (prev >= 0) & (p.written_at[cand[rest]] <= prev)
+    prev = scanned_at[cand]
+    unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
+    volatile = (prev >= 0) & ~unchanged
     scanned_at[cand] = state.tick
-    counters["volatile_this_scan"][h] += int(((prev >= 0) & ~unchanged).sum())
-    rest = rest[unchanged & (free_index[rest] < _MAX_CHAIN)]
-    if rest.size:
-        _unstable(state, h, cand[rest], keys[rest], content[rest], free_index[rest],
-                  limit[rest])
+
+    order, starts, lengths = group_by_key(keys)
+    first = order[starts]
+    g_keys, g_content = keys[first], content[first]
+    g_limit = np.full(first.size, policy.ksm_max_page_sharing, np.int64)
+    if policy.ksm_use_zero_pages:
+        g_limit[g_content == 0] = _UNLIMITED  # merged with the zero page: no limit
+    chain = _Chain(state, g_keys, g_content)
+
+    # 1. The existing chain: the group's first pages fill its KSM pages' room in order.
+    placed = np.zeros(first.size, np.int64)
+    free_index = np.full(first.size, _MAX_CHAIN, np.int64)
+    join_group: list[I64] = []
+    join_rank: list[I64] = []
+    join_count: list[I64] = []
+    join_frame: list[I64] = []
+    pending = np.arange(first.size)
+    for d in range(_MAX_CHAIN):
+        if pending.size == 0:
+            break
+        live, fr, users = chain.probe(pending, np.full(pending.size, d, np.int64))
+        free_index[pending[~live]] = d
+        take = np.where(live, np.clip(g_limit[pending] - users, 0,
+                                      lengths[pending] - placed[pending]), 0)
+        got = take > 0
+        join_group.append(pending[got])
+        join_rank.append(placed[pending[got]])
+        join_count.append(take[got])
+        join_frame.append(fr[got])
+        placed[pending] += take
+        pending = pending[live & (placed[pending] < lengths[pending])]
+    jg, jc = np.concatenate(join_group), np.concatenate(join_count)
+    joined = order[_expand(starts[jg] + np.concatenate(join_rank), jc)]
+    share_ops.merge(state, cand[joined], np.repeat(np.concatenate(join_frame), jc))
+
+    # 2. The rest of each group, in scan order: unstable tree, new KSM pages.
+    rest_g = np.flatnonzero(placed < lengths)
+    if rest_g.size == 0:
+        return
+    _unstable_pass(state, cand, keys, host, order, starts, lengths, placed, free_index,
+                   g_limit, chain, rest_g, unchanged, volatile)
 
 
-def _unstable_keys(keys: U64, gen: int) -> U64:
-    return fix_key(splitmix64(keys ^ np.uint64((gen + 1) * 0x9E3779B97F4A7C15 % 2**64)))
-
-
-def _partner(state: State, h: int, cand: I64, keys: U64, content: U64,
-             found: Bool, val: I64, aux: U64, gen: int) -> tuple[I64, Bool]:
-    """The page each candidate's unstable-tree entry points at, and whether it is a valid
-    partner: same generation, another page, still private, unchanged, same key."""
+def _partner(state: State, g_host: I64, g_keys: U64, g_content: U64, found: Bool,
+             q: I64) -> Bool:
+    """Whether each group's unstable-tree entry is a valid partner: still private, on the
+    host, of the same content (ksmd compares the pages) and so the same key."""
     p = state.pages
-    q = np.where(found, val & _PAGE_MASK, cand)
+    q = np.where(found & (q < len(p)), q, 0)
     q_vm = state.vms.vm_of_pages(q)
-    valid = (found & ((val >> _GEN_BITS) == gen) & (q != cand)
-             & (p.location[q] == Loc.PRIVATE) & (p.content[q] == aux) & (aux == content)
-             & (state.vms["host"][q_vm] == h)
-             & (share_ops.sharing_keys(state, q, q_vm) == keys))
-    return q, valid
+    return np.asarray(found & (p.location[q] == Loc.PRIVATE) & (p.content[q] == g_content)
+                      & (state.vms["host"][q_vm] == g_host)
+                      & (share_ops.sharing_keys(state, q, q_vm) == g_keys))
 
 
-def _unstable(state: State, h: int, cand: I64, keys: U64, content: U64, free_index: I64,
-              limit: I64) -> None:
-    """Unstable-tree search for unchanged pages with no room in the stable tree.
+def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, starts: I64,
+                   lengths: I64, placed: I64, free_index: I64, g_limit: I64, chain: _Chain,
+                   rest_g: I64, unchanged: Bool, volatile: Bool) -> None:
+    """The pages of each group that found no room in its existing KSM pages, in scan order.
 
-    Pages of one key are a group; with a valid partner already in the tree, the partner
-    comes first. The group is cut into chunks of `limit` pages, each a new KSM page whose
-    first page becomes it (chain index free_index + chunk); a last chunk of one page goes
-    into the unstable tree, as ksmd would leave it after merging the others.
+    Per group (one key on one host) ksmd goes through three states: no partner (the next
+    unchanged page goes into the unstable tree), a partner in the tree (the next unchanged
+    page merges with it into a new KSM page at the chain's free index), and a new KSM page
+    with room (the next pages join it, changed or not, as their stable-tree search finds it;
+    then any live KSM pages further down the chain fill up the same way). Changed pages are
+    skipped in the first two states. Each round below moves every group on by one new KSM
+    page, so there are at most _MAX_CHAIN rounds.
     """
     p, sharing = state.pages, state.sharing
     counters = sharing.hosts
     flagged = sharing.ksm_unstable
     assert flagged is not None
-    gen = int(counters["ksm_gen"][h])
-    ukeys = _unstable_keys(keys, gen)
-    found, val, aux = sharing.unstable.get(ukeys)
-    counters["compares_tick"][h] += _tree_compares(cand.size, int(counters["unstable_count"][h]))
-    q, valid = _partner(state, h, cand, keys, content, found, val, aux, gen)
+    n_hosts = len(state.hosts)
+    size = lengths[rest_g] - placed[rest_g]
+    el = order[_expand(starts[rest_g] + placed[rest_g], size)]  # candidate index, flat
+    gi = np.repeat(np.arange(rest_g.size), size)
+    g_first = order[starts[rest_g]]
+    g_keys, g_host, g_content = keys[g_first], host[g_first], p.content[cand[g_first]]
+    chain_at = free_index[rest_g].copy()
+    limit = g_limit[rest_g]
+    g_start = np.cumsum(size) - size
+    look = (np.add.reduceat(unchanged[el].astype(np.int64), g_start) > 0) & (
+        chain_at < _MAX_CHAIN)
+    unstable_before = counters["unstable_count"].copy()
+    vol_elems = volatile[el]
+    counters["volatile_this_scan"] += np.bincount(g_host[gi[vol_elems]], minlength=n_hosts)
 
-    order, starts, lengths = group_by_key(keys)
-    first = order[starts]
-    pair = (np.add.reduceat(valid[order], starts) > 0).astype(np.int64)
-    # A partner scanned in this batch too (a stale entry that validates again, e.g. for a
-    # VM restarted with the same content) is the partner only, not also a member.
-    group_of = np.repeat(np.arange(starts.size), lengths)
-    keep = ~((pair[group_of] == 1) & (cand[order] == q[first][group_of]))
-    members = order[keep]
-    lengths = np.bincount(group_of[keep], minlength=starts.size)
-    mstart = np.cumsum(lengths) - lengths
-    size = lengths + pair  # elements: the partner (if any), then the members
-    g = np.repeat(np.arange(starts.size), size)
-    e = np.arange(g.size) - np.repeat(np.cumsum(size) - size, size)
-    is_partner = (pair[g] == 1) & (e == 0)
-    member = members[np.clip(mstart[g] + e - pair[g], 0, max(members.size - 1, 0))] if (
-        members.size) else np.zeros(g.size, np.int64)
-    page = np.where(is_partner, q[first][g], cand[member])
-    per = limit[first][g]
-    chunk, pos = e // per, e % per
-    chunk_size = np.minimum(per, size[g] - chunk * per)
+    trees = sharing.unstable
+    assert isinstance(trees, RegionMap)
+    found = np.zeros(rest_g.size, np.bool_)  # the key has an entry in the host's tree
+    partner = np.full(rest_g.size, -1, np.int64)
+    lk = np.flatnonzero(look)
+    if lk.size:
+        f, q = trees.get_in(g_keys[lk], g_host[lk])
+        ok = _partner(state, g_host[lk], g_keys[lk], g_content[lk], f, q)
+        found[lk] = f
+        partner[lk[ok]] = q[ok]
+    has_partner = partner >= 0
+    # A partner scanned in this pass too (a stale entry that validates again, e.g. for a VM
+    # restarted with the same content) is the partner only, not also a member.
+    dup = has_partner[gi] & (cand[el] == partner[gi])
+    rescanned_partner = np.zeros(rest_g.size, np.bool_)
+    rescanned_partner[gi[dup]] = True
+    el, gi = el[~dup], gi[~dup]
+    size = np.bincount(gi, minlength=rest_g.size).astype(np.int64)
+    g_start = np.cumsum(size) - size
+    g_end = g_start + size
+    u_at = np.flatnonzero(unchanged[el])
+    u_end = np.searchsorted(u_at, g_end)
 
-    anchor = (pos == 0) & (chunk_size >= 2)
-    stable_keys = chain_key(keys[first][g][anchor], free_index[first][g][anchor] + chunk[anchor])
-    share_ops.promote(state, page[anchor], stable_keys)
-    anchor_frame = np.zeros(g.size, np.int64)
-    anchor_frame[anchor] = p.frame[page[anchor]]
-    joins = pos > 0
-    share_ops.merge(state, page[joins], anchor_frame[np.flatnonzero(joins) - pos[joins]])
-    sharing.stable.put(stable_keys, anchor_frame[anchor], content[first][g][anchor])
+    pos = g_start.copy()  # flat index of each group's next page
+    consumed = np.zeros(rest_g.size, np.bool_)
+    inserted = np.full(rest_g.size, -1, np.int64)  # flat index of the page left in the tree
+    new_group: list[I64] = []
+    new_anchor: list[I64] = []
+    new_index: list[I64] = []
+    new_joiner: list[I64] = []
+    searches = np.zeros(n_hosts, np.int64)
+    fill_start: list[I64] = []
+    fill_count: list[I64] = []
+    fill_frame: list[I64] = []
+    act = lk
+    for _ in range(_MAX_CHAIN + 1):
+        if act.size == 0:
+            break
+        need = np.where(has_partner[act], 1, 2)  # unchanged pages to make a pair
+        i0 = np.searchsorted(u_at, pos[act])
+        avail = u_end[act] - i0
+        room_in_chain = chain_at[act] < _MAX_CHAIN
+        pair = room_in_chain & (avail >= need)
+        lone = ~pair & room_in_chain & ~has_partner[act] & (avail >= 1)
+        inserted[act[lone]] = u_at[i0[lone]]
+        searches += np.bincount(g_host[act[lone]], minlength=n_hosts)
+        a, i0, need = act[pair], i0[pair], need[pair]
+        if a.size == 0:
+            break
+        searches += np.bincount(g_host[a], weights=need, minlength=n_hosts).astype(np.int64)
+        joiner = u_at[i0 + need - 1]
+        anchor = np.where(has_partner[a], partner[a], cand[el[u_at[i0]]])
+        consumed[a] |= has_partner[a]
+        has_partner[a] = False
+        frame = p.frame[anchor].astype(np.int64)
+        new_group.append(a)
+        new_anchor.append(anchor)
+        new_index.append(chain_at[a].copy())
+        new_joiner.append(cand[el[joiner]])
+        chain_at[a] += 1
+        start = joiner + 1
+        stop = np.minimum(start + np.minimum(limit[a] - 2, size.max()), g_end[a])
+        fill_start.append(start)
+        fill_count.append(stop - start)
+        fill_frame.append(frame)
+        pos[a] = stop
+        # Live KSM pages further down the chain (past a dead entry) take pages next.
+        b = a[(pos[a] < g_end[a]) & (chain_at[a] < _MAX_CHAIN)]
+        while b.size:
+            live, fr, users = chain.probe(rest_g[b], chain_at[b])
+            b, fr, users = b[live], fr[live], users[live]
+            take = np.clip(limit[b] - users, 0, g_end[b] - pos[b])
+            fill_start.append(pos[b].copy())
+            fill_count.append(take)
+            fill_frame.append(fr)
+            pos[b] += take
+            chain_at[b] += 1
+            b = b[(pos[b] < g_end[b]) & (chain_at[b] < _MAX_CHAIN)]
+        act = a[pos[a] < g_end[a]]
+
+    counters["compares_tick"] += _tree_compares(searches, unstable_before)
+    fc = np.concatenate(fill_count) if fill_count else np.zeros(0, np.int64)
+    filled = _expand(np.concatenate(fill_start), fc) if fill_count else np.zeros(0, np.int64)
+    # Pages that joined a KSM page through their stable-tree search were not checksummed.
+    late = el[filled]
+    counters["volatile_this_scan"] -= np.bincount(host[late[volatile[late]]], minlength=n_hosts)
+    if new_group:
+        ng = np.concatenate(new_group)
+        anchors = np.concatenate(new_anchor)
+        stable_keys = chain_key(g_keys[ng], np.concatenate(new_index))
+        anchor_frames = p.frame[anchors].astype(np.int64)
+        share_ops.promote(state, anchors, stable_keys)
+        fill_frames = np.repeat(np.concatenate(fill_frame), fc)
+        share_ops.merge(state, np.concatenate([np.concatenate(new_joiner), cand[late]]),
+                        np.concatenate([anchor_frames, fill_frames]))
+        sharing.stable.put(stable_keys, anchor_frames, g_content[ng])
 
     # A partner merged leaves the unstable tree (and pages_unshared).
-    consumed = pair.astype(np.bool_) & found[first]
-    partners = q[first][consumed]
-    sharing.unstable.delete(ukeys[first][consumed])
-    counters["unstable_count"][h] -= int(consumed.sum())
-    counters["ksm_unshared"][h] -= int(flagged[partners].sum())
-    flagged[partners] = False
-
-    alone = ~is_partner & (chunk_size == 1)  # into the unstable tree
-    stays = page[alone]
-    gi = g[alone]
-    already = found[first][gi] & (q[first][gi] == stays) & (aux[first][gi] == content[first][gi])
-    put = ~already
-    sharing.unstable.put(ukeys[first][gi][put], stays[put] | np.int64(gen << _GEN_BITS),
-                         content[first][gi][put])
-    fresh = put & ~(found[first][gi] & ((val[first][gi] >> _GEN_BITS) == gen))
-    counters["unstable_count"][h] += int(fresh.sum())
-    counters["ksm_unshared"][h] += stays.size
-    flagged[stays] = True
-    if len(sharing.unstable) > 4 * max(int(counters["unstable_count"].sum()), 1024):
-        _drop_old_generations(state)
-
-
-def _drop_old_generations(state: State) -> None:
-    """Entries of earlier generations are unreachable; reclaim their slots."""
-    sharing = state.sharing
-    _, vals, _ = sharing.unstable.items()
-    pages = vals & _PAGE_MASK
-    host = state.vms["host"][state.vms.vm_of_pages(pages)]
-    current = np.where(host >= 0, sharing.hosts["ksm_gen"][np.maximum(host, 0)], -1)
-    sharing.unstable.keep_only((vals >> _GEN_BITS) == current)
+    gone = np.flatnonzero(consumed)
+    trees.delete_in(g_keys[gone], g_host[gone])
+    counters["unstable_count"] -= np.bincount(g_host[gone], minlength=n_hosts)
+    was = partner[gone]
+    counters["ksm_unshared"] -= np.bincount(g_host[gone][flagged[was]], minlength=n_hosts)
+    flagged[was] = False
+    # A rescanned partner that is still in the tree is where its scan left it.
+    stays = np.flatnonzero(rescanned_partner & has_partner)
+    counters["ksm_unshared"] += np.bincount(g_host[stays], minlength=n_hosts)
+    flagged[partner[stays]] = True
+    # A lone unchanged page goes into the tree, over whatever entry its key had.
+    ins = np.flatnonzero(inserted >= 0)
+    page = cand[el[inserted[ins]]]
+    trees.put_in(g_keys[ins], page, g_host[ins])
+    fresh = ~found[ins] | consumed[ins]
+    counters["unstable_count"] += np.bincount(g_host[ins[fresh]], minlength=n_hosts)
+    counters["ksm_unshared"] += np.bincount(g_host[ins], minlength=n_hosts)
+    flagged[page] = True
 
 
 def sysfs(state: State) -> dict[str, I64]:

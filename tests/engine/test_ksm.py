@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from engine import Simulation, parse_scenario
+from engine.hashtable import RegionMap
 from engine.state import Loc
 from tests.conftest import small_spec
 
@@ -86,3 +87,64 @@ def test_the_report_tells_the_background_scan_from_share_before_swap() -> None:
     assert paths["background_scan_pages"] > 100 and paths["share_before_swap_pages"] == 0
     host = scan_only.snapshot().host("h1")
     assert paths["background_scan_pages"] == host.guest_shared_bytes // 4096
+
+
+def test_pages_to_scan_counts_4k_pages_so_coarse_pages_scan_the_same_bytes() -> None:
+    unique = {"zero": 0, "os": 0, "app": 0, "private": 1.0, "resident": 1.0}
+    scanned = {}
+    for page_size in ("4KiB", "64KiB"):
+        data = small_spec()
+        data["scenario"]["page_size"] = page_size
+        data["host"][0]["memory"] = "128MiB"
+        # 100 4 KiB pages a batch, ten batches a second: 4,096,000 bytes a second, that is
+        # 6.25 64 KiB pages a batch.
+        data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 100,
+                                     "ksm_sleep": "100ms", "share_force_salting": 0}
+        data["vm"] = [{"id": "u", "host": "h1", "memory": "64MiB", "content": unique,
+                       "workload": IDLE}]
+        sim = Simulation.from_spec(parse_scenario(data), check=True)
+        state = sim.world.state
+        sim.step(1)
+        first = int(state.sharing.hosts["ksm_cursor"][0])
+        sim.step(15)
+        scanned[page_size] = (first, int(state.sharing.hosts["ksm_cursor"][0]) * state.page_size)
+    assert scanned["4KiB"] == (1000, 16 * 4_096_000)
+    # Whole batches cover whole pages: 62 pages the first second (the half page's credit is
+    # kept); after 16 s the bytes agree to within one batch (409,600 bytes).
+    assert scanned["64KiB"][0] == 62
+    assert 16 * 4_096_000 - 409_600 <= scanned["64KiB"][1] <= 16 * 4_096_000
+
+
+def test_a_ksm_world_saved_and_loaded_continues_bit_identically() -> None:
+    same = {"memory": "4MiB", "app": "web",
+            "content": {"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 1.0}}
+    vms = [{"id": "a", **same}, {"id": "b", **same}]
+    straight = _ksm(vms, pages_to_scan=500)
+    straight.step(10)
+    first = _ksm(vms, pages_to_scan=500)
+    first.step(6)  # in the second full scan: the unstable tree holds pages
+    assert len(first.world.state.sharing.unstable) > 0
+    resumed = Simulation.from_state(first.save_state())
+    resumed.step(4)
+    assert resumed.digest() == straight.digest()
+    assert _ksm_report(resumed) == _ksm_report(straight)
+
+
+def test_the_unstable_trees_are_per_host_cleared_at_a_full_scan_and_grow_only_if_full() -> None:
+    trees = RegionMap(np.array([16, 16, 64]))
+    keys = np.arange(2, 15, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    trees.put_in(keys, np.arange(13), np.full(13, 0))  # 13 > 3/4 of 16: region 0 doubles
+    trees.put_in(keys[:5], np.arange(100, 105), np.full(5, 2))  # same keys, other host
+    assert trees.size.tolist() == [32, 16, 64] and len(trees) == 18
+    found, val = trees.get_in(keys, np.zeros(13, np.int64))
+    assert found.all() and val.tolist() == list(range(13))
+    found, val = trees.get_in(keys, np.full(13, 2))
+    assert found.tolist() == [True] * 5 + [False] * 8 and val[:5].tolist() == list(range(100, 105))
+    assert trees.delete_in(keys[:3], np.zeros(3, np.int64)) == 3
+    assert not trees.get_in(keys[:3], np.zeros(3, np.int64))[0].any()
+    trees.clear(np.array([0]))
+    assert len(trees) == 5 and not trees.get_in(keys, np.zeros(13, np.int64))[0].any()
+    assert trees.get_in(keys[:5], np.full(5, 2))[0].all()
+    saved = RegionMap.from_arrays(trees.to_arrays("t"), "t")
+    assert isinstance(saved, RegionMap) and saved.items_in()[0].tolist() == (
+        trees.items_in()[0].tolist())

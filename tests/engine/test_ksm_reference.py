@@ -1,0 +1,185 @@
+"""KSM's vectorised pass against ksmd done literally: one page after the other.
+
+The reference below walks the pages of a tick in ksmd's order and runs cmp_and_merge_page
+for each (stable-tree search along the chain, checksum, unstable-tree search or insert),
+with the same trees and counters. From the same world, one tick of run_ksm and one tick
+of the reference must map every page to the same frame and leave the same counters, trees
+and per-page KSM state, whether the tick's scan wraps or not.
+"""
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine import Simulation, parse_scenario
+from engine.memory import ksm, share_ops
+from engine.state import Loc, State
+from tests.conftest import small_spec
+
+
+def _world(pages_to_scan: int, max_sharing: int, zero_pages: bool) -> Simulation:
+    data = small_spec()
+    data["host"][0]["memory"] = "40MiB"
+    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": pages_to_scan,
+                                 "ksm_sleep": "100ms", "ksm_max_page_sharing": max_sharing,
+                                 "ksm_use_zero_pages": zero_pages, "share_force_salting": 0}
+    mix = {"zero": 0.3, "os": 0.4, "app": 0.2, "private": 0.1, "resident": 1.0}
+    # Writers make pages volatile, some of them zero pages that match merged zero pages.
+    hot = {"reads_per_s": 50, "writes_per_s": 300, "zero_writes": 0.5}
+    data["vm"] = [{"id": f"v{i}", "host": "h1", "memory": "4MiB", "app": "web",
+                   "content": mix, "workload": hot if i % 2 else {"kind": "idle"}}
+                  for i in range(4)]
+    return Simulation.from_spec(parse_scenario(data), check=True)
+
+
+def _scan_order(state: State, h: int, cursor: int, n: int) -> list[int]:
+    vms = state.vms
+    pages = [p for v in np.flatnonzero(vms["host"] == h).tolist()
+             for p in range(int(vms["page_offset"][v]), int(vms["page_offset"][v]
+                                                           + vms["n_pages"][v]))]
+    return [pages[(cursor + i) % len(pages)] for i in range(n)]
+
+
+def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
+    p, sharing = state.pages, state.sharing
+    c = sharing.hosts
+    scanned, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
+    assert scanned is not None and flagged is not None
+    loc = int(p.location[page])
+    if loc not in (Loc.PRIVATE, Loc.SHARED):
+        if scanned[page] >= 0:
+            c["ksm_rmap_items"][h] -= 1
+            c["ksm_unshared"][h] -= int(flagged[page])
+        scanned[page], flagged[page] = -1, False
+        return
+    c["ksm_rmap_items"][h] += int(scanned[page] < 0)
+    if loc == Loc.SHARED:
+        scanned[page] = state.tick
+        return
+    c["ksm_unshared"][h] -= int(flagged[page])
+    flagged[page] = False
+    c["hashed_tick"][h] += 1
+    one = np.array([page])
+    key = share_ops.sharing_keys(state, one, state.vms.vm_of_pages(one))
+    content = int(p.content[page])
+    limit = policy.ksm_max_page_sharing
+    if policy.ksm_use_zero_pages and content == 0:
+        limit = 1 << 60
+    prev = int(scanned[page])
+    scanned[page] = state.tick
+    free = ksm._MAX_CHAIN
+    for d in range(ksm._MAX_CHAIN):  # stable_tree_search along the chain
+        chained = share_ops.chain_key(key, d)
+        found, fr, aux = sharing.stable.get(chained)
+        f = int(fr[0])
+        live = (found[0] and int(aux[0]) == content and sharing.frame_key[f] == chained[0]
+                and state.frames.refcount[f] > 0)
+        if not live:
+            free = d
+            break
+        if state.frames.refcount[f] < limit:
+            share_ops.merge(state, one, np.array([f]))
+            return
+    if prev < 0 or p.written_at[page] > prev:  # the checksum changed: volatile
+        c["volatile_this_scan"][h] += int(prev >= 0)
+        return
+    if free >= ksm._MAX_CHAIN:
+        return
+    trees = sharing.unstable
+    region = np.array([h])
+    found, val = trees.get_in(key, region)
+    q = int(val[0])
+    valid = (found[0] and q != page and p.location[q] == Loc.PRIVATE
+             and int(p.content[q]) == content
+             and share_ops.sharing_keys(state, np.array([q]), state.vms.vm_of_pages(
+                 np.array([q])))[0] == key[0])
+    if valid:  # try_to_merge_two_pages, stable_tree_insert
+        stable_key = share_ops.chain_key(key, free)
+        share_ops.promote(state, np.array([q]), stable_key)
+        frame = int(p.frame[q])
+        share_ops.merge(state, one, np.array([frame]))
+        sharing.stable.put(stable_key, np.array([frame]), np.array([content], np.uint64))
+        trees.delete_in(key, region)
+        c["unstable_count"][h] -= 1
+        c["ksm_unshared"][h] -= int(flagged[q])
+        flagged[q] = False
+        return
+    trees.put_in(key, np.array([page]), region)
+    c["unstable_count"][h] += int(not found[0])
+    c["ksm_unshared"][h] += 1
+    flagged[page] = True
+
+
+def _reference_tick(sim: Simulation) -> None:
+    """run_ksm's tick, page by page."""
+    state, policy = sim.world.state, sim.spec.policy.sharing
+    c = state.sharing.hosts
+    h = 0
+    c["ksm_credit"][h] += state.tick_s / policy.ksm_sleep
+    batches = int(c["ksm_credit"][h])
+    c["ksm_credit"][h] -= batches
+    total = int(state.vms["n_pages"][state.vms["host"] == h].sum())
+    per = policy.ksm_pages_to_scan
+    while batches > 0:  # batch by batch makes no difference: pages go one after the other
+        cursor = int(c["ksm_cursor"][h]) % total
+        to_end = -(-(total - cursor) // per)
+        wraps = to_end <= batches
+        n = total - cursor if wraps else batches * per
+        batches -= to_end if wraps else batches
+        for page in _scan_order(state, h, cursor, n):
+            _cmp_and_merge_page(state, policy, h, page)
+        c["ksm_cursor"][h] = cursor + n
+        if wraps:
+            c["ksm_cursor"][h] = 0
+            c["full_scans"][h] += 1
+            c["ksm_gen"][h] += 1
+            c["volatile_last_scan"][h] = c["volatile_this_scan"][h]
+            c["volatile_this_scan"][h] = 0
+            c["unstable_count"][h] = 0
+            state.sharing.unstable.clear(np.array([h]))
+
+
+def _table(table: Any) -> dict[int, tuple[int, int]]:
+    keys, vals, aux = table.items()
+    return dict(zip(keys.tolist(), zip(vals.tolist(), aux.tolist(), strict=True), strict=True))
+
+
+def _kill_second_zero_ksm_page(sim: Simulation) -> None:
+    """Entry 1 of the zero page's chain goes (as when its frame is freed), entries 2.. stay:
+    new KSM pages take index 1, then pages go on to the live ones after it."""
+    state = sim.world.state
+    zero = np.flatnonzero((state.pages.content == 0) & (state.pages.location == Loc.SHARED))
+    key = share_ops.sharing_keys(state, zero[:1], state.vms.vm_of_pages(zero[:1]))
+    assert state.sharing.stable.get(share_ops.chain_key(key, 2))[0][0]
+    assert state.sharing.stable.delete(share_ops.chain_key(key, 1)) == 1
+
+
+@pytest.mark.parametrize(("pages_to_scan", "max_sharing", "zero_pages", "kill_at"),
+                         [(300, 256, False, -1), (700, 4, False, 5), (500, 2, True, -1),
+                          (200, 8, False, 6)])
+def test_one_tick_of_the_pass_is_ksmd_page_by_page(pages_to_scan: int, max_sharing: int,
+                                                    zero_pages: bool, kill_at: int) -> None:
+    sim = _world(pages_to_scan, max_sharing, zero_pages)
+    for i in range(12):  # 4,096 pages, 2,000-7,000 a tick: wraps inside some ticks
+        sim.step(1)  # a whole tick (writes, COW breaks, its own KSM pass)
+        if i == kill_at:
+            _kill_second_zero_ksm_page(sim)
+        sim.world.state.sharing.hosts["hashed_tick"][:] = 0
+        ref = copy.deepcopy(sim)
+        ksm.run_ksm(sim.world)
+        _reference_tick(ref)
+        a, b = sim.world.state, ref.world.state
+        np.testing.assert_array_equal(a.pages.location, b.pages.location)
+        np.testing.assert_array_equal(a.pages.frame, b.pages.frame)
+        np.testing.assert_array_equal(a.frames.refcount, b.frames.refcount)
+        np.testing.assert_array_equal(a.sharing.ksm_scanned_at, b.sharing.ksm_scanned_at)
+        np.testing.assert_array_equal(a.sharing.ksm_unstable, b.sharing.ksm_unstable)
+        for name, col in a.sharing.hosts.items():
+            if name != "compares_tick":
+                np.testing.assert_array_equal(col, b.sharing.hosts[name], err_msg=name)
+        assert _table(a.sharing.stable) == _table(b.sharing.stable)
+        assert _table(a.sharing.unstable) == _table(b.sharing.unstable)
+    assert int(sim.world.state.sharing.hosts["full_scans"][0]) >= 3
+    assert sim.snapshot().host("h1").pages_sharing > 0
