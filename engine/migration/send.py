@@ -33,24 +33,32 @@ def delta_bytes(content: np.ndarray, changed: F64, page: int) -> I64:
 
 
 class Batch:
-    """Flat entries of several migrations' lists: row index, list position, page."""
+    """Flat entries of several migrations' lists: row index, list position, page. The
+    entries of each row are together and in list order (`which` is sorted)."""
 
     def __init__(self, world: World, table: MigrationTable, rows: I64, first: I64,
                  count: I64) -> None:
         state = world.state
+        count = np.asarray(count, np.int64)
         self.which = np.repeat(np.arange(rows.size), count)
         j = ranges(first, count)
         listed = ~table["pass_full"][rows]
         entry = j  # a full pass (QEMU's first) walks every page in address order
+        self.any_skip = False
         if listed.any():
             listed_e = np.take(listed, self.which)
             entry = j.copy()
             base = table["list_base"][rows][self.which[listed_e]]
             entry[listed_e] = table.lists["entry"][base + j[listed_e]]
-        self.skip = entry < 0  # Xen: dirtied again when its batch was peeked
-        self.local = np.maximum(entry, 0)
-        offset = state.vms["page_offset"][table["vm"][rows]]
-        self.page = np.take(offset, self.which) + self.local
+            self.any_skip = bool((entry < 0).any())
+        if self.any_skip:  # Xen: dirtied again when its batch was peeked
+            self.skip = entry < 0
+            self.local = np.maximum(entry, 0)
+        else:
+            self.skip = np.zeros(entry.size, np.bool_)
+            self.local = entry
+        offset = state.vms["page_offset"][table["vm"][rows]].astype(np.int64)
+        self.page = np.repeat(offset, count) + self.local
 
     @classmethod
     def explicit(cls, which: I64, local: I64, page: I64) -> Batch:
@@ -58,6 +66,7 @@ class Batch:
         b = cls.__new__(cls)
         b.which, b.local, b.page = which, local, page
         b.skip = np.zeros(page.size, np.bool_)
+        b.any_skip = False
         return b
 
 
@@ -70,7 +79,9 @@ class Cost:
         state, policy = world.state, world.spec.policy.migration
         p, page = state.pages, state.page_size
         self.loc = np.take(p.location, b.page)
-        self.sendable = ~b.skip & (self.loc != Loc.BALLOONED)
+        self.sendable = self.loc != Loc.BALLOONED
+        if b.any_skip:
+            self.sendable &= ~b.skip
         hints = table["free_page_hints"][rows]
         if hints.any():
             free = np.take(p.guest_kind, b.page) == GuestKind.FREE
@@ -78,13 +89,20 @@ class Cost:
         self.content = np.take(p.content, b.page)
         self.zero = self.content == 0
         xen = table["algorithm"][rows] == XEN
-        self.qemu = ~np.take(xen, b.which)
-        cost = np.full(b.page.size, page, np.int64)
+        self.qemu_row = ~xen
         # QEMU's headers: one per 4 KiB page on the wire, however coarse the simulated page.
         headers = round(fine_pages(page))
-        if not xen.all():  # QEMU: a zero page is a header ("duplicate"), others a header more
-            cost[self.qemu] += policy.page_header * headers
-            cost[self.qemu & self.zero] = policy.zero_page_header * headers
+        # QEMU: a zero page is a header ("duplicate"), others a header more; Xen: the page.
+        full_qemu = page + policy.page_header * headers
+        zero_qemu = policy.zero_page_header * headers
+        if xen.all():
+            cost = np.full(b.page.size, page, np.int64)
+        elif not xen.any():
+            cost = np.where(self.zero, np.int64(zero_qemu), np.int64(full_qemu))
+        else:
+            qemu = ~np.take(xen, b.which)
+            cost = np.where(qemu, np.where(self.zero, np.int64(zero_qemu), np.int64(full_qemu)),
+                            np.int64(page))
         self.hit: np.ndarray | None = None
         started = table["xbzrle"][rows] & (table["passes"][rows] > 0) & ~xen
         if started.any():
@@ -92,7 +110,10 @@ class Cost:
             if use.any():
                 self._xbzrle(table, rows, b, use, cost, page, policy.page_header * headers,
                              last_stage)
-        self.bytes = np.where(self.sendable, cost, 0)
+        self.all_sendable = bool(self.sendable.all())
+        if not self.all_sendable:
+            cost *= self.sendable
+        self.bytes = cost
         self.started = started
 
     def _xbzrle(self, table: MigrationTable, rows: I64, b: Batch, use: np.ndarray,
@@ -123,42 +144,53 @@ class Cost:
 
 
 def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
-           sent: np.ndarray) -> None:
-    """What the destination now holds, and the counters, for the entries `sent`."""
+           sent: np.ndarray | None = None, per_row: tuple[I64, I64] | None = None) -> None:
+    """What the destination now holds, and the counters, for the entries `sent` (None:
+    all). `per_row`, if known, is each row's (pages, bytes) sent."""
     state = world.state
-    which, local = b.which[sent], b.local[sent]
-    cost, content = c.bytes[sent], c.content[sent]
-    pb = np.take(table["page_base"][rows], which) + local
+    n = rows.size
+    pb = np.take(table["page_base"][rows], b.which) + b.local
+    which, local, cost, content = b.which, b.local, c.bytes, c.content
+    if sent is not None:
+        which, local, cost, content, pb = (which[sent], local[sent], cost[sent],
+                                           content[sent], pb[sent])
     table.pages["sent"][pb] = content
     table.pages["at_dest"][pb] = True
-    n = rows.size
-    count = np.bincount(which, minlength=n)
-    sent_bytes = np.bincount(which, cost, minlength=n)
-    zero = np.bincount(which[c.zero[sent] & c.qemu[sent]], minlength=n)
+    zero_sent = c.zero if sent is None else c.zero[sent]
+    if per_row is None:
+        count = np.bincount(which, minlength=n)
+        sent_bytes = np.bincount(which, cost, minlength=n).astype(np.int64)
+    else:
+        count, sent_bytes = per_row
+    zero = np.bincount(which[zero_sent], minlength=n) * c.qemu_row
     for col in ("pages_sent", "round_sent"):
         table[col][rows] += count
     for col in ("bytes_sent", "round_bytes"):
-        table[col][rows] += sent_bytes.astype(np.int64)
-    table["window_bytes"][rows] += sent_bytes
+        table[col][rows] += sent_bytes
+    table["window_bytes"][rows] += sent_bytes.astype(np.float64)
     table["zero_pages"][rows] += zero
     table["normal_pages"][rows] += count - zero
     if c.hit is not None:
-        hit, insert = c.hit[sent], c.insert[sent]
-        slot = c.slot[sent][insert]
+        hit = c.hit if sent is None else c.hit[sent]
+        insert = c.insert if sent is None else c.insert[sent]
+        overflow = c.overflow if sent is None else c.overflow[sent]
+        slot = (c.slot if sent is None else c.slot[sent])[insert]
         table.cache["page"][slot] = local[insert]
         table.cache["age"][slot] = table["dirty_sync_count"][rows[which[insert]]]
         table["xbzrle_hits"][rows] += np.bincount(which[hit], minlength=n)
-        table["xbzrle_overflow"][rows] += np.bincount(which[c.overflow[sent]], minlength=n)
+        table["xbzrle_overflow"][rows] += np.bincount(which[overflow], minlength=n)
         table["xbzrle_bytes"][rows] += np.bincount(which[hit], cost[hit], minlength=n).astype(
             np.int64)
         table["xbzrle_misses"][rows] += np.bincount(
-            which[np.take(c.started, which) & ~hit & ~c.zero[sent]], minlength=n)
+            which[np.take(c.started, which) & ~hit & ~zero_sent], minlength=n)
     elif c.started.any():
         table["xbzrle_misses"][rows] += np.bincount(
-            which[np.take(c.started, which) & ~c.zero[sent]], minlength=n)
-    swapped = c.loc[sent] == Loc.SWAPPED
+            which[np.take(c.started, which) & ~zero_sent], minlength=n)
+    swapped = c.loc == Loc.SWAPPED
+    if sent is not None:
+        swapped &= sent
     if swapped.any():  # read back from the source's swap file before they can be sent
-        src = table["src"][rows][which[swapped]]
+        src = table["src"][rows][b.which[swapped]]
         busy = state.page_size / state.hosts.swap_disk_bytes_per_s[src]
         state.reclaim.hosts["disk_busy_s_tick"] += np.bincount(
             src, busy, minlength=len(state.hosts))
@@ -188,13 +220,28 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         count = np.minimum(limit[going] - cursor, guess)
         b = Batch(world, table, r, cursor, count)
         c = Cost(world, table, r, b)
+        # What fits each row's budget is a prefix of its entries (costs are >= 0): found
+        # by a search in the running sum of the bytes. Sums are of whole bytes, so the
+        # test `bytes <= budget + 1e-6` is `bytes <= floor(budget + 1e-6)`, in integers.
         total = np.cumsum(c.bytes)
         start = np.cumsum(count) - count
         before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
-        fit = total - np.take(before, b.which) <= np.take(budget, b.which) + 1e-6
-        record(world, table, r, b, c, fit & c.sendable)
-        k = np.bincount(b.which[fit], minlength=r.size)
-        used = np.bincount(b.which[fit], c.bytes[fit], minlength=r.size)
+        allowed = np.floor(np.minimum(budget + 1e-6, 2.0**62)).astype(np.int64)
+        k = np.clip(np.searchsorted(total, before + np.maximum(allowed, -1), side="right")
+                    - start, 0, count)
+        last = start + k - 1
+        used_bytes = np.where(k > 0, total[np.maximum(last, 0)] - before, 0)
+        used = used_bytes.astype(np.float64)
+        fit = None
+        if (k < count).any():
+            fit = np.ones(c.bytes.size, np.bool_)
+            fit[ranges(start + k, count - k)] = False
+        if c.all_sendable:
+            sent, sent_pages = fit, k
+        else:
+            sent = c.sendable if fit is None else fit & c.sendable
+            sent_pages = np.bincount(b.which[sent], minlength=r.size)
+        record(world, table, r, b, c, sent, (sent_pages, used_bytes))
         table["cursor"][r] = cursor + k
         whole = k == count
         at_limit = whole & (cursor + k >= limit[going])
