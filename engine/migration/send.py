@@ -33,41 +33,69 @@ def delta_bytes(content: np.ndarray, changed: F64, page: int) -> I64:
 
 
 class Batch:
-    """Flat entries of several migrations' lists: row index, list position, page. The
-    entries of each row are together and in list order (`which` is sorted)."""
+    """Flat entries of several migrations' lists: row index, list position, page. A batch
+    of list ranges holds each row's entries together, in list order, from `starts`."""
 
     def __init__(self, world: World, table: MigrationTable, rows: I64, first: I64,
                  count: I64) -> None:
         state = world.state
         count = np.asarray(count, np.int64)
-        self.which = np.repeat(np.arange(rows.size), count)
-        j = ranges(first, count)
+        self.n_rows = rows.size
+        self.count: I64 | None = count
+        self.starts = np.cumsum(count) - count
+        self._which: I64 | None = None
         listed = ~table["pass_full"][rows]
-        entry = j  # a full pass (QEMU's first) walks every page in address order
-        self.any_skip = False
-        if listed.any():
-            listed_e = np.take(listed, self.which)
+        if not listed.any():  # full passes (QEMU's first) walk every page in address order
+            entry = ranges(first, count)
+        elif listed.all():
+            entry = table.lists["entry"][ranges(table["list_base"][rows] + first, count)]
+        else:
+            j = ranges(first, count)
+            listed_e = np.repeat(listed, count)
             entry = j.copy()
-            base = table["list_base"][rows][self.which[listed_e]]
+            base = np.repeat(table["list_base"][rows], count)[listed_e]
             entry[listed_e] = table.lists["entry"][base + j[listed_e]]
-            self.any_skip = bool((entry < 0).any())
+        self.any_skip = bool(listed.any()) and bool((entry < 0).any())
         if self.any_skip:  # Xen: dirtied again when its batch was peeked
             self.skip = entry < 0
             self.local = np.maximum(entry, 0)
         else:
             self.skip = np.zeros(entry.size, np.bool_)
-            self.local = entry
+            self.local = np.asarray(entry, np.int64)
         offset = state.vms["page_offset"][table["vm"][rows]].astype(np.int64)
         self.page = np.repeat(offset, count) + self.local
 
     @classmethod
-    def explicit(cls, which: I64, local: I64, page: I64) -> Batch:
+    def explicit(cls, which: I64, local: I64, page: I64, n_rows: int) -> Batch:
         """Given pages (the stop-and-copy's pending set), none skipped."""
         b = cls.__new__(cls)
-        b.which, b.local, b.page = which, local, page
+        b._which, b.local, b.page, b.n_rows = which, local, page, n_rows
+        b.count = None
         b.skip = np.zeros(page.size, np.bool_)
         b.any_skip = False
         return b
+
+    @property
+    def which(self) -> I64:
+        """The index (in rows) of each entry's row."""
+        if self._which is None:
+            assert self.count is not None
+            self._which = np.repeat(np.arange(self.n_rows), self.count)
+        return self._which
+
+    def row_of(self, positions: I64) -> I64:
+        """The index of the row of each entry at `positions` (ascending)."""
+        if self._which is None and self.count is not None:
+            return np.asarray(np.searchsorted(self.starts, positions, side="right") - 1,
+                              np.int64)
+        return self.which[positions]
+
+    def per_row(self, positions: I64) -> I64:
+        """How many of the entries at `positions` (ascending) each row has."""
+        if self.count is not None:
+            edges = np.append(self.starts, self.page.size)
+            return np.diff(np.searchsorted(positions, edges)).astype(np.int64)
+        return np.bincount(self.which[positions], minlength=self.n_rows).astype(np.int64)
 
 
 class Cost:
@@ -98,7 +126,9 @@ class Cost:
         if xen.all():
             cost = np.full(b.page.size, page, np.int64)
         elif not xen.any():
-            cost = np.where(self.zero, np.int64(zero_qemu), np.int64(full_qemu))
+            cost = self.zero.astype(np.int64)
+            cost *= zero_qemu - full_qemu
+            cost += full_qemu
         else:
             qemu = ~np.take(xen, b.which)
             cost = np.where(qemu, np.where(self.zero, np.int64(zero_qemu), np.int64(full_qemu)),
@@ -144,25 +174,27 @@ class Cost:
 
 
 def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
-           sent: np.ndarray | None = None, per_row: tuple[I64, I64] | None = None) -> None:
+           sent: np.ndarray | None = None, sent_bytes: I64 | None = None) -> None:
     """What the destination now holds, and the counters, for the entries `sent` (None:
-    all). `per_row`, if known, is each row's (pages, bytes) sent."""
+    all). `sent_bytes`, if known, is each row's bytes sent."""
     state = world.state
     n = rows.size
-    pb = np.take(table["page_base"][rows], b.which) + b.local
-    which, local, cost, content = b.which, b.local, c.bytes, c.content
-    if sent is not None:
-        which, local, cost, content, pb = (which[sent], local[sent], cost[sent],
-                                           content[sent], pb[sent])
+    pb = np.repeat(table["page_base"][rows], b.count) if b.count is not None else np.take(
+        table["page_base"][rows], b.which)
+    pb += b.local
+    content = c.content
+    at = None if sent is None else np.flatnonzero(sent)  # positions of the entries sent
+    if at is not None:
+        pb, content = np.take(pb, at), np.take(content, at)
     table.pages["sent"][pb] = content
     table.pages["at_dest"][pb] = True
-    zero_sent = c.zero if sent is None else c.zero[sent]
-    if per_row is None:
-        count = np.bincount(which, minlength=n)
+    count = b.per_row(np.arange(b.page.size) if at is None else at)
+    if sent_bytes is None:
+        cost = c.bytes if at is None else np.take(c.bytes, at)
+        which = b.which if at is None else np.take(b.which, at)
         sent_bytes = np.bincount(which, cost, minlength=n).astype(np.int64)
-    else:
-        count, sent_bytes = per_row
-    zero = np.bincount(which[zero_sent], minlength=n) * c.qemu_row
+    zero_sent = c.zero if sent is None else c.zero & sent
+    zero = b.per_row(np.flatnonzero(zero_sent)) * c.qemu_row
     for col in ("pages_sent", "round_sent"):
         table[col][rows] += count
     for col in ("bytes_sent", "round_bytes"):
@@ -170,27 +202,27 @@ def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
     table["window_bytes"][rows] += sent_bytes.astype(np.float64)
     table["zero_pages"][rows] += zero
     table["normal_pages"][rows] += count - zero
-    if c.hit is not None:
-        hit = c.hit if sent is None else c.hit[sent]
-        insert = c.insert if sent is None else c.insert[sent]
-        overflow = c.overflow if sent is None else c.overflow[sent]
-        slot = (c.slot if sent is None else c.slot[sent])[insert]
-        table.cache["page"][slot] = local[insert]
-        table.cache["age"][slot] = table["dirty_sync_count"][rows[which[insert]]]
-        table["xbzrle_hits"][rows] += np.bincount(which[hit], minlength=n)
-        table["xbzrle_overflow"][rows] += np.bincount(which[overflow], minlength=n)
-        table["xbzrle_bytes"][rows] += np.bincount(which[hit], cost[hit], minlength=n).astype(
-            np.int64)
-        table["xbzrle_misses"][rows] += np.bincount(
-            which[np.take(c.started, which) & ~hit & ~zero_sent], minlength=n)
-    elif c.started.any():
-        table["xbzrle_misses"][rows] += np.bincount(
-            which[np.take(c.started, which) & ~zero_sent], minlength=n)
+    if c.hit is not None or c.started.any():
+        keep = np.arange(b.page.size) if at is None else at
+        which, local, cost = b.which[keep], b.local[keep], c.bytes[keep]
+        zero_kept = c.zero[keep]
+        missed = np.take(c.started, which) & ~zero_kept
+        if c.hit is not None:
+            hit, insert, overflow = c.hit[keep], c.insert[keep], c.overflow[keep]
+            slot = c.slot[keep][insert]
+            table.cache["page"][slot] = local[insert]
+            table.cache["age"][slot] = table["dirty_sync_count"][rows[which[insert]]]
+            table["xbzrle_hits"][rows] += np.bincount(which[hit], minlength=n)
+            table["xbzrle_overflow"][rows] += np.bincount(which[overflow], minlength=n)
+            table["xbzrle_bytes"][rows] += np.bincount(which[hit], cost[hit],
+                                                       minlength=n).astype(np.int64)
+            missed &= ~hit
+        table["xbzrle_misses"][rows] += np.bincount(which[missed], minlength=n)
     swapped = c.loc == Loc.SWAPPED
     if sent is not None:
         swapped &= sent
     if swapped.any():  # read back from the source's swap file before they can be sent
-        src = table["src"][rows][b.which[swapped]]
+        src = table["src"][rows][b.row_of(np.flatnonzero(swapped))]
         busy = state.page_size / state.hosts.swap_disk_bytes_per_s[src]
         state.reclaim.hosts["disk_busy_s_tick"] += np.bincount(
             src, busy, minlength=len(state.hosts))
@@ -236,12 +268,8 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         if (k < count).any():
             fit = np.ones(c.bytes.size, np.bool_)
             fit[ranges(start + k, count - k)] = False
-        if c.all_sendable:
-            sent, sent_pages = fit, k
-        else:
-            sent = c.sendable if fit is None else fit & c.sendable
-            sent_pages = np.bincount(b.which[sent], minlength=r.size)
-        record(world, table, r, b, c, sent, (sent_pages, used_bytes))
+        sent = fit if c.all_sendable else c.sendable if fit is None else fit & c.sendable
+        record(world, table, r, b, c, sent, used_bytes)
         table["cursor"][r] = cursor + k
         whole = k == count
         at_limit = whole & (cursor + k >= limit[going])

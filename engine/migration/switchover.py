@@ -33,6 +33,11 @@ from engine.world import World
 F64 = np.ndarray
 
 
+def _location_counts(loc: np.ndarray) -> I64:
+    """Pages by location (a compare per location: bincount would widen every byte)."""
+    return np.array([np.count_nonzero(loc == k) for k in range(N_LOC)], np.int64)
+
+
 def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> None:
     """Give `pages` of VM `v` (moving src -> dst) destination frames, or destination swap
     where the destination is full. One VM at a time: the per-host sums are scalars and
@@ -43,7 +48,7 @@ def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> N
     loc = p.location[pages]
     old = p.frame[pages]
     reclaim = state.reclaim.hosts
-    by_loc = np.bincount(loc, minlength=N_LOC)
+    by_loc = _location_counts(loc)
     remote_swapped = int(np.count_nonzero((loc == Loc.REMOTE) & (old < 0))) if (
         by_loc[Loc.REMOTE]) else 0
     reclaim["swapped_pages"][src] -= int(by_loc[Loc.SWAPPED]) + remote_swapped
@@ -58,11 +63,13 @@ def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> N
     p.location[pages[:n_ok]] = Loc.PRIVATE
     counts = vms["loc_count"]
     counts[v, Loc.PRIVATE] += n_ok
-    counts[v] -= np.bincount(loc[:n_ok], minlength=N_LOC)
-    if n_ok < pages.size:
+    if n_ok == pages.size:
+        counts[v] -= by_loc
+    else:
+        counts[v] -= _location_counts(loc[:n_ok])
         p.location[pages[n_ok:]] = Loc.SWAPPED
         counts[v, Loc.SWAPPED] += pages.size - n_ok
-        counts[v] -= np.bincount(loc[n_ok:], minlength=N_LOC)
+        counts[v] -= _location_counts(loc[n_ok:])
         reclaim["swapped_pages"][dst] += pages.size - n_ok
 
 
@@ -133,7 +140,8 @@ def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pendi
     QEMU uncapped (its rate limit applies to the iterations only). Then commit and
     activation at the destination."""
     state, policy = world.state, world.spec.policy.migration
-    b = Batch.explicit(pending.which, pending.local, pending.pages(state, table, rows))
+    b = Batch.explicit(pending.which, pending.local, pending.pages(state, table, rows),
+                       rows.size)
     c = Cost(world, table, rows, b, last_stage=True)
     record(world, table, rows, b, c, c.sendable)
     n = rows.size
