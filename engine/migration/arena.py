@@ -53,7 +53,10 @@ class Arena:
             self._grow(self.used + need)
         starts = self.used + np.cumsum(new_sizes) - new_sizes
         for name, (_, fill) in self.fields.items():
-            self.arrays[name][self.used:self.used + need] = fill
+            # Past the bump pointer nothing was ever handed out: fields that fill with 0
+            # are as _grow made them, zero (the OS maps the pages when first written).
+            if fill != 0:
+                self.arrays[name][self.used:self.used + need] = fill
         self.used += need
         self.live += need
         return bases, starts.astype(np.int64)
@@ -69,7 +72,8 @@ class Arena:
     def _grow(self, need: int) -> None:
         cap = max(need, 2 * self.capacity, 1024)
         for name, arr in self.arrays.items():
-            bigger = np.empty(cap, arr.dtype)
+            fill = self.fields[name][1]
+            bigger = np.zeros(cap, arr.dtype) if fill == 0 else np.empty(cap, arr.dtype)
             bigger[:self.used] = arr[:self.used]
             self.arrays[name] = bigger
 

@@ -22,6 +22,7 @@ F64 = np.ndarray
 XBZRLE_RUN_OVERHEAD = 3 / 16  # two run-length bytes per ~16-byte run of changed bytes
 XBZRLE_FLAGS = 3  # the encoding byte and the 16-bit length after the page header
 CACHED_PAGE_LIFETIME = 2  # QEMU page_cache.c: a page cached this recently is not evicted
+CHUNK_ENTRIES = 1 << 18  # list entries sent together (see _chunks)
 
 
 def delta_bytes(content: np.ndarray, changed: F64, page: int) -> I64:
@@ -174,9 +175,12 @@ class Cost:
 
 
 def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
-           sent: np.ndarray | None = None, sent_bytes: I64 | None = None) -> None:
+           sent: np.ndarray | None = None, sent_bytes: I64 | None = None,
+           swap_reads: list[I64] | None = None) -> None:
     """What the destination now holds, and the counters, for the entries `sent` (None:
-    all). `sent_bytes`, if known, is each row's bytes sent."""
+    all). `sent_bytes`, if known, is each row's bytes sent. Pages read back from swap
+    to be sent keep the source's disk busy; `swap_reads` (if given) collects their
+    source hosts for the caller to charge."""
     state = world.state
     n = rows.size
     pb = np.repeat(table["page_base"][rows], b.count) if b.count is not None else np.take(
@@ -223,6 +227,9 @@ def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
         swapped &= sent
     if swapped.any():  # read back from the source's swap file before they can be sent
         src = table["src"][rows][b.row_of(np.flatnonzero(swapped))]
+        if swap_reads is not None:
+            swap_reads.append(src)
+            return
         busy = state.page_size / state.hosts.swap_disk_bytes_per_s[src]
         state.reclaim.hosts["disk_busy_s_tick"] += np.bincount(
             src, busy, minlength=len(state.hosts))
@@ -250,26 +257,17 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         guess = (budget / np.clip(avg, 1.0, page) * 1.05).astype(np.int64) + 2
         cursor = table["cursor"][r]
         count = np.minimum(limit[going] - cursor, guess)
-        b = Batch(world, table, r, cursor, count)
-        c = Cost(world, table, r, b)
-        # What fits each row's budget is a prefix of its entries (costs are >= 0): found
-        # by a search in the running sum of the bytes. Sums are of whole bytes, so the
-        # test `bytes <= budget + 1e-6` is `bytes <= floor(budget + 1e-6)`, in integers.
-        total = np.cumsum(c.bytes)
-        start = np.cumsum(count) - count
-        before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
-        allowed = np.floor(np.minimum(budget + 1e-6, 2.0**62)).astype(np.int64)
-        k = np.clip(np.searchsorted(total, before + np.maximum(allowed, -1), side="right")
-                    - start, 0, count)
-        last = start + k - 1
-        used_bytes = np.where(k > 0, total[np.maximum(last, 0)] - before, 0)
-        used = used_bytes.astype(np.float64)
-        fit = None
-        if (k < count).any():
-            fit = np.ones(c.bytes.size, np.bool_)
-            fit[ranges(start + k, count - k)] = False
-        sent = fit if c.all_sendable else c.sendable if fit is None else fit & c.sendable
-        record(world, table, r, b, c, sent, used_bytes)
+        swap_reads: list[I64] = []
+        k = np.zeros(going.size, np.int64)
+        used = np.zeros(going.size)
+        for lo, hi in _chunks(count):
+            k[lo:hi], used[lo:hi] = _send_some(world, table, r[lo:hi], cursor[lo:hi],
+                                               count[lo:hi], budget[lo:hi], swap_reads)
+        if swap_reads:  # read back from the source's swap file before they can be sent
+            src = np.concatenate(swap_reads)
+            busy = world.state.page_size / world.state.hosts.swap_disk_bytes_per_s[src]
+            world.state.reclaim.hosts["disk_busy_s_tick"] += np.bincount(
+                src, busy, minlength=len(world.state.hosts))
         table["cursor"][r] = cursor + k
         whole = k == count
         at_limit = whole & (cursor + k >= limit[going])
@@ -281,3 +279,39 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         reached[going[at_limit]] = True
         going = going[whole & ~at_limit & (t[going] < until[going])]
     return t, reached
+
+
+def _chunks(count: I64) -> list[tuple[int, int]]:
+    """Consecutive rows in groups of about CHUNK_ENTRIES entries (a row with more is a
+    group of its own): each group's temporaries stay in the CPU caches, where a batch of
+    every migration's pages would stream them all through memory several times."""
+    first_entry = np.cumsum(count) - count
+    group = first_entry // CHUNK_ENTRIES
+    edges = np.flatnonzero(np.diff(group)) + 1
+    bounds = [0, *edges.tolist(), int(count.size)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _send_some(world: World, table: MigrationTable, r: I64, cursor: I64, count: I64,
+               budget: F64, swap_reads: list[I64]) -> tuple[I64, F64]:
+    """Send what fits each row's budget of its next `count` entries; returns how many
+    entries each got through and their bytes."""
+    b = Batch(world, table, r, cursor, count)
+    c = Cost(world, table, r, b)
+    # What fits each row's budget is a prefix of its entries (costs are >= 0): found by
+    # a search in the running sum of the bytes. Sums are of whole bytes, so the test
+    # `bytes <= budget + 1e-6` is `bytes <= floor(budget + 1e-6)`, in integers.
+    total = np.cumsum(c.bytes)
+    start = b.starts
+    before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
+    allowed = np.floor(np.minimum(budget + 1e-6, 2.0**62)).astype(np.int64)
+    k = np.clip(np.searchsorted(total, before + np.maximum(allowed, -1), side="right")
+                - start, 0, count)
+    used_bytes = np.where(k > 0, total[np.maximum(start + k - 1, 0)] - before, 0)
+    fit = None
+    if (k < count).any():
+        fit = np.ones(c.bytes.size, np.bool_)
+        fit[ranges(start + k, count - k)] = False
+    sent = fit if c.all_sendable else c.sendable if fit is None else fit & c.sendable
+    record(world, table, r, b, c, sent, used_bytes, swap_reads)
+    return k, used_bytes.astype(np.float64)
