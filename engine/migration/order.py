@@ -97,6 +97,19 @@ def sorted_unique(which: I64, key: I64, span: int) -> tuple[I64, Mask]:
     return order, keep
 
 
+def unique_pairs(pages: RowPages) -> RowPages:
+    """The distinct (row, page) pairs, sorted by row then page: the same as a stable
+    argsort of the pairs with repeats dropped, by a sort of the pair codes themselves
+    (equal codes are equal pairs, so the sort need not be stable)."""
+    span = int(pages.local.max()) + 1 if pages.local.size else 1
+    code = np.sort(pages.which * span + pages.local)
+    if code.size:
+        keep = np.ones(code.size, np.bool_)
+        keep[1:] = code[1:] != code[:-1]
+        code = code[keep]
+    return RowPages(code // span, code % span)
+
+
 def build_lists(state: State, table: MigrationTable, rows: I64, members: RowPages,
                 start: I64) -> None:
     """New send lists for `rows` with these member pages (repeats allowed), in each row's

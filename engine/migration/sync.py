@@ -28,7 +28,7 @@ def take_dirty(world: World, table: MigrationTable, tw: TickWrites, rows: I64,
     length = table["dirty_len"][rows]
     dirty = RowPages(np.repeat(np.arange(rows.size), length),
                      table.dirty["page"][ranges(table["dirty_base"][rows], length)].astype(
-                         np.int64))
+                         np.int64) - 1)  # held as page + 1 (model.py)
     world.state.pages.dirty[dirty.pages(world.state, table, rows)] = False
     table["dirty_len"][rows] = 0
     table["last_sync_s"][rows] = at
