@@ -136,7 +136,7 @@ class MigrationTable:
         # they were dirtied: a sync costs what was dirtied, not the VM's size. Held as
         # page + 1, so that the fill is 0 and a region of a VM's size costs no memory
         # until written (saves hold the page, -1 where never written).
-        self.dirty = Arena({"page": (np.int32, 0)})
+        self.dirty = Arena({"page": (np.int32, 0)}, sparse=True)
 
     @overload
     def __getitem__(self, key: str) -> npt.NDArray[Any]: ...
