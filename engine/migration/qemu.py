@@ -78,10 +78,10 @@ def qemu_sync(world: World, table: MigrationTable, tw: TickWrites, rows: I64, at
     left = unsent(world, table, rows)
     dirty = take_dirty(world, table, tw, rows, at)
     # New to the bitmap: dirtied pages the pass had not sent yet are in it already.
-    both = RowPages(np.concatenate([left.which, dirty.which]),
-                    np.concatenate([left.local, dirty.local]))
-    pending = sending(world, table, rows, both)
-    pending = unique_pairs(pending)
+    left_sending, dirty_sending = (sending(world, table, rows, x) for x in (left, dirty))
+    pending = unique_pairs(RowPages(np.concatenate([left_sending.which, dirty_sending.which]),
+                                    np.concatenate([left_sending.local, dirty_sending.local])),
+                           presorted=left_sending.which.size)
     n_pending = pending.counts(rows.size)
     in_pass = left.counts(rows.size)
     table["period_dirty"][rows] += np.maximum(n_pending - in_pass, 0)
