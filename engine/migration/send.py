@@ -72,6 +72,9 @@ class Batch:
         b = cls.__new__(cls)
         b._which, b.local, b.page, b.n_rows = which, local, page, n_rows
         b.count = None
+        if which.size < 2 or bool((which[1:] >= which[:-1]).all()):  # rows together
+            b.count = np.bincount(which, minlength=n_rows).astype(np.int64)
+            b.starts = np.cumsum(b.count) - b.count
         b.skip = np.zeros(page.size, np.bool_)
         b.any_skip = False
         return b
@@ -195,8 +198,13 @@ def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
     count = b.per_row(np.arange(b.page.size) if at is None else at)
     if sent_bytes is None:
         cost = c.bytes if at is None else np.take(c.bytes, at)
-        which = b.which if at is None else np.take(b.which, at)
-        sent_bytes = np.bincount(which, cost, minlength=n).astype(np.int64)
+        if b.count is not None:  # rows together: sums from the running sum, by row
+            running = np.concatenate([[0], np.cumsum(cost)])
+            ends = np.cumsum(count)
+            sent_bytes = running[ends] - running[ends - count]
+        else:
+            which = b.which if at is None else np.take(b.which, at)
+            sent_bytes = np.bincount(which, cost, minlength=n).astype(np.int64)
     zero_sent = c.zero if sent is None else c.zero & sent
     zero = b.per_row(np.flatnonzero(zero_sent)) * c.qemu_row
     for col in ("pages_sent", "round_sent"):
