@@ -112,6 +112,10 @@ def commit(state: State, table: MigrationTable, rows: I64, late_rows: I64,
     One VM at a time, over slices: its pages and its page data are contiguous (and the
     frame allocator sorts what it is given, a VM's pages far faster alone)."""
     p, vms = state.pages, state.vms
+    # Each row's late pages (grouped by row, as TickWrites.late gives them).
+    order = np.argsort(late_rows, kind="stable")
+    late_rows, late_pages = late_rows[order], late_pages[order]
+    late_edges = np.searchsorted(late_rows, np.arange(rows.size + 1)).tolist()
     for i, row in enumerate(rows.tolist()):
         v, src, dst = (int(table[c][row]) for c in ("vm", "src", "dst"))
         off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
@@ -119,7 +123,7 @@ def commit(state: State, table: MigrationTable, rows: I64, late_rows: I64,
         keep = holding(state, slice(off, off + n))
         wrong = keep & (~table.pages["at_dest"][base:base + n]
                         | (table.pages["sent"][base:base + n] != p.content[off:off + n]))
-        wrong[late_pages[late_rows == i] - off] = False
+        wrong[late_pages[late_edges[i]:late_edges[i + 1]] - off] = False
         table["content_mismatches"][row] = int(np.count_nonzero(wrong))
         p.dirty[off:off + n] = False
         pages = np.flatnonzero(keep) + off
