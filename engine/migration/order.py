@@ -104,8 +104,8 @@ def unique_pairs(pages: RowPages, presorted: int = 0) -> RowPages:
     (equal codes are equal pairs, so the sort need not be stable). If the first
     `presorted` pairs are in order (the rest of a pass in address order), only the others
     are sorted, then merged with them (a stable sort of two runs is a merge)."""
-    span = int(pages.local.max()) + 1 if pages.local.size else 1
-    code = pages.which * span + pages.local
+    bits = int(pages.local.max()).bit_length() if pages.local.size else 0
+    code = (pages.which << bits) | pages.local  # a power-of-two span: decoded by shifts
     head = code[:presorted]
     if presorted and bool((head[1:] >= head[:-1]).all()):
         code = np.sort(np.concatenate([head, np.sort(code[presorted:])]), kind="stable")
@@ -115,7 +115,7 @@ def unique_pairs(pages: RowPages, presorted: int = 0) -> RowPages:
         keep = np.ones(code.size, np.bool_)
         keep[1:] = code[1:] != code[:-1]
         code = code[keep]
-    return RowPages(code // span, code % span)
+    return RowPages(code >> bits, code & ((1 << bits) - 1))
 
 
 def build_lists(state: State, table: MigrationTable, rows: I64, members: RowPages,
