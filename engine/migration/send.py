@@ -3,8 +3,9 @@
 `send` moves each migration's cursor as far as its rate allows until a time (or up to a
 list index), exactly: the bytes of each page are known before it is sent (a whole page,
 a zero page's header, an XBZRLE delta), a running sum per migration says which pages fit,
-and the bytes of a page cut by the deadline carry over. One pass of flat numpy over the
-pages sent, whatever the number of migrations.
+and the bytes of a page cut by the deadline carry over. Flat numpy over the pages sent,
+whatever the number of migrations, in groups of rows of about CHUNK_ENTRIES entries; what
+fits a budget is a prefix of the row's entries, so no per-entry test is needed for it.
 """
 
 from __future__ import annotations
