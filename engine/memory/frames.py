@@ -65,6 +65,25 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     return out
 
 
+def allocate_on(state: State, host: int, n: int) -> I32:
+    """`n` frames on one host: the frames `allocate(np.full(n, host))` gives, taken as two
+    reversed slices of its stacks (high, then low) instead of one request per frame."""
+    hosts, stack = state.hosts, state.frames.free_stack
+    out = np.full(n, -1, np.int32)
+    free_low = int(hosts.free_low[host])
+    free_high = int(hosts.free_count[host]) - free_low
+    k_high = min(n, free_high)
+    k_low = min(n - k_high, free_low)
+    top_high = int(hosts.frame_offset[host] + hosts.low_frames[host]) + free_high
+    top_low = int(hosts.frame_offset[host]) + free_low
+    out[:k_high] = stack[top_high - k_high:top_high][::-1]
+    out[k_high:k_high + k_low] = stack[top_low - k_low:top_low][::-1]
+    hosts.free_count[host] -= k_high + k_low
+    hosts.free_low[host] -= k_low
+    state.frames.refcount[out[:k_high + k_low]] = 1
+    return out
+
+
 def allocate_counts(state: State, host_of_group: I64, counts: I64) -> I32:
     """`counts[g]` frames on host `host_of_group[g]` for each group g, concatenated in group
     order; -1 where the host ran out. The same frames as `allocate(np.repeat(host, counts))`
@@ -161,13 +180,36 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
     if frames_to_drop.size == 0:
         return
     hosts, frames = state.hosts, state.frames
-    uniq, _, counts = runs(np.sort(frames_to_drop))
-    frames.refcount[uniq] -= counts.astype(np.int32)
-    freed = uniq[frames.refcount[uniq] == 0]
+    def distinct_ascending(x: np.ndarray) -> bool:
+        return x.size < 2 or bool((x[1:] > x[:-1]).all())
+
+    # A VM's private frames, in page order, are often ascending already: no sort then.
+    uniq = frames_to_drop if distinct_ascending(frames_to_drop) else np.sort(frames_to_drop)
+    if uniq is frames_to_drop or distinct_ascending(uniq):
+        left = frames.refcount[uniq] - 1  # one reference each (a VM's private pages)
+    else:
+        uniq, _, refs = runs(uniq)
+        left = frames.refcount[uniq] - refs.astype(np.int32)
+    frames.refcount[uniq] = left
+    freed = uniq[left == 0]
     if freed.size == 0:
         return
     _forget_shared(state, freed)
-    owner = host_of_frames(hosts, freed)  # sorted, since freed is
+    first, last = host_of_frames(hosts, freed[[0, -1]]).tolist()  # sorted, as freed is
+    if first == last:
+        # One host (a VM's memory): its freed low frames come first, pushed as two slices.
+        h = first
+        off = int(hosts.frame_offset[h])
+        n_low = int(np.searchsorted(freed, off + int(hosts.low_frames[h])))
+        free_low = int(hosts.free_low[h])
+        top_low = off + free_low
+        top_high = off + int(hosts.low_frames[h]) + int(hosts.free_count[h]) - free_low
+        frames.free_stack[top_low:top_low + n_low] = freed[:n_low]
+        frames.free_stack[top_high:top_high + freed.size - n_low] = freed[n_low:]
+        hosts.free_low[h] += n_low
+        hosts.free_count[h] += freed.size
+        return
+    owner = host_of_frames(hosts, freed)
     low = freed - hosts.frame_offset[owner] < hosts.low_frames[owner]
     wanted, starts, counts = runs(owner)
     group = np.repeat(np.arange(wanted.size), counts)

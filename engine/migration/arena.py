@@ -10,6 +10,7 @@ allocated; dead space is reclaimed by compaction once it outweighs the live regi
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,25 @@ def ranges(starts: I64, lengths: I64) -> I64:
     return np.asarray(np.arange(total, dtype=np.int64) + shift, np.int64)
 
 
-class Arena:
-    """Parallel arrays of given dtypes and fill values; owners hold (base, size)."""
+def sparse_zeros(n: int, dtype: Any) -> npt.NDArray[Any]:
+    """Zeros in fresh anonymous memory mapped in small pages: a page costs something
+    only once written. (numpy asks for huge pages on big arrays, so that one write in a
+    region maps and clears 2 MiB: for arenas whose regions are mostly never written,
+    e.g. a dirty log sized for a whole VM, that is most of the cost of the region.)"""
+    size = max(n * np.dtype(dtype).itemsize, 1)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(buf, dtype, count=n)
 
-    def __init__(self, fields: dict[str, tuple[Any, Any]]) -> None:
+
+class Arena:
+    """Parallel arrays of given dtypes and fill values; owners hold (base, size).
+    `sparse`: regions are mostly left unwritten (see sparse_zeros)."""
+
+    def __init__(self, fields: dict[str, tuple[Any, Any]], sparse: bool = False) -> None:
         self.fields = fields
+        self.sparse = sparse
         self.arrays: dict[str, npt.NDArray[Any]] = {
             name: np.zeros(0, dtype) for name, (dtype, _) in fields.items()}
         self.used = 0  # bump pointer: everything past it is free
@@ -53,7 +68,10 @@ class Arena:
             self._grow(self.used + need)
         starts = self.used + np.cumsum(new_sizes) - new_sizes
         for name, (_, fill) in self.fields.items():
-            self.arrays[name][self.used:self.used + need] = fill
+            # Past the bump pointer nothing was ever handed out: fields that fill with 0
+            # are as _grow made them, zero (the OS maps the pages when first written).
+            if fill != 0:
+                self.arrays[name][self.used:self.used + need] = fill
         self.used += need
         self.live += need
         return bases, starts.astype(np.int64)
@@ -69,7 +87,9 @@ class Arena:
     def _grow(self, need: int) -> None:
         cap = max(need, 2 * self.capacity, 1024)
         for name, arr in self.arrays.items():
-            bigger = np.empty(cap, arr.dtype)
+            fill = self.fields[name][1]
+            bigger = (np.empty(cap, arr.dtype) if fill != 0 else sparse_zeros(cap, arr.dtype)
+                      if self.sparse else np.zeros(cap, arr.dtype))
             bigger[:self.used] = arr[:self.used]
             self.arrays[name] = bigger
 

@@ -133,8 +133,10 @@ class MigrationTable:
         self.lists = Arena({"entry": (np.int32, -1)})  # the pass's pages in send order
         self.cache = Arena({"page": (np.int32, -1), "age": (np.int64, 0)})  # XBZRLE
         # The pages each pre-copy's dirty log gained since its last sync, in the order
-        # they were dirtied: a sync costs what was dirtied, not the VM's size.
-        self.dirty = Arena({"page": (np.int32, -1)})
+        # they were dirtied: a sync costs what was dirtied, not the VM's size. Held as
+        # page + 1, so that the fill is 0 and a region of a VM's size costs no memory
+        # until written (saves hold the page, -1 where never written).
+        self.dirty = Arena({"page": (np.int32, 0)}, sparse=True)
 
     @overload
     def __getitem__(self, key: str) -> npt.NDArray[Any]: ...
@@ -235,6 +237,7 @@ class MigrationTable:
         arrays.update(self.lists.to_plain("migrations.lists"))
         arrays.update(self.cache.to_plain("migrations.cache"))
         arrays.update(self.dirty.to_plain("migrations.dirty"))
+        arrays["migrations.dirty.page"] -= 1
         return meta, arrays
 
     @classmethod
@@ -254,6 +257,7 @@ class MigrationTable:
         table.lists.load(arrays, "migrations.lists", live[1])
         table.cache.load(arrays, "migrations.cache", live[2])
         table.dirty.load(arrays, "migrations.dirty", live[3])
+        table.dirty["page"][:] += 1
         return table
 
 

@@ -74,7 +74,8 @@ class RowPages:
         return np.bincount(self.which, minlength=n_rows).astype(np.int64)
 
     def where(self, keep: Mask) -> RowPages:
-        return RowPages(self.which[keep], self.local[keep])
+        at = np.flatnonzero(keep)  # one pass over the mask for both arrays
+        return RowPages(np.take(self.which, at), np.take(self.local, at))
 
     def of_rows(self, chosen: Mask) -> RowPages:
         """Only those of the chosen rows, renumbered among them."""
@@ -95,6 +96,26 @@ def sorted_unique(which: I64, key: I64, span: int) -> tuple[I64, Mask]:
     keep = np.ones(order.size, np.bool_)
     keep[1:] = composite[1:] != composite[:-1]
     return order, keep
+
+
+def unique_pairs(pages: RowPages, presorted: int = 0) -> RowPages:
+    """The distinct (row, page) pairs, sorted by row then page: the same as a stable
+    argsort of the pairs with repeats dropped, by a sort of the pair codes themselves
+    (equal codes are equal pairs, so the sort need not be stable). If the first
+    `presorted` pairs are in order (the rest of a pass in address order), only the others
+    are sorted, then merged with them (a stable sort of two runs is a merge)."""
+    bits = int(pages.local.max()).bit_length() if pages.local.size else 0
+    code = (pages.which << bits) | pages.local  # a power-of-two span: decoded by shifts
+    head = code[:presorted]
+    if presorted and bool((head[1:] >= head[:-1]).all()):
+        code = np.sort(np.concatenate([head, np.sort(code[presorted:])]), kind="stable")
+    else:
+        code = np.sort(code)
+    if code.size:
+        keep = np.ones(code.size, np.bool_)
+        keep[1:] = code[1:] != code[:-1]
+        code = code[keep]
+    return RowPages(code >> bits, code & ((1 << bits) - 1))
 
 
 def build_lists(state: State, table: MigrationTable, rows: I64, members: RowPages,

@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.migration.arena import I64
 from engine.migration.model import MigrationTable
-from engine.migration.order import RowPages, sorted_unique
+from engine.migration.order import RowPages, unique_pairs
 from engine.migration.send import Batch
 from engine.migration.sync import (
     close_rounds,
@@ -78,12 +78,10 @@ def qemu_sync(world: World, table: MigrationTable, tw: TickWrites, rows: I64, at
     left = unsent(world, table, rows)
     dirty = take_dirty(world, table, tw, rows, at)
     # New to the bitmap: dirtied pages the pass had not sent yet are in it already.
-    both = RowPages(np.concatenate([left.which, dirty.which]),
-                    np.concatenate([left.local, dirty.local]))
-    pending = sending(world, table, rows, both)
-    order, keep = sorted_unique(pending.which, pending.local,
-                                int(pending.local.max()) + 1 if pending.local.size else 1)
-    pending = RowPages(pending.which[order][keep], pending.local[order][keep])
+    left_sending, dirty_sending = (sending(world, table, rows, x) for x in (left, dirty))
+    pending = unique_pairs(RowPages(np.concatenate([left_sending.which, dirty_sending.which]),
+                                    np.concatenate([left_sending.local, dirty_sending.local])),
+                           presorted=left_sending.which.size)
     n_pending = pending.counts(rows.size)
     in_pass = left.counts(rows.size)
     table["period_dirty"][rows] += np.maximum(n_pending - in_pass, 0)

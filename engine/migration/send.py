@@ -3,8 +3,9 @@
 `send` moves each migration's cursor as far as its rate allows until a time (or up to a
 list index), exactly: the bytes of each page are known before it is sent (a whole page,
 a zero page's header, an XBZRLE delta), a running sum per migration says which pages fit,
-and the bytes of a page cut by the deadline carry over. One pass of flat numpy over the
-pages sent, whatever the number of migrations.
+and the bytes of a page cut by the deadline carry over. Flat numpy over the pages sent,
+whatever the number of migrations, in groups of rows of about CHUNK_ENTRIES entries; what
+fits a budget is a prefix of the row's entries, so no per-entry test is needed for it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ F64 = np.ndarray
 XBZRLE_RUN_OVERHEAD = 3 / 16  # two run-length bytes per ~16-byte run of changed bytes
 XBZRLE_FLAGS = 3  # the encoding byte and the 16-bit length after the page header
 CACHED_PAGE_LIFETIME = 2  # QEMU page_cache.c: a page cached this recently is not evicted
+CHUNK_ENTRIES = 1 << 18  # list entries sent together (see _chunks)
 
 
 def delta_bytes(content: np.ndarray, changed: F64, page: int) -> I64:
@@ -33,32 +35,72 @@ def delta_bytes(content: np.ndarray, changed: F64, page: int) -> I64:
 
 
 class Batch:
-    """Flat entries of several migrations' lists: row index, list position, page."""
+    """Flat entries of several migrations' lists: row index, list position, page. A batch
+    of list ranges holds each row's entries together, in list order, from `starts`."""
 
     def __init__(self, world: World, table: MigrationTable, rows: I64, first: I64,
                  count: I64) -> None:
         state = world.state
-        self.which = np.repeat(np.arange(rows.size), count)
-        j = ranges(first, count)
+        count = np.asarray(count, np.int64)
+        self.n_rows = rows.size
+        self.count: I64 | None = count
+        self.starts = np.cumsum(count) - count
+        self._which: I64 | None = None
         listed = ~table["pass_full"][rows]
-        entry = j  # a full pass (QEMU's first) walks every page in address order
-        if listed.any():
-            listed_e = np.take(listed, self.which)
+        if not listed.any():  # full passes (QEMU's first) walk every page in address order
+            entry = ranges(first, count)
+        elif listed.all():
+            entry = table.lists["entry"][ranges(table["list_base"][rows] + first, count)]
+        else:
+            j = ranges(first, count)
+            listed_e = np.repeat(listed, count)
             entry = j.copy()
-            base = table["list_base"][rows][self.which[listed_e]]
+            base = np.repeat(table["list_base"][rows], count)[listed_e]
             entry[listed_e] = table.lists["entry"][base + j[listed_e]]
-        self.skip = entry < 0  # Xen: dirtied again when its batch was peeked
-        self.local = np.maximum(entry, 0)
-        offset = state.vms["page_offset"][table["vm"][rows]]
-        self.page = np.take(offset, self.which) + self.local
+        self.any_skip = bool(listed.any()) and bool((entry < 0).any())
+        if self.any_skip:  # Xen: dirtied again when its batch was peeked
+            self.skip = entry < 0
+            self.local = np.maximum(entry, 0)
+        else:
+            self.skip = np.zeros(entry.size, np.bool_)
+            self.local = np.asarray(entry, np.int64)
+        offset = state.vms["page_offset"][table["vm"][rows]].astype(np.int64)
+        self.page = np.repeat(offset, count) + self.local
 
     @classmethod
-    def explicit(cls, which: I64, local: I64, page: I64) -> Batch:
+    def explicit(cls, which: I64, local: I64, page: I64, n_rows: int) -> Batch:
         """Given pages (the stop-and-copy's pending set), none skipped."""
         b = cls.__new__(cls)
-        b.which, b.local, b.page = which, local, page
+        b._which, b.local, b.page, b.n_rows = which, local, page, n_rows
+        b.count = None
+        if which.size < 2 or bool((which[1:] >= which[:-1]).all()):  # rows together
+            b.count = np.bincount(which, minlength=n_rows).astype(np.int64)
+            b.starts = np.cumsum(b.count) - b.count
         b.skip = np.zeros(page.size, np.bool_)
+        b.any_skip = False
         return b
+
+    @property
+    def which(self) -> I64:
+        """The index (in rows) of each entry's row."""
+        if self._which is None:
+            assert self.count is not None
+            self._which = np.repeat(np.arange(self.n_rows), self.count)
+        return self._which
+
+    def row_of(self, positions: I64) -> I64:
+        """The index of the row of each entry at `positions` (ascending)."""
+        if self._which is None and self.count is not None:
+            return np.asarray(np.searchsorted(self.starts, positions, side="right") - 1,
+                              np.int64)
+        return self.which[positions]
+
+    def per_row(self, positions: I64) -> I64:
+        """How many of the entries at `positions` (ascending) each row has."""
+        if self.count is not None:
+            edges = np.append(self.starts, self.page.size)
+            return np.diff(np.searchsorted(positions, edges)).astype(np.int64)
+        return np.bincount(self.which[positions], minlength=self.n_rows).astype(np.int64)
 
 
 class Cost:
@@ -70,7 +112,9 @@ class Cost:
         state, policy = world.state, world.spec.policy.migration
         p, page = state.pages, state.page_size
         self.loc = np.take(p.location, b.page)
-        self.sendable = ~b.skip & (self.loc != Loc.BALLOONED)
+        self.sendable = self.loc != Loc.BALLOONED
+        if b.any_skip:
+            self.sendable &= ~b.skip
         hints = table["free_page_hints"][rows]
         if hints.any():
             free = np.take(p.guest_kind, b.page) == GuestKind.FREE
@@ -78,13 +122,22 @@ class Cost:
         self.content = np.take(p.content, b.page)
         self.zero = self.content == 0
         xen = table["algorithm"][rows] == XEN
-        self.qemu = ~np.take(xen, b.which)
-        cost = np.full(b.page.size, page, np.int64)
+        self.qemu_row = ~xen
         # QEMU's headers: one per 4 KiB page on the wire, however coarse the simulated page.
         headers = round(fine_pages(page))
-        if not xen.all():  # QEMU: a zero page is a header ("duplicate"), others a header more
-            cost[self.qemu] += policy.page_header * headers
-            cost[self.qemu & self.zero] = policy.zero_page_header * headers
+        # QEMU: a zero page is a header ("duplicate"), others a header more; Xen: the page.
+        full_qemu = page + policy.page_header * headers
+        zero_qemu = policy.zero_page_header * headers
+        if xen.all():
+            cost = np.full(b.page.size, page, np.int64)
+        elif not xen.any():
+            cost = self.zero.astype(np.int64)
+            cost *= zero_qemu - full_qemu
+            cost += full_qemu
+        else:
+            qemu = ~np.take(xen, b.which)
+            cost = np.where(qemu, np.where(self.zero, np.int64(zero_qemu), np.int64(full_qemu)),
+                            np.int64(page))
         self.hit: np.ndarray | None = None
         started = table["xbzrle"][rows] & (table["passes"][rows] > 0) & ~xen
         if started.any():
@@ -92,7 +145,10 @@ class Cost:
             if use.any():
                 self._xbzrle(table, rows, b, use, cost, page, policy.page_header * headers,
                              last_stage)
-        self.bytes = np.where(self.sendable, cost, 0)
+        self.all_sendable = bool(self.sendable.all())
+        if not self.all_sendable:
+            cost *= self.sendable
+        self.bytes = cost
         self.started = started
 
     def _xbzrle(self, table: MigrationTable, rows: I64, b: Batch, use: np.ndarray,
@@ -123,42 +179,66 @@ class Cost:
 
 
 def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
-           sent: np.ndarray) -> None:
-    """What the destination now holds, and the counters, for the entries `sent`."""
+           sent: np.ndarray | None = None, sent_bytes: I64 | None = None,
+           swap_reads: list[I64] | None = None) -> None:
+    """What the destination now holds, and the counters, for the entries `sent` (None:
+    all). `sent_bytes`, if known, is each row's bytes sent. Pages read back from swap
+    to be sent keep the source's disk busy; `swap_reads` (if given) collects their
+    source hosts for the caller to charge."""
     state = world.state
-    which, local = b.which[sent], b.local[sent]
-    cost, content = c.bytes[sent], c.content[sent]
-    pb = np.take(table["page_base"][rows], which) + local
+    n = rows.size
+    pb = np.repeat(table["page_base"][rows], b.count) if b.count is not None else np.take(
+        table["page_base"][rows], b.which)
+    pb += b.local
+    content = c.content
+    at = None if sent is None else np.flatnonzero(sent)  # positions of the entries sent
+    if at is not None:
+        pb, content = np.take(pb, at), np.take(content, at)
     table.pages["sent"][pb] = content
     table.pages["at_dest"][pb] = True
-    n = rows.size
-    count = np.bincount(which, minlength=n)
-    sent_bytes = np.bincount(which, cost, minlength=n)
-    zero = np.bincount(which[c.zero[sent] & c.qemu[sent]], minlength=n)
+    count = b.per_row(np.arange(b.page.size) if at is None else at)
+    if sent_bytes is None:
+        cost = c.bytes if at is None else np.take(c.bytes, at)
+        if b.count is not None:  # rows together: sums from the running sum, by row
+            running = np.concatenate([[0], np.cumsum(cost)])
+            ends = np.cumsum(count)
+            sent_bytes = running[ends] - running[ends - count]
+        else:
+            which = b.which if at is None else np.take(b.which, at)
+            sent_bytes = np.bincount(which, cost, minlength=n).astype(np.int64)
+    zero_sent = c.zero if sent is None else c.zero & sent
+    zero = b.per_row(np.flatnonzero(zero_sent)) * c.qemu_row
     for col in ("pages_sent", "round_sent"):
         table[col][rows] += count
     for col in ("bytes_sent", "round_bytes"):
-        table[col][rows] += sent_bytes.astype(np.int64)
-    table["window_bytes"][rows] += sent_bytes
+        table[col][rows] += sent_bytes
+    table["window_bytes"][rows] += sent_bytes.astype(np.float64)
     table["zero_pages"][rows] += zero
     table["normal_pages"][rows] += count - zero
-    if c.hit is not None:
-        hit, insert = c.hit[sent], c.insert[sent]
-        slot = c.slot[sent][insert]
-        table.cache["page"][slot] = local[insert]
-        table.cache["age"][slot] = table["dirty_sync_count"][rows[which[insert]]]
-        table["xbzrle_hits"][rows] += np.bincount(which[hit], minlength=n)
-        table["xbzrle_overflow"][rows] += np.bincount(which[c.overflow[sent]], minlength=n)
-        table["xbzrle_bytes"][rows] += np.bincount(which[hit], cost[hit], minlength=n).astype(
-            np.int64)
-        table["xbzrle_misses"][rows] += np.bincount(
-            which[np.take(c.started, which) & ~hit & ~c.zero[sent]], minlength=n)
-    elif c.started.any():
-        table["xbzrle_misses"][rows] += np.bincount(
-            which[np.take(c.started, which) & ~c.zero[sent]], minlength=n)
-    swapped = c.loc[sent] == Loc.SWAPPED
+    if c.hit is not None or c.started.any():
+        keep = np.arange(b.page.size) if at is None else at
+        which, local, cost = b.which[keep], b.local[keep], c.bytes[keep]
+        zero_kept = c.zero[keep]
+        missed = np.take(c.started, which) & ~zero_kept
+        if c.hit is not None:
+            hit, insert, overflow = c.hit[keep], c.insert[keep], c.overflow[keep]
+            slot = c.slot[keep][insert]
+            table.cache["page"][slot] = local[insert]
+            table.cache["age"][slot] = table["dirty_sync_count"][rows[which[insert]]]
+            table["xbzrle_hits"][rows] += np.bincount(which[hit], minlength=n)
+            table["xbzrle_overflow"][rows] += np.bincount(which[overflow], minlength=n)
+            table["xbzrle_bytes"][rows] += np.bincount(which[hit], cost[hit],
+                                                       minlength=n).astype(np.int64)
+            missed &= ~hit
+        table["xbzrle_misses"][rows] += np.bincount(which[missed], minlength=n)
+    swapped = c.loc == Loc.SWAPPED
+    if sent is not None:
+        swapped &= sent
     if swapped.any():  # read back from the source's swap file before they can be sent
-        src = table["src"][rows][which[swapped]]
+        src = table["src"][rows][b.row_of(np.flatnonzero(swapped))]
+        if swap_reads is not None:
+            swap_reads.append(src)
+            return
         busy = state.page_size / state.hosts.swap_disk_bytes_per_s[src]
         state.reclaim.hosts["disk_busy_s_tick"] += np.bincount(
             src, busy, minlength=len(state.hosts))
@@ -186,15 +266,17 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         guess = (budget / np.clip(avg, 1.0, page) * 1.05).astype(np.int64) + 2
         cursor = table["cursor"][r]
         count = np.minimum(limit[going] - cursor, guess)
-        b = Batch(world, table, r, cursor, count)
-        c = Cost(world, table, r, b)
-        total = np.cumsum(c.bytes)
-        start = np.cumsum(count) - count
-        before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
-        fit = total - np.take(before, b.which) <= np.take(budget, b.which) + 1e-6
-        record(world, table, r, b, c, fit & c.sendable)
-        k = np.bincount(b.which[fit], minlength=r.size)
-        used = np.bincount(b.which[fit], c.bytes[fit], minlength=r.size)
+        swap_reads: list[I64] = []
+        k = np.zeros(going.size, np.int64)
+        used = np.zeros(going.size)
+        for lo, hi in _chunks(count):
+            k[lo:hi], used[lo:hi] = _send_some(world, table, r[lo:hi], cursor[lo:hi],
+                                               count[lo:hi], budget[lo:hi], swap_reads)
+        if swap_reads:  # read back from the source's swap file before they can be sent
+            src = np.concatenate(swap_reads)
+            busy = world.state.page_size / world.state.hosts.swap_disk_bytes_per_s[src]
+            world.state.reclaim.hosts["disk_busy_s_tick"] += np.bincount(
+                src, busy, minlength=len(world.state.hosts))
         table["cursor"][r] = cursor + k
         whole = k == count
         at_limit = whole & (cursor + k >= limit[going])
@@ -206,3 +288,39 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         reached[going[at_limit]] = True
         going = going[whole & ~at_limit & (t[going] < until[going])]
     return t, reached
+
+
+def _chunks(count: I64) -> list[tuple[int, int]]:
+    """Consecutive rows in groups of about CHUNK_ENTRIES entries (a row with more is a
+    group of its own): each group's temporaries stay in the CPU caches, where a batch of
+    every migration's pages would stream them all through memory several times."""
+    first_entry = np.cumsum(count) - count
+    group = first_entry // CHUNK_ENTRIES
+    edges = np.flatnonzero(np.diff(group)) + 1
+    bounds = [0, *edges.tolist(), int(count.size)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _send_some(world: World, table: MigrationTable, r: I64, cursor: I64, count: I64,
+               budget: F64, swap_reads: list[I64]) -> tuple[I64, F64]:
+    """Send what fits each row's budget of its next `count` entries; returns how many
+    entries each got through and their bytes."""
+    b = Batch(world, table, r, cursor, count)
+    c = Cost(world, table, r, b)
+    # What fits each row's budget is a prefix of its entries (costs are >= 0): found by
+    # a search in the running sum of the bytes. Sums are of whole bytes, so the test
+    # `bytes <= budget + 1e-6` is `bytes <= floor(budget + 1e-6)`, in integers.
+    total = np.cumsum(c.bytes)
+    start = b.starts
+    before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
+    allowed = np.floor(np.minimum(budget + 1e-6, 2.0**62)).astype(np.int64)
+    k = np.clip(np.searchsorted(total, before + np.maximum(allowed, -1), side="right")
+                - start, 0, count)
+    used_bytes = np.where(k > 0, total[np.maximum(start + k - 1, 0)] - before, 0)
+    fit = None
+    if (k < count).any():
+        fit = np.ones(c.bytes.size, np.bool_)
+        fit[ranges(start + k, count - k)] = False
+    sent = fit if c.all_sendable else c.sendable if fit is None else fit & c.sendable
+    record(world, table, r, b, c, sent, used_bytes, swap_reads)
+    return k, used_bytes.astype(np.float64)

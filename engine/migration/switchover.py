@@ -26,39 +26,51 @@ from engine.migration.model import (
 from engine.migration.order import RowPages
 from engine.migration.send import Batch, Cost, record
 from engine.network import EMPTY_FLOWS
-from engine.state import Loc, State
+from engine.state import N_LOC, Loc, State
 from engine.units import format_seconds
 from engine.world import World
 
 F64 = np.ndarray
 
 
-def to_destination(state: State, pages: I64, vm: I64, src: I64, dst: I64) -> None:
-    """Give `pages` (of VMs `vm`, moving src -> dst) destination frames, or destination
-    swap where the destination is full."""
+def _location_counts(loc: np.ndarray) -> I64:
+    """Pages by location (a compare per location: bincount would widen every byte)."""
+    return np.array([np.count_nonzero(loc == k) for k in range(N_LOC)], np.int64)
+
+
+def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> None:
+    """Give `pages` of VM `v` (moving src -> dst) destination frames, or destination swap
+    where the destination is full. One VM at a time: the per-host sums are scalars and
+    the destination's frames two slices of its free stacks."""
     p, vms = state.pages, state.vms
     if pages.size == 0:
         return
     loc = p.location[pages]
     old = p.frame[pages]
-    n_hosts = len(state.hosts)
     reclaim = state.reclaim.hosts
-    src_swapped = (loc == Loc.SWAPPED) | ((loc == Loc.REMOTE) & (old < 0))
-    reclaim["swapped_pages"] -= np.bincount(src[src_swapped], minlength=n_hosts)
-    reclaim["compressed_pages"] -= np.bincount(src[loc == Loc.COMPRESSED], minlength=n_hosts)
-    shared = loc == Loc.SHARED
-    if shared.any():
-        zero_shared = shared & (p.content[pages] == 0)
-        vms["zero_shared"] -= np.bincount(vm[zero_shared], minlength=len(vms))
-    got = frame_alloc.allocate(state, dst)
+    by_loc = _location_counts(loc)
+    remote_swapped = int(np.count_nonzero((loc == Loc.REMOTE) & (old < 0))) if (
+        by_loc[Loc.REMOTE]) else 0
+    reclaim["swapped_pages"][src] -= int(by_loc[Loc.SWAPPED]) + remote_swapped
+    reclaim["compressed_pages"][src] -= int(by_loc[Loc.COMPRESSED])
+    if by_loc[Loc.SHARED]:
+        vms["zero_shared"][v] -= int(np.count_nonzero((loc == Loc.SHARED)
+                                                      & (p.content[pages] == 0)))
+    got = frame_alloc.allocate_on(state, dst, pages.size)
     frame_alloc.release(state, old[old >= 0])
-    ok = got >= 0
-    p.frame[pages] = np.where(ok, got, -1)
-    p.location[pages] = np.where(ok, Loc.PRIVATE, Loc.SWAPPED)
-    count_moves(state, vm[ok], loc[ok], Loc.PRIVATE)
-    if not ok.all():
-        count_moves(state, vm[~ok], loc[~ok], Loc.SWAPPED)
-        reclaim["swapped_pages"] += np.bincount(dst[~ok], minlength=n_hosts)
+    n_ok = int(np.count_nonzero(got >= 0))  # the frames given are a prefix
+    p.frame[pages] = got
+    p.location[pages[:n_ok]] = Loc.PRIVATE
+    counts = vms["loc_count"]
+    counts[v, Loc.PRIVATE] += n_ok
+    if n_ok == pages.size:
+        counts[v] -= by_loc
+    else:
+        counts[v] -= _location_counts(loc[:n_ok])
+        p.location[pages[n_ok:]] = Loc.SWAPPED
+        counts[v, Loc.SWAPPED] += pages.size - n_ok
+        counts[v] -= _location_counts(loc[n_ok:])
+        reclaim["swapped_pages"][dst] += pages.size - n_ok
 
 
 def holding(state: State, flat: I64 | slice) -> np.ndarray:
@@ -100,6 +112,10 @@ def commit(state: State, table: MigrationTable, rows: I64, late_rows: I64,
     One VM at a time, over slices: its pages and its page data are contiguous (and the
     frame allocator sorts what it is given, a VM's pages far faster alone)."""
     p, vms = state.pages, state.vms
+    # Each row's late pages (grouped by row, as TickWrites.late gives them).
+    order = np.argsort(late_rows, kind="stable")
+    late_rows, late_pages = late_rows[order], late_pages[order]
+    late_edges = np.searchsorted(late_rows, np.arange(rows.size + 1)).tolist()
     for i, row in enumerate(rows.tolist()):
         v, src, dst = (int(table[c][row]) for c in ("vm", "src", "dst"))
         off, n = int(vms["page_offset"][v]), int(vms["n_pages"][v])
@@ -107,12 +123,11 @@ def commit(state: State, table: MigrationTable, rows: I64, late_rows: I64,
         keep = holding(state, slice(off, off + n))
         wrong = keep & (~table.pages["at_dest"][base:base + n]
                         | (table.pages["sent"][base:base + n] != p.content[off:off + n]))
-        wrong[late_pages[late_rows == i] - off] = False
+        wrong[late_pages[late_edges[i]:late_edges[i + 1]] - off] = False
         table["content_mismatches"][row] = int(np.count_nonzero(wrong))
         p.dirty[off:off + n] = False
         pages = np.flatnonzero(keep) + off
-        to_destination(state, pages, np.full(pages.size, v), np.full(pages.size, src),
-                       np.full(pages.size, dst))
+        vm_to_destination(state, pages, v, src, dst)
         migration_hooks.vm_moved(state, v, src)  # overhead and KSM follow the VM
         vms["host"][v] = dst
 
@@ -129,7 +144,8 @@ def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pendi
     QEMU uncapped (its rate limit applies to the iterations only). Then commit and
     activation at the destination."""
     state, policy = world.state, world.spec.policy.migration
-    b = Batch.explicit(pending.which, pending.local, pending.pages(state, table, rows))
+    b = Batch.explicit(pending.which, pending.local, pending.pages(state, table, rows),
+                       rows.size)
     c = Cost(world, table, rows, b, last_stage=True)
     record(world, table, rows, b, c, c.sendable)
     n = rows.size
@@ -191,8 +207,7 @@ def go_remote(state: State, table: MigrationTable, row: int) -> None:
     table["content_mismatches"][row] = 0
     v, src, dst = (int(table[c][row]) for c in ("vm", "src", "dst"))
     moving = pages[clean]
-    to_destination(state, moving, np.full(moving.size, v), np.full(moving.size, src),
-                   np.full(moving.size, dst))
+    vm_to_destination(state, moving, v, src, dst)
     remote = pages[~clean]
     loc = p.location[remote]
     state.reclaim.hosts["compressed_pages"][src] -= int((loc == Loc.COMPRESSED).sum())
@@ -210,8 +225,7 @@ def pull(state: State, table: MigrationTable, row: int, pages: I64) -> I64:
     """Bring the REMOTE ones of `pages` over; returns them."""
     pages = pages[state.pages.location[pages] == Loc.REMOTE]
     v, src, dst = (int(table[c][row]) for c in ("vm", "src", "dst"))
-    to_destination(state, pages, np.full(pages.size, v), np.full(pages.size, src),
-                   np.full(pages.size, dst))
+    vm_to_destination(state, pages, v, src, dst)
     off = int(state.vms["page_offset"][v])
     table.pages["at_dest"][int(table["page_base"][row]) + pages - off] = True
     return pages

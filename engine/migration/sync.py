@@ -28,7 +28,7 @@ def take_dirty(world: World, table: MigrationTable, tw: TickWrites, rows: I64,
     length = table["dirty_len"][rows]
     dirty = RowPages(np.repeat(np.arange(rows.size), length),
                      table.dirty["page"][ranges(table["dirty_base"][rows], length)].astype(
-                         np.int64))
+                         np.int64) - 1)  # held as page + 1 (model.py)
     world.state.pages.dirty[dirty.pages(world.state, table, rows)] = False
     table["dirty_len"][rows] = 0
     table["last_sync_s"][rows] = at
@@ -52,8 +52,10 @@ def unsent(world: World, table: MigrationTable, rows: I64) -> RowPages:
     left = np.maximum(length - cursor, 0)
     which = np.repeat(np.arange(rows.size), left)
     idx = ranges(cursor, left)
+    if table["pass_full"][rows].all():
+        return RowPages(which, idx)  # a full pass's entries are its pages
     full = np.take(table["pass_full"][rows], which)
-    entry = idx.copy()  # a full pass's entries are its pages
+    entry = idx.copy()
     entry[~full] = table.lists["entry"][np.take(table["list_base"][rows], which[~full])
                                         + idx[~full]]
     return RowPages(which, entry).where(entry >= 0)

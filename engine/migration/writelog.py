@@ -88,7 +88,7 @@ class TickWrites:
         rank = np.arange(which.size) - np.repeat(starts, lengths)
         offset = self.state.vms["page_offset"][table["vm"][r]]
         table.dirty["page"][table["dirty_base"][r] + table["dirty_len"][r] + rank] = (
-            pages - offset)
+            pages - offset + 1)  # held as page + 1 (model.py)
         table["dirty_len"][rows[which[starts]]] += lengths
 
     def late(self, rows: I64) -> tuple[I64, I64]:

@@ -204,3 +204,46 @@ def test_dirty_logging_traps_cost_the_guest_and_pml_batches_them() -> None:
         traps[pml] = (m["dirty_log_traps"], sim.snapshot().vm("a").lost_s["dirty_log"])
     assert traps[False][0] > 0 and traps[False][1] > 0
     assert traps[True][1] < traps[False][1] / 100  # one exit per 512 logged pages
+
+
+def test_sending_in_small_groups_of_pages_changes_nothing(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The pre-copies of a tick send their pages in groups of rows (send.CHUNK_ENTRIES
+    list entries each); the outcome must not depend on the size of the groups."""
+    from engine.migration import send
+
+    data = small_spec()
+    data["host"][0]["memory"] = data["host"][1]["memory"] = "96MiB"
+    for host in data["host"]:
+        host["nic"] = "100Mbit/s"
+    data["vm"] = [{"id": f"v{i}", "host": "h1", "memory": "8MiB",
+                   "content": {"zero": 0.1, "os": 0.2, "private": 0.6, "app": 0.1,
+                               "resident": 1.0},
+                   "workload": {"reads_per_s": 500, "writes_per_s": 400}} for i in range(6)]
+    options = [{"algorithm": "qemu"}, {"algorithm": "xen"},
+               {"algorithm": "qemu", "xbzrle": True, "max_rate": "20Mbit/s"},
+               {"algorithm": "xen", "free_page_hints": True},
+               {"algorithm": "qemu", "mode": "hybrid", "auto_converge": True},
+               {"algorithm": "qemu", "pml": True}]
+    groups: list[int] = []
+    real = send._send_some
+
+    def counting(*args: Any) -> Any:
+        groups.append(int(args[2].size))
+        return real(*args)
+
+    runs = []
+    for chunk in (send.CHUNK_ENTRIES, 64):
+        monkeypatch.setattr(send, "CHUNK_ENTRIES", chunk)
+        monkeypatch.setattr(send, "_send_some", counting)
+        groups.clear()
+        sim = Simulation.from_spec(parse_scenario(data), check=True)
+        for i, opts in enumerate(options):
+            assert sim.submit({"kind": "migrate", "vm": f"v{i}", "to": "h2", **opts}).ok
+        sim.step(40)
+        runs.append((sim.digest(), sim.report()["migrations"], max(groups)))
+    (digest, report, most), (small_digest, small_report, small_most) = runs
+    assert most == 6 and small_most < 6  # all rows together, then in smaller groups
+    assert all(m["status"] == "done" for m in report)
+    assert small_report == report
+    assert small_digest == digest
