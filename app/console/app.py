@@ -390,7 +390,18 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
         action = ACTIONS_BY_NAME[name]
         context = ActionContext(self.snapshot, self.driver.preview, self.driver.spec, vm, host,
                                 self.live, self.driver.wws)
-        self.push_screen(action.dialog(context), self._submit)
+        dialog = action.dialog
+        if isinstance(dialog, type) and getattr(dialog, "REUSABLE", False):
+            # Kept once built: composing it is most of what opening it costs.
+            name = f"dialog:{name}"
+            if self.is_screen_installed(name):
+                screen = self.get_screen(name)
+                screen.reuse(context)  # type: ignore[attr-defined]
+            else:
+                self.install_screen(dialog(context), name)
+            self.push_screen(name, self._submit)
+            return
+        self.push_screen(dialog(context), self._submit)
 
     def _submit(self, command: Command | None) -> None:
         if command is None:
