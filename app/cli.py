@@ -43,6 +43,8 @@ DEFAULT_SCENARIO = SCENARIOS / "tutorial" / "first-night.toml"
 
 _say = say  # app/reproduce.py's name for it
 
+BuildProgress = Callable[[int, int], None]  # (VMs powered on, of) as the world builds
+
 # Exit statuses (README "Exit codes"): 1 is Python's own, for a bug, with its traceback.
 EXIT_OK, EXIT_BAD_INPUT, EXIT_OBJECTIVES_FAILED = 0, 2, 3
 
@@ -85,7 +87,7 @@ def resolve(arg: str) -> Path:
 
 
 def _load(path: Path, seed: int | None = None, check: bool = False,
-          overrides: Sequence[str] = ()) -> Simulation:
+          overrides: Sequence[str] = (), progress: BuildProgress | None = None) -> Simulation:
     if is_save_file(path):
         if seed is not None:
             raise InputError(str(path), "--seed", "a save continues its own random streams; "
@@ -93,12 +95,46 @@ def _load(path: Path, seed: int | None = None, check: bool = False,
         if overrides:
             raise InputError(str(path), "--set", "a save cannot be changed; give a scenario")
         return read_save(path, check=check)
-    return Simulation.from_spec(load_scenario(path, overrides), seed=seed, check=check)
+    return Simulation.from_spec(load_scenario(path, overrides), seed=seed, check=check,
+                                progress=progress)
 
 
 def _console() -> Console:
     # Built per command so it writes to whatever sys.stdout is now (pytest's capsys too).
     return Console(highlight=False)
+
+
+def _err_console() -> Console:
+    """stderr, for what only a person watching needs (the build's progress bar)."""
+    return Console(stderr=True, highlight=False)
+
+
+def _load_with_bar(source: Path, args: argparse.Namespace) -> Simulation:
+    """Build the world; on a terminal, with a bar on stderr following the VMs powered on
+    (a big data center takes seconds). Not on a terminal: nothing extra is printed."""
+    err = _err_console()
+    if not err.is_terminal:
+        return _load(source, seed=args.seed, check=args.check, overrides=args.set)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    # markup=False: a file name is not rich markup.
+    with Progress(TextColumn("building {task.description}", markup=False), BarColumn(),
+                  MofNCompleteColumn(), TextColumn("VMs powered on"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        # No total until the engine gives one: a save (no VMs to power on) pulses.
+        task = bar.add_task(source.name, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return _load(source, seed=args.seed, check=args.check, overrides=args.set,
+                     progress=progress)
 
 
 def _write_report(path: Path, report: dict[str, Any]) -> None:
@@ -207,12 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(str(source), "overcommit_save", "not an Overcommit save file")
     _check_outputs(source, args.report, args.save)
     console = _console()
-    if console.is_terminal:
-        # Building a big data center takes seconds; say so instead of looking hung.
-        with console.status(f"loading {source}"):
-            sim = _load(source, seed=args.seed, check=args.check, overrides=args.set)
-    else:
-        sim = _load(source, seed=args.seed, check=args.check, overrides=args.set)
+    sim = _load_with_bar(source, args)
     ticks = _ticks_to_run(sim, args.ticks, str(source))
     log = EventLog(console, enabled=not args.quiet)
     series = open_series(args, sim, source)

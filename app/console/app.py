@@ -8,15 +8,19 @@ a thread worker that posts EngineDriver.Stepped messages back.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import App
 from textual.binding import BindingType
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.worker import get_current_worker
 
 from app.campaign import Campaign, Level
 from app.console.actions import ACTIONS_BY_NAME, default_target, missing_target_message
@@ -32,6 +36,7 @@ from app.console.saving import SaveLoad
 from app.console.screens.help_screen import HelpScreen
 from app.console.screens.host_detail import HostDetailScreen
 from app.console.screens.level_select import LevelSelectScreen
+from app.console.screens.loading import LoadingScreen
 from app.console.screens.overview import OverviewScreen
 from app.console.screens.sla_screen import SLAScreen
 from app.console.screens.vm_detail import VMDetailScreen
@@ -41,8 +46,27 @@ from app.console.widgets.host_list import HostList
 from app.console.widgets.vm_table import VMTable
 from engine import Command, Event, Simulation
 
+# Builds the world, calling progress(done, total) as its VMs power on.
+Builder = Callable[[Callable[[int, int], None]], Simulation]
+# Allocations between young garbage collections (CPython's default: 700). A frame makes
+# tens of thousands of short-lived objects (Textual's strips and segments); collecting
+# every 700 of them costs more than the garbage they free.
+GC_YOUNG = 10_000
 ARCHIVE_LEN = 5000  # events kept for the detail screens
 LOG_BURST = 200  # at most this many log lines per refresh; the rest are summarised
+
+
+def settle_garbage() -> None:
+    """Collect, then freeze what is left. The world, its tables and the screens live as
+    long as the world is played; the collector's full passes (one every few frames) would
+    walk all of them each time, and on the 1,000-VM world those pauses reach 100 ms."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+class _BuildCancelled(Exception):
+    """Raised from the progress callback to stop a build the player walked away from."""
 
 
 class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
@@ -58,10 +82,34 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
                                 "levels", "briefing", "fork", "compare", "toggle_pane"})
     COLUMN_CYCLE = ("basic", "memory", "sla")
 
-    def __init__(self, sim: Simulation, *, paused: bool = False,
+    class WorldBuilt(Message):
+        """The build worker is done: the world, or why there is none."""
+
+        def __init__(self, sim: Simulation | None, error: BaseException | None) -> None:
+            super().__init__()
+            self.sim = sim
+            self.error = error
+
+    class BuildProgress(Message):
+        """`done` of `total` VMs powered on; a newer one replaces one not shown yet."""
+
+        def __init__(self, done: int, total: int) -> None:
+            super().__init__()
+            self.done = done
+            self.total = total
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, OvercommitApp.BuildProgress)
+
+    def __init__(self, sim: Simulation | None = None, *, paused: bool = False,
                  saves_dir: Path | None = None, campaign: Campaign | None = None,
-                 level: Level | None = None, briefing: bool = True) -> None:
+                 level: Level | None = None, briefing: bool = True,
+                 build: Builder | None = None, title: str = "the world") -> None:
+        """Give the world (`sim`), or a `build` that makes it, given a progress callback:
+        the console then opens on a loading screen and builds it in a thread worker."""
         super().__init__()
+        if (sim is None) == (build is None):
+            raise ValueError("give either sim or build")
         self.show_briefing = briefing  # the scenario's briefing before its clock starts
         self.campaign = campaign
         self.level = level
@@ -73,10 +121,20 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
         self._event_seq = 0
         self._pending_log: list[Event] = []
         self.pause_in_dialogs = campaign is not None
-        self._install(EngineDriver(sim))
+        self._builder = build
+        self._build_title = title
+        self.build_error: BaseException | None = None  # run_console raises it after exit
+        if sim is not None:
+            self._install(EngineDriver(sim))
+
+    @property
+    def loading(self) -> bool:
+        """The world is still being built (the loading screen is up)."""
+        return self._builder is not None
 
     # -- the simulation ----------------------------------------------------------------
     def _install(self, driver: EngineDriver) -> None:
+        settle_garbage()  # the last world's cycles go; this one's objects are frozen next
         self.driver = driver
         self.histories = Histories()
         self.snapshot = driver.snapshot()
@@ -85,20 +143,76 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
         self._finished = self._is_finished(self.snapshot)
         self._ended = self._all_judged(self.snapshot)
         self.reset_autosave(self.snapshot.time_s)
+        if self.is_running:  # a new world (a load, a fork, a level): its first frame, then
+            self.call_after_refresh(settle_garbage)
 
     @property
     def saves_dir(self) -> Path:
         return self.saves_dir_override or Path.cwd() / "saves"
 
     def get_default_screen(self) -> Screen[None]:
-        return OverviewScreen()
+        return LoadingScreen(self._build_title) if self.loading else OverviewScreen()
 
     def on_mount(self) -> None:
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(GC_YOUNG, *self._gc_threshold[1:])
+        if self._builder is not None:
+            self._build_world(self._builder)
+        else:
+            self._start()
+
+    def on_unmount(self) -> None:
+        gc.set_threshold(*self._gc_threshold)
+        gc.unfreeze()  # the console's objects may go now
+
+    # -- building the world (off the UI thread, so the loading screen paints) ----------
+    @work(thread=True, exclusive=True, group="build")
+    def _build_world(self, build: Builder) -> None:
+        worker = get_current_worker()
+
+        def progress(done: int, total: int) -> None:
+            if worker.is_cancelled:  # the player quit: stop at the next batch of VMs
+                raise _BuildCancelled
+            self.post_message(self.BuildProgress(done, total))
+
+        try:
+            sim = build(progress)
+        except _BuildCancelled:
+            return
+        except Exception as err:  # noqa: BLE001 - bad input or a bug: raised after exit
+            self.post_message(self.WorldBuilt(None, err))
+            return
+        self.post_message(self.WorldBuilt(sim, None))
+
+    @on(BuildProgress)
+    def _build_progress(self, message: BuildProgress) -> None:
+        if isinstance(self.screen, LoadingScreen):
+            self.screen.advance(message.done, message.total)
+
+    @on(WorldBuilt)
+    def _world_built(self, message: WorldBuilt) -> None:
+        if message.sim is None:
+            self.build_error = message.error
+            self.exit(return_code=1)
+            return
+        self._install(EngineDriver(message.sim))
+        self._builder = None
+        # The loading screen is the default mode's base, which no screen can replace: the
+        # console runs in a mode of its own, and the loading screen stays behind, emptied.
+        loading = self.screen
+        self.add_mode("console", OverviewScreen)
+        self.switch_mode("console")
+        loading.query("*").remove()
+        self._start()
+
+    def _start(self) -> None:
+        """The world is there: start the clock's timers, greet, open the first screen."""
         self._tick_timer = self.set_interval(1 / TIMER_HZ, self._on_clock_timer,
                                              pause=self.clock.paused)
         self.set_interval(REFRESH_S, self._refresh_if_due)
         self.call_after_refresh(self._welcome)
         self.call_after_refresh(self._open_first_screen)
+        self.call_after_refresh(settle_garbage)  # with the VM table's rows
 
     def _welcome(self) -> None:
         meta = self.driver.spec.scenario
@@ -169,7 +283,7 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
                            self.selected_vm, self.vm_columns, self.live)
 
     def refresh_views(self) -> None:
-        if not self.is_running or not self.screen_stack:
+        if not self.is_running or not self.screen_stack or self.loading:
             return
         self._last_refresh = time.monotonic()
         self._dirty = False
@@ -191,8 +305,9 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Operator actions, save, load and help wait until the open dialog is closed; on
-        # the level select only its own keys (and quit) work: no world is in play there.
-        if isinstance(self.screen, LevelSelectScreen):
+        # the level select (and while the world builds) only its own keys and quit work: no
+        # world is in play there.
+        if isinstance(self.screen, LevelSelectScreen) or self.loading:
             return action in ("quit", "confirm_quit")
         return not (action in self.NOT_IN_DIALOGS and isinstance(self.screen, ModalScreen))
 
@@ -275,7 +390,18 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
         action = ACTIONS_BY_NAME[name]
         context = ActionContext(self.snapshot, self.driver.preview, self.driver.spec, vm, host,
                                 self.live, self.driver.wws)
-        self.push_screen(action.dialog(context), self._submit)
+        dialog = action.dialog
+        if isinstance(dialog, type) and getattr(dialog, "REUSABLE", False):
+            # Kept once built: composing it is most of what opening it costs.
+            name = f"dialog:{name}"
+            if self.is_screen_installed(name):
+                screen = self.get_screen(name)
+                screen.reuse(context)  # type: ignore[attr-defined]
+            else:
+                self.install_screen(dialog(context), name)
+            self.push_screen(name, self._submit)
+            return
+        self.push_screen(dialog(context), self._submit)
 
     def _submit(self, command: Command | None) -> None:
         if command is None:

@@ -45,6 +45,9 @@ class SaveLoad(App[int]):
 
         def _install(self, driver: EngineDriver) -> None: ...
 
+        @property
+        def loading(self) -> bool: ...
+
     def slot_name(self) -> str:
         return slug(self.driver.spec.scenario.name)
 
@@ -101,7 +104,7 @@ class SaveLoad(App[int]):
         if isinstance(self.screen, QuitDialog):  # ctrl+q twice: save and quit
             self.screen.action_choose("save")
             return
-        if self.snapshot.tick == 0:
+        if self.loading or self.snapshot.tick == 0:  # nothing played yet to save
             self.exit()
             return
         self._pause()

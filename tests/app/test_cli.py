@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -254,3 +256,52 @@ def test_interrupted_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     assert main(["run", TUTORIAL, "--ticks", "10", "--save", str(save)]) == 130
     assert "interrupted at tick 0" in capsys.readouterr().err
     assert not save.exists()
+
+
+# Five sizes of VM: five runs laid out apart, so the build reports progress five times.
+SEVERAL_SIZES = BASE.split("[[host]]")[0] + """
+[[host_group]]
+id = "h"
+count = 4
+memory = "256MiB"
+switch = "tor"
+""" + "".join(f"""
+[[vm_group]]
+id = "g{m}"
+count = 2
+memory = "{m}MiB"
+hosts = ["*"]
+""" for m in (8, 12, 16, 20, 24))
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a person's would."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_build_bar_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR"):  # let rich look at the file
+        monkeypatch.delenv(name, raising=False)
+    world = tmp_path / "sizes.toml"
+    world.write_text(SEVERAL_SIZES)
+    calls: list[tuple[int, int]] = []
+    Simulation.from_file(world, progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) >= 5 and calls[-1] == (10, 10)
+
+    # Not a terminal (a script, a pipe, a test): stderr stays empty.
+    assert main(["run", str(world), "--ticks", "2", "--quiet"]) == 0
+    piped = capsys.readouterr()
+    assert piped.err == ""
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["run", str(world), "--ticks", "2", "--quiet"]) == 0
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())  # no colours
+    # The bar, drawn from the engine's own count: the total exists only in its callback.
+    assert "building sizes.toml" in drawn and "10/10 VMs powered on" in drawn
+    assert terminal.getvalue().endswith("\x1b[2K")  # then erased: the bar is transient
+    # The summary on stdout is the same, but for wall-clock figures.
+    assert capsys.readouterr().out.splitlines()[:8] == piped.out.splitlines()[:8]

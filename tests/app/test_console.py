@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, OptionList
+from textual.widgets import DataTable, Input, OptionList, ProgressBar
+from textual.worker import get_current_worker
 
 from app.console.app import OvercommitApp
 from app.console.screens.help_screen import HelpScreen
 from app.console.screens.host_detail import HostDetailScreen
 from app.console.screens.load_dialog import LoadDialog
+from app.console.screens.loading import LoadingScreen
+from app.console.screens.overview import OverviewScreen
 from app.console.screens.place_dialog import PlaceDialog
 from app.console.screens.save_dialog import SaveDialog
 from app.console.screens.stop_dialog import StopDialog
@@ -27,7 +32,7 @@ from app.console.widgets.host_list import HostList
 from app.console.widgets.verdict_line import VerdictLine
 from app.console.widgets.vm_table import VMTable
 from app.tui import open_simulation, run_console
-from engine import InputError, Simulation
+from engine import InputError, Simulation, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "scenarios/tutorial/first-night.toml"
@@ -318,3 +323,111 @@ def test_run_console_refuses_bad_input(tmp_path: Path) -> None:
     broken.write_text("[scenario]\nname = 3\n")
     with pytest.raises(InputError):
         run_console(broken)
+
+
+# Five sizes of VM: five runs laid out apart, so the build reports progress five times.
+SEVERAL_SIZES = {
+    "scenario": {"name": "several sizes", "seed": 1, "duration": "1h"},
+    "switch": [{"id": "tor"}, {"id": "gw", "kind": "gateway"}],
+    "link": [{"a": "tor", "b": "gw", "capacity": "10Gbit/s"}],
+    "host_group": [{"id": "h", "count": 4, "memory": "256MiB", "switch": "tor"}],
+    "vm_group": [{"id": f"g{m}", "count": 2, "memory": f"{m}MiB", "hosts": ["*"]}
+                 for m in (8, 12, 16, 20, 24)],
+}
+
+
+@pilot_test
+async def test_loading_screen_while_the_world_builds() -> None:
+    spec = parse_scenario(SEVERAL_SIZES)
+    gate = threading.Event()  # holds the build after its second step, for a look
+    steps: list[tuple[int, int]] = []
+    ui_thread = threading.get_ident()
+
+    def build(progress: Callable[[int, int], None]) -> Simulation:
+        def step(done: int, total: int) -> None:
+            assert threading.get_ident() != ui_thread  # built off the UI thread
+            steps.append((done, total))
+            progress(done, total)
+            if len(steps) == 2:
+                assert gate.wait(timeout=30)
+
+        return Simulation.from_spec(spec, progress=step)
+
+    app = OvercommitApp(paused=True, briefing=False, build=build, title="several sizes")
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(200):  # until the second step reached the screen
+            await pilot.pause(0.01)
+            if isinstance(app.screen, LoadingScreen) and app.screen.done == 4:
+                break
+        screen = app.screen
+        assert isinstance(screen, LoadingScreen) and app.loading
+        bar = screen.query_one(ProgressBar)
+        assert (bar.progress, bar.total) == (4, 10)
+        assert "4 of 10 VMs powered on" in text_of(screen.query_one("#loading-count"))
+        assert "Building several sizes" in text_of(screen.query_one("#loading-title"))
+        await pilot.press("space", "full_stop")  # no world yet: the clock keys do nothing
+        gate.set()
+        for _ in range(300):
+            await pilot.pause(0.01)
+            if isinstance(app.screen, OverviewScreen):
+                break
+        await pilot.pause()
+        assert isinstance(app.screen, OverviewScreen) and not app.loading
+        assert len(app.screen_stack) == 1  # the loading screen is gone, not underneath
+        assert app.screen.query_one(VMTable).row_count == 10
+        assert app.snapshot.tick == 0 and app.clock.paused
+        assert len(steps) >= 5 and steps[-1] == (10, 10)
+
+
+def test_a_failed_build_is_raised_after_the_console_closes(tmp_path: Path) -> None:
+    def build(progress: Callable[[int, int], None]) -> Simulation:
+        raise InputError("world.toml", "host[0].memory", "too big to build")
+
+    async def run() -> OvercommitApp:
+        app = OvercommitApp(build=build, title="doomed")
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.01)
+                if app.build_error is not None:
+                    break
+        return app
+
+    app = asyncio.run(run())
+    assert isinstance(app.build_error, InputError) and "too big" in str(app.build_error)
+
+
+@pilot_test
+async def test_quitting_while_the_world_builds_stops_the_build() -> None:
+    spec = parse_scenario(SEVERAL_SIZES)
+    steps: list[tuple[int, int]] = []
+    resumed = threading.Event()
+
+    def build(progress: Callable[[int, int], None]) -> Simulation:
+        worker = get_current_worker()
+
+        def step(done: int, total: int) -> None:
+            steps.append((done, total))
+            progress(done, total)
+            if len(steps) == 1:  # the build goes on only once the player has quit
+                for _ in range(3000):
+                    if worker.is_cancelled:
+                        break
+                    time.sleep(0.01)
+                resumed.set()
+
+        return Simulation.from_spec(spec, progress=step)
+
+    app = OvercommitApp(build=build, title="several sizes")
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.01)
+            if isinstance(app.screen, LoadingScreen) and app.screen.done == 2:
+                break
+        await pilot.press("ctrl+q")  # quits at once: nothing was played
+    for _ in range(3000):
+        if resumed.is_set():
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # time for the build to go on, were it not stopped
+    assert steps == [(2, 10), (4, 10)]  # stopped at its next step, not built on
+    assert app.build_error is None

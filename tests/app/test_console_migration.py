@@ -339,3 +339,42 @@ async def test_palette_offers_migration_for_running_vms_only() -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, MigrateDialog) and app.screen.vm == "db1"
+
+
+@pilot_test
+async def test_migrate_dialog_opens_again_as_new_for_another_vm() -> None:
+    """The dialog is kept once built (composing it is most of its cost): opened again it
+    is the next VM's, with every field back to its default."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        first = await open_migrate(pilot, "web1")
+        first.query_one("#migrate-mode", Select).value = "postcopy"
+        first.query_one("#migrate-algorithm", Select).value = "qemu"
+        first.query_one("#migrate-rate", Input).value = "fast"
+        first.query_one("#migrate-xbzrle").value = True
+        await pilot.pause()
+        assert "invalid" in text_of(first.query_one(VerdictLine))
+        await pilot.press("escape")
+        await pilot.pause()
+        again = await open_migrate(pilot, "db1")
+        assert again is first  # the same screen, handed db1
+        assert text_of(again.query_one("#migrate-title")).startswith("Migrate db1")
+        assert "db1:" in text_of(again.query_one("#migrate-summary"))
+        assert again.query_one("#migrate-mode", Select).value == "precopy"
+        assert again.query_one("#migrate-algorithm", Select).value == "xen"
+        assert again.query_one("#migrate-rate", Input).value == ""
+        assert again.query_one("#migrate-xbzrle").value is False
+        assert again.query_one("#migrate-prepaging").value is True
+        hosts = again.query_one("#migrate-hosts", DataTable)
+        db1_host = app.snapshot.vm("db1").host
+        assert hosts.row_count == len(app.snapshot.hosts)
+        assert f"already runs on {db1_host}" in table_cell(hosts, db1_host, "verdict")
+        verdict = text_of(again.query_one(VerdictLine))
+        assert "accepted" in verdict and "db1 starts migrating to" in verdict
+        assert again.rejections == 0 and again.command is not None
+        assert again.command.vm == "db1" and again.command.mode == "precopy"
+        await pilot.press("enter")  # confirms db1's migration, as a new dialog would
+        await pilot.pause()
+        assert not isinstance(app.screen, MigrateDialog)
+        assert "db1" in app.snapshot.pending_vms()
