@@ -96,6 +96,20 @@ def _step_timed(sim: Any, phases: dict[str, float]) -> float:
     return time.perf_counter() - t0
 
 
+def build_floor(state: Any) -> tuple[float, float]:
+    """(seconds, GiB): mapping and writing once, with bare numpy, fresh arrays of the sizes
+    of the world's page and frame arrays - what any build of this world must at least do
+    (the kernel's first touch of every page of them included)."""
+    sizes = [a.nbytes for a in (*state.pages.arrays().values(),
+                                *state.frames.arrays().values())]
+    t0 = time.perf_counter()
+    for nbytes in sizes:
+        a = np.empty(nbytes, np.uint8)
+        a.fill(1)
+        del a
+    return time.perf_counter() - t0, sum(sizes) / 2**30
+
+
 def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from engine import Simulation
@@ -122,12 +136,16 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
             floors.append((floor.ms(after[0] - before[0], after[1] - before[1]),
                            walls[i] * 1e3))
     rss_end = rss_gib()
+    peak = peak_rss_gib()
+    build_floor_s, array_gib = build_floor(sim.world.state)
     r1, w1 = _counts(sim)
     ms = walls * 1e3
     floor_ms = float(np.mean([f for f, _ in floors]))
     return {
         "pages": len(sim.world.state.pages),
         "build_s": build_s,
+        "build_floor_s": build_floor_s,
+        "array_gib": array_gib,
         "warm_sim_per_wall": warmup * tick_s / warm_wall,
         "mean_ms": float(ms.mean()),
         "median_ms": float(np.median(ms)),
@@ -142,7 +160,7 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
         "rss_before_build_gib": rss0,
         "rss_start_gib": rss_start,
         "rss_end_gib": rss_end,
-        "peak_rss_gib": peak_rss_gib(),
+        "peak_rss_gib": peak,
         "phases_ms": {k: v / ticks * 1e3 for k, v in phases.items()},
     }
 
@@ -181,6 +199,10 @@ def _print(rows: list[tuple[str, dict[str, Any]]], window: int) -> None:
               f"{r['sim_per_wall']:>9.1f}{r['rss_start_gib']:>10.2f}{r['rss_end_gib']:>9.2f}"
               f"{r['peak_rss_gib']:>7.2f}{r['floor_ms']:>7.2f}{r['mean_over_floor']:>7.1f}x"
               f"{r['median_over_floor']:>6.1f}x")
+    for name, r in rows:
+        print(f"\n{name}: built in {r['build_s']:.2f} s; the floor (mapping and writing its "
+              f"{r['array_gib']:.2f} GiB of page and frame arrays once, bare numpy) "
+              f"{r['build_floor_s']:.2f} s: {r['build_s'] / r['build_floor_s']:.1f}x")
     for name, r in rows:
         total = sum(r["phases_ms"].values())
         print(f"\n{name}: {r['reads_per_tick']:,.0f} page reads and {r['writes_per_tick']:,.0f} "
