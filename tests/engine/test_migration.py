@@ -247,3 +247,48 @@ def test_sending_in_small_groups_of_pages_changes_nothing(monkeypatch: pytest.Mo
     assert all(m["status"] == "done" for m in report)
     assert small_report == report
     assert small_digest == digest
+
+
+def test_the_destination_frames_of_one_vm_are_those_of_the_general_allocator() -> None:
+    """frames.allocate_on (a VM's pages at switch-over) gives what allocate gives for the
+    same requests, also when the host's high stack runs out and when the host is full;
+    frames.release pushes freed frames in ascending order onto their host's stacks."""
+    import copy
+
+    from engine.memory import frames
+
+    sim = Simulation.from_spec(parse_scenario(small_spec()), check=True)
+    sim.step(1)
+    state = sim.world.state
+    h = 1
+    high_free = int(state.hosts.free_count[h] - state.hosts.free_low[h])
+    for n in (5, high_free + 7, int(state.hosts.free_count[h]) + 3):
+        a, b = copy.deepcopy(state), copy.deepcopy(state)
+        general = frames.allocate(a, np.full(n, h, np.int64))
+        mine = frames.allocate_on(b, h, n)
+        assert np.array_equal(general, mine)
+        assert np.array_equal(a.frames.refcount, b.frames.refcount)
+        assert np.array_equal(a.hosts.free_count, b.hosts.free_count)
+        assert np.array_equal(a.hosts.free_low, b.hosts.free_low)
+    # Release: the reference pushes each freed frame, in ascending order, onto its stack.
+    got = frames.allocate_on(state, h, high_free + 7)
+    dropped = np.concatenate([got[::3], got[1::3][::-1]])  # a host's frames, shuffled
+    expected = copy.deepcopy(state)
+    stack, hosts = expected.frames.free_stack, expected.hosts
+    for f in sorted(dropped.tolist()):
+        off = int(hosts.frame_offset[h])
+        low = f - off < int(hosts.low_frames[h])
+        top = (off + int(hosts.free_low[h]) if low else
+               off + int(hosts.low_frames[h]) + int(hosts.free_count[h] - hosts.free_low[h]))
+        stack[top] = f
+        hosts.free_low[h] += low
+        hosts.free_count[h] += 1
+        expected.frames.refcount[f] -= 1
+    for frames_in in (dropped, np.sort(dropped)):  # the sort and the no-sort ways
+        s = copy.deepcopy(state)
+        frames.release(s, frames_in)
+        assert np.array_equal(s.hosts.free_count, expected.hosts.free_count)
+        assert np.array_equal(s.hosts.free_low, expected.hosts.free_low)
+        top = int(s.hosts.frame_offset[h] + s.hosts.n_frames[h])
+        assert np.array_equal(s.frames.free_stack[:top], stack[:top])
+        assert np.array_equal(s.frames.refcount, expected.frames.refcount)
