@@ -355,7 +355,7 @@ async def test_loading_screen_while_the_world_builds() -> None:
 
     app = OvercommitApp(paused=True, briefing=False, build=build, title="several sizes")
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(200):  # until the second step reached the screen
+        for _ in range(2000):  # until the second step reached the screen
             await pilot.pause(0.01)
             if isinstance(app.screen, LoadingScreen) and app.screen.done == 4:
                 break
