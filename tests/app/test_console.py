@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, OptionList, ProgressBar
+from textual.widgets.data_table import DuplicateKey
 from textual.worker import get_current_worker
 
 from app.console.app import OvercommitApp
@@ -355,7 +356,7 @@ async def test_loading_screen_while_the_world_builds() -> None:
 
     app = OvercommitApp(paused=True, briefing=False, build=build, title="several sizes")
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(200):  # until the second step reached the screen
+        for _ in range(2000):  # until the second step reached the screen
             await pilot.pause(0.01)
             if isinstance(app.screen, LoadingScreen) and app.screen.done == 4:
                 break
@@ -431,3 +432,43 @@ async def test_quitting_while_the_world_builds_stops_the_build() -> None:
     await asyncio.sleep(0.2)  # time for the build to go on, were it not stopped
     assert steps == [(2, 10), (4, 10)]  # stopped at its next step, not built on
     assert app.build_error is None
+
+
+@pilot_test
+async def test_rows_added_at_once_are_rows_like_any_other() -> None:
+    """FixedWidths.add_rows_at_once (a column switch refills the VM table with it) leaves
+    the table as add_row would, row for row."""
+    from textual.app import App, ComposeResult
+
+    from app.console.widgets.fit_table import FixedWidths
+
+    class Two(App[None]):
+        def compose(self) -> ComposeResult:
+            yield FixedWidths(id="one")
+            yield FixedWidths(id="bulk")
+
+    app = Two()
+    async with app.run_test(size=(60, 30)) as pilot:
+        one, bulk = app.query_one("#one", FixedWidths), app.query_one("#bulk", FixedWidths)
+        rows = [(f"r{i}", [f"cell {i}", str(i * i)]) for i in range(12)]
+        for table in (one, bulk):
+            table.add_column("A", key="a", width=8)
+            table.add_column("B", key="b", width=5)
+        for key, cells in rows[:3]:
+            one.add_row(*cells, key=key)
+        bulk.add_rows_at_once(rows[:3])
+        for key, cells in rows[3:]:
+            one.add_row(*cells, key=key)
+        bulk.add_rows_at_once(rows[3:])
+        await pilot.pause()
+        for table in (one, bulk):
+            assert table.row_count == 12
+            assert [r.key.value for r in table.ordered_rows] == [k for k, _ in rows]
+            assert table.get_row("r5") == ["cell 5", "25"]
+            assert table.get_row_at(11) == ["cell 11", "121"]
+            assert table.cursor_coordinate == (0, 0)
+            assert table.virtual_size == one.virtual_size
+        assert [one.render_line(y).text for y in range(8)] == \
+            [bulk.render_line(y).text for y in range(8)]
+        with pytest.raises(DuplicateKey):
+            bulk.add_rows_at_once([("r1", ["again"])])

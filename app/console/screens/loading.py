@@ -40,9 +40,10 @@ class LoadingScreen(Screen[None]):
     def advance(self, done: int, total: int) -> None:
         """`done` of `total` VMs powered on (the engine's build progress)."""
         self.done, self.total = done, total
-        if not self.is_mounted:
+        bars = self.query(ProgressBar)
+        if not bars:  # not composed yet: on_mount shows it
             return
-        self.query_one(ProgressBar).update(total=max(total, 1), progress=done)
+        bars.first().update(total=max(total, 1), progress=done)
         self.query_one("#loading-count", Static).update(
             f"{done:,} of {total:,} VMs powered on" if done < total else
             f"{total:,} VMs powered on; opening the console…")

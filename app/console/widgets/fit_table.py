@@ -5,31 +5,93 @@ cut short here is shown in full in the dialog's verdict line."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import zip_longest
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import DuplicateKey, Row, RowKey
 
+SegmentLines = list[list[Segment]]  # a rendered cell, as DataTable keeps it
 MIN_FLEX = 12  # "✔ accepted" and a little
 
 
 class FixedWidths(DataTable[Any]):
     """A DataTable whose columns all have fixed widths and rows one line: nothing to
     measure. (DataTable measures each new cell to size auto-width columns, three
-    terminal-size system calls a cell: most of a second for 1,000 new rows.)"""
+    terminal-size system calls a cell: most of a second for 1,000 new rows.)
+
+    Its cells render again only when they change. DataTable keys its cache of rendered
+    cells on a count of every change to the table, so updating one cell renders every
+    cell on screen again (400 of them, half of a live frame of the VM table); here a
+    cell's rendering is kept while the cell holds the same value (cells are replaced,
+    never changed in place) at the same place, width and style."""
+
+    CELL_CACHE = 4096  # rendered cells kept: a screenful of the widest column set, x4
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kept_cells: LRUCache[tuple[Any, ...], tuple[object, SegmentLines]] = \
+            LRUCache(self.CELL_CACHE)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         width = sum(col.get_render_width(self) for col in self.columns.values())
         header = self.header_height if self.show_header else 0
         self.virtual_size = Size(width, self._total_row_height + header)
 
+    def add_rows_at_once(self, rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """add_row for each (key, cells), one line high, with the per-row work done once:
+        add_row re-validates the cursor and wakes the idle handler for every row, which
+        is most of the cost of filling a 1,000-row table (a column switch does)."""
+        if not rows:
+            return
+        start = self.row_count
+        columns = [c.key for c in self.ordered_columns]
+        for offset, (key, cells) in enumerate(rows):
+            row_key = RowKey(key)
+            if row_key in self._row_locations:
+                raise DuplicateKey(f"The row key {row_key!r} already exists.")
+            if len(cells) > len(columns):
+                raise ValueError("More values provided than there are columns.")
+            self._row_locations[row_key] = start + offset
+            self._data[row_key] = dict(zip_longest(columns, cells))
+            self.rows[row_key] = Row(row_key, 1)
+            self._new_rows.add(row_key)
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate
+        if start == 0 and self.columns and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()  # as add_row does when the first row arrives
+        self._update_count += 1
+        self.check_idle()
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> SegmentLines:
+        if row_index < 0 or column_index < 0:  # the header and row labels: as DataTable
+            return super()._render_cell(row_index, column_index, base_style, width, cursor,
+                                        hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        value = self._data[row_key].get(column_key) \
+            if row_key is not None and column_key is not None else None
+        key = (row_key, column_key, row_index, column_index, base_style, width, cursor, hover,
+               self._show_hover_cursor, self._pseudo_class_state)
+        kept = self._kept_cells.get(key)
+        if kept is not None and kept[0] is value:
+            return kept[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor,
+                                     hover)
+        self._kept_cells[key] = (value, lines)
+        return lines
+
 
 class FitTable(FixedWidths):
     def __init__(self, *, flexible: str, id: str | None = None,
                  cursor_type: str = "row") -> None:
-        super().__init__(id=id, cursor_type=cursor_type)  # type: ignore[arg-type]
+        super().__init__(id=id, cursor_type=cursor_type)
         self.flexible = flexible
 
     def fit(self) -> None:

@@ -188,15 +188,17 @@ class VMTable(FixedWidths):
         added = False
         first_fill = not self._cells  # the cursor starts on the first row, once sorted
         blank = ("",) * len(self._columns)
+        new_rows = []
         for i in wanted:
             vm_id = rows.ids[i]
             if vm_id not in self._cells:
                 # Added blank and stale: only the rows that land on screen get their text
                 # now (a column switch or a resize re-adds every row).
                 self._cells[vm_id] = blank
-                self.add_row(*self._blank_cells(vm_id), key=vm_id)
+                new_rows.append((vm_id, self._blank_cells(vm_id)))
                 self._stale.add(vm_id)
                 added = True
+        self.add_rows_at_once(new_rows)
         self._resort(force=added, keep_cursor=not first_fill)
         self._render_visible()
 
