@@ -287,8 +287,10 @@ class RegionMap(U64Map):
         self.size = size
         self.offset = (np.cumsum(size) - size).astype(np.int64)
         self.bits = np.array([int(n).bit_length() - 1 for n in size], np.uint64)
-        self.rkeys = np.zeros(int(size.sum()), np.uint64)
-        self.rvals = np.zeros(int(size.sum()), np.uint32)
+        # Written through now (np.full, not calloc'd zeros), so the memory is the process's
+        # from the start, not taken page by page as the trees fill.
+        self.rkeys = np.full(int(size.sum()), EMPTY, np.uint64)
+        self.rvals = np.full(int(size.sum()), 0, np.uint32)
         self.live_in = np.zeros(size.size, np.int64)
         self.used_in = np.zeros(size.size, np.int64)  # live and deleted slots
 

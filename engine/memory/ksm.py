@@ -222,10 +222,11 @@ class _Chain:
     def __init__(self, state: State, keys: U64, content: U64) -> None:
         self.state, self.keys, self.content = state, keys, content
 
-    def probe(self, groups: I64, index: I64) -> tuple[Bool, I64, I64]:
+    def probe(self, groups: I64, index: int | I64) -> tuple[Bool, I64, I64]:
         """(live, frame, its sharers) of chain entry `index` of each group."""
         sharing, refcount = self.state.sharing, self.state.frames.refcount
-        chained = chain_key(self.keys[groups], index)
+        keys = self.keys[groups]
+        chained = keys if isinstance(index, int) and index == 0 else chain_key(keys, index)
         found, fr, aux = sharing.stable.get(chained)
         fr_ok = np.where(found, fr, 0)
         live = (found & (aux == self.content[groups]) & (sharing.frame_key[fr_ok] == chained)
@@ -290,7 +291,7 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     for d in range(_MAX_CHAIN):
         if pending.size == 0:
             break
-        live, fr, users = chain.probe(pending, np.full(pending.size, d, np.int64))
+        live, fr, users = chain.probe(pending, d)
         free_index[pending[~live]] = d
         take = np.where(live, np.clip(g_limit[pending] - users, 0,
                                       lengths[pending] - placed[pending]), 0)
