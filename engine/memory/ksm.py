@@ -306,8 +306,14 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     joined = order[_expand(starts[jg] + np.concatenate(join_rank), jc)]
     share_ops.merge(state, cand[joined], np.repeat(np.concatenate(join_frame), jc))
 
-    # 2. The rest of each group, in scan order: unstable tree, new KSM pages.
-    rest_g = np.flatnonzero(placed < lengths)
+    # 2. The rest of each group, in scan order. A changed page that found no room is only
+    # checksummed (volatile); a group with no unchanged page left does nothing more.
+    in_chain = np.zeros(cand.size, np.bool_)
+    in_chain[joined] = True
+    counters["volatile_this_scan"] += _per_host(state, host, volatile & ~in_chain)
+    searching = (unchanged & ~in_chain)[order]
+    rest_g = np.flatnonzero((np.add.reduceat(searching.astype(np.int64), starts) > 0)
+                            & (free_index < _MAX_CHAIN))
     if rest_g.size == 0:
         return
     _unstable_pass(state, cand, keys, host, order, starts, lengths, placed, free_index,
@@ -352,22 +358,17 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     chain_at = free_index[rest_g].copy()
     limit = g_limit[rest_g]
     g_start = np.cumsum(size) - size
-    look = (np.add.reduceat(unchanged[el].astype(np.int64), g_start) > 0) & (
-        chain_at < _MAX_CHAIN)
     unstable_before = counters["unstable_count"].copy()
-    vol_elems = volatile[el]
-    counters["volatile_this_scan"] += np.bincount(g_host[gi[vol_elems]], minlength=n_hosts)
 
     trees = sharing.unstable
     assert isinstance(trees, RegionMap)
     found = np.zeros(rest_g.size, np.bool_)  # the key has an entry in the host's tree
     partner = np.full(rest_g.size, -1, np.int64)
-    lk = np.flatnonzero(look)
-    if lk.size:
-        f, q = trees.get_in(g_keys[lk], g_host[lk])
-        ok = _partner(state, g_host[lk], g_keys[lk], g_content[lk], f, q)
-        found[lk] = f
-        partner[lk[ok]] = q[ok]
+    lk = np.arange(rest_g.size)  # each group has an unchanged page and a free chain index
+    f, q = trees.get_in(g_keys, g_host)
+    ok = _partner(state, g_host, g_keys, g_content, f, q)
+    found[:] = f
+    partner[ok] = q[ok]
     has_partner = partner >= 0
     # A partner scanned in this pass too (a stale entry that validates again, e.g. for a VM
     # restarted with the same content) is the partner only, not also a member.
