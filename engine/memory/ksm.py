@@ -1,16 +1,25 @@
 """Linux KSM (mm/ksm.c) as the alternative sharing design.
 
-ksmd walks each host's guest pages in order, a batch of `pages_to_scan` every
-`sleep_millisecs`; a batch ends early at the end of a full scan (ksm_do_scan stops when
-the scan wraps). For each page: search the stable tree (merged, write-protected KSM pages)
-and merge on a match; otherwise compare the page's checksum with the one from its previous
-scan: changed (or never seen) means volatile, remember and skip; unchanged, search the
-unstable tree (pages seen this full scan) and on a match merge both into a new KSM page,
-else insert. The unstable tree is rebuilt after every full scan, so a fresh identical pair
-merges during the second full scan. A KSM page takes at most `max_page_sharing` sharers
-(the page that became it counts as the first); further ones join a duplicate KSM page of
-the same content (a chain), in the same batch: a batch processes its pages together, but
-merges exactly as ksmd would one page after the other, whatever the batch size.
+ksmd walks each host's guest pages in order, a batch of `pages_to_scan` (counted in 4 KiB
+pages, engine/pagescale.py) every `sleep_millisecs`; a batch ends early at the end of a
+full scan (ksm_do_scan stops when the scan wraps). For each page: search the stable tree
+(merged, write-protected KSM pages) and merge on a match; otherwise compare the page's
+checksum with the one from its previous scan: changed (or never seen) means volatile,
+remember and skip; unchanged, search the unstable tree (pages seen this full scan) and on
+a match merge both into a new KSM page, else insert. The unstable tree is rebuilt after
+every full scan, so a fresh identical pair merges during the second full scan. A KSM page
+takes at most `max_page_sharing` sharers (the page that became it counts as the first);
+further ones join a duplicate KSM page of the same content (a chain).
+
+A tick's batches of every KSM host are one vectorised pass (a host whose full scan ends
+goes on in a second round, with its new unstable tree), yet every merge is the one ksmd
+makes going page after page: pages are grouped by key (content, salt, host), and a
+group's outcome follows from its pages' order, which of them are unchanged and the trees
+at the start; a changed page that comes after a KSM page made earlier in the same pass
+joins it, as its stable-tree search would find it (tests/engine/test_ksm_reference.py
+checks the pass against a page-by-page ksmd). One departure: a page that is itself the
+entry its key finds in the unstable tree (possible only if its VM left and came back in
+the same full scan) is taken as that entry, wherever it falls in the pass.
 
 Counters keep sysfs semantics (/sys/kernel/mm/ksm): pages_shared (KSM pages),
 pages_sharing (further mappings of them), pages_unshared (tracked pages left in an
@@ -19,9 +28,11 @@ unstable tree by their last scan, until ksmd visits them again), pages_volatile
 loses it when ksmd finds it no longer mapped (swapped, ballooned) or the VM leaves.
 
 The trees are hash maps keyed by content (observably the same: what merges when, and the
-statistics); the "checksum unchanged" test is "not written since the last scan". The
-CPU cost model charges one checksum per scanned page and log2(tree size) compares per
-tree search.
+statistics); the unstable trees are one region per host of a fixed-size table
+(hashtable.RegionMap), emptied when the host's full scan ends. The "checksum unchanged"
+test is "not written since the last scan". The CPU cost model charges one checksum per
+scanned page and log2(tree size) compares per tree search, the tree's size taken at the
+start of the pass.
 """
 
 from __future__ import annotations
