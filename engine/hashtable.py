@@ -331,14 +331,17 @@ class RegionMap(U64Map):
         found = slot >= 0
         return found, np.where(found, self.rvals[np.maximum(slot, 0)], 0).astype(np.int64)
 
-    def put_in(self, keys: U64, vals: I64, region: I64) -> None:
-        """Insert or overwrite; keys must be distinct."""
+    def put_in(self, keys: U64, vals: I64, region: I64, absent: Bool | None = None) -> None:
+        """Insert or overwrite; keys must be distinct. `absent`: keys the caller knows are not
+        in the table (looked up since, or deleted), which need no probe to find them."""
         if keys.size == 0:
             return
-        slot = self.find_in(keys, region)
+        new = np.zeros(keys.size, np.bool_) if absent is None else absent.copy()
+        look = np.flatnonzero(~new)
+        slot = self.find_in(keys[look], region[look])
         present = slot >= 0
-        self.rvals[slot[present]] = vals[present]
-        new = ~present
+        self.rvals[slot[present]] = vals[look[present]]
+        new[look[~present]] = True
         if not new.any():
             return
         keys, vals, region = keys[new], vals[new], region[new]

@@ -390,8 +390,11 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     size = np.bincount(gi, minlength=rest_g.size).astype(np.int64)
     g_start = np.cumsum(size) - size
     g_end = g_start + size
-    u_at = np.flatnonzero(unchanged[el])
-    u_end = np.searchsorted(u_at, g_end)
+    is_u = unchanged[el]
+    u_at = np.flatnonzero(is_u)
+    u_before = np.zeros(el.size + 1, np.int64)  # unchanged pages before each flat index
+    np.cumsum(is_u, out=u_before[1:])
+    u_end = u_before[g_end]
 
     pos = g_start.copy()  # flat index of each group's next page
     consumed = np.zeros(rest_g.size, np.bool_)
@@ -409,7 +412,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
         if act.size == 0:
             break
         need = np.where(has_partner[act], 1, 2)  # unchanged pages to make a pair
-        i0 = np.searchsorted(u_at, pos[act])
+        i0 = u_before[pos[act]]  # the group's first unchanged page from pos on
         avail = u_end[act] - i0
         room_in_chain = chain_at[act] < _MAX_CHAIN
         pair = room_in_chain & (avail >= need)
@@ -481,7 +484,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     # A lone unchanged page goes into the tree, over whatever entry its key had.
     ins = np.flatnonzero(inserted >= 0)
     page = cand[el[inserted[ins]]]
-    trees.put_in(g_keys[ins], page, g_host[ins])
+    trees.put_in(g_keys[ins], page, g_host[ins], absent=~found[ins] | consumed[ins])
     fresh = ~found[ins] | consumed[ins]
     counters["unstable_count"] += np.bincount(g_host[ins[fresh]], minlength=n_hosts)
     counters["ksm_unshared"] += np.bincount(g_host[ins], minlength=n_hosts)

@@ -148,3 +148,6 @@ def test_the_unstable_trees_are_per_host_cleared_at_a_full_scan_and_grow_only_if
     saved = RegionMap.from_arrays(trees.to_arrays("t"), "t")
     assert isinstance(saved, RegionMap) and saved.items_in()[0].tolist() == (
         trees.items_in()[0].tolist())
+    saved.put_in(keys[3:5], np.array([7, 8]), np.full(2, 2))  # present: overwritten in place
+    assert len(saved) == len(trees) == 5
+    assert saved.get_in(keys[3:5], np.full(2, 2))[1].tolist() == [7, 8]
