@@ -255,30 +255,33 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     scanned_at, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
     assert scanned_at is not None and flagged is not None
     loc = p.location[pages]
-    resident = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
-    tracked = scanned_at[pages] >= 0
-    gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
-    gone = pages[gone_mask]
-    counters["ksm_rmap_items"] += (_per_host(state, page_host, resident & ~tracked)
-                                   - _per_host(state, page_host, gone_mask))
-    counters["ksm_unshared"] -= _per_host(state, page_host[gone_mask], flagged[gone])
-    scanned_at[gone] = -1
-    flagged[gone] = False
-    scanned_at[pages[loc == Loc.SHARED]] = state.tick
     is_cand = loc == Loc.PRIVATE
+    is_shared = loc == Loc.SHARED
+    resident = is_cand | is_shared
+    seen_at = scanned_at[pages]
+    was_flagged = flagged[pages]
+    tracked = seen_at >= 0
+    gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
+    # rmap_items: + new ones, - freed ones; pages_unshared: - freed or revisited ones (a
+    # revisited page leaves the unstable tree it was left in, remove_rmap_item_from_tree).
+    delta = (resident & ~tracked).astype(np.int64) - gone_mask
+    counters["ksm_rmap_items"] += np.bincount(page_host, weights=delta,
+                                              minlength=len(state.hosts)).astype(np.int64)
+    unflag = was_flagged & (gone_mask | is_cand)
+    counters["ksm_unshared"] -= _per_host(state, page_host, unflag)
+    scanned_at[pages[gone_mask]] = -1
+    flagged[pages[unflag]] = False
+    scanned_at[pages[is_shared]] = state.tick
     cand = pages[is_cand]
     if cand.size == 0:
         return
     host, vm = page_host[is_cand], page_vm[is_cand]
-    # Revisited: out of the unstable tree it was left in (remove_rmap_item_from_tree).
-    counters["ksm_unshared"] -= _per_host(state, host, flagged[cand])
-    flagged[cand] = False
     n_cand = _per_host(state, host)
     counters["hashed_tick"] += n_cand
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
     keys = share_ops.sharing_keys(state, cand, vm)
     content = p.content[cand]
-    prev = scanned_at[cand]
+    prev = seen_at[is_cand]
     unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
     volatile = (prev >= 0) & ~unchanged
     scanned_at[cand] = state.tick
