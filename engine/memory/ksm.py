@@ -244,6 +244,31 @@ class _Chain:
                 & (refcount[fr_ok] > 0))
         return live, fr_ok, np.asarray(refcount[fr_ok], np.int64)
 
+    def walk(self, groups: I64, start: I64, remaining: I64, limit: I64,
+             span: int) -> tuple[I64, I64, I64, I64, I64, I64]:
+        """ksmd's stable-tree search for the next `remaining` pages of each group, from
+        chain index `start` on (at most `span` entries, all looked up at once): each live
+        KSM page in turn takes as many as it has room for, until they are all placed or an
+        entry is dead. Returns (pages placed, the index the walk stopped at: the first dead
+        one when pages are left, and the joins as (group's position in `groups`, rank of
+        its first page among the remaining ones, pages, frame))."""
+        n = groups.size
+        index = start[:, None] + np.arange(span)[None, :]
+        inside = (index < _MAX_CHAIN).ravel()
+        live = np.zeros(n * span, np.bool_)
+        frame = np.zeros(n * span, np.int64)
+        users = np.zeros(n * span, np.int64)
+        live[inside], frame[inside], users[inside] = self.probe(
+            np.repeat(groups, span)[inside], index.ravel()[inside])
+        alive = np.cumprod(live.reshape(n, span), axis=1).astype(np.bool_)
+        room = np.where(alive, np.maximum(limit[:, None] - users.reshape(n, span), 0), 0)
+        before = np.cumsum(room, axis=1) - room
+        take = np.clip(remaining[:, None] - before, 0, room)
+        visited = alive & (before < remaining[:, None])
+        g, d = np.nonzero(take > 0)
+        return (take.sum(axis=1), start + visited.sum(axis=1), g, before[g, d], take[g, d],
+                frame.reshape(n, span)[g, d])
+
 
 def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
                page_vm: I64) -> None:
@@ -295,27 +320,19 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     chain = _Chain(state, g_keys, g_content)
 
     # 1. The existing chain: the group's first pages fill its KSM pages' room in order.
-    placed = np.zeros(first.size, np.int64)
-    free_index = np.full(first.size, _MAX_CHAIN, np.int64)
-    join_group: list[I64] = []
-    join_rank: list[I64] = []
-    join_count: list[I64] = []
-    join_frame: list[I64] = []
-    pending = np.arange(first.size)
-    for d in range(_MAX_CHAIN):
-        if pending.size == 0:
-            break
-        live, fr, users = chain.probe(pending, d)
-        free_index[pending[~live]] = d
-        take = np.where(live, np.clip(g_limit[pending] - users, 0,
-                                      lengths[pending] - placed[pending]), 0)
-        got = take > 0
-        join_group.append(pending[got])
-        join_rank.append(placed[pending[got]])
-        join_count.append(take[got])
-        join_frame.append(fr[got])
-        placed[pending] += take
-        pending = pending[live & (placed[pending] < lengths[pending])]
+    # Entry 0 for every group, then entries 1.. for the few whose entry 0 was full.
+    groups = np.arange(first.size)
+    placed, free_index, g0, r0, c0, f0 = chain.walk(groups, np.zeros(first.size, np.int64),
+                                                    lengths, g_limit, 1)
+    more = np.flatnonzero((free_index == 1) & (placed < lengths))
+    placed_more, free_index[more], g1, r1, c1, f1 = chain.walk(
+        more, np.ones(more.size, np.int64), lengths[more] - placed[more], g_limit[more],
+        _MAX_CHAIN - 1)
+    join_group = [g0, more[g1]]
+    join_rank = [r0, r1 + placed[more][g1]]
+    join_count = [c0, c1]
+    join_frame = [f0, f1]
+    placed[more] += placed_more
     jg, jc = np.concatenate(join_group), np.concatenate(join_count)
     joined = order[_expand(starts[jg] + np.concatenate(join_rank), jc)]
     share_ops.merge(state, cand[joined], np.repeat(np.concatenate(join_frame), jc))
@@ -444,16 +461,14 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
         pos[a] = stop
         # Live KSM pages further down the chain (past a dead entry) take pages next.
         b = a[(pos[a] < g_end[a]) & (chain_at[a] < _MAX_CHAIN)]
-        while b.size:
-            live, fr, users = chain.probe(rest_g[b], chain_at[b])
-            b, fr, users = b[live], fr[live], users[live]
-            take = np.clip(limit[b] - users, 0, g_end[b] - pos[b])
-            fill_start.append(pos[b].copy())
-            fill_count.append(take)
-            fill_frame.append(fr)
-            pos[b] += take
-            chain_at[b] += 1
-            b = b[(pos[b] < g_end[b]) & (chain_at[b] < _MAX_CHAIN)]
+        if b.size:
+            took, chain_at[b], gb, rb, cb, fb = chain.walk(
+                rest_g[b], chain_at[b], g_end[b] - pos[b], limit[b],
+                _MAX_CHAIN - int(chain_at[b].min()))
+            fill_start.append(pos[b][gb] + rb)
+            fill_count.append(cb)
+            fill_frame.append(fb)
+            pos[b] += took
         act = a[pos[a] < g_end[a]]
 
     counters["compares_tick"] += _tree_compares(searches, unstable_before)
