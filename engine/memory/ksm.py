@@ -253,6 +253,14 @@ class _Chain:
         one when pages are left, and the joins as (group's position in `groups`, rank of
         its first page among the remaining ones, pages, frame))."""
         n = groups.size
+        if span == 1:  # one entry each (entry 0 of every group: the key itself, no hash)
+            first = int(start[0]) if n and np.all(start == start[0]) else start
+            live1, frame1, users1 = self.probe(groups, first)
+            take1 = np.where(live1 & (remaining > 0),
+                             np.clip(limit - users1, 0, np.maximum(remaining, 0)), 0)
+            g1 = np.flatnonzero(take1 > 0)
+            return (take1, start + (live1 & (remaining > 0)), g1, np.zeros(g1.size, np.int64),
+                    take1[g1], frame1[g1])
         index = start[:, None] + np.arange(span)[None, :]
         inside = (index < _MAX_CHAIN).ravel()
         live = np.zeros(n * span, np.bool_)
