@@ -287,8 +287,10 @@ class RegionMap(U64Map):
         self.size = size
         self.offset = (np.cumsum(size) - size).astype(np.int64)
         self.bits = np.array([int(n).bit_length() - 1 for n in size], np.uint64)
-        self.rkeys = np.zeros(int(size.sum()), np.uint64)
-        self.rvals = np.zeros(int(size.sum()), np.uint32)
+        # Written through now (np.full, not calloc'd zeros), so the memory is the process's
+        # from the start, not taken page by page as the trees fill.
+        self.rkeys = np.full(int(size.sum()), EMPTY, np.uint64)
+        self.rvals = np.full(int(size.sum()), 0, np.uint32)
         self.live_in = np.zeros(size.size, np.int64)
         self.used_in = np.zeros(size.size, np.int64)  # live and deleted slots
 
@@ -329,14 +331,17 @@ class RegionMap(U64Map):
         found = slot >= 0
         return found, np.where(found, self.rvals[np.maximum(slot, 0)], 0).astype(np.int64)
 
-    def put_in(self, keys: U64, vals: I64, region: I64) -> None:
-        """Insert or overwrite; keys must be distinct."""
+    def put_in(self, keys: U64, vals: I64, region: I64, absent: Bool | None = None) -> None:
+        """Insert or overwrite; keys must be distinct. `absent`: keys the caller knows are not
+        in the table (looked up since, or deleted), which need no probe to find them."""
         if keys.size == 0:
             return
-        slot = self.find_in(keys, region)
+        new = np.zeros(keys.size, np.bool_) if absent is None else absent.copy()
+        look = np.flatnonzero(~new)
+        slot = self.find_in(keys[look], region[look])
         present = slot >= 0
-        self.rvals[slot[present]] = vals[present]
-        new = ~present
+        self.rvals[slot[present]] = vals[look[present]]
+        new[look[~present]] = True
         if not new.any():
             return
         keys, vals, region = keys[new], vals[new], region[new]

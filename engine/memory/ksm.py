@@ -1,16 +1,25 @@
 """Linux KSM (mm/ksm.c) as the alternative sharing design.
 
-ksmd walks each host's guest pages in order, a batch of `pages_to_scan` every
-`sleep_millisecs`; a batch ends early at the end of a full scan (ksm_do_scan stops when
-the scan wraps). For each page: search the stable tree (merged, write-protected KSM pages)
-and merge on a match; otherwise compare the page's checksum with the one from its previous
-scan: changed (or never seen) means volatile, remember and skip; unchanged, search the
-unstable tree (pages seen this full scan) and on a match merge both into a new KSM page,
-else insert. The unstable tree is rebuilt after every full scan, so a fresh identical pair
-merges during the second full scan. A KSM page takes at most `max_page_sharing` sharers
-(the page that became it counts as the first); further ones join a duplicate KSM page of
-the same content (a chain), in the same batch: a batch processes its pages together, but
-merges exactly as ksmd would one page after the other, whatever the batch size.
+ksmd walks each host's guest pages in order, a batch of `pages_to_scan` (counted in 4 KiB
+pages, engine/pagescale.py) every `sleep_millisecs`; a batch ends early at the end of a
+full scan (ksm_do_scan stops when the scan wraps). For each page: search the stable tree
+(merged, write-protected KSM pages) and merge on a match; otherwise compare the page's
+checksum with the one from its previous scan: changed (or never seen) means volatile,
+remember and skip; unchanged, search the unstable tree (pages seen this full scan) and on
+a match merge both into a new KSM page, else insert. The unstable tree is rebuilt after
+every full scan, so a fresh identical pair merges during the second full scan. A KSM page
+takes at most `max_page_sharing` sharers (the page that became it counts as the first);
+further ones join a duplicate KSM page of the same content (a chain).
+
+A tick's batches of every KSM host are one vectorised pass (a host whose full scan ends
+goes on in a second round, with its new unstable tree), yet every merge is the one ksmd
+makes going page after page: pages are grouped by key (content, salt, host), and a
+group's outcome follows from its pages' order, which of them are unchanged and the trees
+at the start; a changed page that comes after a KSM page made earlier in the same pass
+joins it, as its stable-tree search would find it (tests/engine/test_ksm_reference.py
+checks the pass against a page-by-page ksmd). One departure: a page that is itself the
+entry its key finds in the unstable tree (possible only if its VM left and came back in
+the same full scan) is taken as that entry, wherever it falls in the pass.
 
 Counters keep sysfs semantics (/sys/kernel/mm/ksm): pages_shared (KSM pages),
 pages_sharing (further mappings of them), pages_unshared (tracked pages left in an
@@ -19,9 +28,11 @@ unstable tree by their last scan, until ksmd visits them again), pages_volatile
 loses it when ksmd finds it no longer mapped (swapped, ballooned) or the VM leaves.
 
 The trees are hash maps keyed by content (observably the same: what merges when, and the
-statistics); the "checksum unchanged" test is "not written since the last scan". The
-CPU cost model charges one checksum per scanned page and log2(tree size) compares per
-tree search.
+statistics); the unstable trees are one region per host of a fixed-size table
+(hashtable.RegionMap), emptied when the host's full scan ends. The "checksum unchanged"
+test is "not written since the last scan". The CPU cost model charges one checksum per
+scanned page and log2(tree size) compares per tree search, the tree's size taken at the
+start of the pass.
 """
 
 from __future__ import annotations
@@ -222,15 +233,49 @@ class _Chain:
     def __init__(self, state: State, keys: U64, content: U64) -> None:
         self.state, self.keys, self.content = state, keys, content
 
-    def probe(self, groups: I64, index: I64) -> tuple[Bool, I64, I64]:
+    def probe(self, groups: I64, index: int | I64) -> tuple[Bool, I64, I64]:
         """(live, frame, its sharers) of chain entry `index` of each group."""
         sharing, refcount = self.state.sharing, self.state.frames.refcount
-        chained = chain_key(self.keys[groups], index)
+        keys = self.keys[groups]
+        chained = keys if isinstance(index, int) and index == 0 else chain_key(keys, index)
         found, fr, aux = sharing.stable.get(chained)
         fr_ok = np.where(found, fr, 0)
         live = (found & (aux == self.content[groups]) & (sharing.frame_key[fr_ok] == chained)
                 & (refcount[fr_ok] > 0))
         return live, fr_ok, np.asarray(refcount[fr_ok], np.int64)
+
+    def walk(self, groups: I64, start: I64, remaining: I64, limit: I64,
+             span: int) -> tuple[I64, I64, I64, I64, I64, I64]:
+        """ksmd's stable-tree search for the next `remaining` pages of each group, from
+        chain index `start` on (at most `span` entries, all looked up at once): each live
+        KSM page in turn takes as many as it has room for, until they are all placed or an
+        entry is dead. Returns (pages placed, the index the walk stopped at: the first dead
+        one when pages are left, and the joins as (group's position in `groups`, rank of
+        its first page among the remaining ones, pages, frame))."""
+        n = groups.size
+        if span == 1:  # one entry each (entry 0 of every group: the key itself, no hash)
+            first = int(start[0]) if n and np.all(start == start[0]) else start
+            live1, frame1, users1 = self.probe(groups, first)
+            take1 = np.where(live1 & (remaining > 0),
+                             np.clip(limit - users1, 0, np.maximum(remaining, 0)), 0)
+            g1 = np.flatnonzero(take1 > 0)
+            return (take1, start + (live1 & (remaining > 0)), g1, np.zeros(g1.size, np.int64),
+                    take1[g1], frame1[g1])
+        index = start[:, None] + np.arange(span)[None, :]
+        inside = (index < _MAX_CHAIN).ravel()
+        live = np.zeros(n * span, np.bool_)
+        frame = np.zeros(n * span, np.int64)
+        users = np.zeros(n * span, np.int64)
+        live[inside], frame[inside], users[inside] = self.probe(
+            np.repeat(groups, span)[inside], index.ravel()[inside])
+        alive = np.cumprod(live.reshape(n, span), axis=1).astype(np.bool_)
+        room = np.where(alive, np.maximum(limit[:, None] - users.reshape(n, span), 0), 0)
+        before = np.cumsum(room, axis=1) - room
+        take = np.clip(remaining[:, None] - before, 0, room)
+        visited = alive & (before < remaining[:, None])
+        g, d = np.nonzero(take > 0)
+        return (take.sum(axis=1), start + visited.sum(axis=1), g, before[g, d], take[g, d],
+                frame.reshape(n, span)[g, d])
 
 
 def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
@@ -243,30 +288,33 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     scanned_at, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
     assert scanned_at is not None and flagged is not None
     loc = p.location[pages]
-    resident = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
-    tracked = scanned_at[pages] >= 0
-    gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
-    gone = pages[gone_mask]
-    counters["ksm_rmap_items"] += (_per_host(state, page_host, resident & ~tracked)
-                                   - _per_host(state, page_host, gone_mask))
-    counters["ksm_unshared"] -= _per_host(state, page_host[gone_mask], flagged[gone])
-    scanned_at[gone] = -1
-    flagged[gone] = False
-    scanned_at[pages[loc == Loc.SHARED]] = state.tick
     is_cand = loc == Loc.PRIVATE
+    is_shared = loc == Loc.SHARED
+    resident = is_cand | is_shared
+    seen_at = scanned_at[pages]
+    was_flagged = flagged[pages]
+    tracked = seen_at >= 0
+    gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
+    # rmap_items: + new ones, - freed ones; pages_unshared: - freed or revisited ones (a
+    # revisited page leaves the unstable tree it was left in, remove_rmap_item_from_tree).
+    delta = (resident & ~tracked).astype(np.int64) - gone_mask
+    counters["ksm_rmap_items"] += np.bincount(page_host, weights=delta,
+                                              minlength=len(state.hosts)).astype(np.int64)
+    unflag = was_flagged & (gone_mask | is_cand)
+    counters["ksm_unshared"] -= _per_host(state, page_host, unflag)
+    scanned_at[pages[gone_mask]] = -1
+    flagged[pages[unflag]] = False
+    scanned_at[pages[is_shared]] = state.tick
     cand = pages[is_cand]
     if cand.size == 0:
         return
     host, vm = page_host[is_cand], page_vm[is_cand]
-    # Revisited: out of the unstable tree it was left in (remove_rmap_item_from_tree).
-    counters["ksm_unshared"] -= _per_host(state, host, flagged[cand])
-    flagged[cand] = False
     n_cand = _per_host(state, host)
     counters["hashed_tick"] += n_cand
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
     keys = share_ops.sharing_keys(state, cand, vm)
     content = p.content[cand]
-    prev = scanned_at[cand]
+    prev = seen_at[is_cand]
     unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
     volatile = (prev >= 0) & ~unchanged
     scanned_at[cand] = state.tick
@@ -280,33 +328,31 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     chain = _Chain(state, g_keys, g_content)
 
     # 1. The existing chain: the group's first pages fill its KSM pages' room in order.
-    placed = np.zeros(first.size, np.int64)
-    free_index = np.full(first.size, _MAX_CHAIN, np.int64)
-    join_group: list[I64] = []
-    join_rank: list[I64] = []
-    join_count: list[I64] = []
-    join_frame: list[I64] = []
-    pending = np.arange(first.size)
-    for d in range(_MAX_CHAIN):
-        if pending.size == 0:
-            break
-        live, fr, users = chain.probe(pending, np.full(pending.size, d, np.int64))
-        free_index[pending[~live]] = d
-        take = np.where(live, np.clip(g_limit[pending] - users, 0,
-                                      lengths[pending] - placed[pending]), 0)
-        got = take > 0
-        join_group.append(pending[got])
-        join_rank.append(placed[pending[got]])
-        join_count.append(take[got])
-        join_frame.append(fr[got])
-        placed[pending] += take
-        pending = pending[live & (placed[pending] < lengths[pending])]
+    # Entry 0 for every group, then entries 1.. for the few whose entry 0 was full.
+    groups = np.arange(first.size)
+    placed, free_index, g0, r0, c0, f0 = chain.walk(groups, np.zeros(first.size, np.int64),
+                                                    lengths, g_limit, 1)
+    more = np.flatnonzero((free_index == 1) & (placed < lengths))
+    placed_more, free_index[more], g1, r1, c1, f1 = chain.walk(
+        more, np.ones(more.size, np.int64), lengths[more] - placed[more], g_limit[more],
+        _MAX_CHAIN - 1)
+    join_group = [g0, more[g1]]
+    join_rank = [r0, r1 + placed[more][g1]]
+    join_count = [c0, c1]
+    join_frame = [f0, f1]
+    placed[more] += placed_more
     jg, jc = np.concatenate(join_group), np.concatenate(join_count)
     joined = order[_expand(starts[jg] + np.concatenate(join_rank), jc)]
     share_ops.merge(state, cand[joined], np.repeat(np.concatenate(join_frame), jc))
 
-    # 2. The rest of each group, in scan order: unstable tree, new KSM pages.
-    rest_g = np.flatnonzero(placed < lengths)
+    # 2. The rest of each group, in scan order. A changed page that found no room is only
+    # checksummed (volatile); a group with no unchanged page left does nothing more.
+    in_chain = np.zeros(cand.size, np.bool_)
+    in_chain[joined] = True
+    counters["volatile_this_scan"] += _per_host(state, host, volatile & ~in_chain)
+    searching = (unchanged & ~in_chain)[order]
+    rest_g = np.flatnonzero((np.add.reduceat(searching.astype(np.int64), starts) > 0)
+                            & (free_index < _MAX_CHAIN))
     if rest_g.size == 0:
         return
     _unstable_pass(state, cand, keys, host, order, starts, lengths, placed, free_index,
@@ -351,22 +397,17 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     chain_at = free_index[rest_g].copy()
     limit = g_limit[rest_g]
     g_start = np.cumsum(size) - size
-    look = (np.add.reduceat(unchanged[el].astype(np.int64), g_start) > 0) & (
-        chain_at < _MAX_CHAIN)
     unstable_before = counters["unstable_count"].copy()
-    vol_elems = volatile[el]
-    counters["volatile_this_scan"] += np.bincount(g_host[gi[vol_elems]], minlength=n_hosts)
 
     trees = sharing.unstable
     assert isinstance(trees, RegionMap)
     found = np.zeros(rest_g.size, np.bool_)  # the key has an entry in the host's tree
     partner = np.full(rest_g.size, -1, np.int64)
-    lk = np.flatnonzero(look)
-    if lk.size:
-        f, q = trees.get_in(g_keys[lk], g_host[lk])
-        ok = _partner(state, g_host[lk], g_keys[lk], g_content[lk], f, q)
-        found[lk] = f
-        partner[lk[ok]] = q[ok]
+    lk = np.arange(rest_g.size)  # each group has an unchanged page and a free chain index
+    f, q = trees.get_in(g_keys, g_host)
+    ok = _partner(state, g_host, g_keys, g_content, f, q)
+    found[:] = f
+    partner[ok] = q[ok]
     has_partner = partner >= 0
     # A partner scanned in this pass too (a stale entry that validates again, e.g. for a VM
     # restarted with the same content) is the partner only, not also a member.
@@ -377,8 +418,11 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     size = np.bincount(gi, minlength=rest_g.size).astype(np.int64)
     g_start = np.cumsum(size) - size
     g_end = g_start + size
-    u_at = np.flatnonzero(unchanged[el])
-    u_end = np.searchsorted(u_at, g_end)
+    is_u = unchanged[el]
+    u_at = np.flatnonzero(is_u)
+    u_before = np.zeros(el.size + 1, np.int64)  # unchanged pages before each flat index
+    np.cumsum(is_u, out=u_before[1:])
+    u_end = u_before[g_end]
 
     pos = g_start.copy()  # flat index of each group's next page
     consumed = np.zeros(rest_g.size, np.bool_)
@@ -396,7 +440,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
         if act.size == 0:
             break
         need = np.where(has_partner[act], 1, 2)  # unchanged pages to make a pair
-        i0 = np.searchsorted(u_at, pos[act])
+        i0 = u_before[pos[act]]  # the group's first unchanged page from pos on
         avail = u_end[act] - i0
         room_in_chain = chain_at[act] < _MAX_CHAIN
         pair = room_in_chain & (avail >= need)
@@ -425,16 +469,14 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
         pos[a] = stop
         # Live KSM pages further down the chain (past a dead entry) take pages next.
         b = a[(pos[a] < g_end[a]) & (chain_at[a] < _MAX_CHAIN)]
-        while b.size:
-            live, fr, users = chain.probe(rest_g[b], chain_at[b])
-            b, fr, users = b[live], fr[live], users[live]
-            take = np.clip(limit[b] - users, 0, g_end[b] - pos[b])
-            fill_start.append(pos[b].copy())
-            fill_count.append(take)
-            fill_frame.append(fr)
-            pos[b] += take
-            chain_at[b] += 1
-            b = b[(pos[b] < g_end[b]) & (chain_at[b] < _MAX_CHAIN)]
+        if b.size:
+            took, chain_at[b], gb, rb, cb, fb = chain.walk(
+                rest_g[b], chain_at[b], g_end[b] - pos[b], limit[b],
+                _MAX_CHAIN - int(chain_at[b].min()))
+            fill_start.append(pos[b][gb] + rb)
+            fill_count.append(cb)
+            fill_frame.append(fb)
+            pos[b] += took
         act = a[pos[a] < g_end[a]]
 
     counters["compares_tick"] += _tree_compares(searches, unstable_before)
@@ -468,7 +510,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     # A lone unchanged page goes into the tree, over whatever entry its key had.
     ins = np.flatnonzero(inserted >= 0)
     page = cand[el[inserted[ins]]]
-    trees.put_in(g_keys[ins], page, g_host[ins])
+    trees.put_in(g_keys[ins], page, g_host[ins], absent=~found[ins] | consumed[ins])
     fresh = ~found[ins] | consumed[ins]
     counters["unstable_count"] += np.bincount(g_host[ins[fresh]], minlength=n_hosts)
     counters["ksm_unshared"] += np.bincount(g_host[ins], minlength=n_hosts)

@@ -148,3 +148,31 @@ def test_the_unstable_trees_are_per_host_cleared_at_a_full_scan_and_grow_only_if
     saved = RegionMap.from_arrays(trees.to_arrays("t"), "t")
     assert isinstance(saved, RegionMap) and saved.items_in()[0].tolist() == (
         trees.items_in()[0].tolist())
+    saved.put_in(keys[3:5], np.array([7, 8]), np.full(2, 2))  # present: overwritten in place
+    assert len(saved) == len(trees) == 5
+    assert saved.get_in(keys[3:5], np.full(2, 2))[1].tolist() == [7, 8]
+
+
+def test_a_save_with_one_unstable_table_for_all_hosts_moves_its_current_entries_in() -> None:
+    from engine.hashtable import U64Map
+    from engine.memory.ksm import _unstable_trees
+
+    same = {"memory": "4MiB", "app": "web",
+            "content": {"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 1.0}}
+    sim = _ksm([{"id": "a", **same}, {"id": "b", **same}], pages_to_scan=500)
+    sim.step(6)
+    state = sim.world.state
+    trees = state.sharing.unstable
+    assert isinstance(trees, RegionMap) and len(trees) > 0
+    keys, pages, _ = trees.items_in()
+    # The older format: key hashed with the generation, page | generation << 40, content.
+    gen = int(state.sharing.hosts["ksm_gen"][0])
+    old = U64Map()
+    stale = np.array([pages[0] | (gen - 1) << 40])  # an earlier scan's entry: dropped
+    old.put(np.concatenate([keys ^ np.uint64(gen + 1), np.array([7], np.uint64)]),
+            np.concatenate([pages | gen << 40, stale]),
+            state.pages.content[np.concatenate([pages, pages[:1]])])
+    state.sharing.unstable = old
+    moved = _unstable_trees(state)
+    assert sorted(moved.items_in()[1].tolist()) == sorted(pages.tolist())
+    assert sorted(moved.items_in()[0].tolist()) == sorted(keys.tolist())
