@@ -2,7 +2,7 @@
 by Textual's Pilot on a real world, and how long a snapshot takes to build.
 
     python benchmarks/console_bench.py [--world dc-100x1000] [--repeats 9] [--size 160x50]
-    flock /tmp/overcommit-bigmem.lock python benchmarks/console_bench.py   # the big world
+    python benchmarks/console_bench.py   # the big world
 
 Targets (issue 14): a detail screen opens in <= 100 ms and a key shows its effect in
 <= 100 ms on the 1,000-VM world, a live frame costs <= 50 ms, and the VM table updates

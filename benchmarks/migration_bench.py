@@ -1,7 +1,7 @@
 """Migration speed: many concurrent pre-copy migrations, one 1 GiB migration end to end,
 and the migration phase's cost per tick against a bare numpy floor.
 
-    flock /tmp/overcommit-bigmem.lock python benchmarks/migration_bench.py
+    python benchmarks/migration_bench.py
     python benchmarks/migration_bench.py --counts 10,100 --page-size 64KiB   # small, fast
 
 The concurrent world: N VMs of 512 MiB (a moderate dirtier each: 4 MB/s read and 1.2

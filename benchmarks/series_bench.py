@@ -1,6 +1,6 @@
 """What `--series` costs: the 1,000-VM data center run with and without recording.
 
-    flock /tmp/overcommit-bigmem.lock python benchmarks/series_bench.py [--ticks 300] [--repeats 3]
+    python benchmarks/series_bench.py [--ticks 300] [--repeats 3]
 
 After a warm-up (guests fill memory, reclamation starts), the same stretch of ticks runs
 from a saved copy of the world several times, alternating: bare, with a CSV series, with

@@ -8,7 +8,7 @@ second fresh pairs merge (the most merges), from the third on the trees are stea
 windows are one of each. Per window: ESX and KSM ms a tick (mean), the tick's other
 phases, and RSS at the window's start and end. Each tick runs every phase in order, as
 engine/pipeline.py does; only the sharing phase's two scanners are timed apart. No
-assertions: people read the numbers (take the lock of COMMON.md for timings).
+assertions: people read the numbers (time it on an otherwise idle machine).
 """
 
 from __future__ import annotations
