@@ -6,7 +6,7 @@ For each scenario, in its own subprocess (so RSS is its own):
 - the build time of the world, and the warm-up rate (guests fill memory, reclamation starts);
 - over a window of --ticks ticks after the warm-up: the mean tick (slow ticks included),
   the median, p99 and max, simulated seconds per wall second (from the mean), RSS at the
-  start and end of the window and the peak;
+  start and end of the window and the peak (the world's: less the floor's own arrays);
 - the floor: the same page operations as the window's ticks (reads, writes, page-cache
   reads, pages scanned for sharing, pages sent by migrations), done as bare numpy gathers
   and scatters over arrays of the world's size, measured in the same process every 100
@@ -59,6 +59,7 @@ class Floor:
         self.location = np.ones(n_pages, np.uint8)
         self.content = np.ones(n_pages, np.uint64)
         self.n = n_pages
+        self.gib = (self.location.nbytes + self.content.nbytes) / 2**30
         self.ms(1000, 1000)
 
     def ms(self, reads: int, writes: int) -> float:
@@ -126,7 +127,8 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     phases: dict[str, float] = {}
     walls = np.zeros(ticks)
     floors: list[tuple[float, float]] = []  # (floor ms, that tick's ms)
-    rss_start = rss_gib()
+    # The floor's own arrays (written through, so resident) are not the world's memory.
+    rss_start = rss_gib() - floor.gib
     r0, w0 = _counts(sim)
     for i in range(ticks):
         before = _counts(sim) if i % FLOOR_EVERY == 0 else None
@@ -135,8 +137,8 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
             after = _counts(sim)
             floors.append((floor.ms(after[0] - before[0], after[1] - before[1]),
                            walls[i] * 1e3))
-    rss_end = rss_gib()
-    peak = peak_rss_gib()
+    rss_end = rss_gib() - floor.gib
+    peak = peak_rss_gib() - floor.gib
     build_floor_s, array_gib = build_floor(sim.world.state)
     r1, w1 = _counts(sim)
     ms = walls * 1e3
