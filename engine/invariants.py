@@ -182,7 +182,7 @@ def _ksm_counters(state: State) -> str:
     page_host = np.repeat(vms["host"], vms["n_pages"])
     n = len(state.hosts)
     on = page_host >= 0
-    items = np.bincount(page_host[on & (scanned >= 0)], minlength=n)
+    items = np.bincount(page_host[on & (scanned > 0)], minlength=n)
     unshared = np.bincount(page_host[on & flagged], minlength=n)
     if not (np.array_equal(items, sharing.hosts["ksm_rmap_items"])
             and np.array_equal(unshared, sharing.hosts["ksm_unshared"])):

@@ -84,12 +84,19 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     meta["migrations"], mig_arrays = table_of(state).to_plain()
     arrays.update(mig_arrays)
     if sharing.ksm_scanned_at is not None:
-        arrays["sharing.ksm_scanned_at"] = sharing.ksm_scanned_at
+        # Saved as the tick of the last scan, -1 never (in memory: tick + 1, 0 never).
+        arrays["sharing.ksm_scanned_at"] = sharing.ksm_scanned_at - np.int32(1)
     if sharing.ksm_unstable is not None:
         arrays["sharing.ksm_unstable"] = sharing.ksm_unstable
     arrays["overhead.frames"] = state.overhead.frames
     arrays["overhead.reserved"] = state.overhead.reserved
     return meta, arrays
+
+
+def _scanned_at(arrays: Arrays) -> npt.NDArray[np.int32] | None:
+    """KSM's per-page scan ticks as saved (-1 never) to memory's tick + 1 (0 never)."""
+    saved = arrays.get("sharing.ksm_scanned_at")
+    return None if saved is None else saved.astype(np.int32) + np.int32(1)
 
 
 def check_meta(meta: dict[str, Any], source: str = "<save>") -> SaveMeta:
@@ -215,7 +222,7 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         hosts={k: arrays.get(f"sharing.hosts.{k}", np.zeros(len(hosts), np.int64))
                for k in HOST_SHARING_ARRAYS},
         salting=int(meta["sharing_salting"]),
-        ksm_scanned_at=arrays.get("sharing.ksm_scanned_at"),
+        ksm_scanned_at=_scanned_at(arrays),
         ksm_unstable=arrays.get("sharing.ksm_unstable"),
     )
     state.reclaim = Reclaim(

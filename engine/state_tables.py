@@ -59,7 +59,7 @@ class Sharing:
     unstable: KSM unstable trees, one region per host (hashtable.RegionMap), key -> guest
     page; a host's region is emptied when its full scan ends.
     frame_key: per frame, the stable key it is shared under (0 = not shared).
-    ksm_scanned_at: per page, the tick KSM last checksummed it (-1 never); only once any
+    ksm_scanned_at: per page, 1 + the tick KSM last checksummed it (0 never); only once any
     host has used KSM, to spare the memory otherwise. ksm_unstable: per page, whether its
     last scan left it in an unstable tree (sysfs pages_unshared counts these).
     """

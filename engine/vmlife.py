@@ -117,7 +117,7 @@ def define_vm(state: State, scenario: ScenarioSpec, spec: VMSpec) -> int:
     sharing = state.sharing
     if sharing.ksm_scanned_at is not None:
         sharing.ksm_scanned_at = np.concatenate([sharing.ksm_scanned_at,
-                                                 np.full(n, -1, np.int32)])
+                                                 np.zeros(n, np.int32)])
     if sharing.ksm_unstable is not None:
         sharing.ksm_unstable = np.concatenate([sharing.ksm_unstable, np.zeros(n, np.bool_)])
     state.vm_net_bytes_per_s = np.append(state.vm_net_bytes_per_s, 0.0)

@@ -63,7 +63,9 @@ def run_ksm(world: World) -> None:
         return
     n = len(state.pages)
     if sharing.ksm_scanned_at is None:
-        sharing.ksm_scanned_at = np.full(n, -1, np.int32)
+        # Tick + 1 of the last scan, 0 never: zeros the kernel maps lazily, so only the
+        # pages of VMs on KSM hosts take memory (a -1 fill would make every page resident).
+        sharing.ksm_scanned_at = np.zeros(n, np.int32)
     if sharing.ksm_unstable is None:
         sharing.ksm_unstable = np.zeros(n, np.bool_)
     policy = world.spec.policy.sharing
@@ -203,9 +205,9 @@ def forget(state: State, pages: slice, h: int) -> None:
     if scanned is None or unstable is None:
         return
     if h >= 0:
-        sharing.hosts["ksm_rmap_items"][h] -= int(np.count_nonzero(scanned[pages] >= 0))
+        sharing.hosts["ksm_rmap_items"][h] -= int(np.count_nonzero(scanned[pages] > 0))
         sharing.hosts["ksm_unshared"][h] -= int(np.count_nonzero(unstable[pages]))
-    scanned[pages] = -1
+    scanned[pages] = 0
     unstable[pages] = False
 
 
@@ -291,7 +293,7 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     is_cand = loc == Loc.PRIVATE
     is_shared = loc == Loc.SHARED
     resident = is_cand | is_shared
-    seen_at = scanned_at[pages]
+    seen_at = scanned_at[pages] - 1  # the tick, -1 never
     was_flagged = flagged[pages]
     tracked = seen_at >= 0
     gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
@@ -302,9 +304,9 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
                                               minlength=len(state.hosts)).astype(np.int64)
     unflag = was_flagged & (gone_mask | is_cand)
     counters["ksm_unshared"] -= _per_host(state, page_host, unflag)
-    scanned_at[pages[gone_mask]] = -1
+    scanned_at[pages[gone_mask]] = 0
     flagged[pages[unflag]] = False
-    scanned_at[pages[is_shared]] = state.tick
+    scanned_at[pages[is_shared]] = state.tick + 1
     cand = pages[is_cand]
     if cand.size == 0:
         return
@@ -317,7 +319,7 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     prev = seen_at[is_cand]
     unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
     volatile = (prev >= 0) & ~unchanged
-    scanned_at[cand] = state.tick
+    scanned_at[cand] = state.tick + 1
 
     order, starts, lengths = group_by_key(keys)
     first = order[starts]

@@ -49,14 +49,14 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
     assert scanned is not None and flagged is not None
     loc = int(p.location[page])
     if loc not in (Loc.PRIVATE, Loc.SHARED):
-        if scanned[page] >= 0:
+        if scanned[page] > 0:  # tick + 1 of the last scan, 0 never
             c["ksm_rmap_items"][h] -= 1
             c["ksm_unshared"][h] -= int(flagged[page])
-        scanned[page], flagged[page] = -1, False
+        scanned[page], flagged[page] = 0, False
         return
-    c["ksm_rmap_items"][h] += int(scanned[page] < 0)
+    c["ksm_rmap_items"][h] += int(scanned[page] == 0)
     if loc == Loc.SHARED:
-        scanned[page] = state.tick
+        scanned[page] = state.tick + 1
         return
     c["ksm_unshared"][h] -= int(flagged[page])
     flagged[page] = False
@@ -67,8 +67,8 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
     limit = policy.ksm_max_page_sharing
     if policy.ksm_use_zero_pages and content == 0:
         limit = 1 << 60
-    prev = int(scanned[page])
-    scanned[page] = state.tick
+    prev = int(scanned[page]) - 1
+    scanned[page] = state.tick + 1
     free = ksm._MAX_CHAIN
     for d in range(ksm._MAX_CHAIN):  # stable_tree_search along the chain
         chained = share_ops.chain_key(key, d)
