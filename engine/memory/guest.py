@@ -103,10 +103,12 @@ def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
     chosen = cls < cut
     at_cut = (cls == cut) & (cut < INELIGIBLE)
     if at_cut.any():
-        _, starts, lengths = runs(vm)
-        seg_start = np.repeat(starts, lengths)
-        counted = np.cumsum(at_cut)
-        rank = counted - (counted[seg_start] - at_cut[seg_start])  # 1-based within VM
+        # vm ascends (probe groups candidates by VM in order): a VM's rank base is the
+        # count of cut-off candidates before its first one, one value per VM.
+        counted = np.cumsum(at_cut, dtype=np.int32)
+        before_vm = np.concatenate([np.zeros(1, np.int32), counted])[
+            np.searchsorted(vm, np.arange(n))]
+        rank = counted - np.take(before_vm, vm)  # 1-based within VM
         chosen |= at_cut & (rank <= quota[vm])
     return unique_sorted(pages[chosen])
 
