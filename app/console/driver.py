@@ -184,7 +184,12 @@ class EngineDriver:
         return verdict
 
     def world_bytes(self) -> int:
-        """What a copy or a save of the world holds: its arrays."""
+        """What a copy or a save of the world holds: its arrays. The page arrays alone
+        settle it for a big world (they are most of it, and summing them copies nothing;
+        the save's arrays include converted copies, hundreds of MiB on a big world)."""
+        pages = sum(a.nbytes for a in self.sim.world.state.pages.arrays().values())
+        if pages > CHECKPOINT_BYTES:  # (the autosave bound is the same)
+            return pages
         return sum(a.nbytes for a in persistence.to_plain(self.sim.world)[1].values())
 
     def save(self, folder: Path, name: str) -> Path:
