@@ -60,6 +60,13 @@ def test_sharing_finds_the_same_bytes_at_64_kib_pages(mode: str) -> None:
     fine, coarse = _world(4, mode, "160MiB"), _world(64, mode, "160MiB")
     assert fine["shared"] > 20  # most of the zero, OS and app pages are shared
     assert _close(fine["shared"], coarse["shared"], SHARED_TOL), (fine, coarse)
+    # Mid-scan too: the scanners cover the same bytes a second (rates in 4 KiB pages), so
+    # after 10 s both worlds have shared the same part; a rate counted in simulated pages
+    # would make the 64 KiB world sixteen times faster here.
+    early_fine, early_coarse = _world(4, mode, "160MiB", 10), _world(64, mode, "160MiB", 10)
+    assert early_fine["shared"] < 0.5 * fine["shared"]  # still scanning
+    assert _close(early_fine["shared"], early_coarse["shared"], SHARED_TOL), (
+        early_fine, early_coarse)
 
 
 def test_reclamation_takes_the_same_bytes_at_64_kib_pages() -> None:
