@@ -78,7 +78,7 @@ class Pages:
     guest_kind: U8  # the guest OS's view: GuestKind (free, anonymous, page cache)
     guest_swapped: Bool  # the guest paged this page's data out to its virtual disk
     io_count: U8  # bounce copies of the page since it was last remapped (saturating)
-    dirty: Bool  # migration dirty log
+    dirty: Bool  # migration dirty log: written for pre-copying VMs only (memory/touch.py)
     # Bit p % 8: touched in sampling period p (memory/recency.py): the hypervisor's
     # sample, the guest's recency (this period and the last) and the true active set.
     touched: U8

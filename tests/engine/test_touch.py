@@ -48,9 +48,16 @@ def test_writes_give_unique_content_or_zero_and_mark_dirty() -> None:
     state = sim.world.state
     _touch(sim, reads=[], writes=[1, 2])
     c1, c2 = state.pages.content[1], state.pages.content[2]
-    assert c1 != c2 and c1 != 0 and state.pages.dirty[1] and state.pages.written_at[2] == 0
+    assert c1 != c2 and c1 != 0 and state.pages.written_at[2] == 0
+    # No dirty log while the VM is not pre-copying (its bits are never written).
+    assert not state.pages.dirty[:10].any() and state.write_log == []
     _touch(sim, reads=[], writes=[1], zero=True)
     assert state.pages.content[1] == 0
+    state.vms["precopying"][0] = True
+    _touch(sim, reads=[], writes=[3])
+    assert state.pages.dirty[3] and not state.pages.dirty[4]
+    (logged, was_dirty), = state.write_log
+    assert logged.tolist() == [3] and not was_dirty[0]
 
 
 def test_write_to_shared_page_breaks_copy_on_write() -> None:
