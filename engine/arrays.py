@@ -7,6 +7,7 @@ slower than sorting for the integer index arrays the engine dedupes every tick (
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import numpy as np
@@ -34,3 +35,15 @@ def runs(sorted_values: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], IntArray, I
     starts = np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]]))
     lengths = np.diff(np.append(starts, sorted_values.size))
     return sorted_values[starts], starts, lengths
+
+
+def sparse_zeros(n: int, dtype: Any) -> npt.NDArray[Any]:
+    """Zeros in fresh anonymous memory mapped in small pages: a page costs something
+    only once written. (numpy asks for huge pages on big arrays, so that one write in a
+    region maps and clears 2 MiB: for arenas whose regions are mostly never written,
+    e.g. a dirty log sized for a whole VM, that is most of the cost of the region.)"""
+    size = max(n * np.dtype(dtype).itemsize, 1)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(buf, dtype, count=n)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine.arrays import sparse_zeros
 from engine.hashing import name_key
 from engine.pagescale import per_simulated_page
 from engine.spec import HostSpec, SLASpec, VMSpec
@@ -70,6 +71,9 @@ BALLOON_START_RATE = 1024.0  # 4 KiB pages/s; the driver adapts it (memory/ballo
 RESIDENT_LOCS = (Loc.PRIVATE, Loc.SHARED)
 
 
+SPARSE_PAGES = 1 << 20  # worlds smaller than this keep ordinary arrays
+
+
 @dataclass
 class Pages:
     content: U64
@@ -86,14 +90,18 @@ class Pages:
 
     @classmethod
     def empty(cls, n: int) -> Pages:
+        # Fields most pages never set (guest paging, I/O bounces, the dirty log of a
+        # migration) in small-page zeros: only the parts written take memory (about
+        # 0.2 GiB less on the 1,000-VM data center than huge-page zeros would hold).
+        rare = sparse_zeros if n >= SPARSE_PAGES else np.zeros
         return cls(
             content=np.zeros(n, np.uint64),
             location=np.zeros(n, np.uint8),
             frame=np.full(n, -1, np.int32),
             guest_kind=np.zeros(n, np.uint8),
-            guest_swapped=np.zeros(n, np.bool_),
-            io_count=np.zeros(n, np.uint8),
-            dirty=np.zeros(n, np.bool_),
+            guest_swapped=rare(n, np.bool_),
+            io_count=rare(n, np.uint8),
+            dirty=rare(n, np.bool_),
             touched=np.zeros(n, np.uint8),
             written_at=np.full(n, -1, np.int32),
         )

@@ -10,11 +10,12 @@ allocated; dead space is reclaimed by compaction once it outweighs the live regi
 
 from __future__ import annotations
 
-import mmap
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from engine.arrays import sparse_zeros
 
 I64 = npt.NDArray[np.int64]
 
@@ -28,18 +29,6 @@ def ranges(starts: I64, lengths: I64) -> I64:
     ends = np.cumsum(lengths)
     shift = np.repeat(np.asarray(starts, np.int64) - (ends - lengths), lengths)
     return np.asarray(np.arange(total, dtype=np.int64) + shift, np.int64)
-
-
-def sparse_zeros(n: int, dtype: Any) -> npt.NDArray[Any]:
-    """Zeros in fresh anonymous memory mapped in small pages: a page costs something
-    only once written. (numpy asks for huge pages on big arrays, so that one write in a
-    region maps and clears 2 MiB: for arenas whose regions are mostly never written,
-    e.g. a dirty log sized for a whole VM, that is most of the cost of the region.)"""
-    size = max(n * np.dtype(dtype).itemsize, 1)
-    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_NOHUGEPAGE"):
-        buf.madvise(mmap.MADV_NOHUGEPAGE)
-    return np.frombuffer(buf, dtype, count=n)
 
 
 class Arena:
