@@ -19,6 +19,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from app.cli_support import (  # noqa: F401  (ROOT, SCENARIOS: part of this module's API)
+    DEFAULT_SCENARIO,
+    ROOT,
+    SCENARIOS,
+    check_outputs,
+    err_console,
+    resolve,
+    std_console,
+)
 from app.savefile import _atomic_write, is_save_file, read_save, write_save
 from app.series import Stepper, add_series_options, open_series
 from app.summary import (  # noqa: F401  (EventLog, clock, LOG_LIMIT: part of this module's API)
@@ -35,13 +44,6 @@ from engine import InputError, Simulation, load_scenario
 from engine.ranges import MAX_SEED, MAX_TICKS
 from engine.text import one_line
 from engine.units import format_seconds
-
-# Resolved from the package, not the cwd, so an editable install finds them from anywhere.
-ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT / "scenarios"
-DEFAULT_SCENARIO = SCENARIOS / "tutorial" / "first-night.toml"
-
-_say = say  # app/reproduce.py's name for it
 
 BuildProgress = Callable[[int, int], None]  # (VMs powered on, of) as the world builds
 
@@ -67,25 +69,6 @@ def _bounded(limit: int) -> Callable[[str], int]:
     return parse
 
 
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):  # a name too long, or with a NUL byte
-        return False
-
-
-def resolve(arg: str) -> Path:
-    """A path as given, else a bundled scenario name such as `tutorial/first-night`."""
-    path = Path(arg)
-    if _exists(path):
-        return path
-    for candidate in (SCENARIOS / arg, SCENARIOS / f"{arg}.toml"):
-        if _exists(candidate) and candidate.is_file():
-            return candidate
-    raise InputError(arg, "(file)", "no such file, nor a bundled scenario of that name "
-                     "(see `overcommit scenarios`)")
-
-
 def _load(path: Path, seed: int | None = None, check: bool = False,
           overrides: Sequence[str] = (), progress: BuildProgress | None = None) -> Simulation:
     if is_save_file(path):
@@ -99,20 +82,10 @@ def _load(path: Path, seed: int | None = None, check: bool = False,
                                 progress=progress)
 
 
-def _console() -> Console:
-    # Built per command so it writes to whatever sys.stdout is now (pytest's capsys too).
-    return Console(highlight=False)
-
-
-def _err_console() -> Console:
-    """stderr, for what only a person watching needs (the build's progress bar)."""
-    return Console(stderr=True, highlight=False)
-
-
 def _load_with_bar(source: Path, args: argparse.Namespace) -> Simulation:
     """Build the world; on a terminal, with a bar on stderr following the VMs powered on
     (a big data center takes seconds). Not on a terminal: nothing extra is printed."""
-    err = _err_console()
+    err = err_console()
     if not err.is_terminal:
         return _load(source, seed=args.seed, check=args.check, overrides=args.set)
     from rich.progress import (
@@ -142,26 +115,6 @@ def _write_report(path: Path, report: dict[str, Any]) -> None:
         _atomic_write(path, (json.dumps(report, indent=2) + "\n").encode())
     except OSError as err:
         raise InputError(str(path), "--report", f"cannot write: {err.strerror}") from None
-
-
-def _check_outputs(source: Path, report: str | None, save: str | None) -> None:
-    """Refuse, before a long run, outputs that would overwrite the input or another file."""
-    inputs = {source.resolve()}
-    if save is not None:
-        target = Path(save) if Path(save).suffix == ".toml" else Path(save).with_suffix(".toml")
-        if target.resolve() in inputs:
-            raise InputError(save, "--save", "would overwrite the file this run reads")
-        if target.exists() and not is_save_file(target):
-            raise InputError(save, "--save", "exists and is not an Overcommit save; "
-                             "refusing to overwrite it")
-        inputs.add(target.resolve())
-    if report is not None:
-        target = Path(report)
-        if target.resolve() in inputs:
-            raise InputError(report, "--report", "would overwrite the input or the save")
-        if target.exists() and target.suffix in (".toml", ".npz"):
-            raise InputError(report, "--report", "is a scenario or save file; refusing to "
-                             "overwrite it with a report")
 
 
 # -- play ---------------------------------------------------------------------------------
@@ -241,8 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     source = resolve(args.load or args.scenario)
     if args.load is not None and not is_save_file(source):
         raise InputError(str(source), "overcommit_save", "not an Overcommit save file")
-    _check_outputs(source, args.report, args.save)
-    console = _console()
+    check_outputs(source, args.report, args.save)
+    console = std_console()
     sim = _load_with_bar(source, args)
     ticks = _ticks_to_run(sim, args.ticks, str(source))
     log = EventLog(console, enabled=not args.quiet)
@@ -281,7 +234,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.ranges:
         from app.ranges_table import print_ranges
 
-        print_ranges(_console())
+        print_ranges(std_console())
         return EXIT_OK
     if not args.files:
         args.parser.error("give one or more FILEs, or --ranges")
@@ -314,7 +267,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    console = _console()
+    console = std_console()
     files = sorted(p for p in SCENARIOS.rglob("*.toml") if not is_sweep_file(p)) \
         if SCENARIOS.is_dir() else []
     if not files:
@@ -392,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     scenarios = sub.add_parser("scenarios", help="list the bundled scenarios")
     scenarios.set_defaults(func=cmd_scenarios)
-    from app.campaign import add_parser as add_campaign
+    from app.campaign_cli import add_parser as add_campaign
     from app.reproduce import add_parser  # not at the top: app.reproduce imports this module
     add_parser(sub)
     add_campaign(sub)

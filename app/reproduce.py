@@ -23,10 +23,11 @@ import numpy as np
 from rich.console import Console
 
 from app import plots
-from app.cli import SCENARIOS, _check_outputs, _console, _say
+from app.cli_support import SCENARIOS, check_outputs, std_console
 from app.comparison import Metrics, compare, print_table
 from app.plots import Chart
 from app.savefile import _atomic_write
+from app.summary import say
 from engine import InputError, ScenarioSpec, Simulation, Snapshot, load_scenario
 
 PAPER = SCENARIOS / "paper"
@@ -290,7 +291,7 @@ def _run_all(console: Console, jobs: list[Job]) -> dict[str, Runner]:
     runs: dict[str, Runner] = {}
     if not console.is_terminal:
         for job in jobs:
-            _say(console, f"{job.stem}: running {job.ticks:,} ticks")
+            say(console, f"{job.stem}: running {job.ticks:,} ticks")
             runs[job.stem] = _run_one(console, job, lambda n: None)
         return runs
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -311,15 +312,15 @@ def _run_one(console: Console, job: Job, progress: Callable[[int], None]) -> Run
     start = time.perf_counter()
     run = Runner(job.path, progress, job.quick)
     run.metrics = job.experiment.compute(run)
-    _say(console, f"{job.stem}: {run.stepped:,} ticks in {time.perf_counter() - start:.1f}s")
+    say(console, f"{job.stem}: {run.stepped:,} ticks in {time.perf_counter() - start:.1f}s")
     return run
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if args.report:
-        _check_outputs(folder, args.report, None)
-    console = _console()
+        check_outputs(folder, args.report, None)
+    console = std_console()
     if not console.is_terminal:
         console.width = max(console.width, PLAIN_WIDTH)
     compared, jobs, skipped = [], [], []
@@ -357,14 +358,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.plots or (args.plots is None and console.is_terminal):
         plots.draw(console, charts)
     failed = sum(not row.holds for row in rows)
-    _say(console, f"{len(rows) - failed} of {len(rows)} published values hold"
+    say(console, f"{len(rows) - failed} of {len(rows)} published values hold"
                   + (f"; {failed} fail" if failed else ""))
     if skipped:
-        _say(console, f"skipped: {', '.join(skipped)}")
+        say(console, f"skipped: {', '.join(skipped)}")
     if args.report:
-        _say(console, f"report: {args.report}")
+        say(console, f"report: {args.report}")
     if figures:
-        _say(console, "figures: " + ", ".join(str(Path(args.report).with_name(name))
+        say(console, "figures: " + ", ".join(str(Path(args.report).with_name(name))
                                               for names in figures.values() for name in names))
     return 1 if failed else 0
 

@@ -24,7 +24,7 @@ def play_command(path: str) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.cli import DEFAULT_SCENARIO, resolve
+    from app.cli_support import DEFAULT_SCENARIO, resolve
     from app.savefile import is_save_file
 
     path = resolve(args.file) if args.file else DEFAULT_SCENARIO

@@ -197,7 +197,7 @@ def _scenario_path(path: Path, name: str) -> Path:
     beside = path.parent / name
     if beside.is_file():
         return beside
-    from app.cli import resolve
+    from app.cli_support import resolve
 
     try:
         return resolve(name)
@@ -343,13 +343,13 @@ def print_failures(console: Console, table: Results) -> int:
 
 # -- the command ---------------------------------------------------------------------------
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from app.cli import _console, resolve
+    from app.cli_support import resolve, std_console
     from app.sweep_summary import report_summary
 
     path = resolve(args.file)
     sweep = load_sweep(path)
     out = Path(args.out) if args.out else Path("sweeps") / sweep.name.replace(" ", "-")
-    console = _console()
+    console = std_console()
     workers = (os.cpu_count() or 1) if args.workers is None else args.workers
     if workers < 0:
         raise InputError(str(workers), "--workers", "expected 0 or more worker processes")
