@@ -8,6 +8,7 @@ again when applied at the start of the next tick, since the world may have moved
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -100,75 +101,109 @@ def _placement(world: World, vm_id: str, host_id: str | None, spec: VMSpec) -> s
     return admission(world, h, spec.min, spec.max_bytes, vm_id, vcpus=spec.vcpus)
 
 
+@dataclass(frozen=True)
+class _VMNow:
+    """What the checks of a VM's commands look at."""
+    v: int
+    running: bool
+    memory: int  # bytes configured
+    min_bytes: int
+    max_bytes: int
+
+
 def _check_vm(world: World, cmd: Any, v: int) -> str | None:
     state, page = world.state, world.state.page_size
-    running = bool(state.vms["host"][v] >= 0)
-    memory = int(state.vms["n_pages"][v]) * page
-    min_bytes = int(state.vms["min_pages"][v]) * page
-    max_bytes = int(state.vms["max_pages"][v]) * page
-    if isinstance(cmd, StartVM):
-        if running:
-            return f"{cmd.vm} is already running on {state.hosts.ids[state.vms['host'][v]]}"
-        return _placement(world, cmd.vm, cmd.host, state.vms.specs[v].model_copy(
-            update={"min": min_bytes, "max": max_bytes}))
-    if isinstance(cmd, StopVM):
-        return None if running else f"{cmd.vm} is not running"
-    migrating = migration_phase.active_migration(world, v)
-    if isinstance(cmd, Migrate):
-        return _check_migrate(world, cmd, v, running, migrating)
+    check_cmd = _VM_CHECKS.get(type(cmd))
+    if check_cmd is None:
+        return None
+    return check_cmd(world, cmd, _VMNow(v, bool(state.vms["host"][v] >= 0),
+                                        int(state.vms["n_pages"][v]) * page,
+                                        int(state.vms["min_pages"][v]) * page,
+                                        int(state.vms["max_pages"][v]) * page))
+
+
+def _check_start(world: World, cmd: StartVM, now: _VMNow) -> str | None:
+    state = world.state
+    if now.running:
+        return f"{cmd.vm} is already running on {state.hosts.ids[state.vms['host'][now.v]]}"
+    return _placement(world, cmd.vm, cmd.host, state.vms.specs[now.v].model_copy(
+        update={"min": now.min_bytes, "max": now.max_bytes}))
+
+
+def _check_stop(world: World, cmd: StopVM, now: _VMNow) -> str | None:
+    return None if now.running else f"{cmd.vm} is not running"
+
+
+def _check_in_precopy(world: World, cmd: CancelMigration | SwitchToPostcopy,
+                      now: _VMNow) -> str | None:
+    migrating = migration_phase.active_migration(world, now.v)
+    if migrating is not None and migrating.status == "precopy":
+        return None
     if isinstance(cmd, CancelMigration):
-        if migrating is None or migrating.status != "precopy":
-            return f"{cmd.vm} has no pre-copy migration to cancel (post-copy cannot go back)"
+        return f"{cmd.vm} has no pre-copy migration to cancel (post-copy cannot go back)"
+    return f"{cmd.vm} is not in a pre-copy migration"
+
+
+def _check_min(world: World, cmd: SetMin, now: _VMNow) -> str | None:
+    if cmd.min > now.max_bytes:
+        return f"min {format_bytes(cmd.min)} exceeds max {format_bytes(now.max_bytes)}"
+    if now.running and cmd.min > now.min_bytes:
+        state = world.state
+        return admission(world, int(state.vms["host"][now.v]), cmd.min, now.max_bytes,
+                         cmd.vm, leaving=now.v, vcpus=int(state.vms["vcpus"][now.v]))
+    return None
+
+
+def _check_max(world: World, cmd: SetMax, now: _VMNow) -> str | None:
+    if not now.min_bytes <= cmd.max <= now.memory:
+        return (f"max must lie between min {format_bytes(now.min_bytes)} and the configured "
+                f"{format_bytes(now.memory)}")
+    return None
+
+
+def _check_balloon_target(world: World, cmd: SetBalloonTarget, now: _VMNow) -> str | None:
+    if cmd.target is None:
         return None
-    if isinstance(cmd, SwitchToPostcopy):
-        if migrating is None or migrating.status != "precopy":
-            return f"{cmd.vm} is not in a pre-copy migration"
-        return None
-    if isinstance(cmd, SetMin):
-        if cmd.min > max_bytes:
-            return f"min {format_bytes(cmd.min)} exceeds max {format_bytes(max_bytes)}"
-        if running and cmd.min > min_bytes:
-            return admission(world, int(state.vms["host"][v]), cmd.min, max_bytes, cmd.vm,
-                             leaving=v, vcpus=int(state.vms["vcpus"][v]))
-        return None
-    if isinstance(cmd, SetMax):
-        if not min_bytes <= cmd.max <= memory:
-            return (f"max must lie between min {format_bytes(min_bytes)} and the configured "
-                    f"{format_bytes(memory)}")
-        return None
-    if isinstance(cmd, SetBalloonTarget) and cmd.target is not None:
-        if not state.vms["balloon_driver"][v]:
-            return f"{cmd.vm} has no balloon driver (enable it, or use a swap target)"
-        limit = int(world.spec.policy.memory.balloon_max * memory)
-        if cmd.target > limit:
-            return (f"a balloon may hold at most {world.spec.policy.memory.balloon_max:.0%} "
-                    f"of {cmd.vm} ({format_bytes(limit)})")
-    if isinstance(cmd, SetWorkload):
-        ws = cmd.working_set if cmd.working_set is not None else (
-            int(state.vms["ws_pages"][v]) * page)
-        if ws > memory:
-            return f"a working set of {format_bytes(ws)} does not fit in {format_bytes(memory)}"
-        hot = cmd.hot_set if cmd.hot_set is not None else min(
-            int(state.vms["hot_pages"][v]) * page, ws)
-        if hot > ws:
-            return "the hot set must lie within the working set"
-        try:
-            _new_workload(world, v, cmd)
-        except ValidationError as err:
-            detail = err.errors(include_url=False)[0]
-            return str(detail["msg"]).removeprefix("Value error, ")
-        return None
-    if isinstance(cmd, SetSwapTarget) and cmd.target is not None and (
-            cmd.target > memory - min_bytes):
-        return (f"{cmd.vm}'s swap file holds max - min = {format_bytes(memory - min_bytes)}; "
+    if not world.state.vms["balloon_driver"][now.v]:
+        return f"{cmd.vm} has no balloon driver (enable it, or use a swap target)"
+    balloon_max = world.spec.policy.memory.balloon_max
+    limit = int(balloon_max * now.memory)
+    if cmd.target > limit:
+        return (f"a balloon may hold at most {balloon_max:.0%} of {cmd.vm} "
+                f"({format_bytes(limit)})")
+    return None
+
+
+def _check_workload(world: World, cmd: SetWorkload, now: _VMNow) -> str | None:
+    state, page = world.state, world.state.page_size
+    ws = cmd.working_set if cmd.working_set is not None else (
+        int(state.vms["ws_pages"][now.v]) * page)
+    if ws > now.memory:
+        return f"a working set of {format_bytes(ws)} does not fit in {format_bytes(now.memory)}"
+    hot = cmd.hot_set if cmd.hot_set is not None else min(
+        int(state.vms["hot_pages"][now.v]) * page, ws)
+    if hot > ws:
+        return "the hot set must lie within the working set"
+    try:
+        _new_workload(world, now.v, cmd)
+    except ValidationError as err:
+        detail = err.errors(include_url=False)[0]
+        return str(detail["msg"]).removeprefix("Value error, ")
+    return None
+
+
+def _check_swap_target(world: World, cmd: SetSwapTarget, now: _VMNow) -> str | None:
+    room = now.memory - now.min_bytes
+    if cmd.target is not None and cmd.target > room:
+        return (f"{cmd.vm}'s swap file holds max - min = {format_bytes(room)}; "
                 f"{format_bytes(cmd.target)} does not fit")
     return None
 
 
-def _check_migrate(world: World, cmd: Migrate, v: int, running: bool,
-                   migrating: Any) -> str | None:
-    state, page = world.state, world.state.page_size
-    if not running:
+def _check_migrate(world: World, cmd: Migrate, now: _VMNow) -> str | None:
+    state, page, v = world.state, world.state.page_size, now.v
+    migrating = migration_phase.active_migration(world, v)
+    if not now.running:
         return f"{cmd.vm} is not running"
     if migrating is not None:
         return f"{cmd.vm} is already migrating to {state.hosts.ids[migrating.dst]}"
@@ -193,69 +228,105 @@ def _check_migrate(world: World, cmd: Migrate, v: int, running: bool,
                      vcpus=int(state.vms["vcpus"][v]))
 
 
+def _check_place(world: World, cmd: PlaceVM) -> str | None:
+    if cmd.vm.id in world.state.vms.ids:
+        return f"a VM named {cmd.vm.id!r} already exists"
+    return _placement(world, cmd.vm.id, cmd.vm.host, cmd.vm)
+
+
+def _check_thresholds(world: World, cmd: SetThresholds) -> str | None:
+    if not cmd.high > cmd.soft > cmd.hard > cmd.low:
+        return "thresholds must decrease: high > soft > hard > low"
+    return None
+
+
+def _check_link(world: World, cmd: SetLink) -> str | None:
+    if not world.topology.graph.has_edge(cmd.a, cmd.b):
+        return f"no link between {cmd.a!r} and {cmd.b!r}"
+    return None
+
+
+def _check_host(world: World, cmd: SetHostUp) -> str | None:
+    return None if _host(world, cmd.host) is not None else f"no host {cmd.host!r}"
+
+
+def _check_any_host(world: World, cmd: SetSharing | SetIdleTax) -> str | None:
+    """A host, or None for every host."""
+    if cmd.host is not None and _host(world, cmd.host) is None:
+        return f"no host {cmd.host!r}"
+    return None
+
+
+def _no_check(world: World, cmd: Any) -> str | None:
+    return None
+
+
 def check(world: World, cmd: Command) -> str | None:
     problem = budgets.command_problem(world, cmd)
     if problem is not None:
         return problem
-    if isinstance(cmd, PlaceVM):
-        if cmd.vm.id in world.state.vms.ids:
-            return f"a VM named {cmd.vm.id!r} already exists"
-        return _placement(world, cmd.vm.id, cmd.vm.host, cmd.vm)
-    if isinstance(cmd, SetSalting):
-        return None
-    if isinstance(cmd, SetThresholds):
-        if not cmd.high > cmd.soft > cmd.hard > cmd.low:
-            return "thresholds must decrease: high > soft > hard > low"
-        return None
-    if isinstance(cmd, SetLink):
-        if not world.topology.graph.has_edge(cmd.a, cmd.b):
-            return f"no link between {cmd.a!r} and {cmd.b!r}"
-        return None
-    if isinstance(cmd, SetHostUp):
-        return None if _host(world, cmd.host) is not None else f"no host {cmd.host!r}"
-    if isinstance(cmd, SetSharing | SetIdleTax):
-        if cmd.host is not None and _host(world, cmd.host) is None:
-            return f"no host {cmd.host!r}"
-        return None
-    v = _vm(world, cmd.vm)
+    check_world = _WORLD_CHECKS.get(type(cmd))
+    if check_world is not None:
+        return check_world(world, cmd)
+    # Every command left names a VM (PlaceVM, whose is a spec, is checked above).
+    vm_id = getattr(cmd, "vm")  # noqa: B009 - not every Command has one
+    assert isinstance(vm_id, str)
+    v = _vm(world, vm_id)
     if v is None:
-        return f"no VM {cmd.vm!r}"
+        return f"no VM {vm_id!r}"
     return _check_vm(world, cmd, v)
 
 
 def apply(world: World, cmd: Command) -> None:
-    state = world.state
-    if isinstance(cmd, PlaceVM):
-        v = vmlife.define_vm(state, world.spec, cmd.vm)
-        _start(world, v, state.hosts.index(str(cmd.vm.host)))
-    elif isinstance(cmd, StartVM):
-        _start(world, state.vms.index(cmd.vm), state.hosts.index(cmd.host))
-    elif isinstance(cmd, StopVM):
-        v = state.vms.index(cmd.vm)
-        host = state.hosts.ids[int(state.vms["host"][v])]
-        migrating = migration_phase.active_migration(world, v)
-        if migrating is not None:
-            migration_phase.fail(world, migrating, "cancelled")
-            if state.vms["host"][v] < 0:
-                return  # a post-copy stopped half-way takes the VM with it
-        vmlife.stop_vm(state, v)
-        world.emit("vm_stopped", f"{cmd.vm} powered off on {host}", vm=cmd.vm, host=host)
-    elif isinstance(cmd, Migrate):
-        migration_phase.start(world, cmd)
-    elif isinstance(cmd, CancelMigration | SwitchToPostcopy):
-        mig = migration_phase.active_migration(world, state.vms.index(cmd.vm))
-        assert mig is not None
-        if isinstance(cmd, CancelMigration):
-            migration_phase.fail(world, mig, "cancelled")
-        else:
-            migration_phase.to_postcopy(world, mig, state.time_s)
-    elif isinstance(cmd, SetHostUp):
-        _set_host_up(world, cmd)
+    act = _ACTIONS.get(type(cmd))
+    if act is not None:
+        act(world, cmd)
     else:
         message = _SETTERS[type(cmd)](world, cmd)
         world.emit("command_applied", message, vm=getattr(cmd, "vm", None),
                    host=getattr(cmd, "host", None))
-    state.reclaim.realloc = True
+    world.state.reclaim.realloc = True
+
+
+def _place(world: World, cmd: PlaceVM) -> None:
+    state = world.state
+    v = vmlife.define_vm(state, world.spec, cmd.vm)
+    _start(world, v, state.hosts.index(str(cmd.vm.host)))
+
+
+def _start_vm(world: World, cmd: StartVM) -> None:
+    _start(world, world.state.vms.index(cmd.vm), world.state.hosts.index(cmd.host))
+
+
+def _stop_vm(world: World, cmd: StopVM) -> None:
+    state = world.state
+    v = state.vms.index(cmd.vm)
+    host = state.hosts.ids[int(state.vms["host"][v])]
+    migrating = migration_phase.active_migration(world, v)
+    if migrating is not None:
+        migration_phase.fail(world, migrating, "cancelled")
+        if state.vms["host"][v] < 0:
+            return  # a post-copy stopped half-way takes the VM with it
+    vmlife.stop_vm(state, v)
+    world.emit("vm_stopped", f"{cmd.vm} powered off on {host}", vm=cmd.vm, host=host)
+
+
+def _migrate(world: World, cmd: Migrate) -> None:
+    migration_phase.start(world, cmd)
+
+
+def _migrating(world: World, vm_id: str) -> Any:
+    mig = migration_phase.active_migration(world, world.state.vms.index(vm_id))
+    assert mig is not None  # checked
+    return mig
+
+
+def _cancel(world: World, cmd: CancelMigration) -> None:
+    migration_phase.fail(world, _migrating(world, cmd.vm), "cancelled")
+
+
+def _switch(world: World, cmd: SwitchToPostcopy) -> None:
+    migration_phase.to_postcopy(world, _migrating(world, cmd.vm), world.state.time_s)
 
 
 def _set_host_up(world: World, cmd: SetHostUp) -> None:
@@ -423,3 +494,23 @@ def _start(world: World, v: int, h: int) -> None:
         how = f"{format_bytes(got * state.page_size)} touched at boot"
     world.emit("vm_started", f"{vm_id} powered on on {host_id} ({how})", vm=vm_id,
                host=host_id)
+
+
+# Each command's check and action, looked up by its type. World-level commands are
+# checked here; a VM's commands once the VM is found (_check_vm); commands with neither
+# a check nor an action below are settings, applied by _SETTERS with a message.
+_WORLD_CHECKS: dict[type, Callable[[World, Any], str | None]] = {
+    PlaceVM: _check_place, SetSalting: _no_check, SetThresholds: _check_thresholds,
+    SetLink: _check_link, SetHostUp: _check_host, SetSharing: _check_any_host,
+    SetIdleTax: _check_any_host,
+}
+_VM_CHECKS: dict[type, Callable[[World, Any, _VMNow], str | None]] = {
+    StartVM: _check_start, StopVM: _check_stop, Migrate: _check_migrate,
+    CancelMigration: _check_in_precopy, SwitchToPostcopy: _check_in_precopy,
+    SetMin: _check_min, SetMax: _check_max, SetBalloonTarget: _check_balloon_target,
+    SetWorkload: _check_workload, SetSwapTarget: _check_swap_target,
+}
+_ACTIONS: dict[type, Callable[[World, Any], None]] = {
+    PlaceVM: _place, StartVM: _start_vm, StopVM: _stop_vm, Migrate: _migrate,
+    CancelMigration: _cancel, SwitchToPostcopy: _switch, SetHostUp: _set_host_up,
+}

@@ -12,7 +12,9 @@ as the next tick will judge it. Page arrays are shared with the world and never 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from engine import control
 from engine.commands import (
@@ -92,60 +94,92 @@ def _stop_migration(world: World, v: int, status: str) -> None:
 
 
 def _apply(world: World, cmd: Command) -> None:
-    """What a command changes that a later check reads."""
+    """What a command changes that a later check reads (commands not below change
+    nothing a check reads)."""
+    act = _WORLD_ACTIONS.get(type(cmd))
+    if act is not None:
+        act(world, cmd)
+        return
+    vm_act = _VM_ACTIONS.get(type(cmd))
+    if vm_act is not None:
+        vm_act(world, cmd, world.state.vms.index(getattr(cmd, "vm")))  # noqa: B009
+
+
+def _place(world: World, cmd: PlaceVM) -> None:
+    state, page = world.state, world.state.page_size
+    v = state.vms.append(cmd.vm, 0, cmd.vm.memory // page, page,
+                         price_per_hour(world.spec, cmd.vm), world.spec.policy.sla)
+    state.vms["host"][v] = state.hosts.index(str(cmd.vm.host))
+    state.vms["started"][v] = True
+
+
+def _host_up(world: World, cmd: SetHostUp) -> None:
+    state, vms = world.state, world.state.vms
+    h = state.hosts.index(cmd.host)
+    state.hosts.up[h] = cmd.up
+    if not cmd.up:
+        for m in list(state.migrations):
+            if m.active and h in (m.src, m.dst):
+                _stop_migration(world, m.vm, "failed")
+        on_host = vms["host"] == h
+        vms["lost_vm"][on_host] = True
+        vms["host"][on_host] = -1
+
+
+def _link(world: World, cmd: SetLink) -> None:
+    world.topology.set_link_state(cmd.a, cmd.b, cmd.up)
+
+
+def _start(world: World, cmd: StartVM, v: int) -> None:
+    vms = world.state.vms
+    vms["host"][v] = world.state.hosts.index(cmd.host)
+    vms["started"][v], vms["lost_vm"][v] = True, False
+
+
+def _stop(world: World, cmd: StopVM, v: int) -> None:
+    vms = world.state.vms
+    mig = migration_phase.active_migration(world, v)
+    _stop_migration(world, v, "cancelled")
+    if mig is None or mig.status != "postcopy":
+        vms["host"][v] = -1
+    else:  # a post-copy stopped half-way takes the VM with it
+        vms["host"][v], vms["lost_vm"][v] = -1, True
+
+
+def _migrate(world: World, cmd: Migrate, v: int) -> None:
     state = world.state
-    vms, page = state.vms, state.page_size
-    if isinstance(cmd, PlaceVM):
-        v = vms.append(cmd.vm, 0, cmd.vm.memory // page, page,
-                       price_per_hour(world.spec, cmd.vm), world.spec.policy.sla)
-        vms["host"][v] = state.hosts.index(str(cmd.vm.host))
-        vms["started"][v] = True
-        return
-    if isinstance(cmd, SetHostUp):
-        h = state.hosts.index(cmd.host)
-        state.hosts.up[h] = cmd.up
-        if not cmd.up:
-            for m in list(state.migrations):
-                if m.active and h in (m.src, m.dst):
-                    _stop_migration(world, m.vm, "failed")
-            on_host = vms["host"] == h
-            vms["lost_vm"][on_host] = True
-            vms["host"][on_host] = -1
-        return
-    if isinstance(cmd, SetLink):
-        world.topology.set_link_state(cmd.a, cmd.b, cmd.up)
-        return
-    vm_id = getattr(cmd, "vm", None)
-    if not isinstance(vm_id, str):
-        return
-    v = vms.index(vm_id)
-    if isinstance(cmd, StartVM):
-        vms["host"][v] = state.hosts.index(cmd.host)
-        vms["started"][v], vms["lost_vm"][v] = True, False
-    elif isinstance(cmd, StopVM):
-        mig = migration_phase.active_migration(world, v)
-        _stop_migration(world, v, "cancelled")
-        if mig is None or mig.status != "postcopy":
-            vms["host"][v] = -1
-        else:  # a post-copy stopped half-way takes the VM with it
-            vms["host"][v], vms["lost_vm"][v] = -1, True
-    elif isinstance(cmd, Migrate):
-        status = "precopy" if cmd.mode != "postcopy" else "postcopy"
-        state.migrations.append(QueuedMigration(v, int(vms["host"][v]),
-                                                state.hosts.index(cmd.to), status))
-    elif isinstance(cmd, CancelMigration):
-        _stop_migration(world, v, "cancelled")
-    elif isinstance(cmd, SwitchToPostcopy):
-        _stop_migration(world, v, "postcopy")
-    elif isinstance(cmd, SetMin):
-        vms["min_pages"][v] = cmd.min // page
-    elif isinstance(cmd, SetMax):
-        vms["max_pages"][v] = cmd.max // page
-    elif isinstance(cmd, SetBalloonDriver):
-        vms["balloon_driver"][v] = cmd.enabled
-    elif isinstance(cmd, SetWorkload):
-        if cmd.working_set is not None:
-            vms["ws_pages"][v] = max(1, cmd.working_set // page)
-            vms["hot_pages"][v] = min(vms["hot_pages"][v], vms["ws_pages"][v])
-        if cmd.hot_set is not None:
-            vms["hot_pages"][v] = max(1, cmd.hot_set // page)
+    status = "precopy" if cmd.mode != "postcopy" else "postcopy"
+    state.migrations.append(QueuedMigration(v, int(state.vms["host"][v]),
+                                            state.hosts.index(cmd.to), status))
+
+
+def _set_min(world: World, cmd: SetMin, v: int) -> None:
+    world.state.vms["min_pages"][v] = cmd.min // world.state.page_size
+
+
+def _set_max(world: World, cmd: SetMax, v: int) -> None:
+    world.state.vms["max_pages"][v] = cmd.max // world.state.page_size
+
+
+def _balloon_driver(world: World, cmd: SetBalloonDriver, v: int) -> None:
+    world.state.vms["balloon_driver"][v] = cmd.enabled
+
+
+def _workload(world: World, cmd: SetWorkload, v: int) -> None:
+    vms, page = world.state.vms, world.state.page_size
+    if cmd.working_set is not None:
+        vms["ws_pages"][v] = max(1, cmd.working_set // page)
+        vms["hot_pages"][v] = min(vms["hot_pages"][v], vms["ws_pages"][v])
+    if cmd.hot_set is not None:
+        vms["hot_pages"][v] = max(1, cmd.hot_set // page)
+
+
+_WORLD_ACTIONS: dict[type, Callable[[World, Any], None]] = {
+    PlaceVM: _place, SetHostUp: _host_up, SetLink: _link}
+_VM_ACTIONS: dict[type, Callable[[World, Any, int], None]] = {
+    StartVM: _start, StopVM: _stop, Migrate: _migrate,
+    CancelMigration: lambda world, cmd, v: _stop_migration(world, v, "cancelled"),
+    SwitchToPostcopy: lambda world, cmd, v: _stop_migration(world, v, "postcopy"),
+    SetMin: _set_min, SetMax: _set_max, SetBalloonDriver: _balloon_driver,
+    SetWorkload: _workload,
+}

@@ -7,7 +7,8 @@ the same snapshot (the snapshot tests rely on that).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.text import Text
 
@@ -117,43 +118,37 @@ def slug(name: str) -> str:
 
 def describe_command(cmd: Command) -> str:
     """A command in operator words, e.g. 'start web3 on h2'."""
-    if isinstance(cmd, StartVM):
-        return f"start {cmd.vm} on {cmd.host}"
-    if isinstance(cmd, PlaceVM):
-        return f"place new VM {cmd.vm.id} on {cmd.vm.host}"
-    if isinstance(cmd, StopVM):
-        return f"stop {cmd.vm}"
-    if isinstance(cmd, SetShares):
-        return f"set shares of {cmd.vm} to {cmd.shares}"
-    if isinstance(cmd, SetMin):
-        return f"set min of {cmd.vm} to {format_bytes(cmd.min)}"
-    if isinstance(cmd, SetMax):
-        return f"set max of {cmd.vm} to {format_bytes(cmd.max)}"
-    if isinstance(cmd, SetBalloonTarget | SetSwapTarget):
-        what = "balloon" if isinstance(cmd, SetBalloonTarget) else "swap"
-        to = "the policy's" if cmd.target is None else format_bytes(cmd.target)
-        return f"set {what} target of {cmd.vm} to {to}"
-    if isinstance(cmd, SetBalloonDriver):
-        return f"{'enable' if cmd.enabled else 'disable'} the balloon driver of {cmd.vm}"
-    if isinstance(cmd, SetIdleTax):
-        return f"set the idle memory tax of {cmd.host or 'every host'} to {cmd.tax:.0%}"
-    if isinstance(cmd, SetSharing):
-        return f"switch page sharing on {cmd.host} to {cmd.mode}"
-    if isinstance(cmd, SetSalting):
-        return f"set page-sharing salting to level {cmd.level}"
-    if isinstance(cmd, SetWorkload):
-        return f"set the load of {cmd.vm}: {workload_changes(cmd)}"
-    if isinstance(cmd, Migrate):
-        return f"migrate {cmd.vm} to {cmd.to} ({migrate_options(cmd)})"
-    if isinstance(cmd, CancelMigration):
-        return f"cancel the migration of {cmd.vm}"
-    if isinstance(cmd, SwitchToPostcopy):
-        return f"switch the migration of {cmd.vm} to post-copy"
-    if isinstance(cmd, SetHostUp):
-        return f"bring host {cmd.host} back up" if cmd.up else f"fail host {cmd.host}"
-    if isinstance(cmd, SetLink):
-        return f"take link {cmd.a}–{cmd.b} {'up' if cmd.up else 'down'}"
-    return str(getattr(cmd, "kind", cmd))
+    describe = _DESCRIBE.get(type(cmd))
+    return describe(cmd) if describe is not None else str(getattr(cmd, "kind", cmd))
+
+
+def _target(cmd: SetBalloonTarget | SetSwapTarget) -> str:
+    what = "balloon" if isinstance(cmd, SetBalloonTarget) else "swap"
+    to = "the policy's" if cmd.target is None else format_bytes(cmd.target)
+    return f"set {what} target of {cmd.vm} to {to}"
+
+
+_DESCRIBE: dict[type, Callable[[Any], str]] = {
+    StartVM: lambda c: f"start {c.vm} on {c.host}",
+    PlaceVM: lambda c: f"place new VM {c.vm.id} on {c.vm.host}",
+    StopVM: lambda c: f"stop {c.vm}",
+    SetShares: lambda c: f"set shares of {c.vm} to {c.shares}",
+    SetMin: lambda c: f"set min of {c.vm} to {format_bytes(c.min)}",
+    SetMax: lambda c: f"set max of {c.vm} to {format_bytes(c.max)}",
+    SetBalloonTarget: _target,
+    SetSwapTarget: _target,
+    SetBalloonDriver: lambda c: (f"{'enable' if c.enabled else 'disable'} the balloon "
+                                 f"driver of {c.vm}"),
+    SetIdleTax: lambda c: f"set the idle memory tax of {c.host or 'every host'} to {c.tax:.0%}",
+    SetSharing: lambda c: f"switch page sharing on {c.host} to {c.mode}",
+    SetSalting: lambda c: f"set page-sharing salting to level {c.level}",
+    SetWorkload: lambda c: f"set the load of {c.vm}: {workload_changes(c)}",
+    Migrate: lambda c: f"migrate {c.vm} to {c.to} ({migrate_options(c)})",
+    CancelMigration: lambda c: f"cancel the migration of {c.vm}",
+    SwitchToPostcopy: lambda c: f"switch the migration of {c.vm} to post-copy",
+    SetHostUp: lambda c: f"bring host {c.host} back up" if c.up else f"fail host {c.host}",
+    SetLink: lambda c: f"take link {c.a}–{c.b} {'up' if c.up else 'down'}",
+}
 
 
 def migrate_options(cmd: Migrate) -> str:
