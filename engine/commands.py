@@ -14,18 +14,20 @@ from pydantic import Field, TypeAdapter, model_validator
 
 from engine.ranges import Range
 from engine.spec import (
+    PhaseSpec,
+    SharingMode,
+    VMSpec,
+    WorkloadChange,
+)
+from engine.spec_types import (
     MAX_PHASES,
     Bytes,
     Frozen,
     Ident,
-    PhaseSpec,
     PositiveRate,
     Rate,
     Seconds,
     Shares,
-    SharingMode,
-    VMSpec,
-    WorkloadChange,
 )
 from engine.workloads.library import expand
 

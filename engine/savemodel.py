@@ -20,7 +20,8 @@ from engine.migration.model import MAX_ROUNDS_KEPT, Round
 from engine.ranges import MAX_SEED, MAX_TICKS, Range
 from engine.rng import STREAM_NAMES
 from engine.scenario import ScenarioSpec
-from engine.spec import Count, Frozen, Ident, Line, Signed, VMSpec
+from engine.spec import VMSpec
+from engine.spec_types import Count, Frozen, Ident, Line, Signed
 from engine.state import UNIQUE_CONTENT_BASE
 from engine.state_tables import Money
 from engine.world import HISTORY_TICKS

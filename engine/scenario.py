@@ -18,7 +18,6 @@ from engine.crosscheck import check_scenario
 from engine.errors import InputError
 from engine.inputfile import check_depth, read_toml
 from engine.spec import (
-    Frozen,
     HostGroupSpec,
     HostSpec,
     LinkSpec,
@@ -29,6 +28,9 @@ from engine.spec import (
     SwitchSpec,
     VMGroupSpec,
     VMSpec,
+)
+from engine.spec_types import (
+    Frozen,
 )
 
 # Keys of the TOML file, in the singular form the file uses: [[host]], [[vm]], ...

@@ -15,17 +15,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from engine.ranges import (
     MAX_BYTES,
-    MAX_COUNT,
-    MAX_MONEY,
-    MAX_PER_S,
-    MAX_RATE,
-    MAX_SECONDS,
     MAX_SEED,
-    MAX_SHARES,
     MAX_SIGNED,
     MAX_TICK_S,
     MIN_TICK_S,
@@ -33,31 +27,26 @@ from engine.ranges import (
     MiB,
     Range,
 )
-from engine.text import printable
-
-Bytes = Annotated[int, Range(0, MAX_BYTES, "size")]
-Rate = Annotated[float, Range(0, MAX_RATE, "rate")]
-PositiveRate = Annotated[float, Range(0, MAX_RATE, "rate", lo_open=True)]
-Seconds = Annotated[float, Range(0, MAX_SECONDS, "duration")]
-PositiveSeconds = Annotated[float, Range(0, MAX_SECONDS, "duration", lo_open=True)]
-Fraction = Annotated[float, Range(0.0, 1.0)]
-Count = Annotated[int, Range(0, MAX_COUNT, "int")]
-PerSecond = Annotated[float, Range(0, MAX_PER_S, unit="/s")]  # page touches, I/Os
-Price = Annotated[float, Range(0, MAX_MONEY, unit="currency")]
-Signed = Annotated[float, Range(-MAX_SIGNED, MAX_SIGNED)]
-Shares = Annotated[int, Range(0, MAX_SHARES, "int")]
-Watts = Annotated[float, Range(0, 1e6, unit="W")]
-Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-# Free text shown to players: one line (names) or several (briefings), never escapes.
-Line = Annotated[str, Field(max_length=500), AfterValidator(printable)]
-Paragraphs = Annotated[str, Field(max_length=20_000),
-                       AfterValidator(lambda text: printable(text, keep_newlines=True))]
-MAX_PHASES = 64
-Region = Literal["heap", "memory", "os", "app"]  # where a working set lies (WorkloadSpec)
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from engine.spec_types import (
+    MAX_PHASES,
+    Bytes,
+    Count,
+    Fraction,
+    Frozen,
+    Ident,
+    Line,
+    Paragraphs,
+    PerSecond,
+    PositiveRate,
+    PositiveSeconds,
+    Price,
+    Rate,
+    Region,
+    Seconds,
+    Shares,
+    Signed,
+    Watts,
+)
 
 
 class ScenarioMeta(Frozen):

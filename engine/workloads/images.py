@@ -19,11 +19,14 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from engine.spec import Bytes, Fraction, Frozen, Ident, Seconds, VMSpec, WorkloadSpec
+from engine.spec_types import Bytes, Fraction, Frozen, Ident, Seconds
+
+if TYPE_CHECKING:
+    from engine.spec import VMSpec, WorkloadSpec
 
 LIBRARY_FILE = Path(__file__).with_name("images.toml")
 
