@@ -99,10 +99,11 @@ def _step_timed(sim: Any, phases: dict[str, float]) -> float:
 
 def build_floor(state: Any) -> tuple[float, float]:
     """(seconds, GiB): mapping and writing once, with bare numpy, fresh arrays of the sizes
-    of the world's page and frame arrays - what any build of this world must at least do
-    (the kernel's first touch of every page of them included)."""
+    of the world's page and frame arrays that the build wrote (any nonzero element) - what
+    any build of this world must at least do (the kernel's first touch of every page of
+    them included). Arrays still all zeros need no writing: the kernel's zero pages."""
     sizes = [a.nbytes for a in (*state.pages.arrays().values(),
-                                *state.frames.arrays().values())]
+                                *state.frames.arrays().values()) if a.any()]
     t0 = time.perf_counter()
     for nbytes in sizes:
         a = np.empty(nbytes, np.uint8)
