@@ -97,13 +97,17 @@ def _step_timed(sim: Any, phases: dict[str, float]) -> float:
     return time.perf_counter() - t0
 
 
-def build_floor(state: Any) -> tuple[float, float]:
+def built_sizes(state: Any) -> list[int]:
+    """Bytes of each page and frame array the build wrote (any nonzero element): arrays
+    still all zeros need no writing (the kernel maps zero pages)."""
+    return [a.nbytes for a in (*state.pages.arrays().values(),
+                               *state.frames.arrays().values()) if a.any()]
+
+
+def build_floor(sizes: list[int]) -> tuple[float, float]:
     """(seconds, GiB): mapping and writing once, with bare numpy, fresh arrays of the sizes
-    of the world's page and frame arrays that the build wrote (any nonzero element) - what
-    any build of this world must at least do (the kernel's first touch of every page of
-    them included). Arrays still all zeros need no writing: the kernel's zero pages."""
-    sizes = [a.nbytes for a in (*state.pages.arrays().values(),
-                                *state.frames.arrays().values()) if a.any()]
+    of the world's page and frame arrays that the build wrote - what any build of this
+    world must at least do (the kernel's first touch of every page of them included)."""
     t0 = time.perf_counter()
     for nbytes in sizes:
         a = np.empty(nbytes, np.uint8)
@@ -120,6 +124,7 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     sim = Simulation.from_file(path)
     build_s = time.perf_counter() - t0
+    built = built_sizes(sim.world.state)
     tick_s = sim.world.state.tick_s
     t0 = time.perf_counter()
     sim.step(warmup)
@@ -140,7 +145,7 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
                            walls[i] * 1e3))
     rss_end = rss_gib() - floor.gib
     peak = peak_rss_gib() - floor.gib
-    build_floor_s, array_gib = build_floor(sim.world.state)
+    build_floor_s, array_gib = build_floor(built)
     r1, w1 = _counts(sim)
     ms = walls * 1e3
     floor_ms = float(np.mean([f for f, _ in floors]))
