@@ -21,6 +21,8 @@ Order matters and is part of the contract:
 13. economy   - revenue for served work, host power, capital and network costs, SLA
                 penalties at the end of each window
 14. metrics   - history for sparklines, objectives judged
+15. upkeep    - simulator housekeeping, no effect on results: every 600 ticks the memory
+                behind the free-frame stacks' empty slots goes back to the OS
 Later mechanisms insert their phases at the place the design gives them.
 """
 
@@ -38,6 +40,7 @@ from engine.memory.phase import run_sharing
 from engine.memory.reclaim import run_reclaim_policy
 from engine.memory.remap import run_io
 from engine.memory.sampling import run_sampling
+from engine.memory.stack_memory import run_upkeep
 from engine.memory.swap import run_swap
 from engine.migration.phase import run_migrations
 from engine.network import update_service_rates
@@ -101,4 +104,5 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("service", run_service),
     ("economy", bill),
     ("metrics", record_metrics),
+    ("upkeep", run_upkeep),
 )

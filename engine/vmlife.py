@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.memory import boot, ksm, overhead
+from engine.memory import boot, ksm, overhead, stack_memory
 from engine.memory import frames as frame_alloc
 from engine.pagescale import fine_pages, per_simulated_page
 from engine.rng import Streams
@@ -88,6 +88,7 @@ def build_state(spec: ScenarioSpec, streams: Streams,
     boot.power_on(state, spec.policy.memory, np.array(placed, np.int64),
                   np.array([host_index[str(vm_specs[v].host)] for v in placed], np.int64),
                   0.0, progress)
+    stack_memory.release_empty_slots(state)  # the frames the boot took
     return state
 
 

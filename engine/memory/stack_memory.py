@@ -1,0 +1,69 @@
+"""Giving the memory behind the empty part of the free-frame stacks back to the OS.
+
+Each host's free stack (memory/frames.py) has a slot for every frame it owns, and is
+filled when the world is built; once the VMs are running, nine slots in ten are above the
+stack's top, where nothing reads them (a push writes a slot before a pop reads it). On
+the 1,000-VM data center that is 0.3 GiB of dead memory. Every RELEASE_EVERY_TICKS ticks
+(and after the build) the whole pages among those slots are released with
+madvise(MADV_DONTNEED): the kernel drops them and maps zero pages if they are written
+again. Simulator housekeeping only: no slot below a top changes, so neither does any
+result, and the schedule is by tick, so runs stay bit-identical.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from typing import Any
+
+import numpy as np
+
+from engine.state import State
+from engine.world import World
+
+RELEASE_EVERY_TICKS = 600
+_MIN_BYTES = 64 * 1024  # smaller runs are not worth a system call
+_MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+
+
+def _madvise() -> Any:
+    if _MADV_DONTNEED is None:
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MADVISE = _madvise()
+
+
+def release_empty_slots(state: State) -> int:
+    """Release the pages of the stacks' empty slots; returns the bytes released."""
+    stack = state.frames.free_stack
+    if _MADVISE is None or not (stack.flags.owndata and stack.flags.writeable):
+        return 0  # (a view or a read-only map: its memory is not ours to drop)
+    hosts = state.hosts
+    off, low, n = hosts.frame_offset, hosts.low_frames, hosts.n_frames
+    free_high = hosts.free_count - hosts.free_low
+    # Each host's two empty ranges, in slots: above the low stack, above the high stack.
+    start = np.concatenate([off + hosts.free_low, off + low + free_high])
+    end = np.concatenate([off + low, off + n])
+    item, page, base = stack.itemsize, mmap.PAGESIZE, stack.ctypes.data
+    start, end = np.clip(start, 0, stack.size), np.clip(end, 0, stack.size)
+    first = (base + start * item + page - 1) // page * page  # whole pages inside
+    last = (base + end * item) // page * page
+    worth = last - first >= _MIN_BYTES
+    released = 0
+    for a, b in zip(first[worth].tolist(), last[worth].tolist(), strict=True):  # per host
+        if _MADVISE(a, b - a, _MADV_DONTNEED) == 0:
+            released += b - a
+    return released
+
+
+def run_upkeep(world: World) -> None:
+    if world.state.tick % RELEASE_EVERY_TICKS == RELEASE_EVERY_TICKS - 1:
+        release_empty_slots(world.state)
