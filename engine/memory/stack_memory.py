@@ -6,8 +6,10 @@ stack's top, where nothing reads them (a push writes a slot before a pop reads i
 the 1,000-VM data center that is 0.3 GiB of dead memory. Every RELEASE_EVERY_TICKS ticks
 (and after the build) the whole pages among those slots are released with
 madvise(MADV_DONTNEED): the kernel drops them and maps zero pages if they are written
-again. Simulator housekeeping only: no slot below a top changes, so neither does any
-result, and the schedule is by tick, so runs stay bit-identical.
+again; the slots around them are zeroed, so every empty slot reads 0 after a release.
+Simulator housekeeping only: no slot below a top changes, so neither does any result;
+the schedule is by tick and what the empty slots hold after it does not depend on where
+the array lies in memory, so runs, saves and digests stay bit-identical.
 """
 
 from __future__ import annotations
@@ -52,15 +54,26 @@ def release_empty_slots(state: State) -> int:
     # Each host's two empty ranges, in slots: above the low stack, above the high stack.
     start = np.concatenate([off + hosts.free_low, off + low + free_high])
     end = np.concatenate([off + low, off + n])
-    item, page, base = stack.itemsize, mmap.PAGESIZE, stack.ctypes.data
     start, end = np.clip(start, 0, stack.size), np.clip(end, 0, stack.size)
-    first = (base + start * item + page - 1) // page * page  # whole pages inside
-    last = (base + end * item) // page * page
+    item, page, base = stack.itemsize, mmap.PAGESIZE, stack.ctypes.data
+    # Whole pages inside each range go back to the kernel; the slots left (the range's
+    # ends, and ranges too short to bother) are zeroed, so that every empty slot reads 0
+    # afterwards whatever the array's alignment: saves and digests do not depend on it.
+    first = np.minimum((base + start * item + page - 1) // page * page, base + end * item)
+    last = np.maximum((base + end * item) // page * page, first)
     worth = last - first >= _MIN_BYTES
+    first = np.where(worth, first, base + end * item)  # a short range: zeroed whole
+    last = np.where(worth, last, base + end * item)
     released = 0
-    for a, b in zip(first[worth].tolist(), last[worth].tolist(), strict=True):  # per host
-        if _MADVISE(a, b - a, _MADV_DONTNEED) == 0:
+    spans = zip(start.tolist(), end.tolist(), first.tolist(), last.tolist(), strict=True)
+    for s, e, a, b in spans:  # per host: two ranges each
+        head, tail = (a - base) // item, (b - base) // item
+        stack[s:head] = 0
+        stack[tail:e] = 0
+        if b > a and _MADVISE(a, b - a, _MADV_DONTNEED) == 0:
             released += b - a
+        elif b > a:
+            stack[head:tail] = 0  # not released: zeroed like the rest
     return released
 
 

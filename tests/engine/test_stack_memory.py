@@ -1,6 +1,6 @@
 """Giving back the memory behind the free stacks' empty slots changes no result: the same
 run with the release every few ticks and without it ends in the same world (the empty
-slots aside), and the release does drop pages (smaller RSS)."""
+slots aside); the release drops whole pages and leaves every empty slot reading 0."""
 
 import hashlib
 
@@ -71,5 +71,6 @@ def test_the_release_drops_whole_pages_of_empty_slots() -> None:
     released = stack_memory.release_empty_slots(state)
     assert released >= 64 * 1024 and released % 4096 == 0
     assert np.array_equal(stack[~_empty_slots(sim)], before)  # no slot below a top moved
-    dropped = stack[_empty_slots(sim)] == 0
-    assert 0.5 * released / stack.itemsize <= dropped.sum() <= released / stack.itemsize
+    # Every empty slot reads 0 afterwards (dropped pages, and zeroed ends), so a save or a
+    # digest does not depend on where the array lies in memory.
+    assert (stack[_empty_slots(sim)] == 0).all()
