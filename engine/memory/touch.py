@@ -26,11 +26,15 @@ import numpy as np
 from engine.arrays import unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
-from engine.memory.counts import count_moves
+from engine.memory.counts import count_moves, in_vms, vm_of_sorted
 from engine.pagescale import fine_pages
-from engine.state import I64, N_KIND, U64, Bool, GuestKind, Loc, State
+from engine.state import I64, N_KIND, N_LOC, U64, Bool, GuestKind, Loc, State
 
 COW_COPY_S = 10e-6  # a fault and a 4 KB copy (scaled to the simulated page: engine/pagescale)
+# A faulting page's code for the per-VM counts: its location, plus _GUEST_OUT when the
+# guest had paged it out.
+_GUEST_OUT = 8
+_CODES = 2 * _GUEST_OUT
 
 
 @dataclass
@@ -40,13 +44,17 @@ class TouchResult:
     stalled: I64
 
 
-def _fault_in(state: State, pages: I64) -> None:
-    """Give frames to non-resident touched pages (first touch, swap-in, pop, page-in)."""
+def _fault_in(state: State, pages: I64, kind: int) -> None:
+    """Give frames to non-resident touched pages (first touch, swap-in, pop, page-in).
+
+    A popped page goes straight to `kind`, the use the touch claims it for (_claim would
+    otherwise find it free and move it again): the same counts, one pass fewer.
+    """
     vms, p, hosts = state.vms, state.pages, state.hosts
     pages = unique_sorted(pages)
-    vm = vms.vm_of_pages(pages)
-    loc = p.location[pages]
-    swapped_by_guest = p.guest_swapped[pages]
+    vm = vm_of_sorted(vms, pages)
+    loc = np.take(p.location, pages)
+    swapped_by_guest = np.take(p.guest_swapped, pages)
     # Only a first touch grows the VM past its max; data it had comes back regardless.
     first = (loc == Loc.UNTOUCHED) & ~swapped_by_guest
     if first.any():
@@ -57,44 +65,57 @@ def _fault_in(state: State, pages: I64) -> None:
         resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
         room = np.maximum(vms["max_pages"] - resident, 0)
         keep = ~first | (rank_in_vm < room[vm])
-        pages, vm, loc, swapped_by_guest = pages[keep], vm[keep], loc[keep], swapped_by_guest[keep]
-    got = frame_alloc.allocate(state, vms["host"][vm])
+        if not keep.all():
+            pages, vm, loc, swapped_by_guest = (pages[keep], vm[keep], loc[keep],
+                                                swapped_by_guest[keep])
+    host = vms["host"]
+    got = frame_alloc.allocate(state, host[vm])
     ok = got >= 0
-    pages, vm, loc, swapped_by_guest, got = (pages[ok], vm[ok], loc[ok], swapped_by_guest[ok],
-                                             got[ok])
+    if not ok.all():
+        pages, vm, loc, swapped_by_guest, got = (pages[ok], vm[ok], loc[ok],
+                                                 swapped_by_guest[ok], got[ok])
     n_vms = len(vms)
-    popped = loc == Loc.BALLOONED
-    swapin = loc == Loc.SWAPPED
-    unzipped = loc == Loc.COMPRESSED
-    if unzipped.any():  # the page leaves the cache: its half of a cache frame goes back
+    # Per VM, pages by (paged out by the guest, location): one pass for every counter.
+    by_vm = np.bincount(vm * _CODES + (swapped_by_guest * _GUEST_OUT + loc),
+                        minlength=n_vms * _CODES).reshape(n_vms, _CODES)
+    per_loc = by_vm[:, :N_LOC] + by_vm[:, _GUEST_OUT:_GUEST_OUT + N_LOC]
+    vm_unzipped = per_loc[:, Loc.COMPRESSED]
+    if vm_unzipped.any():  # the page leaves the cache: its half of a cache frame goes back
+        unzipped = loc == Loc.COMPRESSED
         frame_alloc.release(state, p.frame[pages[unzipped]])
-        state.reclaim.hosts["compressed_pages"] -= np.bincount(
-            vms["host"][vm[unzipped]], minlength=len(hosts))
-        vms["lost_swap_s_tick"] += np.bincount(vm[unzipped], minlength=len(vms)) * (
-            vms["decompress_s"])
-    fresh = ~swapin & ~unzipped & ~swapped_by_guest  # first touches and pops: zeroed
+        state.reclaim.hosts["compressed_pages"] -= _per_host(state, vm_unzipped)
+        vms["lost_swap_s_tick"] += vm_unzipped * vms["decompress_s"]
     p.frame[pages] = got
     p.location[pages] = Loc.PRIVATE
+    # First touches and pops get a zeroed frame; swap-ins, unzips and page-ins their data.
+    fresh = (loc != Loc.SWAPPED) & (loc != Loc.COMPRESSED)
+    if swapped_by_guest.any():
+        fresh &= ~swapped_by_guest
+        p.guest_swapped[pages[swapped_by_guest]] = False
     p.content[pages[fresh]] = 0
-    p.guest_swapped[pages] = False
-    count_moves(state, vm, loc, Loc.PRIVATE)
-    if popped.any():
-        count_moves(state, vm[popped], p.guest_kind[pages[popped]], GuestKind.FREE,
-                    "kind_count", N_KIND)
-        p.guest_kind[pages[popped]] = GuestKind.FREE
-        vms["pops"] += np.bincount(vm[popped], minlength=n_vms)
-    vms["first_touches"] += np.bincount(vm[(loc == Loc.UNTOUCHED) & fresh], minlength=n_vms)
-    guest_in = np.bincount(vm[swapped_by_guest], minlength=n_vms)
+    # count_moves(state, vm, loc, Loc.PRIVATE), from the counts above.
+    loc_count = vms["loc_count"]
+    loc_count[:, Loc.PRIVATE] += per_loc.sum(axis=1)
+    loc_count -= per_loc
+    vm_popped = per_loc[:, Loc.BALLOONED]
+    if vm_popped.any():
+        is_popped = loc == Loc.BALLOONED
+        popped = pages[is_popped]
+        count_moves(state, vm[is_popped], np.take(p.guest_kind, popped), kind, "kind_count",
+                    N_KIND)
+        p.guest_kind[popped] = kind
+        vms["pops"] += vm_popped
+    vms["first_touches"] += by_vm[:, Loc.UNTOUCHED]
+    guest_in = by_vm[:, _GUEST_OUT:].sum(axis=1)
     vms["guest_swapped_count"] -= guest_in
     vms["guest_faults_tick"] += guest_in
     vms["lost_guest_paging_s_tick"] += guest_in * vms["guest_disk_latency_s"]
-    if swapin.any():
-        host_in = vms["host"][vm[swapin]]
-        vm_in = np.bincount(vm[swapin], minlength=n_vms)
+    vm_in = per_loc[:, Loc.SWAPPED]
+    if vm_in.any():
         vms["swapins_tick"] += vm_in
         vms["swapins"] += vm_in
         reclaim = state.reclaim.hosts
-        per_host = np.bincount(host_in, minlength=len(hosts))
+        per_host = _per_host(state, vm_in)
         reclaim["swapped_pages"] -= per_host
         reclaim["swapin_tick"] += per_host
         latency = np.array([h.swap_latency for h in hosts.specs])
@@ -103,12 +124,18 @@ def _fault_in(state: State, pages: I64) -> None:
         vms["lost_swap_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
 
 
+def _per_host(state: State, per_vm: I64) -> I64:
+    """Per-VM counts summed over each VM's host (VMs with none may have no host)."""
+    has = per_vm != 0
+    return np.bincount(state.vms["host"][has], weights=per_vm[has],
+                       minlength=len(state.hosts)).astype(np.int64)
+
+
 def _hold(state: State, held: Bool, read_pages: I64, write_pages: I64, write_content: U64,
           kind: int) -> tuple[I64, I64, U64]:
     """Post-copy: a VM with pages still at a migration source makes its touches in the
     migration phase, in time with the pages' arrival (engine/migration/postcopy.py)."""
-    vm_of = state.vms.vm_of_pages
-    held_r, held_w = held[vm_of(read_pages)], held[vm_of(write_pages)]
+    held_r, held_w = in_vms(state.vms, held, read_pages), in_vms(state.vms, held, write_pages)
     state.held_touches.append((read_pages[held_r], write_pages[held_w], write_content[held_w],
                                kind))
     return read_pages[~held_r], write_pages[~held_w], write_content[~held_w]
@@ -140,8 +167,8 @@ def _claim(state: State, touched: I64, kind: int) -> None:
     changed = touched[old != kind]
     if changed.size:
         changed = unique_sorted(changed)
-        vm = state.vms.vm_of_pages(changed)
-        count_moves(state, vm, p.guest_kind[changed], kind, "kind_count", N_KIND)
+        vm = vm_of_sorted(state.vms, changed)
+        count_moves(state, vm, np.take(p.guest_kind, changed), kind, "kind_count", N_KIND)
         p.guest_kind[changed] = kind
 
 
@@ -150,8 +177,8 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
                   blocked: Bool | None = None, hold_postcopy: bool = True) -> TouchResult:
     p, vms, n_vms = state.pages, state.vms, len(state.vms)
     if blocked is not None and blocked.any():
-        keep_r = ~blocked[vms.vm_of_pages(read_pages)]
-        keep_w = ~blocked[vms.vm_of_pages(write_pages)]
+        keep_r = ~in_vms(vms, blocked, read_pages)
+        keep_w = ~in_vms(vms, blocked, write_pages)
         read_pages, write_pages = read_pages[keep_r], write_pages[keep_w]
         write_content = write_content[keep_w]
     held = vms["loc_count"][:, Loc.REMOTE] > 0
@@ -169,8 +196,11 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
     if fr_pages.size or fw_pages.size:
         fw_loc = loc_w[faulted_w]
         missing = np.concatenate([fr_pages, fw_pages[fw_loc != Loc.SHARED]])
-        # Pages still at a migration source are never faulted in here (see _hold).
-        _fault_in(state, missing[p.location[missing] != Loc.REMOTE])
+        # Pages still at a migration source are never faulted in here. Held touches are
+        # gone already (see _hold): only an unheld caller can touch one.
+        if held.any() and not hold_postcopy:
+            missing = missing[p.location[missing] != Loc.REMOTE]
+        _fault_in(state, missing, kind)
         _cow_break(state, fw_pages[fw_loc == Loc.SHARED])
         loc_fr = p.location[fr_pages]
         still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)
@@ -186,7 +216,7 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
 
     p.content[write_pages] = write_content
     if vms["precopying"].any():
-        logged = write_pages[vms["precopying"][vms.vm_of_pages(write_pages)]]
+        logged = write_pages[in_vms(vms, vms["precopying"], write_pages)]
         state.write_log.append((logged, p.dirty[logged].copy()))
     p.dirty[write_pages] = True
     p.written_at[write_pages] = state.tick
