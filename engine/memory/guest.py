@@ -77,8 +77,9 @@ def probe(state: State, rng: np.random.Generator, want: I64, factor: int) -> tup
     # Past the VM's size a probe stops paying off; the caller scans VMs it leaves short.
     m = np.where(want > 0, np.minimum(factor * want + 32, vms["n_pages"]), 0)
     vm = np.repeat(np.arange(len(vms)), m)
-    local = (rng.random(vm.size) * vms["n_pages"][vm]).astype(np.int64)
-    return vm, vms["page_offset"][vm] + local
+    # Per-VM columns spread by repeat: what indexing them by `vm` gives, written in order.
+    local = (rng.random(vm.size) * np.repeat(vms["n_pages"], m)).astype(np.int64)
+    return vm, np.repeat(vms["page_offset"], m) + local
 
 
 def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
