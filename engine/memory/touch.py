@@ -44,8 +44,9 @@ class TouchResult:
     stalled: I64
 
 
-def _fault_in(state: State, pages: I64, kind: int) -> None:
-    """Give frames to non-resident touched pages (first touch, swap-in, pop, page-in).
+def _fault_in(state: State, pages: I64, kind: int) -> bool:
+    """Give frames to non-resident touched pages (first touch, swap-in, pop, page-in);
+    whether every one got its frame.
 
     A popped page goes straight to `kind`, the use the touch claims it for (_claim would
     otherwise find it free and move it again): the same counts, one pass fewer.
@@ -55,29 +56,34 @@ def _fault_in(state: State, pages: I64, kind: int) -> None:
     vm = vm_of_sorted(vms, pages)
     loc = np.take(p.location, pages)
     swapped_by_guest = np.take(p.guest_swapped, pages)
-    # Only a first touch grows the VM past its max; data it had comes back regardless.
-    first = (loc == Loc.UNTOUCHED) & ~swapped_by_guest
-    if first.any():
+    n_vms = len(vms)
+    # Per VM, pages by (paged out by the guest, location): one pass for every counter.
+    code = vm * _CODES + (swapped_by_guest * _GUEST_OUT + loc)
+    by_vm = np.bincount(code, minlength=n_vms * _CODES).reshape(n_vms, _CODES)
+    resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
+    room = np.maximum(vms["max_pages"] - resident, 0)
+    # Only a first touch (code 0: untouched, not paged out) grows the VM past its max;
+    # data it had comes back regardless. A VM with room for all of them drops none.
+    complete = True
+    if (by_vm[:, 0] > room).any():
+        first = (loc == Loc.UNTOUCHED) & ~swapped_by_guest
         rank = np.cumsum(first) - 1
-        per_vm_first = np.bincount(vm[first], minlength=len(vms))
+        per_vm_first = np.bincount(vm[first], minlength=n_vms)
         start = np.cumsum(per_vm_first) - per_vm_first
         rank_in_vm = rank - start[vm]
-        resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
-        room = np.maximum(vms["max_pages"] - resident, 0)
         keep = ~first | (rank_in_vm < room[vm])
-        if not keep.all():
-            pages, vm, loc, swapped_by_guest = (pages[keep], vm[keep], loc[keep],
-                                                swapped_by_guest[keep])
+        complete = False
+        pages, vm, loc, swapped_by_guest, code = (pages[keep], vm[keep], loc[keep],
+                                                  swapped_by_guest[keep], code[keep])
     host = vms["host"]
     got = frame_alloc.allocate(state, host[vm])
     ok = got >= 0
     if not ok.all():
-        pages, vm, loc, swapped_by_guest, got = (pages[ok], vm[ok], loc[ok],
-                                                 swapped_by_guest[ok], got[ok])
-    n_vms = len(vms)
-    # Per VM, pages by (paged out by the guest, location): one pass for every counter.
-    by_vm = np.bincount(vm * _CODES + (swapped_by_guest * _GUEST_OUT + loc),
-                        minlength=n_vms * _CODES).reshape(n_vms, _CODES)
+        complete = False
+        pages, vm, loc, swapped_by_guest, got, code = (pages[ok], vm[ok], loc[ok],
+                                                       swapped_by_guest[ok], got[ok], code[ok])
+    if not complete:
+        by_vm = np.bincount(code, minlength=n_vms * _CODES).reshape(n_vms, _CODES)
     per_loc = by_vm[:, :N_LOC] + by_vm[:, _GUEST_OUT:_GUEST_OUT + N_LOC]
     vm_unzipped = per_loc[:, Loc.COMPRESSED]
     if vm_unzipped.any():  # the page leaves the cache: its half of a cache frame goes back
@@ -122,6 +128,7 @@ def _fault_in(state: State, pages: I64, kind: int) -> None:
         page_s = state.page_size / np.array([h.swap_disk for h in hosts.specs])
         reclaim["disk_busy_s_tick"] += per_host * page_s
         vms["lost_swap_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
+    return complete
 
 
 def _per_host(state: State, per_vm: I64) -> I64:
@@ -141,7 +148,8 @@ def _hold(state: State, held: Bool, read_pages: I64, write_pages: I64, write_con
     return read_pages[~held_r], write_pages[~held_w], write_content[~held_w]
 
 
-def _cow_break(state: State, pages: I64) -> None:
+def _cow_break(state: State, pages: I64) -> bool:
+    """Private copies of shared pages written to; whether every one got its frame."""
     vms, p = state.vms, state.pages
     pages = unique_sorted(pages)
     vm = vms.vm_of_pages(pages)
@@ -158,6 +166,7 @@ def _cow_break(state: State, pages: I64) -> None:
     vms["cow_breaks"] += broken
     vms["cow_breaks_tick"] += broken
     vms["lost_cow_s_tick"] += broken * COW_COPY_S * fine_pages(state.page_size)
+    return bool(ok.all())
 
 
 def _claim(state: State, touched: I64, kind: int) -> None:
@@ -198,21 +207,23 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
         missing = np.concatenate([fr_pages, fw_pages[fw_loc != Loc.SHARED]])
         # Pages still at a migration source are never faulted in here. Held touches are
         # gone already (see _hold): only an unheld caller can touch one.
-        if held.any() and not hold_postcopy:
+        remote = bool(held.any()) and not hold_postcopy
+        if remote:
             missing = missing[p.location[missing] != Loc.REMOTE]
-        _fault_in(state, missing, kind)
-        _cow_break(state, fw_pages[fw_loc == Loc.SHARED])
-        loc_fr = p.location[fr_pages]
-        still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)
-        still_w = p.location[fw_pages] != Loc.PRIVATE
-        if still_r.any():
-            keep = np.ones(read_pages.size, np.bool_)
-            keep[np.flatnonzero(faulted_r)[still_r]] = False
-            read_pages = read_pages[keep]
-        if still_w.any():
-            keep = np.ones(write_pages.size, np.bool_)
-            keep[np.flatnonzero(faulted_w)[still_w]] = False
-            write_pages, write_content = write_pages[keep], write_content[keep]
+        complete = _fault_in(state, missing, kind)
+        complete &= _cow_break(state, fw_pages[fw_loc == Loc.SHARED])
+        if remote or not complete:  # some touches still fault: they stall
+            loc_fr = p.location[fr_pages]
+            still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)
+            still_w = p.location[fw_pages] != Loc.PRIVATE
+            if still_r.any():
+                keep = np.ones(read_pages.size, np.bool_)
+                keep[np.flatnonzero(faulted_r)[still_r]] = False
+                read_pages = read_pages[keep]
+            if still_w.any():
+                keep = np.ones(write_pages.size, np.bool_)
+                keep[np.flatnonzero(faulted_w)[still_w]] = False
+                write_pages, write_content = write_pages[keep], write_content[keep]
 
     p.content[write_pages] = write_content
     if vms["precopying"].any():

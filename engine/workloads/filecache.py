@@ -50,16 +50,18 @@ def run_file_reads(world: World, active: Bool) -> None:
     hits = rng.binomial(reads, hit_p).astype(np.int64)
     misses = reads - hits
 
+    # Candidates of no use never reach `take` (it would pass over them): it is given the
+    # usable ones, in probe order.
     vm, cand = probe(state, rng, hits, 4)
-    is_cache = p.guest_kind[cand] == GuestKind.CACHE
-    hit_pages = take(vm, cand, np.where(is_cache, _FREE_USED, _NONE), hits)
+    is_cache = np.flatnonzero(np.take(p.guest_kind, cand) == GuestKind.CACHE)
+    hit_pages = take(vm[is_cache], cand[is_cache], np.zeros(is_cache.size, np.int64), hits)
 
     vm, cand = probe(state, rng, misses, 4)
     kind = np.take(p.guest_kind, cand)
     # Most candidates hold process memory: only free and cached ones need their location.
-    cls = np.full(cand.size, _NONE, np.int64)
     usable = np.flatnonzero((kind == GuestKind.FREE) | (kind == GuestKind.CACHE))
-    cls[usable] = _CLASS_OF[kind[usable] * N_LOC + np.take(p.location, cand[usable])]
+    vm, cand = vm[usable], cand[usable]
+    cls = _CLASS_OF[kind[usable] * N_LOC + np.take(p.location, cand)]
     # Never refill a page read this tick: its hit has to stay a hit. Hits are cached
     # pages, so only the cached candidates need the lookup (hits come sorted).
     cached_cand = np.flatnonzero(cls == _CACHE)
