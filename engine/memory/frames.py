@@ -73,28 +73,25 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     k_low = np.minimum(counts - k_high, free_low)
     off = hosts.frame_offset[wanted]
     stack = frames.free_stack
-    if (k_high == counts).all():
-        # Every host serves all from its high stack: request j of the sorted order, the
-        # rank j - start in its host, takes slot top - 1 - rank.
-        top_high = off + hosts.low_frames[wanted] + free_high
-        slot = np.repeat(top_high - 1 + starts, counts) - np.arange(out.size, dtype=np.int64)
+    # Request j of the sorted order, of rank j - start in its host, takes high slot
+    # top_high - 1 - rank, or past the host's k_high, low slot top_low - 1 - (rank - k_high):
+    # both a per-host constant minus j.
+    j = np.arange(out.size, dtype=np.int64)
+    top_high = off + hosts.low_frames[wanted] + free_high
+    slot = np.repeat(top_high - 1 + starts, counts) - j
+    hosts.free_count[wanted] -= k_high + k_low
+    if (k_high == counts).all():  # every host serves all from its high stack
         out[order] = stack[slot]
-        hosts.free_count[wanted] -= k_high
         frames.refcount[out] = 1
         return out
-    group = np.repeat(np.arange(wanted.size), counts)
-    rank = _rank_in_runs(starts, counts)
-    top_high = (off + hosts.low_frames[wanted] + free_high)[group]
-    top_low = (off + free_low)[group]
-    k_high_g = k_high[group]
-    high = rank < k_high_g
-    low = ~high & (rank < k_high_g + k_low[group])
-    out[order[high]] = stack[top_high[high] - 1 - rank[high]]
-    out[order[low]] = stack[top_low[low] - 1 - (rank[low] - k_high_g[low])]
-    hosts.free_count[wanted] -= k_high + k_low
     hosts.free_low[wanted] -= k_low
-    served = out[out >= 0]
-    frames.refcount[served] = 1
+    rank = j - np.repeat(starts, counts)
+    high = rank < np.repeat(k_high, counts)
+    low_slot = np.repeat(off + free_low - 1 + k_high + starts, counts) - j
+    np.copyto(slot, low_slot, where=~high)
+    served = rank < np.repeat(k_high + k_low, counts)
+    out[order[served]] = stack[slot[served]]
+    frames.refcount[out[out >= 0]] = 1
     return out
 
 
