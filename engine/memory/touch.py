@@ -152,7 +152,7 @@ def _cow_break(state: State, pages: I64) -> bool:
     """Private copies of shared pages written to; whether every one got its frame."""
     vms, p = state.vms, state.pages
     pages = unique_sorted(pages)
-    vm = vms.vm_of_pages(pages)
+    vm = vm_of_sorted(vms, pages)
     got = frame_alloc.allocate(state, vms["host"][vm])
     ok = got >= 0
     pages, vm, got = pages[ok], vm[ok], got[ok]
