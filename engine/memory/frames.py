@@ -89,9 +89,9 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     high = rank < np.repeat(k_high, counts)
     low_slot = np.repeat(off + free_low - 1 + k_high + starts, counts) - j
     np.copyto(slot, low_slot, where=~high)
-    served = rank < np.repeat(k_high + k_low, counts)
-    out[order[served]] = stack[slot[served]]
-    frames.refcount[out[out >= 0]] = 1
+    served = np.flatnonzero(rank < np.repeat(k_high + k_low, counts))
+    out[np.take(order, served)] = np.take(stack, np.take(slot, served))
+    frames.refcount[np.compress(out >= 0, out)] = 1
     return out
 
 

@@ -111,7 +111,8 @@ def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
             np.searchsorted(vm, np.arange(n))]
         rank = counted - np.take(before_vm, vm)  # 1-based within VM
         chosen |= at_cut & (rank <= quota[vm])
-    return unique_sorted(pages[chosen])
+    # np.compress, not pages[chosen]: a boolean index branches on every element.
+    return unique_sorted(np.compress(chosen, pages))
 
 
 def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object) -> I64:

@@ -69,7 +69,7 @@ def run_file_reads(world: World, active: Bool) -> None:
         looked = cand[cached_cand]
         at = np.searchsorted(hit_pages, looked)
         read_now = hit_pages[np.minimum(at, hit_pages.size - 1)] == looked
-        cls[cached_cand[read_now]] = _NONE
+        cls[np.compress(read_now, cached_cand)] = _NONE
     fill = take(vm, cand, cls, misses)
     fill_vm = vm_of_sorted(vms, fill)
     block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
