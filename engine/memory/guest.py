@@ -63,7 +63,7 @@ def _by_class(state: State, rng: np.random.Generator, pages: I64, k: int,
     for c in range(INELIGIBLE):
         if left == 0:
             break
-        of_class = pages[cls == c]
+        of_class = np.compress(cls == c, pages)
         if of_class.size > left:
             of_class = rng.choice(of_class, size=left, replace=False)
         chosen.append(of_class)
@@ -129,7 +129,7 @@ def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object
         vm = state.vms.vm_of_pages(chosen)
         _, starts, lengths = runs(vm)
         rank = np.arange(vm.size) - np.repeat(starts, lengths)
-        chosen = chosen[rank < want[vm]]
+        chosen = np.compress(rank < want[vm], chosen)
     return chosen
 
 
@@ -141,9 +141,9 @@ def unmap(state: State, pages: I64, new_loc: int) -> None:
     vm = vms.vm_of_pages(pages)
     loc = p.location[pages]
     shared_zero = (loc == Loc.SHARED) & (p.content[pages] == 0)
-    vms["zero_shared"] -= np.bincount(vm[shared_zero], minlength=len(vms))
+    vms["zero_shared"] -= np.bincount(np.compress(shared_zero, vm), minlength=len(vms))
     mapped = p.frame[pages]
-    frame_alloc.release(state, mapped[mapped >= 0])
+    frame_alloc.release(state, np.compress(mapped >= 0, mapped))
     was_compressed = loc == Loc.COMPRESSED
     if was_compressed.any():
         state.reclaim.hosts["compressed_pages"] -= np.bincount(
