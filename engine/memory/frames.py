@@ -89,6 +89,10 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     high = rank < np.repeat(k_high, counts)
     low_slot = np.repeat(off + free_low - 1 + k_high + starts, counts) - j
     np.copyto(slot, low_slot, where=~high)
+    if (k_high + k_low == counts).all():  # every request served, some from low memory
+        out[order] = stack[slot]
+        frames.refcount[out] = 1
+        return out
     served = np.flatnonzero(rank < np.repeat(k_high + k_low, counts))
     out[np.take(order, served)] = np.take(stack, np.take(slot, served))
     frames.refcount[np.compress(out >= 0, out)] = 1
