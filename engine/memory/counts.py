@@ -1,10 +1,14 @@
-"""Per-VM page counters kept in step with the page arrays."""
+"""Per-VM page counters kept in step with the page arrays, and per-VM lookups of pages
+that avoid a binary search over every VM's offset for each page."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from engine.state import I64, N_LOC, State
+import numpy as np
+import numpy.typing as npt
+
+from engine.state import I64, N_LOC, Bool, State, VMs
 
 
 def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = "loc_count",
@@ -15,3 +19,35 @@ def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = 
     table[:, new] += np.bincount(vm, minlength=n)
     table -= np.bincount(vm * width + old.astype(np.int64),
                          minlength=n * width).reshape(n, width)
+
+
+def _sorted_bounds(vms: VMs, pages: npt.NDArray[np.integer[Any]]) -> I64:
+    """Where each VM's pages start in an ascending page array, and its end last."""
+    return np.append(np.searchsorted(pages, vms["page_offset"], side="left"), pages.size)
+
+
+def vm_of_sorted(vms: VMs, pages: npt.NDArray[np.integer[Any]]) -> I64:
+    """`vms.vm_of_pages(pages)` for ascending pages: one search per VM, not per page."""
+    bounds = _sorted_bounds(vms, pages)
+    return np.repeat(np.arange(-1, len(vms), dtype=np.int64),
+                     np.diff(bounds, prepend=0))
+
+
+def count_sorted(vms: VMs, pages: npt.NDArray[np.integer[Any]]) -> I64:
+    """`np.bincount(vms.vm_of_pages(pages), minlength=len(vms))` for ascending pages
+    (all in some VM's slice)."""
+    return np.diff(_sorted_bounds(vms, pages)).astype(np.int64)
+
+
+def in_vms(vms: VMs, which: Bool, pages: npt.NDArray[np.integer[Any]]) -> Bool:
+    """`which[vms.vm_of_pages(pages)]` when `which` holds a few VMs (post-copy, pre-copy,
+    blocked): a search over their slice bounds only, a couple of steps a page instead of
+    one per doubling of the VM count."""
+    chosen = np.flatnonzero(which)
+    offsets = vms["page_offset"]
+    # A VM's slice runs to the next VM's offset (the last one's: past any page).
+    ends = np.append(offsets[1:], np.iinfo(np.int64).max)
+    bounds = np.empty(2 * chosen.size, np.int64)
+    bounds[0::2] = offsets[chosen]
+    bounds[1::2] = ends[chosen]
+    return np.asarray(np.searchsorted(bounds, pages, side="right") % 2 == 1)

@@ -29,6 +29,31 @@ def _rank_in_runs(starts: IntArray, lengths: IntArray) -> I64:
     return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
 
+def _by_host(host_of_request: I64) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """(order, hosts, starts, counts): the stable argsort of the requests by host and the
+    runs of each host in it.
+
+    Requests mostly come in runs of one host (a VM's pages), so the runs are sorted
+    rather than the requests: the same order, from a sort of a few hundred runs.
+    """
+    n = host_of_request.size
+    run_start = np.flatnonzero(np.concatenate(
+        [[True], host_of_request[1:] != host_of_request[:-1]]))
+    if 4 * run_start.size > n:
+        order = np.argsort(host_of_request, kind="stable")
+        wanted, starts, counts = runs(host_of_request[order])
+        return order, wanted, starts, counts
+    run_len = np.diff(np.append(run_start, n))
+    by_host = np.argsort(host_of_request[run_start], kind="stable")
+    lens = run_len[by_host]
+    placed = np.cumsum(lens) - lens  # where each run lands in the sorted order
+    order = np.repeat(run_start[by_host] - placed, lens) + np.arange(n, dtype=np.int64)
+    run_host = host_of_request[run_start[by_host]]
+    wanted, first_run, n_runs = runs(run_host)
+    counts = np.add.reduceat(lens, first_run)
+    return order, wanted, placed[first_run], counts
+
+
 def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     """One frame per request on the given host; -1 where the host has none free.
 
@@ -41,27 +66,36 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     out = np.full(host_of_request.shape[0], -1, np.int32)
     if out.size == 0:
         return out
-    order = np.argsort(host_of_request, kind="stable")
-    wanted, starts, counts = runs(host_of_request[order])
+    order, wanted, starts, counts = _by_host(host_of_request)
     free_low = hosts.free_low[wanted]
     free_high = hosts.free_count[wanted] - free_low
     k_high = np.zeros_like(counts) if low_only else np.minimum(counts, free_high)
     k_low = np.minimum(counts - k_high, free_low)
-    group = np.repeat(np.arange(wanted.size), counts)
-    rank = _rank_in_runs(starts, counts)
     off = hosts.frame_offset[wanted]
-    top_high = (off + hosts.low_frames[wanted] + free_high)[group]
-    top_low = (off + free_low)[group]
-    k_high_g = k_high[group]
-    high = rank < k_high_g
-    low = ~high & (rank < k_high_g + k_low[group])
     stack = frames.free_stack
-    out[order[high]] = stack[top_high[high] - 1 - rank[high]]
-    out[order[low]] = stack[top_low[low] - 1 - (rank[low] - k_high_g[low])]
+    # Request j of the sorted order, of rank j - start in its host, takes high slot
+    # top_high - 1 - rank, or past the host's k_high, low slot top_low - 1 - (rank - k_high):
+    # both a per-host constant minus j.
+    j = np.arange(out.size, dtype=np.int64)
+    top_high = off + hosts.low_frames[wanted] + free_high
+    slot = np.repeat(top_high - 1 + starts, counts) - j
     hosts.free_count[wanted] -= k_high + k_low
+    if (k_high == counts).all():  # every host serves all from its high stack
+        out[order] = stack[slot]
+        frames.refcount[out] = 1
+        return out
     hosts.free_low[wanted] -= k_low
-    served = out[out >= 0]
-    frames.refcount[served] = 1
+    rank = j - np.repeat(starts, counts)
+    high = rank < np.repeat(k_high, counts)
+    low_slot = np.repeat(off + free_low - 1 + k_high + starts, counts) - j
+    np.copyto(slot, low_slot, where=~high)
+    if (k_high + k_low == counts).all():  # every request served, some from low memory
+        out[order] = stack[slot]
+        frames.refcount[out] = 1
+        return out
+    served = np.flatnonzero(rank < np.repeat(k_high + k_low, counts))
+    out[np.take(order, served)] = np.take(stack, np.take(slot, served))
+    frames.refcount[np.compress(out >= 0, out)] = 1
     return out
 
 

@@ -63,7 +63,7 @@ def _by_class(state: State, rng: np.random.Generator, pages: I64, k: int,
     for c in range(INELIGIBLE):
         if left == 0:
             break
-        of_class = pages[cls == c]
+        of_class = np.compress(cls == c, pages)
         if of_class.size > left:
             of_class = rng.choice(of_class, size=left, replace=False)
         chosen.append(of_class)
@@ -77,8 +77,9 @@ def probe(state: State, rng: np.random.Generator, want: I64, factor: int) -> tup
     # Past the VM's size a probe stops paying off; the caller scans VMs it leaves short.
     m = np.where(want > 0, np.minimum(factor * want + 32, vms["n_pages"]), 0)
     vm = np.repeat(np.arange(len(vms)), m)
-    local = (rng.random(vm.size) * vms["n_pages"][vm]).astype(np.int64)
-    return vm, vms["page_offset"][vm] + local
+    # Per-VM columns spread by repeat: what indexing them by `vm` gives, written in order.
+    local = (rng.random(vm.size) * np.repeat(vms["n_pages"], m)).astype(np.int64)
+    return vm, np.repeat(vms["page_offset"], m) + local
 
 
 def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
@@ -110,7 +111,8 @@ def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
             np.searchsorted(vm, np.arange(n))]
         rank = counted - np.take(before_vm, vm)  # 1-based within VM
         chosen |= at_cut & (rank <= quota[vm])
-    return unique_sorted(pages[chosen])
+    # np.compress, not pages[chosen]: a boolean index branches on every element.
+    return unique_sorted(np.compress(chosen, pages))
 
 
 def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object) -> I64:
@@ -127,7 +129,7 @@ def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object
         vm = state.vms.vm_of_pages(chosen)
         _, starts, lengths = runs(vm)
         rank = np.arange(vm.size) - np.repeat(starts, lengths)
-        chosen = chosen[rank < want[vm]]
+        chosen = np.compress(rank < want[vm], chosen)
     return chosen
 
 
@@ -139,9 +141,9 @@ def unmap(state: State, pages: I64, new_loc: int) -> None:
     vm = vms.vm_of_pages(pages)
     loc = p.location[pages]
     shared_zero = (loc == Loc.SHARED) & (p.content[pages] == 0)
-    vms["zero_shared"] -= np.bincount(vm[shared_zero], minlength=len(vms))
+    vms["zero_shared"] -= np.bincount(np.compress(shared_zero, vm), minlength=len(vms))
     mapped = p.frame[pages]
-    frame_alloc.release(state, mapped[mapped >= 0])
+    frame_alloc.release(state, np.compress(mapped >= 0, mapped))
     was_compressed = loc == Loc.COMPRESSED
     if was_compressed.any():
         state.reclaim.hosts["compressed_pages"] -= np.bincount(

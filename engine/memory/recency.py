@@ -48,7 +48,8 @@ def set_period(state: State, period: int) -> None:
 def mark(state: State, pages: I64) -> None:
     """The guest touched `pages` (duplicates allowed) in the current period."""
     touched = state.pages.touched
-    touched[pages] = np.take(touched, pages) | np.uint8(state.touch_bit)
+    was = np.take(touched, pages)
+    touched[pages] = np.bitwise_or(was, np.uint8(state.touch_bit), out=was)
 
 
 def recent(state: State, pages: I64) -> Bool:

@@ -14,15 +14,25 @@ import numpy as np
 
 from engine.hashing import splitmix64
 from engine.hashtable import fix_key
+from engine.memory.counts import count_sorted, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
 from engine.memory.touch import apply_touches
-from engine.state import Bool, GuestKind, Loc
+from engine.state import N_LOC, Bool, GuestKind, Loc
 from engine.world import World
 
 # A miss fills a free page the guest used before (still backed, perhaps zeroed or shared)
 # before a never-touched one, which would take a new frame: the guest allocator reuses
 # what it freed. Only then does it evict another cached block.
 _FREE_USED, _FREE, _CACHE, _NONE = 0, 1, 2, INELIGIBLE
+# A candidate's class by guest kind * N_LOC + location; a page the balloon holds is no
+# candidate, whatever the guest thinks it is.
+_CLASS_OF = np.full(len(GuestKind) * N_LOC, _NONE, np.int64)
+for _loc in Loc:
+    _backed = _loc in (Loc.PRIVATE, Loc.SHARED)
+    _CLASS_OF[GuestKind.FREE * N_LOC + _loc] = _FREE_USED if _backed else _FREE
+    _CLASS_OF[GuestKind.CACHE * N_LOC + _loc] = _CACHE
+_CLASS_OF[GuestKind.FREE * N_LOC + Loc.BALLOONED] = _NONE
+_CLASS_OF[GuestKind.CACHE * N_LOC + Loc.BALLOONED] = _NONE
 
 
 def run_file_reads(world: World, active: Bool) -> None:
@@ -40,28 +50,33 @@ def run_file_reads(world: World, active: Bool) -> None:
     hits = rng.binomial(reads, hit_p).astype(np.int64)
     misses = reads - hits
 
+    # Candidates of no use never reach `take` (it would pass over them): it is given the
+    # usable ones, in probe order.
     vm, cand = probe(state, rng, hits, 4)
-    is_cache = p.guest_kind[cand] == GuestKind.CACHE
-    hit_pages = take(vm, cand, np.where(is_cache, _FREE_USED, _NONE), hits)
+    is_cache = np.flatnonzero(np.take(p.guest_kind, cand) == GuestKind.CACHE)
+    hit_pages = take(vm[is_cache], cand[is_cache], np.zeros(is_cache.size, np.int64), hits)
 
     vm, cand = probe(state, rng, misses, 4)
-    kind = p.guest_kind[cand]
-    loc = p.location[cand]
-    backed = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
-    cls = np.where(kind == GuestKind.FREE, np.where(backed, _FREE_USED, _FREE),
-                   np.where(kind == GuestKind.CACHE, _CACHE, _NONE))
+    kind = np.take(p.guest_kind, cand)
+    # Most candidates hold process memory: only free and cached ones need their location.
+    usable = np.flatnonzero((kind == GuestKind.FREE) | (kind == GuestKind.CACHE))
+    vm, cand = vm[usable], cand[usable]
+    cls = _CLASS_OF[kind[usable] * N_LOC + np.take(p.location, cand)]
     # Never refill a page read this tick: its hit has to stay a hit. Hits are cached
-    # pages, so only the cached candidates need the (sorted) lookup.
+    # pages, so only the cached candidates need the lookup (hits come sorted).
     cached_cand = np.flatnonzero(cls == _CACHE)
-    cls[cached_cand[np.isin(cand[cached_cand], hit_pages)]] = _NONE
-    cls[loc == Loc.BALLOONED] = _NONE
+    if hit_pages.size and cached_cand.size:
+        looked = cand[cached_cand]
+        at = np.searchsorted(hit_pages, looked)
+        read_now = hit_pages[np.minimum(at, hit_pages.size - 1)] == looked
+        cls[np.compress(read_now, cached_cand)] = _NONE
     fill = take(vm, cand, cls, misses)
-    fill_vm = vms.vm_of_pages(fill)
+    fill_vm = vm_of_sorted(vms, fill)
     block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
     content = fix_key(splitmix64(block ^ vms["dataset_key"][fill_vm]))
     n = len(vms)
     apply_touches(state, hit_pages, fill, content,
-                  np.bincount(vms.vm_of_pages(hit_pages), minlength=n),
+                  count_sorted(vms, hit_pages),
                   np.bincount(fill_vm, minlength=n), kind=GuestKind.CACHE,
                   blocked=vms["blocked"])
     vms["file_reads_tick"] += reads

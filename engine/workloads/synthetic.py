@@ -37,9 +37,18 @@ def _uniform(rng: np.random.Generator, counts: I64, offset: I64, span: I64) -> I
 
 def _sweep(counts: I64, offset: I64, start: I64, span: I64) -> I64:
     n = int(counts.sum())
-    ends = np.cumsum(counts)
-    rank = np.arange(n, dtype=np.int64) - np.repeat(ends - counts, counts)
-    local: I64 = (np.repeat(start, counts) + rank) % np.repeat(np.maximum(span, 1), counts)
+    span = np.maximum(span, 1)
+    # Page start + rank of the sweep, wrapped into the span: start + rank is
+    # start - (first index of the VM's run) + index.
+    local: I64 = np.repeat(start - (np.cumsum(counts) - counts), counts) + np.arange(
+        n, dtype=np.int64)
+    per_touch_span = np.repeat(span, counts)
+    if ((start >= 0) & (start + counts <= 2 * span)).all():
+        # Wrapping at most once, as a sweep of a tick mostly does: a subtraction, not a
+        # division per touch.
+        local -= per_touch_span * (local >= per_touch_span)
+    else:
+        local %= per_touch_span
     return np.repeat(offset, counts) + local
 
 
