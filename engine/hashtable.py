@@ -53,10 +53,15 @@ class U64Map:
 
     def _find(self, keys: U64) -> I64:
         """Slot of each key, -1 where absent."""
-        slot = np.full(keys.size, -1, np.int64)
-        pending = np.arange(keys.size)
+        # The first probe of every key is done on whole arrays (most keys end there); the
+        # rounds after it only on the keys still going.
         probe = self._home(keys)
+        k = self.keys[probe]
+        hit = k == keys
+        slot = np.where(hit, probe, -1)
+        pending = np.flatnonzero(~hit & (k != EMPTY))
         mask = self.capacity - 1
+        probe = (probe[pending] + 1) & mask
         while pending.size:
             k = self.keys[probe]
             hit = k == keys[pending]
@@ -313,9 +318,12 @@ class RegionMap(U64Map):
 
     def find_in(self, keys: U64, region: I64) -> I64:
         """Slot of each key in its region, -1 where absent."""
-        slot = np.full(keys.size, -1, np.int64)
-        pending = np.arange(keys.size)
         probe = self._home_in(keys, region)
+        k = self.rkeys[probe]
+        hit = k == keys
+        slot = np.where(hit, probe, -1)
+        pending = np.flatnonzero(~hit & (k != EMPTY))
+        probe = self._next(probe[pending], region[pending])
         while pending.size:
             k = self.rkeys[probe]
             hit = k == keys[pending]
