@@ -119,20 +119,26 @@ class U64Map:
         mask = self.capacity - 1
         pending = np.arange(keys.size)
         probe = self._home(keys)
+        pending_keys = keys
         while pending.size:
             k = self.keys[probe]
-            free = (k == EMPTY) | (k == DELETED)
-            slots, cand = probe[free], pending[free]
-            self.keys[slots] = keys[cand]
+            free = k <= DELETED  # empty or deleted
+            if not free.any():  # the long tail of rounds: every key just moves on
+                probe += 1
+                probe &= mask
+                continue
+            slots, cand_keys = probe[free], pending_keys[free]
+            self.keys[slots] = cand_keys
             won = np.zeros(pending.size, np.bool_)
-            won[free] = self.keys[slots] == keys[cand]
+            won[free] = self.keys[slots] == cand_keys
             placed, at = pending[won], probe[won]
             self.vals[at] = vals[placed]
             self.aux[at] = aux[placed]
             self.live += int(placed.size)
             self.deleted -= int(np.count_nonzero(k[won] == DELETED))
             left = ~won
-            pending, probe = pending[left], (probe[left] + 1) & mask
+            pending, probe, pending_keys = pending[left], (probe[left] + 1) & mask, \
+                pending_keys[left]
 
     def delete(self, keys: U64) -> int:
         slot = self._find(keys)
@@ -312,10 +318,6 @@ class RegionMap(U64Map):
         return self.offset[region] + (mixed >> (np.uint64(64) - self.bits[region])).astype(
             np.int64)
 
-    def _next(self, probe: I64, region: I64) -> I64:
-        off = self.offset[region]
-        return np.asarray(off + ((probe - off + 1) & (self.size[region] - 1)), np.int64)
-
     def find_in(self, keys: U64, region: I64) -> I64:
         """Slot of each key in its region, -1 where absent."""
         probe = self._home_in(keys, region)
@@ -323,14 +325,17 @@ class RegionMap(U64Map):
         hit = k == keys
         slot = np.where(hit, probe, -1)
         pending = np.flatnonzero(~hit & (k != EMPTY))
-        probe = self._next(probe[pending], region[pending])
+        # Each key still going carries its region's offset and slot mask along.
+        lo = self.offset[region[pending]]
+        size_mask = self.size[region[pending]] - 1
+        probe = lo + ((probe[pending] - lo + 1) & size_mask)
         while pending.size:
             k = self.rkeys[probe]
             hit = k == keys[pending]
             slot[pending[hit]] = probe[hit]
             go_on = ~hit & (k != EMPTY)
-            pending = pending[go_on]
-            probe = self._next(probe[go_on], region[pending])
+            pending, lo, size_mask = pending[go_on], lo[go_on], size_mask[go_on]
+            probe = lo + ((probe[go_on] - lo + 1) & size_mask)
         return slot
 
     def get_in(self, keys: U64, region: I64) -> tuple[Bool, I64]:
@@ -363,21 +368,30 @@ class RegionMap(U64Map):
         """Place absent, distinct keys in rounds of one probe each (as U64Map does)."""
         pending = np.arange(keys.size)
         probe = self._home_in(keys, region)
+        pending_keys = keys
+        lo = self.offset[region]
+        size_mask = self.size[region] - 1
+        was_empty: list[I64] = []  # placed keys' regions, where the slot was empty
+        self.live_in += np.bincount(region, minlength=self.size.size)  # all get placed
         while pending.size:
             k = self.rkeys[probe]
-            free = (k == EMPTY) | (k == DELETED)
-            slots, cand = probe[free], pending[free]
-            self.rkeys[slots] = keys[cand]
+            free = k <= DELETED  # empty or deleted
+            if not free.any():  # the long tail of rounds: every key just moves on
+                probe = lo + ((probe - lo + 1) & size_mask)
+                continue
+            slots, cand_keys = probe[free], pending_keys[free]
+            self.rkeys[slots] = cand_keys
             won = np.zeros(pending.size, np.bool_)
-            won[free] = self.rkeys[slots] == keys[cand]
+            won[free] = self.rkeys[slots] == cand_keys
             placed, at = pending[won], probe[won]
             self.rvals[at] = vals[placed]
-            r = region[placed]
-            self.live_in += np.bincount(r, minlength=self.size.size)
-            self.used_in += np.bincount(r[k[won] == EMPTY], minlength=self.size.size)
+            was_empty.append(region[placed[k[won] == EMPTY]])
             left = ~won
-            pending = pending[left]
-            probe = self._next(probe[left], region[pending])
+            pending, pending_keys = pending[left], pending_keys[left]
+            lo, size_mask = lo[left], size_mask[left]
+            probe = lo + ((probe[left] - lo + 1) & size_mask)
+        if was_empty:
+            self.used_in += np.bincount(np.concatenate(was_empty), minlength=self.size.size)
 
     def delete_in(self, keys: U64, region: I64) -> int:
         slot = self.find_in(keys, region)

@@ -216,7 +216,7 @@ def _tree_compares(n_lookups: I64, tree_size: I64) -> I64:
 
 
 def _per_host(state: State, host: I64, mask: Bool | None = None) -> I64:
-    h = host if mask is None else host[mask]
+    h = host if mask is None else host[np.flatnonzero(mask)]  # see _scan_pass on masks
     return np.bincount(h, minlength=len(state.hosts)).astype(np.int64)
 
 
@@ -297,26 +297,29 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     was_flagged = flagged[pages]
     tracked = seen_at >= 0
     gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
+    # Selections by index (flatnonzero, then take): indexing by a boolean mask that is
+    # neither mostly true nor mostly false costs several times more on 100k pages.
+    gone = np.flatnonzero(gone_mask)
     # rmap_items: + new ones, - freed ones; pages_unshared: - freed or revisited ones (a
     # revisited page leaves the unstable tree it was left in, remove_rmap_item_from_tree).
-    delta = (resident & ~tracked).astype(np.int64) - gone_mask
-    counters["ksm_rmap_items"] += np.bincount(page_host, weights=delta,
-                                              minlength=len(state.hosts)).astype(np.int64)
-    unflag = was_flagged & (gone_mask | is_cand)
-    counters["ksm_unshared"] -= _per_host(state, page_host, unflag)
-    scanned_at[pages[gone_mask]] = 0
+    counters["ksm_rmap_items"] += (
+        _per_host(state, page_host, resident & ~tracked) - _per_host(state, page_host[gone]))
+    unflag = np.flatnonzero(was_flagged & (gone_mask | is_cand))
+    counters["ksm_unshared"] -= _per_host(state, page_host[unflag])
+    scanned_at[pages[gone]] = 0
     flagged[pages[unflag]] = False
-    scanned_at[pages[is_shared]] = state.tick + 1
-    cand = pages[is_cand]
+    scanned_at[pages[np.flatnonzero(is_shared)]] = state.tick + 1
+    at_cand = np.flatnonzero(is_cand)
+    cand = pages[at_cand]
     if cand.size == 0:
         return
-    host, vm = page_host[is_cand], page_vm[is_cand]
+    host, vm = page_host[at_cand], page_vm[at_cand]
     n_cand = _per_host(state, host)
     counters["hashed_tick"] += n_cand
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
     keys = share_ops.sharing_keys(state, cand, vm)
     content = p.content[cand]
-    prev = seen_at[is_cand]
+    prev = seen_at[at_cand]
     unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
     volatile = (prev >= 0) & ~unchanged
     scanned_at[cand] = state.tick + 1
@@ -366,11 +369,15 @@ def _partner(state: State, g_host: I64, g_keys: U64, g_content: U64, found: Bool
     """Whether each group's unstable-tree entry is a valid partner: still private, on the
     host, of the same content (ksmd compares the pages) and so the same key."""
     p = state.pages
-    q = np.where(found & (q < len(p)), q, 0)
+    ok = np.zeros(found.size, np.bool_)
+    look = np.flatnonzero(found)  # only the entries found are checked (a minority)
+    q = q[look]
+    q = np.where(q < len(p), q, 0)
     q_vm = state.vms.vm_of_pages(q)
-    return np.asarray(found & (p.location[q] == Loc.PRIVATE) & (p.content[q] == g_content)
-                      & (state.vms["host"][q_vm] == g_host)
-                      & (share_ops.sharing_keys(state, q, q_vm) == g_keys))
+    ok[look] = ((p.location[q] == Loc.PRIVATE) & (p.content[q] == g_content[look])
+                & (state.vms["host"][q_vm] == g_host[look])
+                & (share_ops.sharing_keys(state, q, q_vm) == g_keys[look]))
+    return ok
 
 
 def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, starts: I64,
@@ -446,10 +453,11 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
         avail = u_end[act] - i0
         room_in_chain = chain_at[act] < _MAX_CHAIN
         pair = room_in_chain & (avail >= need)
-        lone = ~pair & room_in_chain & ~has_partner[act] & (avail >= 1)
+        lone = np.flatnonzero(~pair & room_in_chain & ~has_partner[act] & (avail >= 1))
         inserted[act[lone]] = u_at[i0[lone]]
         searches += np.bincount(g_host[act[lone]], minlength=n_hosts)
-        a, i0, need = act[pair], i0[pair], need[pair]
+        at_pair = np.flatnonzero(pair)
+        a, i0, need = act[at_pair], i0[at_pair], need[at_pair]
         if a.size == 0:
             break
         searches += np.bincount(g_host[a], weights=need, minlength=n_hosts).astype(np.int64)
