@@ -25,6 +25,13 @@ Bool = npt.NDArray[np.bool_]
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
+def _select(mask: Bool) -> I64:
+    """Indices where `mask` is true. Selecting with them (take) rather than with the mask:
+    numpy's boolean indexing is several times slower on large masks that are neither
+    mostly true nor mostly false (measured: 100k entries, 60 % true, 370 us vs 70 us)."""
+    return np.flatnonzero(mask)
+
+
 def fix_key(keys: U64) -> U64:
     """Map any 64-bit keys into the usable range (>= 2)."""
     return np.where(keys < np.uint64(2), keys + np.uint64(2), keys)
@@ -64,9 +71,10 @@ class U64Map:
         probe = (probe[pending] + 1) & mask
         while pending.size:
             k = self.keys[probe]
-            hit = k == keys[pending]
+            hit_mask = k == keys[pending]
+            hit = np.flatnonzero(hit_mask)  # by index: see _select
             slot[pending[hit]] = probe[hit]
-            go_on = ~hit & (k != EMPTY)
+            go_on = _select(~hit_mask & (k != EMPTY))
             pending, probe = pending[go_on], (probe[go_on] + 1) & mask
         return slot
 
@@ -127,16 +135,18 @@ class U64Map:
                 probe += 1
                 probe &= mask
                 continue
-            slots, cand_keys = probe[free], pending_keys[free]
+            free_at = _select(free)
+            slots, cand_keys = probe[free_at], pending_keys[free_at]
             self.keys[slots] = cand_keys
-            won = np.zeros(pending.size, np.bool_)
-            won[free] = self.keys[slots] == cand_keys
+            won_mask = np.zeros(pending.size, np.bool_)
+            won_mask[free_at] = self.keys[slots] == cand_keys
+            won = _select(won_mask)
             placed, at = pending[won], probe[won]
             self.vals[at] = vals[placed]
             self.aux[at] = aux[placed]
             self.live += int(placed.size)
             self.deleted -= int(np.count_nonzero(k[won] == DELETED))
-            left = ~won
+            left = _select(~won_mask)
             pending, probe, pending_keys = pending[left], (probe[left] + 1) & mask, \
                 pending_keys[left]
 
@@ -149,7 +159,7 @@ class U64Map:
         return int(slot.size)
 
     def items(self) -> tuple[U64, I64, U64]:
-        used = self.keys > DELETED
+        used = _select(self.keys > DELETED)
         return self.keys[used], self.vals[used], self.aux[used]
 
     def keep_only(self, keep: Bool) -> None:
@@ -331,9 +341,10 @@ class RegionMap(U64Map):
         probe = lo + ((probe[pending] - lo + 1) & size_mask)
         while pending.size:
             k = self.rkeys[probe]
-            hit = k == keys[pending]
+            hit_mask = k == keys[pending]
+            hit = np.flatnonzero(hit_mask)
             slot[pending[hit]] = probe[hit]
-            go_on = ~hit & (k != EMPTY)
+            go_on = _select(~hit_mask & (k != EMPTY))
             pending, lo, size_mask = pending[go_on], lo[go_on], size_mask[go_on]
             probe = lo + ((probe[go_on] - lo + 1) & size_mask)
         return slot
@@ -379,14 +390,16 @@ class RegionMap(U64Map):
             if not free.any():  # the long tail of rounds: every key just moves on
                 probe = lo + ((probe - lo + 1) & size_mask)
                 continue
-            slots, cand_keys = probe[free], pending_keys[free]
+            free_at = _select(free)
+            slots, cand_keys = probe[free_at], pending_keys[free_at]
             self.rkeys[slots] = cand_keys
-            won = np.zeros(pending.size, np.bool_)
-            won[free] = self.rkeys[slots] == cand_keys
+            won_mask = np.zeros(pending.size, np.bool_)
+            won_mask[free_at] = self.rkeys[slots] == cand_keys
+            won = _select(won_mask)
             placed, at = pending[won], probe[won]
             self.rvals[at] = vals[placed]
             was_empty.append(region[placed[k[won] == EMPTY]])
-            left = ~won
+            left = _select(~won_mask)
             pending, pending_keys = pending[left], pending_keys[left]
             lo, size_mask = lo[left], size_mask[left]
             probe = lo + ((probe[left] - lo + 1) & size_mask)
@@ -437,7 +450,7 @@ class RegionMap(U64Map):
 
     def items_in(self) -> tuple[U64, I64, I64]:
         """(key, value, region) of every live entry."""
-        used = self.rkeys > DELETED
+        used = _select(self.rkeys > DELETED)
         region = np.repeat(np.arange(self.size.size), self.size)
         return self.rkeys[used], self.rvals[used].astype(np.int64), region[used]
 
