@@ -253,11 +253,21 @@ class HintTable:
         """Record hints; with several for one slot in a batch, the last one wins."""
         if slot.size == 0:
             return
-        order = np.argsort(slot, kind="stable")
-        s = slot[order]
-        last = np.ones(s.size, np.bool_)
-        last[:-1] = s[1:] != s[:-1]
-        pick = order[last]
+        bits = max(int(slot.size - 1).bit_length(), 1)
+        if self.capacity.bit_length() + bits <= 62:
+            # One sort of (slot, index) packed into an int64, several times cheaper than a
+            # stable argsort: the last of each run of a slot is its last hint in the batch.
+            packed = np.sort((slot << bits) | np.arange(slot.size, dtype=np.int64))
+            s = packed >> bits
+            last = np.ones(s.size, np.bool_)
+            last[:-1] = s[1:] != s[:-1]
+            pick = packed[np.flatnonzero(last)] & ((1 << bits) - 1)
+        else:
+            order = np.argsort(slot, kind="stable")
+            s = slot[order]
+            last = np.ones(s.size, np.bool_)
+            last[:-1] = s[1:] != s[:-1]
+            pick = order[last]
         tag = (written_at[pick].astype(np.int64) & self.TAG_BITS).astype(np.uint32)
         self.entry[slot[pick]] = (tag << self._TAG_SHIFT) | (pages[pick] + 1).astype(np.uint32)
 
