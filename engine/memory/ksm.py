@@ -317,8 +317,8 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     n_cand = _per_host(state, host)
     counters["hashed_tick"] += n_cand
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
-    keys = share_ops.sharing_keys(state, cand, vm)
     content = p.content[cand]
+    keys = share_ops.content_keys(state, content, vm)
     prev = seen_at[at_cand]
     unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
     volatile = (prev >= 0) & ~unchanged

@@ -36,8 +36,13 @@ def vm_mix(state: State) -> U64:
 
 def sharing_keys(state: State, pages: I64, vm: I64, mix: U64 | None = None) -> U64:
     """`mix`: vm_mix(state), when the caller has it already."""
+    return content_keys(state, state.pages.content[pages], vm, mix)
+
+
+def content_keys(state: State, content: U64, vm: I64, mix: U64 | None = None) -> U64:
+    """sharing_keys of pages whose content the caller has read already."""
     per_vm = vm_mix(state) if mix is None else mix
-    return fix_key(splitmix64(state.pages.content[pages] ^ per_vm[vm]))
+    return fix_key(splitmix64(content ^ per_vm[vm]))
 
 
 def chain_key(keys: U64, index: int | I64) -> U64:
