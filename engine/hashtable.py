@@ -86,9 +86,12 @@ class U64Map:
     def at(self, slot: I64) -> tuple[Bool, I64, U64]:
         """(found, value, aux) at slots from find(); value/aux are 0 where slot is -1."""
         found = slot >= 0
-        safe = np.where(found, slot, 0)
-        return found, np.where(found, self.vals[safe], 0), np.where(found, self.aux[safe],
-                                                                    np.uint64(0))
+        at = np.flatnonzero(found)  # read only the slots found
+        vals = np.zeros(slot.size, np.int64)
+        aux = np.zeros(slot.size, np.uint64)
+        vals[at] = self.vals[slot[at]]
+        aux[at] = self.aux[slot[at]]
+        return found, vals, aux
 
     def get(self, keys: U64) -> tuple[Bool, I64, U64]:
         """(found, value, aux) for each key; value/aux are 0 where not found."""

@@ -241,10 +241,18 @@ class _Chain:
         keys = self.keys[groups]
         chained = keys if isinstance(index, int) and index == 0 else chain_key(keys, index)
         found, fr, aux = sharing.stable.get(chained)
-        fr_ok = np.where(found, fr, 0)
-        live = (found & (aux == self.content[groups]) & (sharing.frame_key[fr_ok] == chained)
-                & (refcount[fr_ok] > 0))
-        return live, fr_ok, np.asarray(refcount[fr_ok], np.int64)
+        # Checked only where found (few: most pages have no KSM page yet); elsewhere the
+        # entry is frame 0, not live.
+        at = np.flatnonzero(found)
+        fr_at = fr[at]
+        fr_ok = np.zeros(groups.size, np.int64)
+        fr_ok[at] = fr_at
+        live = np.zeros(groups.size, np.bool_)
+        live[at] = ((aux[at] == self.content[groups[at]])
+                    & (sharing.frame_key[fr_at] == chained[at]) & (refcount[fr_at] > 0))
+        users = np.full(groups.size, refcount[0], np.int64)
+        users[at] = refcount[fr_at]
+        return live, fr_ok, users
 
     def walk(self, groups: I64, start: I64, remaining: I64, limit: I64,
              span: int) -> tuple[I64, I64, I64, I64, I64, I64]:
@@ -402,7 +410,9 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     el = order[_expand(starts[rest_g] + placed[rest_g], size)]  # candidate index, flat
     gi = np.repeat(np.arange(rest_g.size), size)
     g_first = order[starts[rest_g]]
-    g_keys, g_host, g_content = keys[g_first], host[g_first], p.content[cand[g_first]]
+    # The groups' keys and content as read at the start of the pass (merges since moved
+    # pages between frames, never changed a page's content).
+    g_keys, g_host, g_content = chain.keys[rest_g], host[g_first], chain.content[rest_g]
     chain_at = free_index[rest_g].copy()
     limit = g_limit[rest_g]
     g_start = np.cumsum(size) - size
