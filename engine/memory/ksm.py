@@ -331,6 +331,13 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
     volatile = (prev >= 0) & ~unchanged
     scanned_at[cand] = state.tick + 1
+    if not unchanged.any() and not _Chain(state, keys, content).probe(
+            np.arange(cand.size), 0)[0].any():
+        # No page searches an unstable tree and none has a KSM page to join (a group's
+        # entry is live only if its first page's is): every page is only checksummed, as
+        # the grouped pass below would find; a host's first full scan is all this.
+        counters["volatile_this_scan"] += _per_host(state, host, volatile)
+        return
 
     order, starts, lengths = group_by_key(keys)
     first = order[starts]
