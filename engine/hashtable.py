@@ -366,7 +366,10 @@ class RegionMap(U64Map):
         """(found, value) of each key in its region; value 0 where not found."""
         slot = self.find_in(keys, region)
         found = slot >= 0
-        return found, np.where(found, self.rvals[np.maximum(slot, 0)], 0).astype(np.int64)
+        at = np.flatnonzero(found)  # read only the slots found
+        vals = np.zeros(keys.size, np.int64)
+        vals[at] = self.rvals[slot[at]]
+        return found, vals
 
     def put_in(self, keys: U64, vals: I64, region: I64, absent: Bool | None = None) -> None:
         """Insert or overwrite; keys must be distinct. `absent`: keys the caller knows are not
