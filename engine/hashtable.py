@@ -25,6 +25,13 @@ Bool = npt.NDArray[np.bool_]
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
+def _select(mask: Bool) -> I64:
+    """Indices where `mask` is true. Selecting with them (take) rather than with the mask:
+    numpy's boolean indexing is several times slower on large masks that are neither
+    mostly true nor mostly false (measured: 100k entries, 60 % true, 370 us vs 70 us)."""
+    return np.flatnonzero(mask)
+
+
 def fix_key(keys: U64) -> U64:
     """Map any 64-bit keys into the usable range (>= 2)."""
     return np.where(keys < np.uint64(2), keys + np.uint64(2), keys)
@@ -53,15 +60,21 @@ class U64Map:
 
     def _find(self, keys: U64) -> I64:
         """Slot of each key, -1 where absent."""
-        slot = np.full(keys.size, -1, np.int64)
-        pending = np.arange(keys.size)
+        # The first probe of every key is done on whole arrays (most keys end there); the
+        # rounds after it only on the keys still going.
         probe = self._home(keys)
+        k = self.keys[probe]
+        hit = k == keys
+        slot = np.where(hit, probe, -1)
+        pending = np.flatnonzero(~hit & (k != EMPTY))
         mask = self.capacity - 1
+        probe = (probe[pending] + 1) & mask
         while pending.size:
             k = self.keys[probe]
-            hit = k == keys[pending]
+            hit_mask = k == keys[pending]
+            hit = np.flatnonzero(hit_mask)  # by index: see _select
             slot[pending[hit]] = probe[hit]
-            go_on = ~hit & (k != EMPTY)
+            go_on = _select(~hit_mask & (k != EMPTY))
             pending, probe = pending[go_on], (probe[go_on] + 1) & mask
         return slot
 
@@ -73,9 +86,12 @@ class U64Map:
     def at(self, slot: I64) -> tuple[Bool, I64, U64]:
         """(found, value, aux) at slots from find(); value/aux are 0 where slot is -1."""
         found = slot >= 0
-        safe = np.where(found, slot, 0)
-        return found, np.where(found, self.vals[safe], 0), np.where(found, self.aux[safe],
-                                                                    np.uint64(0))
+        at = np.flatnonzero(found)  # read only the slots found
+        vals = np.zeros(slot.size, np.int64)
+        aux = np.zeros(slot.size, np.uint64)
+        vals[at] = self.vals[slot[at]]
+        aux[at] = self.aux[slot[at]]
+        return found, vals, aux
 
     def get(self, keys: U64) -> tuple[Bool, I64, U64]:
         """(found, value, aux) for each key; value/aux are 0 where not found."""
@@ -114,20 +130,28 @@ class U64Map:
         mask = self.capacity - 1
         pending = np.arange(keys.size)
         probe = self._home(keys)
+        pending_keys = keys
         while pending.size:
             k = self.keys[probe]
-            free = (k == EMPTY) | (k == DELETED)
-            slots, cand = probe[free], pending[free]
-            self.keys[slots] = keys[cand]
-            won = np.zeros(pending.size, np.bool_)
-            won[free] = self.keys[slots] == keys[cand]
+            free = k <= DELETED  # empty or deleted
+            if not free.any():  # the long tail of rounds: every key just moves on
+                probe += 1
+                probe &= mask
+                continue
+            free_at = _select(free)
+            slots, cand_keys = probe[free_at], pending_keys[free_at]
+            self.keys[slots] = cand_keys
+            won_mask = np.zeros(pending.size, np.bool_)
+            won_mask[free_at] = self.keys[slots] == cand_keys
+            won = _select(won_mask)
             placed, at = pending[won], probe[won]
             self.vals[at] = vals[placed]
             self.aux[at] = aux[placed]
             self.live += int(placed.size)
             self.deleted -= int(np.count_nonzero(k[won] == DELETED))
-            left = ~won
-            pending, probe = pending[left], (probe[left] + 1) & mask
+            left = _select(~won_mask)
+            pending, probe, pending_keys = pending[left], (probe[left] + 1) & mask, \
+                pending_keys[left]
 
     def delete(self, keys: U64) -> int:
         slot = self._find(keys)
@@ -138,7 +162,7 @@ class U64Map:
         return int(slot.size)
 
     def items(self) -> tuple[U64, I64, U64]:
-        used = self.keys > DELETED
+        used = _select(self.keys > DELETED)
         return self.keys[used], self.vals[used], self.aux[used]
 
     def keep_only(self, keep: Bool) -> None:
@@ -232,11 +256,21 @@ class HintTable:
         """Record hints; with several for one slot in a batch, the last one wins."""
         if slot.size == 0:
             return
-        order = np.argsort(slot, kind="stable")
-        s = slot[order]
-        last = np.ones(s.size, np.bool_)
-        last[:-1] = s[1:] != s[:-1]
-        pick = order[last]
+        bits = max(int(slot.size - 1).bit_length(), 1)
+        if self.capacity.bit_length() + bits <= 62:
+            # One sort of (slot, index) packed into an int64, several times cheaper than a
+            # stable argsort: the last of each run of a slot is its last hint in the batch.
+            packed = np.sort((slot << bits) | np.arange(slot.size, dtype=np.int64))
+            s = packed >> bits
+            last = np.ones(s.size, np.bool_)
+            last[:-1] = s[1:] != s[:-1]
+            pick = packed[np.flatnonzero(last)] & ((1 << bits) - 1)
+        else:
+            order = np.argsort(slot, kind="stable")
+            s = slot[order]
+            last = np.ones(s.size, np.bool_)
+            last[:-1] = s[1:] != s[:-1]
+            pick = order[last]
         tag = (written_at[pick].astype(np.int64) & self.TAG_BITS).astype(np.uint32)
         self.entry[slot[pick]] = (tag << self._TAG_SHIFT) | (pages[pick] + 1).astype(np.uint32)
 
@@ -307,29 +341,35 @@ class RegionMap(U64Map):
         return self.offset[region] + (mixed >> (np.uint64(64) - self.bits[region])).astype(
             np.int64)
 
-    def _next(self, probe: I64, region: I64) -> I64:
-        off = self.offset[region]
-        return np.asarray(off + ((probe - off + 1) & (self.size[region] - 1)), np.int64)
-
     def find_in(self, keys: U64, region: I64) -> I64:
         """Slot of each key in its region, -1 where absent."""
-        slot = np.full(keys.size, -1, np.int64)
-        pending = np.arange(keys.size)
         probe = self._home_in(keys, region)
+        k = self.rkeys[probe]
+        hit = k == keys
+        slot = np.where(hit, probe, -1)
+        pending = np.flatnonzero(~hit & (k != EMPTY))
+        # Each key still going carries its region's offset and slot mask along.
+        lo = self.offset[region[pending]]
+        size_mask = self.size[region[pending]] - 1
+        probe = lo + ((probe[pending] - lo + 1) & size_mask)
         while pending.size:
             k = self.rkeys[probe]
-            hit = k == keys[pending]
+            hit_mask = k == keys[pending]
+            hit = np.flatnonzero(hit_mask)
             slot[pending[hit]] = probe[hit]
-            go_on = ~hit & (k != EMPTY)
-            pending = pending[go_on]
-            probe = self._next(probe[go_on], region[pending])
+            go_on = _select(~hit_mask & (k != EMPTY))
+            pending, lo, size_mask = pending[go_on], lo[go_on], size_mask[go_on]
+            probe = lo + ((probe[go_on] - lo + 1) & size_mask)
         return slot
 
     def get_in(self, keys: U64, region: I64) -> tuple[Bool, I64]:
         """(found, value) of each key in its region; value 0 where not found."""
         slot = self.find_in(keys, region)
         found = slot >= 0
-        return found, np.where(found, self.rvals[np.maximum(slot, 0)], 0).astype(np.int64)
+        at = np.flatnonzero(found)  # read only the slots found
+        vals = np.zeros(keys.size, np.int64)
+        vals[at] = self.rvals[slot[at]]
+        return found, vals
 
     def put_in(self, keys: U64, vals: I64, region: I64, absent: Bool | None = None) -> None:
         """Insert or overwrite; keys must be distinct. `absent`: keys the caller knows are not
@@ -355,21 +395,32 @@ class RegionMap(U64Map):
         """Place absent, distinct keys in rounds of one probe each (as U64Map does)."""
         pending = np.arange(keys.size)
         probe = self._home_in(keys, region)
+        pending_keys = keys
+        lo = self.offset[region]
+        size_mask = self.size[region] - 1
+        was_empty: list[I64] = []  # placed keys' regions, where the slot was empty
+        self.live_in += np.bincount(region, minlength=self.size.size)  # all get placed
         while pending.size:
             k = self.rkeys[probe]
-            free = (k == EMPTY) | (k == DELETED)
-            slots, cand = probe[free], pending[free]
-            self.rkeys[slots] = keys[cand]
-            won = np.zeros(pending.size, np.bool_)
-            won[free] = self.rkeys[slots] == keys[cand]
+            free = k <= DELETED  # empty or deleted
+            if not free.any():  # the long tail of rounds: every key just moves on
+                probe = lo + ((probe - lo + 1) & size_mask)
+                continue
+            free_at = _select(free)
+            slots, cand_keys = probe[free_at], pending_keys[free_at]
+            self.rkeys[slots] = cand_keys
+            won_mask = np.zeros(pending.size, np.bool_)
+            won_mask[free_at] = self.rkeys[slots] == cand_keys
+            won = _select(won_mask)
             placed, at = pending[won], probe[won]
             self.rvals[at] = vals[placed]
-            r = region[placed]
-            self.live_in += np.bincount(r, minlength=self.size.size)
-            self.used_in += np.bincount(r[k[won] == EMPTY], minlength=self.size.size)
-            left = ~won
-            pending = pending[left]
-            probe = self._next(probe[left], region[pending])
+            was_empty.append(region[placed[k[won] == EMPTY]])
+            left = _select(~won_mask)
+            pending, pending_keys = pending[left], pending_keys[left]
+            lo, size_mask = lo[left], size_mask[left]
+            probe = lo + ((probe[left] - lo + 1) & size_mask)
+        if was_empty:
+            self.used_in += np.bincount(np.concatenate(was_empty), minlength=self.size.size)
 
     def delete_in(self, keys: U64, region: I64) -> int:
         slot = self.find_in(keys, region)
@@ -415,7 +466,7 @@ class RegionMap(U64Map):
 
     def items_in(self) -> tuple[U64, I64, I64]:
         """(key, value, region) of every live entry."""
-        used = self.rkeys > DELETED
+        used = _select(self.rkeys > DELETED)
         region = np.repeat(np.arange(self.size.size), self.size)
         return self.rkeys[used], self.rvals[used].astype(np.int64), region[used]
 

@@ -216,7 +216,7 @@ def _tree_compares(n_lookups: I64, tree_size: I64) -> I64:
 
 
 def _per_host(state: State, host: I64, mask: Bool | None = None) -> I64:
-    h = host if mask is None else host[mask]
+    h = host if mask is None else host[np.flatnonzero(mask)]  # see _scan_pass on masks
     return np.bincount(h, minlength=len(state.hosts)).astype(np.int64)
 
 
@@ -241,10 +241,18 @@ class _Chain:
         keys = self.keys[groups]
         chained = keys if isinstance(index, int) and index == 0 else chain_key(keys, index)
         found, fr, aux = sharing.stable.get(chained)
-        fr_ok = np.where(found, fr, 0)
-        live = (found & (aux == self.content[groups]) & (sharing.frame_key[fr_ok] == chained)
-                & (refcount[fr_ok] > 0))
-        return live, fr_ok, np.asarray(refcount[fr_ok], np.int64)
+        # Checked only where found (few: most pages have no KSM page yet); elsewhere the
+        # entry is frame 0, not live.
+        at = np.flatnonzero(found)
+        fr_at = fr[at]
+        fr_ok = np.zeros(groups.size, np.int64)
+        fr_ok[at] = fr_at
+        live = np.zeros(groups.size, np.bool_)
+        live[at] = ((aux[at] == self.content[groups[at]])
+                    & (sharing.frame_key[fr_at] == chained[at]) & (refcount[fr_at] > 0))
+        users = np.full(groups.size, refcount[0], np.int64)
+        users[at] = refcount[fr_at]
+        return live, fr_ok, users
 
     def walk(self, groups: I64, start: I64, remaining: I64, limit: I64,
              span: int) -> tuple[I64, I64, I64, I64, I64, I64]:
@@ -297,29 +305,39 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     was_flagged = flagged[pages]
     tracked = seen_at >= 0
     gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
+    # Selections by index (flatnonzero, then take): indexing by a boolean mask that is
+    # neither mostly true nor mostly false costs several times more on 100k pages.
+    gone = np.flatnonzero(gone_mask)
     # rmap_items: + new ones, - freed ones; pages_unshared: - freed or revisited ones (a
     # revisited page leaves the unstable tree it was left in, remove_rmap_item_from_tree).
-    delta = (resident & ~tracked).astype(np.int64) - gone_mask
-    counters["ksm_rmap_items"] += np.bincount(page_host, weights=delta,
-                                              minlength=len(state.hosts)).astype(np.int64)
-    unflag = was_flagged & (gone_mask | is_cand)
-    counters["ksm_unshared"] -= _per_host(state, page_host, unflag)
-    scanned_at[pages[gone_mask]] = 0
+    counters["ksm_rmap_items"] += (
+        _per_host(state, page_host, resident & ~tracked) - _per_host(state, page_host[gone]))
+    unflag = np.flatnonzero(was_flagged & (gone_mask | is_cand))
+    counters["ksm_unshared"] -= _per_host(state, page_host[unflag])
+    scanned_at[pages[gone]] = 0
     flagged[pages[unflag]] = False
-    scanned_at[pages[is_shared]] = state.tick + 1
-    cand = pages[is_cand]
+    scanned_at[pages[np.flatnonzero(is_shared)]] = state.tick + 1
+    at_cand = np.flatnonzero(is_cand)
+    cand = pages[at_cand]
     if cand.size == 0:
         return
-    host, vm = page_host[is_cand], page_vm[is_cand]
+    host, vm = page_host[at_cand], page_vm[at_cand]
     n_cand = _per_host(state, host)
     counters["hashed_tick"] += n_cand
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
-    keys = share_ops.sharing_keys(state, cand, vm)
     content = p.content[cand]
-    prev = seen_at[is_cand]
+    keys = share_ops.content_keys(state, content, vm)
+    prev = seen_at[at_cand]
     unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
     volatile = (prev >= 0) & ~unchanged
     scanned_at[cand] = state.tick + 1
+    if not unchanged.any() and not _Chain(state, keys, content).probe(
+            np.arange(cand.size), 0)[0].any():
+        # No page searches an unstable tree and none has a KSM page to join (a group's
+        # entry is live only if its first page's is): every page is only checksummed, as
+        # the grouped pass below would find; a host's first full scan is all this.
+        counters["volatile_this_scan"] += _per_host(state, host, volatile)
+        return
 
     order, starts, lengths = group_by_key(keys)
     first = order[starts]
@@ -366,11 +384,15 @@ def _partner(state: State, g_host: I64, g_keys: U64, g_content: U64, found: Bool
     """Whether each group's unstable-tree entry is a valid partner: still private, on the
     host, of the same content (ksmd compares the pages) and so the same key."""
     p = state.pages
-    q = np.where(found & (q < len(p)), q, 0)
+    ok = np.zeros(found.size, np.bool_)
+    look = np.flatnonzero(found)  # only the entries found are checked (a minority)
+    q = q[look]
+    q = np.where(q < len(p), q, 0)
     q_vm = state.vms.vm_of_pages(q)
-    return np.asarray(found & (p.location[q] == Loc.PRIVATE) & (p.content[q] == g_content)
-                      & (state.vms["host"][q_vm] == g_host)
-                      & (share_ops.sharing_keys(state, q, q_vm) == g_keys))
+    ok[look] = ((p.location[q] == Loc.PRIVATE) & (p.content[q] == g_content[look])
+                & (state.vms["host"][q_vm] == g_host[look])
+                & (share_ops.sharing_keys(state, q, q_vm) == g_keys[look]))
+    return ok
 
 
 def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, starts: I64,
@@ -395,7 +417,9 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     el = order[_expand(starts[rest_g] + placed[rest_g], size)]  # candidate index, flat
     gi = np.repeat(np.arange(rest_g.size), size)
     g_first = order[starts[rest_g]]
-    g_keys, g_host, g_content = keys[g_first], host[g_first], p.content[cand[g_first]]
+    # The groups' keys and content as read at the start of the pass (merges since moved
+    # pages between frames, never changed a page's content).
+    g_keys, g_host, g_content = chain.keys[rest_g], host[g_first], chain.content[rest_g]
     chain_at = free_index[rest_g].copy()
     limit = g_limit[rest_g]
     g_start = np.cumsum(size) - size
@@ -446,10 +470,11 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
         avail = u_end[act] - i0
         room_in_chain = chain_at[act] < _MAX_CHAIN
         pair = room_in_chain & (avail >= need)
-        lone = ~pair & room_in_chain & ~has_partner[act] & (avail >= 1)
+        lone = np.flatnonzero(~pair & room_in_chain & ~has_partner[act] & (avail >= 1))
         inserted[act[lone]] = u_at[i0[lone]]
         searches += np.bincount(g_host[act[lone]], minlength=n_hosts)
-        a, i0, need = act[pair], i0[pair], need[pair]
+        at_pair = np.flatnonzero(pair)
+        a, i0, need = act[at_pair], i0[at_pair], need[at_pair]
         if a.size == 0:
             break
         searches += np.bincount(g_host[a], weights=need, minlength=n_hosts).astype(np.int64)

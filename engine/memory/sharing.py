@@ -81,8 +81,8 @@ def _share(state: State, cand: I64) -> None:
     p, sharing = state.pages, state.sharing
     vm = state.vms.vm_of_pages(cand)
     host = host_of_vms(state, vm)
-    keys = share_ops.sharing_keys(state, cand, vm)
     content = p.content[cand]
+    keys = share_ops.content_keys(state, content, vm)
     n_hosts = len(state.hosts)
     counters = sharing.hosts
     counters["hashed_tick"] += np.bincount(host, minlength=n_hosts)
@@ -111,12 +111,14 @@ def _share(state: State, cand: I64) -> None:
     found_h[look[same_key]] = True
     q = np.where(found_h, hinted, cand)
     self_hint = found_h & (q == cand)
-    # A match is confirmed by a full compare of the two pages.
-    valid_h = found_h & ~self_hint & (p.content[q] == content)
+    # A match is confirmed by a full compare of the two pages (read only where one is due).
+    valid_h = np.zeros(cand.size, np.bool_)
+    compare = np.flatnonzero(found_h & ~self_hint)
+    valid_h[compare] = p.content[q[compare]] == content[compare]
     counters["hint_misses"] += np.bincount(host[~valid_s & ~occupied], minlength=n_hosts)
     counters["hint_stale"] += np.bincount(host[look[~alive]], minlength=n_hosts)
-    counters["compares_tick"] += np.bincount(host, weights=(found | found_h),
-                                             minlength=n_hosts).astype(np.int64)
+    counters["compares_tick"] += np.bincount(host[np.flatnonzero(found | found_h)],
+                                             minlength=n_hosts)
 
     order, starts, lengths = group_by_key(keys)
     first = order[starts]
@@ -131,7 +133,10 @@ def _share(state: State, cand: I64) -> None:
     anchor_page = np.where(g_hint, g_q, cand[first])
     promote = g_hint | g_new
     share_ops.promote(state, anchor_page[promote], keys[first][promote])
-    anchor_frame = np.where(g_stable, frame[first], p.frame[anchor_page]).astype(np.int64)
+    # Only joined groups use their anchor frame: the frame table is read for new anchors.
+    anchor_frame = frame[first].astype(np.int64)
+    new_anchor = np.flatnonzero(promote)
+    anchor_frame[new_anchor] = p.frame[anchor_page[new_anchor]]
 
     members = cand[order]
     # Every member joins a stable frame; with a new frame, its anchor page already holds it.
