@@ -100,6 +100,16 @@ class Ticking(App[int]):
     def _absorb(self, message: EngineDriver.Stepped) -> None:
         snap = message.snapshot
         self.clock.ran(message.ticks, time.monotonic())
+        if snap.tick < self.snapshot.tick:
+            # A stopped worker's last delivery, handled after the step that followed it
+            # (its message and the worker's end can reach the queue in either order):
+            # its events go to the log, the screen keeps the newer world.
+            for event in message.events:
+                self._record_event(event)
+            self._dirty = True
+            if self.clock.paused:
+                self.refresh_views()
+            return
         rejected = [e for e in message.events if e.kind == "command_rejected"]
         for event in message.events:
             self._record_event(event)

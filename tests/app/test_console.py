@@ -472,3 +472,29 @@ async def test_rows_added_at_once_are_rows_like_any_other() -> None:
             [bulk.render_line(y).text for y in range(8)]
         with pytest.raises(DuplicateKey):
             bulk.add_rows_at_once([("r1", ["again"])])
+
+
+@pilot_test
+async def test_a_late_delivery_of_an_older_tick_does_not_take_the_screen_back() -> None:
+    """A stopped worker's last Stepped can be handled after the step that followed it:
+    the screen keeps the newer world, and the older tick's events still reach the log."""
+    from app.console.driver import EngineDriver
+    from engine.events import Event
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        old_snap, old_live = app.driver.snapshot(), app.driver.live()
+        for _ in range(3):
+            await pilot.press("full_stop")
+        await pilot.pause()
+        newer = app.snapshot.tick
+        assert newer == old_snap.tick + 3
+        late = EngineDriver.Stepped(app.driver.generation, old_snap,
+                                    [Event(old_snap.tick, old_snap.time_s, "note",
+                                           "a late event from tick zero")], old_live, None)
+        late.ticks = 1
+        app.post_message(late)
+        await pilot.pause()
+        assert app.snapshot.tick == newer and app.live is not old_live
+        assert "a late event from tick zero" in log_text(app)
