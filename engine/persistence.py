@@ -179,9 +179,11 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     if "touched" not in fields:  # saves from before the per-period touch bits
         accessed = fields.pop("accessed").astype(np.bool_)
         before = fields.pop("accessed_prev", np.zeros_like(accessed)).astype(np.bool_)
-        fields["touched"] = (accessed * np.uint8(recency.bit(period))
-                             | before * np.uint8(recency.bit(period - 1))).astype(np.uint8)
-    pages = Pages(**fields)
+        fields["touched"] = np.where(accessed, recency.code(period), np.where(
+            before, recency.code(period - 1), 0)).astype(np.uint8)
+    elif int(meta.get("schema_version", SCHEMA_VERSION)) < 2:  # bits, not period codes
+        fields["touched"] = recency.from_bits(fields["touched"].astype(np.uint8), period)
+    pages = Pages.from_arrays(fields)
     frames = Frames(refcount=arrays["frames.refcount"], free_stack=arrays["frames.free_stack"])
     vm_specs = [VMSpec.model_validate(v) for v in meta["vm_specs"]]
     vm_arrays = {name: arrays[f"vms.{name}"].astype(dtype)

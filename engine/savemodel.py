@@ -26,7 +26,9 @@ from engine.state import UNIQUE_CONTENT_BASE
 from engine.state_tables import Money
 from engine.world import HISTORY_TICKS
 
-SCHEMA_VERSION = 1
+# 2: pages.touched holds the code of the last sampling period a page was touched in
+# (memory/recency.py), not one bit per period; older saves are converted on load.
+SCHEMA_VERSION = 2
 MAX_ITEMS = 1_000_000  # VMs, migrations, pending commands in one save
 
 Int64 = Annotated[int, Range(-1, 2**63 - 1, "int")]  # -1: the engine's "none yet"

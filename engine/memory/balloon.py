@@ -31,7 +31,7 @@ from engine.world import World
 
 
 def _ballooned(state: State, pages: I64) -> I64:
-    return np.where(state.pages.location[pages] == Loc.BALLOONED, 0, INELIGIBLE)
+    return np.where(state.pages.at("location", pages) == Loc.BALLOONED, 0, INELIGIBLE)
 
 
 def inflate(state: State, rng: np.random.Generator, want: I64) -> I64:
@@ -45,7 +45,7 @@ def inflate(state: State, rng: np.random.Generator, want: I64) -> I64:
     cls = balloon_class(state, victims)
     out = (cls == ANON_COLD) | (cls == ANON_HOT)
     paged_out = victims[out]
-    double = out & (p.location[victims] == Loc.SWAPPED)
+    double = out & (p.at("location", victims) == Loc.SWAPPED)
     if double.any():
         per_vm = np.bincount(owner[double], minlength=n)
         vms["double_paging"] += per_vm

@@ -205,7 +205,7 @@ def advance(state: State, vms: I64, steps: I64) -> I64:
     # A zero written to a never-touched page of a VM at its max reads as zero already:
     # nothing to allocate (else a zero-filling guest with max < memory never boots).
     at_max = resident(state, np.arange(n_vms)) >= cols["max_pages"]
-    noop = (content == 0) & (p.location[page] == Loc.UNTOUCHED) & at_max[vm]
+    noop = (content == 0) & (p.at("location", page) == Loc.UNTOUCHED) & at_max[vm]
     for k in (GuestKind.FREE, GuestKind.CACHE, GuestKind.ANON):
         mine = (kind == k) & ~noop
         if mine.any():
@@ -213,7 +213,7 @@ def advance(state: State, vms: I64, steps: I64) -> I64:
             apply_touches(state, np.zeros(0, np.int64), pages, content[mine],
                           np.zeros(n_vms, np.int64), np.bincount(vm[mine], minlength=n_vms),
                           kind=int(k), blocked=cols["blocked"])
-    loc = p.location[page]
+    loc = p.at("location", page)
     served = noop | (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
     first_bad = np.full(n_vms, np.iinfo(np.int64).max)
     bad = np.flatnonzero(~served)[::-1]

@@ -32,10 +32,10 @@ _CLASS_OF[2 * GuestKind.ANON + 1] = ANON_HOT
 
 def balloon_class(state: State, pages: I64) -> I64:
     p = state.pages
-    index = np.take(p.guest_kind, pages).astype(np.int64) * 2 + recency.recent(state, pages)
+    index = p.at("guest_kind", pages).astype(np.int64) * 2 + recency.recent(state, pages)
     cls = _CLASS_OF[index]
     # A post-copy page still at the source is not the guest's to give until it arrives.
-    cls[np.take(p.location, pages) == Loc.REMOTE] = INELIGIBLE
+    cls[p.at("location", pages) == Loc.REMOTE] = INELIGIBLE
     return cls
 
 
@@ -139,7 +139,7 @@ def unmap(state: State, pages: I64, new_loc: int) -> None:
         return
     p, vms = state.pages, state.vms
     vm = vms.vm_of_pages(pages)
-    loc = p.location[pages]
+    loc = p.at("location", pages)
     shared_zero = (loc == Loc.SHARED) & (p.content[pages] == 0)
     vms["zero_shared"] -= np.bincount(np.compress(shared_zero, vm), minlength=len(vms))
     mapped = p.frame[pages]
@@ -159,6 +159,6 @@ def unmap(state: State, pages: I64, new_loc: int) -> None:
 
 def set_kind(state: State, pages: I64, kind: int) -> None:
     p = state.pages
-    count_moves(state, state.vms.vm_of_pages(pages), p.guest_kind[pages], kind,
+    count_moves(state, state.vms.vm_of_pages(pages), p.at("guest_kind", pages), kind,
                 "kind_count", N_KIND)
     p.guest_kind[pages] = kind

@@ -297,7 +297,7 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     counters = sharing.hosts
     scanned_at, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
     assert scanned_at is not None and flagged is not None
-    loc = p.location[pages]
+    loc = p.at("location", pages)
     is_cand = loc == Loc.PRIVATE
     is_shared = loc == Loc.SHARED
     resident = is_cand | is_shared
@@ -389,7 +389,7 @@ def _partner(state: State, g_host: I64, g_keys: U64, g_content: U64, found: Bool
     q = q[look]
     q = np.where(q < len(p), q, 0)
     q_vm = state.vms.vm_of_pages(q)
-    ok[look] = ((p.location[q] == Loc.PRIVATE) & (p.content[q] == g_content[look])
+    ok[look] = ((p.at("location", q) == Loc.PRIVATE) & (p.content[q] == g_content[look])
                 & (state.vms["host"][q_vm] == g_host[look])
                 & (share_ops.sharing_keys(state, q, q_vm) == g_keys[look]))
     return ok

@@ -41,7 +41,7 @@ def _make_low_room(state: State, h: int, need: int, rng: np.random.Generator) ->
     pick = on_host[rng.integers(0, on_host.size, m)]
     probe = unique_sorted(vms["page_offset"][pick]
                           + (rng.random(m) * vms["n_pages"][pick]).astype(np.int64))
-    probe = probe[p.location[probe] == Loc.PRIVATE]
+    probe = probe[p.at("location", probe) == Loc.PRIVATE]
     cold = probe[(p.io_count[probe] == 0) & frame_alloc.is_low(hosts, p.frame[probe])]
     moved = _move(state, cold[:need], low_only=False)
     state.reclaim.hosts["low_evictions"][h] += moved.size
@@ -63,7 +63,7 @@ def run_io(world: World) -> None:
     vm = np.repeat(np.arange(len(vms)), n)
     pages = vms["page_offset"][vm] + vms["ws_start"][vm] + (
         rng.random(vm.size) * vms["io_set_pages"][vm]).astype(np.int64)
-    loc = p.location[pages]
+    loc = p.at("location", pages)
     resident = np.flatnonzero((loc == Loc.PRIVATE) | (loc == Loc.SHARED))
     pages, vm = pages[resident], vm[resident]
     recency.mark(state, pages)
@@ -81,7 +81,7 @@ def run_io(world: World) -> None:
     if not policy.io_remap or bounced.size == 0:
         return
     hot = unique_sorted(bounced[p.io_count[bounced] >= policy.remap_threshold])
-    hot = hot[p.location[hot] == Loc.PRIVATE]
+    hot = hot[p.at("location", hot) == Loc.PRIVATE]
     if hot.size == 0:
         return
     # Only hosts short of low frames make room (the others would draw nothing from rng);

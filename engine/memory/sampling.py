@@ -7,7 +7,7 @@ partial count of the current period; the estimate is their maximum, so it rises 
 period or two of a working-set increase and decays slowly after a decrease. The true
 active fraction (distinct pages touched in the period / configured pages) is kept beside
 it, for reports, not for the allocation policy. No pass over all pages clears anything:
-the touch bits are per period (memory/recency.py).
+the touch codes are per period (memory/recency.py).
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def run_sampling(world: World) -> None:
         state.pages.touched[:] = 0
         recency.set_period(state, 1)
         return
-    # The next period's bit is cleared a slice a tick, so it is clean when it starts.
-    recency.clear_slice(state, period + 1, (state.tick - 1) % n, n)
+    # Stale touch codes are reset a slice a tick (memory/recency.py).
+    sweep = n * recency.SWEEP_PERIODS
+    recency.sweep_slice(state, (state.tick - 1) % sweep, sweep)
     if len(vms) == 0:
         return
     touched = np.count_nonzero(recency.touched_now(state, vms["sample"]),

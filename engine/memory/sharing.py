@@ -67,12 +67,12 @@ def try_share(state: State, pages: I64) -> Bool:
     Also the share-before-swap hook: reclamation offers its victims here first.
     """
     _scan(state, pages)
-    return np.asarray(state.pages.location[pages] == Loc.SHARED)
+    return np.asarray(state.pages.at("location", pages) == Loc.SHARED)
 
 
 def _scan(state: State, pages: I64) -> None:
     """Hash and look up the private pages among `pages` (duplicates allowed)."""
-    cand = unique_sorted(pages[state.pages.location[pages] == Loc.PRIVATE])
+    cand = unique_sorted(pages[state.pages.at("location", pages) == Loc.PRIVATE])
     if cand.size:
         _share(state, cand)
 
@@ -102,7 +102,7 @@ def _share(state: State, cand: I64) -> None:
     look = np.flatnonzero(~valid_s & occupied)
     qp = hinted[look]
     qp_vm = state.vms.vm_of_pages(qp)
-    alive = ((p.location[qp] == Loc.PRIVATE)
+    alive = ((p.at("location", qp) == Loc.PRIVATE)
              & ((p.written_at[qp].astype(np.int64) & HintTable.TAG_BITS) == hint_tag[look])
              & (host_of_vms(state, qp_vm) == host[look]))
     same_key = np.zeros(look.size, np.bool_)

@@ -21,7 +21,7 @@ from engine.world import World
 
 
 def _private(state: State, pages: I64) -> I64:
-    return np.where(state.pages.location[pages] == Loc.PRIVATE, 0, INELIGIBLE)
+    return np.where(state.pages.at("location", pages) == Loc.PRIVATE, 0, INELIGIBLE)
 
 
 def _compress(world: World, victims: I64, owner_host: I64) -> tuple[I64, I64]:

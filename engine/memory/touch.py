@@ -26,19 +26,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.arrays import unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
 from engine.memory.counts import count_moves, in_vms, vm_of_sorted
 from engine.pagescale import fine_pages
-from engine.state import I64, N_KIND, N_LOC, U64, Bool, GuestKind, Loc, State
+from engine.state import I64, N_KIND, N_LOC, U64, WORD_SHIFT, Bool, GuestKind, Loc, State
 
 COW_COPY_S = 10e-6  # a fault and a 4 KB copy (scaled to the simulated page: engine/pagescale)
 # A faulting page's code for the per-VM counts: its location, plus _GUEST_OUT when the
 # guest had paged it out.
 _GUEST_OUT = 8
 _CODES = 2 * _GUEST_OUT
+_KIND_SHIFT = WORD_SHIFT["guest_kind"]
+U16 = npt.NDArray[np.uint16]
 
 
 @dataclass
@@ -58,7 +61,7 @@ def _fault_in(state: State, pages: I64, kind: int) -> bool:
     vms, p, hosts = state.vms, state.pages, state.hosts
     pages = unique_sorted(pages)
     vm = vm_of_sorted(vms, pages)
-    loc = np.take(p.location, pages)
+    loc = p.at("location", pages)
     swapped_by_guest = np.take(p.guest_swapped, pages)
     n_vms = len(vms)
     # Per VM, pages by (paged out by the guest, location): one pass for every counter.
@@ -112,7 +115,7 @@ def _fault_in(state: State, pages: I64, kind: int) -> bool:
     if vm_popped.any():
         is_popped = np.flatnonzero(loc == Loc.BALLOONED)
         popped = np.take(pages, is_popped)
-        count_moves(state, np.take(vm, is_popped), np.take(p.guest_kind, popped), kind,
+        count_moves(state, np.take(vm, is_popped), p.at("guest_kind", popped), kind,
                     "kind_count", N_KIND)
         p.guest_kind[popped] = kind
         vms["pops"] += vm_popped
@@ -175,15 +178,18 @@ def _cow_break(state: State, pages: I64) -> bool:
     return bool(ok.all())
 
 
-def _claim(state: State, touched: I64, kind: int) -> None:
-    """The guest now uses these pages as `kind` (anonymous memory or page cache)."""
-    p = state.pages
-    old = np.take(p.guest_kind, touched)
-    changed = np.compress(old != kind, touched)
+def _claim(state: State, read_pages: I64, w_r: U16, write_pages: I64, w_w: U16,
+           kind: int) -> None:
+    """The guest now uses the touched pages as `kind` (anonymous memory or page cache);
+    `w_r`, `w_w`: their words (location | kind << 8) as they are now."""
+    changed = np.concatenate([
+        np.compress((w >> np.uint16(_KIND_SHIFT)).astype(np.uint8) != kind, pages)
+        for pages, w in ((read_pages, w_r), (write_pages, w_w))])
     if changed.size:
         changed = unique_sorted(changed)
         vm = vm_of_sorted(state.vms, changed)
-        count_moves(state, vm, np.take(p.guest_kind, changed), kind, "kind_count", N_KIND)
+        p = state.pages
+        count_moves(state, vm, p.at("guest_kind", changed), kind, "kind_count", N_KIND)
         p.guest_kind[changed] = kind
 
 
@@ -202,36 +208,43 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
                                                        write_content, kind)
         reads_per_vm = np.where(held, 0, reads_per_vm)
         writes_per_vm = np.where(held, 0, writes_per_vm)
-    loc_r = np.take(p.location, read_pages)
-    loc_w = np.take(p.location, write_pages)
+    # Each touched page's location and guest kind in one gather (state.Pages: one cache
+    # miss a touch); the faulting pages' are read again once their faults are served.
+    word = p.word
+    w_r = np.take(word, read_pages)
+    w_w = np.take(word, write_pages)
+    loc_r = w_r.astype(np.uint8)
+    loc_w = w_w.astype(np.uint8)
     faulted_r = (loc_r != Loc.PRIVATE) & (loc_r != Loc.SHARED)
     faulted_w = loc_w != Loc.PRIVATE  # not resident, or shared (copy-on-write)
-    fr_pages = np.compress(faulted_r, read_pages)
+    fr_at = np.flatnonzero(faulted_r)
     fw_at = np.flatnonzero(faulted_w)
-    fw_pages = np.take(write_pages, fw_at)
-    if fr_pages.size or fw_pages.size:
-        fw_loc = np.take(loc_w, fw_at)
-        fw_shared = fw_loc == Loc.SHARED
+    if fr_at.size or fw_at.size:
+        fr_pages = np.take(read_pages, fr_at)
+        fw_pages = np.take(write_pages, fw_at)
+        fw_shared = np.take(loc_w, fw_at) == Loc.SHARED
         missing = np.concatenate([fr_pages, np.compress(~fw_shared, fw_pages)])
         # Pages still at a migration source are never faulted in here. Held touches are
         # gone already (see _hold): only an unheld caller can touch one.
         remote = bool(held.any()) and not hold_postcopy
         if remote:
-            missing = missing[p.location[missing] != Loc.REMOTE]
+            missing = missing[p.at("location", missing) != Loc.REMOTE]
         complete = _fault_in(state, missing, kind)
         complete &= _cow_break(state, np.compress(fw_shared, fw_pages))
+        w_r[fr_at] = np.take(word, fr_pages)
+        w_w[fw_at] = np.take(word, fw_pages)
         if remote or not complete:  # some touches still fault: they stall
-            loc_fr = p.location[fr_pages]
+            loc_fr = np.take(w_r, fr_at).astype(np.uint8)
             still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)
-            still_w = p.location[fw_pages] != Loc.PRIVATE
+            still_w = np.take(w_w, fw_at).astype(np.uint8) != Loc.PRIVATE
             if still_r.any():
                 keep = np.ones(read_pages.size, np.bool_)
-                keep[np.flatnonzero(faulted_r)[still_r]] = False
-                read_pages = np.compress(keep, read_pages)
+                keep[fr_at[still_r]] = False
+                read_pages, w_r = np.compress(keep, read_pages), np.compress(keep, w_r)
             if still_w.any():
                 keep = np.ones(write_pages.size, np.bool_)
                 keep[fw_at[still_w]] = False
-                write_pages = np.compress(keep, write_pages)
+                write_pages, w_w = np.compress(keep, write_pages), np.compress(keep, w_w)
                 write_content = np.compress(keep, write_content)
 
     p.content[write_pages] = write_content
@@ -245,8 +258,7 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
     p.written_at[write_pages] = state.tick
     recency.mark(state, read_pages)
     recency.mark(state, write_pages)
-    _claim(state, read_pages, kind)
-    _claim(state, write_pages, kind)
+    _claim(state, read_pages, w_r, write_pages, w_w, kind)
     served_r = np.bincount(vms.vm_of_pages(read_pages), minlength=n_vms) if (
         read_pages.size != int(reads_per_vm.sum())) else reads_per_vm
     served_w = np.bincount(vms.vm_of_pages(write_pages), minlength=n_vms) if (

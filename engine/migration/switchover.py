@@ -45,7 +45,7 @@ def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> N
     p, vms = state.pages, state.vms
     if pages.size == 0:
         return
-    loc = p.location[pages]
+    loc = p.at("location", pages)
     old = p.frame[pages]
     reclaim = state.reclaim.hosts
     by_loc = _location_counts(loc)
@@ -75,7 +75,8 @@ def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> N
 
 def holding(state: State, flat: I64 | slice) -> np.ndarray:
     """Which of these pages hold data the destination must have."""
-    loc = state.pages.location[flat]
+    p = state.pages
+    loc = p.location[flat] if isinstance(flat, slice) else p.at("location", flat)
     return np.asarray((loc == Loc.PRIVATE) | (loc == Loc.SHARED) | (loc == Loc.SWAPPED)
                       | (loc == Loc.REMOTE) | (loc == Loc.COMPRESSED))
 
@@ -209,7 +210,7 @@ def go_remote(state: State, table: MigrationTable, row: int) -> None:
     moving = pages[clean]
     vm_to_destination(state, moving, v, src, dst)
     remote = pages[~clean]
-    loc = p.location[remote]
+    loc = p.at("location", remote)
     state.reclaim.hosts["compressed_pages"][src] -= int((loc == Loc.COMPRESSED).sum())
     state.vms["zero_shared"][v] -= int(((loc == Loc.SHARED) & (p.content[remote] == 0)).sum())
     count_moves(state, np.full(remote.size, v, np.int64), loc, Loc.REMOTE)
@@ -223,7 +224,7 @@ def go_remote(state: State, table: MigrationTable, row: int) -> None:
 
 def pull(state: State, table: MigrationTable, row: int, pages: I64) -> I64:
     """Bring the REMOTE ones of `pages` over; returns them."""
-    pages = pages[state.pages.location[pages] == Loc.REMOTE]
+    pages = pages[state.pages.at("location", pages) == Loc.REMOTE]
     v, src, dst = (int(table[c][row]) for c in ("vm", "src", "dst"))
     vm_to_destination(state, pages, v, src, dst)
     off = int(state.vms["page_offset"][v])

@@ -53,15 +53,15 @@ def run_file_reads(world: World, active: Bool) -> None:
     # Candidates of no use never reach `take` (it would pass over them): it is given the
     # usable ones, in probe order.
     vm, cand = probe(state, rng, hits, 4)
-    is_cache = np.flatnonzero(np.take(p.guest_kind, cand) == GuestKind.CACHE)
+    is_cache = np.flatnonzero(p.at("guest_kind", cand) == GuestKind.CACHE)
     hit_pages = take(vm[is_cache], cand[is_cache], np.zeros(is_cache.size, np.int64), hits)
 
     vm, cand = probe(state, rng, misses, 4)
-    kind = np.take(p.guest_kind, cand)
+    kind = p.at("guest_kind", cand)
     # Most candidates hold process memory: only free and cached ones need their location.
     usable = np.flatnonzero((kind == GuestKind.FREE) | (kind == GuestKind.CACHE))
     vm, cand = vm[usable], cand[usable]
-    cls = _CLASS_OF[kind[usable] * N_LOC + np.take(p.location, cand)]
+    cls = _CLASS_OF[kind[usable] * N_LOC + p.at("location", cand)]
     # Never refill a page read this tick: its hit has to stay a hit. Hits are cached
     # pages, so only the cached candidates need the lookup (hits come sorted).
     cached_cand = np.flatnonzero(cls == _CACHE)

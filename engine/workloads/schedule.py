@@ -154,12 +154,12 @@ def free_left_behind(state: State, vms: I64, old_start: I64, old_ws: I64) -> Non
     vm = np.repeat(np.repeat(vms, 2), length)
     rank = np.arange(vm.size) - np.repeat(np.cumsum(length) - length, length)
     pages = cols["page_offset"][vm] + np.repeat(lo, length) + rank
-    anon = p.guest_kind[pages] == GuestKind.ANON
+    anon = p.at("guest_kind", pages) == GuestKind.ANON
     pages, vm = pages[anon], vm[anon]
     zeroes = np.array([boot_plan(cols.specs[int(v)]).zero_freed for v in vms.tolist()])
     zeroing = np.zeros(len(cols), np.bool_)
     zeroing[vms] = zeroes
-    loc = p.location[pages]
+    loc = p.at("location", pages)
     resident = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
     write = resident & zeroing[vm]
     if write.any():
@@ -168,6 +168,6 @@ def free_left_behind(state: State, vms: I64, old_start: I64, old_ws: I64) -> Non
                       np.zeros(int(write.sum()), np.uint64), np.zeros(n, np.int64),
                       np.bincount(vm[write], minlength=n), kind=GuestKind.FREE)
     # Pages it could not zero (no frame for a copy-on-write break) are freed all the same.
-    rest = pages[p.guest_kind[pages] == GuestKind.ANON]
+    rest = pages[p.at("guest_kind", pages) == GuestKind.ANON]
     if rest.size:
         set_kind(state, rest, GuestKind.FREE)

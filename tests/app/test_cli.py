@@ -138,8 +138,8 @@ def test_damaged_and_newer_saves_are_refused(tmp_path: Path,
 
     sidecar.write_bytes(original)
     text = save.read_text()
-    assert "schema_version = 1\n" in text
-    save.write_text(text.replace("schema_version = 1\n", "schema_version = 999\n"))
+    assert "schema_version = 2\n" in text
+    save.write_text(text.replace("schema_version = 2\n", "schema_version = 999\n"))
     assert main(["run", "--load", str(save), "--ticks", "1"]) == 2
     one_error_line(capsys.readouterr().err, str(save), "schema_version")
 

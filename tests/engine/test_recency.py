@@ -1,6 +1,7 @@
-"""Touch bits per sampling period (engine/memory/recency.py): the true active fraction is
-exact without clearing the pages at a period's end, and a period starts with its bit
-clean although the byte array is never reset as a whole."""
+"""Touch codes per sampling period (engine/memory/recency.py): the true active fraction is
+exact without clearing the pages at a period's end, a period starts with no page holding
+its code although the byte array is never reset as a whole, and codes that come round
+again are never mistaken for new touches."""
 
 from __future__ import annotations
 
@@ -36,33 +37,71 @@ def test_the_true_active_fraction_counts_each_periods_distinct_touches(
         touched = np.unique(np.concatenate(seen)) if seen else np.zeros(0, np.int64)
         per_vm = np.bincount(vms.vm_of_pages(touched), minlength=len(vms))
         assert np.array_equal(vms["active_true"] * vms["n_pages"], per_vm)
-        # The period that starts now has a clean bit everywhere.
-        assert not (state.pages.touched & np.uint8(state.touch_bit)).any()
+        # No page holds the code of the period that starts now.
+        assert not (state.pages.touched == state.touch_code).any()
     assert per_vm[:2].min() > 0
 
 
-def test_a_save_from_before_the_touch_bits_keeps_the_guests_recency() -> None:
+def _old_saves(sim: Simulation) -> tuple[dict[str, Any], dict[str, np.ndarray],
+                                         dict[str, np.ndarray]]:
+    """The world saved as schema 1 wrote it (one bit per period) and as the saves before
+    the bits (accessed flags)."""
+    meta, arrays = sim.save_state()
+    state = sim.world.state
+    period = recency.period_of(state.tick, 30)
+    codes = arrays.pop("pages.touched")
+    now, before = codes == state.touch_code, codes == state.previous_code
+    assert now.any() and before.any()
+    bits = dict(arrays)
+    bits["pages.touched"] = (now * np.uint8(1 << period % 8)
+                             | before * np.uint8(1 << (period - 1) % 8)).astype(np.uint8)
+    flags = dict(arrays)
+    flags["pages.accessed"], flags["pages.accessed_prev"] = now, before
+    return {**meta, "schema_version": 1}, bits, flags
+
+
+def test_older_saves_keep_the_guests_recency() -> None:
     from engine.persistence import from_plain
 
     sim = Simulation.from_spec(parse_scenario(small_spec()))
     sim.step(45)  # mid-way through the second 30 s period
-    meta, arrays = sim.save_state()
-    recent = recency.recent(sim.world.state, np.arange(len(sim.world.state.pages)))
-    now = recency.touched_now(sim.world.state, np.arange(len(sim.world.state.pages)))
-    bits = arrays.pop("pages.touched")
-    arrays["pages.accessed"] = (bits & np.uint8(sim.world.state.touch_bit)) != 0
-    arrays["pages.accessed_prev"] = (bits & np.uint8(
-        sim.world.state.recent_bits ^ sim.world.state.touch_bit)) != 0
-    old = from_plain(meta, arrays, "old.toml")
-    everything = np.arange(len(old.state.pages))
-    assert np.array_equal(recency.recent(old.state, everything), recent)
-    assert np.array_equal(recency.touched_now(old.state, everything), now)
+    everything = np.arange(len(sim.world.state.pages))
+    recent = recency.recent(sim.world.state, everything)
+    now = recency.touched_now(sim.world.state, everything)
+    meta, bits, flags = _old_saves(sim)
+    for arrays in (bits, flags):
+        old = from_plain(meta, arrays, "old.toml")
+        assert np.array_equal(recency.recent(old.state, everything), recent)
+        assert np.array_equal(recency.touched_now(old.state, everything), now)
+        assert np.array_equal(old.state.pages.touched, sim.world.state.pages.touched)
+
+
+def test_a_code_that_comes_round_again_is_not_a_new_touch() -> None:
+    """Codes repeat every N_CODES periods: the sweep resets a page's code long before,
+    so a page touched once is not "touched now" when its period's code comes back."""
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    state = sim.world.state
+    state.pages.touched[:] = 0
+    recency.set_period(state, 1)
+    once = np.arange(10, 20)
+    recency.mark(state, once)
+    everything = np.arange(len(state.pages))
+    for period in range(2, 2 + 2 * recency.N_CODES):
+        recency.set_period(state, period)
+        # One slice a period, as the sampling phase sweeps with periods of one tick.
+        recency.sweep_slice(state, (period - 2) % recency.SWEEP_PERIODS,
+                            recency.SWEEP_PERIODS)
+        if period == 2:  # the period before is still recent
+            assert recency.recent(state, once).all()
+        assert not recency.touched_now(state, everything).any(), period
+        if period > 2:
+            assert not recency.recent(state, everything).any(), period
 
 
 def test_counting_by_words_matches_counting_each_vms_pages() -> None:
     """The many-VM count (8-page words, a running sum, masked edge words) gives each VM's
-    count of pages with the period's bit, for VMs of any size and alignment, empty ones
-    included."""
+    count of pages holding the period's code, for VMs of any size and alignment, empty
+    ones included."""
     rng = np.random.default_rng(7)
     for trial in range(200):
         sizes = rng.integers(0, 40, int(rng.integers(1, 30)))
@@ -70,8 +109,9 @@ def test_counting_by_words_matches_counting_each_vms_pages() -> None:
             sizes[:] = rng.integers(0, 3)  # runs of empty and one-page VMs
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         touched = rng.integers(0, 256, int(sizes.sum())).astype(np.uint8)
-        period = int(rng.integers(0, 8))
-        got = recency._count_by_words(touched, offsets, sizes.astype(np.int64), period)
-        want = [np.count_nonzero(touched[o:o + s] & (1 << period))
+        c = np.uint8(rng.integers(0, 3))  # few codes: many pages hold each
+        touched %= np.uint8(3)
+        got = recency._count_by_words(touched, offsets, sizes.astype(np.int64), c)
+        want = [np.count_nonzero(touched[o:o + s] == c)
                 for o, s in zip(offsets.tolist(), sizes.tolist(), strict=True)]
         assert got.tolist() == want, trial

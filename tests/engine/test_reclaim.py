@@ -223,6 +223,6 @@ def test_a_sampling_period_does_not_make_the_guests_hot_pages_look_cold() -> Non
     cls = balloon_class(state, anon)
     # The guest still knows what it used in the last period: those pages are hot to it.
     closed = recency.period_of(state.tick, 30) - 1  # the period that just ended
-    used = state.pages.touched[anon] & np.uint8(recency.bit(closed)) != 0
+    used = state.pages.touched[anon] == recency.code(closed)
     assert used.any() and (~used).any()
     assert (cls[used] == ANON_HOT).all() and (cls[~used] == ANON_COLD).all()
