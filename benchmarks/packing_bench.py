@@ -4,10 +4,17 @@ per-page arrays the engine keeps (issue 13, item 2)?
 The touch path of a tick on the 1,000-VM data center (131 M pages of 4 KiB) reads the
 location and guest kind of ~380 k read and ~97 k written pages, sets their sampling bits,
 and for the writes also the dirty flag, content and written_at. Done here with bare numpy
-over arrays of that size, (a) as the engine lays pages out today - location, guest_kind,
-touched, dirty as four byte arrays - and (b) with those four in one 32-bit word a page.
-Content and written_at stay apart in both. Printed: mean, median, p99 and max over the
-repetitions, and the bytes per page of the hot fields.
+over arrays of that size, three ways:
+(a) location, guest kind and touch bits as three byte arrays (the engine before issue 13):
+    three gathers a touch, and a store of the touch bits;
+(b) the same and the dirty flag in one 32-bit word a page: one gather and one store
+    (the dirty log, set by pre-copying VMs only, is left out of (a) and (c));
+(c) the engine now: location and guest kind in one 2-byte word (one gather), the touch
+    byte a period code stored without a read (engine/memory/recency.py).
+Content and written_at stay apart in all three. Printed: mean, median, p99 and max over
+the repetitions, and the bytes per page of the hot fields. (b) also costs full passes
+over 4 bytes a page for the per-period clear and count of the touch bits, which (c)
+avoids: it was slower in the engine as a whole.
 
     python benchmarks/packing_bench.py [--pages N] [--reps R]
 """
@@ -39,9 +46,9 @@ def main() -> None:
     location = np.ones(n, np.uint8)
     kind = np.ones(n, np.uint8)
     touched = np.full(n, 2, np.uint8)  # written once, so no timed tick pays page faults
-    dirty = np.full(n, False, np.bool_)
-    dirty[:] = False
     packed = np.ones(n, np.uint32)  # bits 0-3 location, 4-7 kind, 8-15 touched, 16 dirty
+    record = np.ones(n, np.uint16)  # location | kind << 8
+    code = np.full(n, 2, np.uint8)
     content = np.ones(n, np.uint64)
     written_at = np.zeros(n, np.int32)
 
@@ -53,7 +60,6 @@ def main() -> None:
         touched[reads] |= 1
         touched[writes] |= 1
         content[writes] = 5
-        dirty[writes] = True
         written_at[writes] = 7
 
     def one_word(reads: np.ndarray, writes: np.ndarray) -> None:
@@ -65,8 +71,18 @@ def main() -> None:
         content[writes] = 5
         written_at[writes] = 7
 
+    def engine_now(reads: np.ndarray, writes: np.ndarray) -> None:
+        r = np.take(record, reads)
+        w = np.take(record, writes)
+        _ = (r.astype(np.uint8), r >> 8, w.astype(np.uint8), w >> 8)
+        code[reads] = 3
+        code[writes] = 3
+        content[writes] = 5
+        written_at[writes] = 7
+
     layouts: list[tuple[str, Callable[[np.ndarray, np.ndarray], None], int]] = [
-        ("separate arrays (today)", separate, 4), ("one 32-bit word", one_word, 4)]
+        ("(a) separate bytes", separate, 3), ("(b) one 32-bit word", one_word, 4),
+        ("(c) 2-byte word + code", engine_now, 3)]
     times: dict[str, list[float]] = {name: [] for name, _, _ in layouts}
     for rep in range(args.reps + 1):  # interleaved, so drift hits both alike
         reads = np.sort(rng.integers(0, n, args.reads))
@@ -82,7 +98,8 @@ def main() -> None:
     for name, _, hot in layouts:
         print(f"{name:26s} {hot:10d} {_stats(times[name])}")
     base = np.median(times[layouts[0][0]])
-    print(f"speed-up of one word (median): {base / np.median(times[layouts[1][0]]):.2f}x")
+    for name, _, _ in layouts[1:]:
+        print(f"speed-up of {name} over (a) (median): {base / np.median(times[name]):.2f}x")
 
 
 if __name__ == "__main__":
