@@ -17,7 +17,7 @@ from engine.hashtable import fix_key
 from engine.memory.counts import count_sorted, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
 from engine.memory.touch import apply_touches
-from engine.state import N_LOC, Bool, GuestKind, Loc
+from engine.state import N_LOC, WORD_SHIFT, Bool, GuestKind, Loc
 from engine.world import World
 
 # A miss fills a free page the guest used before (still backed, perhaps zeroed or shared)
@@ -57,11 +57,11 @@ def run_file_reads(world: World, active: Bool) -> None:
     hit_pages = take(vm[is_cache], cand[is_cache], np.zeros(is_cache.size, np.int64), hits)
 
     vm, cand = probe(state, rng, misses, 4)
-    kind = p.at("guest_kind", cand)
-    # Most candidates hold process memory: only free and cached ones need their location.
+    word = np.take(p.word, cand)  # location and guest kind in one read (state.Pages)
+    kind = (word >> np.uint16(WORD_SHIFT["guest_kind"])).astype(np.uint8)
     usable = np.flatnonzero((kind == GuestKind.FREE) | (kind == GuestKind.CACHE))
     vm, cand = vm[usable], cand[usable]
-    cls = _CLASS_OF[kind[usable] * N_LOC + p.at("location", cand)]
+    cls = _CLASS_OF[np.take(kind, usable) * N_LOC + np.take(word, usable).astype(np.uint8)]
     # Never refill a page read this tick: its hit has to stay a hit. Hits are cached
     # pages, so only the cached candidates need the lookup (hits come sorted).
     cached_cand = np.flatnonzero(cls == _CACHE)
