@@ -11,7 +11,9 @@ For each scenario, in its own subprocess (so RSS is its own):
   reads, pages scanned for sharing, pages sent by migrations), done as bare numpy gathers
   and scatters over arrays of the world's size, measured in the same process every 100
   ticks with that tick's own counts; and the tick's ratio to it (mean and median);
-- the time per phase of the tick (engine/pipeline.py), mean ms and share.
+- the time per phase of the tick (engine/pipeline.py), mean ms and share;
+- what the kernel did during the build (/proc/vmstat: huge pages faulted or refused,
+  compaction and reclaim stalls), which is where a slow build's time goes.
 --long runs two simulated hours of the data center instead and prints RSS and ms/tick
 every 10 simulated minutes (the memory-flat check). No assertions: people read the ratios.
 """
@@ -104,6 +106,21 @@ def built_sizes(state: Any) -> list[int]:
                                *state.frames.arrays().values()) if a.any()]
 
 
+_KERNEL_COUNTERS = ("thp_fault_alloc", "thp_fault_fallback", "compact_stall",
+                    "allocstall_normal", "allocstall_movable")
+
+
+def kernel_counters() -> dict[str, int]:
+    """Linux's memory counters a slow build shows in (huge pages faulted or refused, direct
+    compaction and reclaim stalls); empty where /proc/vmstat is missing."""
+    try:
+        with open("/proc/vmstat") as f:
+            pairs = (line.split() for line in f)
+            return {k: int(v) for k, v in pairs if k in _KERNEL_COUNTERS}
+    except OSError:
+        return {}
+
+
 def build_floor(sizes: list[int]) -> tuple[float, float]:
     """(seconds, GiB): mapping and writing once, with bare numpy, fresh arrays of the sizes
     of the world's page and frame arrays that the build wrote - what any build of this
@@ -121,9 +138,11 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     from engine import Simulation
 
     rss0 = rss_gib()
+    kernel0 = kernel_counters()
     t0 = time.perf_counter()
     sim = Simulation.from_file(path)
     build_s = time.perf_counter() - t0
+    kernel = {k: v - kernel0[k] for k, v in kernel_counters().items()}
     built = built_sizes(sim.world.state)
     tick_s = sim.world.state.tick_s
     t0 = time.perf_counter()
@@ -153,6 +172,7 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
         "pages": len(sim.world.state.pages),
         "build_s": build_s,
         "build_floor_s": build_floor_s,
+        "build_kernel": kernel,
         "array_gib": array_gib,
         "warm_sim_per_wall": warmup * tick_s / warm_wall,
         "mean_ms": float(ms.mean()),
@@ -211,6 +231,9 @@ def _print(rows: list[tuple[str, dict[str, Any]]], window: int) -> None:
         print(f"\n{name}: built in {r['build_s']:.2f} s; the floor (mapping and writing its "
               f"{r['array_gib']:.2f} GiB of page and frame arrays once, bare numpy) "
               f"{r['build_floor_s']:.2f} s: {r['build_s'] / r['build_floor_s']:.1f}x")
+        if r["build_kernel"]:
+            print("  the kernel during the build: " + ", ".join(
+                f"{k} {v:,}" for k, v in r["build_kernel"].items()))
     for name, r in rows:
         total = sum(r["phases_ms"].values())
         print(f"\n{name}: {r['reads_per_tick']:,.0f} page reads and {r['writes_per_tick']:,.0f} "
