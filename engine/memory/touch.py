@@ -132,8 +132,8 @@ def _fault_in(state: State, pages: I64, kind: int) -> bool:
         per_host = _per_host(state, vm_in)
         reclaim["swapped_pages"] -= per_host
         reclaim["swapin_tick"] += per_host
-        latency = np.array([h.swap_latency for h in hosts.specs])
-        page_s = state.page_size / np.array([h.swap_disk for h in hosts.specs])
+        latency = hosts.swap_latency_s
+        page_s = state.page_size / hosts.swap_disk_bytes_per_s
         reclaim["disk_busy_s_tick"] += per_host * page_s
         vms["lost_swap_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
     return complete
