@@ -10,6 +10,7 @@ deterministic: the layout depends only on the sequence of operations.
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,21 @@ def _select(mask: Bool) -> I64:
     numpy's boolean indexing is several times slower on large masks that are neither
     mostly true nor mostly false (measured: 100k entries, 60 % true, 370 us vs 70 us)."""
     return np.flatnonzero(mask)
+
+
+def _table_zeros(n: int, dtype: Any) -> npt.NDArray[Any]:
+    """Zeros for a table's slots, the memory mapped in at once (MAP_POPULATE) when large.
+
+    A table that grows is written all over in the tick it does. Faulted in page by page,
+    a process's fresh memory came in at 1-2 ms a MiB in the data-center benchmark (numpy
+    asks for huge pages, which the kernel may have to compact first): 200 ms for a stable
+    table of 4 M slots. Mapped in by one call it takes a sixth of that, in small pages."""
+    size = n * np.dtype(dtype).itemsize
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if size < (1 << 20) or not populate:
+        return np.zeros(n, dtype)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    return np.frombuffer(buf, dtype, count=n)
 
 
 def fix_key(keys: U64) -> U64:
@@ -181,9 +197,9 @@ class U64Map:
         self._rebuild(keys, vals, aux, cap)
 
     def _rebuild(self, keys: U64, vals: I64, aux: U64, capacity: int) -> None:
-        self.keys = np.zeros(capacity, np.uint64)
-        self.vals = np.zeros(capacity, np.int64)
-        self.aux = np.zeros(capacity, np.uint64)
+        self.keys = _table_zeros(capacity, np.uint64)
+        self.vals = _table_zeros(capacity, np.int64)
+        self.aux = _table_zeros(capacity, np.uint64)
         self.live = 0
         self.deleted = 0
         if keys.size:
@@ -206,6 +222,187 @@ class U64Map:
         table.aux = arrays[f"{prefix}.aux"].astype(np.uint64)
         table.live = int((table.keys > DELETED).sum())
         table.deleted = int((table.keys == DELETED).sum())
+        return table
+
+
+class FrameKeys:
+    """The key each machine frame is shared under, 0 when it is not shared: sparse.
+
+    Few frames are shared (a percent or so of a host's), spread over every host's range,
+    so a dense uint64 per frame (0.74 GiB at 99 M frames) would be resident in full once
+    sharing got going, and its first writes would fault it in during one tick. Here a bit
+    per frame says whether the frame has a key (12 MiB at 99 M frames), and an
+    open-addressing map from frame to key holds the keys of the shared ones only, 12 bytes
+    a slot (frame + 1 as a uint32, 0 empty, 2^32 - 1 deleted; the key). Released frames are
+    mostly private: their bits tell them apart without a probe of the map.
+
+    Nothing outside reads the map's layout (a save holds one key per frame), so it may be
+    filled further than U64Map, to 3/4: its lookups are of keyed frames only, which are
+    found in a few probes even so, and a growth (mostly the faulting-in of new memory, in
+    the tick the stable table grows too, as it holds as many entries) is half the size.
+    """
+
+    _EMPTY = np.uint32(0)
+    _DELETED = np.uint32(0xFFFFFFFF)
+
+    def __init__(self, n_frames: int) -> None:
+        if n_frames >= (1 << 32) - 2:
+            raise ValueError("FrameKeys: at most 2^32 - 3 frames")
+        self.n_frames = int(n_frames)
+        self.bits = np.zeros((self.n_frames + 7) // 8, np.uint8)
+        self._layout(1024)
+
+    def _layout(self, capacity: int) -> None:
+        self.slot_frame = _table_zeros(capacity, np.uint32)  # frame + 1; EMPTY, DELETED
+        self.slot_key = _table_zeros(capacity, np.uint64)
+        self.live = 0
+        self.deleted = 0
+
+    def __len__(self) -> int:
+        return self.live
+
+    @property
+    def capacity(self) -> int:
+        return int(self.slot_frame.size)
+
+    def has(self, frames: npt.NDArray[Any]) -> Bool:
+        """Whether each frame has a key."""
+        f = np.asarray(frames, np.int64)
+        bit = (self.bits[f >> 3] >> (f & 7).astype(np.uint8)) & np.uint8(1)
+        return np.asarray(bit, np.bool_)
+
+    def get(self, frames: npt.NDArray[Any]) -> U64:
+        """Each frame's key, 0 where it has none."""
+        f = np.asarray(frames, np.int64)
+        out = np.zeros(f.size, np.uint64)
+        at = np.flatnonzero(self.has(f))  # only keyed frames are looked up in the map
+        if at.size:
+            slot = self._find((f[at] + 1).astype(np.uint32))
+            ok = slot >= 0
+            out[at[ok]] = self.slot_key[slot[ok]]
+        return out
+
+    def set(self, frames: npt.NDArray[Any], keys: U64) -> None:
+        """Give frames keys (nonzero); with a frame twice in a batch the last one wins."""
+        if frames.size == 0:
+            return
+        f = np.asarray(frames, np.int64)
+        keys = np.asarray(keys, np.uint64)
+        order = np.argsort(f, kind="stable")
+        distinct, starts, lengths = runs(f[order])
+        last = order[starts + lengths - 1]
+        stored = (distinct + 1).astype(np.uint32)
+        slot = self._find(stored)
+        present = slot >= 0
+        self.slot_key[slot[present]] = keys[last[present]]
+        new = np.flatnonzero(~present)
+        if new.size:
+            self._reserve(new.size)
+            self._insert(stored[new], keys[last[new]])
+        self._bits(distinct, True)
+
+    def clear(self, frames: npt.NDArray[Any]) -> None:
+        """Frames, all keyed and distinct, lose their keys."""
+        if frames.size == 0:
+            return
+        f = np.asarray(frames, np.int64)
+        slot = self._find((f + 1).astype(np.uint32))
+        slot = slot[slot >= 0]
+        self.slot_frame[slot] = self._DELETED
+        self.live -= int(slot.size)
+        self.deleted += int(slot.size)
+        self._bits(f, False)
+
+    def _home(self, stored: npt.NDArray[np.uint32]) -> I64:
+        with np.errstate(over="ignore"):
+            mixed = stored.astype(np.uint64) * _GOLDEN
+        return (mixed >> np.uint64(64 - (self.capacity.bit_length() - 1))).astype(np.int64)
+
+    def _find(self, stored: npt.NDArray[np.uint32]) -> I64:
+        """Slot of each stored frame, -1 where absent (U64Map._find's probing)."""
+        probe = self._home(stored)
+        k = self.slot_frame[probe]
+        hit = k == stored
+        slot = np.where(hit, probe, -1)
+        pending = np.flatnonzero(~hit & (k != self._EMPTY))
+        mask = self.capacity - 1
+        probe = (probe[pending] + 1) & mask
+        while pending.size:
+            k = self.slot_frame[probe]
+            hit_mask = k == stored[pending]
+            hit = np.flatnonzero(hit_mask)
+            slot[pending[hit]] = probe[hit]
+            go_on = _select(~hit_mask & (k != self._EMPTY))
+            pending, probe = pending[go_on], (probe[go_on] + 1) & mask
+        return slot
+
+    def _insert(self, stored: npt.NDArray[np.uint32], keys: U64) -> None:
+        """Place absent, distinct frames, in rounds of one probe each (as U64Map does)."""
+        mask = self.capacity - 1
+        probe = self._home(stored)
+        pending = np.arange(stored.size)
+        self.live += int(stored.size)
+        while pending.size:
+            k = self.slot_frame[probe]
+            free_at = _select((k == self._EMPTY) | (k == self._DELETED))
+            slots, cand = probe[free_at], stored[pending[free_at]]
+            self.slot_frame[slots] = cand  # of several for one slot, one write wins
+            won_mask = np.zeros(pending.size, np.bool_)
+            won_mask[free_at] = self.slot_frame[slots] == cand
+            won = _select(won_mask)
+            self.slot_key[probe[won]] = keys[pending[won]]
+            self.deleted -= int(np.count_nonzero(k[won] == self._DELETED))
+            left = _select(~won_mask)
+            pending, probe = pending[left], (probe[left] + 1) & mask
+
+    def _reserve(self, extra: int) -> None:
+        """Room for `extra` new frames: past 3/4 of the slots used (live or deleted), the
+        live entries are placed anew, in twice the slots if they fill more than half."""
+        if (self.live + self.deleted + extra) * 4 <= self.capacity * 3:
+            return
+        cap = self.capacity
+        while (self.live + extra) * 2 > cap:
+            cap *= 2
+        used = _select((self.slot_frame != self._EMPTY) & (self.slot_frame != self._DELETED))
+        stored, keys = self.slot_frame[used], self.slot_key[used]
+        if cap == self.capacity:  # only deleted slots to drop: the memory is reused
+            self.slot_frame[:] = self._EMPTY
+            self.live = self.deleted = 0
+        else:
+            self._layout(cap)
+        self._insert(stored, keys)
+
+    def _bits(self, frames: I64, on: bool) -> None:
+        # A byte holds eight frames' bits: combine those of one byte first (an or.at would
+        # do it too, several times slower).
+        f = unique_sorted(frames)
+        byte, starts, _ = runs(f >> 3)
+        mask = np.bitwise_or.reduceat(np.left_shift(np.uint8(1), (f & 7).astype(np.uint8)),
+                                      starts)
+        if on:
+            self.bits[byte] |= mask
+        else:
+            self.bits[byte] &= ~mask
+
+    def items(self) -> tuple[I64, U64]:
+        """(frame, key) of every keyed frame, by frame."""
+        used = _select((self.slot_frame != self._EMPTY) & (self.slot_frame != self._DELETED))
+        frames = self.slot_frame[used].astype(np.int64) - 1
+        order = np.argsort(frames)
+        return frames[order], self.slot_key[used][order]
+
+    def dense(self) -> U64:
+        """One key per frame, 0 where none (what saves hold)."""
+        out = np.zeros(self.n_frames, np.uint64)
+        frames, keys = self.items()
+        out[frames] = keys
+        return out
+
+    @classmethod
+    def from_dense(cls, keys: U64) -> FrameKeys:
+        table = cls(keys.size)
+        keyed = np.flatnonzero(keys)
+        table.set(keyed, keys[keyed])
         return table
 
 

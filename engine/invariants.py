@@ -126,15 +126,20 @@ def _sharing(state: State, page_vm: np.ndarray) -> list[str]:
     p, sharing, frames = state.pages, state.sharing, state.frames
     shared = p.location == Loc.SHARED
     private = p.location == Loc.PRIVATE
-    if np.any(sharing.frame_key[p.frame[shared]] == 0):
+    fk = sharing.frame_keys
+    keyed, frame_keys = fk.items()
+    if (np.any(frame_keys == 0) or np.any(keyed >= fk.n_frames)
+            or not np.array_equal(np.flatnonzero(np.unpackbits(fk.bits, bitorder="little")
+                                                 [:fk.n_frames]), keyed)):
+        out.append("the shared frames' bits disagree with their keys")
+    if not np.all(fk.has(p.frame[shared])):
         out.append("a shared page maps a frame that is not in the sharing table")
-    if np.any(sharing.frame_key[p.frame[private]] != 0):
+    if np.any(fk.has(p.frame[private])):
         out.append("a private page maps a shared (copy-on-write) frame")
-    keyed = np.flatnonzero(sharing.frame_key)
     if np.any(frames.refcount[keyed] == 0):
         out.append("a free frame is still keyed as shared")
     keys, vals, _ = sharing.stable.items()
-    if np.any(sharing.frame_key[vals] != keys):
+    if np.any(fk.get(vals) != keys):
         out.append("a stable sharing entry points at a frame shared under another key")
     zero = np.bincount(page_vm[shared & (p.content == 0)], minlength=len(state.vms))
     if not np.array_equal(zero, state.vms["zero_shared"]):

@@ -20,7 +20,7 @@ from engine import invariants
 from engine.commands import command_to_plain, parse_command
 from engine.crosscheck import check_scenario
 from engine.errors import InputError
-from engine.hashtable import HintTable, U64Map
+from engine.hashtable import FrameKeys, HintTable, U64Map
 from engine.memory import overhead, recency
 from engine.migration.model import MigrationTable, table_of
 from engine.migration.model import from_old_saves as old_migrations
@@ -78,7 +78,7 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     sharing = state.sharing
     for name in ("stable", "hints", "unstable"):
         arrays.update(getattr(sharing, name).to_arrays(f"sharing.{name}"))
-    arrays["sharing.frame_key"] = sharing.frame_key
+    arrays["sharing.frame_key"] = sharing.frame_keys.dense()
     arrays.update({f"sharing.hosts.{k}": v for k, v in sharing.hosts.items()})
     arrays.update({f"reclaim.hosts.{k}": v for k, v in state.reclaim.hosts.items()})
     meta["migrations"], mig_arrays = table_of(state).to_plain()
@@ -219,7 +219,7 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         stable=U64Map.from_arrays(arrays, "sharing.stable"),
         hints=_hints(spec, hosts, arrays),
         unstable=U64Map.from_arrays(arrays, "sharing.unstable"),
-        frame_key=arrays["sharing.frame_key"].astype(np.uint64),
+        frame_keys=FrameKeys.from_dense(arrays["sharing.frame_key"].astype(np.uint64)),
         # Counters added later start at zero in older saves.
         hosts={k: arrays.get(f"sharing.hosts.{k}", np.zeros(len(hosts), np.int64))
                for k in HOST_SHARING_ARRAYS},

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.hashtable import HintTable, RegionMap, U64Map
+from engine.hashtable import FrameKeys, HintTable, RegionMap, U64Map
 
 I32 = npt.NDArray[np.int32]
 U64 = npt.NDArray[np.uint64]
@@ -58,7 +58,8 @@ class Sharing:
     hints: ESX hints, a fixed-size table per host: key -> guest page and when it was hashed.
     unstable: KSM unstable trees, one region per host (hashtable.RegionMap), key -> guest
     page; a host's region is emptied when its full scan ends.
-    frame_key: per frame, the stable key it is shared under (0 = not shared).
+    frame_keys: the stable key each shared frame is shared under (sparse: a bit per frame
+    and a map of the shared ones; `frame_key` gives it as one key per frame, 0 = not shared).
     ksm_scanned_at: per page, 1 + the tick KSM last checksummed it (0 never); only once any
     host has used KSM, to spare the memory otherwise. ksm_unstable: per page, whether its
     last scan left it in an unstable tree (sysfs pages_unshared counts these).
@@ -67,7 +68,7 @@ class Sharing:
     stable: U64Map
     hints: HintTable
     unstable: U64Map
-    frame_key: U64
+    frame_keys: FrameKeys
     hosts: dict[str, npt.NDArray[Any]]
     salting: int
     ksm_scanned_at: I32 | None = None
@@ -83,7 +84,12 @@ class Sharing:
         hosts["mode"][:] = modes
         slots = np.full(len(modes), 16, np.int64) if hint_slots is None else hint_slots
         return cls(U64Map(), HintTable(slots), RegionMap(np.full(len(modes), 16, np.int64)),
-                   np.zeros(n_frames, np.uint64), hosts, salting)
+                   FrameKeys(n_frames), hosts, salting)
+
+    @property
+    def frame_key(self) -> U64:
+        """One key per frame, 0 where not shared: a whole new array (for saves and checks)."""
+        return self.frame_keys.dense()
 
 
 MEM_STATE_NAMES = ("high", "soft", "hard", "low")

@@ -269,13 +269,13 @@ def initial_free_stack(hosts: Hosts) -> I32:
 def _forget_shared(state: State, freed: I32 | I64) -> None:
     """A shared frame that loses its last page leaves the sharing table with it."""
     sharing = state.sharing
-    keys = sharing.frame_key[freed]
-    was_shared = keys != 0
+    was_shared = sharing.frame_keys.has(freed)
     if not was_shared.any():
         return
-    gone, keys = freed[was_shared], keys[was_shared]
+    gone = freed[np.flatnonzero(was_shared)]
+    keys = sharing.frame_keys.get(gone)
     found, vals, _ = sharing.stable.get(keys)
     sharing.stable.delete(keys[found & (vals == gone)])
-    sharing.frame_key[gone] = 0
+    sharing.frame_keys.clear(gone)
     sharing.hosts["shared_frames"] -= np.bincount(host_of_frames(state.hosts, gone),
                                                   minlength=len(state.hosts))

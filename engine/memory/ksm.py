@@ -249,7 +249,7 @@ class _Chain:
         fr_ok[at] = fr_at
         live = np.zeros(groups.size, np.bool_)
         live[at] = ((aux[at] == self.content[groups[at]])
-                    & (sharing.frame_key[fr_at] == chained[at]) & (refcount[fr_at] > 0))
+                    & (sharing.frame_keys.get(fr_at) == chained[at]) & (refcount[fr_at] > 0))
         users = np.full(groups.size, refcount[0], np.int64)
         users[at] = refcount[fr_at]
         return live, fr_ok, users

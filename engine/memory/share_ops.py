@@ -70,7 +70,7 @@ def promote(state: State, pages: I64, keys: U64) -> None:
     p, vms = state.pages, state.vms
     vm = vms.vm_of_pages(pages)
     p.location[pages] = Loc.SHARED
-    state.sharing.frame_key[p.frame[pages]] = keys
+    state.sharing.frame_keys.set(p.frame[pages], keys)
     _count_move(state, vm, Loc.PRIVATE, Loc.SHARED)
     vms["zero_shared"] += np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
     state.sharing.hosts["shared_frames"] += np.bincount(

@@ -90,7 +90,10 @@ def _share(state: State, cand: I64) -> None:
     found, frame, aux = sharing.stable.get(keys)
     frame_ok = np.where(found, frame, 0)
     lo = state.hosts.frame_offset[host]
-    valid_s = (found & (aux == content) & (sharing.frame_key[frame_ok] == keys)
+    frame_key = np.zeros(cand.size, np.uint64)
+    at = np.flatnonzero(found)  # the keys of the frames found only (a minority)
+    frame_key[at] = sharing.frame_keys.get(frame_ok[at])
+    valid_s = (found & (aux == content) & (frame_key == keys)
                & (state.frames.refcount[frame_ok] > 0)
                & (frame_ok >= lo) & (frame_ok < lo + state.hosts.n_frames[host]))
 

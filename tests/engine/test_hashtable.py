@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.hashtable import U64Map, fix_key
+from engine.hashtable import FrameKeys, U64Map, fix_key
 
 keys_st = st.lists(st.integers(0, 40), max_size=30)  # small key space: many collisions
 ops_st = st.lists(st.tuples(st.sampled_from(["put", "delete", "keep"]), keys_st), max_size=40)
@@ -52,3 +52,49 @@ def test_grows_and_survives_a_round_trip() -> None:
     again = U64Map.from_arrays(table.to_arrays("t"), "t")
     found, vals, aux = again.get(keys)
     assert found.all() and np.array_equal(vals, np.arange(10_000)) and np.array_equal(aux, keys)
+
+
+frame_ops_st = st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 68), max_size=20)),
+                        max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame_ops_st, st.integers(1, 69))
+def test_frame_keys_match_one_key_per_frame(ops: list[tuple[bool, list[int]]],
+                                            n_frames: int) -> None:
+    """FrameKeys (a bit per frame, a map of the keyed ones) against a dense key array:
+    neighbours in one byte of bits, a frame twice in a batch (the last key wins), frames
+    keyed again after they lost their key."""
+    keys = FrameKeys(n_frames)
+    model = np.zeros(n_frames, np.uint64)
+    for step, (give, raw) in enumerate(ops):
+        frames = np.array([f % n_frames for f in raw], np.int64)
+        if give:
+            k = np.arange(frames.size, dtype=np.uint64) + np.uint64(1000 * step + 5)
+            keys.set(frames, k)
+            model[frames] = k  # numpy's assignment: the last of equal indices wins
+        else:
+            frames = np.unique(frames[model[frames] != 0])
+            keys.clear(frames)
+            model[frames] = 0
+        every = np.arange(n_frames)
+        assert np.array_equal(keys.get(every), model)
+        assert np.array_equal(keys.has(every), model != 0)
+        assert np.array_equal(keys.dense(), model) and len(keys) == np.count_nonzero(model)
+    again = FrameKeys.from_dense(model)
+    assert np.array_equal(again.dense(), model)
+    assert np.array_equal(again.bits, keys.bits)
+
+
+def test_frame_keys_survive_their_map_growing_and_rebuilding() -> None:
+    keys = FrameKeys(1_000_000)
+    frames = np.random.default_rng(3).permutation(1_000_000)[:100_000]
+    k = fix_key(frames.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    keys.set(frames[:60_000], k[:60_000])  # grows from 1,024 slots
+    capacity = keys.capacity
+    keys.clear(np.sort(frames[:50_000]))  # deleted slots pile up: rebuilt at the next set
+    keys.set(frames[60_000:], k[60_000:])
+    assert keys.capacity == capacity == 131_072 and keys.deleted == 0
+    assert np.array_equal(keys.get(frames[50_000:]), k[50_000:])
+    assert not keys.has(frames[:50_000]).any() and not keys.get(frames[:50_000]).any()
+    assert np.count_nonzero(keys.dense()) == len(keys) == 50_000

@@ -74,7 +74,8 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
         chained = share_ops.chain_key(key, d)
         found, fr, aux = sharing.stable.get(chained)
         f = int(fr[0])
-        live = (found[0] and int(aux[0]) == content and sharing.frame_key[f] == chained[0]
+        live = (found[0] and int(aux[0]) == content
+                and sharing.frame_keys.get(np.array([f]))[0] == chained[0]
                 and state.frames.refcount[f] > 0)
         if not live:
             free = d
