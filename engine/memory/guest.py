@@ -47,10 +47,10 @@ KIND_OF_CLASS = np.array([GuestKind.FREE, GuestKind.CACHE, GuestKind.ANON, Guest
 def balloon_class_loc(state: State, pages: I64) -> tuple[I8, U8]:
     """Each page's balloon class and its location (inflating needs both)."""
     p = state.pages
-    index = np.take(p.guest_kind, pages) * np.uint8(2)
+    index = p.guest_kind[pages] * np.uint8(2)
     index += recency.recent(state, pages)
     index *= np.uint8(N_LOC)
-    loc = np.take(p.location, pages)
+    loc = p.location[pages]
     index += loc
     return np.take(_CLASS_OF, index), loc
 
@@ -212,7 +212,7 @@ def unmap(state: State, pages: I64, new_loc: int, vm: I64 | None = None,
     if vm is None:
         vm = vms.vm_of_pages(pages)
     if loc is None:
-        loc = np.take(p.location, pages)
+        loc = p.location[pages]
     # Only shared pages need their content: the zero page's sharers are counted per VM.
     shared = np.flatnonzero(loc == Loc.SHARED)
     if shared.size:
@@ -240,6 +240,6 @@ def set_kind(state: State, pages: I64, kind: int, vm: I64 | None = None,
     the caller has them."""
     p = state.pages
     count_moves(state, state.vms.vm_of_pages(pages) if vm is None else vm,
-                np.take(p.guest_kind, pages) if old is None else old, kind,
+                p.guest_kind[pages] if old is None else old, kind,
                 "kind_count", N_KIND)
     p.guest_kind[pages] = kind

@@ -46,8 +46,8 @@ def xen_permute(pos: I64, n: I64) -> I64:
 def needs_sending(state: State, pages: I64, hints: Mask) -> Mask:
     """Ballooned pages are never sent, nor guest-free ones when the guest reports them."""
     p = state.pages
-    send = np.take(p.location, pages) != Loc.BALLOONED
-    free = np.take(p.guest_kind, pages) == GuestKind.FREE
+    send = p.location[pages] != Loc.BALLOONED
+    free = p.guest_kind[pages] == GuestKind.FREE
     return np.asarray(send & ~(hints & free))
 
 

@@ -111,13 +111,13 @@ class Cost:
                  last_stage: bool = False) -> None:
         state, policy = world.state, world.spec.policy.migration
         p, page = state.pages, state.page_size
-        self.loc = np.take(p.location, b.page)
+        self.loc = p.location[b.page]
         self.sendable = self.loc != Loc.BALLOONED
         if b.any_skip:
             self.sendable &= ~b.skip
         hints = table["free_page_hints"][rows]
         if hints.any():
-            free = np.take(p.guest_kind, b.page) == GuestKind.FREE
+            free = p.guest_kind[b.page] == GuestKind.FREE
             self.sendable &= ~(np.take(hints, b.which) & free)
         self.content = np.take(p.content, b.page)
         self.zero = self.content == 0
