@@ -68,3 +68,15 @@ def test_the_balloon_picker_picks_what_the_generic_one_does_with_class_and_locat
         assert np.array_equal(cls, expect_cls) and np.array_equal(loc, p.location[pages])
         assert np.array_equal(loc, expect_loc) and (cls < INELIGIBLE).all()
         assert np.array_equal(KIND_OF_CLASS[cls], p.guest_kind[pages])
+
+
+def test_remaps_low_test_matches_the_frame_allocators() -> None:
+    from engine.memory import frames as frame_alloc
+    from engine.memory.remap import _is_low
+
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    hosts = sim.world.state.hosts
+    hosts.low_frames[0] = 0  # a host without low memory
+    frames = np.arange(int(hosts.n_frames.sum()))
+    assert np.array_equal(_is_low(hosts, frames), frame_alloc.is_low(hosts, frames))
+    assert _is_low(hosts, frames).any() and not _is_low(hosts, frames).all()
