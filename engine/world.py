@@ -31,6 +31,9 @@ class World:
     flow_set: Any = None  # engine.network.FlowSet: the flows last given to the network
     # Each host's path to its service destination, cached by link states (engine/network)
     host_paths: Any = None
+    # Each VM's SLA window in ticks, with the VM specs and tick it was computed for
+    # (engine/economy/billing.py): a pass over every spec's contract costs more than a tick's bill.
+    sla_window_ticks: Any = None
     objective_verdicts: dict[int, tuple[float, bool]] = field(default_factory=dict)
 
     def emit(self, kind: str, message: str, vm: str | None = None,

@@ -51,11 +51,22 @@ def bill(world: World) -> None:
 
 
 def _window_ticks(world: World) -> np.ndarray:
-    """Each VM's SLA window in ticks: its own contract's, else the policy's."""
+    """Each VM's SLA window in ticks: its own contract's, else the policy's.
+
+    Kept while the same spec objects (frozen: a VM's spec is replaced, never changed,
+    when its contract or workload changes), policy window and tick length are in force."""
+    specs = world.state.vms.specs
     default_s = world.spec.policy.sla.window
+    key = (default_s, world.state.tick_s)
+    cached = world.sla_window_ticks
+    if (cached is not None and cached[0] == key and len(cached[1]) == len(specs)
+            and all(a is b for a, b in zip(cached[1], specs, strict=True))):
+        return cached[2]  # type: ignore[no-any-return]
     window_s = np.array([spec.sla.window if spec.sla is not None else default_s
-                         for spec in world.state.vms.specs], dtype=np.float64)
-    return np.maximum(1, np.round(window_s / world.state.tick_s)).astype(np.int64)
+                         for spec in specs], dtype=np.float64)
+    ticks = np.maximum(1, np.round(window_s / world.state.tick_s)).astype(np.int64)
+    world.sla_window_ticks = (key, list(specs), ticks)
+    return ticks
 
 
 def _sla_windows(world: World) -> float:

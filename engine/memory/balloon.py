@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.memory.counts import count_moves
+from engine.memory.counts import count_moves, vm_of_sorted
 from engine.memory.guest import (
     ANON_COLD,
     ANON_HOT,
     INELIGIBLE,
-    balloon_class,
+    KIND_OF_CLASS,
+    pick_balloon,
     pick_many,
     set_kind,
     unmap,
@@ -38,14 +39,13 @@ def inflate(state: State, rng: np.random.Generator, want: I64) -> I64:
     """Take up to want[v] pages of every VM v into its balloon; returns pages taken per VM."""
     vms, p = state.vms, state.pages
     n = len(vms)
-    victims = pick_many(state, rng, want, balloon_class)
+    victims, cls, loc = pick_balloon(state, rng, want)  # ascending, with class and location
     if victims.size == 0:
         return np.zeros(n, np.int64)
-    owner = vms.vm_of_pages(victims)
-    cls = balloon_class(state, victims)
+    owner = vm_of_sorted(vms, victims)
     out = (cls == ANON_COLD) | (cls == ANON_HOT)
-    paged_out = victims[out]
-    double = out & (p.at("location", victims) == Loc.SWAPPED)
+    paged_out = np.compress(out, victims)
+    double = out & (loc == Loc.SWAPPED)
     if double.any():
         per_vm = np.bincount(owner[double], minlength=n)
         vms["double_paging"] += per_vm
@@ -55,14 +55,15 @@ def inflate(state: State, rng: np.random.Generator, want: I64) -> I64:
         state.reclaim.hosts["swapin_tick"] += per_host
         state.reclaim.hosts["disk_busy_s_tick"] += (
             per_host * state.page_size / hosts.swap_disk_bytes_per_s)
-    unmap(state, victims, Loc.BALLOONED)
+    unmap(state, victims, Loc.BALLOONED, owner, loc)
     # Data the guest keeps goes to its disk; free and cache pages are simply dropped.
-    p.content[victims[~out]] = 0
+    p.content[np.compress(~out, victims)] = 0
     p.guest_swapped[paged_out] = True
-    evicted = np.bincount(owner[out], minlength=n)
+    evicted = np.bincount(np.compress(out, owner), minlength=n)
     vms["guest_swapped_count"] += evicted
     vms["guest_evictions"] += evicted
-    set_kind(state, victims, GuestKind.DRIVER)
+    # A victim's class tells its kind: each class but INELIGIBLE belongs to one kind.
+    set_kind(state, victims, GuestKind.DRIVER, owner, np.take(KIND_OF_CLASS, cls))
     got = np.bincount(owner, minlength=n)
     rate = vms["balloon_rate"]
     vms["balloon_rate"] = np.where(evicted > 0, rate / 2, np.where(got > 0, rate * 2, rate))

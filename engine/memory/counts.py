@@ -16,9 +16,10 @@ def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = 
     """Per-VM counters of pages by location (or guest kind): `old` -> `new`."""
     n = len(state.vms)
     table = state.vms[column]
-    table[:, new] += np.bincount(vm, minlength=n)
-    table -= np.bincount(vm * width + old.astype(np.int64),
-                         minlength=n * width).reshape(n, width)
+    # One count by (VM, old value); its row sums are the pages each VM moves.
+    moved = np.bincount(vm * width + old, minlength=n * width).reshape(n, width)
+    table[:, new] += moved.sum(axis=1)
+    table -= moved
 
 
 def _sorted_bounds(vms: VMs, pages: npt.NDArray[np.integer[Any]]) -> I64:

@@ -8,35 +8,55 @@ clock that a probe of a few times the request finds without scanning the whole V
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
-from engine.memory.counts import count_moves
-from engine.state import I64, N_KIND, GuestKind, Loc, State
+from engine.memory.counts import count_moves, count_sorted, vm_of_sorted
+from engine.state import I64, N_KIND, N_LOC, U8, WORD_SHIFT, Bool, GuestKind, Loc, State
+
+I8 = npt.NDArray[np.int8]
 
 # Preference classes for the balloon (lower is given up first); INELIGIBLE never.
 FREE, CACHE, ANON_COLD, ANON_HOT, INELIGIBLE = range(5)
 
 
-# Balloon class by guest kind and whether the page is recent (index: kind * 2 + recent).
+# Balloon class by guest kind, whether the page is recent and its location (index:
+# (kind * 2 + recent) * N_LOC + location, small enough for uint8 arithmetic).
 # Recent: referenced in this sampling period or the last, so a period boundary (when the
 # hypervisor clears its bits) does not make every page look cold to the guest.
-_CLASS_OF = np.full(2 * len(GuestKind), INELIGIBLE, np.int64)
-_CLASS_OF[2 * GuestKind.FREE:2 * GuestKind.FREE + 2] = FREE
-_CLASS_OF[2 * GuestKind.CACHE:2 * GuestKind.CACHE + 2] = CACHE
-_CLASS_OF[2 * GuestKind.ANON] = ANON_COLD
-_CLASS_OF[2 * GuestKind.ANON + 1] = ANON_HOT
+_by_kind = np.full((N_KIND, 2, N_LOC), INELIGIBLE, np.int8)
+_by_kind[GuestKind.FREE] = FREE
+_by_kind[GuestKind.CACHE] = CACHE
+_by_kind[GuestKind.ANON, 0] = ANON_COLD
+_by_kind[GuestKind.ANON, 1] = ANON_HOT
+# A post-copy page still at the source is not the guest's to give until it arrives.
+_by_kind[:, :, Loc.REMOTE] = INELIGIBLE
+_CLASS_OF = _by_kind.ravel()
+assert _CLASS_OF.size <= 256
+
+# The guest kind of a page of each balloon class other than INELIGIBLE (it tells them apart).
+KIND_OF_CLASS = np.array([GuestKind.FREE, GuestKind.CACHE, GuestKind.ANON, GuestKind.ANON],
+                         np.uint8)
 
 
-def balloon_class(state: State, pages: I64) -> I64:
-    p = state.pages
-    index = p.at("guest_kind", pages).astype(np.int64) * 2 + recency.recent(state, pages)
-    cls = _CLASS_OF[index]
-    # A post-copy page still at the source is not the guest's to give until it arrives.
-    cls[p.at("location", pages) == Loc.REMOTE] = INELIGIBLE
-    return cls
+def balloon_class_loc(state: State, pages: I64) -> tuple[I8, U8]:
+    """Each page's balloon class and its location (inflating needs both)."""
+    word = np.take(state.pages.word, pages)  # location and guest kind in one read
+    loc = word.astype(np.uint8)
+    index = (word >> np.uint16(WORD_SHIFT["guest_kind"])).astype(np.uint8) * np.uint8(2)
+    index += recency.recent(state, pages)
+    index *= np.uint8(N_LOC)
+    index += loc
+    return np.take(_CLASS_OF, index), loc
+
+
+def balloon_class(state: State, pages: I64) -> I8:
+    return balloon_class_loc(state, pages)[0]
 
 
 def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object) -> I64:
@@ -78,8 +98,12 @@ def probe(state: State, rng: np.random.Generator, want: I64, factor: int) -> tup
     m = np.where(want > 0, np.minimum(factor * want + 32, vms["n_pages"]), 0)
     vm = np.repeat(np.arange(len(vms)), m)
     # Per-VM columns spread by repeat: what indexing them by `vm` gives, written in order.
-    local = (rng.random(vm.size) * np.repeat(vms["n_pages"], m)).astype(np.int64)
-    return vm, np.repeat(vms["page_offset"], m) + local
+    # In place: the same products as rng.random(k) * n_pages (exact in float64).
+    local = rng.random(vm.size)
+    local *= np.repeat(vms["n_pages"].astype(np.float64), m)
+    pages = local.astype(np.int64)
+    pages += np.repeat(vms["page_offset"], m)
+    return vm, pages
 
 
 def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
@@ -93,26 +117,42 @@ def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
     """
     if vm.size == 0:
         return np.zeros(0, np.int64)
-    n, width = want.size, INELIGIBLE + 1
+    # np.compress, not pages[chosen]: a boolean index branches on every element.
+    return unique_sorted(np.compress(_taken(vm, cls, want), pages))
+
+
+def _taken(vm: I64, cls: npt.NDArray[np.integer[Any]], want: I64) -> Bool:
+    """Which candidates `take` takes (vm not empty)."""
+    n = want.size
     want = want.astype(np.int64)
-    counts = np.bincount(vm * width + cls, minlength=n * width).reshape(n, width)[:, :INELIGIBLE]
+    # vm ascends (probe groups candidates by VM in order): per-VM values spread by repeat.
+    starts = np.searchsorted(vm, np.arange(n + 1))
+    per_vm = np.diff(starts)
+    # Candidates per VM and class: a segment sum per class over a byte mask (several
+    # times cheaper than a bincount of vm * classes + class over int64 keys).
+    counts = np.zeros((n, INELIGIBLE), np.int64)
+    some = np.flatnonzero(per_vm)
+    for c in range(INELIGIBLE):
+        counts[some, c] = np.add.reduceat((cls == c).view(np.uint8), starts[some],
+                                          dtype=np.int32)
     before = np.cumsum(counts, axis=1) - counts  # candidates of better classes, per VM
     enough = before + counts >= want[:, None]
     cutoff = np.where(enough.any(axis=1), enough.argmax(axis=1), INELIGIBLE)
-    quota = want - before[np.arange(n), np.minimum(cutoff, INELIGIBLE - 1)]
-    cut = cutoff[vm]
+    # A VM with no cut-off class takes none of its INELIGIBLE candidates (quota 0).
+    quota = np.where(cutoff < INELIGIBLE,
+                     want - before[np.arange(n), np.minimum(cutoff, INELIGIBLE - 1)], 0)
+    cut = np.repeat(cutoff.astype(cls.dtype), per_vm)
     chosen = cls < cut
-    at_cut = (cls == cut) & (cut < INELIGIBLE)
-    if at_cut.any():
-        # vm ascends (probe groups candidates by VM in order): a VM's rank base is the
-        # count of cut-off candidates before its first one, one value per VM.
-        counted = np.cumsum(at_cut, dtype=np.int32)
-        before_vm = np.concatenate([np.zeros(1, np.int32), counted])[
-            np.searchsorted(vm, np.arange(n))]
-        rank = counted - np.take(before_vm, vm)  # 1-based within VM
-        chosen |= at_cut & (rank <= quota[vm])
-    # np.compress, not pages[chosen]: a boolean index branches on every element.
-    return unique_sorted(np.compress(chosen, pages))
+    at_cut = np.flatnonzero(cls == cut)
+    if at_cut.size:
+        # Of a VM's candidates at its cut-off (a run of at_cut, in probe order), the first
+        # `quota` are taken.
+        first = np.searchsorted(at_cut, starts)[:-1]
+        # Those runs' heads, one after another: positions in at_cut by range arithmetic.
+        head = np.arange(int(quota.sum()))
+        head += np.repeat(first - (np.cumsum(quota) - quota), quota)
+        chosen[np.take(at_cut, head)] = True
+    return np.asarray(chosen)
 
 
 def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object) -> I64:
@@ -120,29 +160,66 @@ def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object
     half: duplicates in a probe cost a few) is scanned; the rest catch up next tick."""
     vm, cand = probe(state, rng, want, 3)
     chosen = take(vm, cand, classes(state, cand), want)  # type: ignore[operator]
-    got = np.bincount(state.vms.vm_of_pages(chosen), minlength=want.size)
-    short = np.flatnonzero(2 * got < want)
+    return _scan_short(state, rng, want, chosen, classes)
+
+
+def _scan_short(state: State, rng: np.random.Generator, want: I64, chosen: I64,
+                classes: object) -> I64:
+    """`chosen` (ascending) with the VMs it leaves well short scanned whole."""
+    short = np.flatnonzero(2 * count_sorted(state.vms, chosen) < want)
     extra = [pick(state, rng, int(v), int(want[v]), classes) for v in short]
     if extra:
         chosen = unique_sorted(np.concatenate([chosen, *extra]))
         # A full scan re-picks from scratch; keep each VM within its want.
-        vm = state.vms.vm_of_pages(chosen)
+        vm = vm_of_sorted(state.vms, chosen)
         _, starts, lengths = runs(vm)
         rank = np.arange(vm.size) - np.repeat(starts, lengths)
         chosen = np.compress(rank < want[vm], chosen)
     return chosen
 
 
-def unmap(state: State, pages: I64, new_loc: int) -> None:
-    """Pages leave guest memory for `new_loc` (ballooned or swapped): frames go back."""
+# A candidate's balloon class and location ride in its sort key below its page number.
+_CLASS_SHIFT, _PAGE_SHIFT = 3, 6
+
+
+def pick_balloon(state: State, rng: np.random.Generator, want: I64) -> tuple[I64, I8, U8]:
+    """`pick_many(state, rng, want, balloon_class)` with each page's class and location,
+    looked up once per candidate (random reads over all pages are most of the cost)."""
+    vm, cand = probe(state, rng, want, 3)
+    if vm.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.uint8)
+    cls, loc = balloon_class_loc(state, cand)
+    # Equal pages have equal keys, so distinct keys are distinct pages, in page order.
+    key = (cand << _PAGE_SHIFT) | (cls << _CLASS_SHIFT) | loc
+    keys = unique_sorted(np.compress(_taken(vm, cls, want), key))
+    chosen = keys >> _PAGE_SHIFT
+    picked = _scan_short(state, rng, want, chosen, balloon_class)
+    if picked is not chosen:
+        return (picked, *balloon_class_loc(state, picked))
+    cls = ((keys >> _CLASS_SHIFT) & ((1 << (_PAGE_SHIFT - _CLASS_SHIFT)) - 1)).astype(np.int8)
+    return chosen, cls, (keys & ((1 << _CLASS_SHIFT) - 1)).astype(np.uint8)
+
+
+def unmap(state: State, pages: I64, new_loc: int, vm: I64 | None = None,
+          loc: U8 | None = None) -> None:
+    """Pages leave guest memory for `new_loc` (ballooned or swapped): frames go back.
+
+    `vm` and `loc`, when given, are the pages' VMs and locations (callers that have them
+    spare the lookups)."""
     if pages.size == 0:
         return
     p, vms = state.pages, state.vms
-    vm = vms.vm_of_pages(pages)
-    loc = p.at("location", pages)
-    shared_zero = (loc == Loc.SHARED) & (p.content[pages] == 0)
-    vms["zero_shared"] -= np.bincount(np.compress(shared_zero, vm), minlength=len(vms))
-    mapped = p.frame[pages]
+    if vm is None:
+        vm = vms.vm_of_pages(pages)
+    if loc is None:
+        loc = p.at("location", pages)
+    # Only shared pages need their content: the zero page's sharers are counted per VM.
+    shared = np.flatnonzero(loc == Loc.SHARED)
+    if shared.size:
+        zero = np.take(p.content, np.take(pages, shared)) == 0
+        vms["zero_shared"] -= np.bincount(np.compress(zero, np.take(vm, shared)),
+                                          minlength=len(vms))
+    mapped = np.take(p.frame, pages)
     frame_alloc.release(state, np.compress(mapped >= 0, mapped))
     was_compressed = loc == Loc.COMPRESSED
     if was_compressed.any():
@@ -157,8 +234,12 @@ def unmap(state: State, pages: I64, new_loc: int) -> None:
     count_moves(state, vm, loc, new_loc)
 
 
-def set_kind(state: State, pages: I64, kind: int) -> None:
+def set_kind(state: State, pages: I64, kind: int, vm: I64 | None = None,
+             old: U8 | None = None) -> None:
+    """The guest uses `pages` for `kind` now; `vm` and `old` (their VMs and kinds) when
+    the caller has them."""
     p = state.pages
-    count_moves(state, state.vms.vm_of_pages(pages), p.at("guest_kind", pages), kind,
+    count_moves(state, state.vms.vm_of_pages(pages) if vm is None else vm,
+                p.at("guest_kind", pages) if old is None else old, kind,
                 "kind_count", N_KIND)
     p.guest_kind[pages] = kind

@@ -15,20 +15,32 @@ import numpy as np
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
-from engine.state import I64, Loc, State
+from engine.memory.counts import vm_of_sorted
+from engine.state import I32, I64, Bool, Hosts, Loc, State
 from engine.world import World
 
 
-def _move(state: State, pages: I64, low_only: bool) -> I64:
-    """Copy private pages to new frames (low or high); returns the pages that moved."""
+def _move(state: State, pages: I64, low_only: bool) -> tuple[I64, I64]:
+    """Copy private pages (ascending) to new frames (low or high); returns the pages that
+    moved and their VMs."""
     p, vms = state.pages, state.vms
-    got = frame_alloc.allocate(state, vms["host"][vms.vm_of_pages(pages)], low_only=low_only)
-    ok = got >= 0
-    pages, got = pages[ok], got[ok]
+    vm = vm_of_sorted(vms, pages)
+    got = frame_alloc.allocate(state, vms["host"][vm], low_only=low_only)
+    ok = np.flatnonzero(got >= 0)
+    pages, got, vm = pages[ok], got[ok], vm[ok]
     old = p.frame[pages]
     p.frame[pages] = got
     frame_alloc.release(state, old)
-    return pages
+    return pages, vm
+
+
+def _is_low(hosts: Hosts, frames: I64 | I32) -> Bool:
+    """`frame_alloc.is_low` by one search in every host's (start, end of low memory)
+    bounds: a frame is low where it falls between a host's pair."""
+    bounds = np.empty(2 * len(hosts.frame_offset), np.int64)
+    bounds[0::2] = hosts.frame_offset
+    bounds[1::2] = hosts.frame_offset + hosts.low_frames
+    return np.asarray(np.searchsorted(bounds, frames, side="right") % 2 == 1)
 
 
 def _make_low_room(state: State, h: int, need: int, rng: np.random.Generator) -> None:
@@ -43,7 +55,7 @@ def _make_low_room(state: State, h: int, need: int, rng: np.random.Generator) ->
                           + (rng.random(m) * vms["n_pages"][pick]).astype(np.int64))
     probe = probe[p.at("location", probe) == Loc.PRIVATE]
     cold = probe[(p.io_count[probe] == 0) & frame_alloc.is_low(hosts, p.frame[probe])]
-    moved = _move(state, cold[:need], low_only=False)
+    moved, _ = _move(state, cold[:need], low_only=False)
     state.reclaim.hosts["low_evictions"][h] += moved.size
 
 
@@ -61,14 +73,15 @@ def run_io(world: World) -> None:
         return
     n = n.astype(np.int64)
     vm = np.repeat(np.arange(len(vms)), n)
-    pages = vms["page_offset"][vm] + vms["ws_start"][vm] + (
-        rng.random(vm.size) * vms["io_set_pages"][vm]).astype(np.int64)
+    # Per-VM columns spread by repeat (what indexing them by vm gives).
+    pages = np.repeat(vms["page_offset"] + vms["ws_start"], n) + (
+        rng.random(vm.size) * np.repeat(vms["io_set_pages"], n)).astype(np.int64)
     loc = p.at("location", pages)
     resident = np.flatnonzero((loc == Loc.PRIVATE) | (loc == Loc.SHARED))
     pages, vm = pages[resident], vm[resident]
     recency.mark(state, pages)
     # By index, not by mask: about half the pages bounce, where boolean indexing is slowest.
-    high = np.flatnonzero(~frame_alloc.is_low(hosts, p.frame[pages]))
+    high = np.flatnonzero(~_is_low(hosts, p.frame[pages]))
     bounced, bounced_vm = pages[high], vm[high]
     per_vm = np.bincount(bounced_vm, minlength=len(vms))
     vms["bounces_tick"] = per_vm
@@ -80,18 +93,19 @@ def run_io(world: World) -> None:
     p.io_count[distinct] = np.minimum(p.io_count[distinct] + copies, 255).astype(np.uint8)
     if not policy.io_remap or bounced.size == 0:
         return
-    hot = unique_sorted(bounced[p.io_count[bounced] >= policy.remap_threshold])
+    # The bounced pages, distinct and ascending, are `distinct`.
+    hot = distinct[p.io_count[distinct] >= policy.remap_threshold]
     hot = hot[p.at("location", hot) == Loc.PRIVATE]
     if hot.size == 0:
         return
     # Only hosts short of low frames make room (the others would draw nothing from rng);
     # a host's moves change only its own free counts, so all shortfalls are known upfront.
-    host_of_hot = vms["host"][vms.vm_of_pages(hot)]
+    host_of_hot = vms["host"][vm_of_sorted(vms, hot)]
     wanted, _, n_hot = runs(np.sort(host_of_hot))
     short = n_hot - hosts.free_low[wanted]
     for h, need in zip(wanted[short > 0].tolist(), short[short > 0].tolist(), strict=True):
         _make_low_room(state, h, need, rng)
-    moved = _move(state, hot, low_only=True)
+    moved, moved_vm = _move(state, hot, low_only=True)
     p.io_count[moved] = 0
-    vms["remaps"] += np.bincount(vms.vm_of_pages(moved), minlength=len(vms))
-    reclaim["remaps"] += np.bincount(vms["host"][vms.vm_of_pages(moved)], minlength=len(hosts))
+    vms["remaps"] += np.bincount(moved_vm, minlength=len(vms))
+    reclaim["remaps"] += np.bincount(vms["host"][moved_vm], minlength=len(hosts))

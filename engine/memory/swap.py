@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.hashing import splitmix64
 from engine.memory import frames as frame_alloc
+from engine.memory.counts import vm_of_sorted
 from engine.memory.guest import INELIGIBLE, pick_many, unmap
 from engine.memory.phase import shared_pages_per_host
 from engine.memory.sharing import try_share
@@ -24,25 +25,27 @@ def _private(state: State, pages: I64) -> I64:
     return np.where(state.pages.at("location", pages) == Loc.PRIVATE, 0, INELIGIBLE)
 
 
-def _compress(world: World, victims: I64, owner_host: I64) -> tuple[I64, I64]:
+def _compress(world: World, victims: I64, vm: I64, owner_host: I64
+              ) -> tuple[I64, I64, I64]:
     """Compress what compresses (zero pages always), within each VM's cache; the rest is
-    returned to be swapped. Compressed pages share a cache frame two by two."""
+    returned to be swapped (pages, VMs, hosts). Compressed pages share a cache frame two by
+    two. Victims ascend, so their VMs too."""
     state = world.state
     policy = world.spec.policy.memory
     vms, p = state.vms, state.pages
     content = p.content[victims]
-    fits = (content == 0) | ((splitmix64(content) % np.uint64(100)).astype(np.int64)
-                             < int(policy.compressible * 100))
-    vm = vms.vm_of_pages(victims)
+    fits = np.flatnonzero((content == 0) | (
+        (splitmix64(content) % np.uint64(100)).astype(np.int64) < int(policy.compressible * 100)))
     room = np.maximum((2 * policy.compression_cache * vms["n_pages"]).astype(np.int64)
                       - vms["loc_count"][:, Loc.COMPRESSED], 0)
-    rank = np.zeros(victims.size, np.int64)
-    rank[fits] = np.arange(int(fits.sum()))
-    starts = np.searchsorted(vm[fits], np.arange(len(vms)))
-    rank[fits] -= starts[vm[fits]]
-    chosen = fits & (rank < room[vm])
-    for h in np.unique(owner_host[chosen]).tolist():
-        pages = victims[chosen & (owner_host == h)]
+    # Rank of each compressible victim among its VM's: the first `room` of them go.
+    fit_vm = vm[fits]
+    rank = np.arange(fits.size) - np.searchsorted(fit_vm, np.arange(len(vms)))[fit_vm]
+    chosen = np.zeros(victims.size, np.bool_)
+    chosen[fits[rank < room[fit_vm]]] = True
+    for h in np.flatnonzero(np.bincount(owner_host[chosen], minlength=len(state.hosts))).tolist():
+        mine = np.flatnonzero(chosen & (owner_host == h))
+        pages = victims[mine]
         frames = frame_alloc.allocate(state, np.full((pages.size + 1) // 2, h, np.int64))
         if np.any(frames < 0):  # no frame for the cache: swap them instead
             frame_alloc.release(state, frames[frames >= 0])
@@ -51,10 +54,11 @@ def _compress(world: World, victims: I64, owner_host: I64) -> tuple[I64, I64]:
         pair = np.repeat(frames, 2)[:pages.size]
         state.frames.refcount[frames] = np.bincount(
             np.arange(pages.size) // 2, minlength=frames.size).astype(np.int32)
-        unmap(state, pages, Loc.COMPRESSED)
+        unmap(state, pages, Loc.COMPRESSED, vm[mine])
         p.frame[pages] = pair
         state.reclaim.hosts["compressed_pages"][h] += pages.size
-    return victims[~chosen], owner_host[~chosen]
+    rest = np.flatnonzero(~chosen)
+    return victims[rest], vm[rest], owner_host[rest]
 
 
 def run_swap(world: World) -> None:
@@ -83,8 +87,9 @@ def run_swap(world: World) -> None:
     quota = np.floor(goal * share).astype(np.int64)
     if not quota.any():
         return
-    victims = pick_many(state, rng, quota, _private)
-    owner_host = vms["host"][vms.vm_of_pages(victims)]
+    victims = pick_many(state, rng, quota, _private)  # ascending
+    owner = vm_of_sorted(vms, victims)
+    owner_host = vms["host"][owner]
     # Share before swap, where the host shares pages at all.
     offer = state.sharing.hosts["mode"][owner_host] != 0
     counters = state.sharing.hosts
@@ -92,13 +97,13 @@ def run_swap(world: World) -> None:
         before = shared_pages_per_host(state)
         shared = np.zeros(victims.size, np.bool_)
         shared[offer] = try_share(state, victims[offer])
-        victims, owner_host = victims[~shared], owner_host[~shared]
+        kept = np.flatnonzero(~shared)
+        victims, owner, owner_host = victims[kept], owner[kept], owner_host[kept]
         counters["swap_shared_tick"] = np.maximum(shared_pages_per_host(state) - before, 0)
         counters["swap_shared"] += counters["swap_shared_tick"]
     if world.spec.policy.memory.compression:
-        victims, owner_host = _compress(world, victims, owner_host)
-    owner = vms.vm_of_pages(victims)
-    unmap(state, victims, Loc.SWAPPED)
+        victims, owner, owner_host = _compress(world, victims, owner, owner_host)
+    unmap(state, victims, Loc.SWAPPED, owner)
     per_host = np.bincount(owner_host, minlength=len(hosts))
     reclaim["swapped_pages"] += per_host
     reclaim["swapout_tick"] += per_host

@@ -65,7 +65,7 @@ class TickWrites:
         pages = self.pages[idx]
         which = np.repeat(np.arange(rows.size), stop - start)
         dirty = self.state.pages.dirty
-        fresh = ~np.take(dirty, pages)
+        fresh = ~dirty[pages]
         dirty[pages] = True
         pages, which = pages[fresh], which[fresh]
         if pages.size:

@@ -39,3 +39,22 @@ def test_service_traffic_shares_a_host_nic_fairly() -> None:
     assert snap.vm("b").net_bytes_per_s == pytest.approx(30e6 / 8)
     assert snap.vm("a").net_bytes_per_s == pytest.approx(70e6 / 8)
     assert snap.host("h1").nic_used_bytes_per_s == pytest.approx(100e6 / 8)
+
+
+def test_sla_windows_follow_a_replaced_spec_and_the_tick_length() -> None:
+    import numpy as np
+
+    from engine.economy.billing import _window_ticks
+    from engine.spec import SLASpec
+
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    world = sim.world
+    first = _window_ticks(world)
+    assert _window_ticks(world) is first  # unchanged specs: kept
+    specs = world.state.vms.specs
+    window = float(first[0]) * world.state.tick_s * 2
+    specs[0] = specs[0].model_copy(update={"sla": SLASpec(window=window)})
+    again = _window_ticks(world)
+    assert again[0] == 2 * first[0] and np.array_equal(again[1:], first[1:])
+    world.state.tick_s *= 2
+    assert _window_ticks(world)[0] == first[0]

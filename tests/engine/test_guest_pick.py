@@ -1,0 +1,82 @@
+"""The guest's page picking: `take` against a per-VM reference, and the balloon's picker
+(class and location carried in its sort keys) against the generic one."""
+
+import numpy as np
+import pytest
+
+from engine import Simulation, parse_scenario
+from engine.memory.guest import (
+    INELIGIBLE,
+    KIND_OF_CLASS,
+    balloon_class,
+    balloon_class_loc,
+    pick_balloon,
+    pick_many,
+    take,
+)
+from engine.state import GuestKind, Loc
+from tests.conftest import small_spec
+
+
+def _take_reference(vm: np.ndarray, pages: np.ndarray, cls: np.ndarray,
+                    want: np.ndarray) -> np.ndarray:
+    """Per VM, in candidate order: best classes first, the first ones within a class."""
+    chosen = []
+    for v in range(want.size):
+        mine = np.flatnonzero(vm == v)
+        left = int(want[v])
+        for c in range(INELIGIBLE):
+            of_class = mine[cls[mine] == c][:max(left, 0)]
+            chosen.extend(pages[of_class].tolist())
+            left -= of_class.size
+    return np.unique(np.array(chosen, np.int64))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_take_matches_a_per_vm_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 9))
+    m = rng.integers(0, 40, n) * (rng.random(n) < 0.8)  # some VMs without candidates
+    vm = np.repeat(np.arange(n), m)
+    pages = rng.integers(0, 30, vm.size) + 100 * vm  # duplicates within a VM
+    # Pages of equal number share a class, as the pages they stand for do.
+    page_cls = rng.integers(0, INELIGIBLE + 1, 100 * n)
+    cls = page_cls[pages].astype(np.int8 if seed % 2 else np.int64)
+    want = rng.integers(0, 50, n)
+    assert np.array_equal(take(vm, pages, cls, want), _take_reference(vm, pages, cls, want))
+
+
+def test_the_balloon_picker_picks_what_the_generic_one_does_with_class_and_location() -> None:
+    data = small_spec()
+    data["vm"][1]["workload"] = {"kind": "idle"}
+    sim = Simulation.from_spec(parse_scenario(data))
+    sim.step(20)
+    state = sim.world.state
+    p = state.pages
+    # A mix of locations and kinds, some ineligible (post-copy pages at the source).
+    rng = np.random.default_rng(5)
+    some = rng.choice(p.location.size, p.location.size // 10, replace=False)
+    p.location[some[:some.size // 2]] = Loc.REMOTE
+    p.guest_kind[some[some.size // 2:]] = GuestKind.CACHE
+    for want_each in (1, 30, 300, 3000):
+        want = np.full(len(state.vms), want_each, np.int64)
+        generic = pick_many(state, np.random.default_rng(want_each), want, balloon_class)
+        pages, cls, loc = pick_balloon(state, np.random.default_rng(want_each), want)
+        assert np.array_equal(pages, generic)
+        assert pages.size > 0
+        expect_cls, expect_loc = balloon_class_loc(state, pages)
+        assert np.array_equal(cls, expect_cls) and np.array_equal(loc, p.location[pages])
+        assert np.array_equal(loc, expect_loc) and (cls < INELIGIBLE).all()
+        assert np.array_equal(KIND_OF_CLASS[cls], p.guest_kind[pages])
+
+
+def test_remaps_low_test_matches_the_frame_allocators() -> None:
+    from engine.memory import frames as frame_alloc
+    from engine.memory.remap import _is_low
+
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    hosts = sim.world.state.hosts
+    hosts.low_frames[0] = 0  # a host without low memory
+    frames = np.arange(int(hosts.n_frames.sum()))
+    assert np.array_equal(_is_low(hosts, frames), frame_alloc.is_low(hosts, frames))
+    assert _is_low(hosts, frames).any() and not _is_low(hosts, frames).all()
