@@ -26,7 +26,7 @@ from engine.memory import overhead
 from engine.memory.layout import Template, template
 from engine.memory.touch import apply_touches
 from engine.spec import MemoryPolicy
-from engine.state import I32, I64, U64, Bool, GuestKind, Loc, State
+from engine.state import I32, I64, U64, WORD_SHIFT, Bool, GuestKind, Loc, State
 from engine.workloads.images import boot_plan
 from engine.world import World
 
@@ -148,8 +148,9 @@ def _lay_out(state: State, vms: I64, t: Template, frames_buf: I32, at_buf: I64) 
         at = at_buf[:m]
         np.add((np.arange(m, dtype=np.int64) * n)[:, None], t.touched_pages[None, :], out=at)
         p.frame[sl][at.ravel()] = got.ravel()
-    p.location[sl].reshape(m, n)[:] = t.location
-    p.guest_kind[sl].reshape(m, n)[:] = t.kind
+    # Location and guest kind as the record's words: one contiguous store (state.Pages).
+    p.word[sl].reshape(m, n)[:] = t.location.astype(np.uint16) | (
+        t.kind.astype(np.uint16) << np.uint16(WORD_SHIFT["guest_kind"]))
     content2d = p.content[sl].reshape(m, n)
     if t.n_unique:  # unique pages: the template's rank plus each VM's base
         np.multiply(t.unique_u64, cols["boot_unique_base"][vms][:, None], out=content2d)

@@ -76,7 +76,8 @@ def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> N
 def holding(state: State, flat: I64 | slice) -> np.ndarray:
     """Which of these pages hold data the destination must have."""
     p = state.pages
-    loc = p.location[flat] if isinstance(flat, slice) else p.at("location", flat)
+    # The location is the low byte of each page's word (state.Pages).
+    loc = p.word[flat].astype(np.uint8) if isinstance(flat, slice) else p.at("location", flat)
     return np.asarray((loc == Loc.PRIVATE) | (loc == Loc.SHARED) | (loc == Loc.SWAPPED)
                       | (loc == Loc.REMOTE) | (loc == Loc.COMPRESSED))
 

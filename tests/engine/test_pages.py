@@ -43,14 +43,23 @@ def test_extend_and_from_arrays_keep_every_field_and_the_views() -> None:
     assert set(p.arrays()) >= set(META_FIELDS)
 
 
-def test_the_engine_never_takes_from_a_records_strided_field() -> None:
+def test_the_engine_gathers_a_records_fields_through_at() -> None:
+    """No np.take of a field's view (a copy of the whole field first) and no gather by
+    indexing it with an index array (numpy's strided fancy indexing: 3.5x slower than
+    `at`'s gather of the contiguous words; measured 7 against 2 ms for 300 k pages).
+    Slices and stores through the views are fine."""
     root = Path(__file__).resolve().parents[2] / "engine"
     found = []
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            take = (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "take" and node.args
                     and isinstance(node.args[0], ast.Attribute)
-                    and node.args[0].attr in META_FIELDS):
-                found.append(f"{path.name}:{node.lineno}")
-    assert not found, f"np.take of a page-record field (use pages.at): {found}"
+                    and node.args[0].attr in META_FIELDS)
+            gather = (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+                      and isinstance(node.value, ast.Attribute)
+                      and node.value.attr in META_FIELDS
+                      and not isinstance(node.slice, ast.Slice | ast.Constant))
+            if take or gather:
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not found, f"gathers from a page-record field's view (use pages.at): {found}"
