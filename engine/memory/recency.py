@@ -103,27 +103,39 @@ def _word_sums(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 
 
 def _count_by_words(touched: npt.NDArray[np.uint8], offsets: I64, sizes: I64,
-                    c: np.uint8) -> I64:
+                    c: np.uint8, chunk_pages: int = 1 << 22) -> I64:
     """Pages holding code `c` in each [offset, offset + size): a 0/1 byte per page,
     eight to a 64-bit word; a word's sum of bytes by one multiply; a running sum over
-    words, and at each VM edge the bytes of its word before the edge (masked). A
-    pass of simple arithmetic over the array instead of a reduceat with a cast per byte
-    (3 s a period on 205 M pages, 0.1 s this way)."""
+    words, and at each VM edge the bytes of its word before the edge (masked). A pass of
+    simple arithmetic over the array instead of a reduceat with a cast per byte (3 s a
+    period on 205 M pages). Done `chunk_pages` at a time in buffers reused chunk to chunk:
+    whole-array temporaries (five of 0.2 GiB on 205 M pages) cost more in fresh memory
+    than the arithmetic (2.3 s against 0.3 s a period on a machine whose freed memory
+    goes back to its host)."""
     n = touched.size
-    hit = np.zeros(n + (-n) % 8 + 8, np.uint8)  # whole words, and one past the end
-    np.equal(touched, c, out=hit[:n].view(np.bool_))
+    chunk_pages = max(8, chunk_pages - chunk_pages % 8)  # chunks of whole words
+    n_vms = offsets.size
+    edges = np.concatenate([np.minimum(offsets, n), np.minimum(offsets + np.maximum(sizes, 0), n)])
+    order = np.argsort(edges, kind="stable")
+    sorted_edges = edges[order]
+    before = np.zeros(edges.size, np.int64)  # pages with the code among [0, edge)
+    hit = np.zeros(chunk_pages, np.uint8)
     words = hit.view("<u8")  # byte i of a word is its page 8w + i
-    running = np.zeros(words.size + 1, np.int64)
-    np.cumsum(_word_sums(words), out=running[1:])
-
-    def before(page: I64) -> I64:
-        """Pages with the code among [0, page)."""
+    base = 0
+    for c0 in range(0, n, chunk_pages):
+        m = min(chunk_pages, n - c0)
+        np.equal(touched[c0:c0 + m], c, out=hit[:m].view(np.bool_))
+        hit[m:] = 0
+        n_words = -(-m // 8)
+        running = np.cumsum(_word_sums(words[:n_words]))
+        lo, hi = np.searchsorted(sorted_edges, [c0, c0 + m])
+        page = sorted_edges[lo:hi] - c0
         w = page // 8
         low_bytes = (page - 8 * w).astype(np.uint64)  # 0..7 bytes of word w lie before
         mask = np.left_shift(np.uint64(1), np.uint64(8) * low_bytes) - np.uint64(1)
         partial = _word_sums(np.bitwise_and(words[w], mask)).astype(np.int64)
-        return np.asarray(running[w] + partial, np.int64)
-
-    start = np.minimum(offsets, n)
-    end = np.minimum(offsets + np.maximum(sizes, 0), n)
-    return np.asarray(before(end) - before(start), np.int64)
+        full = np.where(w > 0, running[np.maximum(w - 1, 0)].astype(np.int64), 0)
+        before[order[lo:hi]] = base + full + partial
+        base += int(running[-1])
+    before[order[np.searchsorted(sorted_edges, n):]] = base  # edges at the end
+    return np.asarray(before[n_vms:] - before[:n_vms], np.int64)

@@ -111,7 +111,8 @@ def test_counting_by_words_matches_counting_each_vms_pages() -> None:
         touched = rng.integers(0, 256, int(sizes.sum())).astype(np.uint8)
         c = np.uint8(rng.integers(0, 3))  # few codes: many pages hold each
         touched %= np.uint8(3)
-        got = recency._count_by_words(touched, offsets, sizes.astype(np.int64), c)
+        chunk = int(rng.choice([8, 16, 24, 1 << 22]))  # chunk edges anywhere in a VM
+        got = recency._count_by_words(touched, offsets, sizes.astype(np.int64), c, chunk)
         want = [np.count_nonzero(touched[o:o + s] == c)
                 for o, s in zip(offsets.tolist(), sizes.tolist(), strict=True)]
         assert got.tolist() == want, trial
