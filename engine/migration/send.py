@@ -47,7 +47,8 @@ class Batch:
         self.starts = np.cumsum(count) - count
         self._which: I64 | None = None
         listed = ~table["pass_full"][rows]
-        if not listed.any():  # full passes (QEMU's first) walk every page in address order
+        any_listed = bool(listed.any())
+        if not any_listed:  # full passes (QEMU's first) walk every page in address order
             entry = ranges(first, count)
         elif listed.all():
             entry = table.lists["entry"][ranges(table["list_base"][rows] + first, count)]
@@ -57,7 +58,7 @@ class Batch:
             entry = j.copy()
             base = np.repeat(table["list_base"][rows], count)[listed_e]
             entry[listed_e] = table.lists["entry"][base + j[listed_e]]
-        self.any_skip = bool(listed.any()) and bool((entry < 0).any())
+        self.any_skip = any_listed and bool((entry < 0).any())
         if self.any_skip:  # Xen: dirtied again when its batch was peeked
             self.skip = entry < 0
             self.local = np.maximum(entry, 0)
@@ -98,8 +99,12 @@ class Batch:
     def per_row(self, positions: I64) -> I64:
         """How many of the entries at `positions` (ascending) each row has."""
         if self.count is not None:
-            edges = np.append(self.starts, self.page.size)
-            return np.diff(np.searchsorted(positions, edges)).astype(np.int64)
+            # Positions before each row's first entry; the last row's run ends at the end.
+            first = np.searchsorted(positions, self.starts)
+            out = np.empty(first.size, np.int64)
+            np.subtract(first[1:], first[:-1], out=out[:-1])
+            out[-1:] = positions.size - first[-1:]
+            return out
         return np.bincount(self.which[positions], minlength=self.n_rows).astype(np.int64)
 
 
@@ -196,7 +201,10 @@ def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
         pb, content = np.take(pb, at), np.take(content, at)
     table.pages["sent"][pb] = content
     table.pages["at_dest"][pb] = True
-    count = b.per_row(np.arange(b.page.size) if at is None else at)
+    if at is None:
+        count = b.count if b.count is not None else b.per_row(np.arange(b.page.size))
+    else:
+        count = b.per_row(at)
     if sent_bytes is None:
         cost = c.bytes if at is None else np.take(c.bytes, at)
         if b.count is not None:  # rows together: sums from the running sum, by row
@@ -263,7 +271,7 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         avg = np.where(sent_pages > 0, table["bytes_sent"][r] / np.maximum(sent_pages, 1), page)
         # Enough entries for the budget at the bytes per page seen so far; a few more, and
         # another go if cheap (zero) pages leave budget over.
-        guess = (budget / np.clip(avg, 1.0, page) * 1.05).astype(np.int64) + 2
+        guess = (budget / np.minimum(np.maximum(avg, 1.0), page) * 1.05).astype(np.int64) + 2
         cursor = table["cursor"][r]
         count = np.minimum(limit[going] - cursor, guess)
         swap_reads: list[I64] = []
@@ -314,8 +322,9 @@ def _send_some(world: World, table: MigrationTable, r: I64, cursor: I64, count: 
     start = b.starts
     before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
     allowed = np.floor(np.minimum(budget + 1e-6, 2.0**62)).astype(np.int64)
-    k = np.clip(np.searchsorted(total, before + np.maximum(allowed, -1), side="right")
-                - start, 0, count)
+    # np.minimum(np.maximum()): np.clip's Python layer costs more than the sums here.
+    k = np.minimum(np.maximum(np.searchsorted(
+        total, before + np.maximum(allowed, -1), side="right") - start, 0), count)
     used_bytes = np.where(k > 0, total[np.maximum(start + k - 1, 0)] - before, 0)
     fit = None
     if (k < count).any():
