@@ -18,6 +18,7 @@ from engine.memory.counts import count_moves, vm_of_sorted
 from engine.memory.guest import (
     ANON_COLD,
     ANON_HOT,
+    I8,
     INELIGIBLE,
     KIND_OF_CLASS,
     pick_balloon,
@@ -31,8 +32,9 @@ from engine.state import I64, GuestKind, Loc, State
 from engine.world import World
 
 
-def _ballooned(state: State, pages: I64) -> I64:
-    return np.where(state.pages.at("location", pages) == Loc.BALLOONED, 0, INELIGIBLE)
+def _ballooned(state: State, pages: I64 | slice) -> I8:
+    return np.where(state.pages.at("location", pages) == Loc.BALLOONED, np.int8(0),
+                    np.int8(INELIGIBLE))
 
 
 def inflate(state: State, rng: np.random.Generator, want: I64) -> I64:
@@ -75,10 +77,10 @@ def deflate(state: State, rng: np.random.Generator, want: I64) -> I64:
     n = len(state.vms)
     if victims.size == 0:
         return np.zeros(n, np.int64)
-    vm = state.vms.vm_of_pages(victims)
+    vm = vm_of_sorted(state.vms, victims)  # victims ascend
     state.pages.location[victims] = Loc.UNTOUCHED
     count_moves(state, vm, np.full(victims.size, Loc.BALLOONED), Loc.UNTOUCHED)
-    set_kind(state, victims, GuestKind.FREE)
+    set_kind(state, victims, GuestKind.FREE, vm)
     return np.bincount(vm, minlength=n)
 
 

@@ -44,9 +44,10 @@ KIND_OF_CLASS = np.array([GuestKind.FREE, GuestKind.CACHE, GuestKind.ANON, Guest
                          np.uint8)
 
 
-def balloon_class_loc(state: State, pages: I64) -> tuple[I8, U8]:
+def balloon_class_loc(state: State, pages: I64 | slice) -> tuple[I8, U8]:
     """Each page's balloon class and its location (inflating needs both)."""
-    word = np.take(state.pages.word, pages)  # location and guest kind in one read
+    words = state.pages.word  # location and guest kind in one read
+    word = words[pages] if isinstance(pages, slice) else np.take(words, pages)
     loc = word.astype(np.uint8)
     index = (word >> np.uint16(WORD_SHIFT["guest_kind"])).astype(np.uint8) * np.uint8(2)
     index += recency.recent(state, pages)
@@ -55,7 +56,7 @@ def balloon_class_loc(state: State, pages: I64) -> tuple[I8, U8]:
     return np.take(_CLASS_OF, index), loc
 
 
-def balloon_class(state: State, pages: I64) -> I8:
+def balloon_class(state: State, pages: I64 | slice) -> I8:
     return balloon_class_loc(state, pages)[0]
 
 
@@ -63,6 +64,7 @@ def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object
     """Up to k pages of VM v in order of their class (random within a class).
 
     `classes(state, pages)` gives each page a class; INELIGIBLE pages are never picked.
+    `pages` is an index array, or for a scan of the whole VM its slice of the pages.
     """
     if k <= 0:
         return np.zeros(0, np.int64)
@@ -70,11 +72,11 @@ def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object
     probe = unique_sorted(off + rng.integers(0, n, size=min(n, 8 * k + 64)))
     chosen = _by_class(state, rng, probe, k, classes)
     if chosen.size < k and probe.size < n:  # too few in the probe: look at every page
-        chosen = _by_class(state, rng, np.arange(off, off + n, dtype=np.int64), k, classes)
+        chosen = _by_class(state, rng, slice(off, off + n), k, classes)
     return chosen
 
 
-def _by_class(state: State, rng: np.random.Generator, pages: I64, k: int,
+def _by_class(state: State, rng: np.random.Generator, pages: I64 | slice, k: int,
               classes: object) -> I64:
     """k pages by class, random within the last class taken; no sort of all candidates."""
     cls = classes(state, pages)  # type: ignore[operator]
@@ -83,7 +85,10 @@ def _by_class(state: State, rng: np.random.Generator, pages: I64, k: int,
     for c in range(INELIGIBLE):
         if left == 0:
             break
-        of_class = np.compress(cls == c, pages)
+        if isinstance(pages, slice):  # a whole VM: its pages of the class by position
+            of_class = np.flatnonzero(cls == c) + pages.start
+        else:
+            of_class = np.compress(cls == c, pages)
         if of_class.size > left:
             of_class = rng.choice(of_class, size=left, replace=False)
         chosen.append(of_class)

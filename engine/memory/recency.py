@@ -52,8 +52,9 @@ def mark(state: State, pages: I64) -> None:
     state.pages.touched[pages] = state.touch_code
 
 
-def recent(state: State, pages: I64) -> Bool:
-    c = np.take(state.pages.touched, pages)
+def recent(state: State, pages: I64 | slice) -> Bool:
+    touched = state.pages.touched
+    c = touched[pages] if isinstance(pages, slice) else np.take(touched, pages)
     return np.asarray((c == state.touch_code) | (c == state.previous_code))
 
 

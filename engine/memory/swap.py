@@ -14,15 +14,16 @@ import numpy as np
 from engine.hashing import splitmix64
 from engine.memory import frames as frame_alloc
 from engine.memory.counts import vm_of_sorted
-from engine.memory.guest import INELIGIBLE, pick_many, unmap
+from engine.memory.guest import I8, INELIGIBLE, pick_many, unmap
 from engine.memory.phase import shared_pages_per_host
 from engine.memory.sharing import try_share
 from engine.state import I64, Loc, State
 from engine.world import World
 
 
-def _private(state: State, pages: I64) -> I64:
-    return np.where(state.pages.at("location", pages) == Loc.PRIVATE, 0, INELIGIBLE)
+def _private(state: State, pages: I64 | slice) -> I8:
+    return np.where(state.pages.at("location", pages) == Loc.PRIVATE, np.int8(0),
+                    np.int8(INELIGIBLE))
 
 
 def _compress(world: World, victims: I64, vm: I64, owner_host: I64

@@ -80,3 +80,24 @@ def test_remaps_low_test_matches_the_frame_allocators() -> None:
     frames = np.arange(int(hosts.n_frames.sum()))
     assert np.array_equal(_is_low(hosts, frames), frame_alloc.is_low(hosts, frames))
     assert _is_low(hosts, frames).any() and not _is_low(hosts, frames).all()
+
+
+def test_a_whole_vm_scan_by_slice_picks_what_a_scan_by_index_does() -> None:
+    from engine.memory.balloon import _ballooned
+    from engine.memory.guest import _by_class
+    from engine.memory.swap import _private
+
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    sim.step(10)
+    state = sim.world.state
+    p = state.pages
+    off, n = int(state.vms["page_offset"][0]), int(state.vms["n_pages"][0])
+    rng = np.random.default_rng(2)
+    p.location[off + rng.choice(n, n // 20, replace=False)] = Loc.BALLOONED
+    for classes in (_ballooned, _private, balloon_class):
+        for k in (1, n // 40, n // 10, n):
+            by_index = _by_class(state, np.random.default_rng(k), np.arange(off, off + n), k,
+                                 classes)
+            by_slice = _by_class(state, np.random.default_rng(k), slice(off, off + n), k,
+                                 classes)
+            assert by_index.size > 0 and np.array_equal(by_slice, by_index)
