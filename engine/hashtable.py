@@ -27,10 +27,12 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _select(mask: Bool) -> I64:
-    """Indices where `mask` is true. Selecting with them (take) rather than with the mask:
-    numpy's boolean indexing is several times slower on large masks that are neither
-    mostly true nor mostly false (measured: 100k entries, 60 % true, 370 us vs 70 us)."""
-    return np.flatnonzero(mask)
+    """Indices where `mask` (one-dimensional) is true. Selecting with them (take) rather
+    than with the mask: numpy's boolean indexing is several times slower on large masks
+    that are neither mostly true nor mostly false (measured: 100k entries, 60 % true,
+    370 us vs 70 us). mask.nonzero() rather than np.flatnonzero, whose wrapper costs
+    0.6 us a call: the probing rounds make hundreds of calls a tick on a few keys."""
+    return mask.nonzero()[0]
 
 
 def _table_zeros(n: int, dtype: Any) -> npt.NDArray[Any]:
@@ -46,6 +48,55 @@ def _table_zeros(n: int, dtype: Any) -> npt.NDArray[Any]:
         return np.zeros(n, dtype)
     buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
     return np.frombuffer(buf, dtype, count=n)
+
+
+_WINDOW = 8  # slots a lookup reads at once past its first probe
+_STEPS = np.arange(_WINDOW, dtype=np.int64)
+_FEW = 512  # keys still probing, below which a round reads a window
+
+
+def _find_rest(table: npt.NDArray[Any], want: npt.NDArray[Any], slot: I64, pending: I64,
+               probe: I64, lo: I64 | int, size_mask: I64 | int, empty: Any) -> None:
+    """Go on with the lookups still `pending` (indices into want and slot), each from slot
+    `probe` of its linear-probing run over [lo, lo + size_mask]: the first slot holding
+    the key before an empty one is the key's, stored in `slot`.
+
+    One probe a round while many keys go on; then, for the few in long runs, a window of
+    slots a round (side by side in memory, so mostly one cache line): rounds of a few
+    numpy calls on a handful of keys each number the longest run over the window, not the
+    longest run (reading a window for many keys would cost more than the rounds it saves).
+    """
+    while pending.size > _FEW:
+        k = table[probe]
+        hit_mask = k == want[pending]
+        hit = _select(hit_mask)  # by index: see _select
+        slot[pending[hit]] = probe[hit]
+        go_on = _select(~hit_mask & (k != empty))
+        pending = pending[go_on]
+        if isinstance(lo, int):
+            probe = (probe[go_on] + 1) & size_mask
+        else:
+            lo, size_mask = lo[go_on], np.asarray(size_mask)[go_on]
+            probe = lo + ((probe[go_on] - lo + 1) & size_mask)
+    while pending.size:
+        if isinstance(lo, int):
+            idx = (probe[:, None] + _STEPS) & size_mask
+        else:
+            idx = lo[:, None] + (((probe - lo)[:, None] + _STEPS) & np.asarray(size_mask)[:, None])
+        k = table[idx]
+        hit = k == want[pending][:, None]
+        stop = hit | (k == empty)
+        first = stop.argmax(axis=1)
+        rows = np.arange(pending.size)
+        found = _select(hit[rows, first])
+        slot[pending[found]] = idx[found, first[found]]
+        go = _select(~stop[rows, first])
+        pending, probe = pending[go], idx[go, _WINDOW - 1]
+        if isinstance(lo, int):
+            probe = (probe + 1) & size_mask
+        else:
+            lo, size_mask = lo[go], np.asarray(size_mask)[go]
+            probe = lo + ((probe - lo + 1) & size_mask)
 
 
 def fix_key(keys: U64) -> U64:
@@ -82,16 +133,9 @@ class U64Map:
         k = self.keys[probe]
         hit = k == keys
         slot = np.where(hit, probe, -1)
-        pending = np.flatnonzero(~hit & (k != EMPTY))
+        pending = _select(~hit & (k != EMPTY))
         mask = self.capacity - 1
-        probe = (probe[pending] + 1) & mask
-        while pending.size:
-            k = self.keys[probe]
-            hit_mask = k == keys[pending]
-            hit = np.flatnonzero(hit_mask)  # by index: see _select
-            slot[pending[hit]] = probe[hit]
-            go_on = _select(~hit_mask & (k != EMPTY))
-            pending, probe = pending[go_on], (probe[go_on] + 1) & mask
+        _find_rest(self.keys, keys, slot, pending, (probe[pending] + 1) & mask, 0, mask, EMPTY)
         return slot
 
     def find(self, keys: U64) -> I64:
@@ -102,7 +146,7 @@ class U64Map:
     def at(self, slot: I64) -> tuple[Bool, I64, U64]:
         """(found, value, aux) at slots from find(); value/aux are 0 where slot is -1."""
         found = slot >= 0
-        at = np.flatnonzero(found)  # read only the slots found
+        at = _select(found)  # read only the slots found
         vals = np.zeros(slot.size, np.int64)
         aux = np.zeros(slot.size, np.uint64)
         vals[at] = self.vals[slot[at]]
@@ -245,12 +289,12 @@ class FrameKeys:
     _EMPTY = np.uint32(0)
     _DELETED = np.uint32(0xFFFFFFFF)
 
-    def __init__(self, n_frames: int) -> None:
+    def __init__(self, n_frames: int, capacity: int = 1024) -> None:
         if n_frames >= (1 << 32) - 2:
             raise ValueError("FrameKeys: at most 2^32 - 3 frames")
         self.n_frames = int(n_frames)
         self.bits = np.zeros((self.n_frames + 7) // 8, np.uint8)
-        self._layout(1024)
+        self._layout(1 << max(4, int(capacity - 1).bit_length()))
 
     def _layout(self, capacity: int) -> None:
         self.slot_frame = _table_zeros(capacity, np.uint32)  # frame + 1; EMPTY, DELETED
@@ -275,7 +319,7 @@ class FrameKeys:
         """Each frame's key, 0 where it has none."""
         f = np.asarray(frames, np.int64)
         out = np.zeros(f.size, np.uint64)
-        at = np.flatnonzero(self.has(f))  # only keyed frames are looked up in the map
+        at = _select(self.has(f))  # only keyed frames are looked up in the map
         if at.size:
             slot = self._find((f[at] + 1).astype(np.uint32))
             ok = slot >= 0
@@ -288,14 +332,18 @@ class FrameKeys:
             return
         f = np.asarray(frames, np.int64)
         keys = np.asarray(keys, np.uint64)
-        order = np.argsort(f, kind="stable")
-        distinct, starts, lengths = runs(f[order])
-        last = order[starts + lengths - 1]
+        order = np.argsort(f)  # frames come distinct: then any order will do
+        distinct = f[order]
+        last = order
+        if distinct.size > 1 and not bool((distinct[1:] > distinct[:-1]).all()):
+            order = np.argsort(f, kind="stable")
+            distinct, starts, lengths = runs(f[order])
+            last = order[starts + lengths - 1]
         stored = (distinct + 1).astype(np.uint32)
-        slot = self._find(stored)
-        present = slot >= 0
-        self.slot_key[slot[present]] = keys[last[present]]
-        new = np.flatnonzero(~present)
+        in_map = self.has(distinct)  # the bits say which are in the map already
+        keyed = _select(in_map)
+        self.slot_key[self._find(stored[keyed])] = keys[last[keyed]]
+        new = _select(~in_map)
         if new.size:
             self._reserve(new.size)
             self._insert(stored[new], keys[last[new]])
@@ -306,6 +354,8 @@ class FrameKeys:
         if frames.size == 0:
             return
         f = np.asarray(frames, np.int64)
+        if f.size > 1 and not bool((f[1:] > f[:-1]).all()):
+            f = np.sort(f)
         slot = self._find((f + 1).astype(np.uint32))
         slot = slot[slot >= 0]
         self.slot_frame[slot] = self._DELETED
@@ -324,29 +374,25 @@ class FrameKeys:
         k = self.slot_frame[probe]
         hit = k == stored
         slot = np.where(hit, probe, -1)
-        pending = np.flatnonzero(~hit & (k != self._EMPTY))
+        pending = _select(~hit & (k != self._EMPTY))
         mask = self.capacity - 1
-        probe = (probe[pending] + 1) & mask
-        while pending.size:
-            k = self.slot_frame[probe]
-            hit_mask = k == stored[pending]
-            hit = np.flatnonzero(hit_mask)
-            slot[pending[hit]] = probe[hit]
-            go_on = _select(~hit_mask & (k != self._EMPTY))
-            pending, probe = pending[go_on], (probe[go_on] + 1) & mask
+        _find_rest(self.slot_frame, stored, slot, pending, (probe[pending] + 1) & mask, 0,
+                   mask, self._EMPTY)
         return slot
 
     def _insert(self, stored: npt.NDArray[np.uint32], keys: U64) -> None:
-        """Place absent, distinct frames, in rounds of one probe each (as U64Map does)."""
+        """Place absent, distinct frames: each in the first free (empty or deleted) slot
+        of its run, a window of slots at once (see _find_rest). Of frames that pick the
+        same slot one write wins; the others look on from there."""
         mask = self.capacity - 1
         probe = self._home(stored)
         pending = np.arange(stored.size)
         self.live += int(stored.size)
-        while pending.size:
+        while pending.size > _FEW:  # one probe a round while many go on (see _find_rest)
             k = self.slot_frame[probe]
             free_at = _select((k == self._EMPTY) | (k == self._DELETED))
             slots, cand = probe[free_at], stored[pending[free_at]]
-            self.slot_frame[slots] = cand  # of several for one slot, one write wins
+            self.slot_frame[slots] = cand
             won_mask = np.zeros(pending.size, np.bool_)
             won_mask[free_at] = self.slot_frame[slots] == cand
             won = _select(won_mask)
@@ -354,6 +400,24 @@ class FrameKeys:
             self.deleted -= int(np.count_nonzero(k[won] == self._DELETED))
             left = _select(~won_mask)
             pending, probe = pending[left], (probe[left] + 1) & mask
+        while pending.size:
+            idx = (probe[:, None] + _STEPS) & mask
+            k = self.slot_frame[idx]
+            free = (k == self._EMPTY) | (k == self._DELETED)
+            first = free.argmax(axis=1)
+            rows = np.arange(pending.size)
+            has_free = free[rows, first]
+            at = _select(has_free)
+            slots, cand = idx[at, first[at]], stored[pending[at]]
+            self.slot_frame[slots] = cand  # of several for one slot, one write wins
+            won_mask = self.slot_frame[slots] == cand
+            won = _select(won_mask)
+            self.slot_key[slots[won]] = keys[pending[at[won]]]
+            self.deleted -= int(np.count_nonzero(k[at[won], first[at[won]]] == self._DELETED))
+            lost = _select(~won_mask)
+            full = _select(~has_free)
+            pending = np.concatenate([pending[full], pending[at[lost]]])
+            probe = np.concatenate([(idx[full, _WINDOW - 1] + 1) & mask, slots[lost]])
 
     def _reserve(self, extra: int) -> None:
         """Room for `extra` new frames: past 3/4 of the slots used (live or deleted), the
@@ -372,10 +436,10 @@ class FrameKeys:
             self._layout(cap)
         self._insert(stored, keys)
 
-    def _bits(self, frames: I64, on: bool) -> None:
+    def _bits(self, f: I64, on: bool) -> None:
+        """Set or clear the bits of frames `f`, ascending and distinct."""
         # A byte holds eight frames' bits: combine those of one byte first (an or.at would
         # do it too, several times slower).
-        f = unique_sorted(frames)
         byte, starts, _ = runs(f >> 3)
         mask = np.bitwise_or.reduceat(np.left_shift(np.uint8(1), (f & 7).astype(np.uint8)),
                                       starts)
@@ -461,7 +525,7 @@ class HintTable:
             s = packed >> bits
             last = np.ones(s.size, np.bool_)
             last[:-1] = s[1:] != s[:-1]
-            pick = packed[np.flatnonzero(last)] & ((1 << bits) - 1)
+            pick = packed[_select(last)] & ((1 << bits) - 1)
         else:
             order = np.argsort(slot, kind="stable")
             s = slot[order]
@@ -544,26 +608,19 @@ class RegionMap(U64Map):
         k = self.rkeys[probe]
         hit = k == keys
         slot = np.where(hit, probe, -1)
-        pending = np.flatnonzero(~hit & (k != EMPTY))
+        pending = _select(~hit & (k != EMPTY))
         # Each key still going carries its region's offset and slot mask along.
         lo = self.offset[region[pending]]
         size_mask = self.size[region[pending]] - 1
         probe = lo + ((probe[pending] - lo + 1) & size_mask)
-        while pending.size:
-            k = self.rkeys[probe]
-            hit_mask = k == keys[pending]
-            hit = np.flatnonzero(hit_mask)
-            slot[pending[hit]] = probe[hit]
-            go_on = _select(~hit_mask & (k != EMPTY))
-            pending, lo, size_mask = pending[go_on], lo[go_on], size_mask[go_on]
-            probe = lo + ((probe[go_on] - lo + 1) & size_mask)
+        _find_rest(self.rkeys, keys, slot, pending, probe, lo, size_mask, EMPTY)
         return slot
 
     def get_in(self, keys: U64, region: I64) -> tuple[Bool, I64]:
         """(found, value) of each key in its region; value 0 where not found."""
         slot = self.find_in(keys, region)
         found = slot >= 0
-        at = np.flatnonzero(found)  # read only the slots found
+        at = _select(found)  # read only the slots found
         vals = np.zeros(keys.size, np.int64)
         vals[at] = self.rvals[slot[at]]
         return found, vals
@@ -574,7 +631,7 @@ class RegionMap(U64Map):
         if keys.size == 0:
             return
         new = np.zeros(keys.size, np.bool_) if absent is None else absent.copy()
-        look = np.flatnonzero(~new)
+        look = _select(~new)
         slot = self.find_in(keys[look], region[look])
         present = slot >= 0
         self.rvals[slot[present]] = vals[look[present]]
@@ -583,7 +640,7 @@ class RegionMap(U64Map):
             return
         keys, vals, region = keys[new], vals[new], region[new]
         extra = np.bincount(region, minlength=self.size.size)
-        short = np.flatnonzero(self.used_in + extra > self.LOAD * self.size)
+        short = _select(self.used_in + extra > self.LOAD * self.size)
         if short.size:
             self.reserve(short, (self.live_in + extra)[short])
         self._insert_new_in(keys, vals.astype(np.uint32), region)
@@ -651,7 +708,7 @@ class RegionMap(U64Map):
         redo = np.zeros(size.size, np.bool_)
         redo[regions] = True
         self._layout(size)
-        for r in np.flatnonzero(~redo).tolist():  # the other regions move as they are
+        for r in _select(~redo).tolist():  # the other regions move as they are
             src = slice(old_offset[r], old_offset[r] + old_size[r])
             self.rkeys[self.offset[r]:self.offset[r] + size[r]] = old_keys[src]
             self.rvals[self.offset[r]:self.offset[r] + size[r]] = old_vals[src]

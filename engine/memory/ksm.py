@@ -242,14 +242,15 @@ class _Chain:
         chained = keys if isinstance(index, int) and index == 0 else chain_key(keys, index)
         found, fr, aux = sharing.stable.get(chained)
         # Checked only where found (few: most pages have no KSM page yet); elsewhere the
-        # entry is frame 0, not live.
+        # entry is frame 0, not live. An entry's frame is always one shared under the
+        # entry's key (a frame is keyed when its entry is made and keeps its key until it
+        # is freed, when the entry goes; invariants.py checks): no need to read it back.
         at = np.flatnonzero(found)
         fr_at = fr[at]
         fr_ok = np.zeros(groups.size, np.int64)
         fr_ok[at] = fr_at
         live = np.zeros(groups.size, np.bool_)
-        live[at] = ((aux[at] == self.content[groups[at]])
-                    & (sharing.frame_keys.get(fr_at) == chained[at]) & (refcount[fr_at] > 0))
+        live[at] = (aux[at] == self.content[groups[at]]) & (refcount[fr_at] > 0)
         users = np.full(groups.size, refcount[0], np.int64)
         users[at] = refcount[fr_at]
         return live, fr_ok, users

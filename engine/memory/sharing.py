@@ -90,10 +90,8 @@ def _share(state: State, cand: I64) -> None:
     found, frame, aux = sharing.stable.get(keys)
     frame_ok = np.where(found, frame, 0)
     lo = state.hosts.frame_offset[host]
-    frame_key = np.zeros(cand.size, np.uint64)
-    at = np.flatnonzero(found)  # the keys of the frames found only (a minority)
-    frame_key[at] = sharing.frame_keys.get(frame_ok[at])
-    valid_s = (found & (aux == content) & (frame_key == keys)
+    # The frame an entry names is shared under the entry's key (see ksm._Chain.probe).
+    valid_s = (found & (aux == content)
                & (state.frames.refcount[frame_ok] > 0)
                & (frame_ok >= lo) & (frame_ok < lo + state.hosts.n_frames[host]))
 

@@ -65,7 +65,7 @@ def test_frame_keys_match_one_key_per_frame(ops: list[tuple[bool, list[int]]],
     """FrameKeys (a bit per frame, a map of the keyed ones) against a dense key array:
     neighbours in one byte of bits, a frame twice in a batch (the last key wins), frames
     keyed again after they lost their key."""
-    keys = FrameKeys(n_frames)
+    keys = FrameKeys(n_frames, capacity=16)  # small: long runs, growth, rebuilds
     model = np.zeros(n_frames, np.uint64)
     for step, (give, raw) in enumerate(ops):
         frames = np.array([f % n_frames for f in raw], np.int64)
