@@ -10,8 +10,6 @@ fits a budget is a prefix of the row's entries, so no per-entry test is needed f
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from engine.hashing import splitmix64
@@ -332,73 +330,70 @@ def _replay(world: World, table: MigrationTable, rows: I64, going: I64, t: F64, 
 def _replay_row(world: World, table: MigrationTable, rows: I64, i: int, t: F64, rate: F64,
                 limit: I64, until: F64, reached: np.ndarray, page: int) -> bool:
     """Row i of `send` replayed (see _replay); False, with nothing changed, if it has
-    pages in swap within the entries it would price.
-
-    The loop's arithmetic on Python floats and ints: IEEE doubles as numpy's float64,
-    int64 values exact (byte counts far below 2**53), maxima and minima as numpy's
-    (np.maximum(-0.0, 0.0) is 0.0), truncations as astype(np.int64)."""
-    row = int(rows[i])
+    pages in swap within the entries it would price."""
     r = rows[i:i + 1]
-    cursor0 = int(table["cursor"][row])
-    carry = float(table["carry_bytes"][row])
-    bytes_sent, pages_sent = int(table["bytes_sent"][row]), int(table["pages_sent"][row])
-    window_bytes = float(table["window_bytes"][row])
-    t_i, rate_i, until_i, lim = float(t[i]), float(rate[i]), float(until[i]), int(limit[i])
-    span = lim - cursor0  # entries left before the limit
+    idx = np.array([i], np.int64)
+    cursor0 = table["cursor"][r]
+    carry = table["carry_bytes"][r]
+    bytes_sent, pages_sent = table["bytes_sent"][r], table["pages_sent"][r]
+    window_bytes = table["window_bytes"][r]
+    t_i, rate_i, until_i, limit_i = t[idx], rate[idx], until[idx], limit[idx]
+    span = int(limit_i[0] - cursor0[0])  # entries left before the limit
     priced = 0
     parts: list[tuple[Batch, Cost]] = []
-    total = np.zeros(1, np.int64)  # running sums of bytes and of sendable entries
+    total = np.zeros(1, np.int64)  # running sums of bytes, sendable and zero-sendable
     sendable = np.zeros(1, np.int64)
+    zeros = np.zeros(1, np.int64)
     pos = 0
     cursor = cursor0
     while True:
         budget = rate_i * (until_i - t_i) + carry
-        avg = bytes_sent / max(pages_sent, 1) if pages_sent > 0 else float(page)
-        avg = avg if avg > 1.0 else 1.0
-        avg = avg if avg < page else float(page)
-        count = min(lim - cursor, int(budget / avg * 1.05) + 2)
-        if pos + count > priced:  # price further ahead
-            more = min(span - priced, max(2 * priced, pos + count - priced + LOOKAHEAD_MIN))
-            b = Batch(world, table, r, np.array([cursor0 + priced], np.int64),
-                      np.array([more], np.int64))
+        avg = np.where(pages_sent > 0, bytes_sent / np.maximum(pages_sent, 1), page)
+        guess = (budget / np.minimum(np.maximum(avg, 1.0), page) * 1.05).astype(np.int64) + 2
+        count = np.minimum(limit_i - cursor, guess)
+        n = int(count[0])
+        if pos + n > priced:  # price further ahead
+            more = min(span - priced, max(2 * priced, pos + n - priced + LOOKAHEAD_MIN))
+            b = Batch(world, table, r, cursor0 + priced, np.array([more], np.int64))
             c = Cost(world, table, r, b)
             if (c.loc == Loc.SWAPPED).any():
                 return False
             parts.append((b, c))
             total = np.concatenate([total, total[-1] + np.cumsum(c.bytes)])
             sendable = np.concatenate([sendable, sendable[-1] + np.cumsum(c.sendable)])
+            zeros = np.concatenate([zeros, zeros[-1] + np.cumsum(c.zero & c.sendable)])
             priced += more
         # `_send_some`: what fits the budget is a prefix (see there), in integers.
-        before = int(total[pos])
-        cap = budget + 1e-6
-        allowed = math.floor(cap if cap < 2.0**62 else 2.0**62)
-        k = int(np.searchsorted(total[pos + 1:pos + 1 + count], before + max(allowed, -1),
-                                side="right"))
-        k = min(max(k, 0), count)
-        used_bytes = int(total[pos + k]) - before
-        bytes_sent += used_bytes
-        pages_sent += int(sendable[pos + k] - sendable[pos])
-        used = float(used_bytes)
-        window_bytes += used
-        pos += k
+        before = total[pos:pos + 1]
+        allowed = np.floor(np.minimum(budget + 1e-6, 2.0**62)).astype(np.int64)
+        k = np.minimum(np.maximum(np.searchsorted(
+            total[pos + 1:pos + 1 + n], before + np.maximum(allowed, -1), side="right"), 0),
+            count)
+        kk = int(k[0])
+        used_bytes = total[pos + kk:pos + kk + 1] - before
+        bytes_sent = bytes_sent + used_bytes
+        pages_sent = pages_sent + (sendable[pos + kk] - sendable[pos])
+        window_bytes = window_bytes + used_bytes.astype(np.float64)
+        pos += kk
+        used = used_bytes.astype(np.float64)
         # `send`'s bookkeeping of the go.
         whole = k == count
-        at_limit = whole and cursor + k >= lim
-        cursor += k
-        over = used - carry
-        t_done = t_i + (over if over > 0.0 else 0.0) / rate_i
-        carry = 0.0 if whole else budget - used
-        t_i = t_done if whole else until_i
-        if at_limit:
+        at_limit = whole & (cursor + k >= limit_i)
+        cursor = cursor + k
+        t_done = t_i + np.maximum(used - carry, 0.0) / rate_i
+        cut = ~whole
+        carry = np.where(cut, budget - used, 0.0)
+        t_i = np.where(cut, until_i, t_done)
+        if at_limit[0]:
             reached[i] = True
-        if not (whole and not at_limit and t_i < until_i):
+        if not (whole & ~at_limit & (t_i < until_i))[0]:
             break
-    t[i] = t_i
-    table["cursor"][row] = cursor
-    table["carry_bytes"][row] = carry
+    t[i] = t_i[0]
+    table["cursor"][r] = cursor
+    table["carry_bytes"][r] = carry
     if pos:
-        _record_prefix(world, table, r, parts, pos, int(total[pos]))
-    table["window_bytes"][row] = window_bytes  # the goes' own float sums
+        _record_prefix(world, table, r, parts, pos, int(total[pos] - total[0]))
+    table["window_bytes"][r] = window_bytes  # the goes' own float sums
     return True
 
 
