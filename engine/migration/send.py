@@ -263,8 +263,6 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
     idle = (rate <= 0) & ~reached
     t[idle] = until[idle]
     going = np.flatnonzero(~reached & ~idle & (t < until))
-    if going.size:
-        going = _replay(world, table, rows, going, t, rate, limit, until, reached)
     while going.size:
         r = rows[going]
         carry = table["carry_bytes"][r]
@@ -298,122 +296,6 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         reached[going[at_limit]] = True
         going = going[whole & ~at_limit & (t[going] < until[going])]
     return t, reached
-
-
-LOOKAHEAD_MIN = 1024  # list entries priced ahead at least, past a replay's first guess
-
-
-def _replay(world: World, table: MigrationTable, rows: I64, going: I64, t: F64, rate: F64,
-            limit: I64, until: F64, reached: np.ndarray) -> I64:
-    """`send`'s loop for the rows that allow it, one row at a time; returns the others.
-
-    The loop prices a guess of entries, sends what fits, and goes again while budget is
-    left; the guess follows the bytes per page sent so far, so over cheap (zero) pages it
-    takes several goes. A row's goes depend on nothing but its own entries' prices, which
-    sending does not change - unless XBZRLE is in use (sending fills its cache) or pages
-    come from swap (their reads are charged to the host in each go). For the other rows
-    the entries are priced once, further ahead, and the goes replayed on their running
-    sums with the loop's own arithmetic, element for element; what was sent is recorded
-    once. Same results, a fraction of the work.
-    """
-    page = world.state.page_size
-    started = table["xbzrle"][rows[going]] & (table["passes"][rows[going]] > 0) & (
-        table["algorithm"][rows[going]] != XEN)
-    rest = []
-    for i, plain in zip(going.tolist(), (~started).tolist(), strict=True):
-        if not (plain and _replay_row(world, table, rows, i, t, rate, limit, until, reached,
-                                      page)):
-            rest.append(i)
-    return np.array(rest, np.int64)
-
-
-def _replay_row(world: World, table: MigrationTable, rows: I64, i: int, t: F64, rate: F64,
-                limit: I64, until: F64, reached: np.ndarray, page: int) -> bool:
-    """Row i of `send` replayed (see _replay); False, with nothing changed, if it has
-    pages in swap within the entries it would price."""
-    r = rows[i:i + 1]
-    idx = np.array([i], np.int64)
-    cursor0 = table["cursor"][r]
-    carry = table["carry_bytes"][r]
-    bytes_sent, pages_sent = table["bytes_sent"][r], table["pages_sent"][r]
-    window_bytes = table["window_bytes"][r]
-    t_i, rate_i, until_i, limit_i = t[idx], rate[idx], until[idx], limit[idx]
-    span = int(limit_i[0] - cursor0[0])  # entries left before the limit
-    priced = 0
-    parts: list[tuple[Batch, Cost]] = []
-    total = np.zeros(1, np.int64)  # running sums of bytes, sendable and zero-sendable
-    sendable = np.zeros(1, np.int64)
-    zeros = np.zeros(1, np.int64)
-    pos = 0
-    cursor = cursor0
-    while True:
-        budget = rate_i * (until_i - t_i) + carry
-        avg = np.where(pages_sent > 0, bytes_sent / np.maximum(pages_sent, 1), page)
-        guess = (budget / np.minimum(np.maximum(avg, 1.0), page) * 1.05).astype(np.int64) + 2
-        count = np.minimum(limit_i - cursor, guess)
-        n = int(count[0])
-        if pos + n > priced:  # price further ahead
-            more = min(span - priced, max(2 * priced, pos + n - priced + LOOKAHEAD_MIN))
-            b = Batch(world, table, r, cursor0 + priced, np.array([more], np.int64))
-            c = Cost(world, table, r, b)
-            if (c.loc == Loc.SWAPPED).any():
-                return False
-            parts.append((b, c))
-            total = np.concatenate([total, total[-1] + np.cumsum(c.bytes)])
-            sendable = np.concatenate([sendable, sendable[-1] + np.cumsum(c.sendable)])
-            zeros = np.concatenate([zeros, zeros[-1] + np.cumsum(c.zero & c.sendable)])
-            priced += more
-        # `_send_some`: what fits the budget is a prefix (see there), in integers.
-        before = total[pos:pos + 1]
-        allowed = np.floor(np.minimum(budget + 1e-6, 2.0**62)).astype(np.int64)
-        k = np.minimum(np.maximum(np.searchsorted(
-            total[pos + 1:pos + 1 + n], before + np.maximum(allowed, -1), side="right"), 0),
-            count)
-        kk = int(k[0])
-        used_bytes = total[pos + kk:pos + kk + 1] - before
-        bytes_sent = bytes_sent + used_bytes
-        pages_sent = pages_sent + (sendable[pos + kk] - sendable[pos])
-        window_bytes = window_bytes + used_bytes.astype(np.float64)
-        pos += kk
-        used = used_bytes.astype(np.float64)
-        # `send`'s bookkeeping of the go.
-        whole = k == count
-        at_limit = whole & (cursor + k >= limit_i)
-        cursor = cursor + k
-        t_done = t_i + np.maximum(used - carry, 0.0) / rate_i
-        cut = ~whole
-        carry = np.where(cut, budget - used, 0.0)
-        t_i = np.where(cut, until_i, t_done)
-        if at_limit[0]:
-            reached[i] = True
-        if not (whole & ~at_limit & (t_i < until_i))[0]:
-            break
-    t[i] = t_i[0]
-    table["cursor"][r] = cursor
-    table["carry_bytes"][r] = carry
-    if pos:
-        _record_prefix(world, table, r, parts, pos, int(total[pos] - total[0]))
-    table["window_bytes"][r] = window_bytes  # the goes' own float sums
-    return True
-
-
-def _record_prefix(world: World, table: MigrationTable, r: I64,
-                   parts: list[tuple[Batch, Cost]], n: int, sent_bytes: int) -> None:
-    """`record` of a row's first n priced entries (each part a Batch and its Cost)."""
-    page = np.concatenate([b.page for b, _ in parts])[:n]
-    local = np.concatenate([b.local for b, _ in parts])[:n]
-    b = Batch.explicit(np.zeros(n, np.int64), local, page, 1)
-    first = parts[0][1]
-    c = Cost.__new__(Cost)
-    c.loc = np.concatenate([x.loc for _, x in parts])[:n]
-    c.sendable = np.concatenate([x.sendable for _, x in parts])[:n]
-    c.content = np.concatenate([x.content for _, x in parts])[:n]
-    c.zero = np.concatenate([x.zero for _, x in parts])[:n]
-    c.bytes = np.concatenate([x.bytes for _, x in parts])[:n]
-    c.qemu_row, c.hit, c.started = first.qemu_row, None, first.started
-    c.all_sendable = bool(c.sendable.all())
-    record(world, table, r, b, c, None if c.all_sendable else c.sendable,
-           np.array([sent_bytes], np.int64))
 
 
 def _chunks(count: I64) -> list[tuple[int, int]]:

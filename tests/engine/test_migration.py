@@ -206,15 +206,12 @@ def test_dirty_logging_traps_cost_the_guest_and_pml_batches_them() -> None:
     assert traps[True][1] < traps[False][1] / 100  # one exit per 512 logged pages
 
 
-_SIX_OPTIONS: list[dict[str, Any]] = [
-    {"algorithm": "qemu"}, {"algorithm": "xen"},
-    {"algorithm": "qemu", "xbzrle": True, "max_rate": "20Mbit/s"},
-    {"algorithm": "xen", "free_page_hints": True},
-    {"algorithm": "qemu", "mode": "hybrid", "auto_converge": True},
-    {"algorithm": "qemu", "pml": True}]
+def test_sending_in_small_groups_of_pages_changes_nothing(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The pre-copies of a tick send their pages in groups of rows (send.CHUNK_ENTRIES
+    list entries each); the outcome must not depend on the size of the groups."""
+    from engine.migration import send
 
-
-def _six_migrations() -> dict[str, Any]:
     data = small_spec()
     data["host"][0]["memory"] = data["host"][1]["memory"] = "96MiB"
     for host in data["host"]:
@@ -223,46 +220,11 @@ def _six_migrations() -> dict[str, Any]:
                    "content": {"zero": 0.1, "os": 0.2, "private": 0.6, "app": 0.1,
                                "resident": 1.0},
                    "workload": {"reads_per_s": 500, "writes_per_s": 400}} for i in range(6)]
-    return data
-
-
-def test_replaying_a_rows_goes_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`send` replays a row's goes on prices taken once (send._replay) where sending
-    cannot change them: the same outcome, bit for bit, as going through the loop."""
-    from engine.migration import send
-
-    replayed: list[bool] = []
-    real = send._replay_row
-
-    def counting(*args: Any) -> bool:
-        replayed.append(real(*args))
-        return replayed[-1]
-
-    runs = []
-    for replay in (True, False):
-        if not replay:
-            monkeypatch.setattr(send, "_replay", lambda world, table, rows, going, *r: going)
-        monkeypatch.setattr(send, "_replay_row", counting)
-        sim = Simulation.from_spec(parse_scenario(_six_migrations()), check=True)
-        for i, opts in enumerate(_SIX_OPTIONS):
-            assert sim.submit({"kind": "migrate", "vm": f"v{i}", "to": "h2", **opts}).ok
-        sim.step(40)
-        runs.append((sim.digest(), sim.report()["migrations"]))
-    assert replayed.count(True) > 20  # and the XBZRLE row went through the loop
-    assert all(m["status"] == "done" for m in runs[0][1])
-    assert runs[0] == runs[1]
-
-
-def test_sending_in_small_groups_of_pages_changes_nothing(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
-    """The pre-copies of a tick send their pages in groups of rows (send.CHUNK_ENTRIES
-    list entries each); the outcome must not depend on the size of the groups."""
-    from engine.migration import send
-
-    # Every row through the loop, not its replay (tested below).
-    monkeypatch.setattr(send, "_replay", lambda world, table, rows, going, *rest: going)
-    data = _six_migrations()
-    options = _SIX_OPTIONS
+    options = [{"algorithm": "qemu"}, {"algorithm": "xen"},
+               {"algorithm": "qemu", "xbzrle": True, "max_rate": "20Mbit/s"},
+               {"algorithm": "xen", "free_page_hints": True},
+               {"algorithm": "qemu", "mode": "hybrid", "auto_converge": True},
+               {"algorithm": "qemu", "pml": True}]
     groups: list[int] = []
     real = send._send_some
 
