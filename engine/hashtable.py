@@ -99,6 +99,19 @@ def _find_rest(table: npt.NDArray[Any], want: npt.NDArray[Any], slot: I64, pendi
             probe = lo + ((probe - lo + 1) & size_mask)
 
 
+def _home_of(keys: U64, capacity: int) -> I64:
+    """Home slot of each key in a table of `capacity` (a power of two) slots: the top
+    bits of a Fibonacci hash."""
+    with np.errstate(over="ignore"):
+        mixed = keys * _GOLDEN
+    return (mixed >> np.uint64(64 - (capacity.bit_length() - 1))).astype(np.int64)
+
+
+def _pow2_slots(capacity: int) -> int:
+    """`capacity` rounded up to a power of two, at least 16."""
+    return 1 << max(4, int(capacity - 1).bit_length())
+
+
 def fix_key(keys: U64) -> U64:
     """Map any 64-bit keys into the usable range (>= 2)."""
     return np.where(keys < np.uint64(2), keys + np.uint64(2), keys)
@@ -106,7 +119,7 @@ def fix_key(keys: U64) -> U64:
 
 class U64Map:
     def __init__(self, capacity: int = 1024) -> None:
-        cap = 1 << max(4, int(capacity - 1).bit_length())
+        cap = _pow2_slots(capacity)
         self.keys = np.zeros(cap, np.uint64)
         self.vals = np.zeros(cap, np.int64)
         self.aux = np.zeros(cap, np.uint64)
@@ -121,9 +134,7 @@ class U64Map:
         return int(self.keys.size)
 
     def _home(self, keys: U64) -> I64:
-        with np.errstate(over="ignore"):
-            mixed = keys * _GOLDEN
-        return (mixed >> np.uint64(64 - (self.capacity.bit_length() - 1))).astype(np.int64)
+        return _home_of(keys, self.capacity)
 
     def _find(self, keys: U64) -> I64:
         """Slot of each key, -1 where absent."""
@@ -294,7 +305,7 @@ class FrameKeys:
             raise ValueError("FrameKeys: at most 2^32 - 3 frames")
         self.n_frames = int(n_frames)
         self.bits = np.zeros((self.n_frames + 7) // 8, np.uint8)
-        self._layout(1 << max(4, int(capacity - 1).bit_length()))
+        self._layout(_pow2_slots(capacity))
 
     def _layout(self, capacity: int) -> None:
         self.slot_frame = _table_zeros(capacity, np.uint32)  # frame + 1; EMPTY, DELETED
@@ -364,9 +375,7 @@ class FrameKeys:
         self._bits(f, False)
 
     def _home(self, stored: npt.NDArray[np.uint32]) -> I64:
-        with np.errstate(over="ignore"):
-            mixed = stored.astype(np.uint64) * _GOLDEN
-        return (mixed >> np.uint64(64 - (self.capacity.bit_length() - 1))).astype(np.int64)
+        return _home_of(stored.astype(np.uint64), self.capacity)
 
     def _find(self, stored: npt.NDArray[np.uint32]) -> I64:
         """Slot of each stored frame, -1 where absent (U64Map._find's probing)."""

@@ -75,9 +75,7 @@ def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> N
 
 def holding(state: State, flat: I64 | slice) -> np.ndarray:
     """Which of these pages hold data the destination must have."""
-    p = state.pages
-    # The location is the low byte of each page's word (state.Pages).
-    loc = p.word[flat].astype(np.uint8) if isinstance(flat, slice) else p.at("location", flat)
+    loc = state.pages.at("location", flat)
     return np.asarray((loc == Loc.PRIVATE) | (loc == Loc.SHARED) | (loc == Loc.SWAPPED)
                       | (loc == Loc.REMOTE) | (loc == Loc.COMPRESSED))
 
