@@ -99,6 +99,72 @@ def _find_rest(table: npt.NDArray[Any], want: npt.NDArray[Any], slot: I64, pendi
             probe = lo + ((probe - lo + 1) & size_mask)
 
 
+def _step(probe: I64, by: I64 | int, lo: I64 | int, size_mask: I64 | int) -> I64:
+    """`by` slots on from `probe` in each key's run [lo, lo + size_mask] (wrapping)."""
+    if isinstance(lo, int):
+        return (probe + by) & size_mask
+    return lo + ((probe - lo + by) & size_mask)
+
+
+def _place(table: npt.NDArray[Any], keys: npt.NDArray[Any], probe: I64, lo: I64 | int,
+           size_mask: I64 | int, empty: Any, deleted: Any) -> tuple[I64, npt.NDArray[Any]]:
+    """Write absent, distinct `keys` into `table` (linear probing from slot `probe` of each
+    key's run [lo, lo + size_mask]), each in the first free (empty or deleted) slot of its
+    run; returns (each key's slot, what that slot held: empty or deleted).
+
+    One probe a round while many keys go on, then a window of slots a round for the few
+    left in long runs (as _find_rest). Of keys that pick the same slot one write wins
+    (numpy's last); the others look on from the slot after it: the slots a key passed
+    were held and stay held (nothing is freed while placing), so every key ends in the
+    first free slot of its run, which is all lookups need. The layout depends only on
+    the keys and their order.
+    """
+    slot = np.empty(keys.size, np.int64)
+    held = np.empty(keys.size, table.dtype)
+    pending = np.arange(keys.size)
+    while pending.size > _FEW:
+        k = table[probe]
+        free_at = _select((k == empty) | (k == deleted))
+        target, want = probe[free_at], keys[pending[free_at]]
+        table[target] = want
+        won_mask = np.zeros(pending.size, np.bool_)
+        won_mask[free_at] = table[target] == want
+        won = _select(won_mask)
+        slot[pending[won]] = probe[won]
+        held[pending[won]] = k[won]
+        left = _select(~won_mask)
+        pending, probe = pending[left], probe[left]
+        if not isinstance(lo, int):
+            lo, size_mask = lo[left], np.asarray(size_mask)[left]
+        probe = _step(probe, 1, lo, size_mask)
+    while pending.size:
+        if isinstance(lo, int):
+            idx = (probe[:, None] + _STEPS) & size_mask
+        else:
+            idx = lo[:, None] + (((probe - lo)[:, None] + _STEPS)
+                                 & np.asarray(size_mask)[:, None])
+        k = table[idx]
+        free = (k == empty) | (k == deleted)
+        first = free.argmax(axis=1)
+        rows = np.arange(pending.size)
+        at = _select(free[rows, first])
+        full = _select(~free[rows, first])
+        target, want = idx[at, first[at]], keys[pending[at]]
+        table[target] = want
+        won_mask = table[target] == want
+        won = _select(won_mask)
+        slot[pending[at[won]]] = target[won]
+        held[pending[at[won]]] = k[at[won], first[at[won]]]
+        lost = _select(~won_mask)
+        keep = np.concatenate([full, at[lost]])
+        nxt = np.concatenate([idx[full, _WINDOW - 1], target[lost]])
+        pending = pending[keep]
+        if not isinstance(lo, int):
+            lo, size_mask = lo[keep], np.asarray(size_mask)[keep]
+        probe = _step(nxt, 1, lo, size_mask)
+    return slot, held
+
+
 def _home_of(keys: U64, capacity: int) -> I64:
     """Home slot of each key in a table of `capacity` (a power of two) slots: the top
     bits of a Fibonacci hash."""
@@ -192,37 +258,13 @@ class U64Map:
         self._insert_new(keys[new], vals[new], aux[new])
 
     def _insert_new(self, keys: U64, vals: I64, aux: U64) -> None:
-        """Place keys known to be absent (and distinct), in rounds of one probe each.
-
-        The rounds define the layout (and so the saved state): in each round every pending
-        key looks at its current slot; among keys that find the same free slot, the write
-        of the last one wins, and every key not placed moves one slot on.
-        """
-        mask = self.capacity - 1
-        pending = np.arange(keys.size)
-        probe = self._home(keys)
-        pending_keys = keys
-        while pending.size:
-            k = self.keys[probe]
-            free = k <= DELETED  # empty or deleted
-            if not free.any():  # the long tail of rounds: every key just moves on
-                probe += 1
-                probe &= mask
-                continue
-            free_at = _select(free)
-            slots, cand_keys = probe[free_at], pending_keys[free_at]
-            self.keys[slots] = cand_keys
-            won_mask = np.zeros(pending.size, np.bool_)
-            won_mask[free_at] = self.keys[slots] == cand_keys
-            won = _select(won_mask)
-            placed, at = pending[won], probe[won]
-            self.vals[at] = vals[placed]
-            self.aux[at] = aux[placed]
-            self.live += int(placed.size)
-            self.deleted -= int(np.count_nonzero(k[won] == DELETED))
-            left = _select(~won_mask)
-            pending, probe, pending_keys = pending[left], (probe[left] + 1) & mask, \
-                pending_keys[left]
+        """Place keys known to be absent (and distinct): see _place."""
+        slot, held = _place(self.keys, keys, self._home(keys), 0, self.capacity - 1, EMPTY,
+                            DELETED)
+        self.vals[slot] = vals
+        self.aux[slot] = aux
+        self.live += int(keys.size)
+        self.deleted -= int(np.count_nonzero(held == DELETED))
 
     def delete(self, keys: U64) -> int:
         slot = self._find(keys)
@@ -390,43 +432,12 @@ class FrameKeys:
         return slot
 
     def _insert(self, stored: npt.NDArray[np.uint32], keys: U64) -> None:
-        """Place absent, distinct frames: each in the first free (empty or deleted) slot
-        of its run, a window of slots at once (see _find_rest). Of frames that pick the
-        same slot one write wins; the others look on from there."""
-        mask = self.capacity - 1
-        probe = self._home(stored)
-        pending = np.arange(stored.size)
+        """Place absent, distinct frames, each in the first free slot of its run (_place)."""
+        slot, held = _place(self.slot_frame, stored, self._home(stored), 0, self.capacity - 1,
+                            self._EMPTY, self._DELETED)
+        self.slot_key[slot] = keys
         self.live += int(stored.size)
-        while pending.size > _FEW:  # one probe a round while many go on (see _find_rest)
-            k = self.slot_frame[probe]
-            free_at = _select((k == self._EMPTY) | (k == self._DELETED))
-            slots, cand = probe[free_at], stored[pending[free_at]]
-            self.slot_frame[slots] = cand
-            won_mask = np.zeros(pending.size, np.bool_)
-            won_mask[free_at] = self.slot_frame[slots] == cand
-            won = _select(won_mask)
-            self.slot_key[probe[won]] = keys[pending[won]]
-            self.deleted -= int(np.count_nonzero(k[won] == self._DELETED))
-            left = _select(~won_mask)
-            pending, probe = pending[left], (probe[left] + 1) & mask
-        while pending.size:
-            idx = (probe[:, None] + _STEPS) & mask
-            k = self.slot_frame[idx]
-            free = (k == self._EMPTY) | (k == self._DELETED)
-            first = free.argmax(axis=1)
-            rows = np.arange(pending.size)
-            has_free = free[rows, first]
-            at = _select(has_free)
-            slots, cand = idx[at, first[at]], stored[pending[at]]
-            self.slot_frame[slots] = cand  # of several for one slot, one write wins
-            won_mask = self.slot_frame[slots] == cand
-            won = _select(won_mask)
-            self.slot_key[slots[won]] = keys[pending[at[won]]]
-            self.deleted -= int(np.count_nonzero(k[at[won], first[at[won]]] == self._DELETED))
-            lost = _select(~won_mask)
-            full = _select(~has_free)
-            pending = np.concatenate([pending[full], pending[at[lost]]])
-            probe = np.concatenate([(idx[full, _WINDOW - 1] + 1) & mask, slots[lost]])
+        self.deleted -= int(np.count_nonzero(held == self._DELETED))
 
     def _reserve(self, extra: int) -> None:
         """Room for `extra` new frames: past 3/4 of the slots used (live or deleted), the
@@ -655,35 +666,13 @@ class RegionMap(U64Map):
         self._insert_new_in(keys, vals.astype(np.uint32), region)
 
     def _insert_new_in(self, keys: U64, vals: npt.NDArray[np.uint32], region: I64) -> None:
-        """Place absent, distinct keys in rounds of one probe each (as U64Map does)."""
-        pending = np.arange(keys.size)
-        probe = self._home_in(keys, region)
-        pending_keys = keys
-        lo = self.offset[region]
-        size_mask = self.size[region] - 1
-        was_empty: list[I64] = []  # placed keys' regions, where the slot was empty
-        self.live_in += np.bincount(region, minlength=self.size.size)  # all get placed
-        while pending.size:
-            k = self.rkeys[probe]
-            free = k <= DELETED  # empty or deleted
-            if not free.any():  # the long tail of rounds: every key just moves on
-                probe = lo + ((probe - lo + 1) & size_mask)
-                continue
-            free_at = _select(free)
-            slots, cand_keys = probe[free_at], pending_keys[free_at]
-            self.rkeys[slots] = cand_keys
-            won_mask = np.zeros(pending.size, np.bool_)
-            won_mask[free_at] = self.rkeys[slots] == cand_keys
-            won = _select(won_mask)
-            placed, at = pending[won], probe[won]
-            self.rvals[at] = vals[placed]
-            was_empty.append(region[placed[k[won] == EMPTY]])
-            left = _select(~won_mask)
-            pending, pending_keys = pending[left], pending_keys[left]
-            lo, size_mask = lo[left], size_mask[left]
-            probe = lo + ((probe[left] - lo + 1) & size_mask)
-        if was_empty:
-            self.used_in += np.bincount(np.concatenate(was_empty), minlength=self.size.size)
+        """Place absent, distinct keys, each in the first free slot of its run in its
+        region (_place)."""
+        slot, held = _place(self.rkeys, keys, self._home_in(keys, region),
+                            self.offset[region], self.size[region] - 1, EMPTY, DELETED)
+        self.rvals[slot] = vals
+        self.live_in += np.bincount(region, minlength=self.size.size)
+        self.used_in += np.bincount(region[held == EMPTY], minlength=self.size.size)
 
     def delete_in(self, keys: U64, region: I64) -> int:
         slot = self.find_in(keys, region)
