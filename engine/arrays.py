@@ -47,3 +47,60 @@ def sparse_zeros(n: int, dtype: Any) -> npt.NDArray[Any]:
     if hasattr(mmap, "MADV_NOHUGEPAGE"):
         buf.madvise(mmap.MADV_NOHUGEPAGE)
     return np.frombuffer(buf, dtype, count=n)
+
+
+class SegmentOf:
+    """`np.searchsorted(starts, x, side="right") - 1` for ascending `starts`: the segment
+    each position falls in (the VM of a page, given the VMs' first pages), by table.
+
+    searchsorted costs a binary search per element, and on unsorted positions it misses
+    the cache on every step: 5 ms for 100 k random pages over 1,000 VMs, 0.5 ms sorted.
+    Here positions are cut into chunks of 2^shift, no longer than the shortest non-empty
+    segment, so a chunk holds at most one distinct start: a position's answer is its
+    chunk's base count plus that start's multiplicity if it is at or past it. About
+    0.2 ms for 100 k pages, sorted or not. Positions outside the table (negative, or past
+    the chunks) and starts too close for a small table go to searchsorted.
+    """
+
+    MAX_CHUNKS = 1 << 20
+
+    def __init__(self, starts: npt.NDArray[Any], end: int) -> None:
+        self.starts = starts
+        first = int(starts[0]) if starts.size else 0
+        span = max(int(end) - first, 0)
+        distinct = np.unique(starts)
+        gaps = np.diff(np.append(distinct, max(int(end), int(distinct[-1]) + 1))) if (
+            distinct.size) else np.zeros(0, np.int64)
+        smallest = int(gaps.min()) if gaps.size else 1
+        self.shift = max(smallest, 1).bit_length() - 1  # 2^shift <= every gap
+        n_chunks = (span >> self.shift) + 1
+        self.ok = starts.size > 0 and n_chunks <= self.MAX_CHUNKS
+        if not self.ok:
+            return
+        self.first = first
+        self.n_chunks = n_chunks
+        # One chunk more than the positions need: everything past the end lands in it
+        # (clipped there), where the answer is the last segment, as searchsorted's.
+        chunk_start = first + (np.arange(n_chunks + 1, dtype=np.int64) << self.shift)
+        # Starts strictly inside each chunk: at most one distinct value (the chunk is no
+        # longer than any gap), counted with its multiplicity (empty segments).
+        self.base = np.searchsorted(starts, chunk_start, side="right").astype(np.int64) - 1
+        inner_end = np.searchsorted(starts, chunk_start + (1 << self.shift) - 1, side="right")
+        self.mult = inner_end - 1 - self.base
+        at = np.minimum(self.base + 1, starts.size - 1)
+        self.inner = np.where(self.mult > 0, starts[at], np.iinfo(np.int64).max)
+        self.unit = bool(self.mult.max() <= 1)  # no empty segments: a hit adds one
+
+    def __call__(self, x: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        x = np.asarray(x)
+        if not self.ok or x.size == 0 or x.min() < self.first:
+            return np.searchsorted(self.starts, x, side="right").astype(np.int64) - 1
+        chunk = (x if self.first == 0 else x - self.first) >> self.shift
+        np.minimum(chunk, self.n_chunks, out=chunk)
+        out: npt.NDArray[np.int64] = self.base[chunk]
+        hit = x >= self.inner[chunk]
+        if self.unit:
+            out += hit
+        else:
+            out += hit * self.mult[chunk]
+        return out

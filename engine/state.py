@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.arrays import sparse_zeros
+from engine.arrays import SegmentOf, sparse_zeros
 from engine.hashing import name_key
 from engine.pagescale import per_simulated_page
 from engine.spec import HostSpec, SLASpec, VMSpec
@@ -384,6 +384,7 @@ class VMs:
     ids: list[str]
     specs: list[VMSpec]
     arrays: dict[str, npt.NDArray[Any]]
+    _page_index: SegmentOf | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls) -> VMs:
@@ -402,6 +403,8 @@ class VMs:
     def __setitem__(self, name: str, value: npt.NDArray[Any]) -> None:
         # Supports `vms["x"] += ...`; the array is updated in place, dtype kept.
         self.arrays[name][...] = value
+        if name == "page_offset":
+            self._page_index = None
 
     def index(self, vm_id: str) -> int:
         return self.ids.index(vm_id)
@@ -435,8 +438,15 @@ class VMs:
         return np.asarray(self.arrays["host"] >= 0)
 
     def vm_of_pages(self, pages: npt.NDArray[np.integer[Any]]) -> I64:
-        """VM index of each global page index (VM slices are contiguous and ordered)."""
-        return np.searchsorted(self.arrays["page_offset"], pages, side="right").astype(np.int64) - 1
+        """VM index of each global page index (VM slices are contiguous and ordered): what
+        searchsorted over the VMs' first pages gives, by a table (arrays.SegmentOf) kept
+        while the VMs' page offsets stay the same array (extend makes a new one)."""
+        offsets = self.arrays["page_offset"]
+        index = self._page_index
+        if index is None or index.starts is not offsets:
+            end = int(offsets[-1] + self.arrays["n_pages"][-1]) if offsets.size else 0
+            index = self._page_index = SegmentOf(offsets, end)
+        return index(pages)
 
 
 @dataclass

@@ -41,14 +41,6 @@ def count_sorted(vms: VMs, pages: npt.NDArray[np.integer[Any]]) -> I64:
 
 
 def in_vms(vms: VMs, which: Bool, pages: npt.NDArray[np.integer[Any]]) -> Bool:
-    """`which[vms.vm_of_pages(pages)]` when `which` holds a few VMs (post-copy, pre-copy,
-    blocked): a search over their slice bounds only, a couple of steps a page instead of
-    one per doubling of the VM count."""
-    chosen = np.flatnonzero(which)
-    offsets = vms["page_offset"]
-    # A VM's slice runs to the next VM's offset (the last one's: past any page).
-    ends = np.append(offsets[1:], np.iinfo(np.int64).max)
-    bounds = np.empty(2 * chosen.size, np.int64)
-    bounds[0::2] = offsets[chosen]
-    bounds[1::2] = ends[chosen]
-    return np.asarray(np.searchsorted(bounds, pages, side="right") % 2 == 1)
+    """Whether each page is in one of the VMs `which` marks (post-copy, pre-copy,
+    blocked ones)."""
+    return np.asarray(which[vms.vm_of_pages(pages)])
