@@ -333,10 +333,11 @@ class FrameKeys:
     a slot (frame + 1 as a uint32, 0 empty, 2^32 - 1 deleted; the key). Released frames are
     mostly private: their bits tell them apart without a probe of the map.
 
-    Nothing outside reads the map's layout (a save holds one key per frame), so it may be
-    filled further than U64Map, to 3/4: its lookups are of keyed frames only, which are
-    found in a few probes even so, and a growth (mostly the faulting-in of new memory, in
-    the tick the stable table grows too, as it holds as many entries) is half the size.
+    Nothing outside reads the map's layout (a save holds `items`, the keyed frames and
+    their keys), so it may be filled further than U64Map, to 3/4: its lookups are of
+    keyed frames only, which are found in a few probes even so, and a growth (mostly the
+    faulting-in of new memory, in the tick the stable table grows too, as it holds as
+    many entries) is half the size.
     """
 
     _EMPTY = np.uint32(0)
@@ -476,18 +477,26 @@ class FrameKeys:
         return frames[order], self.slot_key[used][order]
 
     def dense(self) -> U64:
-        """One key per frame, 0 where none (what saves hold)."""
+        """One key per frame, 0 where none: a whole new array of n_frames (for tests and
+        checks on small worlds; saves hold `items`, as schema 2 and older held this)."""
         out = np.zeros(self.n_frames, np.uint64)
         frames, keys = self.items()
         out[frames] = keys
         return out
 
     @classmethod
-    def from_dense(cls, keys: U64) -> FrameKeys:
-        table = cls(keys.size)
-        keyed = np.flatnonzero(keys)
-        table.set(keyed, keys[keyed])
+    def from_items(cls, n_frames: int, frames: npt.NDArray[Any], keys: U64) -> FrameKeys:
+        """The table of `n_frames` frames whose keyed ones are `frames` (distinct, each
+        below n_frames) with `keys` (nonzero): `items` read back, as a save holds it."""
+        table = cls(n_frames, capacity=max(1024, 2 * int(np.size(frames))))
+        table.set(np.asarray(frames, np.int64), np.asarray(keys, np.uint64))
         return table
+
+    @classmethod
+    def from_dense(cls, keys: U64) -> FrameKeys:
+        """The table of a key per frame, 0 where none (saves of schema 2 and older)."""
+        keyed = np.flatnonzero(keys)
+        return cls.from_items(keys.size, keyed, keys[keyed])
 
 
 class HintTable:

@@ -27,7 +27,13 @@ from engine.migration.model import from_old_saves as old_migrations
 from engine.network import build_topology
 from engine.rng import Streams
 from engine.savecheck import check_arrays
-from engine.savemodel import SCHEMA_VERSION, MigrationsPlain, SaveMeta
+from engine.savemodel import (
+    FRAME_KEY_FRAMES,
+    FRAME_KEY_KEYS,
+    SCHEMA_VERSION,
+    MigrationsPlain,
+    SaveMeta,
+)
 from engine.scenario import ScenarioSpec, first_error
 from engine.spec import VMSpec
 from engine.state import VM_ARRAY_DTYPES, VM_ARRAY_SHAPES, Frames, Hosts, Pages, State, VMs
@@ -78,7 +84,12 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     sharing = state.sharing
     for name in ("stable", "hints", "unstable"):
         arrays.update(getattr(sharing, name).to_arrays(f"sharing.{name}"))
-    arrays["sharing.frame_key"] = sharing.frame_keys.dense()
+    # The shared frames (ascending) and their keys, not a key per frame: a dense array
+    # would be n_frames uint64 (0.74 GiB on the data center) for a percent of them.
+    # int32, as every frame id in a save (pages.frame, frames.free_stack).
+    keyed, keys = sharing.frame_keys.items()
+    arrays[FRAME_KEY_FRAMES] = keyed.astype(np.int32)
+    arrays[FRAME_KEY_KEYS] = keys
     arrays.update({f"sharing.hosts.{k}": v for k, v in sharing.hosts.items()})
     arrays.update({f"reclaim.hosts.{k}": v for k, v in state.reclaim.hosts.items()})
     meta["migrations"], mig_arrays = table_of(state).to_plain()
@@ -219,7 +230,7 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         stable=U64Map.from_arrays(arrays, "sharing.stable"),
         hints=_hints(spec, hosts, arrays),
         unstable=U64Map.from_arrays(arrays, "sharing.unstable"),
-        frame_keys=FrameKeys.from_dense(arrays["sharing.frame_key"].astype(np.uint64)),
+        frame_keys=_frame_keys(meta, arrays, int(hosts.n_frames.sum())),
         # Counters added later start at zero in older saves.
         hosts={k: arrays.get(f"sharing.hosts.{k}", np.zeros(len(hosts), np.int64))
                for k in HOST_SHARING_ARRAYS},
@@ -248,6 +259,14 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
     world.objective_verdicts = {int(i): (float(v), bool(ok))
                                 for i, v, ok in meta["objective_verdicts"]}
     return world
+
+
+def _frame_keys(meta: dict[str, Any], arrays: Arrays, n_frames: int) -> FrameKeys:
+    """The shared frames' keys; saves of schema 2 and older hold one key per frame."""
+    if int(meta.get("schema_version", SCHEMA_VERSION)) < 3:
+        return FrameKeys.from_dense(arrays["sharing.frame_key"].astype(np.uint64))
+    return FrameKeys.from_items(n_frames, arrays[FRAME_KEY_FRAMES].astype(np.int64),
+                                arrays[FRAME_KEY_KEYS].astype(np.uint64))
 
 
 def _hints(spec: ScenarioSpec, hosts: Hosts, arrays: Arrays) -> HintTable:

@@ -18,7 +18,7 @@ from engine import budgets
 from engine.hashtable import DELETED, EMPTY
 from engine.migration.model import CODED, COLUMNS, POSTCOPY, PRECOPY
 from engine.ranges import MAX_PER_S
-from engine.savemodel import MigrationsPlain, SaveMeta
+from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS, MigrationsPlain, SaveMeta
 from engine.state import (
     N_KIND,
     N_LOC,
@@ -91,7 +91,7 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
     within("frames.refcount", get("frames.refcount", (n_frames,), np.int32), 0, n_pages)
     within("frames.free_stack", get("frames.free_stack", (n_frames,), np.int32), 0,
            n_frames - 1)
-    get("sharing.frame_key", (n_frames,), np.uint64)
+    _check_frame_keys(meta, arrays, get, n_frames)
 
     free = get("hosts.free_count", (n_hosts,), np.int64)
     within("hosts.free_count", free - host_frames, -np.inf, 0)
@@ -127,6 +127,28 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
 
     _check_vms(meta, arrays, get, within, page, n_hosts)
     _check_migrations(meta, arrays, get, within)
+
+
+def _check_frame_keys(meta: SaveMeta, arrays: Arrays, get: Any, n_frames: int) -> None:
+    """The shared frames' keys: since schema 3 the shared frames, strictly increasing and
+    in range, and as many nonzero keys; before, one key per frame (0 = not shared)."""
+    if meta.schema_version < 3:
+        get("sharing.frame_key", (n_frames,), np.uint64)
+        return
+    for name in (FRAME_KEY_FRAMES, FRAME_KEY_KEYS):
+        if name not in arrays:
+            raise ValueError(f"array {name} is missing")
+    n = arrays[FRAME_KEY_FRAMES].shape
+    if len(n) != 1:
+        raise ValueError(f"array {FRAME_KEY_FRAMES}: expected one dimension, got shape {n}")
+    frames = get(FRAME_KEY_FRAMES, n, np.int32)
+    keys = get(FRAME_KEY_KEYS, n, np.uint64)
+    if np.any(frames[1:] <= frames[:-1]):
+        raise ValueError(f"array {FRAME_KEY_FRAMES}: frames must be strictly increasing")
+    if frames.size and (int(frames[0]) < 0 or int(frames[-1]) >= n_frames):
+        raise ValueError(f"array {FRAME_KEY_FRAMES}: frames must lie in [0, {n_frames - 1}]")
+    if np.any(keys == 0):
+        raise ValueError(f"array {FRAME_KEY_KEYS}: a shared frame's key is 0")
 
 
 def _check_table(arrays: Arrays, prefix: str, vals_hi: int | None, n_pages: int) -> None:

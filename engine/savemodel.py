@@ -28,7 +28,12 @@ from engine.world import HISTORY_TICKS
 
 # 2: pages.touched holds the code of the last sampling period a page was touched in
 # (memory/recency.py), not one bit per period; older saves are converted on load.
-SCHEMA_VERSION = 2
+# 3: the shared frames' keys are two arrays, the shared frames (ascending) and their keys
+# (FRAME_KEY_FRAMES, FRAME_KEY_KEYS), not sharing.frame_key's one key per frame (0 = not
+# shared), which older saves hold and loading converts.
+SCHEMA_VERSION = 3
+FRAME_KEY_FRAMES = "sharing.frame_key_frames"  # int32, strictly increasing
+FRAME_KEY_KEYS = "sharing.frame_key_keys"  # uint64, nonzero, one per frame above
 MAX_ITEMS = 1_000_000  # VMs, migrations, pending commands in one save
 
 Int64 = Annotated[int, Range(-1, 2**63 - 1, "int")]  # -1: the engine's "none yet"
@@ -175,4 +180,4 @@ class SaveHeader(Frozen):
         return self
 
 
-__all__ = ["SCHEMA_VERSION", "SaveHeader", "SaveMeta"]
+__all__ = ["FRAME_KEY_FRAMES", "FRAME_KEY_KEYS", "SCHEMA_VERSION", "SaveHeader", "SaveMeta"]

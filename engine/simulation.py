@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import ValidationError
 
 from engine import control, invariants, persistence, series
@@ -152,11 +154,18 @@ class Simulation:
         h = hashlib.sha256()
         for name in sorted(arrays):
             h.update(name.encode())
-            h.update(arrays[name].tobytes())
+            h.update(_raw_bytes(arrays[name]))
         for key in ("tick", "next_unique_content", "money", "streams", "timeline_next",
                     "migrations"):
             h.update(repr(meta[key]).encode())
         return h.hexdigest()
+
+
+def _raw_bytes(a: npt.NDArray[Any]) -> memoryview:
+    """The bytes tobytes() would give, as a view of the array's memory: no copy of it
+    (the page arrays are hundreds of MiB on a big world), unless it is not contiguous.
+    A flat uint8 view works for any dtype (bool, structured) and shape (0-d, empty)."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8).data
 
 
 __all__ = ["Simulation", "InvariantViolation", "InputError"]

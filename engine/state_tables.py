@@ -88,7 +88,8 @@ class Sharing:
 
     @property
     def frame_key(self) -> U64:
-        """One key per frame, 0 where not shared: a whole new array (for saves and checks)."""
+        """One key per frame, 0 where not shared: a whole new array of n_frames (for tests
+        and checks on small worlds; saves hold the shared frames and their keys)."""
         return self.frame_keys.dense()
 
 

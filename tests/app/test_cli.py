@@ -16,6 +16,7 @@ from rich.console import Console
 
 from app.cli import DEFAULT_SCENARIO, LOG_LIMIT, ROOT, SCENARIOS, EventLog, main
 from engine import Event, Simulation
+from engine.savemodel import SCHEMA_VERSION
 
 TUTORIAL = str(DEFAULT_SCENARIO)
 
@@ -138,8 +139,9 @@ def test_damaged_and_newer_saves_are_refused(tmp_path: Path,
 
     sidecar.write_bytes(original)
     text = save.read_text()
-    assert "schema_version = 2\n" in text
-    save.write_text(text.replace("schema_version = 2\n", "schema_version = 999\n"))
+    current = f"schema_version = {SCHEMA_VERSION}\n"
+    assert current in text
+    save.write_text(text.replace(current, "schema_version = 999\n"))
     assert main(["run", "--load", str(save), "--ticks", "1"]) == 2
     one_error_line(capsys.readouterr().err, str(save), "schema_version")
 

@@ -24,7 +24,8 @@ SAVE_CASES = ("valid", "history a string", "money as a string", "VM 99", "RNG st
               "schema_version 0", "schema_version -1", "negative tick", "salting level",
               "host renamed", "migration duplicated", "migration removed", "to its source",
               "mode bogus", "status bogus", "cursor past the end", "another save's",
-              "refcounts zeroed", "duplicate free-frame", "hint table full")
+              "refcounts zeroed", "duplicate free-frame", "hint table full",
+              "frame keys of different", "frame key of a frame past")
 
 
 def _sample(cache: Path) -> list[Case]:

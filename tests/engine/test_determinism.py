@@ -1,7 +1,11 @@
+import hashlib
 import subprocess
 import sys
 
+import numpy as np
+
 from engine import Simulation, parse_scenario
+from engine.simulation import _raw_bytes
 from tests.conftest import ROOT, TUTORIAL, small_spec
 
 
@@ -13,6 +17,22 @@ def test_same_seed_same_digest_different_seed_differs() -> None:
         sim.step(30)
     assert a.digest() == b.digest()
     assert a.digest() != c.digest()
+
+
+def test_the_digest_hashes_the_bytes_tobytes_would_give_without_copying() -> None:
+    """Digests hash each array's memory in place (engine/simulation.py _raw_bytes): the
+    same bytes as tobytes() for any dtype, shape and layout, a view when contiguous."""
+    rec = np.dtype([("location", np.uint8), ("guest_kind", np.uint8)])
+    arrays = [np.arange(12, dtype=np.int64), np.array(7, np.int32), np.array(True),
+              np.array([True, False, True]), np.zeros(0, np.uint64), np.zeros((0, 3), np.int8),
+              np.arange(12.0).reshape(3, 4).T, np.arange(20, dtype=np.int16)[::3],
+              np.ones(5, rec), np.ones(5, rec)["guest_kind"], np.arange(4, dtype=">u8")]
+    for a in arrays:
+        raw = _raw_bytes(a)
+        assert bytes(raw) == a.tobytes(), a
+        assert hashlib.sha256(raw).digest() == hashlib.sha256(a.tobytes()).digest()
+    big = np.arange(1000, dtype=np.int64)
+    assert np.shares_memory(np.frombuffer(_raw_bytes(big), np.uint8), big)
 
 
 def test_save_load_continues_bit_identically() -> None:

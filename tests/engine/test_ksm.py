@@ -130,27 +130,6 @@ def test_a_ksm_world_saved_and_loaded_continues_bit_identically() -> None:
     assert _ksm_report(resumed) == _ksm_report(straight)
 
 
-def test_a_save_holds_each_shared_frames_key_and_a_load_gives_them_back() -> None:
-    """Frames' keys are kept sparse in memory; a save holds one key per frame (0 = not
-    shared), as it always did."""
-    same = {"memory": "4MiB", "app": "web",
-            "content": {"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 1.0}}
-    sim = _ksm([{"id": "a", **same}, {"id": "b", **same}], pages_to_scan=500)
-    sim.step(10)
-    state = sim.world.state
-    _, arrays = sim.save_state()
-    saved = arrays["sharing.frame_key"]
-    assert saved.dtype == np.uint64 and saved.shape == state.frames.refcount.shape
-    shared = np.unique(state.pages.frame[state.pages.location == Loc.SHARED])
-    assert shared.size > 100 and np.array_equal(np.flatnonzero(saved), shared)
-    keys, frames, _ = state.sharing.stable.items()
-    assert np.array_equal(saved[frames], keys)
-    loaded = Simulation.from_state(sim.save_state()).world.state.sharing.frame_keys
-    for a, b in zip(loaded.items(), state.sharing.frame_keys.items(), strict=True):
-        assert np.array_equal(a, b)
-    assert np.array_equal(loaded.bits, state.sharing.frame_keys.bits)
-
-
 def test_the_invariants_catch_shared_frames_bits_and_keys_that_disagree() -> None:
     same = {"memory": "1MiB", "app": "web",
             "content": {"zero": 0, "os": 0.5, "app": 0.5, "private": 0, "resident": 1.0}}

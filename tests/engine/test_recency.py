@@ -12,6 +12,7 @@ import pytest
 
 from engine import Simulation, parse_scenario
 from engine.memory import recency
+from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS
 from tests.conftest import small_spec
 
 
@@ -45,9 +46,11 @@ def test_the_true_active_fraction_counts_each_periods_distinct_touches(
 def _old_saves(sim: Simulation) -> tuple[dict[str, Any], dict[str, np.ndarray],
                                          dict[str, np.ndarray]]:
     """The world saved as schema 1 wrote it (one bit per period) and as the saves before
-    the bits (accessed flags)."""
+    the bits (accessed flags); both held a key per frame (0 = not shared)."""
     meta, arrays = sim.save_state()
     state = sim.world.state
+    arrays["sharing.frame_key"] = np.zeros(state.frames.refcount.size, np.uint64)
+    arrays["sharing.frame_key"][arrays.pop(FRAME_KEY_FRAMES)] = arrays.pop(FRAME_KEY_KEYS)
     period = recency.period_of(state.tick, 30)
     codes = arrays.pop("pages.touched")
     now, before = codes == state.touch_code, codes == state.previous_code

@@ -229,6 +229,13 @@ def save_cases(cache: Path) -> Iterator[Case]:
         ("shares negative", _arr("vms.shares", lambda a: _first(a, -5))),
         ("throttle NaN", _arr("vms.throttle", lambda a: _first(a, np.nan))),
         ("hint table full or garbage", _damage_hints),
+        ("frame keys of different lengths", _arr("sharing.frame_key_keys",
+                                                 lambda a: np.append(a, np.uint64(5)))),
+        ("frame key of a frame past the hosts'", lambda arrays: arrays.update({
+            "sharing.frame_key_frames": np.append(arrays["sharing.frame_key_frames"],
+                                                  np.int32(2**30)),
+            "sharing.frame_key_keys": np.append(arrays["sharing.frame_key_keys"],
+                                                np.uint64(5))})),
         ("free count above frames", _arr("hosts.free_count", lambda a: a + 10**6)),
         ("migration send list outside its VM", _arr("migrations.lists.entry",
                                                     lambda a: a + 10**7)),
