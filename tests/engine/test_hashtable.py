@@ -98,3 +98,40 @@ def test_frame_keys_survive_their_map_growing_and_rebuilding() -> None:
     assert np.array_equal(keys.get(frames[50_000:]), k[50_000:])
     assert not keys.has(frames[:50_000]).any() and not keys.get(frames[:50_000]).any()
     assert np.count_nonzero(keys.dense()) == len(keys) == 50_000
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.lists(st.integers(0, 7), min_size=1, max_size=200),
+                 st.lists(st.integers(0, 7), min_size=600, max_size=800)),
+       st.lists(st.integers(0, 1023), max_size=60), st.integers(0, 2))
+def test_placement_takes_the_first_free_slot_of_each_run(homes_raw: list[int],
+                                                         held_raw: list[int],
+                                                         deleted_every: int) -> None:
+    # Two regions of 512 slots; keys' homes crowd eight slots of each (long runs, many
+    # keys on one home; over 512 keys: rounds of single probes, then windows), some slots
+    # held or deleted before. Each key must land where every slot before it on its run
+    # now holds a key: none left empty (lookups stop there) or deleted (a free slot
+    # skipped).
+    from engine.hashtable import DELETED, EMPTY, _place
+
+    table = np.zeros(1024, np.uint64)
+    for i, h in enumerate(held_raw):
+        table[h] = DELETED if deleted_every and i % (deleted_every + 1) == 0 else 10_000 + i
+    before = table.copy()
+    n = len(homes_raw)
+    keys = np.arange(n, dtype=np.uint64) + np.uint64(2)
+    region = np.arange(n) % 2
+    lo = region * 512
+    home = lo + np.array(homes_raw)
+    for r in (0, 1):
+        if np.count_nonzero(region == r) > np.count_nonzero(before[r * 512:(r + 1) * 512]
+                                                             <= DELETED):
+            return  # more keys than free slots in a region: not a state a table allows
+    slot, held = _place(table, keys, home, lo, np.full(n, 511), EMPTY, DELETED)
+    assert np.array_equal(table[slot], keys)  # every key is where it says, none lost
+    assert np.array_equal(held, before[slot]) and np.all(held <= DELETED)
+    assert np.all((slot >= lo) & (slot < lo + 512))
+    for k in range(n):
+        run = (np.arange(home[k] - lo[k], home[k] - lo[k] + 512) % 512) + lo[k]
+        at = int(np.flatnonzero(run == slot[k])[0])
+        assert np.all(table[run[:at]] > DELETED)
