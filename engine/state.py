@@ -187,9 +187,19 @@ class Hosts:
     capital_per_hour: F64
     swap_latency_s: F64
     swap_disk_bytes_per_s: F64
+    _frame_index: SegmentOf | None = field(default=None, repr=False, compare=False)
 
     def index(self, host_id: str) -> int:
         return self.ids.index(host_id)
+
+    def host_of_frames(self, frames: npt.NDArray[np.integer[Any]]) -> I64:
+        """The host of each machine frame (hosts' frame ranges are contiguous and in
+        order), by table (arrays.SegmentOf) while frame_offset stays the same array."""
+        index = self._frame_index
+        if index is None or index.starts is not self.frame_offset:
+            end = int(self.frame_offset[-1] + self.n_frames[-1]) if len(self.ids) else 0
+            index = self._frame_index = SegmentOf(self.frame_offset, end)
+        return index(frames)
 
     def __len__(self) -> int:
         return len(self.ids)

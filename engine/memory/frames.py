@@ -15,7 +15,7 @@ from engine.state import I32, I64, Hosts, State
 
 
 def host_of_frames(hosts: Hosts, frames: I64 | I32) -> I64:
-    return np.searchsorted(hosts.frame_offset, frames, side="right").astype(np.int64) - 1
+    return hosts.host_of_frames(frames)
 
 
 def is_low(hosts: Hosts, frames: I64 | I32) -> np.ndarray:

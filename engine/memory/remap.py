@@ -16,7 +16,7 @@ from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
 from engine.memory.counts import vm_of_sorted
-from engine.state import I32, I64, Bool, Hosts, Loc, State
+from engine.state import I64, Loc, State
 from engine.world import World
 
 
@@ -32,15 +32,6 @@ def _move(state: State, pages: I64, low_only: bool) -> tuple[I64, I64]:
     p.frame[pages] = got
     frame_alloc.release(state, old)
     return pages, vm
-
-
-def _is_low(hosts: Hosts, frames: I64 | I32) -> Bool:
-    """`frame_alloc.is_low` by one search in every host's (start, end of low memory)
-    bounds: a frame is low where it falls between a host's pair."""
-    bounds = np.empty(2 * len(hosts.frame_offset), np.int64)
-    bounds[0::2] = hosts.frame_offset
-    bounds[1::2] = hosts.frame_offset + hosts.low_frames
-    return np.asarray(np.searchsorted(bounds, frames, side="right") % 2 == 1)
 
 
 def _make_low_room(state: State, h: int, need: int, rng: np.random.Generator) -> None:
@@ -81,7 +72,7 @@ def run_io(world: World) -> None:
     pages, vm = pages[resident], vm[resident]
     recency.mark(state, pages)
     # By index, not by mask: about half the pages bounce, where boolean indexing is slowest.
-    high = np.flatnonzero(~_is_low(hosts, p.frame[pages]))
+    high = np.flatnonzero(~frame_alloc.is_low(hosts, p.frame[pages]))
     bounced, bounced_vm = pages[high], vm[high]
     per_vm = np.bincount(bounced_vm, minlength=len(vms))
     vms["bounces_tick"] = per_vm

@@ -70,16 +70,19 @@ def test_the_balloon_picker_picks_what_the_generic_one_does_with_class_and_locat
         assert np.array_equal(KIND_OF_CLASS[cls], p.guest_kind[pages])
 
 
-def test_remaps_low_test_matches_the_frame_allocators() -> None:
+def test_hosts_and_low_memory_of_frames_by_table_match_their_ranges() -> None:
     from engine.memory import frames as frame_alloc
-    from engine.memory.remap import _is_low
 
     sim = Simulation.from_spec(parse_scenario(small_spec()))
     hosts = sim.world.state.hosts
     hosts.low_frames[0] = 0  # a host without low memory
     frames = np.arange(int(hosts.n_frames.sum()))
-    assert np.array_equal(_is_low(hosts, frames), frame_alloc.is_low(hosts, frames))
-    assert _is_low(hosts, frames).any() and not _is_low(hosts, frames).all()
+    owner = np.repeat(np.arange(len(hosts)), hosts.n_frames)
+    assert np.array_equal(hosts.host_of_frames(frames), owner)
+    assert np.array_equal(hosts.host_of_frames(frames[::-1]), owner[::-1])  # any order
+    low = frames - hosts.frame_offset[owner] < hosts.low_frames[owner]
+    assert np.array_equal(frame_alloc.is_low(hosts, frames), low)
+    assert low.any() and not low.all() and not low[owner == 0].any()
 
 
 def test_a_whole_vm_scan_by_slice_picks_what_a_scan_by_index_does() -> None:
