@@ -30,6 +30,7 @@ from engine.savecheck import check_arrays
 from engine.savemodel import (
     FRAME_KEY_FRAMES,
     FRAME_KEY_KEYS,
+    KSM_SCANNED,
     SCHEMA_VERSION,
     MigrationsPlain,
     SaveMeta,
@@ -95,8 +96,7 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     meta["migrations"], mig_arrays = table_of(state).to_plain()
     arrays.update(mig_arrays)
     if sharing.ksm_scanned_at is not None:
-        # Saved as the tick of the last scan, -1 never (in memory: tick + 1, 0 never).
-        arrays["sharing.ksm_scanned_at"] = sharing.ksm_scanned_at - np.int32(1)
+        arrays[KSM_SCANNED] = sharing.ksm_scanned_at  # as held: tick + 1, 0 never
     if sharing.ksm_unstable is not None:
         arrays["sharing.ksm_unstable"] = sharing.ksm_unstable
     arrays["overhead.frames"] = state.overhead.frames
@@ -105,7 +105,10 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
 
 
 def _scanned_at(arrays: Arrays) -> npt.NDArray[np.int32] | None:
-    """KSM's per-page scan ticks as saved (-1 never) to memory's tick + 1 (0 never)."""
+    """KSM's per-page scan ticks as memory holds them (tick + 1, 0 never); saves before
+    schema 3 hold the tick, -1 never."""
+    if KSM_SCANNED in arrays:
+        return arrays[KSM_SCANNED].astype(np.int32, copy=False)
     saved = arrays.get("sharing.ksm_scanned_at")
     return None if saved is None else saved.astype(np.int32) + np.int32(1)
 

@@ -18,7 +18,13 @@ from engine import budgets
 from engine.hashtable import DELETED, EMPTY
 from engine.migration.model import CODED, COLUMNS, POSTCOPY, PRECOPY
 from engine.ranges import MAX_PER_S
-from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS, MigrationsPlain, SaveMeta
+from engine.savemodel import (
+    FRAME_KEY_FRAMES,
+    FRAME_KEY_KEYS,
+    KSM_SCANNED,
+    MigrationsPlain,
+    SaveMeta,
+)
 from engine.state import (
     N_KIND,
     N_LOC,
@@ -121,7 +127,9 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
             _check_hint_table(arrays, n_hosts, n_pages, meta.tick)
         else:
             _check_table(arrays, f"sharing.{name}", vals_hi, n_pages)
-    if "sharing.ksm_scanned_at" in arrays:
+    if KSM_SCANNED in arrays:
+        within(KSM_SCANNED, get(KSM_SCANNED, (n_pages,), np.int32), 0, meta.tick + 1)
+    if "sharing.ksm_scanned_at" in arrays:  # saves before schema 3
         within("sharing.ksm_scanned_at", get("sharing.ksm_scanned_at", (n_pages,), np.int32),
                -1, meta.tick)
 

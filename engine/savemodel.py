@@ -30,10 +30,13 @@ from engine.world import HISTORY_TICKS
 # (memory/recency.py), not one bit per period; older saves are converted on load.
 # 3: the shared frames' keys are two arrays, the shared frames (ascending) and their keys
 # (FRAME_KEY_FRAMES, FRAME_KEY_KEYS), not sharing.frame_key's one key per frame (0 = not
-# shared), which older saves hold and loading converts.
+# shared), which older saves hold and loading converts; and KSM's scan ticks are saved as
+# held in memory, KSM_SCANNED (tick + 1, 0 never), not sharing.ksm_scanned_at (the tick,
+# -1 never): a save, digest or fork no longer makes a converted copy (0.5 GiB).
 SCHEMA_VERSION = 3
 FRAME_KEY_FRAMES = "sharing.frame_key_frames"  # int32, strictly increasing
 FRAME_KEY_KEYS = "sharing.frame_key_keys"  # uint64, nonzero, one per frame above
+KSM_SCANNED = "sharing.ksm_scanned"  # int32 per page: tick of its last KSM scan + 1, 0 never
 MAX_ITEMS = 1_000_000  # VMs, migrations, pending commands in one save
 
 Int64 = Annotated[int, Range(-1, 2**63 - 1, "int")]  # -1: the engine's "none yet"
@@ -180,4 +183,5 @@ class SaveHeader(Frozen):
         return self
 
 
-__all__ = ["FRAME_KEY_FRAMES", "FRAME_KEY_KEYS", "SCHEMA_VERSION", "SaveHeader", "SaveMeta"]
+__all__ = ["FRAME_KEY_FRAMES", "FRAME_KEY_KEYS", "KSM_SCANNED", "SCHEMA_VERSION", "SaveHeader",
+           "SaveMeta"]

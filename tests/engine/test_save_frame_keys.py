@@ -14,7 +14,7 @@ import pytest
 from engine import Simulation, parse_scenario, persistence
 from engine.errors import InputError
 from engine.hashtable import FrameKeys
-from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS, SCHEMA_VERSION
+from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS, KSM_SCANNED, SCHEMA_VERSION
 from engine.state import Loc
 from tests.conftest import small_spec
 
@@ -59,6 +59,11 @@ def test_a_save_holds_the_shared_frames_and_their_keys_and_a_load_gives_them_bac
         loaded = persistence.from_plain(meta, arrays, "run.toml")  # every check on
     assert meta["schema_version"] == SCHEMA_VERSION == 3
     assert "sharing.frame_key" not in arrays
+    # KSM's scan ticks go as memory holds them: what a save or digest reads is the world's
+    # own array, no converted copy (half a GiB on the data center).
+    plain = persistence.to_plain(sim.world)[1][KSM_SCANNED]
+    assert plain is state.sharing.ksm_scanned_at and np.any(plain > 0)
+    assert np.array_equal(loaded.state.sharing.ksm_scanned_at, state.sharing.ksm_scanned_at)
     frames, keys = arrays[FRAME_KEY_FRAMES], arrays[FRAME_KEY_KEYS]
     assert frames.dtype == np.int32 and keys.dtype == np.uint64
     shared = np.unique(state.pages.frame[state.pages.location == Loc.SHARED])
@@ -79,8 +84,10 @@ def test_a_save_holds_the_shared_frames_and_their_keys_and_a_load_gives_them_bac
 
 
 def _as_schema_2(sim: Simulation) -> tuple[dict[str, Any], Arrays, np.ndarray]:
-    """The world saved as schema 2 wrote it: one key per frame (0 = not shared)."""
+    """The world saved as schema 2 wrote it: one key per frame (0 = not shared), and KSM's
+    scan ticks as the tick, -1 never (memory holds tick + 1, 0 never)."""
     meta, arrays = sim.save_state()
+    arrays["sharing.ksm_scanned_at"] = arrays.pop(KSM_SCANNED) - np.int32(1)
     frames, keys = arrays.pop(FRAME_KEY_FRAMES), arrays.pop(FRAME_KEY_KEYS)
     dense = np.zeros(sim.world.state.frames.refcount.size, np.uint64)
     dense[frames] = keys
@@ -91,7 +98,10 @@ def _as_schema_2(sim: Simulation) -> tuple[dict[str, Any], Arrays, np.ndarray]:
 def test_a_schema_2_save_with_a_key_per_frame_still_loads(sim: Simulation) -> None:
     meta, arrays, dense = _as_schema_2(sim)
     assert np.count_nonzero(dense) > 100
+    assert np.any(arrays["sharing.ksm_scanned_at"] >= 0)
     old = persistence.from_plain(meta, arrays, "old.toml")
+    assert np.array_equal(old.state.sharing.ksm_scanned_at,
+                          sim.world.state.sharing.ksm_scanned_at)
     assert np.array_equal(old.state.sharing.frame_keys.dense(), dense)
     assert np.array_equal(old.state.sharing.frame_keys.dense(),
                           sim.world.state.sharing.frame_keys.dense())
@@ -142,8 +152,11 @@ def _set(name: str, index: int, value: int) -> Callable[[Arrays], None]:
     (lambda a: a.update({FRAME_KEY_FRAMES: a[FRAME_KEY_FRAMES].reshape(1, -1)}),
      FRAME_KEY_FRAMES, "one dimension"),
     (lambda a: a.pop(FRAME_KEY_KEYS), FRAME_KEY_KEYS, "missing"),
+    (_set(KSM_SCANNED, 0, 10**6), KSM_SCANNED, "must lie in"),
+    (_set(KSM_SCANNED, 0, -1), KSM_SCANNED, "must lie in"),
 ], ids=["unsorted", "repeated", "keys short", "frames short",
-        "frame past the end", "frame negative", "key zero", "int64 frames", "2-D", "no keys"])
+        "frame past the end", "frame negative", "key zero", "int64 frames", "2-D", "no keys",
+        "scanned in the future", "scanned before tick 0"])
 def test_a_damaged_pair_is_refused_naming_the_array(sim: Simulation, edit: Any, array: str,
                                                     why: str) -> None:
     meta, arrays = sim.save_state()
