@@ -22,6 +22,15 @@ def image_content(kind: str, name: str, n: int) -> U64:
     return ids
 
 
+def dataset_content(blocks: U64, dataset_key: U64) -> U64:
+    """Content ids of blocks of a VM's dataset (what its page cache reads); like image
+    pages, never 0 and never in the unique range (a block may not alias a page written
+    with unique content)."""
+    ids = splitmix64(blocks ^ dataset_key) & _HASH_MASK
+    ids[ids == 0] = np.uint64(1)
+    return ids
+
+
 def unique_content(state: State, n: int) -> U64:
     start = state.next_unique_content
     state.next_unique_content += n

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.hashing import splitmix64
-from engine.hashtable import fix_key
+from engine.memory.content import dataset_content
 from engine.memory.counts import count_sorted, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
 from engine.memory.touch import apply_touches
@@ -73,7 +72,7 @@ def run_file_reads(world: World, active: Bool) -> None:
     fill = take(vm, cand, cls, misses)
     fill_vm = vm_of_sorted(vms, fill)
     block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
-    content = fix_key(splitmix64(block ^ vms["dataset_key"][fill_vm]))
+    content = dataset_content(block, vms["dataset_key"][fill_vm])
     n = len(vms)
     apply_touches(state, hit_pages, fill, content,
                   count_sorted(vms, hit_pages),
