@@ -21,8 +21,9 @@ import io
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import tomli_w
@@ -37,6 +38,10 @@ SIDECAR_SUFFIX = ".arrays.npz"
 SAVE_ID_ARRAY = "save.id"  # the save id as ASCII bytes, inside the sidecar
 TOML_LIMIT = 1024**3
 SIDECAR_LIMIT = 64 * 1024**3
+# zlib level of the sidecar. Level 1: the data center's save takes a fraction of the
+# time of the default level 6 for a file not much bigger (benchmarks/save_bench.py).
+DEFLATE_LEVEL = 1
+_WRITE_BUFFER = 1024**2
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 
 
@@ -49,15 +54,20 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole or not at all (temp file in the folder, fsync, rename,
-    fsync of the folder). The temp file's name carries our pid, so a later cleanup can
-    tell a dead writer's leftovers from a live one's."""
+    """Write `data` to `path` whole or not at all (_atomic_fill)."""
+    _atomic_fill(path, lambda handle: handle.write(data))
+
+
+def _atomic_fill(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write `path` whole or not at all: `fill` writes the contents to a temp file in the
+    folder, then fsync, rename, fsync of the folder. The temp file's name carries our pid,
+    so a later cleanup can tell a dead writer's leftovers from a live one's."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as handle:
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -65,6 +75,47 @@ def _atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+class _HashingWriter:
+    """The temp file as zipfile sees it: every byte hashed on its way to the file, and
+    no seek, so zipfile streams each member (sizes and CRC in a data descriptor after it)
+    instead of seeking back to patch its header, which would change hashed bytes."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._written = 0
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self._handle.write(data)
+        self._written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._written
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Nothing: the file is _atomic_fill's to fsync and close."""
+
+
+def _write_arrays(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> str:
+    """Write the arrays as an .npz (a zip of .npy members, as np.savez_compressed
+    writes, so np.load reads it) straight to `handle`; returns the file's SHA-256. Each
+    array goes through zlib in chunks (np.lib.format.write_array): no copy of an array,
+    and no compressed blob, is held in memory."""
+    out = _HashingWriter(handle)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED,
+                         compresslevel=DEFLATE_LEVEL) as archive:
+        for name, arr in arrays.items():
+            # zip64 always (as np.savez): the size is not known before the member ends.
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+    return out.sha256.hexdigest()
 
 
 def _toml_safe(value: Any) -> Any:
@@ -97,18 +148,18 @@ def write_save(path: str | Path, sim: Simulation) -> Path:
         raise InputError(str(path), "(file)", "exists and is not an Overcommit save; "
                          "refusing to overwrite it")
     previous = _header(path) if path.exists() else None
-    meta, arrays = sim.save_state()
+    # The world's own arrays, not a copy (4 GiB on the data center): the world does not
+    # step while we write (the CLI between runs, the console under its lock).
+    meta, arrays = sim.plain_state()
     save_id = os.urandom(8).hex()
     sidecar = path.with_name(f"{path.stem}.{save_id}{SIDECAR_SUFFIX}")
     arrays[SAVE_ID_ARRAY] = np.frombuffer(save_id.encode(), np.uint8)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
-    blob = buffer.getvalue()
-    _atomic_write(sidecar, blob)
+    digest: list[str] = []
+    _atomic_fill(sidecar, lambda handle: digest.append(_write_arrays(handle, arrays)))
     doc = {
         "overcommit_save": {
             "sidecar": sidecar.name,
-            "sidecar_sha256": hashlib.sha256(blob).hexdigest(),
+            "sidecar_sha256": digest[0],
             "save_id": save_id,
             "scenario": sim.spec.scenario.name,
             "tick": sim.tick,
