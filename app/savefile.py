@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ from engine import InputError, Simulation, persistence
 from engine.inputfile import decode_utf8, parse_toml, read_bytes
 from engine.savemodel import SaveHeader
 from engine.scenario import first_error
+from engine.units import format_bytes
 
 SIDECAR_SUFFIX = ".arrays.npz"
 SAVE_ID_ARRAY = "save.id"  # the save id as ASCII bytes, inside the sidecar
@@ -42,6 +44,7 @@ SIDECAR_LIMIT = 64 * 1024**3
 # time of the default level 6 for a file not much bigger (benchmarks/save_bench.py).
 DEFLATE_LEVEL = 1
 _WRITE_BUFFER = 1024**2
+_READ_CHUNK = 4 * 1024**2
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 
 
@@ -215,16 +218,26 @@ def read_save(path: str | Path, check: bool = False) -> Simulation:
         raise InputError(source, f"overcommit_save.{field}", msg) from None
     model = persistence.check_meta(world, source)
     sidecar = path.with_name(header.sidecar)
+
+    def unreadable(err: InputError) -> InputError:
+        return InputError(source, "overcommit_save.sidecar",
+                          f"array file {header.sidecar} next to the save: {err.expected}")
+
     try:
-        blob = read_bytes(sidecar, SIDECAR_LIMIT)
+        handle = _open_regular(sidecar, SIDECAR_LIMIT)
     except InputError as err:
-        raise InputError(source, "overcommit_save.sidecar",
-                         f"array file {header.sidecar} next to the save: {err.expected}") from None
-    if hashlib.sha256(blob).hexdigest() != header.sidecar_sha256:
-        raise InputError(source, "overcommit_save.sidecar_sha256",
-                         f"damaged save: {header.sidecar} does not match its checksum")
-    arrays = _load_arrays(blob, persistence.array_bytes_bound(model), source)
-    del blob  # the compressed copy: a gigabyte on the big data center, not needed now
+        raise unreadable(err) from None
+    with handle:
+        try:
+            digest = _sha256_of(handle, sidecar)
+        except InputError as err:
+            raise unreadable(err) from None
+        if digest != header.sidecar_sha256:
+            raise InputError(source, "overcommit_save.sidecar_sha256",
+                             f"damaged save: {header.sidecar} does not match its checksum")
+        # np.load reads the file just hashed (still open: a rename since cannot swap it),
+        # not a copy of it in memory: a gigabyte or two on the big data center.
+        arrays = _load_arrays(handle, persistence.array_bytes_bound(model), source)
     found = arrays.pop(SAVE_ID_ARRAY, None)
     found_id = bytes(found).decode("ascii", "replace") if found is not None else None
     if found_id != header.save_id:
@@ -234,16 +247,62 @@ def read_save(path: str | Path, check: bool = False) -> Simulation:
     return Simulation(world_state, check=check)
 
 
-def _load_arrays(blob: bytes, limit: int, source: str) -> dict[str, np.ndarray]:
-    """The sidecar's arrays, refusing pickled objects and more data than the world needs
-    (a small zip can unpack to gigabytes)."""
+def _open_regular(path: Path, limit: int) -> io.BufferedReader:
+    """`path` open for reading, if it is a regular file of at most `limit` bytes: the
+    checks of engine/inputfile.py read_bytes, for a file read in pieces, not whole."""
+    source = str(path)
     try:
-        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        # O_NONBLOCK: opening a FIFO without a writer must not hang before fstat says no.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        raise InputError(source, "(file)", f"cannot read: {err.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(source, "(file)", "not a regular file (a directory, device or "
+                             "pipe); give a scenario or save file")
+        if info.st_size > limit:
+            raise InputError(source, "(file)", f"too big ({format_bytes(info.st_size)}; at "
+                             f"most {format_bytes(limit)})")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _sha256_of(handle: io.BufferedReader, path: Path) -> str:
+    """The SHA-256 of the open file, read in pieces; its size must not change meanwhile."""
+    size = os.fstat(handle.fileno()).st_size
+    digest = hashlib.sha256()
+    chunk = bytearray(_READ_CHUNK)
+    view = memoryview(chunk)
+    read = 0
+    try:
+        while n := handle.readinto(chunk):
+            digest.update(view[:n])
+            read += n
+            if read > size:
+                break
+    except OSError as err:
+        raise InputError(str(path), "(file)", f"cannot read: {err.strerror}") from None
+    if read != size:
+        raise InputError(str(path), "(file)", "changed while it was read; try again")
+    return digest.hexdigest()
+
+
+def _load_arrays(data: bytes | BinaryIO, limit: int, source: str) -> dict[str, np.ndarray]:
+    """The sidecar's arrays (from its bytes or its open file), refusing pickled objects
+    and more data than the world needs (a small zip can unpack to gigabytes)."""
+    handle: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        handle.seek(0)
+        with zipfile.ZipFile(handle) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
         if unpacked > limit:
             raise InputError(source, "overcommit_save.sidecar", f"damaged save: the arrays "
                              f"unpack to {unpacked:,} bytes, more than the world needs")
-        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        handle.seek(0)
+        with np.load(handle, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except InputError:
         raise
