@@ -20,9 +20,11 @@ import hashlib
 import io
 import os
 import re
+import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import tomli_w
@@ -32,11 +34,17 @@ from engine import InputError, Simulation, persistence
 from engine.inputfile import decode_utf8, parse_toml, read_bytes
 from engine.savemodel import SaveHeader
 from engine.scenario import first_error
+from engine.units import format_bytes
 
 SIDECAR_SUFFIX = ".arrays.npz"
 SAVE_ID_ARRAY = "save.id"  # the save id as ASCII bytes, inside the sidecar
 TOML_LIMIT = 1024**3
 SIDECAR_LIMIT = 64 * 1024**3
+# zlib level of the sidecar. Level 1: the data center's save takes a fraction of the
+# time of the default level 6 for a file not much bigger (benchmarks/save_bench.py).
+DEFLATE_LEVEL = 1
+_WRITE_BUFFER = 1024**2
+_READ_CHUNK = 4 * 1024**2
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 
 
@@ -49,15 +57,20 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole or not at all (temp file in the folder, fsync, rename,
-    fsync of the folder). The temp file's name carries our pid, so a later cleanup can
-    tell a dead writer's leftovers from a live one's."""
+    """Write `data` to `path` whole or not at all (_atomic_fill)."""
+    _atomic_fill(path, lambda handle: handle.write(data))
+
+
+def _atomic_fill(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write `path` whole or not at all: `fill` writes the contents to a temp file in the
+    folder, then fsync, rename, fsync of the folder. The temp file's name carries our pid,
+    so a later cleanup can tell a dead writer's leftovers from a live one's."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as handle:
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -65,6 +78,47 @@ def _atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+class _HashingWriter:
+    """The temp file as zipfile sees it: every byte hashed on its way to the file, and
+    no seek, so zipfile streams each member (sizes and CRC in a data descriptor after it)
+    instead of seeking back to patch its header, which would change hashed bytes."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._written = 0
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self._handle.write(data)
+        self._written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._written
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Nothing: the file is _atomic_fill's to fsync and close."""
+
+
+def _write_arrays(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> str:
+    """Write the arrays as an .npz (a zip of .npy members, as np.savez_compressed
+    writes, so np.load reads it) straight to `handle`; returns the file's SHA-256. Each
+    array goes through zlib in chunks (np.lib.format.write_array): no copy of an array,
+    and no compressed blob, is held in memory."""
+    out = _HashingWriter(handle)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED,
+                         compresslevel=DEFLATE_LEVEL) as archive:
+        for name, arr in arrays.items():
+            # zip64 always (as np.savez): the size is not known before the member ends.
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+    return out.sha256.hexdigest()
 
 
 def _toml_safe(value: Any) -> Any:
@@ -97,18 +151,18 @@ def write_save(path: str | Path, sim: Simulation) -> Path:
         raise InputError(str(path), "(file)", "exists and is not an Overcommit save; "
                          "refusing to overwrite it")
     previous = _header(path) if path.exists() else None
-    meta, arrays = sim.save_state()
+    # The world's own arrays, not a copy (4 GiB on the data center): the world does not
+    # step while we write (the CLI between runs, the console under its lock).
+    meta, arrays = sim.plain_state()
     save_id = os.urandom(8).hex()
     sidecar = path.with_name(f"{path.stem}.{save_id}{SIDECAR_SUFFIX}")
     arrays[SAVE_ID_ARRAY] = np.frombuffer(save_id.encode(), np.uint8)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
-    blob = buffer.getvalue()
-    _atomic_write(sidecar, blob)
+    digest: list[str] = []
+    _atomic_fill(sidecar, lambda handle: digest.append(_write_arrays(handle, arrays)))
     doc = {
         "overcommit_save": {
             "sidecar": sidecar.name,
-            "sidecar_sha256": hashlib.sha256(blob).hexdigest(),
+            "sidecar_sha256": digest[0],
             "save_id": save_id,
             "scenario": sim.spec.scenario.name,
             "tick": sim.tick,
@@ -164,16 +218,26 @@ def read_save(path: str | Path, check: bool = False) -> Simulation:
         raise InputError(source, f"overcommit_save.{field}", msg) from None
     model = persistence.check_meta(world, source)
     sidecar = path.with_name(header.sidecar)
+
+    def unreadable(err: InputError) -> InputError:
+        return InputError(source, "overcommit_save.sidecar",
+                          f"array file {header.sidecar} next to the save: {err.expected}")
+
     try:
-        blob = read_bytes(sidecar, SIDECAR_LIMIT)
+        handle = _open_regular(sidecar, SIDECAR_LIMIT)
     except InputError as err:
-        raise InputError(source, "overcommit_save.sidecar",
-                         f"array file {header.sidecar} next to the save: {err.expected}") from None
-    if hashlib.sha256(blob).hexdigest() != header.sidecar_sha256:
-        raise InputError(source, "overcommit_save.sidecar_sha256",
-                         f"damaged save: {header.sidecar} does not match its checksum")
-    arrays = _load_arrays(blob, persistence.array_bytes_bound(model), source)
-    del blob  # the compressed copy: a gigabyte on the big data center, not needed now
+        raise unreadable(err) from None
+    with handle:
+        try:
+            digest = _sha256_of(handle, sidecar)
+        except InputError as err:
+            raise unreadable(err) from None
+        if digest != header.sidecar_sha256:
+            raise InputError(source, "overcommit_save.sidecar_sha256",
+                             f"damaged save: {header.sidecar} does not match its checksum")
+        # np.load reads the file just hashed (still open: a rename since cannot swap it),
+        # not a copy of it in memory: a gigabyte or two on the big data center.
+        arrays = _load_arrays(handle, persistence.array_bytes_bound(model), source)
     found = arrays.pop(SAVE_ID_ARRAY, None)
     found_id = bytes(found).decode("ascii", "replace") if found is not None else None
     if found_id != header.save_id:
@@ -183,16 +247,62 @@ def read_save(path: str | Path, check: bool = False) -> Simulation:
     return Simulation(world_state, check=check)
 
 
-def _load_arrays(blob: bytes, limit: int, source: str) -> dict[str, np.ndarray]:
-    """The sidecar's arrays, refusing pickled objects and more data than the world needs
-    (a small zip can unpack to gigabytes)."""
+def _open_regular(path: Path, limit: int) -> io.BufferedReader:
+    """`path` open for reading, if it is a regular file of at most `limit` bytes: the
+    checks of engine/inputfile.py read_bytes, for a file read in pieces, not whole."""
+    source = str(path)
     try:
-        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        # O_NONBLOCK: opening a FIFO without a writer must not hang before fstat says no.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        raise InputError(source, "(file)", f"cannot read: {err.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(source, "(file)", "not a regular file (a directory, device or "
+                             "pipe); give a scenario or save file")
+        if info.st_size > limit:
+            raise InputError(source, "(file)", f"too big ({format_bytes(info.st_size)}; at "
+                             f"most {format_bytes(limit)})")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _sha256_of(handle: io.BufferedReader, path: Path) -> str:
+    """The SHA-256 of the open file, read in pieces; its size must not change meanwhile."""
+    size = os.fstat(handle.fileno()).st_size
+    digest = hashlib.sha256()
+    chunk = bytearray(_READ_CHUNK)
+    view = memoryview(chunk)
+    read = 0
+    try:
+        while n := handle.readinto(chunk):
+            digest.update(view[:n])
+            read += n
+            if read > size:
+                break
+    except OSError as err:
+        raise InputError(str(path), "(file)", f"cannot read: {err.strerror}") from None
+    if read != size:
+        raise InputError(str(path), "(file)", "changed while it was read; try again")
+    return digest.hexdigest()
+
+
+def _load_arrays(data: bytes | BinaryIO, limit: int, source: str) -> dict[str, np.ndarray]:
+    """The sidecar's arrays (from its bytes or its open file), refusing pickled objects
+    and more data than the world needs (a small zip can unpack to gigabytes)."""
+    handle: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        handle.seek(0)
+        with zipfile.ZipFile(handle) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
         if unpacked > limit:
             raise InputError(source, "overcommit_save.sidecar", f"damaged save: the arrays "
                              f"unpack to {unpacked:,} bytes, more than the world needs")
-        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        handle.seek(0)
+        with np.load(handle, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except InputError:
         raise

@@ -145,8 +145,17 @@ class Simulation:
         return [migration_report(self.world, m) for m in self.world.state.migrations]
 
     def save_state(self) -> tuple[dict[str, Any], persistence.Arrays]:
-        meta, arrays = persistence.to_plain(self.world)
+        """The world as plain data and arrays of its own: a copy that later ticks leave
+        alone (a console fork, a checkpoint)."""
+        meta, arrays = self.plain_state()
         return meta, {k: v.copy() for k, v in arrays.items()}
+
+    def plain_state(self) -> tuple[dict[str, Any], persistence.Arrays]:
+        """The world as plain data and arrays without copying them: many arrays are the
+        world's own, so they are right only until the next step or command. For a
+        writer that is done before then (app/savefile.py): a copy of the data center's
+        arrays would be another 4 GiB."""
+        return persistence.to_plain(self.world)
 
     def digest(self) -> str:
         """SHA-256 over everything that determines the future: arrays and scalars."""
