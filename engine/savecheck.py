@@ -40,7 +40,9 @@ Arrays = dict[str, npt.NDArray[Any]]
 
 # Per-VM columns that are indices or sizes in pages, or rates the workload draws from.
 # Migration columns where infinity means "none" (no post-copy cap, no post-copy time).
-_MAY_BE_INFINITE = frozenset({"postcopy_rate", "postcopy_after_s"})
+# Unlimited: a post-copy rate of 0 in a command is an infinite cap, which a migration in
+# post-copy also runs its round under (switchover.py), and a round opened under it keeps.
+_MAY_BE_INFINITE = frozenset({"postcopy_rate", "postcopy_after_s", "round_rate", "round_cap"})
 _ARENAS = {"pages": ("sent", "at_dest", "pushed"), "lists": ("entry",),
            "cache": ("page", "age"), "dirty": ("page",)}
 _RATE_COLUMNS = ("reads_per_s", "writes_per_s", "file_reads_per_s", "io_pages_per_s")
