@@ -568,8 +568,12 @@ class HintTable:
         self.entry[slot] = 0
 
     def occupied_per_host(self) -> I64:
-        host = np.repeat(np.arange(self.size.size), self.size)
-        return np.bincount(host[self.entry != 0], minlength=self.size.size).astype(np.int64)
+        """Occupied slots of each host's region (a sum per region, no per-slot host)."""
+        out = np.zeros(self.size.size, np.int64)
+        some = _select(self.size > 0)
+        if some.size:
+            out[some] = np.add.reduceat(self.entry != 0, self.offset[some], dtype=np.int64)
+        return out
 
     def host_of(self, slot: I64) -> I64:
         return np.asarray(np.searchsorted(self.offset, slot, side="right") - 1, np.int64)

@@ -11,99 +11,98 @@ import numpy as np
 from engine.memory.overhead import table_frames
 from engine.state import N_KIND, N_LOC, GuestKind, Loc, State
 
+CHUNK_PAGES = 1 << 22  # pages checked at a time: temporaries stay small on any world
+
+
+class _Tally:
+    """What the per-page checks find over all chunks, and the per-VM, per-host and
+    per-frame sums they rebuild, compared with the engine's counters at the end."""
+
+    def __init__(self, state: State) -> None:
+        n_vms, n_hosts = len(state.vms), len(state.hosts)
+        self.flags: set[str] = set()
+        self.loc = np.zeros(n_vms * N_LOC, np.int64)
+        self.kind = np.zeros(n_vms * N_KIND, np.int64)
+        self.guest_swapped = np.zeros(n_vms, np.int64)
+        self.zero_shared = np.zeros(n_vms, np.int64)
+        self.remote_unbacked = np.zeros(n_hosts, np.int64)
+        self.ksm_items = np.zeros(n_hosts, np.int64)
+        self.ksm_unshared = np.zeros(n_hosts, np.int64)
+        # References to each frame, by guest pages and overhead: int32 like the refcounts
+        # (a bincount over all frames would be int64, and built per chunk).
+        self.mapped = np.zeros(state.frames.refcount.size, np.int32)
+        self.shared_frame: list[np.ndarray] = []
+        self.shared_content: list[np.ndarray] = []
+        self.bad_frames = False
+
 
 def check(state: State) -> list[str]:
-    out: list[str] = []
+    """Every invariant, the page arrays read a chunk at a time (a save's load runs this
+    on the whole data center: whole-array temporaries there were 6 GiB)."""
     p, vms, hosts, frames = state.pages, state.vms, state.hosts, state.frames
-    n_frames_total = frames.refcount.size
-    resident = (p.location == Loc.PRIVATE) | (p.location == Loc.SHARED)
-    # Post-copy: a page still at the source keeps its source frame (or swap slot).
-    remote = p.location == Loc.REMOTE
-    compressed = p.location == Loc.COMPRESSED
-    mapped_pages = resident | compressed | (remote & (p.frame >= 0))
-
-    if np.any(p.frame[~mapped_pages] != -1):
-        out.append("a non-resident page maps a frame")
-    res_frames = p.frame[mapped_pages]
-    if np.any(res_frames < 0) or np.any(res_frames >= n_frames_total):
-        out.append("a resident page has no valid frame")
-        return out
-    # An untouched page reads as zero, unless the guest paged its data out to its disk.
-    if np.any(p.content[(p.location == Loc.UNTOUCHED) & ~p.guest_swapped] != 0):
-        out.append("an untouched page has non-zero content")
-    if np.any(p.guest_swapped & ((p.location == Loc.PRIVATE) | (p.location == Loc.SHARED)
-                                 | (p.location == Loc.SWAPPED) | compressed)):
-        out.append("a page the guest paged out is still backed by the hypervisor")
-    if np.any((p.location == Loc.BALLOONED) != (p.guest_kind == GuestKind.DRIVER)):
-        out.append("ballooned pages and pages the balloon driver holds differ")
+    tally = _Tally(state)
+    postcopy = [(int(vms["page_offset"][m.vm]), int(vms["n_pages"][m.vm]), m.src)
+                for m in state.migrations if m.status == "postcopy"]
+    for a in range(0, len(p), CHUNK_PAGES):
+        _check_pages(state, a, min(a + CHUNK_PAGES, len(p)), postcopy, tally)
+    flags = tally.flags
+    out = [msg for msg in ("a non-resident page maps a frame",) if msg in flags]
+    if tally.bad_frames:
+        return [*out, "a resident page has no valid frame"]
+    out += [msg for msg in (
+        "an untouched page has non-zero content",
+        "a page the guest paged out is still backed by the hypervisor",
+        "ballooned pages and pages the balloon driver holds differ") if msg in flags]
 
     # Overhead frames (memory/overhead.py) hold one reference each and no guest page.
-    mapped = np.bincount(res_frames, minlength=n_frames_total) + np.bincount(
-        table_frames(state), minlength=n_frames_total)
+    mapped = tally.mapped
+    _count_into(mapped, table_frames(state))
     if not np.array_equal(mapped, frames.refcount):
         bad = int(np.flatnonzero(mapped != frames.refcount)[0])
         out.append(f"frame {bad}: refcount {frames.refcount[bad]} but {mapped[bad]} pages map it")
-
-    private_frames = p.frame[p.location == Loc.PRIVATE]
-    if np.any(frames.refcount[private_frames] != 1):
+    if "a private frame is mapped by more than one page" in flags:
         out.append("a private frame is mapped by more than one page")
-
-    shared = np.flatnonzero(p.location == Loc.SHARED)
-    if shared.size:
-        order = np.argsort(p.frame[shared], kind="stable")
-        f_sorted = p.frame[shared][order]
-        c_sorted = p.content[shared][order]
+    if tally.shared_frame:
+        f_all = np.concatenate(tally.shared_frame)
+        order = np.argsort(f_all, kind="stable")
+        f_sorted = f_all[order]
+        c_sorted = np.concatenate(tally.shared_content)[order]
         same_frame = f_sorted[1:] == f_sorted[:-1]
         if np.any(same_frame & (c_sorted[1:] != c_sorted[:-1])):
             out.append("pages sharing a frame have different content")
 
     # Per VM: counters match the arrays; frames lie on the VM's own host.
-    # int32 indices: on the 1,000-VM world these page-sized temporaries are gigabytes, and
-    # a save's load runs this check once.
-    page_vm = np.repeat(np.arange(len(vms), dtype=np.int32), vms["n_pages"])
-    counts = np.bincount(page_vm * N_LOC + p.location, minlength=len(vms) * N_LOC)
-    counts = counts.reshape(len(vms), N_LOC).astype(np.int64)
+    counts = tally.loc.reshape(len(vms), N_LOC)
     if not np.array_equal(counts, vms["loc_count"]):
         bad = int(np.flatnonzero(np.any(counts != vms["loc_count"], axis=1))[0])
         out.append(f"{vms.ids[bad]}: page counts by location {vms['loc_count'][bad].tolist()} "
                    f"but the pages say {counts[bad].tolist()}")
     if np.any(vms["loc_count"].sum(axis=1) != vms["n_pages"]):
         out.append("resident + swapped + ballooned + untouched != configured for some VM")
-    kinds = np.bincount(page_vm * N_KIND + p.guest_kind, minlength=len(vms) * N_KIND)
-    if not np.array_equal(kinds.reshape(len(vms), N_KIND), vms["kind_count"]):
+    if not np.array_equal(tally.kind.reshape(len(vms), N_KIND), vms["kind_count"]):
         out.append("guest page-kind counts disagree with the pages")
-    if not np.array_equal(np.bincount(page_vm[p.guest_swapped], minlength=len(vms)),
-                          vms["guest_swapped_count"]):
+    if not np.array_equal(tally.guest_swapped, vms["guest_swapped_count"]):
         out.append("guest-swapped counts disagree with the pages")
+    # A page still at a post-copy source without a frame is in the source's swap.
     swapped_per_host = np.bincount(np.maximum(vms["host"], 0), weights=counts[:, Loc.SWAPPED],
                                    minlength=len(hosts)).astype(np.int64)
-    page_host = vms["host"].astype(np.int32)[page_vm]  # where each page must live: its VM's host...
-    for mig in state.migrations:
-        if mig.status == "postcopy":  # ...or, for pages still remote, the source
-            sl = slice(int(vms["page_offset"][mig.vm]),
-                       int(vms["page_offset"][mig.vm] + vms["n_pages"][mig.vm]))
-            page_host[sl] = np.where(remote[sl], mig.src, page_host[sl])
-            swapped_per_host[mig.src] += int((remote[sl] & (p.frame[sl] < 0)).sum())
+    swapped_per_host += tally.remote_unbacked
     zipped_per_host = np.bincount(np.maximum(vms["host"], 0),
                                   weights=counts[:, Loc.COMPRESSED], minlength=len(hosts))
     if not np.array_equal(zipped_per_host.astype(np.int64),
                           state.reclaim.hosts["compressed_pages"]):
         out.append("per-host compressed page counts disagree with the pages")
-    if np.any(frames.refcount[p.frame[compressed]] > 2):
+    if "a compression-cache frame holds more than two pages" in flags:
         out.append("a compression-cache frame holds more than two pages")
     if not np.array_equal(swapped_per_host, state.reclaim.hosts["swapped_pages"]):
         out.append("per-host swapped page counts disagree with the pages")
     if np.any((vms["host"] < 0) & (counts[:, Loc.PRIVATE] + counts[:, Loc.SHARED] > 0)):
         out.append("a stopped VM still has resident pages")
-    host_of_vm = page_host[mapped_pages]
-    del page_host
-    lo = hosts.frame_offset.astype(np.int32)[host_of_vm]
-    hi = lo + hosts.n_frames.astype(np.int32)[host_of_vm]
-    if np.any((res_frames < lo) | (res_frames >= hi)):
+    if "a guest page maps a frame on another host" in flags:
         out.append("a guest page maps a frame on another host")
 
-    out.extend(_sharing(state, page_vm))
-    out.extend(_overhead(state))
+    out.extend(_sharing(state, tally))
+    out.extend(_overhead(state, tally))
 
     # Free lists: exactly the frames with refcount 0, each once, low and high apart.
     for h in range(len(hosts)):
@@ -121,30 +120,110 @@ def check(state: State) -> list[str]:
     return out
 
 
-def _sharing(state: State, page_vm: np.ndarray) -> list[str]:
+def _count_into(counts: np.ndarray, frames: np.ndarray) -> None:
+    """counts[f] += 1 for each f in frames (repeats count). A chunk's pages map frames of
+    a few hosts: a bincount over the span they cover, several times faster than add.at;
+    add.at where the span is wide (a post-copy's source far away)."""
+    if frames.size == 0:
+        return
+    lo, hi = int(frames.min()), int(frames.max())
+    if hi - lo > 4 * frames.size + (1 << 20):
+        np.add.at(counts, frames, 1)
+        return
+    counts[lo:hi + 1] += np.bincount(frames - lo, minlength=hi - lo + 1).astype(counts.dtype)
+
+
+def _check_pages(state: State, a: int, b: int, postcopy: list[tuple[int, int, int]],
+                 tally: _Tally) -> None:
+    """The per-page checks of pages [a, b), and their part of the sums."""
+    p, vms, hosts, frames, sharing = (state.pages, state.vms, state.hosts, state.frames,
+                                      state.sharing)
+    flags, n_vms, n_hosts = tally.flags, len(vms), len(hosts)
+    loc = np.ascontiguousarray(p.location[a:b])
+    kind = np.ascontiguousarray(p.guest_kind[a:b])
+    frame = p.frame[a:b]
+    content = p.content[a:b]
+    guest_swapped = p.guest_swapped[a:b]
+    page_vm = vms.vm_of_pages(np.arange(a, b, dtype=np.int64))
+    page_host = vms["host"][page_vm]  # where each page must live: its VM's host...
+    resident = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
+    remote = loc == Loc.REMOTE
+    compressed = loc == Loc.COMPRESSED
+    for start, n, src in postcopy:  # ...or, for pages still remote, the source
+        lo, hi = max(start, a), min(start + n, b)
+        if lo < hi:
+            sl = slice(lo - a, hi - a)
+            page_host[sl] = np.where(remote[sl], src, page_host[sl])
+            tally.remote_unbacked[src] += int((remote[sl] & (frame[sl] < 0)).sum())
+    # Post-copy: a page still at the source keeps its source frame (or swap slot).
+    mapped_pages = resident | compressed | (remote & (frame >= 0))
+    if np.any(frame[~mapped_pages] != -1):
+        flags.add("a non-resident page maps a frame")
+    res_frames = frame[mapped_pages]
+    if np.any(res_frames < 0) or np.any(res_frames >= frames.refcount.size):
+        tally.bad_frames = True
+    # An untouched page reads as zero, unless the guest paged its data out to its disk.
+    if np.any(content[(loc == Loc.UNTOUCHED) & ~guest_swapped] != 0):
+        flags.add("an untouched page has non-zero content")
+    if np.any(guest_swapped & (resident | (loc == Loc.SWAPPED) | compressed)):
+        flags.add("a page the guest paged out is still backed by the hypervisor")
+    if np.any((loc == Loc.BALLOONED) != (kind == GuestKind.DRIVER)):
+        flags.add("ballooned pages and pages the balloon driver holds differ")
+    tally.loc += np.bincount(page_vm * N_LOC + loc, minlength=n_vms * N_LOC)
+    tally.kind += np.bincount(page_vm * N_KIND + kind, minlength=n_vms * N_KIND)
+    tally.guest_swapped += np.bincount(page_vm[guest_swapped], minlength=n_vms)
+    shared = loc == Loc.SHARED
+    private = loc == Loc.PRIVATE
+    tally.zero_shared += np.bincount(page_vm[shared & (content == 0)], minlength=n_vms)
+    if sharing.ksm_scanned_at is not None and sharing.ksm_unstable is not None:
+        owner = vms["host"][page_vm]
+        on = owner >= 0
+        tally.ksm_items += np.bincount(owner[on & (sharing.ksm_scanned_at[a:b] > 0)],
+                                       minlength=n_hosts)
+        tally.ksm_unshared += np.bincount(owner[on & sharing.ksm_unstable[a:b]],
+                                          minlength=n_hosts)
+    if tally.bad_frames:
+        return  # frame numbers cannot be trusted as indices
+    _count_into(tally.mapped, res_frames)
+    if np.any(frames.refcount[frame[private]] != 1):
+        flags.add("a private frame is mapped by more than one page")
+    tally.shared_frame.append(frame[shared])
+    tally.shared_content.append(content[shared])
+    if np.any(frames.refcount[frame[compressed]] > 2):
+        flags.add("a compression-cache frame holds more than two pages")
+    host_of_page = page_host[mapped_pages]
+    lo = hosts.frame_offset[host_of_page]
+    hi = lo + hosts.n_frames[host_of_page]
+    if np.any((res_frames < lo) | (res_frames >= hi)):
+        flags.add("a guest page maps a frame on another host")
+    fk = sharing.frame_keys
+    if not np.all(fk.has(frame[shared])):
+        flags.add("a shared page maps a frame that is not in the sharing table")
+    if np.any(fk.has(frame[private])):
+        flags.add("a private page maps a shared (copy-on-write) frame")
+
+
+def _sharing(state: State, tally: _Tally) -> list[str]:
     out: list[str] = []
-    p, sharing, frames = state.pages, state.sharing, state.frames
-    shared = p.location == Loc.SHARED
-    private = p.location == Loc.PRIVATE
+    sharing, frames = state.sharing, state.frames
     fk = sharing.frame_keys
     keyed, frame_keys = fk.items()
     if (np.any(frame_keys == 0) or np.any(keyed >= fk.n_frames)
             or not np.array_equal(np.flatnonzero(np.unpackbits(fk.bits, bitorder="little")
                                                  [:fk.n_frames]), keyed)):
         out.append("the shared frames' bits disagree with their keys")
-    if not np.all(fk.has(p.frame[shared])):
-        out.append("a shared page maps a frame that is not in the sharing table")
-    if np.any(fk.has(p.frame[private])):
-        out.append("a private page maps a shared (copy-on-write) frame")
+    for msg in ("a shared page maps a frame that is not in the sharing table",
+                "a private page maps a shared (copy-on-write) frame"):
+        if msg in tally.flags:
+            out.append(msg)
     if np.any(frames.refcount[keyed] == 0):
         out.append("a free frame is still keyed as shared")
     keys, vals, _ = sharing.stable.items()
     if np.any(fk.get(vals) != keys):
         out.append("a stable sharing entry points at a frame shared under another key")
-    zero = np.bincount(page_vm[shared & (p.content == 0)], minlength=len(state.vms))
-    if not np.array_equal(zero, state.vms["zero_shared"]):
+    if not np.array_equal(tally.zero_shared, state.vms["zero_shared"]):
         out.append("shared zero-page counts disagree with the pages")
-    owner = np.searchsorted(state.hosts.frame_offset, keyed, side="right") - 1
+    owner = state.hosts.host_of_frames(keyed)
     if not np.array_equal(np.bincount(owner, minlength=len(state.hosts)),
                           sharing.hosts["shared_frames"]):
         out.append("per-host shared frame counts disagree with the frames")
@@ -153,7 +232,7 @@ def _sharing(state: State, page_vm: np.ndarray) -> list[str]:
     return out
 
 
-def _overhead(state: State) -> list[str]:
+def _overhead(state: State, tally: _Tally) -> list[str]:
     """Overhead frames: as many as each VM's counters say, on the right host."""
     out: list[str] = []
     vms, table, hosts = state.vms, state.overhead, state.hosts
@@ -172,24 +251,10 @@ def _overhead(state: State) -> list[str]:
             out.append(f"an overhead frame {name} for a VM lies on another host")
     if np.any((vms["host"] < 0) & (vms["overhead_held"] > 0)):
         out.append("a stopped VM still holds overhead frames")
-    ksm = _ksm_counters(state)
-    if ksm:
-        out.append(ksm)
+    sharing = state.sharing
+    if sharing.ksm_scanned_at is not None and sharing.ksm_unstable is not None and not (
+            np.array_equal(tally.ksm_items, sharing.hosts["ksm_rmap_items"])
+            and np.array_equal(tally.ksm_unshared, sharing.hosts["ksm_unshared"])):
+        # KSM's rmap_items and pages_unshared per host agree with the per-page state.
+        out.append("KSM rmap_items or pages_unshared disagree with the pages")
     return out
-
-
-def _ksm_counters(state: State) -> str:
-    """KSM's rmap_items and pages_unshared per host agree with the per-page state."""
-    sharing, vms = state.sharing, state.vms
-    scanned, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
-    if scanned is None or flagged is None:
-        return ""
-    page_host = np.repeat(vms["host"], vms["n_pages"])
-    n = len(state.hosts)
-    on = page_host >= 0
-    items = np.bincount(page_host[on & (scanned > 0)], minlength=n)
-    unshared = np.bincount(page_host[on & flagged], minlength=n)
-    if not (np.array_equal(items, sharing.hosts["ksm_rmap_items"])
-            and np.array_equal(unshared, sharing.hosts["ksm_unshared"])):
-        return "KSM rmap_items or pages_unshared disagree with the pages"
-    return ""

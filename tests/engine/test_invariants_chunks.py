@@ -1,0 +1,75 @@
+"""The invariant check reads the pages a chunk at a time: any chunk size finds the same
+violations, wherever in the page arrays they are, and none on a sound world."""
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from engine import Simulation, invariants, parse_scenario
+from engine.state import GuestKind, Loc, State
+from tests.conftest import small_spec
+
+
+def _world() -> Simulation:
+    """KSM merging alike VMs: shared, private, untouched and zero pages on two hosts."""
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 2000, "ksm_sleep": "1s",
+                                 "share_force_salting": 0}
+    same = {"memory": "4MiB", "app": "web",
+            "content": {"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 0.8}}
+    data["vm"] = [{"id": vm, "host": host, **same}
+                  for vm, host in (("a", "h1"), ("b", "h1"), ("c", "h2"), ("d", "h2"))]
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    sim.step(6)
+    return sim
+
+
+def _last(state: State, loc: Loc) -> int:
+    return int(np.flatnonzero(state.pages.location == loc)[-1])
+
+
+def _untouched_content(state: State) -> None:
+    state.pages.content[_last(state, Loc.UNTOUCHED)] = 99
+
+
+def _unmapped_frame(state: State) -> None:
+    state.pages.frame[_last(state, Loc.UNTOUCHED)] = 5
+
+
+def _kind_of_ballooned(state: State) -> None:
+    state.pages.guest_kind[_last(state, Loc.PRIVATE)] = GuestKind.DRIVER
+
+
+def _shared_as_private(state: State) -> None:
+    page = _last(state, Loc.SHARED)
+    state.pages.location[page] = Loc.PRIVATE
+    state.vms["loc_count"][:, Loc.SHARED] -= np.bincount(
+        state.vms.vm_of_pages(np.array([page])), minlength=len(state.vms))
+    state.vms["loc_count"][:, Loc.PRIVATE] += np.bincount(
+        state.vms.vm_of_pages(np.array([page])), minlength=len(state.vms))
+
+
+def _refcount(state: State) -> None:
+    state.frames.refcount[state.pages.frame[_last(state, Loc.PRIVATE)]] += 1
+
+
+def _ksm_flag(state: State) -> None:
+    assert state.sharing.ksm_unstable is not None
+    state.sharing.ksm_unstable[_last(state, Loc.PRIVATE)] ^= True
+
+
+@pytest.mark.parametrize("corrupt", [
+    _untouched_content, _unmapped_frame, _kind_of_ballooned, _shared_as_private, _refcount,
+    _ksm_flag])
+def test_any_chunk_size_finds_the_same_violations(corrupt: Callable[[State], None],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = _world()
+    state = sim.world.state
+    assert len(state.pages) > 4 * 7
+    monkeypatch.setattr(invariants, "CHUNK_PAGES", 7)  # chunks cut VMs anywhere
+    assert invariants.check(state) == []
+    corrupt(state)
+    small = invariants.check(state)
+    monkeypatch.setattr(invariants, "CHUNK_PAGES", 1 << 22)  # one chunk: the whole array
+    assert small and invariants.check(state) == small
