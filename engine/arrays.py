@@ -58,8 +58,9 @@ class SegmentOf:
     Here positions are cut into chunks of 2^shift, no longer than the shortest non-empty
     segment, so a chunk holds at most one distinct start: a position's answer is its
     chunk's base count plus that start's multiplicity if it is at or past it. About
-    0.2 ms for 100 k pages, sorted or not. Positions outside the table (negative, or past
-    the chunks) and starts too close for a small table go to searchsorted.
+    0.2 ms for 100 k pages, sorted or not. Positions past the end share one extra chunk
+    (the last segment, as searchsorted says); positions before the first start, and
+    starts too close together for a table of at most MAX_CHUNKS, go to searchsorted.
     """
 
     MAX_CHUNKS = 1 << 20
