@@ -415,6 +415,11 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     assert flagged is not None
     n_hosts = len(state.hosts)
     size = lengths[rest_g] - placed[rest_g]
+    # Most groups have one page left (a page whose content no other page in the pass
+    # has), and it is unchanged (it searches): those are dealt with apart below, the flat
+    # arrays and rounds are for the others.
+    single = size == 1
+    size = np.where(single, 0, size)
     el = order[_expand(starts[rest_g] + placed[rest_g], size)]  # candidate index, flat
     gi = np.repeat(np.arange(rest_g.size), size)
     g_first = order[starts[rest_g]]
@@ -423,14 +428,12 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     g_keys, g_host, g_content = chain.keys[rest_g], host[g_first], chain.content[rest_g]
     chain_at = free_index[rest_g].copy()
     limit = g_limit[rest_g]
-    g_start = np.cumsum(size) - size
     unstable_before = counters["unstable_count"].copy()
 
     trees = sharing.unstable
     assert isinstance(trees, RegionMap)
     found = np.zeros(rest_g.size, np.bool_)  # the key has an entry in the host's tree
     partner = np.full(rest_g.size, -1, np.int64)
-    lk = np.arange(rest_g.size)  # each group has an unchanged page and a free chain index
     f, q = trees.get_in(g_keys, g_host)
     ok = _partner(state, g_host, g_keys, g_content, f, q)
     found[:] = f
@@ -453,16 +456,37 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
 
     pos = g_start.copy()  # flat index of each group's next page
     consumed = np.zeros(rest_g.size, np.bool_)
-    inserted = np.full(rest_g.size, -1, np.int64)  # flat index of the page left in the tree
+    lone_page = np.full(rest_g.size, -1, np.int64)  # the page left in the tree
     new_group: list[I64] = []
     new_anchor: list[I64] = []
     new_index: list[I64] = []
     new_joiner: list[I64] = []
-    searches = np.zeros(n_hosts, np.int64)
     fill_start: list[I64] = []
     fill_count: list[I64] = []
     fill_frame: list[I64] = []
-    act = lk
+
+    # One page: with a partner it makes a new KSM page with it at the chain's free index
+    # (nothing is left to fill it), else it goes into the tree; either way one search. The
+    # partner itself, rescanned, is the partner only (as below).
+    s = np.flatnonzero(single)
+    page_s = cand[order[starts[rest_g[s]] + placed[rest_g[s]]]]
+    dup_s = has_partner[s] & (page_s == partner[s])
+    rescanned_partner[s[dup_s]] = True
+    s, page_s = s[~dup_s], page_s[~dup_s]
+    searches = np.bincount(g_host[s], minlength=n_hosts).astype(np.int64)
+    paired = has_partner[s]
+    sp = s[paired]
+    if sp.size:
+        new_group.append(sp)
+        new_anchor.append(partner[sp])
+        new_index.append(chain_at[sp].copy())
+        new_joiner.append(page_s[paired])
+    consumed[sp] = True
+    has_partner[sp] = False
+    chain_at[sp] += 1
+    lone_page[s[~paired]] = page_s[~paired]
+
+    act = np.flatnonzero(~single)  # each has an unchanged page and a free chain index
     for _ in range(_MAX_CHAIN + 1):
         if act.size == 0:
             break
@@ -472,7 +496,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
         room_in_chain = chain_at[act] < _MAX_CHAIN
         pair = room_in_chain & (avail >= need)
         lone = np.flatnonzero(~pair & room_in_chain & ~has_partner[act] & (avail >= 1))
-        inserted[act[lone]] = u_at[i0[lone]]
+        lone_page[act[lone]] = cand[el[u_at[i0[lone]]]]
         searches += np.bincount(g_host[act[lone]], minlength=n_hosts)
         at_pair = np.flatnonzero(pair)
         a, i0, need = act[at_pair], i0[at_pair], need[at_pair]
@@ -519,7 +543,8 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
         stable_keys = chain_key(g_keys[ng], np.concatenate(new_index))
         anchor_frames = p.frame[anchors].astype(np.int64)
         share_ops.promote(state, anchors, stable_keys)
-        fill_frames = np.repeat(np.concatenate(fill_frame), fc)
+        fill_frames = (np.repeat(np.concatenate(fill_frame), fc) if fill_frame
+                       else np.zeros(0, np.int64))
         share_ops.merge(state, np.concatenate([np.concatenate(new_joiner), cand[late]]),
                         np.concatenate([anchor_frames, fill_frames]))
         sharing.stable.put(stable_keys, anchor_frames, g_content[ng])
@@ -536,8 +561,8 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     counters["ksm_unshared"] += np.bincount(g_host[stays], minlength=n_hosts)
     flagged[partner[stays]] = True
     # A lone unchanged page goes into the tree, over whatever entry its key had.
-    ins = np.flatnonzero(inserted >= 0)
-    page = cand[el[inserted[ins]]]
+    ins = np.flatnonzero(lone_page >= 0)
+    page = lone_page[ins]
     trees.put_in(g_keys[ins], page, g_host[ins], absent=~found[ins] | consumed[ins])
     fresh = ~found[ins] | consumed[ins]
     counters["unstable_count"] += np.bincount(g_host[ins[fresh]], minlength=n_hosts)
