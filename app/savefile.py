@@ -20,7 +20,6 @@ import hashlib
 import io
 import os
 import re
-import stat
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,10 +30,9 @@ import tomli_w
 from pydantic import ValidationError
 
 from engine import InputError, Simulation, persistence
-from engine.inputfile import decode_utf8, parse_toml, read_bytes
+from engine.inputfile import decode_utf8, open_regular, parse_toml, read_bytes
 from engine.savemodel import SaveHeader
 from engine.scenario import first_error
-from engine.units import format_bytes
 
 SIDECAR_SUFFIX = ".arrays.npz"
 SAVE_ID_ARRAY = "save.id"  # the save id as ASCII bytes, inside the sidecar
@@ -224,7 +222,7 @@ def read_save(path: str | Path, check: bool = False) -> Simulation:
                           f"array file {header.sidecar} next to the save: {err.expected}")
 
     try:
-        handle = _open_regular(sidecar, SIDECAR_LIMIT)
+        handle = open_regular(sidecar, SIDECAR_LIMIT)
     except InputError as err:
         raise unreadable(err) from None
     with handle:
@@ -245,29 +243,6 @@ def read_save(path: str | Path, check: bool = False) -> Simulation:
                          "another save (its save id differs)")
     world_state = persistence.from_plain(world, arrays, source, model=model)
     return Simulation(world_state, check=check)
-
-
-def _open_regular(path: Path, limit: int) -> io.BufferedReader:
-    """`path` open for reading, if it is a regular file of at most `limit` bytes: the
-    checks of engine/inputfile.py read_bytes, for a file read in pieces, not whole."""
-    source = str(path)
-    try:
-        # O_NONBLOCK: opening a FIFO without a writer must not hang before fstat says no.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as err:
-        raise InputError(source, "(file)", f"cannot read: {err.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(source, "(file)", "not a regular file (a directory, device or "
-                             "pipe); give a scenario or save file")
-        if info.st_size > limit:
-            raise InputError(source, "(file)", f"too big ({format_bytes(info.st_size)}; at "
-                             f"most {format_bytes(limit)})")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _sha256_of(handle: io.BufferedReader, path: Path) -> str:

@@ -7,6 +7,7 @@ refusal is an InputError naming the file, so the CLI prints one line and exits 2
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import tomllib
@@ -20,9 +21,9 @@ MAX_DEPTH = 16  # tables and arrays within each other; real files need about 6
 SCENARIO_LIMIT = 16 * 1024**2
 
 
-def read_bytes(path: str | Path, limit: int, head: int | None = None) -> bytes:
-    """The file's bytes, if it is a regular file of at most `limit` bytes (with `head`:
-    only its first `head` bytes, whatever its size)."""
+def open_regular(path: str | Path, limit: int | None) -> io.BufferedReader:
+    """`path` open for reading, if it is a regular file of at most `limit` bytes (None:
+    any size). For files read in pieces (a save's sidecar) as read_bytes reads whole ones."""
     source = str(path)
     try:
         # O_NONBLOCK: opening a FIFO without a writer must not hang before fstat says no.
@@ -34,16 +35,25 @@ def read_bytes(path: str | Path, limit: int, head: int | None = None) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise InputError(source, "(file)", "not a regular file (a directory, device or "
                              "pipe); give a scenario or save file")
-        if head is None and info.st_size > limit:
+        if limit is not None and info.st_size > limit:
             raise InputError(source, "(file)", f"too big ({format_bytes(info.st_size)}; at "
                              f"most {format_bytes(limit)})")
-        want = min(info.st_size, limit if head is None else head)
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(want + 1)  # one more: a file that grew since fstat shows it
-    except OSError as err:
-        raise InputError(source, "(file)", f"cannot read: {err.strerror}") from None
-    finally:
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def read_bytes(path: str | Path, limit: int, head: int | None = None) -> bytes:
+    """The file's bytes, if it is a regular file of at most `limit` bytes (with `head`:
+    only its first `head` bytes, whatever its size)."""
+    source = str(path)
+    with open_regular(path, limit if head is None else None) as handle:
+        want = min(os.fstat(handle.fileno()).st_size, limit if head is None else head)
+        try:
+            data = handle.read(want + 1)  # one more: a file that grew since fstat shows it
+        except OSError as err:
+            raise InputError(source, "(file)", f"cannot read: {err.strerror}") from None
     if head is not None:
         return data[:want]
     if len(data) > want:
