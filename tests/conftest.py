@@ -36,6 +36,22 @@ def small_spec(**overrides: Any) -> dict[str, Any]:
     return data
 
 
+def alike_ksm_sim(ticks: int, **vm: Any) -> Simulation:
+    """KSM merging four alike VMs on two hosts (shared frames in each host's range), run
+    `ticks` ticks with every invariant checked; `vm`: fields every VM also gets."""
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 2000, "ksm_sleep": "1s",
+                                 "share_force_salting": 0}
+    same = {"memory": "4MiB", "app": "web",
+            "content": {"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 1.0},
+            **vm}
+    data["vm"] = [{"id": v, "host": host, **same}
+                  for v, host in (("a", "h1"), ("b", "h1"), ("c", "h2"), ("d", "h2"))]
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    sim.step(ticks)
+    return sim
+
+
 @pytest.fixture
 def small_sim() -> Simulation:
     return Simulation.from_spec(parse_scenario(small_spec()), check=True)

@@ -6,23 +6,15 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from engine import Simulation, invariants, parse_scenario
+from engine import Simulation, invariants
 from engine.state import GuestKind, Loc, State
-from tests.conftest import small_spec
+from tests.conftest import alike_ksm_sim
 
 
 def _world() -> Simulation:
-    """KSM merging alike VMs: shared, private, untouched and zero pages on two hosts."""
-    data = small_spec()
-    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 2000, "ksm_sleep": "1s",
-                                 "share_force_salting": 0}
-    same = {"memory": "4MiB", "app": "web",
-            "content": {"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 0.8}}
-    data["vm"] = [{"id": vm, "host": host, **same}
-                  for vm, host in (("a", "h1"), ("b", "h1"), ("c", "h2"), ("d", "h2"))]
-    sim = Simulation.from_spec(parse_scenario(data), check=True)
-    sim.step(6)
-    return sim
+    """Shared, private, untouched and zero pages on two hosts."""
+    return alike_ksm_sim(6, content={"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2,
+                                     "resident": 0.8})
 
 
 def _last(state: State, loc: Loc) -> int:

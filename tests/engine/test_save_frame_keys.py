@@ -11,33 +11,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import Simulation, parse_scenario, persistence
+from engine import Simulation, persistence
 from engine.errors import InputError
 from engine.hashtable import FrameKeys
 from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS, KSM_SCANNED, SCHEMA_VERSION
 from engine.state import Loc
-from tests.conftest import small_spec
+from tests.conftest import alike_ksm_sim
 
 Arrays = dict[str, np.ndarray]
 
 
-def _sharing_sim() -> Simulation:
-    """KSM merging alike VMs on both hosts: shared frames in each host's frame range."""
-    data = small_spec()
-    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 2000, "ksm_sleep": "1s",
-                                 "share_force_salting": 0}
-    same = {"memory": "4MiB", "app": "web", "workload": {"kind": "idle"},
-            "content": {"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 1.0}}
-    data["vm"] = [{"id": vm, "host": host, **same}
-                  for vm, host in (("a", "h1"), ("b", "h1"), ("c", "h2"), ("d", "h2"))]
-    sim = Simulation.from_spec(parse_scenario(data), check=True)
-    sim.step(6)
-    return sim
-
-
 @pytest.fixture(scope="module")
 def sim() -> Simulation:
-    return _sharing_sim()
+    return alike_ksm_sim(6, workload={"kind": "idle"})
 
 
 def _no_dense(monkeypatch: pytest.MonkeyPatch) -> None:
