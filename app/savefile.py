@@ -22,6 +22,7 @@ import os
 import re
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,6 +30,7 @@ import numpy as np
 import tomli_w
 from pydantic import ValidationError
 
+from app.deflate import ParallelDeflate, parallel_member
 from engine import InputError, Simulation, persistence
 from engine.inputfile import decode_utf8, open_regular, parse_toml, read_bytes
 from engine.savemodel import SaveHeader
@@ -41,6 +43,7 @@ SIDECAR_LIMIT = 64 * 1024**3
 # zlib level of the sidecar. Level 1: the data center's save takes a fraction of the
 # time of the default level 6 for a file not much bigger (benchmarks/save_bench.py).
 DEFLATE_LEVEL = 1
+_DEFLATE_THREADS = 8  # at most; one per core below that
 _WRITE_BUFFER = 1024**2
 _READ_CHUNK = 4 * 1024**2
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
@@ -107,14 +110,19 @@ class _HashingWriter:
 def _write_arrays(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> str:
     """Write the arrays as an .npz (a zip of .npy members, as np.savez_compressed
     writes, so np.load reads it) straight to `handle`; returns the file's SHA-256. Each
-    array goes through zlib in chunks (np.lib.format.write_array): no copy of an array,
-    and no compressed blob, is held in memory."""
+    array goes through zlib in chunks (np.lib.format.write_array), the chunks compressed
+    on every core (app/deflate.py): no copy of an array, and no compressed blob, is held
+    in memory, only the few chunks in flight."""
     out = _HashingWriter(handle)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED,
-                         compresslevel=DEFLATE_LEVEL) as archive:
+    workers = max(1, min(os.cpu_count() or 1, _DEFLATE_THREADS))
+    with ThreadPoolExecutor(workers, thread_name_prefix="deflate") as pool, \
+            zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED,
+                            compresslevel=DEFLATE_LEVEL) as archive:
         for name, arr in arrays.items():
             # zip64 always (as np.savez): the size is not known before the member ends.
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                parallel_member(member, lambda: ParallelDeflate(pool, DEFLATE_LEVEL,
+                                                                2 * workers))
                 np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
     return out.sha256.hexdigest()
 
