@@ -121,16 +121,27 @@ def check(state: State) -> list[str]:
 
 
 def _count_into(counts: np.ndarray, frames: np.ndarray) -> None:
-    """counts[f] += 1 for each f in frames (repeats count). A chunk's pages map frames of
-    a few hosts: a bincount over the span they cover, several times faster than add.at;
-    add.at where the span is wide (a post-copy's source far away)."""
+    """counts[f] += 1 for each f in frames (repeats count): a bincount over the span they
+    cover, several times faster than add.at. Frames come in page order, so a VM's lie on
+    its host: a chunk spanning hosts far apart is halved until each half's span is dense
+    (a few VMs a chunk: a few halvings); add.at only for small, scattered remainders (a
+    post-copy's pages still at a source far away). On the data center's load: 1.7 s, not
+    4.6 s of add.at."""
     if frames.size == 0:
         return
     lo, hi = int(frames.min()), int(frames.max())
     if hi - lo > 4 * frames.size + (1 << 20):
-        np.add.at(counts, frames, 1)
+        if frames.size <= _SCATTERED:
+            np.add.at(counts, frames, 1)
+        else:
+            half = frames.size // 2
+            _count_into(counts, frames[:half])
+            _count_into(counts, frames[half:])
         return
     counts[lo:hi + 1] += np.bincount(frames - lo, minlength=hi - lo + 1).astype(counts.dtype)
+
+
+_SCATTERED = 1 << 14  # frames counted by add.at, below which halving costs more
 
 
 def _check_pages(state: State, a: int, b: int, postcopy: list[tuple[int, int, int]],

@@ -4,6 +4,7 @@ and a write to a hinted page kills its hint (engine/hashtable.py HintTable)."""
 import numpy as np
 
 from engine import Simulation, invariants, parse_scenario
+from engine.hashtable import HintTable
 from engine.memory.sharing import try_share
 from engine.memory.touch import apply_touches
 from engine.state import Loc
@@ -115,3 +116,16 @@ def test_a_collision_overwrites_the_older_hint() -> None:
     _, hinted, _ = table.read(table.slot(keys[pages == newer], np.zeros(1, np.int64)))
     assert int(hinted[0]) == newer
     assert invariants.check(state) == []
+
+
+def test_occupied_per_host_counts_each_hosts_region() -> None:
+    """One count per host's region, empty regions and regions of different sizes alike."""
+    table = HintTable(np.array([16, 100, 16, 5000], np.int64))
+    rng = np.random.default_rng(4)
+    slot = rng.choice(table.capacity, 900, replace=False)
+    table.write(slot, rng.integers(0, 1000, slot.size), np.zeros(slot.size, np.int64))
+    expected = np.bincount(table.host_of(slot), minlength=4)
+    assert table.occupied_per_host().tolist() == expected.tolist()
+    table.clear(slot[:300])
+    expected = np.bincount(table.host_of(slot[300:]), minlength=4)
+    assert table.occupied_per_host().tolist() == expected.tolist()

@@ -65,3 +65,23 @@ def test_any_chunk_size_finds_the_same_violations(corrupt: Callable[[State], Non
     small = invariants.check(state)
     monkeypatch.setattr(invariants, "CHUNK_PAGES", 1 << 22)  # one chunk: the whole array
     assert small and invariants.check(state) == small
+
+
+@pytest.mark.parametrize("layout", ["dense", "hosts far apart", "scattered", "mixed"])
+def test_frame_counts_match_add_at_however_the_frames_lie(layout: str) -> None:
+    """_count_into counts by bincounts over dense spans, halving a chunk whose frames lie
+    far apart (VMs on distant hosts) and using add.at for small scattered pieces: the
+    counts are those of add.at, repeats included."""
+    rng = np.random.default_rng(len(layout))
+    n_frames = 50_000_000
+    near = rng.integers(1000, 1000 + 60_000, 70_000)
+    far = rng.integers(40_000_000, 40_000_000 + 60_000, 50_000)
+    scattered = rng.integers(0, n_frames, 30_000)
+    frames = {"dense": near, "hosts far apart": np.concatenate([near, far, near[:9]]),
+              "scattered": scattered,
+              "mixed": np.concatenate([far, scattered[:20_000], near, scattered])}[layout]
+    counts = np.zeros(n_frames, np.int32)
+    invariants._count_into(counts, frames)
+    expected = np.zeros(n_frames, np.int32)
+    np.add.at(expected, frames, 1)
+    assert np.array_equal(counts, expected)
