@@ -51,14 +51,26 @@ def _ksm_flag(state: State) -> None:
     state.sharing.ksm_unstable[_last(state, Loc.PRIVATE)] ^= True
 
 
+def _bad_frame(state: State) -> None:
+    """A resident page past the middle maps no frame: later chunks' frames are not counted."""
+    resident = np.flatnonzero(state.pages.location == Loc.PRIVATE)
+    state.pages.frame[resident[resident.size // 2]] = -3
+
+
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("corrupt", [
     _untouched_content, _unmapped_frame, _kind_of_ballooned, _shared_as_private, _refcount,
-    _ksm_flag])
+    _ksm_flag, _bad_frame])
 def test_any_chunk_size_finds_the_same_violations(corrupt: Callable[[State], None],
+                                                  threads: int,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks checked one after the other or several at once (on any machine: the core
+    count is set) add up to the check of one chunk."""
     sim = _world()
     state = sim.world.state
     assert len(state.pages) > 4 * 7
+    monkeypatch.setattr(invariants.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(invariants, "_MAX_THREADS", threads)
     monkeypatch.setattr(invariants, "CHUNK_PAGES", 7)  # chunks cut VMs anywhere
     assert invariants.check(state) == []
     corrupt(state)
@@ -85,3 +97,28 @@ def test_frame_counts_match_add_at_however_the_frames_lie(layout: str) -> None:
     expected = np.zeros(n_frames, np.int32)
     np.add.at(expected, frames, 1)
     assert np.array_equal(counts, expected)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_a_chunks_frames_counted_host_by_host_add_up_to_add_at(interleaved: bool) -> None:
+    """A chunk's frames counted by its checking thread, host by host (in runs, or by a
+    mask a host when a post-copy interleaves two), plus the frames left over (a page far
+    off its host, a stopped VM's page): the counts of add.at."""
+    rng = np.random.default_rng(9)
+    n_hosts, per_host = 6, 2_000_000
+    host = np.repeat(np.array([3, 0, 5, -1, 2]), 30_000)
+    if interleaved:
+        host = rng.permutation(host)
+    frames = np.where(host >= 0, host * per_host, 0) + rng.integers(0, per_host, host.size)
+    frames[::997] = rng.integers(0, n_hosts * per_host, frames[::997].size)  # off their host
+    offset = np.arange(n_hosts) * per_host
+    counted, left = invariants._count_by_host(frames, host, offset,
+                                              np.full(n_hosts, per_host))
+    counts = np.zeros(n_hosts * per_host, np.int32)
+    for lo, c in counted:
+        counts[lo:lo + c.size] += c
+    invariants._count_into(counts, left)
+    expected = np.zeros(n_hosts * per_host, np.int32)
+    np.add.at(expected, frames, 1)
+    assert np.array_equal(counts, expected)
+    assert left.size < (host < 0).sum() + frames[::997].size  # the rest in their hosts' spans
