@@ -16,7 +16,7 @@ import numpy as np
 from engine.memory.overhead import table_frames
 from engine.state import N_KIND, N_LOC, GuestKind, Loc, State
 
-CHUNK_PAGES = 1 << 22  # pages checked at a time: temporaries stay small on any world
+CHUNK_PAGES = 1 << 21  # pages a chunk: temporaries stay small on any world, two at once
 _MAX_THREADS = 4  # chunks checked at once, at most; one a core below that
 
 
