@@ -6,9 +6,9 @@ Errors carry the file, the field path as written in the file (`vm[2].memory`, co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
@@ -59,6 +59,10 @@ class ScenarioSpec(Frozen):
     objectives: list[ObjectiveSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
     reproduce: ReproduceSpec | None = None
     _timeline_order: list[int] = PrivateAttr(default_factory=list)
+    # The groups expanded, once (a frozen spec's never change): 100,000 VMs are a second's
+    # work, asked for by the build, the checks and the saves.
+    _all_hosts: list[HostSpec] | None = PrivateAttr(default=None)
+    _all_vms: list[VMSpec] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _timeline_in_time_order(self) -> ScenarioSpec:
@@ -91,30 +95,62 @@ class ScenarioSpec(Frozen):
             data["timeline"] = [_timeline_entry(e) for e in timeline]
         return data
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> ScenarioSpec:
+        """A copy, its groups expanded anew (the update may change them)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._all_hosts = copy._all_vms = None
+        return copy
+
     def all_hosts(self) -> list[HostSpec]:
         """Hosts with groups expanded, in file order (groups after single hosts)."""
-        hosts = list(self.hosts)
-        for group in self.host_groups:
-            fields = group.model_dump(exclude={"count", "switches", "id"})
-            for i in range(group.count):
-                switch = group.switch
-                if group.switches:
-                    per = -(-group.count // len(group.switches))
-                    switch = group.switches[i // per]
-                hosts.append(HostSpec(**{**fields, "id": f"{group.id}{i}", "switch": switch}))
-        return hosts
+        if self._all_hosts is None:
+            hosts = list(self.hosts)
+            for group in self.host_groups:
+                fields = group.model_dump(exclude={"count", "switches", "id"})
+                per = -(-group.count // max(len(group.switches), 1))
+                switch = [group.switch] if not group.switches else [
+                    group.switches[i // per] for i in range(group.count)]
+                hosts += _members(HostSpec, fields, group.id, [
+                    {"switch": switch[i if group.switches else 0]} for i in range(group.count)])
+            self._all_hosts = hosts
+        return list(self._all_hosts)
 
     def all_vms(self) -> list[VMSpec]:
-        vms = list(self.vms)
-        every_host = [h.id for h in self.all_hosts()]
-        for group in self.vm_groups:
-            fields = group.model_dump(exclude={"count", "hosts", "id", "host"})
-            # "*" spreads the group over every host, however many the file (or --set) has.
-            targets = every_host if group.hosts == ["*"] else group.hosts
-            for i in range(group.count):
-                host = targets[i % len(targets)] if targets else group.host
-                vms.append(VMSpec(**{**fields, "id": f"{group.id}{i}", "host": host}))
-        return vms
+        """VMs with groups expanded, in file order (groups after single VMs)."""
+        if self._all_vms is None:
+            vms = list(self.vms)
+            every_host = [h.id for h in self.all_hosts()]
+            for group in self.vm_groups:
+                fields = group.model_dump(exclude={"count", "hosts", "id", "host"})
+                # "*" spreads the group over every host, however many the file (or --set)
+                # has.
+                targets = every_host if group.hosts == ["*"] else group.hosts
+                vms += _members(VMSpec, fields, group.id, [
+                    {"host": targets[i % len(targets)] if targets else group.host}
+                    for i in range(group.count)])
+            self._all_vms = vms
+        return list(self._all_vms)
+
+
+M = TypeVar("M", HostSpec, VMSpec)
+
+
+def _members(model: type[M], fields: dict[str, Any], group_id: str,
+             places: list[dict[str, Any]]) -> list[M]:
+    """A group's members, `group_id` + index, member i placed by `places[i]` (the fields
+    saying where it goes). The first is validated in full; the others are copies of it
+    with their own id and place, as no check of a member reads either beyond its type,
+    which the group's own validation vouches for (every member id fits, spec.py
+    member_ids_fit; places are ids from the group or the hosts). 100,000 VMs: 1 s, not 5 s
+    of validating each."""
+    if not places:
+        return []
+    first = model(**{**fields, "id": f"{group_id}0", **places[0]})
+    members = [first]
+    for i in range(1, len(places)):
+        members.append(first.model_copy(update={"id": f"{group_id}{i}", **places[i]}))
+    return members
 
 
 def _timeline_entry(entry: Any) -> Any:

@@ -28,6 +28,7 @@ from engine.ranges import (
     Range,
 )
 from engine.spec_types import (
+    IDENT_MAX,
     MAX_PHASES,
     Bytes,
     Count,
@@ -96,11 +97,25 @@ class HostSpec(Frozen):
     sharing: Literal["esx", "ksm", "off"] | None = None  # overrides policy.sharing.mode
 
 
+def member_ids_fit(group_id: str, count: int) -> None:
+    """A group's members are named id0 ... id<count - 1>: the longest must be an id too
+    (the expansion validates the first member only, engine/scenario.py)."""
+    last = f"{group_id}{count - 1}"
+    if len(last) > IDENT_MAX:
+        raise ValueError(f"member ids up to {last[:20]}... run past {IDENT_MAX} characters; "
+                         "use a shorter id")
+
+
 class HostGroupSpec(HostSpec):
     """`count` hosts named id0, id1, ...; spread over `switches` in contiguous blocks."""
 
     count: Annotated[int, Range(1, 100_000, "int")]
     switches: list[Ident] = Field(default_factory=list, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _members_fit(self) -> HostGroupSpec:
+        member_ids_fit(self.id, self.count)
+        return self
 
 
 class ContentMix(Frozen):
@@ -490,6 +505,13 @@ class VMGroupSpec(VMSpec):
     count: Annotated[int, Range(1, 1_000_000, "int")]
     # "*": every host
     hosts: list[Ident | Literal["*"]] = Field(default_factory=list, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _members_fit(self) -> VMGroupSpec:
+        member_ids_fit(self.id, self.count)
+        if "*" in self.hosts and self.hosts != ["*"]:
+            raise ValueError('hosts: "*" (every host) stands alone, not among host ids')
+        return self
 
 
 class EconomySpec(Frozen):

@@ -34,7 +34,8 @@ Price = Annotated[float, Range(0, MAX_MONEY, unit="currency")]
 Signed = Annotated[float, Range(-MAX_SIGNED, MAX_SIGNED)]
 Shares = Annotated[int, Range(0, MAX_SHARES, "int")]
 Watts = Annotated[float, Range(0, 1e6, unit="W")]
-Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+IDENT_MAX = 64  # characters of an id
+Ident = Annotated[str, Field(min_length=1, max_length=IDENT_MAX, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # Free text shown to players: one line (names) or several (briefings), never escapes.
 Line = Annotated[str, Field(max_length=500), AfterValidator(printable)]
 Paragraphs = Annotated[str, Field(max_length=20_000),

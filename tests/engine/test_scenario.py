@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 
 from engine import InputError, Simulation, invariants, load_scenario, parse_scenario
+from engine.spec import VMSpec
 from tests.conftest import ROOT, small_spec
 
 BUNDLED = sorted(p for p in (ROOT / "scenarios").rglob("*.toml")
@@ -86,6 +87,36 @@ def test_groups_expand_in_order() -> None:
     assert [h.id for h in spec.all_hosts()][-4:] == ["r0", "r1", "r2", "r3"]
     assert [(v.id, v.host) for v in spec.all_vms()][-3:] == [("g3", "r0"), ("g4", "r1"),
                                                             ("g5", "r3")]
+
+
+def test_group_members_are_the_validated_specs_and_are_checked_where_they_differ() -> None:
+    """A group's members after the first are copies of it with their own id and place:
+    each equals the spec validated in full, and what differs between members (the id's
+    length, a host named "*" among others) is still refused."""
+    data = small_spec(
+        host_group=[{"id": "r", "count": 5, "memory": "8MiB", "switches": ["tor", "tor2"]}],
+        vm_group=[{"id": "g", "count": 7, "memory": "1MiB", "hosts": ["*"], "tenant": "t"}],
+    )
+    data["switch"].append({"id": "tor2", "kind": "switch"})
+    data["link"].append({"a": "tor2", "b": "gw", "capacity": "10Gbit/s"})
+    spec = parse_scenario(data)
+    hosts = spec.all_hosts()
+    assert [(h.id, h.switch) for h in hosts[-5:]] == [
+        ("r0", "tor"), ("r1", "tor"), ("r2", "tor"), ("r3", "tor2"), ("r4", "tor2")]
+    for vm in spec.all_vms()[-7:]:
+        assert vm == VMSpec.model_validate(vm.model_dump())
+    assert spec.all_vms() is not spec.all_vms()  # a fresh list each time: callers append
+    longest = data | {"vm_group": [{"id": "g" * 63, "count": 11, "memory": "1MiB"}]}
+    err = _error(longest)  # g...g10: 65 characters; a one-line error, not a crash
+    assert err.path == "vm_group[0]" and "64 characters" in err.expected
+    hosts = data | {"host_group": [{"id": "r" * 64, "count": 2, "memory": "8MiB"}]}
+    assert _error(hosts).path == "host_group[0]"
+    star = data | {"vm_group": [{"id": "g", "count": 2, "memory": "1MiB", "hosts": ["r0", "*"]}]}
+    err = _error(star)
+    assert err.path == "vm_group[0]" and '"*"' in err.expected
+    fewer = spec.model_copy(update={"vm_groups": [spec.vm_groups[0].model_copy(
+        update={"count": 2})]})
+    assert [v.id for v in fewer.all_vms()][-3:] == [spec.all_vms()[-8].id, "g0", "g1"]
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(ROOT)))
