@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -43,6 +43,7 @@ class _Tally:
         # (first frame, counts from it) of each dense span, and the frames left over.
         self.counted: list[tuple[int, np.ndarray]] = []
         self.uncounted: np.ndarray | None = None
+        self.distinct: tuple[np.ndarray, np.ndarray] | None = None  # (frames, counts)
         self.shared_frame: list[np.ndarray] = []
         self.shared_content: list[np.ndarray] = []
         self.bad_frames = False
@@ -63,6 +64,9 @@ class _Tally:
             return
         for lo, counts in part.counted:
             self.mapped[lo:lo + counts.size] += counts
+        if part.distinct is not None:
+            frames, counts = part.distinct
+            self.mapped[frames] += counts  # distinct frames: no lost repeats
         _count_into(self.mapped, part.uncounted)
         self.shared_frame += part.shared_frame
         self.shared_content += part.shared_content
@@ -172,29 +176,28 @@ def _count_into(counts: np.ndarray, frames: np.ndarray) -> None:
     counts[lo:hi + 1] += np.bincount(frames - lo, minlength=hi - lo + 1).astype(counts.dtype)
 
 
+Counted = tuple[list[tuple[int, np.ndarray]], tuple[np.ndarray, np.ndarray] | None, np.ndarray]
+
+
 def _count_by_host(frames: np.ndarray, host: np.ndarray, frame_offset: np.ndarray,
-                   n_frames: np.ndarray) -> tuple[list[tuple[int, np.ndarray]], np.ndarray]:
-    """A chunk's references to frames counted host by host, by the thread that checks the
-    chunk: `host` is the host each page must be on, whose frames (`frame_offset`,
-    `n_frames`) it maps, a dense span. Returns (first frame, int32 counts from it) per
-    host, and the frames off their page's host (violations the check reports, and a
-    stopped VM's, host -1) for _count_into. A chunk holds a few VMs, so a few runs of a
-    host; a VM in post-copy interleaves two: then grouped by a mask a host."""
+                   n_frames: np.ndarray) -> Counted:
+    """A chunk's references to frames counted by the thread that checks the chunk:
+    `host` is the host each page must be on, whose frames (`frame_offset`, `n_frames`) it
+    maps. Returns (pieces of dense counts: first frame, int32 counts from it; distinct
+    frames and their counts, or None; the few frames left for _count_into). A chunk of a
+    few VMs holds a few runs of a host: a dense bincount a run, the frames off their
+    page's host (violations the check reports; a stopped VM's, host -1) left over. A
+    chunk of many small VMs (100,000 VMs at 2 MiB pages: thousands a chunk), or a
+    post-copy's pages interleaving two hosts, is sorted instead (as are many leftovers)."""
     counted: list[tuple[int, np.ndarray]] = []
     left: list[np.ndarray] = []
     if frames.size == 0:
-        return counted, frames
+        return counted, None, frames
     starts = np.flatnonzero(host[1:] != host[:-1]) + 1
-    groups: Iterable[tuple[int, np.ndarray]]
-    if starts.size < _RUNS:
-        groups = zip(host[np.concatenate([[0], starts])].tolist(), np.split(frames, starts),
-                     strict=True)
-    else:
-        # host + 1: a stopped VM's pages (host -1) that still map frames are a violation
-        # reported elsewhere, and counted all the same.
-        here = (np.flatnonzero(np.bincount(host + 1, minlength=n_frames.size + 1)) - 1)
-        groups = ((h, frames[host == h]) for h in here.tolist())
-    for h, f in groups:
+    if starts.size >= _RUNS:
+        return counted, _count_sorted(frames), frames[:0]
+    run_host = host[np.concatenate([[0], starts])].tolist()
+    for h, f in zip(run_host, np.split(frames, starts), strict=True):
         if h < 0:
             left.append(f)
             continue
@@ -205,7 +208,17 @@ def _count_by_host(frames: np.ndarray, host: np.ndarray, frame_offset: np.ndarra
         if f.size:
             lo = int(f.min())
             counted.append((lo, np.bincount(f - lo).astype(np.int32)))
-    return counted, np.concatenate(left) if left else frames[:0]
+    rest = np.concatenate(left) if left else frames[:0]
+    if rest.size > _SCATTERED:
+        return counted, _count_sorted(rest), frames[:0]
+    return counted, None, rest
+
+
+def _count_sorted(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each distinct frame, how often it occurs), by a sort: for frames of many hosts."""
+    f = np.sort(frames)
+    first = np.flatnonzero(np.concatenate([[True], f[1:] != f[:-1]]))
+    return f[first], np.diff(np.append(first, f.size)).astype(np.int32)
 
 
 _RUNS = 64  # runs of one host in a chunk, above which it is grouped by a mask a host
@@ -292,8 +305,8 @@ def _check_pages(state: State, a: int, b: int, postcopy: list[tuple[int, int, in
     if np.any(frames.refcount[frame[compressed]] > 2):
         flags.add("a compression-cache frame holds more than two pages")
     host_of_page = page_host[mapped_pages]
-    tally.counted, tally.uncounted = _count_by_host(res_frames, host_of_page,
-                                                    hosts.frame_offset, hosts.n_frames)
+    tally.counted, tally.distinct, tally.uncounted = _count_by_host(
+        res_frames, host_of_page, hosts.frame_offset, hosts.n_frames)
     lo = hosts.frame_offset[host_of_page]
     hi = lo + hosts.n_frames[host_of_page]
     if np.any((res_frames < lo) | (res_frames >= hi)):

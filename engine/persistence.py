@@ -34,6 +34,7 @@ from engine.savemodel import (
     SCHEMA_VERSION,
     MigrationsPlain,
     SaveMeta,
+    expand_vm_specs,
 )
 from engine.scenario import ScenarioSpec, first_error
 from engine.spec import VMSpec
@@ -59,7 +60,7 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
     meta: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "scenario": world.spec.model_dump(mode="json", exclude_none=True),
-        "vm_specs": [vm.model_dump(mode="json", exclude_none=True) for vm in state.vms.specs],
+        **_vm_specs(world),
         "tick": state.tick,
         "next_unique_content": str(state.next_unique_content),
         "money": asdict(money),
@@ -113,6 +114,17 @@ def _scanned_at(arrays: Arrays) -> npt.NDArray[np.int32] | None:
     return None if saved is None else saved.astype(np.int32) + np.int32(1)
 
 
+def _vm_specs(world: World) -> dict[str, Any]:
+    """The specs of the VMs that are not the scenario's own (schema 4, savemodel.py): a
+    command changed them, or they were added since. Specs built from the scenario are its
+    own objects, so most are told apart without comparing them."""
+    own, specs = world.spec.all_vms(), world.state.vms.specs
+    at = [i for i, spec in enumerate(specs)
+          if i >= len(own) or (spec is not own[i] and spec != own[i])]
+    return {"vm_specs": [specs[i].model_dump(mode="json", exclude_none=True) for i in at],
+            "vm_specs_at": at}
+
+
 def check_meta(meta: dict[str, Any], source: str = "<save>") -> SaveMeta:
     """The save's plain data validated: schema version, every field's type and range, the
     scenario's cross-checks. Raises InputError naming the first problem."""
@@ -143,11 +155,12 @@ def array_bytes_bound(model: SaveMeta) -> int:
     migrations at generous sizes (each page and frame costs about 40 bytes, tables a few
     slots per entry)."""
     page = model.scenario.scenario.page_size
-    pages = sum(v.memory // page for v in model.vm_specs)
+    vm_specs = model.all_vm_specs()
+    pages = sum(v.memory // page for v in vm_specs)
     frames = sum(h.memory // page for h in model.scenario.all_hosts())
     plain: Any = model.migrations
     count = plain.n if isinstance(plain, MigrationsPlain) else len(plain)
-    running = min(count, len(model.vm_specs))  # page arenas hold running migrations only
+    running = min(count, len(vm_specs))  # page arenas hold running migrations only
     return 256 * (pages + frames) + 64 * pages * running + 64 * 1024**2
 
 
@@ -159,14 +172,17 @@ def from_plain(meta: dict[str, Any], arrays: Arrays, source: str = "<save>",
     checks and the invariant check, which cost far more than the copy itself."""
     if not verify:
         try:
-            return _rebuild(meta, arrays)
+            spec = ScenarioSpec.model_validate(meta["scenario"])
+            return _rebuild(meta, arrays, spec, expand_vm_specs(
+                spec.all_vms(), [VMSpec.model_validate(v) for v in meta["vm_specs"]],
+                meta.get("vm_specs_at")))
         except (KeyError, ValueError, TypeError, IndexError) as err:
             raise InputError(source, "(contents)", f"damaged save: {err}") from None
     if model is None:
         model = check_meta(meta, source)
     try:
         check_arrays(model, arrays)
-        world = _rebuild(meta, arrays)
+        world = _rebuild(meta, arrays, model.scenario, model.all_vm_specs())
     except InputError:
         raise
     except (KeyError, ValueError, TypeError, IndexError, AttributeError, OverflowError) as err:
@@ -181,8 +197,10 @@ def from_plain(meta: dict[str, Any], arrays: Arrays, source: str = "<save>",
     return world
 
 
-def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
-    spec = ScenarioSpec.model_validate(meta["scenario"])
+def _rebuild(meta: dict[str, Any], arrays: Arrays, spec: ScenarioSpec,
+             vm_specs: list[VMSpec]) -> World:
+    """The world of a save's plain data and arrays, its scenario and every VM's spec
+    validated already."""
     hosts: Hosts = build_hosts(spec)
     hosts.free_count = arrays["hosts.free_count"].astype(np.int64)
     hosts.free_low = arrays["hosts.free_low"].astype(np.int64)
@@ -199,7 +217,6 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays) -> World:
         fields["touched"] = recency.from_bits(fields["touched"].astype(np.uint8), period)
     pages = Pages.from_arrays(fields)
     frames = Frames(refcount=arrays["frames.refcount"], free_stack=arrays["frames.free_stack"])
-    vm_specs = [VMSpec.model_validate(v) for v in meta["vm_specs"]]
     vm_arrays = {name: arrays[f"vms.{name}"].astype(dtype)
                  for name, dtype in VM_ARRAY_DTYPES.items() if f"vms.{name}" in arrays}
     old_save = "vms.overhead_pages" not in arrays

@@ -51,10 +51,11 @@ _RATE_COLUMNS = ("reads_per_s", "writes_per_s", "file_reads_per_s", "io_pages_pe
 def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
     spec = meta.scenario
     page = spec.scenario.page_size
-    n_pages = sum(v.memory // page for v in meta.vm_specs)
+    n_pages = sum(v.memory // page for v in meta.all_vm_specs())
     host_specs = spec.all_hosts()
     host_frames = np.array([h.memory // page for h in host_specs], np.int64)
-    n_frames, n_hosts, n_vms = int(host_frames.sum()), len(host_specs), len(meta.vm_specs)
+    n_frames, n_hosts = int(host_frames.sum()), len(host_specs)
+    n_vms = len(meta.all_vm_specs())
 
     for name in arrays:
         if arrays[name].dtype.kind not in "biuf":
@@ -199,10 +200,10 @@ def _check_hint_table(arrays: Arrays, n_hosts: int, n_pages: int, tick: int) -> 
 
 def _check_vms(meta: SaveMeta, arrays: Arrays, get: Any, within: Any, page: int,
                n_hosts: int) -> None:
-    n_vms = len(meta.vm_specs)
+    n_vms = len(meta.all_vm_specs())
     cols = {name: get(f"vms.{name}", (n_vms, *VM_ARRAY_SHAPES.get(name, ())), dtype)
             for name, dtype in VM_ARRAY_DTYPES.items()}
-    n_pages = np.array([v.memory // page for v in meta.vm_specs], np.int64)
+    n_pages = np.array([v.memory // page for v in meta.all_vm_specs()], np.int64)
     if not np.array_equal(cols["n_pages"], n_pages):
         raise ValueError("array vms.n_pages: does not match the VMs' memory")
     offsets = np.concatenate([[0], np.cumsum(n_pages)[:-1]]).astype(np.int64)

@@ -25,7 +25,8 @@ SAVE_CASES = ("valid", "history a string", "money as a string", "VM 99", "RNG st
               "host renamed", "migration duplicated", "migration removed", "to its source",
               "mode bogus", "status bogus", "cursor past the end", "another save's",
               "refcounts zeroed", "duplicate free-frame", "hint table full",
-              "frame keys of different", "frame key of a frame past")
+              "frame keys of different", "frame key of a frame past", "VM spec memory",
+              "vm_specs_at")
 
 
 def _sample(cache: Path) -> list[Case]:

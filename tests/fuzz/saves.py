@@ -85,6 +85,17 @@ def _set(*path: Any, value: Any) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
+def _vm_spec_edit(at: list[int], **change: Any) -> Callable[[dict[str, Any]], None]:
+    """Give the scenario's first VMs' specs (changed) at indices `at` (schema 4: vm_specs
+    holds the VMs that differ from the scenario's, vm_specs_at says which)."""
+    def edit(doc: dict[str, Any]) -> None:
+        world = doc["world"]
+        own = world["scenario"]["vms"]
+        world["vm_specs"] = [{**own[k], **change} for k in range(len(at))]
+        world["vm_specs_at"] = at
+    return edit
+
+
 def _arr(name: str, fn: Callable[[np.ndarray], Any]) -> Callable[[dict[str, Any]], None]:
     def edit(arrays: dict[str, Any]) -> None:
         arrays[name] = fn(arrays[name].copy())
@@ -151,7 +162,11 @@ def save_cases(cache: Path) -> Iterator[Case]:
         ("pending shares 1e23", R, _set(*W0, "pending", value=[
             {"kind": "set_shares", "vm": "a", "shares": 1e23}])),
         ("next_unique_content small", R, _set(*W0, "next_unique_content", value="5")),
-        ("VM spec memory changed", R, _set(*W0, "vm_specs", 0, "memory", value=1 << 30)),
+        ("VM spec memory changed", R, _vm_spec_edit([0], memory=1 << 30)),
+        ("vm_specs_at past the VMs", R, _vm_spec_edit([99])),
+        ("vm_specs_at descending", R, _vm_spec_edit([1, 0])),
+        ("vm_specs_at one short", R, lambda d: d["world"].update(vm_specs_at=[])
+         if d["world"]["vm_specs"] else d["world"].update(vm_specs_at=[0])),
         # The migration table's plain part (its columns are arrays, edited below).
         ("migration rows miscounted", R, _set(*W0, "migrations", "n", value=2)),
         ("migration removed", R, _set(*W0, "migrations", value=[])),
