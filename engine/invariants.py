@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from engine.arrays import runs
 from engine.memory.overhead import table_frames
 from engine.state import N_KIND, N_LOC, GuestKind, Loc, State
 
@@ -65,8 +66,8 @@ class _Tally:
         for lo, counts in part.counted:
             self.mapped[lo:lo + counts.size] += counts
         if part.distinct is not None:
-            frames, counts = part.distinct
-            self.mapped[frames] += counts  # distinct frames: no lost repeats
+            distinct, times = part.distinct
+            self.mapped[distinct] += times  # distinct frames: no repeat is lost
         _count_into(self.mapped, part.uncounted)
         self.shared_frame += part.shared_frame
         self.shared_content += part.shared_content
@@ -158,22 +159,20 @@ def check(state: State) -> list[str]:
 
 def _count_into(counts: np.ndarray, frames: np.ndarray) -> None:
     """counts[f] += 1 for each f in frames (repeats count): a bincount over the span they
-    cover, several times faster than add.at, where that span is dense; frames spread far
-    apart are halved until each half's span is, and add.at takes small scattered pieces.
-    Counts the overhead frames (spread over every host) and what _count_by_host leaves
-    (pages mapping frames off their host)."""
+    cover where that span is dense (several times faster than add.at), else a sort of
+    them (_count_sorted), or add.at for a few. Counts the overhead frames (spread over
+    every host) and what _count_by_host leaves (pages mapping frames off their host)."""
     if frames.size == 0:
         return
     lo, hi = int(frames.min()), int(frames.max())
-    if hi - lo > 4 * frames.size + (1 << 20):
-        if frames.size <= _SCATTERED:
-            np.add.at(counts, frames, 1)
-        else:
-            half = frames.size // 2
-            _count_into(counts, frames[:half])
-            _count_into(counts, frames[half:])
-        return
-    counts[lo:hi + 1] += np.bincount(frames - lo, minlength=hi - lo + 1).astype(counts.dtype)
+    if hi - lo <= 4 * frames.size + (1 << 20):
+        counts[lo:hi + 1] += np.bincount(frames - lo, minlength=hi - lo + 1).astype(
+            counts.dtype)
+    elif frames.size > _SCATTERED:
+        distinct, times = _count_sorted(frames)
+        counts[distinct] += times  # distinct frames: no repeat is lost
+    else:
+        np.add.at(counts, frames, 1)
 
 
 Counted = tuple[list[tuple[int, np.ndarray]], tuple[np.ndarray, np.ndarray] | None, np.ndarray]
@@ -216,13 +215,12 @@ def _count_by_host(frames: np.ndarray, host: np.ndarray, frame_offset: np.ndarra
 
 def _count_sorted(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(each distinct frame, how often it occurs), by a sort: for frames of many hosts."""
-    f = np.sort(frames)
-    first = np.flatnonzero(np.concatenate([[True], f[1:] != f[:-1]]))
-    return f[first], np.diff(np.append(first, f.size)).astype(np.int32)
+    distinct, _, times = runs(np.sort(frames))
+    return distinct, times.astype(np.int32)
 
 
-_RUNS = 64  # runs of one host in a chunk, above which it is grouped by a mask a host
-_SCATTERED = 1 << 14  # frames counted by add.at, below which halving costs more
+_RUNS = 64  # runs of one host in a chunk, above which its frames are sorted instead
+_SCATTERED = 1 << 14  # scattered frames counted by add.at, at most; more are sorted
 
 
 def _chunk_tallies(state: State, postcopy: list[tuple[int, int, int]]) -> Iterator[_Tally]:

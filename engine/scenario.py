@@ -109,10 +109,9 @@ class ScenarioSpec(Frozen):
             for group in self.host_groups:
                 fields = group.model_dump(exclude={"count", "switches", "id"})
                 per = -(-group.count // max(len(group.switches), 1))
-                switch = [group.switch] if not group.switches else [
-                    group.switches[i // per] for i in range(group.count)]
                 hosts += _members(HostSpec, fields, group.id, [
-                    {"switch": switch[i if group.switches else 0]} for i in range(group.count)])
+                    {"switch": group.switches[i // per] if group.switches else group.switch}
+                    for i in range(group.count)])
             self._all_hosts = hosts
         return list(self._all_hosts)
 

@@ -81,9 +81,9 @@ def test_any_chunk_size_finds_the_same_violations(corrupt: Callable[[State], Non
 
 @pytest.mark.parametrize("layout", ["dense", "hosts far apart", "scattered", "mixed"])
 def test_frame_counts_match_add_at_however_the_frames_lie(layout: str) -> None:
-    """_count_into counts by bincounts over dense spans, halving a chunk whose frames lie
-    far apart (VMs on distant hosts) and using add.at for small scattered pieces: the
-    counts are those of add.at, repeats included."""
+    """_count_into counts by a bincount over a dense span, a sort of many frames lying
+    far apart (VMs on distant hosts) and add.at for a few scattered ones: the counts are
+    those of add.at, repeats included."""
     rng = np.random.default_rng(len(layout))
     n_frames = 50_000_000
     near = rng.integers(1000, 1000 + 60_000, 70_000)
