@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine import parallel
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
@@ -47,7 +48,7 @@ KIND_OF_CLASS = np.array([GuestKind.FREE, GuestKind.CACHE, GuestKind.ANON, Guest
 def balloon_class_loc(state: State, pages: I64 | slice) -> tuple[I8, U8]:
     """Each page's balloon class and its location (inflating needs both)."""
     words = state.pages.word  # location and guest kind in one read
-    word = words[pages] if isinstance(pages, slice) else np.take(words, pages)
+    word = words[pages] if isinstance(pages, slice) else parallel.take(words, pages)
     loc = word.astype(np.uint8)
     index = (word >> np.uint16(WORD_SHIFT["guest_kind"])).astype(np.uint8) * np.uint8(2)
     index += recency.recent(state, pages)

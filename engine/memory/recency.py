@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from engine import parallel
 from engine.state import I64, Bool, State
 
 N_CODES = 255  # codes 1..255; 0 is "never touched" (fresh pages are zeros)
@@ -49,17 +50,17 @@ def set_period(state: State, period: int) -> None:
 
 def mark(state: State, pages: I64) -> None:
     """The guest touched `pages` (duplicates allowed) in the current period."""
-    state.pages.touched[pages] = state.touch_code
+    parallel.fill(state.pages.touched, pages, state.touch_code)
 
 
 def recent(state: State, pages: I64 | slice) -> Bool:
     touched = state.pages.touched
-    c = touched[pages] if isinstance(pages, slice) else np.take(touched, pages)
+    c = touched[pages] if isinstance(pages, slice) else parallel.take(touched, pages)
     return np.asarray((c == state.touch_code) | (c == state.previous_code))
 
 
 def touched_now(state: State, pages: npt.NDArray[np.integer]) -> Bool:
-    return np.asarray(np.take(state.pages.touched, pages) == state.touch_code)
+    return np.asarray(parallel.take(state.pages.touched, pages) == state.touch_code)
 
 
 def sweep_slice(state: State, part: int, parts: int) -> None:

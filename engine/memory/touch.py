@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from engine import parallel
 from engine.arrays import unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
@@ -211,8 +212,8 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
     # Each touched page's location and guest kind in one gather (state.Pages: one cache
     # miss a touch); the faulting pages' are read again once their faults are served.
     word = p.word
-    w_r = np.take(word, read_pages)
-    w_w = np.take(word, write_pages)
+    w_r = parallel.take(word, read_pages)
+    w_w = parallel.take(word, write_pages)
     loc_r = w_r.astype(np.uint8)
     loc_w = w_w.astype(np.uint8)
     faulted_r = (loc_r != Loc.PRIVATE) & (loc_r != Loc.SHARED)
@@ -255,7 +256,7 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
         logged = np.compress(in_vms(vms, vms["precopying"], write_pages), write_pages)
         state.write_log.append((logged, p.dirty[logged].copy()))
         p.dirty[logged] = True
-    p.written_at[write_pages] = state.tick
+    parallel.fill(p.written_at, write_pages, state.tick)
     recency.mark(state, read_pages)
     recency.mark(state, write_pages)
     _claim(state, read_pages, w_r, write_pages, w_w, kind)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import parallel
 from engine.memory.content import dataset_content
 from engine.memory.counts import count_sorted, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
@@ -52,11 +53,12 @@ def run_file_reads(world: World, active: Bool) -> None:
     # Candidates of no use never reach `take` (it would pass over them): it is given the
     # usable ones, in probe order.
     vm, cand = probe(state, rng, hits, 4)
-    is_cache = np.flatnonzero(p.at("guest_kind", cand) == GuestKind.CACHE)
+    is_cache = np.flatnonzero((parallel.take(p.word, cand) >> np.uint16(WORD_SHIFT["guest_kind"]))
+                              == GuestKind.CACHE)
     hit_pages = take(vm[is_cache], cand[is_cache], np.zeros(is_cache.size, np.int64), hits)
 
     vm, cand = probe(state, rng, misses, 4)
-    word = np.take(p.word, cand)  # location and guest kind in one read (state.Pages)
+    word = parallel.take(p.word, cand)  # location and guest kind in one read (state.Pages)
     kind = (word >> np.uint16(WORD_SHIFT["guest_kind"])).astype(np.uint8)
     usable = np.flatnonzero((kind == GuestKind.FREE) | (kind == GuestKind.CACHE))
     vm, cand = vm[usable], cand[usable]

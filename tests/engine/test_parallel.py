@@ -1,0 +1,96 @@
+"""Gathers and constant scatters cut across two threads give what one thread gives."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import Simulation, parallel
+from engine.scenario import load_scenario
+
+
+@pytest.fixture
+def small_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut batches of 3 or more, on two threads whatever the machine."""
+    monkeypatch.setattr(parallel, "MIN_SPLIT", 3)
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+
+
+@pytest.mark.usefixtures("small_split")
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 9), st.integers(1, 500), st.sampled_from([np.uint8, np.uint16, np.int64]))
+def test_take_matches_numpy(seed: int, n: int, dtype: type) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 200, 1000).astype(dtype)
+    idx = rng.integers(0, a.size, n)
+    got = parallel.take(a, idx)
+    assert got.dtype == a.dtype
+    np.testing.assert_array_equal(got, np.take(a, idx))
+    # An index array of any shape gives that shape (the sampled pages of each VM).
+    grid = rng.integers(0, a.size, (n, 3))
+    np.testing.assert_array_equal(parallel.take(a, grid), np.take(a, grid))
+
+
+@pytest.mark.usefixtures("small_split")
+def test_fill_with_duplicates_matches_numpy() -> None:
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, 50, 10_000)  # every index many times, in both halves
+    a, b = np.zeros(60, np.int32), np.zeros(60, np.int32)
+    parallel.fill(a, idx, 7)
+    b[idx] = 7
+    np.testing.assert_array_equal(a, b)
+    grid = idx.reshape(-1, 4)
+    c = np.zeros(60, np.int32)
+    parallel.fill(c, grid, 7)
+    np.testing.assert_array_equal(c, b)
+
+
+def test_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_SPLIT", 3)
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "1")
+    assert parallel.threads() == 1 and parallel._split(100) == 0
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    assert parallel.threads() == 2 and parallel._split(100) == 50
+    assert parallel._split(2) == 0  # below MIN_SPLIT
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "zero")  # not a count: the machine's cores
+    assert parallel.threads() == (2 if (os.cpu_count() or 1) >= 2 else 1)
+
+
+def test_halves_run_on_the_other_thread(small_split: None) -> None:
+    """The split is real: the second half is gathered by the helper thread."""
+    seen: list[str] = []
+    real = parallel._other()
+
+    class Spy:
+        def submit(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(fn.__name__)
+            return real.submit(fn, *args, **kwargs)
+
+    a = np.arange(100, dtype=np.int64)
+    idx = np.arange(99, -1, -1)
+    orig = parallel._other
+    parallel._other = lambda: Spy()  # type: ignore[assignment,return-value]
+    try:
+        np.testing.assert_array_equal(parallel.take(a, idx), a[::-1])
+        parallel.fill(a, idx[:10], -1)
+    finally:
+        parallel._other = orig  # type: ignore[method-assign]
+    assert seen == ["take", "_fill"]
+    assert (a[90:] == -1).all() and (a[:90] == np.arange(90)).all()
+
+
+def test_a_world_is_the_same_on_one_thread_and_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenth of the benchmark data center, every batch cut or none: the same digest."""
+    tenth = [f"vm_group[{i}].count=25" for i in range(4)]
+    digests = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OVERCOMMIT_THREADS", threads)
+        monkeypatch.setattr(parallel, "MIN_SPLIT", 64)
+        sim = Simulation.from_spec(load_scenario("scenarios/bench/dc-100x1000.toml", tenth))
+        sim.step(40)
+        digests.append(sim.digest())
+    assert digests[0] == digests[1]
