@@ -56,10 +56,12 @@ _FEW = 512  # keys still probing, below which a round reads a window
 
 
 def _find_rest(table: npt.NDArray[Any], want: npt.NDArray[Any], slot: I64, pending: I64,
-               probe: I64, lo: I64 | int, size_mask: I64 | int, empty: Any) -> None:
+               probe: I64, lo: I64 | int, size_mask: I64 | int, empty: Any,
+               end: I64 | None = None) -> None:
     """Go on with the lookups still `pending` (indices into want and slot), each from slot
     `probe` of its linear-probing run over [lo, lo + size_mask]: the first slot holding
-    the key before an empty one is the key's, stored in `slot`.
+    the key before an empty one is the key's, stored in `slot`. `end`, if given, gets the
+    empty slot where each absent key's search stopped.
 
     One probe a round while many keys go on; then, for the few in long runs, a window of
     slots a round (side by side in memory, so mostly one cache line): rounds of a few
@@ -71,7 +73,11 @@ def _find_rest(table: npt.NDArray[Any], want: npt.NDArray[Any], slot: I64, pendi
         hit_mask = k == want[pending]
         hit = _select(hit_mask)  # by index: see _select
         slot[pending[hit]] = probe[hit]
-        go_on = _select(~hit_mask & (k != empty))
+        at_empty = k == empty
+        if end is not None:
+            stopped = _select(at_empty)
+            end[pending[stopped]] = probe[stopped]
+        go_on = _select(~hit_mask & ~at_empty)
         pending = pending[go_on]
         if isinstance(lo, int):
             probe = (probe[go_on] + 1) & size_mask
@@ -90,6 +96,9 @@ def _find_rest(table: npt.NDArray[Any], want: npt.NDArray[Any], slot: I64, pendi
         rows = np.arange(pending.size)
         found = _select(hit[rows, first])
         slot[pending[found]] = idx[found, first[found]]
+        if end is not None:
+            stopped = _select(stop[rows, first] & ~hit[rows, first])
+            end[pending[stopped]] = idx[stopped, first[stopped]]
         go = _select(~stop[rows, first])
         pending, probe = pending[go], idx[go, _WINDOW - 1]
         if isinstance(lo, int):
@@ -637,24 +646,33 @@ class RegionMap(U64Map):
 
     def find_in(self, keys: U64, region: I64) -> I64:
         """Slot of each key in its region, -1 where absent."""
+        return self.locate_in(keys, region)[0]
+
+    def locate_in(self, keys: U64, region: I64) -> tuple[I64, I64]:
+        """(slot, end) of each key in its region: slot where present, else -1; end where
+        absent: the empty slot its search stopped at, where it can go (put_located_in)."""
         probe = self._home_in(keys, region)
         k = self.rkeys[probe]
         hit = k == keys
         slot = np.where(hit, probe, -1)
+        end = np.where(k == EMPTY, probe, -1)
         pending = _select(~hit & (k != EMPTY))
         # Each key still going carries its region's offset and slot mask along.
         lo = self.offset[region[pending]]
         size_mask = self.size[region[pending]] - 1
         probe = lo + ((probe[pending] - lo + 1) & size_mask)
-        _find_rest(self.rkeys, keys, slot, pending, probe, lo, size_mask, EMPTY)
-        return slot
+        _find_rest(self.rkeys, keys, slot, pending, probe, lo, size_mask, EMPTY, end)
+        return slot, end
 
     def get_in(self, keys: U64, region: I64) -> tuple[Bool, I64]:
         """(found, value) of each key in its region; value 0 where not found."""
-        slot = self.find_in(keys, region)
+        return self.values_at(self.find_in(keys, region))
+
+    def values_at(self, slot: I64) -> tuple[Bool, I64]:
+        """(found, value) of keys at `slot` (-1: not found; value 0)."""
         found = slot >= 0
         at = _select(found)  # read only the slots found
-        vals = np.zeros(keys.size, np.int64)
+        vals = np.zeros(slot.size, np.int64)
         vals[at] = self.rvals[slot[at]]
         return found, vals
 
@@ -677,6 +695,42 @@ class RegionMap(U64Map):
         if short.size:
             self.reserve(short, (self.live_in + extra)[short])
         self._insert_new_in(keys, vals.astype(np.uint32), region)
+
+    def put_located_in(self, keys: U64, vals: I64, region: I64, slot: I64, end: I64) -> None:
+        """put_in for distinct keys located by locate_in since the last put: `slot` where
+        the key is still there (its value is overwritten), else -1; `end` where it was
+        absent, else -1. An absent key goes into the empty slot its search stopped at:
+        every slot before it in its run is taken or deleted, so lookups find it there,
+        and it needs no second search. Keys deleted since (slot and end -1), or whose
+        empty slot was taken since, or whose region must grow, are placed as put_in does.
+        """
+        if keys.size == 0:
+            return
+        at = _select(slot >= 0)
+        self.rvals[slot[at]] = vals[at]
+        new = _select(slot < 0)
+        keys, vals, region, end = keys[new], vals[new], region[new], end[new]
+        extra = np.bincount(region, minlength=self.size.size)
+        short = _select(self.used_in + extra > self.LOAD * self.size)
+        if short.size:  # the regions are laid out anew: the located slots mean nothing
+            self.reserve(short, (self.live_in + extra)[short])
+            end = np.full(keys.size, -1, np.int64)
+        # Keys with an empty slot still empty write it; of keys that share one, one wins.
+        try_at = _select(end >= 0)
+        target = end[try_at]
+        try_at = try_at[self.rkeys[target] == EMPTY]
+        target = end[try_at]
+        self.rkeys[target] = keys[try_at]
+        won = try_at[self.rkeys[target] == keys[try_at]]
+        self.rvals[end[won]] = vals[won].astype(np.uint32)
+        r = region[won]
+        self.live_in += np.bincount(r, minlength=self.size.size)
+        self.used_in += np.bincount(r, minlength=self.size.size)
+        rest = np.ones(keys.size, np.bool_)
+        rest[won] = False
+        rest_at = _select(rest)
+        if rest_at.size:
+            self._insert_new_in(keys[rest_at], vals[rest_at].astype(np.uint32), region[rest_at])
 
     def _insert_new_in(self, keys: U64, vals: npt.NDArray[np.uint32], region: I64) -> None:
         """Place absent, distinct keys, each in the first free slot of its run in its

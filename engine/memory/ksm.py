@@ -434,7 +434,8 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     assert isinstance(trees, RegionMap)
     found = np.zeros(rest_g.size, np.bool_)  # the key has an entry in the host's tree
     partner = np.full(rest_g.size, -1, np.int64)
-    f, q = trees.get_in(g_keys, g_host)
+    tree_slot, tree_end = trees.locate_in(g_keys, g_host)  # reused to insert below
+    f, q = trees.values_at(tree_slot)
     ok = _partner(state, g_host, g_keys, g_content, f, q)
     found[:] = f
     partner[ok] = q[ok]
@@ -563,8 +564,11 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     # A lone unchanged page goes into the tree, over whatever entry its key had.
     ins = np.flatnonzero(lone_page >= 0)
     page = lone_page[ins]
-    trees.put_in(g_keys[ins], page, g_host[ins], absent=~found[ins] | consumed[ins])
+    # The tree is as the lookup above left it but for the partners deleted since (their
+    # keys are placed anew, the others where the lookup found them or stopped).
     fresh = ~found[ins] | consumed[ins]
+    trees.put_located_in(g_keys[ins], page, g_host[ins], np.where(fresh, -1, tree_slot[ins]),
+                         np.where(consumed[ins], -1, tree_end[ins]))
     counters["unstable_count"] += np.bincount(g_host[ins[fresh]], minlength=n_hosts)
     counters["ksm_unshared"] += np.bincount(g_host[ins], minlength=n_hosts)
     flagged[page] = True

@@ -135,3 +135,62 @@ def test_placement_takes_the_first_free_slot_of_each_run(homes_raw: list[int],
         run = (np.arange(home[k] - lo[k], home[k] - lo[k] + 512) % 512) + lo[k]
         at = int(np.flatnonzero(run == slot[k])[0])
         assert np.all(table[run[:at]] > DELETED)
+
+
+region_ops_st = st.lists(st.tuples(st.sampled_from(["put", "delete", "located"]),
+                                   st.lists(st.tuples(st.integers(0, 60), st.integers(0, 2)),
+                                            max_size=40)), max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(region_ops_st, st.lists(st.integers(0, 60), max_size=10))
+def test_region_map_matches_a_dict_per_region(ops: list[tuple[str, list[tuple[int, int]]]],
+                                              gone_raw: list[int]) -> None:
+    """put_in, delete_in and the located put (locate_in, then some of the keys deleted,
+    then put_located_in) keep each region a dict: keys crowd a few slots, so searches
+    end on the same empty slot, and regions grow between a locate and its put."""
+    from engine.hashtable import RegionMap
+
+    table = RegionMap(np.array([16, 16, 16]))
+    model: list[dict[int, int]] = [{}, {}, {}]
+    # Keys whose home slots collide: multiples of a power of two land on few homes.
+    def keys_of(raw: list[int]) -> np.ndarray:
+        return fix_key(np.array(raw, np.uint64) << np.uint64(58))
+
+    for step, (op, pairs) in enumerate(ops):
+        pairs = list(dict.fromkeys(pairs))  # distinct (key, region) in a batch
+        raw = [k for k, _ in pairs]
+        region = np.array([r for _, r in pairs], np.int64)
+        keys = keys_of(raw)
+        vals = np.arange(len(pairs), dtype=np.int64) + 1000 * step
+        if op == "put":
+            table.put_in(keys, vals, region)
+        elif op == "delete":
+            table.delete_in(keys, region)
+        else:
+            slot, end = table.locate_in(keys, region)
+            present = [k in model[r] for k, r in zip(keys.tolist(), region.tolist(), strict=True)]
+            assert ((slot >= 0) == present).all()
+            assert ((end >= 0) == (slot < 0)).all()
+            # Some keys are deleted between the two (the partners KSM merges): the caller
+            # passes those as neither found nor located.
+            gone = np.isin(raw, gone_raw) & (slot >= 0)
+            table.delete_in(keys[gone], region[gone])
+            for k, r in zip(keys[gone].tolist(), region[gone].tolist(), strict=True):
+                del model[r][k]
+            table.put_located_in(keys, vals, region, np.where(gone, -1, slot),
+                                 np.where(gone, -1, end))
+        for k, v, r in zip(keys.tolist(), vals.tolist(), region.tolist(), strict=True):
+            if op == "delete":
+                model[r].pop(k, None)
+            else:
+                model[r][k] = v
+        assert len(table) == sum(len(m) for m in model)
+        assert (table.used_in <= table.LOAD * table.size + 1e-9).all()
+        for r in range(3):
+            probe = keys_of(list(range(61)))
+            found, got = table.get_in(probe, np.full(probe.size, r))
+            for k, f, v in zip(probe.tolist(), found.tolist(), got.tolist(), strict=True):
+                assert f == (k in model[r])
+                if f:
+                    assert v == model[r][k]
