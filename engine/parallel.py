@@ -1,4 +1,4 @@
-"""Big random gathers and constant scatters on two cores.
+"""Big random gathers, constant scatters and a new world's first writes on two cores.
 
 A tick is mostly random reads into page arrays of several GiB: each read is a cache miss,
 and one core keeps only so many misses in flight. numpy releases the GIL inside a gather
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -79,3 +80,48 @@ def fill(a: npt.NDArray[Any], idx: npt.NDArray[Any], value: Any) -> None:
     later = _other().submit(_fill, a, flat[h:], value)
     a[flat[:h]] = value
     later.result()
+
+
+# Building a world writes GiB of fresh memory, and its time goes to the page faults that
+# map it in (the kernel zeroes each page; on a VM, the hypervisor may have to back it
+# first). Faults of different pages are taken side by side on two cores, so the big
+# arrays are written in two halves at once. Below this many bytes it is not worth it.
+MIN_SPLIT_BYTES = 8 << 20
+_CHUNK = 1 << 20  # elements of arange written at a time (no temporary the size of it all)
+
+
+def halves(fn: Callable[[int, int], None], n: int, nbytes: int) -> None:
+    """fn(0, h) and fn(h, n): the two halves of work over n rows, the first on the helper
+    thread when the work writes at least MIN_SPLIT_BYTES. fn must write disjoint parts
+    of its outputs for disjoint ranges (then the result cannot depend on the threads)."""
+    if n < 2 or nbytes < MIN_SPLIT_BYTES or threads() < 2:
+        fn(0, n)
+        return
+    h = n // 2
+    later = _other().submit(fn, 0, h)
+    fn(h, n)
+    later.result()
+
+
+def full(n: int, value: Any, dtype: Any) -> npt.NDArray[Any]:
+    """np.full(n, value, dtype), its memory written (and so mapped in) by two threads."""
+    out = np.empty(n, dtype)
+
+    def part(lo: int, hi: int) -> None:
+        out[lo:hi] = value
+
+    halves(part, n, out.nbytes)
+    return out
+
+
+def arange(n: int, dtype: Any) -> npt.NDArray[Any]:
+    """np.arange(n, dtype=dtype), written by two threads."""
+    out = np.empty(n, dtype)
+
+    def part(lo: int, hi: int) -> None:
+        for a in range(lo, hi, _CHUNK):
+            b = min(a + _CHUNK, hi)
+            out[a:b] = np.arange(a, b, dtype=dtype)
+
+    halves(part, n, out.nbytes)
+    return out

@@ -106,12 +106,12 @@ class Pages:
         rare = sparse_zeros if n >= SPARSE_PAGES else np.zeros
         return cls(
             content=np.zeros(n, np.uint64),
-            frame=np.full(n, -1, np.int32),
+            frame=parallel.full(n, -1, np.int32),
             guest_swapped=rare(n, np.bool_),
             io_count=rare(n, np.uint8),
             dirty=rare(n, np.bool_),
             touched=np.zeros(n, np.uint8),
-            written_at=np.full(n, -1, np.int32),
+            written_at=parallel.full(n, -1, np.int32),
             meta=np.zeros(n, PAGE_META),
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import parallel
 from engine.arrays import IntArray, runs
 from engine.state import I32, I64, Hosts, State
 
@@ -201,8 +202,9 @@ def allocate_blocks(state: State, host_of_group: I64, k: int, out: I32 | None = 
     k_low = np.minimum(per_host - k_high, hosts.free_low)
     hosts.free_count -= k_high + k_low
     hosts.free_low -= k_low
-    served = out[out >= 0]
-    state.frames.refcount[served] = 1
+    # Fresh memory on a world's first power-on: its page faults are taken on two cores.
+    served = out.reshape(-1) if mixed.size == 0 else np.compress((out >= 0).reshape(-1), out)
+    parallel.fill(state.frames.refcount, served, 1)
     return out
 
 
@@ -263,7 +265,7 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
 def initial_free_stack(hosts: Hosts) -> I32:
     """Every frame free, each in its own stack (low frames come first in a host's range)."""
     total = int(hosts.n_frames.sum())
-    return np.arange(total, dtype=np.int32)
+    return parallel.arange(total, np.int32)
 
 
 def _forget_shared(state: State, freed: I32 | I64) -> None:

@@ -94,3 +94,22 @@ def test_a_world_is_the_same_on_one_thread_and_two(monkeypatch: pytest.MonkeyPat
         sim.step(40)
         digests.append(sim.digest())
     assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, (8 << 20) // 4 + 3, (1 << 20) * 5 + 1])
+def test_full_and_arange_match_numpy(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    np.testing.assert_array_equal(parallel.full(n, -1, np.int32), np.full(n, -1, np.int32))
+    got = parallel.arange(n, np.int32)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, np.arange(n, dtype=np.int32))
+
+
+def test_halves_cover_the_rows_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    calls: list[tuple[int, int]] = []
+    parallel.halves(lambda a, b: calls.append((a, b)), 9, parallel.MIN_SPLIT_BYTES)
+    assert sorted(calls) == [(0, 4), (4, 9)]
+    calls.clear()
+    parallel.halves(lambda a, b: calls.append((a, b)), 9, parallel.MIN_SPLIT_BYTES - 1)
+    assert calls == [(0, 9)]  # too little to be worth a second thread
