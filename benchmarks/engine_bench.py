@@ -10,7 +10,9 @@ For each scenario, in its own subprocess (so RSS is its own):
 - the floor: the same page operations as the window's ticks (reads, writes, page-cache
   reads, pages scanned for sharing, pages sent by migrations), done as bare numpy gathers
   and scatters over arrays of the world's size, measured in the same process every 100
-  ticks with that tick's own counts; and the tick's ratio to it (mean and median);
+  ticks with that tick's own counts; and the tick's ratio to it (mean and median). The
+  engine cuts its big gathers across two threads (engine/parallel.py), so the floor is
+  also measured cut the same way on two threads, and the ratio to that printed beside;
 - the time per phase of the tick (engine/pipeline.py), mean ms and share;
 - what the kernel did during the build (/proc/vmstat: huge pages faulted or refused,
   compaction and reclaim stalls), which is where a slow build's time goes.
@@ -26,6 +28,7 @@ import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,31 @@ class Floor:
         _ = self.location[idx[:reads]]
         self.content[idx[reads:]] = np.arange(writes, dtype=np.uint64)
         return (time.perf_counter() - t0) * 1e3
+
+    def ms_two_threads(self, reads: int, writes: int) -> float:
+        """The same work cut in two halves on two threads, as the engine cuts its big
+        gathers and scatters (engine/parallel.py): the floor for an engine on two cores."""
+        t0 = time.perf_counter()
+        idx = self.rng.integers(0, self.n, reads + writes)
+        values = np.arange(writes, dtype=np.uint64)
+
+        def half(lo_r: int, hi_r: int, lo_w: int, hi_w: int) -> None:
+            _ = self.location[idx[lo_r:hi_r]]
+            self.content[idx[reads + lo_w:reads + hi_w]] = values[lo_w:hi_w]
+
+        later = _pool().submit(half, 0, reads // 2, 0, writes // 2)
+        half(reads // 2, reads, writes // 2, writes)
+        later.result()
+        return (time.perf_counter() - t0) * 1e3
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(1))
+    return _POOL[0]
 
 
 def _counts(sim: Any) -> tuple[int, int]:
@@ -121,21 +149,27 @@ def kernel_counters() -> dict[str, int]:
         return {}
 
 
-def build_floor(sizes: list[int]) -> tuple[float, float]:
+def build_floor(sizes: list[int], two_threads: bool = False) -> tuple[float, float]:
     """(seconds, GiB): mapping and writing once, with bare numpy, fresh arrays of the sizes
     of the world's page and frame arrays that the build wrote - what any build of this
-    world must at least do (the kernel's first touch of every page of them included)."""
+    world must at least do (the kernel's first touch of every page of them included).
+    `two_threads`: each array written in two halves at once, as the engine writes them."""
     t0 = time.perf_counter()
     for nbytes in sizes:
         a = np.empty(nbytes, np.uint8)
-        a.fill(1)
+        if two_threads:
+            later = _pool().submit(a[: nbytes // 2].fill, 1)
+            a[nbytes // 2:].fill(1)
+            later.result()
+        else:
+            a.fill(1)
         del a
     return time.perf_counter() - t0, sum(sizes) / 2**30
 
 
 def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from engine import Simulation
+    from engine import Simulation, parallel
 
     rss0 = rss_gib()
     kernel0 = kernel_counters()
@@ -151,7 +185,7 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     floor = Floor(len(sim.world.state.pages))
     phases: dict[str, float] = {}
     walls = np.zeros(ticks)
-    floors: list[tuple[float, float]] = []  # (floor ms, that tick's ms)
+    floors: list[tuple[float, float]] = []  # (floor ms on one thread, on two)
     # The floor's own arrays (written through, so resident) are not the world's memory.
     rss_start = rss_gib() - floor.gib
     r0, w0 = _counts(sim)
@@ -160,18 +194,22 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
         walls[i] = _step_timed(sim, phases)
         if before is not None:
             after = _counts(sim)
-            floors.append((floor.ms(after[0] - before[0], after[1] - before[1]),
-                           walls[i] * 1e3))
+            reads, writes = after[0] - before[0], after[1] - before[1]
+            floors.append((floor.ms(reads, writes), floor.ms_two_threads(reads, writes)))
     rss_end = rss_gib() - floor.gib
     peak = peak_rss_gib() - floor.gib
     build_floor_s, array_gib = build_floor(built)
+    build_floor2_s, _ = build_floor(built, two_threads=True)
     r1, w1 = _counts(sim)
     ms = walls * 1e3
     floor_ms = float(np.mean([f for f, _ in floors]))
+    floor2_ms = float(np.mean([f for _, f in floors]))
     return {
         "pages": len(sim.world.state.pages),
         "build_s": build_s,
         "build_floor_s": build_floor_s,
+        "build_floor2_s": build_floor2_s,
+        "threads": parallel.threads(),
         "build_kernel": kernel,
         "array_gib": array_gib,
         "warm_sim_per_wall": warmup * tick_s / warm_wall,
@@ -185,6 +223,7 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
         "floor_ms": floor_ms,
         "mean_over_floor": float(ms.mean()) / floor_ms,
         "median_over_floor": float(np.median(ms)) / floor_ms,
+        "floor2_ms": floor2_ms,
         "rss_before_build_gib": rss0,
         "rss_start_gib": rss_start,
         "rss_end_gib": rss_end,
@@ -228,9 +267,16 @@ def _print(rows: list[tuple[str, dict[str, Any]]], window: int) -> None:
               f"{r['peak_rss_gib']:>7.2f}{r['floor_ms']:>7.2f}{r['mean_over_floor']:>7.1f}x"
               f"{r['median_over_floor']:>6.1f}x")
     for name, r in rows:
+        print(f"\n{name}: the engine cuts its big gathers and first writes across "
+              f"{r['threads']} thread(s) (engine/parallel.py). On two threads the tick's "
+              f"floor is {r['floor2_ms']:.2f} ms: mean/floor {r['mean_ms'] / r['floor2_ms']:.1f}x, "
+              f"median/floor {r['median_ms'] / r['floor2_ms']:.1f}x")
+    for name, r in rows:
         print(f"\n{name}: built in {r['build_s']:.2f} s; the floor (mapping and writing its "
               f"{r['array_gib']:.2f} GiB of page and frame arrays once, bare numpy) "
-              f"{r['build_floor_s']:.2f} s: {r['build_s'] / r['build_floor_s']:.1f}x")
+              f"{r['build_floor_s']:.2f} s: {r['build_s'] / r['build_floor_s']:.1f}x; "
+              f"on two threads {r['build_floor2_s']:.2f} s: "
+              f"{r['build_s'] / r['build_floor2_s']:.1f}x")
         if r["build_kernel"]:
             print("  the kernel during the build: " + ", ".join(
                 f"{k} {v:,}" for k, v in r["build_kernel"].items()))
