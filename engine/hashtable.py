@@ -303,9 +303,15 @@ class U64Map:
         self._rebuild(keys, vals, aux, cap)
 
     def _rebuild(self, keys: U64, vals: I64, aux: U64, capacity: int) -> None:
-        self.keys = _table_zeros(capacity, np.uint64)
-        self.vals = _table_zeros(capacity, np.int64)
-        self.aux = _table_zeros(capacity, np.uint64)
+        if capacity == self.capacity:
+            # Rebuilt to drop deleted slots: the same arrays cleared (a few ms), not fresh
+            # ones mapped in (half of a 60 ms rebuild of the data center's table).
+            for a in (self.keys, self.vals, self.aux):
+                a.fill(0)
+        else:
+            self.keys = _table_zeros(capacity, np.uint64)
+            self.vals = _table_zeros(capacity, np.int64)
+            self.aux = _table_zeros(capacity, np.uint64)
         self.live = 0
         self.deleted = 0
         if keys.size:
