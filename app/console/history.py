@@ -31,6 +31,8 @@ class Histories:
         self.vm_len = min(maxlen, VM_HISTORY_LEN)
         self.last_tick: int | None = None
         self._vm_ids: dict[str, int] = {}  # VM id -> its column in the rings
+        # The last snapshot's ids and their columns: the next one has the same VMs.
+        self._last_where: tuple[tuple[str, ...], npt.NDArray[np.int64]] | None = None
         self._vm: dict[str, npt.NDArray[np.float32]] = {}  # series -> (vm_len, VMs)
         self._vm_count = 0  # snapshots recorded (the rings hold the last vm_len)
         self._vm_since: npt.NDArray[np.int64] = np.zeros(0, np.int64)  # first record
@@ -52,6 +54,9 @@ class Histories:
 
     def _grow(self, ids: tuple[str, ...]) -> npt.NDArray[np.int64]:
         """The ring column of each VM of a snapshot (VMs are only ever added)."""
+        last = self._last_where
+        if last is not None and (last[0] is ids or last[0] == ids):
+            return last[1]
         new = [vm_id for vm_id in ids if vm_id not in self._vm_ids]
         if new:
             start = len(self._vm_ids)
@@ -64,7 +69,9 @@ class Histories:
                     [ring, np.zeros((self.vm_len, width - ring.shape[1]), np.float32)], axis=1)
             self._vm_since = np.concatenate(
                 [self._vm_since, np.full(len(new), self._vm_count, np.int64)])
-        return np.array([self._vm_ids[vm_id] for vm_id in ids], np.int64)
+        where = np.array([self._vm_ids[vm_id] for vm_id in ids], np.int64)
+        self._last_where = (ids, where)
+        return where
 
     def record(self, snap: Snapshot) -> None:
         if snap.tick == self.last_tick:

@@ -62,6 +62,12 @@ class VMTable(FixedWidths):
         self._cells: dict[str, tuple[str, ...]] = {}  # what each row shows
         self._stale: set[str] = set()  # rows whose text may be out of date
         self._order: tuple[str, ...] = ()
+        # The rows' snapshot indices in `_cells` order, for the snapshot's ids they were
+        # taken from (VMs come and go rarely: a tick reuses them, no lookup per VM).
+        self._index: tuple[int, tuple[str, ...], list[str], np.ndarray] | None = None
+        self._cells_version = 0  # counts changes of which VMs are in `_cells`
+        self._sorted_by: tuple[list[str] | None, np.ndarray] = (None, np.zeros(0, np.int64))
+        self._wanted_last: tuple[tuple[str, ...], np.ndarray] | None = None
         self._hay: dict[str, str] = {}  # per VM: what the filter searches
         self._announced: str | None = None
         self.column_set = "basic"
@@ -98,6 +104,7 @@ class VMTable(FixedWidths):
             self.sort_key, self.sort_reverse = "vm", False
         self.clear(columns=True)
         self._cells.clear()
+        self._cells_version += 1
         self._order = ()
         self._add_columns()
         if self._rows is not None:
@@ -144,16 +151,18 @@ class VMTable(FixedWidths):
         self.sort_by(keys[(keys.index(self.sort_key) + 1) % len(keys)], reverse=False)
 
     # -- refresh --------------------------------------------------------------------------
-    def _wanted(self, rows: VMRows) -> list[int]:
+    def _wanted(self, rows: VMRows) -> np.ndarray:
+        """Snapshot indices of the VMs the table shows (this host's, matching the filter)."""
         cols = rows.columns
         idx = np.arange(len(rows))
         if self.only_host is not None:
             h = rows.host_ids.index(self.only_host) if self.only_host in rows.host_ids else -2
             idx = idx[cols["host_index"] == h]
         if not self._filter:
-            return idx.tolist()
+            return idx
         needle = self._filter.lower()
-        return [i for i in idx.tolist() if matches(self._haystack(rows, i), needle)]
+        return np.array([i for i in idx.tolist() if matches(self._haystack(rows, i), needle)],
+                        np.int64)
 
     def _haystack(self, rows: VMRows, i: int) -> str:
         h = int(rows.columns["host_index"][i])
@@ -173,8 +182,19 @@ class VMTable(FixedWidths):
         old, old_pending = self._rows, self._pending
         self._rows, self._pending = rows, pending
         wanted = self._wanted(rows)
-        wanted_ids = {rows.ids[i] for i in wanted}
+        last = self._wanted_last
+        self._wanted_last = (rows.ids, wanted)
+        if (last is not None and self._cells and _same_ids(last[0], rows.ids)
+                and np.array_equal(last[1], wanted)):
+            # The same VMs shown as last time (most ticks): only changed rows are redone.
+            self._stale |= self._changed(old, rows, wanted) | (old_pending ^ pending)
+            self._resort()
+            self._render_visible()
+            return
+        wanted_ids = {rows.ids[i] for i in wanted.tolist()}
         gone = [k for k in self._cells if k not in wanted_ids]
+        if gone:
+            self._cells_version += 1
         if len(gone) > REBUILD_AFTER:  # remove_row is O(rows): start afresh instead
             self.clear()
             self._cells.clear()
@@ -189,7 +209,7 @@ class VMTable(FixedWidths):
         first_fill = not self._cells  # the cursor starts on the first row, once sorted
         blank = ("",) * len(self._columns)
         new_rows = []
-        for i in wanted:
+        for i in wanted.tolist():
             vm_id = rows.ids[i]
             if vm_id not in self._cells:
                 # Added blank and stale: only the rows that land on screen get their text
@@ -198,14 +218,16 @@ class VMTable(FixedWidths):
                 new_rows.append((vm_id, self._blank_cells(vm_id)))
                 self._stale.add(vm_id)
                 added = True
+        if new_rows:
+            self._cells_version += 1
         self.add_rows_at_once(new_rows)
         self._resort(force=added, keep_cursor=not first_fill)
         self._render_visible()
 
-    def _changed(self, old: VMRows | None, new: VMRows, wanted: list[int]) -> set[str]:
+    def _changed(self, old: VMRows | None, new: VMRows, wanted: np.ndarray) -> set[str]:
         """VMs whose columns differ from the last snapshot's (all of them if the VMs did)."""
-        if old is None or old.ids != new.ids:
-            return {new.ids[i] for i in wanted}
+        if old is None or not _same_ids(old.ids, new.ids):
+            return {new.ids[i] for i in wanted.tolist()}
         mask = np.zeros(len(new), np.bool_)
         for name, values in new.columns.items():
             mask |= values != old.columns[name]
@@ -256,6 +278,17 @@ class VMTable(FixedWidths):
         first.vm_id = vm_id
         return [first, *([_BLANK] * (len(self._columns) - 1))]
 
+    def _cell_index(self, rows: VMRows) -> tuple[list[str], np.ndarray]:
+        """The VMs in `_cells` (in its order) and their indices in the snapshot, kept while
+        neither changes (a list object that stays the same for as long)."""
+        kept = self._index
+        if kept is not None and kept[0] == self._cells_version and _same_ids(kept[1], rows.ids):
+            return kept[2], kept[3]
+        ids = list(self._cells)
+        index = np.array([rows.index_of(k) for k in ids], np.int64)
+        self._index = (self._cells_version, rows.ids, ids, index)
+        return ids, index
+
     def _resort(self, force: bool = False, keep_cursor: bool = True) -> None:
         """Order the rows by the sort column, from the snapshot's columns."""
         rows = self._rows
@@ -263,12 +296,15 @@ class VMTable(FixedWidths):
             return
         col = next(c for c in self._columns if c.key == self.sort_key)
         keys = col.key_of(rows)
-        ids = list(self._cells)
-        index = np.array([rows.index_of(k) for k in ids], np.int64)
+        ids, index = self._cell_index(rows)
         primary = np.asarray(keys, np.float64)[index]
         tie = natural_ranks(rows)[index]
         order = np.lexsort((tie, -primary if self.sort_reverse else primary))
-        new_order = tuple(ids[i] for i in order)
+        basis, last_order = self._sorted_by
+        if not force and basis is ids and np.array_equal(order, last_order):
+            return  # the same rows in the same order (no tuple of 100,000 ids to compare)
+        self._sorted_by = (ids, order)
+        new_order = tuple(ids[i] for i in order.tolist())
         if new_order == self._order and not force:
             return
         self._order = new_order
@@ -301,6 +337,11 @@ class VMTable(FixedWidths):
         event.stop()
         self._render_visible()
         self._announce(self.selected_vm)
+
+
+def _same_ids(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """The same VMs in the same order (a snapshot's ids: usually the very same tuple)."""
+    return a is b or a == b
 
 
 __all__ = ["PENDING_MARK", "VMTable", "where"]
