@@ -317,6 +317,32 @@ async def test_filter_and_sort_the_vm_table() -> None:
         assert table.sort_key == "target"
 
 
+@pilot_test
+async def test_a_sorted_vm_table_follows_the_values_tick_by_tick() -> None:
+    """Sorted by resident memory (which grows as the guests boot), the table reorders
+    each tick the same VMs are shown, and a cell updates in place."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(VMTable)
+        table.sort_by("resident", reverse=True)
+        orders = set()
+        for _ in range(6):
+            await pilot.press("full_stop")
+            await pilot.pause()
+            rows = app.snapshot.vms
+            resident = rows.columns["resident_bytes"]
+            shown = [str(r.key.value) for r in table.ordered_rows]
+            got = [float(resident[rows.index_of(v)]) for v in shown]
+            assert got == sorted(got, reverse=True) and len(shown) == len(rows)
+            orders.add(tuple(shown))
+            top = shown[0]
+            assert table_cell(table, top, "resident").split() and \
+                table_cell(table, top, "resident") == table._texts(rows, rows.index_of(top))[
+                    [c.key for c in table._columns].index("resident")]
+        assert len(orders) > 1  # the order did change along the way
+
+
 def test_run_console_refuses_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         run_console(tmp_path / "missing.toml")
@@ -472,6 +498,61 @@ async def test_rows_added_at_once_are_rows_like_any_other() -> None:
             [bulk.render_line(y).text for y in range(8)]
         with pytest.raises(DuplicateKey):
             bulk.add_rows_at_once([("r1", ["again"])])
+
+
+@pilot_test
+async def test_fixed_widths_keeps_its_row_order_only_while_rows_stay() -> None:
+    """The row order and line index a FixedWidths keeps across cell updates follow every
+    way rows come, go or move, and match DataTable's own (its rows one line high)."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    from app.console.widgets.fit_table import FixedWidths
+
+    class Two(App[None]):
+        def compose(self) -> ComposeResult:
+            yield FixedWidths(id="kept")
+            yield DataTable(id="plain")
+
+    app = Two()
+    async with app.run_test(size=(60, 30)) as pilot:
+        kept, plain = app.query_one("#kept", FixedWidths), app.query_one("#plain", DataTable)
+
+        def same() -> None:
+            order = [r.key.value for r in plain.ordered_rows]
+            assert [r.key.value for r in kept.ordered_rows] == order
+            assert len(kept._y_offsets) == len(plain._y_offsets) == len(order)
+            assert [kept._y_offsets[y] for y in range(len(order))] == list(plain._y_offsets)
+            assert kept._y_offsets[1:3] == plain._y_offsets[1:3]
+            assert [kept.render_line(y).text for y in range(len(order) + 1)] == \
+                [plain.render_line(y).text for y in range(len(order) + 1)]
+
+        for table in (kept, plain):
+            table.add_column("A", key="a", width=6)
+            for i in (3, 1, 2):
+                table.add_row(f"v{i}", key=f"r{i}")
+        await pilot.pause()
+        same()
+        for table in (kept, plain):
+            table.update_cell("r1", "a", "w1")  # a cell changes: the order stays
+        same()
+        for table in (kept, plain):
+            table.sort("a")  # same length, new order
+        await pilot.pause()
+        same()
+        for table in (kept, plain):
+            table.remove_row("r2")
+            table.add_row("v9", key="r9")  # one goes, one comes: same length again
+        await pilot.pause()
+        same()
+        for table in (kept, plain):
+            table.clear()
+            table.add_row("z", key="z")
+        await pilot.pause()
+        same()
+        kept.add_row("tall\nrow", key="t", height=2)  # a taller row: DataTable's lines
+        assert kept._tall_rows and len(kept._y_offsets) == 3
+        assert kept._y_offsets[2] == (kept.ordered_rows[1].key, 1)
 
 
 @pilot_test
