@@ -204,65 +204,85 @@ def host_views(world: World, cols: Columns) -> tuple[HostView, ...]:
     swapped, zero = per_host("swapped_bytes"), per_host("zero_bytes")
     double, cow = per_host("double_paging"), per_host("cow_breaks_tick")
     n_vms = np.bincount(on, minlength=n).tolist()
-    codes = state.reclaim.hosts["mem_state"]
     counters = state.sharing.hosts
     ksm_stats = ksm_sysfs(state)  # sysfs semantics (memory/ksm.py)
     reclaim = state.reclaim.hosts
+
+    # Each per-host column as Python numbers at once (a column's tolist), not one numpy
+    # scalar per host and field: 10,000 hosts' views in tens of ms.
+    def ints(a: Any) -> list[int]:
+        return np.asarray(a).astype(np.int64).tolist()  # type: ignore[no-any-return]
+
+    def floats(a: Any) -> list[float]:
+        return np.asarray(a).astype(np.float64).tolist()  # type: ignore[no-any-return]
+
+    up, states = np.asarray(hosts.up, np.bool_).tolist(), ints(state.reclaim.hosts["mem_state"])
+    frames, free, free_low = ints(hosts.n_frames), ints(hosts.free_count), ints(hosts.free_low)
+    shared_frames_of, modes = ints(counters["shared_frames"]), ints(counters["mode"])
+    unshared, volatile = ints(ksm_stats["pages_unshared"]), ints(ksm_stats["pages_volatile"])
+    rmap_items, full_scans = ints(ksm_stats["rmap_items"]), ints(counters["full_scans"])
+    hints, unstable = ints(counters["hint_count"]), ints(counters["unstable_count"])
+    hint_slots = ints(state.sharing.hints.size)
+    hashed_tick, compares_tick = ints(counters["hashed_tick"]), ints(counters["compares_tick"])
+    hashed, compares = ints(counters["hashed"]), ints(counters["compares"])
+    nic_used = floats(state.nic_used_bytes_per_s)
+    idle_tax, compressed = floats(reclaim["idle_tax"]), ints(reclaim["compressed_pages"])
+    swapin, swapout = ints(reclaim["swapin_tick"]), ints(reclaim["swapout_tick"])
+    balloon_tick, bounce = ints(reclaim["balloon_tick"]), ints(reclaim["bounce_tick"])
+    remaps, low_evictions = ints(reclaim["remaps"]), ints(reclaim["low_evictions"])
     out = []
     for h, host_id in enumerate(hosts.ids):
         spec = hosts.specs[h]
-        memory = int(hosts.n_frames[h]) * page
-        shared_frames = int(counters["shared_frames"][h])
+        memory = frames[h] * page
+        shared_frames = shared_frames_of[h]
         sharing_pages = guest_shared[h] // page - shared_frames
         out.append(HostView(
             id=host_id,
-            up=bool(hosts.up[h]),
+            up=up[h],
             switch=spec.switch,
             memory_bytes=memory,
-            free_bytes=int(hosts.free_count[h]) * page,
+            free_bytes=free[h] * page,
             private_bytes=private[h],
             # Frames holding shared pages: whatever is in use but not private.
             shared_bytes=shared_frames * page,
             balloon_bytes=balloon[h],
             swapped_bytes=swapped[h],
             shared_saved_bytes=sharing_pages * page,
-            state=STATE_NAMES[int(codes[h])],
+            state=STATE_NAMES[states[h]],
             configured_vm_bytes=configured[h],
             overcommit_ratio=configured[h] / memory if memory else 0.0,
             n_vms=n_vms[h],
             nic_capacity_bytes_per_s=spec.nic,
-            nic_used_bytes_per_s=float(state.nic_used_bytes_per_s[h]),
-            sharing_mode=SHARING_MODES[int(counters["mode"][h])],
+            nic_used_bytes_per_s=nic_used[h],
+            sharing_mode=SHARING_MODES[modes[h]],
             pages_shared=shared_frames,
             pages_sharing=sharing_pages,
-            pages_unshared=int(ksm_stats["pages_unshared"][h]),
-            pages_volatile=int(ksm_stats["pages_volatile"][h]),
-            full_scans=int(counters["full_scans"][h]),
-            hints=int(counters["hint_count"][h]),
+            pages_unshared=unshared[h],
+            pages_volatile=volatile[h],
+            full_scans=full_scans[h],
+            hints=hints[h],
             zero_shared_bytes=zero[h],
             guest_shared_bytes=guest_shared[h],
             cow_breaks_per_s=cow[h] / tick_s,
             # Shared-frame and KSM tree entries, plus the hint table's fixed slots.
-            table_overhead_bytes=TABLE_ENTRY_BYTES * (
-                shared_frames + int(counters["unstable_count"][h]))
-            + HINT_SLOT_BYTES * int(state.sharing.hints.size[h]),
-            pages_hashed_per_s=int(counters["hashed_tick"][h]) / tick_s,
-            page_compares_per_s=int(counters["compares_tick"][h]) / tick_s,
-            pages_hashed_total=int(counters["hashed"][h]),
-            page_compares_total=int(counters["compares"][h]),
+            table_overhead_bytes=TABLE_ENTRY_BYTES * (shared_frames + unstable[h])
+            + HINT_SLOT_BYTES * hint_slots[h],
+            pages_hashed_per_s=hashed_tick[h] / tick_s,
+            page_compares_per_s=compares_tick[h] / tick_s,
+            pages_hashed_total=hashed[h],
+            page_compares_total=compares[h],
             # KSM's general_profit: bytes saved minus its 64-byte rmap_item per tracked page.
-            ksm_general_profit_bytes=sharing_pages * page - KSM_RMAP_BYTES * int(
-                ksm_stats["rmap_items"][h]),
-            idle_tax=float(reclaim["idle_tax"][h]),
-            compressed_bytes=int(reclaim["compressed_pages"][h]) * page,
-            free_low_bytes=int(hosts.free_low[h]) * page,
-            swapins_per_s=int(reclaim["swapin_tick"][h]) / tick_s,
-            swapouts_per_s=int(reclaim["swapout_tick"][h]) / tick_s,
-            balloon_change_bytes=int(reclaim["balloon_tick"][h]) * page,
+            ksm_general_profit_bytes=sharing_pages * page - KSM_RMAP_BYTES * rmap_items[h],
+            idle_tax=idle_tax[h],
+            compressed_bytes=compressed[h] * page,
+            free_low_bytes=free_low[h] * page,
+            swapins_per_s=swapin[h] / tick_s,
+            swapouts_per_s=swapout[h] / tick_s,
+            balloon_change_bytes=balloon_tick[h] * page,
             double_paging=double[h],
-            bounce_copies_per_s=int(reclaim["bounce_tick"][h]) / tick_s,
-            remaps=int(reclaim["remaps"][h]),
-            low_evictions=int(reclaim["low_evictions"][h]),
+            bounce_copies_per_s=bounce[h] / tick_s,
+            remaps=remaps[h],
+            low_evictions=low_evictions[h],
         ))
     return tuple(out)
 
