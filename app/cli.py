@@ -40,7 +40,7 @@ from app.summary import (  # noqa: F401  (EventLog, clock, LOG_LIMIT: part of th
     say,
 )
 from app.sweep import is_sweep_file, validate_sweep
-from engine import InputError, Simulation, load_scenario
+from engine import InputError, Simulation, load_scenario, parallel
 from engine.ranges import MAX_SEED, MAX_TICKS
 from engine.text import one_line
 from engine.units import format_seconds
@@ -360,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        parallel.threads_setting()  # a bad OVERCOMMIT_THREADS is refused before any work
         return int(args.func(args))
     except InputError as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)

@@ -23,17 +23,38 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine.errors import InputError
+
 MIN_SPLIT = 100_000  # elements below which a batch stays on the calling thread
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
 
 
+THREADS_ENV = "OVERCOMMIT_THREADS"
+MAX_THREADS_SETTING = 64
+
+
+def threads_setting() -> int | None:
+    """OVERCOMMIT_THREADS as a count (None when unset or empty); InputError when it is not
+    a whole number from 1 to MAX_THREADS_SETTING (the CLI checks it before anything runs)."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_THREADS_SETTING:
+        raise InputError(f"environment variable {THREADS_ENV}", repr(raw),
+                         f"expected a whole number from 1 to {MAX_THREADS_SETTING}")
+    return int(raw)
+
+
 def threads() -> int:
     """Threads a batch may use: 2 on a machine with two cores or more, unless
-    OVERCOMMIT_THREADS says otherwise (1 turns the splitting off)."""
-    wanted = os.environ.get("OVERCOMMIT_THREADS", "")
-    n = int(wanted) if wanted.isdigit() and int(wanted) > 0 else (os.cpu_count() or 1)
+    OVERCOMMIT_THREADS says otherwise (1 turns the splitting off; more than 2 is 2)."""
+    try:
+        wanted = threads_setting()
+    except InputError:  # refused at the CLI; a library caller gets the machine's count
+        wanted = None
+    n = wanted if wanted is not None else (os.cpu_count() or 1)
     return 2 if n >= 2 else 1
 
 

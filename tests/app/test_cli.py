@@ -78,6 +78,17 @@ def test_malformed_scenario_is_one_line_exit_2(case: str, tmp_path: Path,
     one_error_line(capsys.readouterr().err, str(path), field)
 
 
+def test_a_bad_thread_count_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(BASE)
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "lots")
+    assert main(["run", str(path), "--ticks", "1"]) == 2
+    one_error_line(capsys.readouterr().err, "OVERCOMMIT_THREADS", "'lots'", "1 to 64")
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "1")
+    assert main(["validate", str(path)]) == 0
+
+
 def test_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "nope.toml"
     assert main(["run", str(path), "--ticks", "1"]) == 2

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Simulation, parallel
+from engine import InputError, Simulation, parallel
 from engine.scenario import load_scenario
 
 
@@ -56,8 +56,13 @@ def test_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
     assert parallel.threads() == 2 and parallel._split(100) == 50
     assert parallel._split(2) == 0  # below MIN_SPLIT
-    monkeypatch.setenv("OVERCOMMIT_THREADS", "zero")  # not a count: the machine's cores
-    assert parallel.threads() == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    for bad in ("zero", "0", "-1", "65", "2.5"):  # not a count: refused at the CLI, and
+        monkeypatch.setenv("OVERCOMMIT_THREADS", bad)  # a library caller gets the cores
+        with pytest.raises(InputError, match="OVERCOMMIT_THREADS"):
+            parallel.threads_setting()
+        assert parallel.threads() == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "8")
+    assert parallel.threads_setting() == 8 and parallel.threads() == 2
 
 
 def test_halves_run_on_the_other_thread(small_split: None) -> None:
