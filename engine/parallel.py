@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -26,13 +27,12 @@ import numpy.typing as npt
 from engine.errors import InputError
 
 MIN_SPLIT = 100_000  # elements below which a batch stays on the calling thread
+THREADS_ENV = "OVERCOMMIT_THREADS"
+MAX_THREADS_SETTING = 64
+_HELPER_NAME = "overcommit-tick"
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
-
-
-THREADS_ENV = "OVERCOMMIT_THREADS"
-MAX_THREADS_SETTING = 64
 
 
 def threads_setting() -> int | None:
@@ -59,18 +59,26 @@ def threads() -> int:
 
 
 def _other() -> ThreadPoolExecutor:
-    """The one helper thread (made anew in a forked child, which does not inherit it)."""
+    """The one helper thread (made anew in a forked child, which does not inherit it).
+    Worlds stepped on several threads at once (the console's forks) share it: their
+    halves queue for it, each caller waiting only on its own."""
     global _pool, _pool_pid
     if _pool is None or _pool_pid != os.getpid():
-        _pool = ThreadPoolExecutor(1, thread_name_prefix="tick")
+        _pool = ThreadPoolExecutor(1, thread_name_prefix=_HELPER_NAME)
         _pool_pid = os.getpid()
         atexit.register(_pool.shutdown, wait=False)
     return _pool
 
 
+def _may_split() -> bool:
+    """Two threads allowed, and not asked from the helper itself (a half that cut its own
+    work would wait on the helper it is running on)."""
+    return threads() > 1 and not threading.current_thread().name.startswith(_HELPER_NAME)
+
+
 def _split(n: int) -> int:
     """Where a batch of n is cut, or 0 when it is not."""
-    return n // 2 if n >= MIN_SPLIT and threads() > 1 else 0
+    return n // 2 if n >= MIN_SPLIT and _may_split() else 0
 
 
 def take(a: npt.NDArray[Any], idx: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -115,7 +123,7 @@ def halves(fn: Callable[[int, int], None], n: int, nbytes: int) -> None:
     """fn(0, h) and fn(h, n): the two halves of work over n rows, the first on the helper
     thread when the work writes at least MIN_SPLIT_BYTES. fn must write disjoint parts
     of its outputs for disjoint ranges (then the result cannot depend on the threads)."""
-    if n < 2 or nbytes < MIN_SPLIT_BYTES or threads() < 2:
+    if n < 2 or nbytes < MIN_SPLIT_BYTES or not _may_split():
         fn(0, n)
         return
     h = n // 2

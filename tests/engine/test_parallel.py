@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -110,6 +111,28 @@ def test_full_and_arange_match_numpy(n: int, monkeypatch: pytest.MonkeyPatch) ->
     got = parallel.arange(n, np.int32)
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, np.arange(n, dtype=np.int32))
+
+
+def test_a_half_that_cuts_its_own_work_does_not_wait_on_itself(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work handed to the helper thread that asks for halves again runs them in place: the
+    helper cannot wait on a task queued behind the one it is running."""
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    monkeypatch.setattr(parallel, "MIN_SPLIT", 3)
+    a = np.arange(1000, dtype=np.int64)
+    got: dict[int, np.ndarray] = {}
+
+    def nested(lo: int, hi: int) -> None:
+        got[lo] = parallel.take(a, np.arange(lo, hi)[::-1])
+
+    # On a thread of its own, so that a deadlock fails the test instead of hanging it.
+    runner = threading.Thread(target=parallel.halves,
+                              args=(nested, 1000, parallel.MIN_SPLIT_BYTES), daemon=True)
+    runner.start()
+    runner.join(timeout=20)
+    assert not runner.is_alive(), "the helper waited on itself"
+    np.testing.assert_array_equal(got[0], a[:500][::-1])
+    np.testing.assert_array_equal(got[500], a[500:][::-1])
 
 
 def test_halves_cover_the_rows_once(monkeypatch: pytest.MonkeyPatch) -> None:
