@@ -216,7 +216,7 @@ def host_views(world: World, cols: Columns) -> tuple[HostView, ...]:
     def floats(a: Any) -> list[float]:
         return np.asarray(a).astype(np.float64).tolist()  # type: ignore[no-any-return]
 
-    up, states = np.asarray(hosts.up, np.bool_).tolist(), ints(state.reclaim.hosts["mem_state"])
+    up, states = np.asarray(hosts.up, np.bool_).tolist(), ints(reclaim["mem_state"])
     frames, free, free_low = ints(hosts.n_frames), ints(hosts.free_count), ints(hosts.free_low)
     shared_frames_of, modes = ints(counters["shared_frames"]), ints(counters["mode"])
     unshared, volatile = ints(ksm_stats["pages_unshared"]), ints(ksm_stats["pages_volatile"])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.app import App, ComposeResult
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, OptionList, ProgressBar
 from textual.widgets.data_table import DuplicateKey
@@ -62,6 +63,17 @@ def text_of(widget: Widget) -> str:
 def log_text(app: OvercommitApp) -> str:
     """The event log as shown, wrapped lines joined and runs of spaces collapsed."""
     return " ".join(" ".join(line.text for line in app.screen.query_one(EventLog).lines).split())
+
+
+def two_tables(first: DataTable, second: DataTable) -> App[None]:
+    """An app showing just these two tables, one above the other."""
+
+    class Two(App[None]):
+        def compose(self) -> ComposeResult:
+            yield first
+            yield second
+
+    return Two()
 
 
 def table_cell(table: DataTable, row: str, column: str) -> str:
@@ -464,16 +476,9 @@ async def test_quitting_while_the_world_builds_stops_the_build() -> None:
 async def test_rows_added_at_once_are_rows_like_any_other() -> None:
     """FixedWidths.add_rows_at_once (a column switch refills the VM table with it) leaves
     the table as add_row would, row for row."""
-    from textual.app import App, ComposeResult
-
     from app.console.widgets.fit_table import FixedWidths
 
-    class Two(App[None]):
-        def compose(self) -> ComposeResult:
-            yield FixedWidths(id="one")
-            yield FixedWidths(id="bulk")
-
-    app = Two()
+    app = two_tables(FixedWidths(id="one"), FixedWidths(id="bulk"))
     async with app.run_test(size=(60, 30)) as pilot:
         one, bulk = app.query_one("#one", FixedWidths), app.query_one("#bulk", FixedWidths)
         rows = [(f"r{i}", [f"cell {i}", str(i * i)]) for i in range(12)]
@@ -504,17 +509,9 @@ async def test_rows_added_at_once_are_rows_like_any_other() -> None:
 async def test_fixed_widths_keeps_its_row_order_only_while_rows_stay() -> None:
     """The row order and line index a FixedWidths keeps across cell updates follow every
     way rows come, go or move, and match DataTable's own (its rows one line high)."""
-    from textual.app import App, ComposeResult
-    from textual.widgets import DataTable
-
     from app.console.widgets.fit_table import FixedWidths
 
-    class Two(App[None]):
-        def compose(self) -> ComposeResult:
-            yield FixedWidths(id="kept")
-            yield DataTable(id="plain")
-
-    app = Two()
+    app = two_tables(FixedWidths(id="kept"), DataTable(id="plain"))
     async with app.run_test(size=(60, 30)) as pilot:
         kept, plain = app.query_one("#kept", FixedWidths), app.query_one("#plain", DataTable)
 
