@@ -23,7 +23,9 @@ every 10 simulated minutes (the memory-flat check). No assertions: people read t
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import mmap
 import resource
 import subprocess
 import sys
@@ -127,11 +129,43 @@ def _step_timed(sim: Any, phases: dict[str, float]) -> float:
     return time.perf_counter() - t0
 
 
+def _mincore() -> Any:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).mincore
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MINCORE = _mincore()
+
+
+def mapped_bytes(a: np.ndarray) -> int:
+    """Bytes of the pages of `a` in memory (mincore): what writing it has mapped so far.
+    An array the engine holds as zeros the OS maps lazily (a write tick, a free stack)
+    is only partly mapped by a build. Where mincore is missing: all of it if any element
+    is nonzero, else none."""
+    if _MINCORE is None or a.nbytes == 0:
+        return a.nbytes if a.any() else 0
+    page = mmap.PAGESIZE
+    start = a.ctypes.data // page * page
+    length = a.ctypes.data + a.nbytes - start
+    vec = np.zeros((length + page - 1) // page, np.uint8)
+    if _MINCORE(start, length, vec.ctypes.data) != 0:
+        return a.nbytes if a.any() else 0
+    return int(np.count_nonzero(vec & 1)) * page
+
+
 def built_sizes(state: Any) -> list[int]:
-    """Bytes of each page and frame array the build wrote (any nonzero element): arrays
-    still all zeros need no writing (the kernel maps zero pages)."""
-    return [a.nbytes for a in (*state.pages.arrays().values(),
-                               *state.frames.arrays().values()) if a.any()]
+    """Bytes of each page and frame array the build mapped (before anything reads them:
+    reading lazily mapped zeros maps them too). A strided field counts through its
+    record: the page records once."""
+    pages = state.pages
+    arrays = [pages.meta, *(a for a in pages.arrays().values() if a.base is not pages.meta),
+              *state.frames.arrays().values()]
+    return [n for n in map(mapped_bytes, arrays) if n]
 
 
 _KERNEL_COUNTERS = ("thp_fault_alloc", "thp_fault_fallback", "compact_stall",

@@ -519,19 +519,25 @@ class HintTable:
 
     Each host owns a power-of-two segment of slots and a key has exactly one slot in its
     host's segment. An entry is one 32-bit word: the hinted guest page + 1 (0 = empty) and
-    three bits of the page's `written_at` when it was hashed. The key itself is not stored:
-    whoever looks a slot up rehashes the hinted page (as ESX does on a match), which also
-    tells a hint whose page changed. A write to the page since kills its hint: its
-    `written_at` no longer has those bits (a write that happens to keep them, one in eight,
-    is caught by the rehash when it changed the page, and harmless when it did not). A new
-    hint overwrites its slot, whatever was there: a collision forgets the older hint. So
-    the table's size is set once, by policy, and never grows with run length: 4 bytes a
-    slot (engine/budgets.py keeps page indices below 2^28).
+    three bits of the tick of the page's last write when it was hashed (`tag_of`). The key
+    itself is not stored: whoever looks a slot up rehashes the hinted page (as ESX does on
+    a match), which also tells a hint whose page changed. A write to the page since kills
+    its hint: its last write's tick no longer has those bits (a write that happens to keep
+    them, one in eight, is caught by the rehash when it changed the page, and harmless when
+    it did not). A new hint overwrites its slot, whatever was there: a collision forgets
+    the older hint. So the table's size is set once, by policy, and never grows with run
+    length: 4 bytes a slot (engine/budgets.py keeps page indices below 2^28).
     """
 
     _TAG_SHIFT = np.uint32(29)
     _PAGE_MASK = np.uint32((1 << 29) - 1)
-    TAG_BITS = 7  # written_at & 7
+    TAG_BITS = 7  # the last write's tick & 7
+
+    @classmethod
+    def tag_of(cls, written_before: npt.NDArray[Any]) -> I64:
+        """The tag of pages whose `Pages.written_before` (last write's tick + 1) is given:
+        that tick & 7 (a page never written, 0 - 1 = -1, tags 7)."""
+        return (written_before.astype(np.int64) - 1) & cls.TAG_BITS
 
     def __init__(self, slots_per_host: I64) -> None:
         sizes = np.array([1 << max(4, int(n - 1).bit_length()) for n in slots_per_host],
@@ -552,12 +558,12 @@ class HintTable:
         return np.asarray(self.offset[host] + (high & (self.size[host] - 1)), np.int64)
 
     def read(self, slot: I64) -> tuple[Bool, I64, I64]:
-        """(occupied, hinted page, its written_at & 7 when hashed) at each slot."""
+        """(occupied, hinted page, its tag when hashed) at each slot."""
         entry = self.entry[slot]
         page = (entry & self._PAGE_MASK).astype(np.int64) - 1
         return entry != 0, page, (entry >> self._TAG_SHIFT).astype(np.int64)
 
-    def write(self, slot: I64, pages: I64, written_at: npt.NDArray[Any]) -> None:
+    def write(self, slot: I64, pages: I64, written_before: npt.NDArray[Any]) -> None:
         """Record hints; with several for one slot in a batch, the last one wins."""
         if slot.size == 0:
             return
@@ -576,7 +582,7 @@ class HintTable:
             last = np.ones(s.size, np.bool_)
             last[:-1] = s[1:] != s[:-1]
             pick = order[last]
-        tag = (written_at[pick].astype(np.int64) & self.TAG_BITS).astype(np.uint32)
+        tag = self.tag_of(written_before[pick]).astype(np.uint32)
         self.entry[slot[pick]] = (tag << self._TAG_SHIFT) | (pages[pick] + 1).astype(np.uint32)
 
     def clear(self, slot: I64) -> None:

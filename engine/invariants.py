@@ -146,8 +146,8 @@ def check(state: State) -> list[str]:
         off, n, low = (int(hosts.frame_offset[h]), int(hosts.n_frames[h]),
                        int(hosts.low_frames[h]))
         free, free_low = int(hosts.free_count[h]), int(hosts.free_low[h])
-        low_stack = frames.free_stack[off:off + free_low]
-        high_stack = frames.free_stack[off + low:off + low + free - free_low]
+        low_stack = frames.stack_run(off, off + free_low)
+        high_stack = frames.stack_run(off + low, off + low + free - free_low)
         zero = np.flatnonzero(frames.refcount[off:off + n] == 0) + off
         listed = np.sort(np.concatenate([low_stack, high_stack]))
         if (free > n or free_low > low or listed.size != zero.size

@@ -116,7 +116,6 @@ def fill(a: npt.NDArray[Any], idx: npt.NDArray[Any], value: Any) -> None:
 # first). Faults of different pages are taken side by side on two cores, so the big
 # arrays are written in two halves at once. Below this many bytes it is not worth it.
 MIN_SPLIT_BYTES = 8 << 20
-_CHUNK = 1 << 20  # elements of arange written at a time (no temporary the size of it all)
 
 
 def halves(fn: Callable[[int, int], None], n: int, nbytes: int) -> None:
@@ -138,19 +137,6 @@ def full(n: int, value: Any, dtype: Any) -> npt.NDArray[Any]:
 
     def part(lo: int, hi: int) -> None:
         out[lo:hi] = value
-
-    halves(part, n, out.nbytes)
-    return out
-
-
-def arange(n: int, dtype: Any) -> npt.NDArray[Any]:
-    """np.arange(n, dtype=dtype), written by two threads."""
-    out = np.empty(n, dtype)
-
-    def part(lo: int, hi: int) -> None:
-        for a in range(lo, hi, _CHUNK):
-            b = min(a + _CHUNK, hi)
-            out[a:b] = np.arange(a, b, dtype=dtype)
 
     halves(part, n, out.nbytes)
     return out

@@ -30,6 +30,7 @@ from engine.savecheck import check_arrays
 from engine.savemodel import (
     FRAME_KEY_FRAMES,
     FRAME_KEY_KEYS,
+    FREE_STACK_DELTA,
     KSM_SCANNED,
     SCHEMA_VERSION,
     MigrationsPlain,
@@ -88,7 +89,7 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
         arrays.update(getattr(sharing, name).to_arrays(f"sharing.{name}"))
     # The shared frames (ascending) and their keys, not a key per frame: a dense array
     # would be n_frames uint64 (0.74 GiB on the data center) for a percent of them.
-    # int32, as every frame id in a save (pages.frame, frames.free_stack).
+    # int32, as every frame id in a save (pages.frame, frames.refcount's index).
     keyed, keys = sharing.frame_keys.items()
     arrays[FRAME_KEY_FRAMES] = keyed.astype(np.int32)
     arrays[FRAME_KEY_KEYS] = keys
@@ -215,8 +216,12 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays, spec: ScenarioSpec,
             before, recency.code(period - 1), 0)).astype(np.uint8)
     elif int(meta.get("schema_version", SCHEMA_VERSION)) < 2:  # bits, not period codes
         fields["touched"] = recency.from_bits(fields["touched"].astype(np.uint8), period)
+    old_form = int(meta.get("schema_version", SCHEMA_VERSION)) < 5
+    if old_form:  # the tick of the last write, -1 never
+        fields["written_before"] = fields.pop("written_at") + np.int32(1)
     pages = Pages.from_arrays(fields)
-    frames = Frames(refcount=arrays["frames.refcount"], free_stack=arrays["frames.free_stack"])
+    frames = Frames(refcount=arrays["frames.refcount"],
+                    free_stack_delta=_free_stack_delta(arrays, old_form))
     vm_arrays = {name: arrays[f"vms.{name}"].astype(dtype)
                  for name, dtype in VM_ARRAY_DTYPES.items() if f"vms.{name}" in arrays}
     old_save = "vms.overhead_pages" not in arrays
@@ -279,6 +284,15 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays, spec: ScenarioSpec,
     world.objective_verdicts = {int(i): (float(v), bool(ok))
                                 for i, v, ok in meta["objective_verdicts"]}
     return world
+
+
+def _free_stack_delta(arrays: Arrays, old_form: bool) -> npt.NDArray[np.int32]:
+    """The free stacks as memory holds them (each slot's frame minus the slot); saves
+    before schema 5 hold the frames themselves."""
+    if not old_form:
+        return arrays[FREE_STACK_DELTA]
+    frames = arrays["frames.free_stack"]
+    return frames - np.arange(frames.size, dtype=np.int32)
 
 
 def _frame_keys(meta: dict[str, Any], arrays: Arrays, n_frames: int) -> FrameKeys:

@@ -21,6 +21,7 @@ from engine.ranges import MAX_PER_S
 from engine.savemodel import (
     FRAME_KEY_FRAMES,
     FRAME_KEY_KEYS,
+    FREE_STACK_DELTA,
     KSM_SCANNED,
     MigrationsPlain,
     SaveMeta,
@@ -78,6 +79,7 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
         if arr.size and (arr.min() < lo or arr.max() > hi):
             raise ValueError(f"array {name}: values must lie in [{lo:g}, {hi:g}]")
 
+    old_form = meta.schema_version < 5  # written ticks and free stacks as the values
     empty = Pages.empty(0)
     for field, proto in empty.arrays().items():
         name = f"pages.{field}"
@@ -87,19 +89,28 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
             if "pages.accessed_prev" in arrays:
                 get("pages.accessed_prev", (n_pages,), np.bool_)
             continue
+        if field == "written_before" and old_form:
+            within("pages.written_at", get("pages.written_at", (n_pages,), np.int32), -1,
+                   meta.tick)
+            continue
         get(name, (n_pages,), proto.dtype)
     within("pages.location", arrays["pages.location"], 0, N_LOC - 1)
     within("pages.guest_kind", arrays["pages.guest_kind"], 0, N_KIND - 1)
     within("pages.frame", arrays["pages.frame"], -1, n_frames - 1)
-    within("pages.written_at", arrays["pages.written_at"], -1, meta.tick)
+    if not old_form:
+        within("pages.written_before", arrays["pages.written_before"], 0, meta.tick + 1)
     content = arrays["pages.content"]
     unique = content[content >= np.uint64(UNIQUE_CONTENT_BASE)]
     if unique.size and int(unique.max()) >= meta.next_unique_content:
         raise ValueError("pages.content: unique content ids from after next_unique_content")
 
     within("frames.refcount", get("frames.refcount", (n_frames,), np.int32), 0, n_pages)
-    within("frames.free_stack", get("frames.free_stack", (n_frames,), np.int32), 0,
-           n_frames - 1)
+    if old_form:
+        within("frames.free_stack", get("frames.free_stack", (n_frames,), np.int32), 0,
+               n_frames - 1)
+    else:  # each slot's frame minus the slot
+        delta = get(FREE_STACK_DELTA, (n_frames,), np.int32)
+        within(FREE_STACK_DELTA, delta + np.arange(n_frames, dtype=np.int32), 0, n_frames - 1)
     _check_frame_keys(meta, arrays, get, n_frames)
 
     free = get("hosts.free_count", (n_hosts,), np.int64)

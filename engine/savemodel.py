@@ -36,7 +36,12 @@ from engine.world import HISTORY_TICKS
 # 4: `vm_specs` holds only the VMs whose spec is not the scenario's own (changed by a
 # command, or added since), at the indices `vm_specs_at` gives; the others are the
 # scenario's as it expands them. The big data center's 100,000 VMs took 75 MB of TOML.
-SCHEMA_VERSION = 4
+# 5: arrays the build need not write are held and saved as offsets whose zero is the new
+# world's value: pages.written_before (the tick of a page's last write + 1, 0 never)
+# replaces pages.written_at (the tick, -1 never), and FREE_STACK_DELTA (each free-stack
+# slot's frame minus the slot) frames.free_stack (the frames); loading converts both.
+SCHEMA_VERSION = 5
+FREE_STACK_DELTA = "frames.free_stack_delta"  # int32 per frame slot
 FRAME_KEY_FRAMES = "sharing.frame_key_frames"  # int32, strictly increasing
 FRAME_KEY_KEYS = "sharing.frame_key_keys"  # uint64, nonzero, one per frame above
 KSM_SCANNED = "sharing.ksm_scanned"  # int32 per page: tick of its last KSM scan + 1, 0 never

@@ -54,7 +54,7 @@ def build_state(spec: ScenarioSpec, streams: Streams,
         raise ValueError("more than 2^31 machine frames: choose a larger page_size")
     frames = Frames(
         refcount=np.zeros(total_frames, np.int32),
-        free_stack=frame_alloc.initial_free_stack(hosts),
+        free_stack_delta=frame_alloc.initial_free_stack(hosts),
     )
     vm_specs = spec.all_vms()
     n_pages = [vm.memory // page_size for vm in vm_specs]

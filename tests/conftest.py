@@ -3,9 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from engine import Simulation, parse_scenario
+from engine.savemodel import FREE_STACK_DELTA
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIAL = ROOT / "scenarios" / "tutorial" / "first-night.toml"
@@ -55,3 +57,13 @@ def alike_ksm_sim(ticks: int, **vm: Any) -> Simulation:
 @pytest.fixture
 def small_sim() -> Simulation:
     return Simulation.from_spec(parse_scenario(small_spec()), check=True)
+
+
+def before_schema_5(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A save's arrays as schemas 4 and older held them: each page's last write tick (-1
+    never), and the free stacks' frames themselves (schema 5 holds offsets)."""
+    old = dict(arrays)
+    old["pages.written_at"] = old.pop("pages.written_before") - np.int32(1)
+    delta = old.pop(FREE_STACK_DELTA)
+    old["frames.free_stack"] = delta + np.arange(delta.size, dtype=np.int32)
+    return old

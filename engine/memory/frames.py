@@ -1,6 +1,7 @@
 """Machine frame allocation: per-host free stacks of low and high frames, refcounts.
 
-Each host's segment of `frames.free_stack` holds two stacks: free low frames (below 4 GB,
+Each host's segment of the free stack (`Frames`, which stores each slot's frame as an
+offset from the slot) holds two stacks: free low frames (below 4 GB,
 reachable by 32-bit DMA devices) in its first `low_frames` slots and free high frames in
 the rest. Ordinary allocation takes high frames first, so low memory stays free for I/O
 remapping as long as possible; `low_only` takes low frames for remapping.
@@ -73,7 +74,6 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     k_high = np.zeros_like(counts) if low_only else np.minimum(counts, free_high)
     k_low = np.minimum(counts - k_high, free_low)
     off = hosts.frame_offset[wanted]
-    stack = frames.free_stack
     # Request j of the sorted order, of rank j - start in its host, takes high slot
     # top_high - 1 - rank, or past the host's k_high, low slot top_low - 1 - (rank - k_high):
     # both a per-host constant minus j.
@@ -82,7 +82,7 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     slot = np.repeat(top_high - 1 + starts, counts) - j
     hosts.free_count[wanted] -= k_high + k_low
     if (k_high == counts).all():  # every host serves all from its high stack
-        out[order] = stack[slot]
+        out[order] = frames.stack_at(slot)
         frames.refcount[out] = 1
         return out
     hosts.free_low[wanted] -= k_low
@@ -91,11 +91,11 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     low_slot = np.repeat(off + free_low - 1 + k_high + starts, counts) - j
     np.copyto(slot, low_slot, where=~high)
     if (k_high + k_low == counts).all():  # every request served, some from low memory
-        out[order] = stack[slot]
+        out[order] = frames.stack_at(slot)
         frames.refcount[out] = 1
         return out
     served = np.flatnonzero(rank < np.repeat(k_high + k_low, counts))
-    out[np.take(order, served)] = np.take(stack, np.take(slot, served))
+    out[np.take(order, served)] = frames.stack_at(np.take(slot, served))
     frames.refcount[np.compress(out >= 0, out)] = 1
     return out
 
@@ -103,7 +103,7 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
 def allocate_on(state: State, host: int, n: int) -> I32:
     """`n` frames on one host: the frames `allocate(np.full(n, host))` gives, taken as two
     reversed slices of its stacks (high, then low) instead of one request per frame."""
-    hosts, stack = state.hosts, state.frames.free_stack
+    hosts, stack = state.hosts, state.frames
     out = np.full(n, -1, np.int32)
     free_low = int(hosts.free_low[host])
     free_high = int(hosts.free_count[host]) - free_low
@@ -111,8 +111,8 @@ def allocate_on(state: State, host: int, n: int) -> I32:
     k_low = min(n - k_high, free_low)
     top_high = int(hosts.frame_offset[host] + hosts.low_frames[host]) + free_high
     top_low = int(hosts.frame_offset[host]) + free_low
-    out[:k_high] = stack[top_high - k_high:top_high][::-1]
-    out[k_high:k_high + k_low] = stack[top_low - k_low:top_low][::-1]
+    out[:k_high] = stack.stack_run(top_high - k_high, top_high)[::-1]
+    out[k_high:k_high + k_low] = stack.stack_run(top_low - k_low, top_low)[::-1]
     hosts.free_count[host] -= k_high + k_low
     hosts.free_low[host] -= k_low
     state.frames.refcount[out[:k_high + k_low]] = 1
@@ -123,7 +123,7 @@ def allocate_counts(state: State, host_of_group: I64, counts: I64) -> I32:
     """`counts[g]` frames on host `host_of_group[g]` for each group g, concatenated in group
     order; -1 where the host ran out. The same frames as `allocate(np.repeat(host, counts))`
     without sorting one request per frame (power-on asks for whole VMs at a time)."""
-    hosts, stack = state.hosts, state.frames.free_stack
+    hosts, stack = state.hosts, state.frames
     counts = np.asarray(counts, np.int64)
     total = int(counts.sum())
     out = np.full(total, -1, np.int32)
@@ -145,8 +145,8 @@ def allocate_counts(state: State, host_of_group: I64, counts: I64) -> I32:
     high = rank < free_high
     low = ~high & (rank < free_high + free_low)
     top_high = off + hosts.low_frames[h] + free_high
-    out[high] = stack[(top_high - 1 - rank)[high]]
-    out[low] = stack[(off + free_low - 1 - (rank - free_high))[low]]
+    out[high] = stack.stack_at((top_high - 1 - rank)[high])
+    out[low] = stack.stack_at((off + free_low - 1 - (rank - free_high))[low])
     per_host = np.bincount(host_of_group, weights=counts, minlength=len(hosts)).astype(np.int64)
     high_free = hosts.free_count - hosts.free_low
     k_high = np.minimum(per_host, high_free)
@@ -165,7 +165,7 @@ def allocate_blocks(state: State, host_of_group: I64, k: int, out: I32 | None = 
     them as a contiguous slice of it; a group that spans both, or runs out, takes them
     rank by rank as `allocate_counts` would.
     """
-    hosts, stack = state.hosts, state.frames.free_stack
+    hosts, delta = state.hosts, state.frames.free_stack_delta
     m = host_of_group.size
     out = np.empty((m, k), np.int32) if out is None else out
     if m == 0 or k == 0:
@@ -184,11 +184,14 @@ def allocate_blocks(state: State, host_of_group: I64, k: int, out: I32 | None = 
     in_low = (prior >= free_high) & (prior + k <= free_high + free_low)
     start = np.where(in_high, top_high - prior - k, top_low - (prior - free_high) - k)
     simple = in_high | in_low
-    # Row copies of stack slices: no temporary the size of the result (a fancy gather
-    # would map fresh memory for one at every call).
-    for row, first_frame in zip(np.flatnonzero(simple).tolist(),
-                                start[simple].tolist(), strict=True):
-        out[row] = stack[first_frame:first_frame + k]
+    # Row by row from stack slices: no temporary the size of the result (a fancy gather
+    # would map fresh memory for one at every call). Slot s holds frame s + delta[s].
+    within = np.arange(k, dtype=np.int32)
+    for row, first_slot in zip(np.flatnonzero(simple).tolist(),
+                               start[simple].tolist(), strict=True):
+        frames_row = out[row]
+        np.add(within, first_slot, out=frames_row)
+        frames_row += delta[first_slot:first_slot + k]
     mixed = np.flatnonzero(~simple)
     if mixed.size:  # straddles the two stacks, or short: the general allocator's way
         rank = prior[mixed, None] + np.arange(k)[None, :]
@@ -196,7 +199,7 @@ def allocate_blocks(state: State, host_of_group: I64, k: int, out: I32 | None = 
         idx = np.where(rank < fh, top_high[mixed, None] - 1 - rank,
                        top_low[mixed, None] - 1 - (rank - fh))
         ok = rank < fh + fl
-        out[mixed] = np.where(ok, stack[np.where(ok, idx, 0)], -1)
+        out[mixed] = np.where(ok, state.frames.stack_at(np.where(ok, idx, 0)), -1)
     per_host = np.bincount(h, minlength=len(hosts)).astype(np.int64) * k
     k_high = np.minimum(per_host, hosts.free_count - hosts.free_low)
     k_low = np.minimum(per_host - k_high, hosts.free_low)
@@ -240,8 +243,8 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
         free_low = int(hosts.free_low[h])
         top_low = off + free_low
         top_high = off + int(hosts.low_frames[h]) + int(hosts.free_count[h]) - free_low
-        frames.free_stack[top_low:top_low + n_low] = freed[:n_low]
-        frames.free_stack[top_high:top_high + freed.size - n_low] = freed[n_low:]
+        frames.put_run(top_low, freed[:n_low])
+        frames.put_run(top_high, freed[n_low:])
         hosts.free_low[h] += n_low
         hosts.free_count[h] += freed.size
         return
@@ -257,15 +260,15 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
     free_low = hosts.free_low[wanted]
     top_low = (off + free_low)[group]
     top_high = (off + hosts.low_frames[wanted] + hosts.free_count[wanted] - free_low)[group]
-    frames.free_stack[np.where(low, top_low + rank_low, top_high + rank_high)] = freed
+    frames.put(np.where(low, top_low + rank_low, top_high + rank_high), freed)
     hosts.free_low[wanted] += np.add.reduceat(low.astype(np.int64), starts)
     hosts.free_count[wanted] += counts
 
 
 def initial_free_stack(hosts: Hosts) -> I32:
-    """Every frame free, each in its own stack (low frames come first in a host's range)."""
-    total = int(hosts.n_frames.sum())
-    return parallel.arange(total, np.int32)
+    """Every frame free, each in its own slot (low frames come first in a host's range):
+    as `Frames.free_stack_delta` holds them, all zeros."""
+    return np.zeros(int(hosts.n_frames.sum()), np.int32)
 
 
 def _forget_shared(state: State, freed: I32 | I64) -> None:

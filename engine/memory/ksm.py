@@ -329,7 +329,7 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     content = p.content[cand]
     keys = share_ops.content_keys(state, content, vm)
     prev = seen_at[at_cand]
-    unchanged = (prev >= 0) & (p.written_at[cand] <= prev)
+    unchanged = (prev >= 0) & (p.written_before[cand] <= prev + 1)
     volatile = (prev >= 0) & ~unchanged
     scanned_at[cand] = state.tick + 1
     if not unchanged.any() and not _Chain(state, keys, content).probe(

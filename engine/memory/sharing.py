@@ -104,7 +104,7 @@ def _share(state: State, cand: I64) -> None:
     qp = hinted[look]
     qp_vm = state.vms.vm_of_pages(qp)
     alive = ((p.at("location", qp) == Loc.PRIVATE)
-             & ((p.written_at[qp].astype(np.int64) & HintTable.TAG_BITS) == hint_tag[look])
+             & (HintTable.tag_of(p.written_before[qp]) == hint_tag[look])
              & (host_of_vms(state, qp_vm) == host[look]))
     same_key = np.zeros(look.size, np.bool_)
     same_key[alive] = share_ops.sharing_keys(state, qp[alive], qp_vm[alive]) == keys[look[alive]]
@@ -157,7 +157,7 @@ def _share(state: State, cand: I64) -> None:
     slot = hint_slot[first][fresh]
     was, _, _ = hints.read(slot)
     overwritten = unique_sorted(slot[was & ~found_h[first][fresh]])
-    hints.write(slot, cand[first][fresh], p.written_at[cand[first][fresh]])
+    hints.write(slot, cand[first][fresh], p.written_before[cand[first][fresh]])
     filled = unique_sorted(slot[~was])
     counters["hint_count"] += np.bincount(hints.host_of(filled), minlength=n_hosts)
     counters["hint_overwrites"] += np.bincount(hints.host_of(overwritten), minlength=n_hosts)

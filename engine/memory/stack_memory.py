@@ -1,9 +1,10 @@
 """Giving the memory behind the empty part of the free-frame stacks back to the OS.
 
-Each host's free stack (memory/frames.py) has a slot for every frame it owns, and is
-filled when the world is built; once the VMs are running, nine slots in ten are above the
-stack's top, where nothing reads them (a push writes a slot before a pop reads it). On
-the 1,000-VM data center that is 0.3 GiB of dead memory. Every RELEASE_EVERY_TICKS ticks
+Each host's free stack (memory/frames.py) has a slot for every frame it owns. A new
+world's stacks are zeros the build never writes, but frames freed and taken again write
+slots; once the VMs are running, nine slots in ten are above the stack's top, where
+nothing reads them (a push writes a slot before a pop reads it). On the 1,000-VM data
+center that grows towards 0.3 GiB of dead memory. Every RELEASE_EVERY_TICKS ticks
 (and after the build) the whole pages among those slots are released with
 madvise(MADV_DONTNEED): the kernel drops them and maps zero pages if they are written
 again; the slots around them are zeroed, so every empty slot reads 0 after a release.
@@ -45,7 +46,7 @@ _MADVISE = _madvise()
 
 def release_empty_slots(state: State) -> int:
     """Release the pages of the stacks' empty slots; returns the bytes released."""
-    stack = state.frames.free_stack
+    stack = state.frames.free_stack_delta
     if _MADVISE is None or not (stack.flags.owndata and stack.flags.writeable):
         return 0  # (a view or a read-only map: its memory is not ours to drop)
     hosts = state.hosts
@@ -58,7 +59,8 @@ def release_empty_slots(state: State) -> int:
     item, page, base = stack.itemsize, mmap.PAGESIZE, stack.ctypes.data
     # Whole pages inside each range go back to the kernel; the slots left (the range's
     # ends, and ranges too short to bother) are zeroed, so that every empty slot reads 0
-    # afterwards whatever the array's alignment: saves and digests do not depend on it.
+    # afterwards (the slot's own frame) whatever the array's alignment: saves and digests
+    # do not depend on it.
     first = np.minimum((base + start * item + page - 1) // page * page, base + end * item)
     last = np.maximum((base + end * item) // page * page, first)
     worth = last - first >= _MIN_BYTES

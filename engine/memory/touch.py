@@ -256,7 +256,7 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
         logged = np.compress(in_vms(vms, vms["precopying"], write_pages), write_pages)
         state.write_log.append((logged, p.dirty[logged].copy()))
         p.dirty[logged] = True
-    parallel.fill(p.written_at, write_pages, state.tick)
+    parallel.fill(p.written_before, write_pages, state.tick + 1)
     recency.mark(state, read_pages)
     recency.mark(state, write_pages)
     _claim(state, read_pages, w_r, write_pages, w_w, kind)

@@ -14,8 +14,8 @@ WINDOWS_S = (1, 2, 5, 10, 30, 60, 120, 300, 600)
 def wws_pages(state: State, v: int) -> dict[str, int]:
     """Distinct pages written in the last w seconds, for each window w in WINDOWS_S."""
     off = int(state.vms["page_offset"][v])
-    written = state.pages.written_at[off:off + int(state.vms["n_pages"][v])]
-    written = written[written >= 0]
+    written = state.pages.written_before[off:off + int(state.vms["n_pages"][v])]
+    written = written[written > 0] - 1  # the tick of each page's last write
     now = state.tick  # ticks written so far are 0..tick-1
     out = {}
     for w in WINDOWS_S:

@@ -83,7 +83,7 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
         if state.frames.refcount[f] < limit:
             share_ops.merge(state, one, np.array([f]))
             return
-    if prev < 0 or p.written_at[page] > prev:  # the checksum changed: volatile
+    if prev < 0 or p.written_before[page] > prev + 1:  # the checksum changed: volatile
         c["volatile_this_scan"][h] += int(prev >= 0)
         return
     if free >= ksm._MAX_CHAIN:

@@ -294,13 +294,13 @@ def test_the_destination_frames_of_one_vm_are_those_of_the_general_allocator() -
     got = frames.allocate_on(state, h, high_free + 7)
     dropped = np.concatenate([got[::3], got[1::3][::-1]])  # a host's frames, shuffled
     expected = copy.deepcopy(state)
-    stack, hosts = expected.frames.free_stack, expected.hosts
+    stack, hosts = expected.frames.free_stack_delta, expected.hosts
     for f in sorted(dropped.tolist()):
         off = int(hosts.frame_offset[h])
         low = f - off < int(hosts.low_frames[h])
         top = (off + int(hosts.free_low[h]) if low else
                off + int(hosts.low_frames[h]) + int(hosts.free_count[h] - hosts.free_low[h]))
-        stack[top] = f
+        stack[top] = f - top
         hosts.free_low[h] += low
         hosts.free_count[h] += 1
         expected.frames.refcount[f] -= 1
@@ -310,5 +310,5 @@ def test_the_destination_frames_of_one_vm_are_those_of_the_general_allocator() -
         assert np.array_equal(s.hosts.free_count, expected.hosts.free_count)
         assert np.array_equal(s.hosts.free_low, expected.hosts.free_low)
         top = int(s.hosts.frame_offset[h] + s.hosts.n_frames[h])
-        assert np.array_equal(s.frames.free_stack[:top], stack[:top])
+        assert np.array_equal(s.frames.free_stack_delta[:top], stack[:top])
         assert np.array_equal(s.frames.refcount, expected.frames.refcount)

@@ -13,7 +13,7 @@ import pytest
 from engine import Simulation, parse_scenario
 from engine.memory import recency
 from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS
-from tests.conftest import small_spec
+from tests.conftest import before_schema_5, small_spec
 
 
 def test_the_true_active_fraction_counts_each_periods_distinct_touches(
@@ -48,6 +48,7 @@ def _old_saves(sim: Simulation) -> tuple[dict[str, Any], dict[str, np.ndarray],
     """The world saved as schema 1 wrote it (one bit per period) and as the saves before
     the bits (accessed flags); both held a key per frame (0 = not shared)."""
     meta, arrays = sim.save_state()
+    arrays = before_schema_5(arrays)
     state = sim.world.state
     arrays["sharing.frame_key"] = np.zeros(state.frames.refcount.size, np.uint64)
     arrays["sharing.frame_key"][arrays.pop(FRAME_KEY_FRAMES)] = arrays.pop(FRAME_KEY_KEYS)

@@ -16,7 +16,7 @@ from engine.errors import InputError
 from engine.hashtable import FrameKeys
 from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS, KSM_SCANNED, SCHEMA_VERSION
 from engine.state import Loc
-from tests.conftest import alike_ksm_sim
+from tests.conftest import alike_ksm_sim, before_schema_5
 
 Arrays = dict[str, np.ndarray]
 
@@ -73,6 +73,7 @@ def _as_schema_2(sim: Simulation) -> tuple[dict[str, Any], Arrays, np.ndarray]:
     """The world saved as schema 2 wrote it: one key per frame (0 = not shared), and KSM's
     scan ticks as the tick, -1 never (memory holds tick + 1, 0 never)."""
     meta, arrays = sim.save_state()
+    arrays = before_schema_5(arrays)
     arrays["sharing.ksm_scanned_at"] = arrays.pop(KSM_SCANNED) - np.int32(1)
     frames, keys = arrays.pop(FRAME_KEY_FRAMES), arrays.pop(FRAME_KEY_KEYS)
     dense = np.zeros(sim.world.state.frames.refcount.size, np.uint64)
@@ -106,7 +107,8 @@ def test_the_schema_version_says_which_form_the_keys_take(sim: Simulation) -> No
         persistence.from_plain({**meta, "schema_version": 3}, arrays, "new.toml")
     meta, arrays = sim.save_state()
     with pytest.raises(InputError, match="array sharing.frame_key is missing"):
-        persistence.from_plain({**meta, "schema_version": 2}, arrays, "old.toml")
+        persistence.from_plain({**meta, "schema_version": 2}, before_schema_5(arrays),
+                               "old.toml")
 
 
 def _swap_first_two(a: Arrays) -> None:

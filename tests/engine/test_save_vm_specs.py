@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine import InputError, Simulation, parse_scenario, persistence
-from tests.conftest import small_spec
+from tests.conftest import before_schema_5, small_spec
 
 
 def _world() -> Simulation:
@@ -59,6 +59,7 @@ def test_a_save_with_every_vm_spec_still_loads() -> None:
     """Schema 3 and older: vm_specs lists every VM, and there is no vm_specs_at."""
     sim = _world()
     meta, arrays = sim.save_state()
+    arrays = before_schema_5(arrays)
     meta["schema_version"] = 3
     del meta["vm_specs_at"]
     meta["vm_specs"] = [v.model_dump(mode="json", exclude_none=True)

@@ -9,6 +9,7 @@ import pytest
 
 from engine import Simulation, persistence
 from engine.memory import stack_memory
+from engine.savemodel import FREE_STACK_DELTA
 from engine.scenario import load_scenario
 
 SWAP_STORM = "scenarios/campaign/04-the-swap-storm.toml"
@@ -17,7 +18,7 @@ SWAP_STORM = "scenarios/campaign/04-the-swap-storm.toml"
 def _empty_slots(sim: Simulation) -> np.ndarray:
     """Which free-stack slots are above their stack's top."""
     state = sim.world.state
-    hosts, n = state.hosts, len(state.frames.free_stack)
+    hosts, n = state.hosts, len(state.frames.free_stack_delta)
     used = np.zeros(n, np.bool_)
     for h in range(len(hosts)):
         off, low = int(hosts.frame_offset[h]), int(hosts.low_frames[h])
@@ -29,9 +30,9 @@ def _empty_slots(sim: Simulation) -> np.ndarray:
 
 def _digest(sim: Simulation) -> str:
     meta, arrays = persistence.to_plain(sim.world)
-    stack = arrays["frames.free_stack"].copy()
+    stack = arrays[FREE_STACK_DELTA].copy()
     stack[_empty_slots(sim)] = 0
-    arrays["frames.free_stack"] = stack
+    arrays[FREE_STACK_DELTA] = stack
     h = hashlib.sha256(repr(meta["tick"]).encode() + repr(meta["money"]).encode())
     for name in sorted(arrays):
         h.update(name.encode())
@@ -56,8 +57,8 @@ def test_releasing_the_empty_slots_changes_nothing(monkeypatch: pytest.MonkeyPat
     assert released.report() == kept.report()
     # The release zeroes what it drops: some empty slots read 0 in the released world.
     empty = _empty_slots(released)
-    assert (released.world.state.frames.free_stack[empty] == 0).sum() > (
-        kept.world.state.frames.free_stack[empty] == 0).sum()
+    assert (released.world.state.frames.free_stack_delta[empty] == 0).sum() > (
+        kept.world.state.frames.free_stack_delta[empty] == 0).sum()
 
 
 @pytest.mark.skipif(stack_memory._MADVISE is None, reason="no madvise on this system")
@@ -65,7 +66,7 @@ def test_the_release_drops_whole_pages_of_empty_slots() -> None:
     sim = Simulation.from_spec(load_scenario(SWAP_STORM))
     sim.step(20)
     state = sim.world.state
-    stack = state.frames.free_stack
+    stack = state.frames.free_stack_delta
     stack[_empty_slots(sim)] = 7  # written: every page of the stack is resident
     before = stack[~_empty_slots(sim)].copy()
     released = stack_memory.release_empty_slots(state)

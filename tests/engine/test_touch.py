@@ -48,7 +48,7 @@ def test_writes_give_unique_content_or_zero_and_mark_dirty() -> None:
     state = sim.world.state
     _touch(sim, reads=[], writes=[1, 2])
     c1, c2 = state.pages.content[1], state.pages.content[2]
-    assert c1 != c2 and c1 != 0 and state.pages.written_at[2] == 0
+    assert c1 != c2 and c1 != 0 and state.pages.written_before[2] == 1
     # No dirty log while the VM is not pre-copying (its bits are never written).
     assert not state.pages.dirty[:10].any() and state.write_log == []
     _touch(sim, reads=[], writes=[1], zero=True)

@@ -108,7 +108,7 @@ def _zero(a: np.ndarray) -> np.ndarray:
 
 
 def _dup_free(a: np.ndarray) -> np.ndarray:
-    a[1] = a[0]
+    a[1] = a[0] - 1  # slot 1 holds slot 0's frame (a slot holds its frame minus the slot)
     return a
 
 
@@ -231,7 +231,7 @@ def save_cases(cache: Path) -> Iterator[Case]:
                 argv=["validate", "{save}"])
     array_edits: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
         ("refcounts zeroed", _arr("frames.refcount", _zero)),
-        ("duplicate free-frame entry", _arr("frames.free_stack", _dup_free)),
+        ("duplicate free-frame entry", _arr("frames.free_stack_delta", _dup_free)),
         ("page location 99", _arr("pages.location", lambda a: _first(a, 99))),
         ("page frame out of range", _arr("pages.frame", lambda a: _first(a, 2**30))),
         ("page frame of another host", _arr("pages.frame", lambda a: np.where(
