@@ -69,8 +69,8 @@ def _find_rest(table: npt.NDArray[Any], want: npt.NDArray[Any], slot: I64, pendi
     longest run (reading a window for many keys would cost more than the rounds it saves).
     """
     while pending.size > _FEW:
-        k = table[probe]
-        hit_mask = k == want[pending]
+        k = np.take(table, probe)
+        hit_mask = k == np.take(want, pending)
         hit = _select(hit_mask)  # by index: see _select
         slot[pending[hit]] = probe[hit]
         at_empty = k == empty
@@ -216,7 +216,7 @@ class U64Map:
         # The first probe of every key is done on whole arrays (most keys end there); the
         # rounds after it only on the keys still going.
         probe = self._home(keys)
-        k = self.keys[probe]
+        k = np.take(self.keys, probe)
         hit = k == keys
         slot = np.where(hit, probe, -1)
         pending = _select(~hit & (k != EMPTY))
@@ -235,8 +235,9 @@ class U64Map:
         at = _select(found)  # read only the slots found
         vals = np.zeros(slot.size, np.int64)
         aux = np.zeros(slot.size, np.uint64)
-        vals[at] = self.vals[slot[at]]
-        aux[at] = self.aux[slot[at]]
+        found_slot = np.take(slot, at)
+        vals[at] = np.take(self.vals, found_slot)
+        aux[at] = np.take(self.aux, found_slot)
         return found, vals, aux
 
     def get(self, keys: U64) -> tuple[Bool, I64, U64]:
@@ -559,7 +560,7 @@ class HintTable:
 
     def read(self, slot: I64) -> tuple[Bool, I64, I64]:
         """(occupied, hinted page, its tag when hashed) at each slot."""
-        entry = self.entry[slot]
+        entry = np.take(self.entry, slot)
         page = (entry & self._PAGE_MASK).astype(np.int64) - 1
         return entry != 0, page, (entry >> self._TAG_SHIFT).astype(np.int64)
 
@@ -664,7 +665,7 @@ class RegionMap(U64Map):
         """(slot, end) of each key in its region: slot where present, else -1; end where
         absent: the empty slot its search stopped at, where it can go (put_located_in)."""
         probe = self._home_in(keys, region)
-        k = self.rkeys[probe]
+        k = np.take(self.rkeys, probe)
         hit = k == keys
         slot = np.where(hit, probe, -1)
         end = np.where(k == EMPTY, probe, -1)
@@ -685,7 +686,7 @@ class RegionMap(U64Map):
         found = slot >= 0
         at = _select(found)  # read only the slots found
         vals = np.zeros(slot.size, np.int64)
-        vals[at] = self.rvals[slot[at]]
+        vals[at] = np.take(self.rvals, np.take(slot, at))
         return found, vals
 
     def put_in(self, keys: U64, vals: I64, region: I64, absent: Bool | None = None) -> None:

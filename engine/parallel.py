@@ -54,8 +54,11 @@ def threads() -> int:
         wanted = threads_setting()
     except InputError:  # refused at the CLI; a library caller gets the machine's count
         wanted = None
-    n = wanted if wanted is not None else (os.cpu_count() or 1)
+    n = wanted if wanted is not None else _CPUS
     return 2 if n >= 2 else 1
+
+
+_CPUS = os.cpu_count() or 1  # asked once: the call costs tens of microseconds
 
 
 def _other() -> ThreadPoolExecutor:

@@ -177,7 +177,7 @@ class Frames:
 
     def stack_at(self, slots: npt.NDArray[Any]) -> I64:
         """The frames in the given stack slots."""
-        return np.asarray(self.free_stack_delta[slots] + slots, np.int64)
+        return np.asarray(np.take(self.free_stack_delta, slots) + slots, np.int64)
 
     def stack_run(self, lo: int, hi: int) -> I32:
         """The frames in stack slots lo..hi-1."""

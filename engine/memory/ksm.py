@@ -302,8 +302,8 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     is_cand = loc == Loc.PRIVATE
     is_shared = loc == Loc.SHARED
     resident = is_cand | is_shared
-    seen_at = scanned_at[pages] - 1  # the tick, -1 never
-    was_flagged = flagged[pages]
+    seen_at = np.take(scanned_at, pages) - 1  # the tick, -1 never
+    was_flagged = np.take(flagged, pages)
     tracked = seen_at >= 0
     gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
     # Selections by index (flatnonzero, then take): indexing by a boolean mask that is
@@ -326,10 +326,10 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     n_cand = _per_host(state, host)
     counters["hashed_tick"] += n_cand
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
-    content = p.content[cand]
+    content = np.take(p.content, cand)
     keys = share_ops.content_keys(state, content, vm)
     prev = seen_at[at_cand]
-    unchanged = (prev >= 0) & (p.written_before[cand] <= prev + 1)
+    unchanged = (prev >= 0) & (np.take(p.written_before, cand) <= prev + 1)
     volatile = (prev >= 0) & ~unchanged
     scanned_at[cand] = state.tick + 1
     if not unchanged.any() and not _Chain(state, keys, content).probe(

@@ -85,7 +85,7 @@ def merge(state: State, pages: I64, frames: I64) -> None:
 
     p, vms = state.pages, state.vms
     vm = vms.vm_of_pages(pages)
-    old = p.frame[pages]  # a copy already (fancy indexing)
+    old = np.take(p.frame, pages)
     p.frame[pages] = frames
     p.location[pages] = Loc.SHARED
     distinct, _, counts = runs(np.sort(frames))

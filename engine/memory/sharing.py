@@ -81,7 +81,7 @@ def _share(state: State, cand: I64) -> None:
     p, sharing = state.pages, state.sharing
     vm = state.vms.vm_of_pages(cand)
     host = host_of_vms(state, vm)
-    content = p.content[cand]
+    content = np.take(p.content, cand)
     keys = share_ops.content_keys(state, content, vm)
     n_hosts = len(state.hosts)
     counters = sharing.hosts

@@ -166,7 +166,7 @@ def _cow_break(state: State, pages: I64) -> bool:
     got = frame_alloc.allocate(state, vms["host"][vm])
     ok = got >= 0
     pages, vm, got = pages[ok], vm[ok], got[ok]
-    old = p.frame[pages]
+    old = np.take(p.frame, pages)
     p.frame[pages] = got
     p.location[pages] = Loc.PRIVATE
     frame_alloc.release(state, old)
