@@ -225,10 +225,10 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
     # A VM's private frames, in page order, are often ascending already: no sort then.
     uniq = frames_to_drop if distinct_ascending(frames_to_drop) else np.sort(frames_to_drop)
     if uniq is frames_to_drop or distinct_ascending(uniq):
-        left = np.take(frames.refcount, uniq) - 1  # one reference each (a VM's private pages)
+        left = frames.refcount[uniq] - 1  # one reference each (a VM's private pages)
     else:
         uniq, _, refs = runs(uniq)
-        left = np.take(frames.refcount, uniq) - refs.astype(np.int32)
+        left = frames.refcount[uniq] - refs.astype(np.int32)
     frames.refcount[uniq] = left
     freed = uniq[left == 0]
     if freed.size == 0:
