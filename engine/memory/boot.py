@@ -200,6 +200,8 @@ def _plan(state: State, vms: I64, steps: I64) -> tuple[I64, I64, U64, I64, I64]:
         content[unique] += cols["boot_unique_base"][vm[unique]]
         kind = np.where(filling, GuestKind.FREE, t.kind[local]).astype(np.int64)
         out.append((vm, rank, content, kind, cols["page_offset"][vm] + local))
+    if len(out) == 1:  # one template (the usual case): no copy of arrays of every page
+        return out[0]
     parts = list(zip(*out, strict=True))
     return tuple(np.concatenate(x) for x in parts)  # type: ignore[return-value]
 
