@@ -189,11 +189,16 @@ def build_floor(sizes: list[int], kept: list[Any], two_threads: bool = False
     of the world's page and frame arrays that the build wrote - what any build of this
     world must at least do (the kernel's first touch of every page of them included).
     `two_threads`: each array written in two halves at once, as the engine writes them.
-    The arrays go into `kept`, so that a second floor cannot reuse their memory (memory
-    just freed is mapped in far faster than memory the machine has had free a while)."""
+    In small pages, as the engine builds a big world (engine/hugepages.py): on this
+    machine the cheaper way. The arrays go into `kept`, so that a second floor cannot
+    reuse their memory (memory just freed is mapped in far faster than memory the
+    machine has had free a while)."""
+    from engine import hugepages
+
     t0 = time.perf_counter()
     for nbytes in sizes:
-        a = np.empty(nbytes, np.uint8)
+        with hugepages.small_pages(True):
+            a = np.empty(nbytes, np.uint8)
         if two_threads:
             later = _pool().submit(a[: nbytes // 2].fill, 1)
             a[nbytes // 2:].fill(1)

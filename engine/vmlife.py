@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from engine import hugepages
 from engine.memory import boot, ksm, overhead, stack_memory
 from engine.memory import frames as frame_alloc
 from engine.pagescale import fine_pages, per_simulated_page
@@ -44,8 +48,23 @@ def build_state(spec: ScenarioSpec, streams: Streams,
     """The world at time 0: hosts, every VM defined, those with a host powered on.
 
     VMs are laid out in bulk (memory/boot.py); `progress(done, total)`, if given, is
-    called as the VMs are powered on (total = VMs with a host), for a progress bar.
+    called as the VMs are powered on (total = VMs with a host), for a progress bar. A big
+    world is built in small pages and given huge pages after (engine/hugepages.py).
     """
+    n_pages = sum(vm.memory // spec.scenario.page_size for vm in spec.all_vms())
+    small = hugepages.wanted(n_pages * np.dtype(np.uint64).itemsize)
+    with hugepages.small_pages(small):
+        state = _build_state(spec, streams, progress)
+    if small:
+        p, frames = state.pages, state.frames
+        filled: list[npt.NDArray[Any]] = [p.content, p.frame, p.meta, frames.refcount]
+        rest = [*p.arrays().values(), *frames.arrays().values(), state.sharing.hints.entry]
+        hugepages.after_build(filled, [a for a in rest if not any(a is f for f in filled)])
+    return state
+
+
+def _build_state(spec: ScenarioSpec, streams: Streams,
+                 progress: boot.Progress | None = None) -> State:
     page_size = spec.scenario.page_size
     hosts = build_hosts(spec)
     n_frames = hosts.n_frames
