@@ -3,8 +3,10 @@
 from typing import Any
 
 import numpy as np
+import pytest
 
 from engine import Simulation, parse_scenario
+from engine.memory import boot
 from engine.rng import Streams
 from engine.state import GuestKind, Loc
 from engine.vmlife import build_state
@@ -102,3 +104,39 @@ def test_a_save_in_the_middle_of_a_boot_goes_on_exactly() -> None:
     sim.step(6)
     loaded.step(6)
     assert loaded.digest() == sim.digest()
+
+
+def _overcommitted_boots() -> Simulation:
+    """Instant boots of two templates that do not fit their hosts: the slow path."""
+    data = small_spec()
+    data["vm"] = [{"id": f"v{i}", "host": f"h{1 + i % 2}", "memory": "6MiB",
+                   "guest_os": ("windows", "linux")[i % 3 == 0],
+                   "content": {"resident": 1.0}, "workload": {"kind": "idle"}}
+                  for i in range(6)]
+    return Simulation.from_spec(parse_scenario(data), check=True)
+
+
+def test_planning_in_chunks_gives_the_plan_planned_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slow path plans a few VMs' positions at a time (boot.PLAN_CHUNK): cut between
+    any VMs (a VM with more positions than a chunk is one of its own), the boots and all
+    that follows are the same."""
+    planned: list[int] = []
+    plan = boot._plan
+
+    def counted(*args: Any) -> Any:
+        out = plan(*args)
+        planned.append(out[0].size)
+        return out
+
+    monkeypatch.setattr(boot, "_plan", counted)
+
+    def run(chunk: int, build: Any) -> str:
+        monkeypatch.setattr(boot, "PLAN_CHUNK", chunk)
+        sim = build()
+        sim.step(12)
+        return sim.digest()
+
+    for build in (_windows_on_a_short_host, _overcommitted_boots):
+        assert run(1 << 40, build) == run(700, build) == run(1, build)
+    assert max(planned) > 700  # some calls were cut (the overcommitted power-on's)
