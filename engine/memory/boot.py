@@ -250,14 +250,18 @@ def advance(state: State, vms: I64, steps: I64) -> I64:
     # A zero written to a never-touched page of a VM at its max reads as zero already:
     # nothing to allocate (else a zero-filling guest with max < memory never boots).
     at_max = resident(state, np.arange(n_vms)) >= cols["max_pages"]
-    noop = (content == 0) & (p.at("location", page) == Loc.UNTOUCHED) & at_max[vm]
+    loc = p.at("location", page)
+    noop = (content == 0) & (loc == Loc.UNTOUCHED) & at_max[vm]
+    runs = _touch_runs(state, vm, loc)
     for k in (GuestKind.FREE, GuestKind.CACHE, GuestKind.ANON):
-        mine = (kind == k) & ~noop
-        if mine.any():
-            pages = page[mine]
-            apply_touches(state, np.zeros(0, np.int64), pages, content[mine],
-                          np.zeros(n_vms, np.int64), np.bincount(vm[mine], minlength=n_vms),
-                          kind=int(k), blocked=cols["blocked"])
+        for run in runs:
+            mine = (kind[run] == k) & ~noop[run]
+            if mine.any():
+                pages = page[run][mine]
+                apply_touches(state, np.zeros(0, np.int64), pages, content[run][mine],
+                              np.zeros(n_vms, np.int64),
+                              np.bincount(vm[run][mine], minlength=n_vms),
+                              kind=int(k), blocked=cols["blocked"])
     loc = p.at("location", page)
     served = noop | (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
     first_bad = np.full(n_vms, np.iinfo(np.int64).max)
@@ -266,6 +270,30 @@ def advance(state: State, vms: I64, steps: I64) -> I64:
     done[vms] = np.minimum(first_bad[vms], steps)
     cols["boot_cursor"][vms] += done[vms]
     return done
+
+
+def _touch_runs(state: State, vm: I32, loc: U8) -> list[slice]:
+    """The plan positions each kind's touches are made in, call by call: all at once, or
+    runs of whole VMs of at most PLAN_CHUNK positions (a longer VM is a run of its own)
+    where that is the same thing with smaller temporaries. It is where the VMs come in
+    page order, no page is shared and no VM has pages at a migration source: a call then
+    only faults pages in, in page order, each VM's on its own counts (memory/touch.py), so
+    calls over runs in turn make the same faults in the same order as one call."""
+    whole = [slice(0, vm.size)]
+    if vm.size <= PLAN_CHUNK or state.vms["loc_count"][:, Loc.REMOTE].any():
+        return whole
+    first = np.flatnonzero(np.concatenate([[True], vm[1:] != vm[:-1]]))
+    offset = state.vms["page_offset"][vm[first]]
+    if np.any(offset[1:] <= offset[:-1]) or np.any(loc == Loc.SHARED):
+        return whole
+    ends = np.append(first[1:], vm.size)
+    runs, start = [], 0
+    while start < first.size:
+        stop = max(int(np.searchsorted(ends, int(first[start]) + PLAN_CHUNK, side="right")),
+                   start + 1)
+        runs.append(slice(int(first[start]), int(ends[stop - 1])))
+        start = stop
+    return runs
 
 
 def finish(state: State, vms: I64, now_s: float) -> None:
