@@ -25,6 +25,7 @@ import ctypes
 import mmap
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -128,20 +129,33 @@ def after_build(filled: Iterable[npt.NDArray[Any]], others: Iterable[npt.NDArray
         _MADVISE(*_huge_span(a), _MADV_HUGEPAGE)  # khugepaged's, should a collapse fail
     if not todo:
         return None
-    thread = threading.Thread(target=_collapse, args=(todo,), name="overcommit-hugepages",
+    # Weak references: a world dropped meanwhile (a sweep's run that ends before its
+    # collapse) is freed at once, not held until the thread gets through it.
+    refs = [weakref.ref(a) for a in todo]
+    del todo
+    thread = threading.Thread(target=_collapse, args=(refs,), name="overcommit-hugepages",
                               daemon=True)
     thread.start()
     return thread
 
 
-def _collapse(arrays: list[npt.NDArray[Any]]) -> None:
-    """Collapse each array's memory, STEP_BYTES a call. A step the kernel refuses (its
-    pages changing meanwhile, none of them mapped yet, or no huge page free) is left to
-    khugepaged; the kernel could collapse (`_can_collapse`), so the others go on. At the
-    lowest CPU priority: the ticks come first."""
+def _collapse(refs: list[weakref.ref[npt.NDArray[Any]]]) -> None:
+    """Collapse each array's memory, STEP_BYTES a call, while the array lives (held only
+    during a call). A step the kernel refuses (its pages changing meanwhile, none of them
+    mapped yet, or no huge page free) is left to khugepaged; the kernel could collapse
+    (`_can_collapse`), so the others go on. At the lowest CPU priority: the ticks come
+    first."""
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only
-    for a in arrays:
+    for ref in refs:
+        a = ref()
+        if a is None:
+            continue
         start, size = _huge_span(a)
+        del a
         for at in range(start, start + size, STEP_BYTES):
+            a = ref()
+            if a is None:
+                break
             _MADVISE(at, min(STEP_BYTES, start + size - at), _MADV_COLLAPSE)
+            del a

@@ -3,6 +3,9 @@ the background (engine/hugepages.py): where memory lies changes, results do not.
 
 from __future__ import annotations
 
+import time
+import weakref
+
 import numpy as np
 import pytest
 
@@ -96,3 +99,27 @@ def test_a_world_built_in_small_pages_runs_exactly_as_one_built_in_huge_ones(
         sim.step(60)
         digests.append(sim.digest())
     assert digests[0] == digests[1]
+
+
+def test_a_world_dropped_meanwhile_is_freed_without_waiting_for_the_collapse(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    steps: list[int] = []
+
+    def slow(start: int, size: int, advice: int) -> int:
+        if advice == hugepages._MADV_COLLAPSE:
+            steps.append(start)
+            time.sleep(0.05)
+        return 0
+
+    monkeypatch.setattr(hugepages, "_MADVISE", slow)
+    filled = np.ones(64 << 20, np.uint8)  # 8 steps of 8 MiB: 0.4 s of "collapse"
+    gone = weakref.ref(filled)
+    thread = hugepages.after_build([filled], [])
+    assert thread is not None
+    del filled
+    deadline = time.monotonic() + 5
+    while gone() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gone() is None  # freed while the thread was still at it
+    thread.join(5)
+    assert 1 <= len(steps) < 7  # and it stopped there
