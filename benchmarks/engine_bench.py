@@ -130,13 +130,10 @@ def _step_timed(sim: Any, phases: dict[str, float]) -> float:
 
 
 def _mincore() -> Any:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).mincore
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
-    fn.restype = ctypes.c_int
-    return fn
+    sys.path.insert(0, str(ROOT))
+    from engine import libc
+
+    return libc.function("mincore", ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
 
 
 _MINCORE = _mincore()

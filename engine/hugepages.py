@@ -21,7 +21,6 @@ MIN_BYTES, or with OVERCOMMIT_THREADS=1 (no second core's work).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import mmap
 import os
 import threading
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine import parallel
+from engine import libc, parallel
 
 MIN_BYTES = 256 << 20  # smaller worlds build as numpy would (and tests stay as they were)
 HUGE = 2 << 20
@@ -44,17 +43,7 @@ _SET_ADVICE = getattr(getattr(getattr(np, "_core", None), "multiarray", None),
                       "_set_madvise_hugepage", None)
 
 
-def _madvise() -> Any:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).madvise  # ctypes lets the GIL go meanwhile
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_MADVISE = _madvise()
+_MADVISE = libc.madvise()  # ctypes lets the GIL go during a call
 _usable: bool | None = None
 _lock = threading.Lock()
 

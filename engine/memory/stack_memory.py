@@ -15,12 +15,11 @@ the array lies in memory, so runs, saves and digests stay bit-identical.
 
 from __future__ import annotations
 
-import ctypes
 import mmap
-from typing import Any
 
 import numpy as np
 
+from engine import libc
 from engine.state import State
 from engine.world import World
 
@@ -29,19 +28,7 @@ _MIN_BYTES = 64 * 1024  # smaller runs are not worth a system call
 _MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
-def _madvise() -> Any:
-    if _MADV_DONTNEED is None:
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_MADVISE = _madvise()
+_MADVISE = None if _MADV_DONTNEED is None else libc.madvise()
 
 
 def release_empty_slots(state: State) -> int:

@@ -16,7 +16,7 @@ from engine.errors import InputError
 from engine.hashtable import FrameKeys
 from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS, KSM_SCANNED, SCHEMA_VERSION
 from engine.state import Loc
-from tests.conftest import alike_ksm_sim, before_schema_5
+from tests.conftest import alike_ksm_sim, assert_resumes_alike, before_schema_5
 
 Arrays = dict[str, np.ndarray]
 
@@ -62,11 +62,7 @@ def test_a_save_holds_the_shared_frames_and_their_keys_and_a_load_gives_them_bac
     got = loaded.state.sharing.frame_keys
     assert np.array_equal(got.dense(), dense)
     assert np.array_equal(got.bits, state.sharing.frame_keys.bits)
-    resumed = Simulation(loaded, check=True)
-    straight = Simulation.from_state(sim.save_state(), check=True)
-    resumed.step(4)
-    straight.step(4)
-    assert resumed.digest() == straight.digest()
+    assert_resumes_alike(loaded, sim, 4)
 
 
 def _as_schema_2(sim: Simulation) -> tuple[dict[str, Any], Arrays, np.ndarray]:
@@ -92,11 +88,7 @@ def test_a_schema_2_save_with_a_key_per_frame_still_loads(sim: Simulation) -> No
     assert np.array_equal(old.state.sharing.frame_keys.dense(), dense)
     assert np.array_equal(old.state.sharing.frame_keys.dense(),
                           sim.world.state.sharing.frame_keys.dense())
-    resumed = Simulation(old, check=True)
-    straight = Simulation.from_state(sim.save_state(), check=True)
-    resumed.step(4)
-    straight.step(4)
-    assert resumed.digest() == straight.digest()
+    assert_resumes_alike(old, sim, 4)
 
 
 def test_the_schema_version_says_which_form_the_keys_take(sim: Simulation) -> None:

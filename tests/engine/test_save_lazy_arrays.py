@@ -16,7 +16,7 @@ from engine.errors import InputError
 from engine.memory import frames as frame_alloc
 from engine.savemodel import FREE_STACK_DELTA
 from engine.scenario import load_scenario
-from tests.conftest import before_schema_5
+from tests.conftest import assert_resumes_alike, before_schema_5
 
 Arrays = dict[str, np.ndarray]
 SWAP_STORM = "scenarios/campaign/04-the-swap-storm.toml"
@@ -74,11 +74,7 @@ def test_a_schema_4_save_still_loads_to_the_same_world(sim: Simulation) -> None:
     old = persistence.from_plain(meta, arrays, "old.toml")  # every check on
     assert np.array_equal(old.state.pages.written_before, state.pages.written_before)
     assert np.array_equal(old.state.frames.free_stack_delta, state.frames.free_stack_delta)
-    resumed = Simulation(old, check=True)
-    straight = Simulation.from_state(sim.save_state(), check=True)
-    resumed.step(5)
-    straight.step(5)
-    assert resumed.digest() == straight.digest()
+    assert_resumes_alike(old, sim, 5)
 
 
 def test_the_schema_version_says_which_form_the_arrays_take(sim: Simulation) -> None:
