@@ -108,6 +108,30 @@ def _find_rest(table: npt.NDArray[Any], want: npt.NDArray[Any], slot: I64, pendi
             probe = lo + ((probe - lo + 1) & size_mask)
 
 
+def _empty_tombstones(table: npt.NDArray[Any], slots: I64, size_mask: int, empty: Any,
+                      deleted: Any) -> int:
+    """Turn deleted `slots` (just marked) back into empty ones where no key can need them:
+    a deleted slot followed by an empty one is on no key's probing run (every run goes on
+    through that empty slot, which ends it), so it may be empty too; and then so may a
+    deleted slot before it, and so on back. Fewer deleted slots pile up, so the table is
+    rebuilt less often (the rebuild of the data center's stable table stalls a tick some
+    60 ms). Returns how many deleted slots were emptied (each found only by its table's
+    own keys' lookups, which stay exact: only slots of no key change)."""
+    emptied = 0
+    pending = slots
+    while pending.size:
+        free_after = table[(pending + 1) & size_mask] == empty
+        now = pending[free_after]
+        if now.size == 0:
+            break
+        table[now] = empty
+        emptied += int(now.size)
+        before = (now - 1) & size_mask
+        before = before[table[before] == deleted]
+        pending = np.union1d(pending[~free_after], before)
+    return emptied
+
+
 def _step(probe: I64, by: I64 | int, lo: I64 | int, size_mask: I64 | int) -> I64:
     """`by` slots on from `probe` in each key's run [lo, lo + size_mask] (wrapping)."""
     if isinstance(lo, int):
@@ -313,7 +337,8 @@ class U64Map:
         slot = unique_sorted(slot[slot >= 0])
         self.keys[slot] = DELETED
         self.live -= int(slot.size)
-        self.deleted += int(slot.size)
+        self.deleted += int(slot.size) - _empty_tombstones(self.keys, slot, self.capacity - 1,
+                                                           EMPTY, DELETED)
         return int(slot.size)
 
     def items(self) -> tuple[U64, I64, U64]:
@@ -467,7 +492,8 @@ class FrameKeys:
         slot = slot[slot >= 0]
         self.slot_frame[slot] = self._DELETED
         self.live -= int(slot.size)
-        self.deleted += int(slot.size)
+        self.deleted += int(slot.size) - _empty_tombstones(
+            self.slot_frame, slot, self.capacity - 1, self._EMPTY, self._DELETED)
         self._bits(f, False)
 
     def _home(self, stored: npt.NDArray[np.uint32]) -> I64:

@@ -92,12 +92,52 @@ def test_frame_keys_survive_their_map_growing_and_rebuilding() -> None:
     k = fix_key(frames.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
     keys.set(frames[:60_000], k[:60_000])  # grows from 1,024 slots
     capacity = keys.capacity
-    keys.clear(np.sort(frames[:50_000]))  # deleted slots pile up: rebuilt at the next set
+    # A cleared frame's slot is emptied again when the slot after it is empty, and then
+    # the deleted slots before it: most of them here.
+    keys.clear(np.sort(frames[:50_000]))
+    assert keys.deleted < 10_000
+    assert keys.deleted == np.count_nonzero(keys.slot_frame == FrameKeys._DELETED)
     keys.set(frames[60_000:], k[60_000:])
-    assert keys.capacity == capacity == 131_072 and keys.deleted == 0
+    assert keys.capacity == capacity == 131_072
     assert np.array_equal(keys.get(frames[50_000:]), k[50_000:])
     assert not keys.has(frames[:50_000]).any() and not keys.get(frames[:50_000]).any()
     assert np.count_nonzero(keys.dense()) == len(keys) == 50_000
+
+
+def test_frame_keys_rebuild_in_place_when_deleted_slots_pile_up() -> None:
+    """Frames cleared from slots that another frame's run goes on through stay deleted
+    slots; when they and the live ones fill 3/4 of the map, it is rebuilt in the same
+    slots, and every key is still found."""
+    keys = FrameKeys(1_000_000)
+    rng = np.random.default_rng(5)
+    frames = rng.permutation(1_000_000)
+    k = fix_key(frames.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    keys.set(frames[:60_000], k[:60_000])
+    capacity = keys.capacity
+    live = set(frames[:60_000].tolist())
+    nxt, rebuilt = 60_000, False
+    for _ in range(30):
+        used = keys.slot_frame
+        taken = (used != FrameKeys._EMPTY) & (used != FrameKeys._DELETED)
+        # Slots whose next slot holds a frame not cleared now: they stay deleted.
+        at = np.flatnonzero(taken[:-1] & taken[1:])
+        at = at[at % 2 == 0][:5_000]
+        gone = used[at].astype(np.int64) - 1
+        deleted_before = keys.deleted
+        keys.clear(np.sort(gone))
+        assert keys.deleted == deleted_before + gone.size
+        live -= set(gone.tolist())
+        keys.set(frames[nxt:nxt + gone.size], k[nxt:nxt + gone.size])
+        live |= set(frames[nxt:nxt + gone.size].tolist())
+        nxt += gone.size
+        if keys.deleted == 0:
+            rebuilt = True
+            break
+    assert rebuilt and keys.capacity == capacity
+    assert keys.deleted == np.count_nonzero(keys.slot_frame == FrameKeys._DELETED)
+    held = np.array(sorted(live))
+    want = k[np.argsort(frames)][held]
+    assert np.array_equal(keys.get(held), want) and len(keys) == held.size
 
 
 @settings(max_examples=100, deadline=None)
