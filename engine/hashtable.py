@@ -217,7 +217,7 @@ def fix_key(keys: U64) -> U64:
 
 
 def _home_and_bit(keys: U64, capacity: int) -> tuple[I64, npt.NDArray[np.uint8]]:
-    """Each key's home slot (_home_of) and its presence bit in the home's filter byte:
+    """Each key's home slot (as _home_of) and its presence bit in the home's filter byte:
     the three hash bits below the home's."""
     shift = 64 - (capacity.bit_length() - 1)
     with np.errstate(over="ignore"):
@@ -252,9 +252,6 @@ class U64Map:
     def capacity(self) -> int:
         return int(self.keys.size)
 
-    def _home(self, keys: U64) -> I64:
-        return _home_of(keys, self.capacity)
-
     def _find(self, keys: U64) -> I64:
         """Slot of each key, -1 where absent."""
         home, bit = _home_and_bit(keys, self.capacity)
@@ -275,8 +272,8 @@ class U64Map:
         slot[maybe] = found
         return slot
 
-    def _mark_present(self, keys: U64) -> None:
-        home, bit = _home_and_bit(keys, self.capacity)
+    def _mark_present(self, home: I64, bit: npt.NDArray[np.uint8]) -> None:
+        """Set the filter bits of keys stored, given their _home_and_bit."""
         np.bitwise_or.at(self.present, home, np.left_shift(np.uint8(1), bit))
 
     def find(self, keys: U64) -> I64:
@@ -324,11 +321,11 @@ class U64Map:
 
     def _insert_new(self, keys: U64, vals: I64, aux: U64) -> None:
         """Place keys known to be absent (and distinct): see _place."""
-        slot, held = _place(self.keys, keys, self._home(keys), 0, self.capacity - 1, EMPTY,
-                            DELETED)
+        home, bit = _home_and_bit(keys, self.capacity)
+        slot, held = _place(self.keys, keys, home, 0, self.capacity - 1, EMPTY, DELETED)
         self.vals[slot] = vals
         self.aux[slot] = aux
-        self._mark_present(keys)
+        self._mark_present(home, bit)
         self.live += int(keys.size)
         self.deleted -= int(np.count_nonzero(held == DELETED))
 
@@ -394,7 +391,7 @@ class U64Map:
         if table.keys.size < 16 or table.keys.size & (table.keys.size - 1):
             raise ValueError(f"array {prefix}.keys: expected a power of two of slots")
         table.present = np.zeros(table.keys.size, np.uint8)
-        table._mark_present(table.keys[table.keys > DELETED])
+        table._mark_present(*_home_and_bit(table.keys[table.keys > DELETED], table.capacity))
         table.live = int((table.keys > DELETED).sum())
         table.deleted = int((table.keys == DELETED).sum())
         return table

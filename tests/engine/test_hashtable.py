@@ -1,6 +1,7 @@
 """The vectorised hash map behaves exactly like a dict under any operation sequence."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +53,14 @@ def test_grows_and_survives_a_round_trip() -> None:
     again = U64Map.from_arrays(table.to_arrays("t"), "t")
     found, vals, aux = again.get(keys)
     assert found.all() and np.array_equal(vals, np.arange(10_000)) and np.array_equal(aux, keys)
+
+
+def test_a_loaded_table_needs_a_power_of_two_of_slots() -> None:
+    """A save's table is probed by hash bits, so its size is checked when it is read."""
+    arrays = U64Map(16).to_arrays("t")
+    arrays = {k: np.zeros(20, v.dtype) for k, v in arrays.items()}
+    with pytest.raises(ValueError, match="t.keys: expected a power of two"):
+        U64Map.from_arrays(arrays, "t")
 
 
 frame_ops_st = st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 68), max_size=20)),
