@@ -43,6 +43,7 @@ class Ticking(App[int]):
     _tick_timer: Timer
     _worker: Worker[int] | None = None
     _steps_owed = 0  # step keys pressed while a worker was still ticking
+    _stepping = False  # the worker runs steps the operator asked for, not the clock's ticks
     _last_refresh = 0.0
     _dirty = False  # a snapshot arrived that the screens have not shown yet
     _finished = False  # the scenario's time is up
@@ -76,7 +77,9 @@ class Ticking(App[int]):
             return None
         return int(round(duration / self.driver.spec.scenario.tick_s))
 
-    def _run_ticks(self, n: int) -> None:
+    def _run_ticks(self, n: int, steps: bool = False) -> None:
+        """n ticks: the clock's, or with `steps` the operator's step keys (each is run,
+        however long a tick takes)."""
         end = None if self._finished else self.end_tick()
         if self.driver.fits_in_frame(n):
             batch: list[EngineDriver.Stepped] = []
@@ -84,6 +87,7 @@ class Ticking(App[int]):
             for message in batch:
                 self._absorb(message)
         else:
+            self._stepping = steps
             self._worker = self._step_in_thread(n, end)
 
     @work(thread=True, exclusive=True, group="engine")
@@ -154,12 +158,13 @@ class Ticking(App[int]):
 
     # -- clock actions ------------------------------------------------------------------
     def _pause(self) -> None:
-        """Stop at once: a stepping worker stops after its current tick, which it then
-        delivers, so the screen shows the tick the world is paused at."""
+        """Stop at once: a worker running the clock's ticks stops after its current tick,
+        which it then delivers, so the screen shows the tick the world is paused at. A
+        worker running step keys' ticks runs them all: they were asked for while paused."""
         self.clock.pause()
         self._tick_timer.pause()
         self._dialog_paused = False
-        if self._busy() and self._worker is not None:
+        if self._busy() and self._worker is not None and not self._stepping:
             self._worker.cancel()
 
     def _resume(self) -> None:
@@ -178,18 +183,21 @@ class Ticking(App[int]):
         if not self.clock.paused:
             self._pause()
         if self._busy() and self._worker is not None:
-            # One stepper at a time, or ticks could reach the screen out of order: stop the
-            # worker after its current tick and step once it has delivered it.
-            self._worker.cancel()
+            # One stepper at a time, or ticks could reach the screen out of order: the step
+            # runs once the worker has delivered its ticks. A worker running the clock's
+            # ticks stops after its current one; a worker running earlier steps runs them
+            # all (stopped before its first tick, a step asked for would be lost).
+            if not self._stepping:
+                self._worker.cancel()
             self._steps_owed += 1
             return
-        self._run_ticks(1)
+        self._run_ticks(1, steps=True)
         self.refresh_views()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is self._worker and event.worker.is_finished and self._steps_owed:
             n, self._steps_owed = self._steps_owed, 0
-            self._run_ticks(n)
+            self._run_ticks(n, steps=True)
 
     def action_faster(self) -> None:
         self.clock.faster()

@@ -21,6 +21,7 @@ from app.console.screens.level_select import LevelSelectScreen
 from app.tui import run_campaign
 from engine import InputError, Simulation
 from engine.commands import parse_command
+from tests.app.test_console import steps_settled
 from tests.app.test_console_game import SIZE, pilot_test
 from tests.engine.test_campaign import SOLUTIONS
 
@@ -134,7 +135,7 @@ async def test_play_a_level_win_it_and_go_on_to_the_next(tmp_path: Path) -> None
         app._pause()
         for _ in range(3):
             app.action_step()
-        await pilot.pause()
+        await steps_settled(pilot)
         assert isinstance(app.screen, EndScreen)
         body = str(app.screen.query_one(".dialog--body").render())
         assert "Level 1 won" in body and "level 2 (Cool down) is open" in body
@@ -156,7 +157,7 @@ async def test_a_lost_level_can_be_retried_and_the_next_stays_locked(tmp_path: P
         app._pause()
         for _ in range(3):
             app.action_step()
-        await pilot.pause()
+        await steps_settled(pilot)
         assert isinstance(app.screen, EndScreen)
         assert "Level 1 lost" in str(app.screen.query_one(".dialog--body").render())
         await pilot.press("n")  # no next level after a loss

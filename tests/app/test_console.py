@@ -80,6 +80,16 @@ def table_cell(table: DataTable, row: str, column: str) -> str:
     return str(table.get_cell(row, column))
 
 
+async def steps_settled(pilot) -> None:
+    """Wait until the step keys pressed so far have all run: where ticks are slower than a
+    frame (a slow machine), a step goes to a thread worker, and one pressed meanwhile is
+    owed and starts its own worker once that one is done."""
+    while pilot.app._busy() or pilot.app._steps_owed:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+    await pilot.pause()
+
+
 async def select_vm(pilot, vm: str) -> None:
     table = pilot.app.screen.query_one(VMTable)
     table.move_cursor(row=table.get_row_index(vm))

@@ -4,6 +4,7 @@ timeline announcements, and the win/lose screen when every objective is judged."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Coroutine
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from textual.widget import Widget
+from textual.worker import WorkerCancelled
 
 from app.console.app import OvercommitApp
 from app.console.clock import SPEEDS, Clock
@@ -211,3 +213,33 @@ async def test_a_scheduled_command_that_is_rejected_is_notified(tmp_path: Path) 
         await pilot.press(*["full_stop"] * 4)
         await pilot.pause()
     assert len(notes) == 1 and "start_vm rejected" in notes[0], notes
+
+
+@pilot_test
+async def test_every_step_key_runs_its_tick_when_ticks_go_to_a_worker(tmp_path: Path) -> None:
+    """Steps pressed quickly while an earlier step's tick runs in a thread worker (a big
+    world, or a slow machine) each run: one pressed on a busy stepper is owed, never
+    cancels the steps asked for before it."""
+    app = make_app(tmp_path, TIMELINE_SCENARIO)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        sim = app.driver.sim
+        real_step = sim.step
+
+        def slow_step(n: int = 1) -> list[Event]:
+            time.sleep(0.02)
+            return real_step(n)
+
+        sim.step = slow_step  # type: ignore[method-assign]
+        start = app.snapshot.tick
+        for _ in range(3):
+            app.driver.tick_cost_s = 1.0  # each step goes to a thread worker
+            app.action_step()
+        for _ in range(3):  # the owed steps start a worker of their own when it is done
+            with contextlib.suppress(WorkerCancelled):  # (a cancelled one is the bug)
+                await app.workers.wait_for_complete()
+            await pilot.pause(0.05)
+        assert app._worker is not None  # the thread path really ran
+        assert app.snapshot.tick == sim.tick == start + 3 and app._steps_owed == 0
+        ticks = [ev.tick for _, ev in app.events if ev.kind != "welcome"]
+        assert ticks == sorted(ticks)

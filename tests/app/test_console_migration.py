@@ -26,6 +26,7 @@ from tests.app.test_console import (
     make_app,
     pilot_test,
     select_vm,
+    steps_settled,
     table_cell,
     text_of,
 )
@@ -37,7 +38,7 @@ MAX_TICKS = 120  # a Xen pre-copy of web1 (1 GiB, round 1 at 100 Mbit/s) takes ~
 async def step(pilot, n: int = 1) -> None:
     for _ in range(n):
         await pilot.press("full_stop")
-    await pilot.pause()
+    await steps_settled(pilot)
 
 
 async def step_until(pilot, done, limit: int = MAX_TICKS) -> None:
@@ -46,7 +47,7 @@ async def step_until(pilot, done, limit: int = MAX_TICKS) -> None:
         if done():
             break
         await press(pilot, "full_stop")
-    await pilot.pause()
+        await steps_settled(pilot)  # done() looks at the tick this step ran
 
 
 def panel_text(app) -> str:
