@@ -4,6 +4,8 @@ the report telling the background scan from share-before-swap."""
 from typing import Any
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import Simulation, invariants, parse_scenario
 from engine.hashtable import RegionMap
@@ -193,3 +195,26 @@ def test_a_save_with_one_unstable_table_for_all_hosts_moves_its_current_entries_
     moved = _unstable_trees(state)
     assert sorted(moved.items_in()[1].tolist()) == sorted(pages.tolist())
     assert sorted(moved.items_in()[0].tolist()) == sorted(keys.tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=0, max_size=80), st.integers(0, 2**32 - 1))
+def test_per_host_counts_over_a_pass_agree_with_a_bincount(hosts: list[int], seed: int) -> None:
+    """A pass's per-host counts (segment sums over its host-after-host layout, empty hosts
+    among them) are the bincounts of the hosts of the positions counted, also for a
+    sub-array of the pass (the candidates)."""
+    from engine.memory.ksm import _HostRuns
+
+    n_hosts = 7
+    host = np.sort(np.array(hosts, np.int64))
+    rng = np.random.default_rng(seed)
+    runs = _HostRuns(host, n_hosts)
+    mask = rng.random(host.size) < 0.4
+    np.testing.assert_array_equal(runs.count(mask), np.bincount(host[mask], minlength=n_hosts))
+    at = np.flatnonzero(mask)
+    np.testing.assert_array_equal(runs.count_at(at), np.bincount(host[at], minlength=n_hosts))
+    sub = runs.within(at)
+    inner = rng.random(at.size) < 0.5
+    np.testing.assert_array_equal(np.diff(sub.bounds), np.bincount(host[at], minlength=n_hosts))
+    np.testing.assert_array_equal(sub.count(inner),
+                                  np.bincount(host[at][inner], minlength=n_hosts))
