@@ -150,19 +150,25 @@ async def test_running_clock_in_a_thread_worker_keeps_every_event(tmp_path: Path
         assert kinds.count("vm_started") == 1 and kinds.count("timeline") == 1
 
 
+def slow_ticks(app: OvercommitApp, seconds: float) -> Simulation:
+    """Make each tick of the app's simulation take `seconds` longer; returns it."""
+    sim = app.driver.sim
+    real_step = sim.step
+
+    def slow_step(n: int = 1) -> list[Event]:
+        time.sleep(seconds)
+        return real_step(n)
+
+    sim.step = slow_step  # type: ignore[method-assign]
+    return sim
+
+
 @pilot_test
 async def test_stepping_while_a_worker_ticks_keeps_ticks_in_order(tmp_path: Path) -> None:
     app = make_app(tmp_path, TIMELINE_SCENARIO)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        sim = app.driver.sim
-        real_step = sim.step
-
-        def slow_step(n: int = 1) -> list[Event]:
-            time.sleep(0.05)
-            return real_step(n)
-
-        sim.step = slow_step  # type: ignore[method-assign]
+        sim = slow_ticks(app, 0.05)
         app.driver.tick_cost_s = 1.0  # every run of ticks goes to a thread worker
         app._run_ticks(5)
         await pilot.pause(0.06)
@@ -223,14 +229,7 @@ async def test_every_step_key_runs_its_tick_when_ticks_go_to_a_worker(tmp_path: 
     app = make_app(tmp_path, TIMELINE_SCENARIO)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        sim = app.driver.sim
-        real_step = sim.step
-
-        def slow_step(n: int = 1) -> list[Event]:
-            time.sleep(0.02)
-            return real_step(n)
-
-        sim.step = slow_step  # type: ignore[method-assign]
+        sim = slow_ticks(app, 0.02)
         start = app.snapshot.tick
         for _ in range(3):
             app.driver.tick_cost_s = 1.0  # each step goes to a thread worker
