@@ -69,15 +69,18 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
         limit = 1 << 60
     prev = int(scanned[page]) - 1
     scanned[page] = state.tick + 1
+    # stable_tree_search along the chain: each entry read in one lookup of all the chain's
+    # keys (the walk only reads, so reading them up front changes nothing), then walked
+    # entry by entry as ksmd does.
+    chained = share_ops.chain_key(np.repeat(key, ksm._MAX_CHAIN),
+                                  np.arange(ksm._MAX_CHAIN, dtype=np.int64))
+    found, fr, aux = sharing.stable.get(chained)
+    match = found & (aux == content)
+    match[match] = sharing.frame_keys.get(fr[match]) == chained[match]
     free = ksm._MAX_CHAIN
-    for d in range(ksm._MAX_CHAIN):  # stable_tree_search along the chain
-        chained = share_ops.chain_key(key, d)
-        found, fr, aux = sharing.stable.get(chained)
-        f = int(fr[0])
-        live = (found[0] and int(aux[0]) == content
-                and sharing.frame_keys.get(np.array([f]))[0] == chained[0]
-                and state.frames.refcount[f] > 0)
-        if not live:
+    for d in range(ksm._MAX_CHAIN):
+        f = int(fr[d])
+        if not (match[d] and state.frames.refcount[f] > 0):
             free = d
             break
         if state.frames.refcount[f] < limit:
