@@ -52,13 +52,24 @@ def compute_targets(world: World) -> np.ndarray:
     hi = vms["max_pages"].astype(np.float64)
     avail = available_pages(world)
 
+    # Only running VMs count; their columns are taken once, and each step reuses buffers
+    # (np.minimum of np.maximum is np.clip, without its dispatch: the same values).
+    on = np.flatnonzero(running)
+    host_on, shares_on, cost_on = host[on], shares[on], cost[on]
+    lo_on, hi_on = lo[on], hi[on]
+    alloc = np.empty(on.size)
+    n_hosts = len(hosts)
+
     def total(rho: np.ndarray) -> np.ndarray:
-        alloc = np.clip(shares / (rho[host] * cost), lo, hi)
-        return np.bincount(host[running], weights=alloc[running], minlength=len(hosts))
+        np.multiply(np.take(rho, host_on), cost_on, out=alloc)
+        np.divide(shares_on, alloc, out=alloc)
+        np.maximum(alloc, lo_on, out=alloc)
+        np.minimum(alloc, hi_on, out=alloc)
+        return np.bincount(host_on, weights=alloc, minlength=n_hosts)
 
     # Bisection on log(rho): a larger rho gives every VM less.
-    log_lo = np.full(len(hosts), -60.0)
-    log_hi = np.full(len(hosts), 60.0)
+    log_lo = np.full(n_hosts, -60.0)
+    log_hi = np.full(n_hosts, 60.0)
     for _ in range(_ITERATIONS):
         mid = (log_lo + log_hi) / 2
         too_much = total(np.exp(mid)) > avail
