@@ -34,7 +34,7 @@ from app.console.widgets.host_list import HostList
 from app.console.widgets.verdict_line import VerdictLine
 from app.console.widgets.vm_table import VMTable
 from app.tui import open_simulation, run_console
-from engine import InputError, Simulation, parse_scenario
+from engine import Event, InputError, Simulation, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "scenarios/tutorial/first-night.toml"
@@ -88,6 +88,19 @@ async def steps_settled(pilot) -> None:
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
     await pilot.pause()
+
+
+def slow_ticks(app: OvercommitApp, seconds: float) -> Simulation:
+    """Make each tick of the app's simulation take `seconds` longer; returns it."""
+    sim = app.driver.sim
+    real_step = sim.step
+
+    def slow_step(n: int = 1) -> list[Event]:
+        time.sleep(seconds)
+        return real_step(n)
+
+    sim.step = slow_step  # type: ignore[method-assign]
+    return sim
 
 
 async def select_vm(pilot, vm: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from tests.app.test_console import (
     make_app,
     pilot_test,
     select_vm,
+    slow_ticks,
     table_cell,
     text_of,
 )
@@ -81,14 +81,7 @@ async def workers_done(pilot: Any) -> None:
 
 def slow_steps(app: OvercommitApp, seconds: float) -> None:
     """Every tick takes `seconds` and goes to the thread worker."""
-    sim = app.driver.sim
-    real = sim.step
-
-    def step(n: int = 1) -> list[Event]:
-        time.sleep(seconds)
-        return real(n)
-
-    sim.step = step  # type: ignore[method-assign]
+    slow_ticks(app, seconds)
     app.driver.tick_cost_s = 1.0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from app.console.driver import EngineDriver
 from app.console.screens.end_screen import EndScreen
 from app.console.widgets.event_log import EventLog
 from engine import Event, Simulation
+from tests.app.test_console import slow_ticks
 
 SIZE = (120, 40)
 
@@ -148,19 +148,6 @@ async def test_running_clock_in_a_thread_worker_keeps_every_event(tmp_path: Path
         assert app._worker is not None  # the thread path really ran
         kinds = [ev.kind for _, ev in app.events]
         assert kinds.count("vm_started") == 1 and kinds.count("timeline") == 1
-
-
-def slow_ticks(app: OvercommitApp, seconds: float) -> Simulation:
-    """Make each tick of the app's simulation take `seconds` longer; returns it."""
-    sim = app.driver.sim
-    real_step = sim.step
-
-    def slow_step(n: int = 1) -> list[Event]:
-        time.sleep(seconds)
-        return real_step(n)
-
-    sim.step = slow_step  # type: ignore[method-assign]
-    return sim
 
 
 @pilot_test
