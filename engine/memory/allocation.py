@@ -7,7 +7,7 @@ tax rate. Revoking from the lowest rho until the host fits equalises rho among t
 that lose memory, so the targets are P_i = clip(S_i / (rho* c_i), min_i, max_i) with
 c_i = f_i + k (1 - f_i), for the one rho* per host at which they add up to what the host
 can give: its memory less the high free-memory threshold and VMs' overhead, plus what
-page sharing saves. rho* is found by bisection on all hosts at once. Targets are
+page sharing saves. rho* is solved exactly on all hosts at once (fill_level). Targets are
 recomputed every `balance_period` and right after anything that changes them.
 """
 
@@ -17,10 +17,8 @@ import numpy as np
 
 from engine.memory.overhead import per_host
 from engine.memory.states import high_threshold
-from engine.state import Loc
+from engine.state import F64, I64, Loc
 from engine.world import World
-
-_ITERATIONS = 64
 
 
 def available_pages(world: World) -> np.ndarray:
@@ -40,44 +38,76 @@ def available_pages(world: World) -> np.ndarray:
 
 def compute_targets(world: World) -> np.ndarray:
     state = world.state
-    vms, hosts = state.vms, state.hosts
-    running = vms["host"] >= 0
-    host = np.maximum(vms["host"], 0)
+    vms = state.vms
+    on = np.flatnonzero(vms["host"] >= 0)  # only running VMs hold a target
+    host = vms["host"][on]
     tau = np.minimum(state.reclaim.hosts["idle_tax"], 0.99)
     k = 1.0 / (1.0 - tau[host])
-    f = np.clip(vms["active_estimate"], 0.0, 1.0)
+    f = np.clip(vms["active_estimate"][on], 0.0, 1.0)
     cost = f + k * (1.0 - f)  # pages of an idle VM cost k times an active one's
-    shares = np.maximum(vms["shares"].astype(np.float64), 1e-9)
-    lo = np.minimum(vms["min_pages"], vms["max_pages"]).astype(np.float64)
-    hi = vms["max_pages"].astype(np.float64)
-    avail = available_pages(world)
+    shares = np.maximum(vms["shares"][on].astype(np.float64), 1e-9)
+    lo = np.minimum(vms["min_pages"][on], vms["max_pages"][on]).astype(np.float64)
+    hi = vms["max_pages"][on].astype(np.float64)
+    per_x = shares / cost  # a VM's pages per unit of 1/rho, before clipping
+    x = fill_level(host, per_x, lo, hi, available_pages(world))
+    targets = np.zeros(len(vms), np.int64)
+    targets[on] = np.floor(np.minimum(np.maximum(per_x * x[host], lo), hi))
+    return targets
 
-    # Only running VMs count; their columns are taken once, and each step reuses buffers
-    # (np.minimum of np.maximum is np.clip, without its dispatch: the same values).
-    on = np.flatnonzero(running)
-    host_on, shares_on, cost_on = host[on], shares[on], cost[on]
-    lo_on, hi_on = lo[on], hi[on]
-    alloc = np.empty(on.size)
-    n_hosts = len(hosts)
 
-    def total(rho: np.ndarray) -> np.ndarray:
-        np.multiply(np.take(rho, host_on), cost_on, out=alloc)
-        np.divide(shares_on, alloc, out=alloc)
-        np.maximum(alloc, lo_on, out=alloc)
-        np.minimum(alloc, hi_on, out=alloc)
-        return np.bincount(host_on, weights=alloc, minlength=n_hosts)
+def fill_level(host: I64, per_x: F64, lo: F64, hi: F64, avail: F64) -> F64:
+    """Per host, the largest x = 1/rho* at which its VMs' clip(per_x * x, lo, hi) add up to
+    no more than avail: inf where every VM's hi fits, 0 where even the lo's do not.
 
-    # Bisection on log(rho): a larger rho gives every VM less.
-    log_lo = np.full(n_hosts, -60.0)
-    log_hi = np.full(n_hosts, 60.0)
-    for _ in range(_ITERATIONS):
-        mid = (log_lo + log_hi) / 2
-        too_much = total(np.exp(mid)) > avail
-        log_lo = np.where(too_much, mid, log_lo)
-        log_hi = np.where(too_much, log_hi, mid)
-    rho = np.exp(log_hi)
-    targets = np.clip(shares / (rho[host] * cost), lo, hi)
-    return np.where(running, np.floor(targets), 0).astype(np.int64)
+    The sum is piecewise linear in x, bending where a VM leaves its lo (x = lo / per_x)
+    and reaches its hi (x = hi / per_x). Those bends, sorted within each host, give the
+    sum at each bend by running sums of what each bend changes (the pages held at lo or
+    hi, and the slope); x* lies on the segment before the first bend past avail. There
+    the VMs held at a bound and the rising ones are counted again, VM by VM, so x* does
+    not depend on how the sort ordered equal bends, and one division gives it exactly.
+    """
+    m, n_hosts = host.size, avail.size
+    x = np.full(n_hosts, np.inf)
+    if m == 0:
+        return x
+    leave_lo, reach_hi = lo / per_x, hi / per_x
+    bend_x = np.concatenate([leave_lo, reach_hi])
+    bend_host = np.concatenate([host, host])
+    # Sorted by host, then x: x's rank among all bends under the host makes one key.
+    rank = np.empty(2 * m, np.int64)
+    rank[np.argsort(bend_x)] = np.arange(2 * m)
+    order = np.argsort(bend_host * (2 * m) + rank)  # distinct keys
+    b_host = bend_host[order]
+    # At its lo bend a VM stops adding lo and starts adding per_x * x; at its hi bend it
+    # stops adding per_x * x and adds hi from then on.
+    held = np.concatenate([-lo, hi]).astype(np.int64)[order]
+    slope = np.concatenate([per_x, -per_x])[order]
+    starts = np.flatnonzero(np.r_[True, b_host[1:] != b_host[:-1]])
+    lengths = np.diff(np.r_[starts, 2 * m])
+    # Before each bend: pages held at a bound and the slope (exclusive running sums,
+    # started anew at each host).
+    held_before = np.cumsum(held) - held
+    held_before -= np.repeat(held_before[starts], lengths)
+    held_before += np.bincount(host, weights=lo, minlength=n_hosts).astype(np.int64)[b_host]
+    slope_before = np.cumsum(slope) - slope
+    slope_before -= np.repeat(slope_before[starts], lengths)
+    b_x = bend_x[order]
+    past = np.flatnonzero(held_before + slope_before * b_x > avail[b_host])
+    if past.size == 0:
+        return x
+    first = past[np.r_[True, b_host[past[1:]] != b_host[past[:-1]]]]
+    end = np.full(n_hosts, np.inf)  # where the segment of x* ends, per host
+    end[b_host[first]] = b_x[first]
+    at = end[host]
+    rising = (leave_lo < at) & (reach_hi >= at)
+    held_vm = np.where(leave_lo >= at, lo, np.where(reach_hi < at, hi, 0.0))
+    held_h = np.bincount(host, weights=held_vm, minlength=n_hosts)
+    slope_h = np.bincount(host, weights=np.where(rising, per_x, 0.0), minlength=n_hosts)
+    h = b_host[first]
+    # A host past avail already at x = 0 (its lo's alone) has no rising VM there: x* = 0.
+    x[h] = np.maximum(np.where(slope_h[h] > 0, avail[h] - held_h[h], 0.0)
+                      / np.where(slope_h[h] > 0, slope_h[h], 1.0), 0.0)
+    return x
 
 
 def rho(world: World) -> np.ndarray:
