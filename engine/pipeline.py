@@ -9,19 +9,21 @@ Order matters and is part of the contract:
                 in post-copy only records its touches: the migration phase runs them)
 3. sampling   - active-memory estimates (invalidate 100 random pages per period)
 4. allocation - targets from shares, min, max and the idle tax (every balance period)
-5. reclaim    - free-memory states; balloon targets, swap goals, blocking
+5. reclaim    - host states from free memory after the touches; balloon targets, swap goals
 6. balloon    - drivers inflate or deflate toward their targets
 7. swap       - the swap daemon swaps toward its goals (share before swap)
-8. sharing    - page-sharing scanners (ESX random scan with hints, or KSM trees)
-9. io         - device I/O: bounce copies through 32-bit DMA, remapping into low memory
-10. network   - max-min fair rates of service and migration traffic over the topology
-11. migration - every pre-copy advanced together (rounds, syncs, stop-and-copy), post-copy
+8. states     - host states settle on free memory at the end of reclamation (what a host
+                whose daemon runs beside its guests sees, at any tick length); blocking
+9. sharing    - page-sharing scanners (ESX random scan with hints, or KSM trees)
+10. io        - device I/O: bounce copies through 32-bit DMA, remapping into low memory
+11. network   - max-min fair rates of service and migration traffic over the topology
+12. migration - every pre-copy advanced together (rounds, syncs, stop-and-copy), post-copy
                 VMs' touches and faults in time with the push, switch-over, failures
-12. service   - lost service by cause, service level and latency, availability
-13. economy   - revenue for served work, host power, capital and network costs, SLA
+13. service   - lost service by cause, service level and latency, availability
+14. economy   - revenue for served work, host power, capital and network costs, SLA
                 penalties at the end of each window
-14. metrics   - history for sparklines, objectives judged
-15. upkeep    - simulator housekeeping, no effect on results: every 600 ticks the memory
+15. metrics   - history for sparklines, objectives judged
+16. upkeep    - simulator housekeeping, no effect on results: every 600 ticks the memory
                 behind the free-frame stacks' empty slots goes back to the OS
 Later mechanisms insert their phases at the place the design gives them.
 """
@@ -37,7 +39,7 @@ from engine.memory.allocation import run_allocation
 from engine.memory.balloon import run_balloon
 from engine.memory.boot import run_boot
 from engine.memory.phase import run_sharing
-from engine.memory.reclaim import run_reclaim_policy
+from engine.memory.reclaim import run_reclaim_policy, settle_states
 from engine.memory.remap import run_io
 from engine.memory.sampling import run_sampling
 from engine.memory.stack_memory import run_upkeep
@@ -97,6 +99,8 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("reclaim", run_reclaim_policy),
     ("balloon", run_balloon),
     ("swap", run_swap),
+    ("states", settle_states),
+    ("states", settle_states),
     ("sharing", run_sharing),
     ("io", run_io),
     ("network", update_service_rates),

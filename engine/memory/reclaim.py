@@ -7,26 +7,36 @@ shrink; in the soft state they grow to that size, and the swap daemon takes what
 balloon cannot: VMs without a driver, or whose balloon is at its maximum. In the hard
 and low states the swap daemon forces the rest beyond what the balloon can inflate this
 tick, and in the low state VMs above target are blocked until they are back at it.
+
+The goals follow the state free memory is in after this tick's touches (memory/states.py
+pressure_states); the host's state then settles on free memory after balloons and swap
+(settle_states), and blocking goes by that state: judged between the touches and the
+reclamation, a longer tick would block VMs longer than any moment of the tick warrants.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.memory.states import HARD, HIGH, LOW, update_host_states
-from engine.state import Loc
+from engine.memory.states import HARD, HIGH, LOW, pressure_states, settle_host_states
+from engine.state import I64, Bool, Loc, VMs
 from engine.world import World
 
 
+def _over(vms: VMs, running: Bool) -> I64:
+    """Pages each running VM holds above its target."""
+    resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
+    return np.where(running, np.maximum(resident - vms["target_pages"], 0), 0)
+
+
 def run_reclaim_policy(world: World) -> None:
-    update_host_states(world)
     state = world.state
     vms = state.vms
     policy = world.spec.policy.memory
     running = vms["host"] >= 0
-    mem_state = state.reclaim.hosts["mem_state"][np.maximum(vms["host"], 0)]
-    resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
-    over = np.where(running, np.maximum(resident - vms["target_pages"], 0), 0)
+    world.reclaim_states = pressure_states(world)
+    mem_state = world.reclaim_states[np.maximum(vms["host"], 0)]
+    over = _over(vms, running)
     ballooned = vms["loc_count"][:, Loc.BALLOONED]
     cap = (policy.balloon_max * vms["n_pages"]).astype(np.int64)
     driver = vms["balloon_driver"]
@@ -41,4 +51,18 @@ def run_reclaim_policy(world: World) -> None:
     forced = np.maximum(over - np.where(driver, np.minimum(step, balloon_room), 0), 0)
     goal = np.where(mem_state >= HARD, forced, cannot)
     vms["swap_goal"] = np.where(reclaiming, goal, 0)
-    vms["blocked"] = running & (mem_state == LOW) & (over > 0)
+
+
+def settle_states(world: World) -> None:
+    """After balloons and swap: each host's state at the end of the tick, and the VMs it
+    blocks in the low state, those still above their target (until they are back at it)."""
+    state = world.state
+    pressure = world.reclaim_states
+    if pressure is None:  # no reclamation ran this tick (a world stepped phase by phase)
+        pressure = state.reclaim.hosts["mem_state"].copy()
+    settle_host_states(world, pressure)
+    world.reclaim_states = None
+    vms = state.vms
+    running = vms["host"] >= 0
+    mem_state = state.reclaim.hosts["mem_state"][np.maximum(vms["host"], 0)]
+    vms["blocked"] = running & (mem_state == LOW) & (_over(vms, running) > 0)

@@ -6,6 +6,10 @@ exceeds the threshold by `hysteresis` (so soft -> high needs 6 %). The state pic
 reclamation: high, none beyond sharing; soft, balloon (swap only where the balloon
 cannot); hard, swap; low, swap and block VMs above their target. State changes are events.
 
+A tick judges free memory twice: after its touches, for what reclamation does this tick
+(a host can cross a threshold and climb back within one tick: both are events), and at
+the end, after balloons and swap, for the state the host is in from then on.
+
 The vSphere 6 variant derives the thresholds from minFree, a sliding scale of host memory
 (6 % of the first 4 GB, 4 % of the next 8, 2 % of the next 16, 1 % of the rest): high
 400 %, clear 100 %, soft 64 %, hard 32 %, low 16 % of minFree. "clear" (large pages break,
@@ -17,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from engine.state import F64, I64
 from engine.state_tables import MEM_STATE_NAMES
 from engine.world import World
 
@@ -62,28 +67,60 @@ def free_fraction(world: World) -> npt.NDArray[np.float64]:
     return np.asarray(hosts.free_count / np.maximum(hosts.n_frames, 1), np.float64)
 
 
-def update_host_states(world: World) -> None:
-    hosts = world.state.hosts
+def _climbed(world: World, new: I64, free: F64, below: F64, entered: I64) -> I64:
+    """`new` raised state by state where free memory is above the state's own entry
+    threshold plus hysteresis."""
+    gap = world.spec.policy.memory.hysteresis
+    rows = np.arange(new.size)
+    for _ in range(3):
+        exit_at = below[rows, np.maximum(new - 1, 0)] + gap
+        rising = (new > HIGH) & (entered < new) & (free >= exit_at)
+        if not rising.any():
+            break
+        new[rising] -= 1
+    return new
+
+
+def pressure_states(world: World) -> I64:
+    """The state each host reclaims in this tick: the state it ends the last tick in, or
+    deeper where this tick's touches have taken free memory under a threshold (or higher
+    where free memory climbed past one). Its changes are events (the host did cross)."""
     current = world.state.reclaim.hosts["mem_state"]
     free = free_fraction(world)
     below = thresholds(world)  # soft, hard, low entry thresholds
     # The deepest state whose entry threshold free memory is under.
     entered = (free[:, None] < below).sum(axis=1)
-    # Climbing out of state s needs free above its own entry threshold plus hysteresis.
-    gap = world.spec.policy.memory.hysteresis
-    new = current.copy()
-    down = entered > current
-    new[down] = entered[down]
-    for _ in range(3):
-        can_rise = new > HIGH
-        exit_at = below[np.arange(len(hosts)), np.maximum(new - 1, 0)] + gap
-        rising = can_rise & (entered < new) & (free >= exit_at)
-        if not rising.any():
-            break
-        new[rising] -= 1
-    if np.any(new != current):
+    pressure = _climbed(world, np.maximum(current, entered), free, below, entered)
+    _changed(world, current, pressure, free)
+    return pressure
+
+
+def _changed(world: World, old: I64, new: I64, free: F64) -> None:
+    hosts = world.state.hosts
+    changed = np.flatnonzero(new != old)
+    if changed.size:
         world.state.reclaim.realloc = True  # free memory crossed a threshold
-    for h in np.flatnonzero(new != current).tolist():
-        world.emit("host_state", f"{hosts.ids[h]} memory state {STATE_NAMES[current[h]]} -> "
+    for h in changed.tolist():
+        world.emit("host_state", f"{hosts.ids[h]} memory state {STATE_NAMES[old[h]]} -> "
                    f"{STATE_NAMES[new[h]]} ({free[h]:.1%} free)", host=hosts.ids[h])
-    current[:] = new
+
+
+def settle_host_states(world: World, pressure: I64) -> None:
+    """Each host's state at the end of the tick's reclamation: the state it reclaimed in,
+    climbing back (with hysteresis) where balloons and the swap daemon have given free
+    memory back since. A tick's touches all come before its reclamation, so free memory
+    in between is lower than at any moment of a tick in which both run side by side,
+    and the longer the tick, the lower; the host's state from here on (blocking, reports,
+    the next tick) goes by free memory at the end of the tick, which does not."""
+    free = free_fraction(world)
+    below = thresholds(world)
+    entered = (free[:, None] < below).sum(axis=1)
+    settled = _climbed(world, pressure.copy(), free, below, entered)
+    _changed(world, pressure, settled, free)
+    world.state.reclaim.hosts["mem_state"][:] = settled
+
+
+def update_host_states(world: World) -> None:
+    """The host states from free memory now, in one step (what a tick does when nothing
+    reclaims between its touches and its end)."""
+    settle_host_states(world, pressure_states(world))

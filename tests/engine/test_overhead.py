@@ -38,9 +38,12 @@ def test_overhead_frames_push_the_host_below_soft_and_ballooning_starts() -> Non
     vms = backed.world.state.vms
     resident = int((vms["loc_count"][:2, Loc.PRIVATE] + vms["loc_count"][:2, Loc.SHARED]).sum())
     assert host.free_bytes + resident * 4096 + report["overhead_bytes"] == 16 * MiB
-    assert host.state == "soft" and old_host.state == "high"
-    # Soft: the balloon starts at once. The old accounting leaves those frames free:
-    # nothing is reclaimed.
+    # Soft: the balloon starts at once, and by the end of the tick has given back enough
+    # for the host to climb back (6 %: soft's 4 % and the hysteresis). The old accounting
+    # leaves those frames free: nothing is reclaimed.
+    assert any(e.kind == "host_state" and "soft -> high" in e.message for e in events)
+    assert host.state == "high" and old_host.state == "high"
+    assert host.free_bytes >= 0.06 * 16 * MiB
     assert host.balloon_bytes > 0 and old_host.balloon_bytes == 0
     backed.step(5)
     old.step(5)
