@@ -9,11 +9,14 @@ Order matters and is part of the contract:
                 in post-copy only records its touches: the migration phase runs them)
 3. sampling   - active-memory estimates (invalidate 100 random pages per period)
 4. allocation - targets from shares, min, max and the idle tax (every balance period)
-5. reclaim    - host states from free memory after the touches; balloon targets, swap goals
+5. reclaim    - how hard to reclaim: the state free memory is in after the touches; balloon
+                targets, swap goals (with room for the touches waiting for frames)
 6. balloon    - drivers inflate or deflate toward their targets
 7. swap       - the swap daemon swaps toward its goals (share before swap)
-8. states     - host states settle on free memory at the end of reclamation (what a host
-                whose daemon runs beside its guests sees, at any tick length); blocking
+8. waiting    - touches that stalled for want of a frame take the frames freed since, as
+                guests waiting on a daemon that runs beside them would
+   states     - host states settle on free memory at the end of the tick (so a longer tick
+                blocks no one longer); blocking in the low state
 9. sharing    - page-sharing scanners (ESX random scan with hints, or KSM trees)
 10. io        - device I/O: bounce copies through 32-bit DMA, remapping into low memory
 11. network   - max-min fair rates of service and migration traffic over the topology
@@ -48,7 +51,7 @@ from engine.migration.phase import run_migrations
 from engine.network import update_service_rates
 from engine.objectives import judge_objectives
 from engine.service import run_service
-from engine.workloads.phase import run_workloads
+from engine.workloads.phase import run_workloads, serve_waiting
 from engine.workloads.schedule import run_schedule
 from engine.world import World
 
@@ -99,6 +102,7 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("reclaim", run_reclaim_policy),
     ("balloon", run_balloon),
     ("swap", run_swap),
+    ("waiting", serve_waiting),
     ("states", settle_states),
     ("states", settle_states),
     ("sharing", run_sharing),

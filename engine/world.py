@@ -38,6 +38,9 @@ class World:
     # Within a tick: the host states reclamation works in, from the reclaim phase until
     # they settle after the swap phase (engine/memory/reclaim.py).
     reclaim_states: Any = None
+    # Within a tick: touches that stalled for want of a frame, until reclamation has run,
+    # and which VMs stalled the tick before (engine/workloads/phase.py serve_waiting).
+    waiting_touches: Any = None
 
     def emit(self, kind: str, message: str, vm: str | None = None,
              host: str | None = None) -> None:

@@ -9,15 +9,17 @@ and low states the swap daemon forces the rest beyond what the balloon can infla
 tick, and in the low state VMs above target are blocked until they are back at it.
 
 The goals follow the state free memory is in after this tick's touches (memory/states.py
-pressure_states); the host's state then settles on free memory after balloons and swap
-(settle_states), and blocking goes by that state: judged between the touches and the
-reclamation, a longer tick would block VMs longer than any moment of the tick warrants.
+pressure_states) and make room for the touches still waiting for a frame; the host's
+state then settles at the end of the tick (settle_states), and blocking goes by that
+state: judged between the touches and the reclamation, a longer tick would block VMs
+longer than any moment of the tick warrants.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import unique_sorted
 from engine.memory.states import HARD, HIGH, LOW, pressure_states, settle_host_states
 from engine.state import I64, Bool, Loc, VMs
 from engine.world import World
@@ -29,6 +31,16 @@ def _over(vms: VMs, running: Bool) -> I64:
     return np.where(running, np.maximum(resident - vms["target_pages"], 0), 0)
 
 
+def _waiting_pages(world: World) -> I64:
+    """Per VM, the distinct pages its waiting touches need a frame for."""
+    vms = world.state.vms
+    waiting = world.waiting_touches[0] if world.waiting_touches is not None else None
+    if waiting is None:
+        return np.zeros(len(vms), np.int64)
+    pages = unique_sorted(np.concatenate([waiting[0], waiting[1]]))
+    return np.bincount(vms.vm_of_pages(pages), minlength=len(vms)).astype(np.int64)
+
+
 def run_reclaim_policy(world: World) -> None:
     state = world.state
     vms = state.vms
@@ -36,7 +48,9 @@ def run_reclaim_policy(world: World) -> None:
     running = vms["host"] >= 0
     world.reclaim_states = pressure_states(world)
     mem_state = world.reclaim_states[np.maximum(vms["host"], 0)]
-    over = _over(vms, running)
+    # Touches waiting for frames (workloads/phase.py serve_waiting) will be resident once
+    # served: reclamation makes room for them too.
+    over = _over(vms, running) + np.where(running, _waiting_pages(world), 0)
     ballooned = vms["loc_count"][:, Loc.BALLOONED]
     cap = (policy.balloon_max * vms["n_pages"]).astype(np.int64)
     driver = vms["balloon_driver"]
@@ -57,10 +71,7 @@ def settle_states(world: World) -> None:
     """After balloons and swap: each host's state at the end of the tick, and the VMs it
     blocks in the low state, those still above their target (until they are back at it)."""
     state = world.state
-    pressure = world.reclaim_states
-    if pressure is None:  # no reclamation ran this tick (a world stepped phase by phase)
-        pressure = state.reclaim.hosts["mem_state"].copy()
-    settle_host_states(world, pressure)
+    settle_host_states(world, world.reclaim_states)
     world.reclaim_states = None
     vms = state.vms
     running = vms["host"] >= 0

@@ -6,9 +6,9 @@ exceeds the threshold by `hysteresis` (so soft -> high needs 6 %). The state pic
 reclamation: high, none beyond sharing; soft, balloon (swap only where the balloon
 cannot); hard, swap; low, swap and block VMs above their target. State changes are events.
 
-A tick judges free memory twice: after its touches, for what reclamation does this tick
-(a host can cross a threshold and climb back within one tick: both are events), and at
-the end, after balloons and swap, for the state the host is in from then on.
+A tick judges free memory twice: after its touches, for how hard reclamation works this
+tick (pressure_states), and at its end, after balloons and swap, for the host's state
+(settle_host_states).
 
 The vSphere 6 variant derives the thresholds from minFree, a sliding scale of host memory
 (6 % of the first 4 GB, 4 % of the next 8, 2 % of the next 16, 1 % of the rest): high
@@ -81,46 +81,49 @@ def _climbed(world: World, new: I64, free: F64, below: F64, entered: I64) -> I64
     return new
 
 
-def pressure_states(world: World) -> I64:
-    """The state each host reclaims in this tick: the state it ends the last tick in, or
-    deeper where this tick's touches have taken free memory under a threshold (or higher
-    where free memory climbed past one). Its changes are events (the host did cross)."""
-    current = world.state.reclaim.hosts["mem_state"]
+def _stepped(world: World, current: I64) -> I64:
+    """From `current`, the state free memory now puts each host in: down to the deepest
+    state whose entry threshold it is under, or up past thresholds it clears by the
+    hysteresis."""
     free = free_fraction(world)
     below = thresholds(world)  # soft, hard, low entry thresholds
-    # The deepest state whose entry threshold free memory is under.
     entered = (free[:, None] < below).sum(axis=1)
-    pressure = _climbed(world, np.maximum(current, entered), free, below, entered)
-    _changed(world, current, pressure, free)
-    return pressure
+    return _climbed(world, np.maximum(current, entered), free, below, entered)
 
 
-def _changed(world: World, old: I64, new: I64, free: F64) -> None:
+def pressure_states(world: World) -> I64:
+    """The state each host reclaims in this tick: the one free memory is in after the
+    tick's touches (from the state the host is in)."""
+    return _stepped(world, world.state.reclaim.hosts["mem_state"])
+
+
+def settle_host_states(world: World, pressure: I64 | None = None) -> None:
+    """Each host's state at the end of the tick, after balloons and swap.
+
+    A tick's touches all come before its reclamation, so free memory in between (what
+    `pressure` was judged on) is lower than at any moment of a tick in which the two run
+    side by side, as in a host whose swap daemon runs beside its guests; the longer the
+    tick, the lower. Falling under soft there is real: reclamation starts at that
+    moment, and the host is in soft from then. Deeper states need free memory still
+    under their threshold at the end of the tick, after that reclamation has run, as it
+    would be between ticks; so blocking (low) does not depend on the tick's length.
+    Climbing back goes by free memory at the end, with the hysteresis.
+    """
     hosts = world.state.hosts
-    changed = np.flatnonzero(new != old)
-    if changed.size:
-        world.state.reclaim.realloc = True  # free memory crossed a threshold
-    for h in changed.tolist():
-        world.emit("host_state", f"{hosts.ids[h]} memory state {STATE_NAMES[old[h]]} -> "
-                   f"{STATE_NAMES[new[h]]} ({free[h]:.1%} free)", host=hosts.ids[h])
-
-
-def settle_host_states(world: World, pressure: I64) -> None:
-    """Each host's state at the end of the tick's reclamation: the state it reclaimed in,
-    climbing back (with hysteresis) where balloons and the swap daemon have given free
-    memory back since. A tick's touches all come before its reclamation, so free memory
-    in between is lower than at any moment of a tick in which both run side by side,
-    and the longer the tick, the lower; the host's state from here on (blocking, reports,
-    the next tick) goes by free memory at the end of the tick, which does not."""
+    current = world.state.reclaim.hosts["mem_state"]
+    started = current if pressure is None else np.maximum(current, np.minimum(pressure, SOFT))
+    settled = _stepped(world, started.copy())
     free = free_fraction(world)
-    below = thresholds(world)
-    entered = (free[:, None] < below).sum(axis=1)
-    settled = _climbed(world, pressure.copy(), free, below, entered)
-    _changed(world, pressure, settled, free)
-    world.state.reclaim.hosts["mem_state"][:] = settled
+    for old, new in ((current, started), (started, settled)):
+        changed = np.flatnonzero(new != old)
+        if changed.size:
+            world.state.reclaim.realloc = True  # free memory crossed a threshold
+        for h in changed.tolist():
+            world.emit("host_state", f"{hosts.ids[h]} memory state {STATE_NAMES[old[h]]} -> "
+                       f"{STATE_NAMES[new[h]]} ({free[h]:.1%} free)", host=hosts.ids[h])
+    current[:] = settled
 
 
 def update_host_states(world: World) -> None:
-    """The host states from free memory now, in one step (what a tick does when nothing
-    reclaims between its touches and its end)."""
-    settle_host_states(world, pressure_states(world))
+    """The host states from free memory now (what the end of a tick does)."""
+    settle_host_states(world)

@@ -12,6 +12,8 @@ faulting subset is deduplicated and revisited:
 - a write to a shared page breaks copy-on-write into a private frame.
 A touch that cannot get a frame (host out of memory, or a first touch past the VM's max)
 stalls: not served this tick, and counted, as are touches of a VM blocked by the host.
+Those that found no free frame wait (TouchResult.waiting): frames reclamation frees later
+in the tick serve them (workloads/phase.py serve_waiting).
 
 The big gathers use np.take: for one index array it does the same as `a[idx]` about a
 fifth faster (no general fancy-indexing machinery), and these passes are most of a tick.
@@ -50,6 +52,9 @@ class TouchResult:
     served_reads: I64  # per VM
     served_writes: I64
     stalled: I64
+    # The touches that stalled for want of a frame (reads, writes, what the writes write):
+    # frames reclamation frees later in the tick can still serve them.
+    waiting: tuple[I64, I64, U64] | None = None
 
 
 def _fault_in(state: State, pages: I64, kind: int) -> bool:
@@ -220,6 +225,7 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
     faulted_w = loc_w != Loc.PRIVATE  # not resident, or shared (copy-on-write)
     fr_at = np.flatnonzero(faulted_r)
     fw_at = np.flatnonzero(faulted_w)
+    waiting = None
     if fr_at.size or fw_at.size:
         fr_pages = np.take(read_pages, fr_at)
         fw_pages = np.take(write_pages, fw_at)
@@ -237,7 +243,12 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
         if remote or not complete:  # some touches still fault: they stall
             loc_fr = np.take(w_r, fr_at).astype(np.uint8)
             still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)
-            still_w = np.take(w_w, fw_at).astype(np.uint8) != Loc.PRIVATE
+            loc_fw = np.take(w_w, fw_at).astype(np.uint8)
+            still_w = loc_fw != Loc.PRIVATE
+            if not complete:
+                wait_r = fr_at[still_r & (loc_fr != Loc.REMOTE)]
+                wait_w = fw_at[still_w & (loc_fw != Loc.REMOTE)]
+                waiting = (read_pages[wait_r], write_pages[wait_w], write_content[wait_w])
             if still_r.any():
                 keep = np.ones(read_pages.size, np.bool_)
                 keep[fr_at[still_r]] = False
@@ -265,4 +276,4 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
     served_w = np.bincount(vms.vm_of_pages(write_pages), minlength=n_vms) if (
         write_pages.size != int(writes_per_vm.sum())) else writes_per_vm
     return TouchResult(served_r, served_w,
-                       reads_per_vm - served_r + writes_per_vm - served_w)
+                       reads_per_vm - served_r + writes_per_vm - served_w, waiting)

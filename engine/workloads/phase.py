@@ -43,20 +43,13 @@ def run_workloads(world: World) -> None:
                            touches.reads_per_vm, touches.writes_per_vm,
                            blocked=vms["blocked"])
     run_file_reads(world, active)
-    was_stalling = vms["stalled_ops_tick"] > 0
+    world.waiting_touches = (result.waiting, vms["stalled_ops_tick"] > 0)
     vms["reads"] += result.served_reads
     vms["writes"] += result.served_writes
     vms["stalled_ops"] += result.stalled
     vms["stalled_ops_tick"] = result.stalled
     vms["ops_tick"] = result.served_reads + result.served_writes + result.stalled
     vms["guest_faults"] += vms["guest_faults_tick"]
-    for v in np.flatnonzero((result.stalled > 0) & ~was_stalling).tolist():
-        h = int(host[v])
-        reason = ("it is blocked until it is back at its target" if vms["blocked"][v] else
-                  "no free memory for it" if state.hosts.free_count[h] == 0 else
-                  "it has reached its max")
-        world.emit("memory_stall", f"{vms.ids[v]} stalls on {state.hosts.ids[h]}: {reason}",
-                   vm=vms.ids[v], host=state.hosts.ids[h])
 
 
 def pace(world: World) -> None:
@@ -72,3 +65,35 @@ def pace(world: World) -> None:
     waiting = vms["stall_s_tick"] - vms["lost_postcopy_s_tick"]
     speed = working_s / np.maximum(working_s + waiting, 1e-12)
     vms["speed"] = np.where(vms["closed_loop"] & (done > 0), np.clip(speed, 0.01, 1.0), 1.0)
+
+
+def serve_waiting(world: World) -> None:
+    """After reclamation: touches that stalled for want of a frame take the frames balloons
+    and the swap daemon have freed since. In a host whose daemon runs beside its guests, a
+    fault waits only until the daemon frees a frame; a tick runs every touch before any
+    reclamation, and without this a longer tick would stall more of them."""
+    if world.waiting_touches is None:  # no workload ran this tick
+        return
+    waiting, was_stalling = world.waiting_touches
+    world.waiting_touches = None
+    state = world.state
+    vms = state.vms
+    if waiting is not None:
+        reads, writes, content = waiting
+        n = len(vms)
+        reads_per_vm = np.bincount(vms.vm_of_pages(reads), minlength=n)
+        writes_per_vm = np.bincount(vms.vm_of_pages(writes), minlength=n)
+        result = apply_touches(state, reads, writes, content, reads_per_vm, writes_per_vm)
+        served = result.served_reads + result.served_writes
+        vms["reads"] += result.served_reads
+        vms["writes"] += result.served_writes
+        vms["stalled_ops"] -= served
+        vms["stalled_ops_tick"] -= served
+    host = vms["host"]
+    for v in np.flatnonzero((vms["stalled_ops_tick"] > 0) & ~was_stalling).tolist():
+        h = int(host[v])
+        reason = ("it is blocked until it is back at its target" if vms["blocked"][v] else
+                  "no free memory for it" if state.hosts.free_count[h] == 0 else
+                  "it has reached its max")
+        world.emit("memory_stall", f"{vms.ids[v]} stalls on {state.hosts.ids[h]}: {reason}",
+                   vm=vms.ids[v], host=state.hosts.ids[h])

@@ -6,7 +6,14 @@ import numpy as np
 
 from engine import Simulation, invariants, load_scenario, parse_scenario
 from engine.memory import recency
-from engine.memory.states import update_host_states
+from engine.memory.states import (
+    HIGH,
+    LOW,
+    SOFT,
+    STATE_NAMES,
+    settle_host_states,
+    update_host_states,
+)
 from engine.memory.touch import apply_touches
 from engine.state import GuestKind, Loc
 from tests.conftest import ROOT, small_spec
@@ -249,3 +256,52 @@ def test_a_swap_storm_blocks_and_stalls_alike_at_any_tick_length() -> None:
     for vm in ("fw", "lb"):
         v = coarse.index(vm)
         assert fine["lost_swap_s"][v] > 240 and coarse["lost_swap_s"][v] > 240
+
+
+def test_touches_waiting_for_frames_take_what_reclamation_frees_in_the_same_tick() -> None:
+    """The flash crowd's first 13 minutes (the crowd arrives at 10) at 5 s and 1 s ticks.
+    A 5 s tick's faults outrun the free memory a host keeps before its reclamation runs;
+    stalled there, batch and report lost 309 s to memory stalls over the level (6 s at
+    1 s ticks). Served by the frames balloons and swap free in the same tick, as a guest
+    waiting on the swap daemon would be, they lose about as much at both."""
+    runs = {}
+    for tick in (5.0, 1.0):
+        spec = load_scenario(ROOT / "scenarios" / "campaign" / "07-the-flash-crowd.toml",
+                             [f"scenario.tick_s={tick}s"])
+        sim = Simulation.from_spec(spec)
+        sim.step(round(780 / tick))
+        runs[tick] = sim.world.state.vms
+    coarse, fine = runs[5.0], runs[1.0]
+    np.testing.assert_allclose(coarse["lost_memory_stall_s"], fine["lost_memory_stall_s"],
+                               atol=0.02 * 780)
+    np.testing.assert_allclose(coarse["served_s"], fine["served_s"], rtol=0.1)
+    assert coarse["swapins"][coarse.index("web")] > 0  # the crowd did page
+
+
+def test_a_dip_under_soft_during_the_tick_enters_soft_deeper_states_need_the_end() -> None:
+    """The host's state after a tick whose touches took free memory under a threshold:
+    soft is entered (reclamation started there), hard and low only if free memory is
+    still under theirs at the end of the tick."""
+    sim = _pressure()
+    world = sim.world
+    hosts = world.state.hosts
+    mem_state = world.state.reclaim.hosts["mem_state"]
+    n = int(hosts.n_frames[0])
+    saved = hosts.free_count.copy()
+
+    def settle(start: int, pressure: int, end_free: float) -> tuple[str, list[str]]:
+        mem_state[0] = start
+        hosts.free_count[0] = int(end_free * n)
+        world.events.clear()
+        settle_host_states(world, np.array([pressure, 0]))
+        return (STATE_NAMES[int(mem_state[0])],
+                [e.message.split(" state ")[1].split(" (")[0] for e in world.events])
+
+    assert settle(HIGH, LOW, 0.09) == ("high", ["high -> soft", "soft -> high"])
+    assert settle(HIGH, LOW, 0.05) == ("soft", ["high -> soft"])
+    assert settle(HIGH, LOW, 0.015) == ("hard", ["high -> soft", "soft -> hard"])
+    assert settle(SOFT, LOW, 0.025) == ("soft", [])  # no low: nobody is blocked
+    assert settle(HIGH, LOW, 0.005) == ("low", ["high -> soft", "soft -> low"])
+    assert settle(LOW, LOW, 0.025) == ("low", [])  # low -> hard needs 1 % + 2 %
+    hosts.free_count[:] = saved
+    mem_state[0] = HIGH
