@@ -51,8 +51,8 @@ SOLUTIONS: dict[str, list[Move]] = {
         (60, {"kind": "set_balloon_driver", "vm": "desk2", "enabled": True}),
         (65, {"kind": "set_balloon_target", "vm": "desk2", "target": "250MiB"}),
     ],
-    # Raise h1's idle memory tax to ESX's 75 % (t). build 0.927 (>= 0.90), hog 0.998
-    # (>= 0.97): the tax hands memory back to hog when its report starts at 0:22:00.
+    # Raise h1's idle memory tax to ESX's 75 % (t). build 0.913 (>= 0.90), hog 0.999
+    # (>= 0.99): the tax hands memory back to hog when its report starts at 0:22:00.
     "03-the-idle-tax": [
         (60, {"kind": "set_idle_tax", "host": "h1", "tax": 0.75}),
     ],
@@ -107,8 +107,8 @@ LOSING: dict[str, dict[str, tuple[list[Move], int]]] = {
     "03-the-idle-tax": {
         # The idle hog keeps its share: build 0.723 (< 0.90).
         "nothing": ([], 0),
-        # A balloon forced on hog by hand does not let go when hog wakes: hog 0.873
-        # (< 0.97), build 0.971.
+        # A balloon forced on hog by hand does not let go when hog wakes: hog 0.979
+        # (< 0.99; 0.981 at 1 s ticks), build 0.971.
         "balloon the hog": ([(60, {"kind": "set_balloon_target", "vm": "hog",
                                    "target": "400MiB"})], 1),
     },
