@@ -30,16 +30,18 @@ STATE_NAMES = MEM_STATE_NAMES
 GIB = 1024**3
 
 
-def min_free_bytes(memory_bytes: float) -> float:
+_MIN_FREE_BANDS = ((4 * GIB, 0.06), (8 * GIB, 0.04), (16 * GIB, 0.02), (np.inf, 0.01))
+
+
+def min_free_bytes(memory_bytes: npt.ArrayLike) -> F64:
     """vSphere 6 minFree: 6 % of the first 4 GB, 4 % of the next 8, 2 % of the next 16,
-    1 % of the rest."""
-    total, left = 0.0, float(memory_bytes)
-    for size, share in ((4 * GIB, 0.06), (8 * GIB, 0.04), (16 * GIB, 0.02), (np.inf, 0.01)):
-        part = min(left, size)
+    1 % of the rest (of one host's memory, or of each of an array's, all at once)."""
+    left = np.asarray(memory_bytes, np.float64)
+    total = np.zeros_like(left)
+    for size, share in _MIN_FREE_BANDS:
+        part = np.minimum(left, size)
         total += part * share
-        left -= part
-        if left <= 0:
-            break
+        left = left - part
     return total
 
 
@@ -48,7 +50,7 @@ def thresholds(world: World) -> npt.NDArray[np.float64]:
     hosts = world.state.hosts
     if world.spec.policy.memory.states == "vsphere6":
         memory = hosts.n_frames * world.state.page_size
-        min_free = np.array([min_free_bytes(m) for m in memory]) / np.maximum(memory, 1)
+        min_free = min_free_bytes(memory) / np.maximum(memory, 1)
         return np.stack([0.64 * min_free, 0.32 * min_free, 0.16 * min_free], axis=1)
     _, soft, hard, low = world.state.reclaim.thresholds
     return np.tile([soft, hard, low], (len(hosts), 1))
@@ -58,7 +60,7 @@ def high_threshold(world: World) -> npt.NDArray[np.float64]:
     hosts = world.state.hosts
     if world.spec.policy.memory.states == "vsphere6":
         memory = hosts.n_frames * world.state.page_size
-        return 4.0 * np.array([min_free_bytes(m) for m in memory]) / np.maximum(memory, 1)
+        return np.asarray(4.0 * min_free_bytes(memory) / np.maximum(memory, 1), np.float64)
     return np.full(len(hosts), world.state.reclaim.thresholds[0])
 
 

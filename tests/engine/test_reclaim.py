@@ -12,7 +12,10 @@ from engine.memory.states import (
     LOW,
     SOFT,
     STATE_NAMES,
+    high_threshold,
+    min_free_bytes,
     settle_host_states,
+    thresholds,
     update_host_states,
 )
 from engine.memory.touch import apply_touches
@@ -325,3 +328,23 @@ def test_the_balloon_driver_adapts_by_the_second_at_any_tick_length() -> None:
     assert fine["guest_evictions"][db] > 5000  # the balloon does push db into paging
     for name in ("guest_evictions", "lost_guest_paging_s"):
         assert coarse[name][db] == pytest.approx(fine[name][db], rel=0.1), name
+
+
+def test_vsphere6_min_free_is_the_sliding_scale_for_every_host_at_once() -> None:
+    """VMware's example: a 100 GB host keeps 245.76 + 327.68 + 327.68 + 737.28 =
+    1,638.4 MB free; the thresholds are fractions of it (soft 64 %, hard 32 %, low 16 %,
+    high 400 %), each host by its own memory."""
+    gib, mib = 1024**3, 1024**2
+    assert float(min_free_bytes(100 * gib)) == pytest.approx(1638.4 * mib)
+    sizes = np.array([2 * gib, 4 * gib, 10 * gib, 100 * gib], np.float64)
+    expected = [0.06 * 2 * gib, 0.06 * 4 * gib, (0.24 + 0.04 * 6) * gib, 1638.4 * mib]
+    np.testing.assert_allclose(min_free_bytes(sizes), expected, rtol=1e-12)
+    data = small_spec()
+    data["policy"]["memory"]["states"] = "vsphere6"
+    data["host"][1]["memory"] = "32MiB"
+    world = Simulation.from_spec(parse_scenario(data)).world
+    memory = world.state.hosts.n_frames * world.state.page_size
+    min_free = min_free_bytes(memory) / memory
+    np.testing.assert_allclose(thresholds(world), np.outer(min_free, [0.64, 0.32, 0.16]))
+    np.testing.assert_allclose(high_threshold(world), 4 * min_free)
+    assert min_free[0] == pytest.approx(0.06) and memory[1] == 2 * memory[0]
