@@ -239,6 +239,18 @@ def test_a_sampling_period_does_not_make_the_guests_hot_pages_look_cold() -> Non
     assert (cls[used] == ANON_HOT).all() and (cls[~used] == ANON_COLD).all()
 
 
+def _at_5s_and_1s(level: str, seconds: int) -> tuple[Any, Any]:
+    """A campaign level's VMs after its first `seconds`, at 5 s ticks and at 1 s ticks."""
+    runs = []
+    for tick in (5.0, 1.0):
+        spec = load_scenario(ROOT / "scenarios" / "campaign" / f"{level}.toml",
+                             [f"scenario.tick_s={tick}s"])
+        sim = Simulation.from_spec(spec)
+        sim.step(round(seconds / tick))
+        runs.append(sim.world.state.vms)
+    return runs[0], runs[1]
+
+
 def test_a_swap_storm_blocks_and_stalls_alike_at_any_tick_length() -> None:
     """The swap storm's host at 5 s ticks and at 1 s ticks, for its first 8 minutes. A
     5 s tick's swap-ins take more free memory before reclamation runs than any moment of
@@ -246,14 +258,7 @@ def test_a_swap_storm_blocks_and_stalls_alike_at_any_tick_length() -> None:
     and lb for 95 s (3 s at 1 s ticks) and stalled them for 190 s (4 s). Judged at the
     end of the tick, as a host whose swap daemon runs beside its guests would be, the
     two tick lengths agree."""
-    runs = {}
-    for tick in (5.0, 1.0):
-        spec = load_scenario(ROOT / "scenarios" / "campaign" / "04-the-swap-storm.toml",
-                             [f"scenario.tick_s={tick}s"])
-        sim = Simulation.from_spec(spec)
-        sim.step(round(480 / tick))
-        runs[tick] = sim.world.state.vms
-    coarse, fine = runs[5.0], runs[1.0]
+    coarse, fine = _at_5s_and_1s("04-the-swap-storm", 480)
     for name in ("unavailable_s", "lost_memory_stall_s"):
         np.testing.assert_allclose(coarse[name], fine[name], atol=0.02 * 480, err_msg=name)
     # The storm is real at both: fw and lb lose most of their time to swap-ins.
@@ -268,14 +273,7 @@ def test_touches_waiting_for_frames_take_what_reclamation_frees_in_the_same_tick
     stalled there, batch and report lost 309 s to memory stalls over the level (6 s at
     1 s ticks). Served by the frames balloons and swap free in the same tick, as a guest
     waiting on the swap daemon would be, they lose about as much at both."""
-    runs = {}
-    for tick in (5.0, 1.0):
-        spec = load_scenario(ROOT / "scenarios" / "campaign" / "07-the-flash-crowd.toml",
-                             [f"scenario.tick_s={tick}s"])
-        sim = Simulation.from_spec(spec)
-        sim.step(round(780 / tick))
-        runs[tick] = sim.world.state.vms
-    coarse, fine = runs[5.0], runs[1.0]
+    coarse, fine = _at_5s_and_1s("07-the-flash-crowd", 780)
     np.testing.assert_allclose(coarse["lost_memory_stall_s"], fine["lost_memory_stall_s"],
                                atol=0.02 * 780)
     np.testing.assert_allclose(coarse["served_s"], fine["served_s"], rtol=0.1)
@@ -316,14 +314,7 @@ def test_the_balloon_driver_adapts_by_the_second_at_any_tick_length() -> None:
     rate each second the guest has to page (ESX polls once a second); halved once a tick,
     at 5 s ticks it kept inflating five times as long into db's own memory: 21,317 pages
     paged out by the guest and 163 s lost, against 11,211 and 83 s at 1 s ticks."""
-    runs = {}
-    for tick in (5.0, 1.0):
-        spec = load_scenario(ROOT / "scenarios" / "campaign" / "02-the-balloon.toml",
-                             [f"scenario.tick_s={tick}s"])
-        sim = Simulation.from_spec(spec)
-        sim.step(round(900 / tick))
-        runs[tick] = sim.world.state.vms
-    coarse, fine = runs[5.0], runs[1.0]
+    coarse, fine = _at_5s_and_1s("02-the-balloon", 900)
     db = fine.index("db")
     assert fine["guest_evictions"][db] > 5000  # the balloon does push db into paging
     for name in ("guest_evictions", "lost_guest_paging_s"):
