@@ -104,7 +104,6 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("swap", run_swap),
     ("waiting", serve_waiting),
     ("states", settle_states),
-    ("states", settle_states),
     ("sharing", run_sharing),
     ("io", run_io),
     ("network", update_service_rates),

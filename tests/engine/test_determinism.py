@@ -66,3 +66,13 @@ def test_engine_import_leaves_ui_unimported() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_each_phase_runs_once_a_tick() -> None:
+    """The pipeline lists every phase once: a phase listed twice runs twice a tick (its
+    events and its cost doubled) and the per-phase benchmark adds the two together."""
+    from engine.pipeline import TICK_PHASES
+    names = [name for name, _ in TICK_PHASES]
+    phases = [phase for _, phase in TICK_PHASES]
+    assert len(set(names)) == len(names)
+    assert len(set(phases)) == len(phases)
