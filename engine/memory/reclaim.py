@@ -5,8 +5,9 @@ sees its target as its memory (configured - target, at most `balloon_max`): a VM
 ballooned to X then behaves like one configured with X. In the high state balloons only
 shrink; in the soft state they grow to that size, and the swap daemon takes what the
 balloon cannot: VMs without a driver, or whose balloon is at its maximum. In the hard
-and low states the swap daemon forces the rest beyond what the balloon can inflate this
-tick, and in the low state VMs above target are blocked until they are back at it.
+and low states the swap daemon forces the rest beyond what the balloon can inflate by its
+next poll (a second: the host needs the memory now, whatever the tick's length), and in
+the low state VMs above target are blocked until they are back at it.
 
 The goals follow the state free memory is in after this tick's touches (memory/states.py
 pressure_states) and make room for the touches still waiting for a frame; the host's
@@ -20,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.arrays import unique_sorted
+from engine.memory.balloon import POLL_S
 from engine.memory.states import HARD, HIGH, LOW, pressure_states, settle_host_states
 from engine.state import I64, Bool, Loc, VMs
 from engine.world import World
@@ -61,7 +63,10 @@ def run_reclaim_policy(world: World) -> None:
     balloon_room = np.where(driver, np.maximum(cap - ballooned, 0), 0)
     # What the balloon cannot take (no driver, or at its cap) is for the swap daemon.
     cannot = np.maximum(over - balloon_room, 0)
-    step = (vms["balloon_rate"] * state.tick_s).astype(np.int64)
+    # The balloon's next poll, not the whole tick: counting on five seconds of balloon, a
+    # 5 s tick of the flash crowd swapped nothing while its host ran out of memory, then
+    # fell to low and blocked every VM on it for a tick (never at 1 s ticks).
+    step = (vms["balloon_rate"] * min(state.tick_s, POLL_S)).astype(np.int64)
     forced = np.maximum(over - np.where(driver, np.minimum(step, balloon_room), 0), 0)
     goal = np.where(mem_state >= HARD, forced, cannot)
     vms["swap_goal"] = np.where(reclaiming, goal, 0)

@@ -272,12 +272,21 @@ def test_touches_waiting_for_frames_take_what_reclamation_frees_in_the_same_tick
     A 5 s tick's faults outrun the free memory a host keeps before its reclamation runs;
     stalled there, batch and report lost 309 s to memory stalls over the level (6 s at
     1 s ticks). Served by the frames balloons and swap free in the same tick, as a guest
-    waiting on the swap daemon would be, they lose about as much at both."""
+    waiting on the swap daemon would be, they lose about as much at both.
+
+    In the hard and low states the swap daemon forces what the balloon cannot reclaim by
+    its next poll, a second away, not by the end of the tick: counting on five seconds of
+    balloon, the 5 s run swapped nothing in the crowd's first tick, fell to low in its
+    second and blocked all three VMs on h1 for a tick (5 s unavailable, 10 s stalled
+    each; none at 1 s ticks), and web paged twice as long (58 s against 29 s)."""
     coarse, fine = _at_5s_and_1s("07-the-flash-crowd", 780)
-    np.testing.assert_allclose(coarse["lost_memory_stall_s"], fine["lost_memory_stall_s"],
-                               atol=0.02 * 780)
+    for name in ("unavailable_s", "lost_memory_stall_s"):
+        np.testing.assert_allclose(coarse[name], fine[name], atol=2.5, err_msg=name)
     np.testing.assert_allclose(coarse["served_s"], fine["served_s"], rtol=0.1)
-    assert coarse["swapins"][coarse.index("web")] > 0  # the crowd did page
+    web = coarse.index("web")
+    assert coarse["swapins"][web] > 0  # the crowd did page
+    assert coarse["lost_guest_paging_s"][web] == pytest.approx(
+        fine["lost_guest_paging_s"][web], rel=0.2)
 
 
 def test_a_dip_under_soft_during_the_tick_enters_soft_deeper_states_need_the_end() -> None:
