@@ -9,13 +9,15 @@ file only for the guest to write it to its own disk: double paging, counted. Def
 returns pinned pages to the guest's free list, unbacked until touched. The rate adapts:
 it doubles every second while the guest has memory to spare and halves every second
 while inflating forces guest paging. A balloon never holds more than `balloon_max` of the VM.
+A tick longer than a poll inflates only until the drivers' next poll after their host is
+back in high (where balloons stop growing), reckoned from each page's moment in the tick.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.memory.counts import count_moves, vm_of_sorted
+from engine.memory.counts import count_moves, vm_of_sorted, waiting_pages
 from engine.memory.guest import (
     ANON_COLD,
     ANON_HOT,
@@ -27,9 +29,10 @@ from engine.memory.guest import (
     set_kind,
     unmap,
 )
+from engine.memory.states import thresholds
 from engine.pagescale import per_simulated_page
 from engine.spec import MemoryPolicy
-from engine.state import I64, GuestKind, Loc, State
+from engine.state import F64, I64, U8, Bool, GuestKind, Loc, State
 from engine.world import World
 
 POLL_S = 1.0  # ESX's balloon driver polls its target once a second
@@ -40,14 +43,59 @@ def _ballooned(state: State, pages: I64 | slice) -> I8:
                     np.int8(INELIGIBLE))
 
 
-def inflate(state: State, rng: np.random.Generator, want: I64) -> I64:
-    """Take up to want[v] pages of every VM v into its balloon; returns pages taken per VM."""
+def _before_high(state: State, need: F64, limited: Bool, victims: I64, owner: I64, cls: I8,
+                 loc: U8) -> Bool:
+    """Which victims a driver takes before the tick's inflation takes its host back to
+    high: up to its first poll after the moment the host has `need` frames back.
+
+    A tick runs its inflation at once, but the drivers inflate one page after another at
+    their rates, the guests giving free pages first (which may have no frame), and the
+    host climbs to high (where balloons stop growing) as soon as enough frames are back.
+    Taken whole, a 5 s tick inflated five seconds' worth on a dip a 1 s tick recovers from
+    within its second. At ticks of a poll or less, nothing is cut."""
+    vms = state.vms
+    n_hosts = len(state.hosts)
+    order = np.lexsort((victims, cls, owner))  # each guest gives its pages class by class
+    by_owner = owner[order]
+    rank = np.arange(order.size) - np.searchsorted(by_owner, by_owner)
+    at_s = np.empty(victims.size)
+    at_s[order] = (rank + 1) / np.maximum(vms["balloon_rate"][by_owner], 1e-9)
+    host = vms["host"][owner]
+    frame = np.take(state.pages.frame, victims)
+    frees = (loc == Loc.PRIVATE) | ((loc == Loc.SHARED) & (
+        state.frames.refcount[np.maximum(frame, 0)] == 1))
+    freeing = np.flatnonzero(frees & limited[owner])
+    freeing = freeing[np.lexsort((at_s[freeing], host[freeing]))]  # by host, then time
+    f_host = host[freeing]
+    count = np.bincount(f_host, minlength=n_hosts)
+    start = np.cumsum(count) - count
+    need = np.ceil(need).astype(np.int64)
+    back_s = np.full(n_hosts, np.inf)  # when the host has its frames back
+    back_s[need <= 0] = 0.0
+    reached = np.flatnonzero((need > 0) & (need <= count))
+    back_s[reached] = at_s[freeing[start[reached] + need[reached] - 1]]
+    stop_s = (np.floor(back_s / POLL_S) + 1.0) * POLL_S  # the driver's next poll
+    keep: Bool = ~limited[owner] | (at_s <= stop_s[host])
+    return keep
+
+
+def inflate(state: State, rng: np.random.Generator, want: I64,
+            until_high: tuple[F64, Bool] | None = None) -> I64:
+    """Take up to want[v] pages of every VM v into its balloon; returns pages taken per VM.
+    `until_high`: per host, the frames it needs back to climb to high, and which VMs'
+    balloons stop growing there (see _before_high)."""
     vms, p = state.vms, state.pages
     n = len(vms)
     victims, cls, loc = pick_balloon(state, rng, want)  # ascending, with class and location
     if victims.size == 0:
         return np.zeros(n, np.int64)
     owner = vm_of_sorted(vms, victims)
+    if until_high is not None and state.tick_s > POLL_S:
+        kept = np.flatnonzero(_before_high(state, *until_high, victims, owner, cls, loc))
+        victims, owner = np.take(victims, kept), np.take(owner, kept)
+        cls, loc = np.take(cls, kept), np.take(loc, kept)
+        if victims.size == 0:
+            return np.zeros(n, np.int64)
     out = (cls == ANON_COLD) | (cls == ANON_HOT)
     paged_out = np.compress(out, victims)
     double = out & (loc == Loc.SWAPPED)
@@ -114,11 +162,17 @@ def run_balloon(world: World) -> None:
     # Deflation runs at four times the inflation rate: giving memory back is cheap.
     shrink = np.where(target < current, np.minimum(current - target, 4 * step), 0)
     moved = np.zeros(len(vms), np.int64)
+    host = np.maximum(vms["host"], 0)
     if grow.any():
-        moved += inflate(state, rng, grow)
+        # Frames each host needs back to climb from soft to high (its touches waiting for
+        # a frame will take theirs first); a balloon the operator set is not the policy's.
+        hosts = state.hosts
+        climb = thresholds(world)[:, 0] + policy.hysteresis
+        need = (climb * hosts.n_frames - hosts.free_count
+                + np.bincount(host, weights=waiting_pages(world), minlength=len(hosts)))
+        moved += inflate(state, rng, grow, (need, vms["balloon_forced"] < 0))
     if shrink.any():
         moved -= deflate(state, rng, shrink)
-    host = np.maximum(vms["host"], 0)
     state.reclaim.hosts["balloon_tick"][:] = np.bincount(host, weights=moved,
                                                          minlength=len(state.hosts))
     vms["balloon_rate"] = np.clip(vms["balloon_rate"], *_rate_bounds(state, policy))

@@ -3,12 +3,16 @@ that avoid a binary search over every VM's offset for each page."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from engine.arrays import unique_sorted
 from engine.state import I64, N_LOC, Bool, State, VMs
+
+if TYPE_CHECKING:
+    from engine.world import World
 
 
 def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = "loc_count",
@@ -44,3 +48,14 @@ def in_vms(vms: VMs, which: Bool, pages: npt.NDArray[np.integer[Any]]) -> Bool:
     """Whether each page is in one of the VMs `which` marks (post-copy, pre-copy,
     blocked ones)."""
     return np.asarray(which[vms.vm_of_pages(pages)])
+
+
+def waiting_pages(world: World) -> I64:
+    """Per VM, the distinct pages its touches waiting for a frame need one for
+    (engine/workloads/phase.py serve_waiting)."""
+    vms = world.state.vms
+    waiting = world.waiting_touches[0] if world.waiting_touches is not None else None
+    if waiting is None:
+        return np.zeros(len(vms), np.int64)
+    pages = unique_sorted(np.concatenate([waiting[0], waiting[1]]))
+    return np.bincount(vms.vm_of_pages(pages), minlength=len(vms)).astype(np.int64)

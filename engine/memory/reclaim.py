@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.arrays import unique_sorted
 from engine.memory.balloon import POLL_S
+from engine.memory.counts import waiting_pages
 from engine.memory.states import HARD, HIGH, LOW, pressure_states, settle_host_states
 from engine.state import I64, Bool, Loc, VMs
 from engine.world import World
@@ -33,16 +33,6 @@ def _over(vms: VMs, running: Bool) -> I64:
     return np.where(running, np.maximum(resident - vms["target_pages"], 0), 0)
 
 
-def _waiting_pages(world: World) -> I64:
-    """Per VM, the distinct pages its waiting touches need a frame for."""
-    vms = world.state.vms
-    waiting = world.waiting_touches[0] if world.waiting_touches is not None else None
-    if waiting is None:
-        return np.zeros(len(vms), np.int64)
-    pages = unique_sorted(np.concatenate([waiting[0], waiting[1]]))
-    return np.bincount(vms.vm_of_pages(pages), minlength=len(vms)).astype(np.int64)
-
-
 def run_reclaim_policy(world: World) -> None:
     state = world.state
     vms = state.vms
@@ -52,7 +42,7 @@ def run_reclaim_policy(world: World) -> None:
     mem_state = world.reclaim_states[np.maximum(vms["host"], 0)]
     # Touches waiting for frames (workloads/phase.py serve_waiting) will be resident once
     # served: reclamation makes room for them too.
-    over = _over(vms, running) + np.where(running, _waiting_pages(world), 0)
+    over = _over(vms, running) + np.where(running, waiting_pages(world), 0)
     ballooned = vms["loc_count"][:, Loc.BALLOONED]
     cap = (policy.balloon_max * vms["n_pages"]).astype(np.int64)
     driver = vms["balloon_driver"]
