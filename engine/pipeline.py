@@ -13,6 +13,9 @@ Order matters and is part of the contract:
                 targets, swap goals (with room for the touches waiting for frames)
 6. balloon    - drivers inflate or deflate toward their targets
 7. swap       - the swap daemon swaps toward its goals (share before swap)
+   retouch    - swap victims the guest touches again before the tick ends fault back
+                in, and the daemon evicts others in their place (event times, as if the
+                daemon had run beside the guests all tick)
 8. waiting    - touches that stalled for want of a frame take the frames freed since, as
                 guests waiting on a daemon that runs beside them would
    states     - host states settle on free memory at the end of the tick (so a longer tick
@@ -52,6 +55,7 @@ from engine.network import update_service_rates
 from engine.objectives import judge_objectives
 from engine.service import run_service
 from engine.workloads.phase import run_workloads, serve_waiting
+from engine.workloads.retouch import retouch_evicted
 from engine.workloads.schedule import run_schedule
 from engine.world import World
 
@@ -102,6 +106,7 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("reclaim", run_reclaim_policy),
     ("balloon", run_balloon),
     ("swap", run_swap),
+    ("retouch", retouch_evicted),
     ("waiting", serve_waiting),
     ("states", settle_states),
     ("sharing", run_sharing),

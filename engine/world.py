@@ -41,6 +41,9 @@ class World:
     # Within a tick: touches that stalled for want of a frame, until reclamation has run,
     # and which VMs stalled the tick before (engine/workloads/phase.py serve_waiting).
     waiting_touches: Any = None
+    # Within a tick: the pages the swap daemon evicted and their VMs, until the rest of the
+    # tick's touches have been played against them (engine/workloads/retouch.py).
+    evicted: Any = None
 
     def emit(self, kind: str, message: str, vm: str | None = None,
              host: str | None = None) -> None:

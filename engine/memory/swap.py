@@ -64,19 +64,31 @@ def _compress(world: World, victims: I64, vm: I64, owner_host: I64
 
 def run_swap(world: World) -> None:
     state = world.state
-    vms, hosts = state.vms, state.hosts
+    vms = state.vms
     reclaim = state.reclaim.hosts
-    rng = world.streams["swap"]
     running = vms["host"] >= 0
     swapped = vms["loc_count"][:, Loc.SWAPPED]
-    file_room = np.maximum(vms["n_pages"] - vms["min_pages"] - swapped, 0)
     forced = np.where(vms["swap_forced"] >= 0, np.maximum(vms["swap_forced"] - swapped, 0), 0)
     goal = np.where(vms["swap_forced"] >= 0, forced, vms["swap_goal"])
-    goal = np.where(running, np.minimum(goal, file_room), 0)
     reclaim["swapout_tick"][:] = 0
     state.sharing.hosts["swap_shared_tick"][:] = 0
+    world.evicted = swap_out(world, np.where(running, goal, 0))
+
+
+def swap_out(world: World, goal: I64) -> tuple[I64, I64]:
+    """Up to goal[v] random private pages of every VM v out of memory, within its swap
+    file and the disk time left this tick: shared where they can be, compressed where
+    they fit, the rest written to swap. Returns the pages that left guest memory
+    (compressed or swapped, ascending) and their VMs."""
+    state = world.state
+    vms, hosts = state.vms, state.hosts
+    reclaim = state.reclaim.hosts
+    none = np.zeros(0, np.int64)
+    swapped = vms["loc_count"][:, Loc.SWAPPED]
+    file_room = np.maximum(vms["n_pages"] - vms["min_pages"] - swapped, 0)
+    goal = np.minimum(goal, file_room)
     if not goal.any():
-        return
+        return none, none
     host = np.maximum(vms["host"], 0)
     # Disk time left this tick after swap-ins, as pages; shared among VMs by their goals.
     page_s = state.page_size / hosts.swap_disk_bytes_per_s
@@ -87,8 +99,8 @@ def run_swap(world: World) -> None:
     share = np.minimum(1.0, budget / np.maximum(wanted, 1))[host]
     quota = np.floor(goal * share).astype(np.int64)
     if not quota.any():
-        return
-    victims = pick_many(state, rng, quota, _private)  # ascending
+        return none, none
+    victims = pick_many(state, world.streams["swap"], quota, _private)  # ascending
     owner = vm_of_sorted(vms, victims)
     owner_host = vms["host"][owner]
     # Share before swap, where the host shares pages at all.
@@ -100,8 +112,10 @@ def run_swap(world: World) -> None:
         shared[offer] = try_share(state, victims[offer])
         kept = np.flatnonzero(~shared)
         victims, owner, owner_host = victims[kept], owner[kept], owner_host[kept]
-        counters["swap_shared_tick"] = np.maximum(shared_pages_per_host(state) - before, 0)
-        counters["swap_shared"] += counters["swap_shared_tick"]
+        added = np.maximum(shared_pages_per_host(state) - before, 0)
+        counters["swap_shared_tick"] += added
+        counters["swap_shared"] += added
+    evicted, evicted_vm = victims, owner
     if world.spec.policy.memory.compression:
         victims, owner, owner_host = _compress(world, victims, owner, owner_host)
     unmap(state, victims, Loc.SWAPPED, owner)
@@ -110,3 +124,4 @@ def run_swap(world: World) -> None:
     reclaim["swapout_tick"] += per_host
     reclaim["disk_busy_s_tick"] += per_host * page_s
     vms["swapouts"] += np.bincount(owner, minlength=len(vms))
+    return evicted, evicted_vm

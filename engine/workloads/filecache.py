@@ -17,7 +17,7 @@ from engine.memory.content import dataset_content
 from engine.memory.counts import count_sorted, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
 from engine.memory.touch import apply_touches
-from engine.state import N_LOC, WORD_SHIFT, Bool, GuestKind, Loc
+from engine.state import F64, N_LOC, WORD_SHIFT, Bool, GuestKind, Loc, State
 from engine.world import World
 
 # A miss fills a free page the guest used before (still backed, perhaps zeroed or shared)
@@ -33,6 +33,17 @@ for _loc in Loc:
     _CLASS_OF[GuestKind.CACHE * N_LOC + _loc] = _CACHE
 _CLASS_OF[GuestKind.FREE * N_LOC + Loc.BALLOONED] = _NONE
 _CLASS_OF[GuestKind.CACHE * N_LOC + Loc.BALLOONED] = _NONE
+
+
+def cached_page_rates(state: State, active: Bool) -> F64:
+    """Per VM, the reads per second each of its cached pages gets: a read hits with
+    probability cached / dataset and then touches one cached page at random, so each gets
+    reads / dataset of them."""
+    vms = state.vms
+    reads_per_s = np.where(active & (vms["dataset_pages"] > 0),
+                           vms["file_reads_per_s"] * vms["speed"] * vms["demand_scale"], 0.0)
+    rates: F64 = reads_per_s / np.maximum(vms["dataset_pages"], 1)
+    return rates
 
 
 def run_file_reads(world: World, active: Bool) -> None:

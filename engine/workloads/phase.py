@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.memory.content import unique_content
 from engine.memory.touch import apply_touches
-from engine.state import LOSS_CAUSES, STALL_CAUSES
+from engine.state import LOSS_CAUSES, STALL_CAUSES, Bool, State
 from engine.workloads.filecache import run_file_reads
 from engine.workloads.synthetic import generate
 from engine.world import World
@@ -19,6 +19,15 @@ from engine.world import World
 PER_TICK = ("guest_faults_tick", "swapins_tick", "file_misses_tick", "file_reads_tick",
             "stall_s_tick", "cow_breaks_tick",
             *(f"lost_{cause}_s_tick" for cause in LOSS_CAUSES))
+
+
+def active_vms(state: State) -> Bool:
+    """The VMs whose workloads run this tick: on a host that is up, and booted (a booting
+    VM runs its boot, memory/boot.py, not its workload)."""
+    vms = state.vms
+    host = vms["host"]
+    active: Bool = (host >= 0) & state.hosts.up[np.maximum(host, 0)] & ~vms["booting"]
+    return active
 
 
 def run_workloads(world: World) -> None:
@@ -29,9 +38,7 @@ def run_workloads(world: World) -> None:
     state.write_log.clear()
     state.reclaim.hosts["swapin_tick"][:] = 0
     state.reclaim.hosts["disk_busy_s_tick"][:] = 0
-    host = vms["host"]
-    # A booting VM runs its boot (memory/boot.py), not its workload.
-    active = (host >= 0) & state.hosts.up[np.maximum(host, 0)] & ~vms["booting"]
+    active = active_vms(state)
     hour = (state.time_s / 3600.0) % 24.0
     wave = (1.0 + np.cos(2 * np.pi * (hour - vms["daily_peak_h"]) / 24.0)) / 2.0
     vms["demand_scale"] = np.where(vms["daily_peak_h"] >= 0,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.state import I64, Bool, State
+from engine.state import F64, I64, Bool, State
 
 
 @dataclass
@@ -52,11 +52,34 @@ def _sweep(counts: I64, offset: I64, start: I64, span: I64) -> I64:
     return np.repeat(offset, counts) + local
 
 
+def _pace(state: State, active: Bool) -> F64:
+    """Each VM's share of its nominal rates this tick: a closed-loop workload runs only as
+    fast as last tick's faults let it."""
+    vms = state.vms
+    return np.where(active, vms["speed"] * (1.0 - vms["throttle"]) * vms["demand_scale"],
+                    0.0)
+
+
+def page_touch_rates(state: State, active: Bool, pages: I64, vm: I64) -> tuple[F64, Bool]:
+    """Each page's touches per second as `generate` draws them this tick, and whether a
+    sweep makes them (one touch a pass, at a phase uniform over the pass) rather than
+    random access (a Poisson process). Pages outside the working set are never touched."""
+    vms = state.vms
+    rate = ((vms["reads_per_s"] + vms["writes_per_s"]) * _pace(state, active))[vm]
+    local = pages - (vms["page_offset"] + vms["ws_start"])[vm]
+    ws, hot = vms["ws_pages"][vm], vms["hot_pages"][vm]
+    swept = vms["sequential"][vm].astype(np.bool_)
+    hot_share = np.where(swept, 0.0, vms["hot_access"][vm])
+    in_ws = (local >= 0) & (local < ws)
+    in_hot = (local >= 0) & (local < hot)
+    per_page = (np.where(in_ws, (1.0 - hot_share) / np.maximum(ws, 1), 0.0)
+                + np.where(in_hot, hot_share / np.maximum(hot, 1), 0.0))
+    return rate * per_page, swept
+
+
 def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
     vms = state.vms
-    # A closed-loop workload runs only as fast as last tick's faults let it.
-    pace = np.where(active, vms["speed"] * (1.0 - vms["throttle"]) * vms["demand_scale"]
-                    * state.tick_s, 0.0)
+    pace = _pace(state, active) * state.tick_s
     n_r = rng.poisson(vms["reads_per_s"] * pace).astype(np.int64)
     n_w = rng.poisson(vms["writes_per_s"] * pace).astype(np.int64)
     seq = vms["sequential"]
