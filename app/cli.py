@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from app.campaign_cli import add_parser as add_campaign
 from app.cli_support import (  # noqa: F401  (ROOT, SCENARIOS: part of this module's API)
     DEFAULT_SCENARIO,
     ROOT,
@@ -28,8 +29,10 @@ from app.cli_support import (  # noqa: F401  (ROOT, SCENARIOS: part of this modu
     resolve,
     std_console,
 )
+from app.reproduce import add_parser as add_reproduce
 from app.savefile import _atomic_write, is_save_file, read_save, write_save
 from app.series import Stepper, add_series_options, open_series
+from app.serve import add_parser as add_serve
 from app.summary import (  # noqa: F401  (EventLog, clock, LOG_LIMIT: part of this module's API)
     LOG_LIMIT,
     EventLog,
@@ -39,6 +42,7 @@ from app.summary import (  # noqa: F401  (EventLog, clock, LOG_LIMIT: part of th
     print_summary,
     say,
 )
+from app.sweep import add_parser as add_sweep
 from app.sweep import is_sweep_file, validate_sweep
 from engine import InputError, Simulation, load_scenario, parallel
 from engine.ranges import MAX_SEED, MAX_TICKS
@@ -345,13 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     scenarios = sub.add_parser("scenarios", help="list the bundled scenarios")
     scenarios.set_defaults(func=cmd_scenarios)
-    from app.campaign_cli import add_parser as add_campaign
-    from app.reproduce import add_parser  # not at the top: app.reproduce imports this module
-    add_parser(sub)
+    add_reproduce(sub)
     add_campaign(sub)
-    from app.serve import add_parser as add_serve
-    from app.sweep import add_parser as add_sweep
-
     add_sweep(sub)
     add_serve(sub)
     return parser
