@@ -11,7 +11,8 @@ Order matters and is part of the contract:
 4. allocation - targets from shares, min, max and the idle tax (every balance period)
 5. reclaim    - how hard to reclaim: the state free memory is in after the touches; balloon
                 targets, swap goals (with room for the touches waiting for frames)
-6. balloon    - drivers inflate or deflate toward their targets
+6. balloon    - drivers inflate or deflate toward their targets (a tick longer than their
+                one-second poll inflates only to the poll after the host is back in high)
 7. swap       - the swap daemon swaps toward its goals (share before swap)
    retouch    - swap victims the guest touches again before the tick ends fault back
                 in, and the daemon evicts others in their place (event times, as if the
