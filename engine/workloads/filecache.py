@@ -17,7 +17,7 @@ from engine.memory.content import dataset_content
 from engine.memory.counts import count_sorted, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
 from engine.memory.touch import apply_touches
-from engine.state import F64, N_LOC, WORD_SHIFT, Bool, GuestKind, Loc, State
+from engine.state import F64, N_LOC, WORD_SHIFT, Bool, GuestKind, Loc, State, VMs
 from engine.world import World
 
 # A miss fills a free page the guest used before (still backed, perhaps zeroed or shared)
@@ -35,13 +35,18 @@ _CLASS_OF[GuestKind.FREE * N_LOC + Loc.BALLOONED] = _NONE
 _CLASS_OF[GuestKind.CACHE * N_LOC + Loc.BALLOONED] = _NONE
 
 
+def _reads_per_s(vms: VMs) -> F64:
+    """Each VM's file reads a second this tick, at its pace and the hour's demand."""
+    rate: F64 = vms["file_reads_per_s"] * vms["speed"] * vms["demand_scale"]
+    return rate
+
+
 def cached_page_rates(state: State, active: Bool) -> F64:
     """Per VM, the reads per second each of its cached pages gets: a read hits with
     probability cached / dataset and then touches one cached page at random, so each gets
     reads / dataset of them."""
     vms = state.vms
-    reads_per_s = np.where(active & (vms["dataset_pages"] > 0),
-                           vms["file_reads_per_s"] * vms["speed"] * vms["demand_scale"], 0.0)
+    reads_per_s = np.where(active & (vms["dataset_pages"] > 0), _reads_per_s(vms), 0.0)
     rates: F64 = reads_per_s / np.maximum(vms["dataset_pages"], 1)
     return rates
 
@@ -51,8 +56,7 @@ def run_file_reads(world: World, active: Bool) -> None:
     vms, p = state.vms, state.pages
     rng = world.streams["workload"]
     reads = np.where(active & (vms["dataset_pages"] > 0),
-                     rng.poisson(vms["file_reads_per_s"] * vms["speed"] * vms["demand_scale"]
-                                 * state.tick_s), 0)
+                     rng.poisson(_reads_per_s(vms) * state.tick_s), 0)
     if not reads.any():
         return
     reads = reads.astype(np.int64)
