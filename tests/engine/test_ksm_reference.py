@@ -42,7 +42,19 @@ def _scan_order(state: State, h: int, cursor: int, n: int) -> list[int]:
     return [pages[(cursor + i) % len(pages)] for i in range(n)]
 
 
-def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
+def _page_keys(state: State) -> tuple[np.ndarray, np.ndarray]:
+    """Every page's sharing key and its stable-chain keys. A key is a function of the page's
+    content and VM, which no merge changes: computed once a tick, not once a page (the
+    reference spent most of its time hashing one page at a time)."""
+    pages = np.arange(len(state.pages.content), dtype=np.int64)
+    keys = share_ops.sharing_keys(state, pages, state.vms.vm_of_pages(pages))
+    chained = share_ops.chain_key(np.repeat(keys, ksm._MAX_CHAIN),
+                                  np.tile(np.arange(ksm._MAX_CHAIN, dtype=np.int64), pages.size))
+    return keys, chained.reshape(pages.size, ksm._MAX_CHAIN)
+
+
+def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int,
+                        page_keys: tuple[np.ndarray, np.ndarray]) -> None:
     p, sharing = state.pages, state.sharing
     c = sharing.hosts
     scanned, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
@@ -62,7 +74,8 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
     flagged[page] = False
     c["hashed_tick"][h] += 1
     one = np.array([page])
-    key = share_ops.sharing_keys(state, one, state.vms.vm_of_pages(one))
+    all_keys, all_chained = page_keys
+    key = all_keys[one]
     content = int(p.content[page])
     limit = policy.ksm_max_page_sharing
     if policy.ksm_use_zero_pages and content == 0:
@@ -72,8 +85,7 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
     # stable_tree_search along the chain: each entry read in one lookup of all the chain's
     # keys (the walk only reads, so reading them up front changes nothing), then walked
     # entry by entry as ksmd does.
-    chained = share_ops.chain_key(np.repeat(key, ksm._MAX_CHAIN),
-                                  np.arange(ksm._MAX_CHAIN, dtype=np.int64))
+    chained = all_chained[page]
     found, fr, aux = sharing.stable.get(chained)
     match = found & (aux == content)
     match[match] = sharing.frame_keys.get(fr[match]) == chained[match]
@@ -97,8 +109,7 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int) -> None:
     q = int(val[0])
     valid = (found[0] and q != page and p.location[q] == Loc.PRIVATE
              and int(p.content[q]) == content
-             and share_ops.sharing_keys(state, np.array([q]), state.vms.vm_of_pages(
-                 np.array([q])))[0] == key[0])
+             and all_keys[q] == key[0])
     if valid:  # try_to_merge_two_pages, stable_tree_insert
         stable_key = share_ops.chain_key(key, free)
         share_ops.promote(state, np.array([q]), stable_key)
@@ -126,6 +137,7 @@ def _reference_tick(sim: Simulation) -> None:
     c["ksm_credit"][h] -= batches
     total = int(state.vms["n_pages"][state.vms["host"] == h].sum())
     per = policy.ksm_pages_to_scan
+    page_keys = _page_keys(state)
     while batches > 0:  # batch by batch makes no difference: pages go one after the other
         cursor = int(c["ksm_cursor"][h]) % total
         to_end = -(-(total - cursor) // per)
@@ -133,7 +145,7 @@ def _reference_tick(sim: Simulation) -> None:
         n = total - cursor if wraps else batches * per
         batches -= to_end if wraps else batches
         for page in _scan_order(state, h, cursor, n):
-            _cmp_and_merge_page(state, policy, h, page)
+            _cmp_and_merge_page(state, policy, h, page, page_keys)
         c["ksm_cursor"][h] = cursor + n
         if wraps:
             c["ksm_cursor"][h] = 0
