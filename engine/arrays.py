@@ -27,6 +27,14 @@ def unique_sorted(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return s[keep]
 
 
+def ranges(starts: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """start, start+1, ..., start+count-1 for each (start, count), concatenated."""
+    n = int(counts.sum())
+    out: npt.NDArray[np.int64] = np.repeat(starts, counts) + (
+        np.arange(n, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts))
+    return out
+
+
 def runs(sorted_values: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], IntArray, IntArray]:
     """(distinct values, start index, length) of each run of equal values in a sorted array."""
     if sorted_values.size == 0:

@@ -101,6 +101,8 @@ def to_plain(world: World) -> tuple[dict[str, Any], Arrays]:
         arrays[KSM_SCANNED] = sharing.ksm_scanned_at  # as held: tick + 1, 0 never
     if sharing.ksm_unstable is not None:
         arrays["sharing.ksm_unstable"] = sharing.ksm_unstable
+    if sharing.ksm_age is not None:
+        arrays["sharing.ksm_age"] = sharing.ksm_age
     arrays["overhead.frames"] = state.overhead.frames
     arrays["overhead.reserved"] = state.overhead.reserved
     return meta, arrays
@@ -262,6 +264,7 @@ def _rebuild(meta: dict[str, Any], arrays: Arrays, spec: ScenarioSpec,
         salting=int(meta["sharing_salting"]),
         ksm_scanned_at=_scanned_at(arrays),
         ksm_unstable=arrays.get("sharing.ksm_unstable"),
+        ksm_age=arrays.get("sharing.ksm_age"),
     )
     state.reclaim = Reclaim(
         hosts={k: arrays[f"reclaim.hosts.{k}"].astype(dtype)

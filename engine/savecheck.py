@@ -35,7 +35,13 @@ from engine.state import (
     Loc,
     Pages,
 )
-from engine.state_tables import HOST_RECLAIM_ARRAYS, HOST_SHARING_ARRAYS, SHARING_MODES
+from engine.state_tables import (
+    HOST_RECLAIM_ARRAYS,
+    HOST_SHARING_ARRAYS,
+    KSM_MAX_AGE,
+    KSM_MAX_SKIPS,
+    SHARING_MODES,
+)
 
 Arrays = dict[str, npt.NDArray[Any]]
 
@@ -143,6 +149,10 @@ def check_arrays(meta: SaveMeta, arrays: Arrays) -> None:
             _check_table(arrays, f"sharing.{name}", vals_hi, n_pages)
     if KSM_SCANNED in arrays:
         within(KSM_SCANNED, get(KSM_SCANNED, (n_pages,), np.int32), 0, meta.tick + 1)
+    if "sharing.ksm_age" in arrays:  # smart scan's age (low 4 bits) and skips left (high)
+        age = get("sharing.ksm_age", (n_pages,), np.uint8)
+        within("sharing.ksm_age (age)", age & 15, 0, KSM_MAX_AGE)
+        within("sharing.ksm_age (skips)", age >> 4, 0, KSM_MAX_SKIPS)
     if "sharing.ksm_scanned_at" in arrays:  # saves before schema 3
         within("sharing.ksm_scanned_at", get("sharing.ksm_scanned_at", (n_pages,), np.int32),
                -1, meta.tick)

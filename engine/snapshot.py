@@ -221,6 +221,7 @@ def host_views(world: World, cols: Columns) -> tuple[HostView, ...]:
     shared_frames_of, modes = ints(counters["shared_frames"]), ints(counters["mode"])
     unshared, volatile = ints(ksm_stats["pages_unshared"]), ints(ksm_stats["pages_volatile"])
     rmap_items, full_scans = ints(ksm_stats["rmap_items"]), ints(counters["full_scans"])
+    skipped = ints(counters["ksm_pages_skipped"])
     hints, unstable = ints(counters["hint_count"]), ints(counters["unstable_count"])
     hint_slots = ints(state.sharing.hints.size)
     hashed_tick, compares_tick = ints(counters["hashed_tick"]), ints(counters["compares_tick"])
@@ -260,6 +261,7 @@ def host_views(world: World, cols: Columns) -> tuple[HostView, ...]:
             pages_unshared=unshared[h],
             pages_volatile=volatile[h],
             full_scans=full_scans[h],
+            pages_skipped=skipped[h],
             hints=hints[h],
             zero_shared_bytes=zero[h],
             guest_shared_bytes=guest_shared[h],

@@ -41,6 +41,7 @@ HOST_SHARING_ARRAYS = (
     # (pages ksmd tracks) and pages_unshared (tracked pages in an unstable tree)
     "ksm_rmap_items",
     "ksm_unshared",
+    "ksm_pages_skipped",  # cumulative: pages smart scan passed over (sysfs pages_skipped)
     # pages that became shared, by the background scan and by share-before-swap
     "scan_shared",
     "swap_shared",
@@ -48,6 +49,10 @@ HOST_SHARING_ARRAYS = (
     "swap_shared_tick",
 )
 _FLOAT_HOST_SHARING = {"ksm_credit"}
+# KSM smart scan (sharing.ksm_age): the age past which a page's skips stop growing, and the
+# most skips it is given at once (mm/ksm.c skip_age).
+KSM_MAX_AGE = 9
+KSM_MAX_SKIPS = 8
 
 
 @dataclass
@@ -62,7 +67,9 @@ class Sharing:
     and a map of the shared ones; `frame_key` gives it as one key per frame, 0 = not shared).
     ksm_scanned_at: per page, 1 + the tick KSM last checksummed it (0 never); only once any
     host has used KSM, to spare the memory otherwise. ksm_unstable: per page, whether its
-    last scan left it in an unstable tree (sysfs pages_unshared counts these).
+    last scan left it in an unstable tree (sysfs pages_unshared counts these). ksm_age:
+    per page, smart scan's age (low four bits: the scans it was visited unmerged, capped at
+    9, past which the kernel's skips no longer grow) and the skips it has left (high four).
     """
 
     stable: U64Map
@@ -73,6 +80,7 @@ class Sharing:
     salting: int
     ksm_scanned_at: I32 | None = None
     ksm_unstable: npt.NDArray[np.bool_] | None = None
+    ksm_age: npt.NDArray[np.uint8] | None = None
 
     @classmethod
     def empty(cls, n_frames: int, modes: list[int], salting: int,

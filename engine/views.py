@@ -31,6 +31,7 @@ class HostView:
     pages_unshared: int
     pages_volatile: int
     full_scans: int
+    pages_skipped: int  # KSM smart scan: pages passed over (cumulative, sysfs pages_skipped)
     hints: int
     zero_shared_bytes: int
     guest_shared_bytes: int  # guest memory mapped to shared frames

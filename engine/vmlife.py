@@ -140,6 +140,8 @@ def define_vm(state: State, scenario: ScenarioSpec, spec: VMSpec) -> int:
                                                  np.zeros(n, np.int32)])
     if sharing.ksm_unstable is not None:
         sharing.ksm_unstable = np.concatenate([sharing.ksm_unstable, np.zeros(n, np.bool_)])
+    if sharing.ksm_age is not None:
+        sharing.ksm_age = np.concatenate([sharing.ksm_age, np.zeros(n, np.uint8)])
     state.vm_net_bytes_per_s = np.append(state.vm_net_bytes_per_s, 0.0)
     return v
 

@@ -2,7 +2,10 @@
 
 ksmd walks each host's guest pages in order, a batch of `pages_to_scan` (counted in 4 KiB
 pages, engine/pagescale.py) every `sleep_millisecs`; a batch ends early at the end of a
-full scan (ksm_do_scan stops when the scan wraps). For each page: search the stable tree
+full scan (ksm_do_scan stops when the scan wraps). A batch counts only the pages it hands
+over: it walks past pages not present and, under smart scan (Linux 6.7, on by default),
+pages that have not merged in a while, skipped for longer and longer (ksm_scan.py). For
+each page handed over: search the stable tree
 (merged, write-protected KSM pages) and merge on a match; otherwise compare the page's
 checksum with the one from its previous scan: changed (or never seen) means volatile,
 remember and skip; unchanged, search the unstable tree (pages seen this full scan) and on
@@ -39,12 +42,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import ranges
 from engine.hashtable import RegionMap
-from engine.memory import share_ops
+from engine.memory import ksm_scan, share_ops
 from engine.memory.share_ops import chain_key, group_by_key
 from engine.pagescale import per_simulated_page
 from engine.spec import SharingPolicy
-from engine.state import I64, U64, Bool, Loc, State
+from engine.state import I64, U8, U64, Bool, Loc, State
 from engine.world import World
 
 KSM = 2
@@ -172,19 +176,28 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
     credit[empty] -= np.floor(credit[empty])
     cursor = np.where(empty, 0, counters["ksm_cursor"][active] % np.maximum(total, 1))
     live = ~empty
+    smart = policy.ksm_smart_scan
     while True:
         batches = np.floor(credit)
         on = live & (batches > 0)
         if not on.any():
             break
         hs, cur, tot, b = active[on], cursor[on], total[on], batches[on]
-        to_end = np.ceil((tot - cur) / per)  # batches left in this full scan
-        wraps = to_end <= b
-        n = np.where(wraps, tot - cur, np.floor(b * per).astype(np.int64))
-        credit[on] -= np.where(wraps, to_end, n / per)
+        # The batches' pages handed over, and the positions they cover (ksm_scan.py).
+        n, used, trailing, covered = ksm_scan.reach(state, layout.pages, hs, cur, tot - cur,
+                                                    np.floor(b * per).astype(np.int64), smart)
+        wraps = n == tot - cur
+        # A full scan ends in the batch that hands over its last page, or in the next one
+        # when that batch was full and positions with nothing to hand over are left.
+        whole = np.ceil(used / per)
+        to_end = np.maximum(whole + ((used > 0) & (whole * per == used) & trailing), 1.0)
+        credit[on] -= np.where(wraps, to_end, used / per)
         live[on] = wraps  # a host that does not wrap is done for this tick
-        pages, page_host, page_vm = layout.pages(hs, cur, n)
-        _scan_pass(state, policy, pages, page_host, page_vm)
+        pages, page_host, page_vm, loc = covered
+        if smart:
+            go = np.flatnonzero(~_skip(state, pages, page_host, loc))
+            pages, page_host, page_vm, loc = pages[go], page_host[go], page_vm[go], loc[go]
+        _scan_pass(state, policy, pages, page_host, page_vm, loc)
         counters["ksm_cursor"][hs] = cur + n
         done = hs[wraps]  # a full scan ends: the unstable tree starts over
         counters["ksm_cursor"][done] = 0
@@ -196,6 +209,22 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
         trees.clear(done)
         cursor[on] = np.where(wraps, 0, cur + n)
     counters["ksm_credit"][active] = credit
+
+
+def _skip(state: State, pages: I64, page_host: I64, loc: U8) -> Bool:
+    """Smart scan's visit of a pass's pages (ksm_scan.visit): the skipped ones leave the
+    unstable tree they were left in (pages_unshared) and are counted (pages_skipped)."""
+    skip = ksm_scan.visit(state, pages, loc)
+    if skip.any():
+        counters, flagged = state.sharing.hosts, state.sharing.ksm_unstable
+        assert flagged is not None
+        n_hosts = len(state.hosts)
+        gone = pages[skip]
+        was = np.take(flagged, gone)
+        counters["ksm_unshared"] -= np.bincount(page_host[skip][was], minlength=n_hosts)
+        flagged[gone[was]] = False
+        counters["ksm_pages_skipped"] += np.bincount(page_host[skip], minlength=n_hosts)
+    return skip
 
 
 def forget(state: State, pages: slice, h: int) -> None:
@@ -215,6 +244,9 @@ def forget(state: State, pages: slice, h: int) -> None:
         scanned[pages] = 0
     if n_unshared:
         unstable[pages] = False
+    age = sharing.ksm_age
+    if age is not None and np.any(age[pages]):
+        age[pages] = 0  # a new rmap_item starts young
 
 
 def _tree_compares(n_lookups: I64, tree_size: I64) -> I64:
@@ -250,13 +282,6 @@ class _HostRuns:
     def count_at(self, at: I64) -> I64:
         """Per host, the positions in `at` (ascending) that lie in its run."""
         return np.diff(np.searchsorted(at, self.bounds))
-
-
-def _expand(starts: I64, counts: I64) -> I64:
-    """start, start+1, ..., start+count-1 for each (start, count), concatenated."""
-    n = int(counts.sum())
-    return np.repeat(starts, counts) + (np.arange(n, dtype=np.int64)
-                                        - np.repeat(np.cumsum(counts) - counts, counts))
 
 
 class _Chain:
@@ -322,15 +347,17 @@ class _Chain:
 
 
 def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
-               page_vm: I64) -> None:
+               page_vm: I64, loc: U8 | None = None) -> None:
     """ksmd's cmp_and_merge_page for `pages` one after the other (a host's in scan order),
     done with array passes: pages are grouped by key and each group's outcome follows from
-    the order of its pages, which of them are unchanged, and the trees at the start."""
+    the order of its pages, which of them are unchanged, and the trees at the start.
+    `loc`: the pages' locations, when the caller has read them."""
     p, sharing = state.pages, state.sharing
     counters = sharing.hosts
     scanned_at, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
     assert scanned_at is not None and flagged is not None
-    loc = p.at("location", pages)
+    if loc is None:
+        loc = p.at("location", pages)
     is_cand = loc == Loc.PRIVATE
     is_shared = loc == Loc.SHARED
     resident = is_cand | is_shared
@@ -348,6 +375,8 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     unflag = np.flatnonzero(was_flagged & (gone_mask | is_cand))
     counters["ksm_unshared"] -= runs.count_at(unflag)
     scanned_at[pages[gone]] = 0
+    if sharing.ksm_age is not None:
+        sharing.ksm_age[pages[gone]] = 0  # its rmap_item goes, and with it its age
     flagged[pages[unflag]] = False
     scanned_at[pages[np.flatnonzero(is_shared)]] = state.tick + 1
     at_cand = np.flatnonzero(is_cand)
@@ -396,7 +425,7 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     join_frame = [f0, f1]
     placed[more] += placed_more
     jg, jc = np.concatenate(join_group), np.concatenate(join_count)
-    joined = order[_expand(starts[jg] + np.concatenate(join_rank), jc)]
+    joined = order[ranges(starts[jg] + np.concatenate(join_rank), jc)]
     share_ops.merge(state, cand[joined], np.repeat(np.concatenate(join_frame), jc))
 
     # 2. The rest of each group, in scan order. A changed page that found no room is only
@@ -453,7 +482,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     # arrays and rounds are for the others.
     single = size == 1
     size = np.where(single, 0, size)
-    el = order[_expand(starts[rest_g] + placed[rest_g], size)]  # candidate index, flat
+    el = order[ranges(starts[rest_g] + placed[rest_g], size)]  # candidate index, flat
     gi = np.repeat(np.arange(rest_g.size), size)
     g_first = order[starts[rest_g]]
     # The groups' keys and content as read at the start of the pass (merges since moved
@@ -567,7 +596,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
 
     counters["compares_tick"] += _tree_compares(searches, unstable_before)
     fc = np.concatenate(fill_count) if fill_count else np.zeros(0, np.int64)
-    filled = _expand(np.concatenate(fill_start), fc) if fill_count else np.zeros(0, np.int64)
+    filled = ranges(np.concatenate(fill_start), fc) if fill_count else np.zeros(0, np.int64)
     # Pages that joined a KSM page through their stable-tree search were not checksummed.
     late = el[filled]
     counters["volatile_this_scan"] -= np.bincount(host[late[volatile[late]]], minlength=n_hosts)
@@ -622,5 +651,6 @@ def sysfs(state: State) -> dict[str, I64]:
         "pages_unshared": unshared,
         "pages_volatile": np.maximum(rmap_items - mapped - unshared, 0),
         "full_scans": counters["full_scans"].astype(np.int64),
+        "pages_skipped": counters["ksm_pages_skipped"].astype(np.int64),
         "rmap_items": rmap_items,
     }

@@ -64,7 +64,8 @@ def test_sharing_finds_the_same_bytes_at_64_kib_pages(mode: str) -> None:
     # after 10 s both worlds have shared the same part; a rate counted in simulated pages
     # would make the 64 KiB world sixteen times faster here.
     early_fine, early_coarse = _world(4, mode, "160MiB", 10), _world(64, mode, "160MiB", 10)
-    assert early_fine["shared"] < 0.5 * fine["shared"]  # still scanning
+    assert early_fine["shared"] < 0.7 * fine["shared"]  # still scanning (KSM: in its
+    # second full scan, which its batches cover faster for walking past untouched pages)
     assert _close(early_fine["shared"], early_coarse["shared"], SHARED_TOL), (
         early_fine, early_coarse)
 

@@ -19,13 +19,16 @@ from engine.state import Loc, State
 from tests.conftest import small_spec
 
 
-def _world(pages_to_scan: int, max_sharing: int, zero_pages: bool) -> Simulation:
+def _world(pages_to_scan: int, max_sharing: int, zero_pages: bool, smart: bool,
+           resident: float) -> Simulation:
     data = small_spec()
     data["host"][0]["memory"] = "40MiB"
     data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": pages_to_scan,
                                  "ksm_sleep": "100ms", "ksm_max_page_sharing": max_sharing,
-                                 "ksm_use_zero_pages": zero_pages, "share_force_salting": 0}
-    mix = {"zero": 0.3, "os": 0.4, "app": 0.2, "private": 0.1, "resident": 1.0}
+                                 "ksm_use_zero_pages": zero_pages, "share_force_salting": 0,
+                                 "ksm_smart_scan": smart}
+    # Pages never touched are not present: a batch walks past them at no cost.
+    mix = {"zero": 0.3, "os": 0.4, "app": 0.2, "private": 0.1, "resident": resident}
     # Writers make pages volatile, some of them zero pages that match merged zero pages.
     hot = {"reads_per_s": 50, "writes_per_s": 300, "zero_writes": 0.5}
     data["vm"] = [{"id": f"v{i}", "host": "h1", "memory": "4MiB", "app": "web",
@@ -64,6 +67,8 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int,
         if scanned[page] > 0:  # tick + 1 of the last scan, 0 never
             c["ksm_rmap_items"][h] -= 1
             c["ksm_unshared"][h] -= int(flagged[page])
+            if state.sharing.ksm_age is not None:
+                state.sharing.ksm_age[page] = 0  # the rmap_item goes, and its age
         scanned[page], flagged[page] = 0, False
         return
     c["ksm_rmap_items"][h] += int(scanned[page] == 0)
@@ -127,8 +132,37 @@ def _cmp_and_merge_page(state: State, policy: Any, h: int, page: int,
     flagged[page] = True
 
 
+def _skip_age(age: int) -> int:
+    return 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+
+
+def _should_skip(state: State, h: int, page: int) -> bool:
+    """mm/ksm.c should_skip_rmap_item for a present page that is not a KSM page (its age
+    held capped at 9, past which skip_age does not change)."""
+    if state.sharing.ksm_age is None:
+        state.sharing.ksm_age = np.zeros(len(state.pages.content), np.uint8)
+    byte = int(state.sharing.ksm_age[page])
+    age, left = byte & 15, byte >> 4
+    skip = False
+    if age >= 3:
+        if left == 0:
+            left = _skip_age(age)
+        else:
+            left -= 1
+            skip = True
+    state.sharing.ksm_age[page] = min(age + 1, 9) | (left << 4)
+    if skip:  # remove_rmap_item_from_tree
+        c, flagged = state.sharing.hosts, state.sharing.ksm_unstable
+        c["ksm_unshared"][h] -= int(flagged[page])
+        flagged[page] = False
+        c["ksm_pages_skipped"][h] += 1
+    return skip
+
+
 def _reference_tick(sim: Simulation) -> None:
-    """run_ksm's tick, page by page."""
+    """run_ksm's tick, page by page and batch by batch: a batch hands `pages_to_scan`
+    pages to cmp_and_merge_page, walking past pages not present and pages smart scan
+    skips, and ends where the full scan does."""
     state, policy = sim.world.state, sim.spec.policy.sharing
     c = state.sharing.hosts
     h = 0
@@ -138,16 +172,24 @@ def _reference_tick(sim: Simulation) -> None:
     total = int(state.vms["n_pages"][state.vms["host"] == h].sum())
     per = policy.ksm_pages_to_scan
     page_keys = _page_keys(state)
-    while batches > 0:  # batch by batch makes no difference: pages go one after the other
+    order = _scan_order(state, h, 0, total)
+    for _ in range(batches):
+        budget = per
         cursor = int(c["ksm_cursor"][h]) % total
-        to_end = -(-(total - cursor) // per)
-        wraps = to_end <= batches
-        n = total - cursor if wraps else batches * per
-        batches -= to_end if wraps else batches
-        for page in _scan_order(state, h, cursor, n):
-            _cmp_and_merge_page(state, policy, h, page, page_keys)
-        c["ksm_cursor"][h] = cursor + n
-        if wraps:
+        while budget > 0:
+            page = order[cursor]
+            cursor += 1
+            loc = int(state.pages.location[page])
+            present = loc in (Loc.PRIVATE, Loc.SHARED)
+            skip = (present and loc == Loc.PRIVATE and policy.ksm_smart_scan
+                    and _should_skip(state, h, page))
+            if not skip:
+                _cmp_and_merge_page(state, policy, h, page, page_keys)
+                budget -= int(present)
+            if cursor == total:
+                break
+        c["ksm_cursor"][h] = cursor
+        if cursor == total:  # the full scan ends, and with it the batch
             c["ksm_cursor"][h] = 0
             c["full_scans"][h] += 1
             c["ksm_gen"][h] += 1
@@ -172,12 +214,14 @@ def _kill_second_zero_ksm_page(sim: Simulation) -> None:
     assert state.sharing.stable.delete(share_ops.chain_key(key, 1)) == 1
 
 
-@pytest.mark.parametrize(("pages_to_scan", "max_sharing", "zero_pages", "kill_at"),
-                         [(300, 256, False, -1), (700, 4, False, 5), (500, 2, True, -1),
-                          (200, 8, False, 6)])
+@pytest.mark.parametrize(("pages_to_scan", "max_sharing", "zero_pages", "kill_at", "smart",
+                          "resident"),
+                         [(300, 256, False, -1, True, 1.0), (700, 4, False, 5, True, 0.8),
+                          (500, 2, True, -1, False, 0.9), (200, 8, False, 6, True, 1.0)])
 def test_one_tick_of_the_pass_is_ksmd_page_by_page(pages_to_scan: int, max_sharing: int,
-                                                    zero_pages: bool, kill_at: int) -> None:
-    sim = _world(pages_to_scan, max_sharing, zero_pages)
+                                                    zero_pages: bool, kill_at: int,
+                                                    smart: bool, resident: float) -> None:
+    sim = _world(pages_to_scan, max_sharing, zero_pages, smart, resident)
     for i in range(12):  # 4,096 pages, 2,000-7,000 a tick: wraps inside some ticks
         sim.step(1)  # a whole tick (writes, COW breaks, its own KSM pass)
         if i == kill_at:
@@ -192,10 +236,14 @@ def test_one_tick_of_the_pass_is_ksmd_page_by_page(pages_to_scan: int, max_shari
         np.testing.assert_array_equal(a.frames.refcount, b.frames.refcount)
         np.testing.assert_array_equal(a.sharing.ksm_scanned_at, b.sharing.ksm_scanned_at)
         np.testing.assert_array_equal(a.sharing.ksm_unstable, b.sharing.ksm_unstable)
+        if smart:
+            np.testing.assert_array_equal(a.sharing.ksm_age, b.sharing.ksm_age)
         for name, col in a.sharing.hosts.items():
             if name != "compares_tick":
                 np.testing.assert_array_equal(col, b.sharing.hosts[name], err_msg=name)
         assert _table(a.sharing.stable) == _table(b.sharing.stable)
         assert _table(a.sharing.unstable) == _table(b.sharing.unstable)
     assert int(sim.world.state.sharing.hosts["full_scans"][0]) >= 3
+    # Smart scan skipped pages (and so did the reference), or never did with it off.
+    assert (int(sim.world.state.sharing.hosts["ksm_pages_skipped"][0]) > 0) == smart
     assert sim.snapshot().host("h1").pages_sharing > 0
