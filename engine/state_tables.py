@@ -5,7 +5,7 @@ and the running totals of revenue, costs and penalties (economy/). Data only."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,11 @@ class Sharing:
     ksm_scanned_at: I32 | None = None
     ksm_unstable: npt.NDArray[np.bool_] | None = None
     ksm_age: npt.NDArray[np.uint8] | None = None
+    # Per host, scan positions per page handed over in its last KSM pass: where the next
+    # pass starts looking (memory/ksm_scan.py reach). A speed hint only, never saved: the
+    # positions a pass covers do not depend on it.
+    ksm_reach_hint: npt.NDArray[np.float64] | None = field(default=None, compare=False,
+                                                           repr=False)
 
     @classmethod
     def empty(cls, n_frames: int, modes: list[int], salting: int,

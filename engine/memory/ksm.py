@@ -135,9 +135,9 @@ class _Layout:
         self.vm_end = self.vm_start + sizes
         self.offset = np.asarray(vms["page_offset"][self.vm], np.int64)
 
-    def pages(self, hosts: I64, start: I64, length: I64) -> tuple[I64, I64, I64]:
-        """(page, its host, its VM) of positions [start, start + length) of each host, host
-        after host, each in scan order; `hosts` ascending."""
+    def pages(self, hosts: I64, start: I64, length: I64) -> I64:
+        """The pages at positions [start, start + length) of each host, host after host,
+        each in scan order; `hosts` ascending."""
         lo_h = np.zeros(self.total.size, np.int64)
         hi_h = np.zeros(self.total.size, np.int64)
         lo_h[hosts] = start
@@ -148,11 +148,7 @@ class _Layout:
         lo = np.clip(lo_h[self.vm_host] - self.vm_start, 0, self.vm_end - self.vm_start)
         hi = np.clip(hi_h[self.vm_host] - self.vm_start, 0, self.vm_end - self.vm_start)
         count = np.where(use, hi - lo, 0)
-        first = self.offset + lo
-        n = int(count.sum())
-        within = np.arange(n, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-        return (np.repeat(first, count) + within, np.repeat(self.vm_host, count),
-                np.repeat(self.vm, count))
+        return ranges(self.offset + lo, count)
 
 
 def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
@@ -193,11 +189,12 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
         to_end = np.maximum(whole + ((used > 0) & (whole * per == used) & trailing), 1.0)
         credit[on] -= np.where(wraps, to_end, used / per)
         live[on] = wraps  # a host that does not wrap is done for this tick
-        pages, page_host, page_vm, loc = covered
+        pages, loc = covered
+        page_host = np.repeat(hs, n)
         if smart:
             go = np.flatnonzero(~_skip(state, pages, page_host, loc))
-            pages, page_host, page_vm, loc = pages[go], page_host[go], page_vm[go], loc[go]
-        _scan_pass(state, policy, pages, page_host, page_vm, loc)
+            pages, page_host, loc = pages[go], page_host[go], loc[go]
+        _scan_pass(state, policy, pages, page_host, state.vms.vm_of_pages(pages), loc)
         counters["ksm_cursor"][hs] = cur + n
         done = hs[wraps]  # a full scan ends: the unstable tree starts over
         counters["ksm_cursor"][done] = 0

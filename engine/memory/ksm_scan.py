@@ -23,9 +23,34 @@ from engine.arrays import ranges
 from engine.state import I64, U8, Bool, Loc, State
 from engine.state_tables import KSM_MAX_AGE
 
-_AGE_MASK = np.uint8(15)
-_SKIP_SHIFT = np.uint8(4)
 _FIRST_SKIPPED_AGE = 3  # younger pages go through every phase of merging first
+
+
+def _skip_age(age: int) -> int:
+    """mm/ksm.c skip_age: the skips a page that keeps not merging is granted at `age`."""
+    return 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+
+
+def _transitions() -> tuple[U8, Bool]:
+    """For every value of a page's byte (age low, skips left high): the byte after a visit
+    of the page as a present page that is not a KSM page, and whether that visit skips it
+    (should_skip_rmap_item). A visit is then two lookups, whatever the page."""
+    after = np.zeros(256, np.uint8)
+    skips = np.zeros(256, np.bool_)
+    for byte in range(256):
+        age, left = byte & 15, byte >> 4
+        skip = False
+        if age >= _FIRST_SKIPPED_AGE:
+            if left == 0:
+                left = _skip_age(age)
+            else:
+                left, skip = left - 1, True
+        after[byte] = min(age + 1, KSM_MAX_AGE) | (min(left, 15) << 4)
+        skips[byte] = skip
+    return after, skips
+
+
+_AFTER, _SKIPS = _transitions()
 
 
 def ages(state: State) -> U8:
@@ -39,14 +64,7 @@ def ages(state: State) -> U8:
 def skipped(state: State, pages: I64, loc: U8) -> Bool:
     """Which of `pages` (at locations `loc`) smart scan passes over at this visit: present,
     not KSM pages, at least three visits old, with skips left."""
-    byte = np.take(ages(state), pages)
-    return np.asarray((loc == Loc.PRIVATE) & ((byte & _AGE_MASK) >= _FIRST_SKIPPED_AGE)
-                      & ((byte >> _SKIP_SHIFT) > 0))
-
-
-def _skip_age(age: U8) -> U8:
-    """mm/ksm.c skip_age: the skips a page that keeps not merging is granted at `age`."""
-    return np.where(age <= 3, 1, np.where(age <= 5, 2, np.where(age <= 8, 4, 8))).astype(np.uint8)
+    return np.asarray((loc == Loc.PRIVATE) & np.take(_SKIPS, np.take(ages(state), pages)))
 
 
 def visit(state: State, pages: I64, loc: U8 | None = None) -> Bool:
@@ -60,40 +78,38 @@ def visit(state: State, pages: I64, loc: U8 | None = None) -> Bool:
     at = np.flatnonzero(loc == Loc.PRIVATE)
     mine = pages[at]
     byte = np.take(byte_all, mine)
-    age = byte & _AGE_MASK
-    left = byte >> _SKIP_SHIFT
-    old = age >= _FIRST_SKIPPED_AGE
-    skip = old & (left > 0)
-    left = np.where(skip, left - 1, np.where(old, _skip_age(age), left)).astype(np.uint8)
-    age = np.minimum(age + 1, KSM_MAX_AGE).astype(np.uint8)
-    byte_all[mine] = age | (left << _SKIP_SHIFT)
+    byte_all[mine] = np.take(_AFTER, byte)
     out = np.zeros(pages.size, np.bool_)
-    out[at] = skip
+    out[at] = np.take(_SKIPS, byte)
     return out
 
 
 def reach(state: State, positions: object, hosts: I64, start: I64, remaining: I64,
-          budget: I64, smart: bool) -> tuple[I64, I64, Bool, tuple[I64, I64, I64, U8]]:
+          budget: I64, smart: bool) -> tuple[I64, I64, Bool, tuple[I64, U8]]:
     """For each host (ascending), from scan position `start`, the positions a batch budget
     of `budget` handed-over pages covers: up to and with the budget-th page handed over,
     or all `remaining` positions when fewer are left. `positions(hosts, start, length)` gives
-    the (page, host, VM) at scan positions (ksm._Layout.pages). Returns (positions covered,
-    pages handed over in them, whether the last position left is one not handed over, and
-    the covered positions' (page, host, VM, location), host after host)."""
+    the pages at scan positions (ksm._Layout.pages). Returns (positions covered, pages
+    handed over in them, whether the last position left is one not handed over, and the
+    covered positions' pages and locations, host after host)."""
     n = np.zeros(hosts.size, np.int64)
     used = np.zeros(hosts.size, np.int64)
     trailing = np.zeros(hosts.size, np.bool_)
     # Where each host's covered positions lie in `parts` (concatenated), as found.
     part_start = np.zeros(hosts.size, np.int64)
-    parts: list[tuple[I64, I64, I64, U8]] = []
+    parts: list[tuple[I64, U8]] = []
     offset = 0
     todo = np.flatnonzero(budget > 0)
-    # A window a little past the budget: most of a host's pages are handed over unless
-    # much of it is out or skipped; then it grows fourfold until it reaches.
-    window = np.minimum(remaining, 2 * budget + 256)
+    # A window a little past where the host's last pass found its budget (twice the budget
+    # at first): then it grows fourfold until it reaches. Only the work depends on it.
+    sharing = state.sharing
+    if sharing.ksm_reach_hint is None or sharing.ksm_reach_hint.size != len(state.hosts):
+        sharing.ksm_reach_hint = np.full(len(state.hosts), 2.0)
+    hint = sharing.ksm_reach_hint[hosts]
+    window = np.minimum(remaining, (budget * hint).astype(np.int64) + 256)
     while todo.size:
         w = window[todo]
-        pages, page_host, page_vm = positions(hosts[todo], start[todo], w)  # type: ignore[operator]
+        pages = positions(hosts[todo], start[todo], w)  # type: ignore[operator]
         loc = state.pages.at("location", pages)
         counted = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
         if smart:
@@ -116,15 +132,17 @@ def reach(state: State, positions: object, hosts: I64, start: I64, remaining: I6
         trailing[h] = ~counted[end[whole] - 1]
         done = reached | whole
         take = ranges(first[done], n[todo[done]])
-        parts.append((pages[take], page_host[take], page_vm[take], loc[take]))
+        parts.append((pages[take], loc[take]))
         part_start[todo[done]] = offset + np.cumsum(n[todo[done]]) - n[todo[done]]
         offset += take.size
         todo = todo[~done]
         window[todo] = np.minimum(remaining[todo], 4 * window[todo])
+    seen = used > 0
+    sharing.ksm_reach_hint[hosts[seen]] = 1.5 * n[seen] / used[seen]
     if len(parts) == 1:
         return n, used, trailing, parts[0]
-    joined = [np.concatenate([part[i] for part in parts]) if parts else np.zeros(0, np.int64)
-              for i in range(4)]
     order = ranges(part_start, n)  # host after host, as the hosts ascend
-    return n, used, trailing, (joined[0][order], joined[1][order], joined[2][order],
-                               joined[3][order].astype(np.uint8))
+    if not parts:
+        return n, used, trailing, (np.zeros(0, np.int64), np.zeros(0, np.uint8))
+    return n, used, trailing, (np.concatenate([part[0] for part in parts])[order],
+                               np.concatenate([part[1] for part in parts])[order])
