@@ -189,10 +189,10 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
         to_end = np.maximum(whole + ((used > 0) & (whole * per == used) & trailing), 1.0)
         credit[on] -= np.where(wraps, to_end, used / per)
         live[on] = wraps  # a host that does not wrap is done for this tick
-        pages, loc = covered
+        pages, loc, byte = covered
         page_host = np.repeat(hs, n)
         if smart:
-            go = np.flatnonzero(~_skip(state, pages, page_host, loc))
+            go = np.flatnonzero(~_skip(state, pages, page_host, loc, byte))
             pages, page_host, loc = pages[go], page_host[go], loc[go]
         _scan_pass(state, policy, pages, page_host, state.vms.vm_of_pages(pages), loc)
         counters["ksm_cursor"][hs] = cur + n
@@ -208,19 +208,19 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
     counters["ksm_credit"][active] = credit
 
 
-def _skip(state: State, pages: I64, page_host: I64, loc: U8) -> Bool:
+def _skip(state: State, pages: I64, page_host: I64, loc: U8, byte: U8) -> Bool:
     """Smart scan's visit of a pass's pages (ksm_scan.visit): the skipped ones leave the
     unstable tree they were left in (pages_unshared) and are counted (pages_skipped)."""
-    skip = ksm_scan.visit(state, pages, loc)
+    skip = ksm_scan.visit(state, pages, loc, byte)
     if skip.any():
         counters, flagged = state.sharing.hosts, state.sharing.ksm_unstable
         assert flagged is not None
         n_hosts = len(state.hosts)
-        gone = pages[skip]
+        gone, gone_host = pages[skip], page_host[skip]
         was = np.take(flagged, gone)
-        counters["ksm_unshared"] -= np.bincount(page_host[skip][was], minlength=n_hosts)
+        counters["ksm_unshared"] -= np.bincount(gone_host[was], minlength=n_hosts)
         flagged[gone[was]] = False
-        counters["ksm_pages_skipped"] += np.bincount(page_host[skip], minlength=n_hosts)
+        counters["ksm_pages_skipped"] += np.bincount(gone_host, minlength=n_hosts)
     return skip
 
 

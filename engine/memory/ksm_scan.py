@@ -61,43 +61,38 @@ def ages(state: State) -> U8:
     return sharing.ksm_age
 
 
-def skipped(state: State, pages: I64, loc: U8) -> Bool:
-    """Which of `pages` (at locations `loc`) smart scan passes over at this visit: present,
-    not KSM pages, at least three visits old, with skips left."""
-    return np.asarray((loc == Loc.PRIVATE) & np.take(_SKIPS, np.take(ages(state), pages)))
-
-
-def visit(state: State, pages: I64, loc: U8 | None = None) -> Bool:
-    """Smart scan's visit of `pages` (a pass's range, each page once; `loc` their
-    locations, if read already): ages the present pages that are not KSM pages and counts
-    down or grants their skips. Returns which are skipped (should_skip_rmap_item), as
-    judged before the visit."""
+def visit(state: State, pages: I64, loc: U8 | None = None, byte: U8 | None = None) -> Bool:
+    """Smart scan's visit of `pages` (a pass's range, each page once; `loc` their locations
+    and `byte` their smart scan bytes, if read already): ages the present pages that are not
+    KSM pages and counts down or grants their skips. Returns which are skipped
+    (should_skip_rmap_item), as judged before the visit."""
     byte_all = ages(state)
     if loc is None:
         loc = state.pages.at("location", pages)
     at = np.flatnonzero(loc == Loc.PRIVATE)
     mine = pages[at]
-    byte = np.take(byte_all, mine)
-    byte_all[mine] = np.take(_AFTER, byte)
+    mine_byte = np.take(byte_all, mine) if byte is None else np.take(byte, at)
+    byte_all[mine] = np.take(_AFTER, mine_byte)
     out = np.zeros(pages.size, np.bool_)
-    out[at] = np.take(_SKIPS, byte)
+    out[at] = np.take(_SKIPS, mine_byte)
     return out
 
 
 def reach(state: State, positions: object, hosts: I64, start: I64, remaining: I64,
-          budget: I64, smart: bool) -> tuple[I64, I64, Bool, tuple[I64, U8]]:
+          budget: I64, smart: bool) -> tuple[I64, I64, Bool, tuple[I64, U8, U8]]:
     """For each host (ascending), from scan position `start`, the positions a batch budget
     of `budget` handed-over pages covers: up to and with the budget-th page handed over,
     or all `remaining` positions when fewer are left. `positions(hosts, start, length)` gives
     the pages at scan positions (ksm._Layout.pages). Returns (positions covered, pages
     handed over in them, whether the last position left is one not handed over, and the
-    covered positions' pages and locations, host after host)."""
+    covered positions' pages, locations and smart scan bytes (zeros without smart scan),
+    host after host)."""
     n = np.zeros(hosts.size, np.int64)
     used = np.zeros(hosts.size, np.int64)
     trailing = np.zeros(hosts.size, np.bool_)
     # Where each host's covered positions lie in `parts` (concatenated), as found.
     part_start = np.zeros(hosts.size, np.int64)
-    parts: list[tuple[I64, U8]] = []
+    parts: list[tuple[I64, U8, U8]] = []
     offset = 0
     todo = np.flatnonzero(budget > 0)
     # A window a little past where the host's last pass found its budget (twice the budget
@@ -113,7 +108,10 @@ def reach(state: State, positions: object, hosts: I64, start: I64, remaining: I6
         loc = state.pages.at("location", pages)
         counted = (loc == Loc.PRIVATE) | (loc == Loc.SHARED)
         if smart:
-            counted &= ~skipped(state, pages, loc)
+            byte = np.take(ages(state), pages)
+            counted &= ~((loc == Loc.PRIVATE) & np.take(_SKIPS, byte))
+        else:
+            byte = np.zeros(pages.size, np.uint8)
         cum = np.cumsum(counted, dtype=np.int64)
         end = np.cumsum(w)
         first = end - w
@@ -132,7 +130,7 @@ def reach(state: State, positions: object, hosts: I64, start: I64, remaining: I6
         trailing[h] = ~counted[end[whole] - 1]
         done = reached | whole
         take = ranges(first[done], n[todo[done]])
-        parts.append((pages[take], loc[take]))
+        parts.append((pages[take], loc[take], byte[take]))
         part_start[todo[done]] = offset + np.cumsum(n[todo[done]]) - n[todo[done]]
         offset += take.size
         todo = todo[~done]
@@ -143,6 +141,8 @@ def reach(state: State, positions: object, hosts: I64, start: I64, remaining: I6
         return n, used, trailing, parts[0]
     order = ranges(part_start, n)  # host after host, as the hosts ascend
     if not parts:
-        return n, used, trailing, (np.zeros(0, np.int64), np.zeros(0, np.uint8))
+        return n, used, trailing, (np.zeros(0, np.int64), np.zeros(0, np.uint8),
+                                   np.zeros(0, np.uint8))
     return n, used, trailing, (np.concatenate([part[0] for part in parts])[order],
-                               np.concatenate([part[1] for part in parts])[order])
+                               np.concatenate([part[1] for part in parts])[order],
+                               np.concatenate([part[2] for part in parts])[order])
