@@ -44,7 +44,7 @@ from app.summary import (  # noqa: F401  (EventLog, clock, LOG_LIMIT: part of th
 )
 from app.sweep import add_parser as add_sweep
 from app.sweep import is_sweep_file, validate_sweep
-from engine import InputError, Simulation, load_scenario, parallel
+from engine import InputError, Simulation, kernels, load_scenario, parallel
 from engine.ranges import MAX_SEED, MAX_TICKS
 from engine.text import one_line
 from engine.units import format_seconds
@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         parallel.threads_setting()  # a bad OVERCOMMIT_THREADS is refused before any work
+        kernels.kernels_setting()  # and so is a bad OVERCOMMIT_KERNELS
         return int(args.func(args))
     except InputError as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)

@@ -15,7 +15,9 @@ For each scenario, in its own subprocess (so RSS is its own):
   also measured cut the same way on two threads, and the ratio to that printed beside;
 - the time per phase of the tick (engine/pipeline.py), mean ms and share;
 - what the kernel did during the build (/proc/vmstat: huge pages faulted or refused,
-  compaction and reclaim stalls), which is where a slow build's time goes.
+  compaction and reclaim stalls), which is where a slow build's time goes;
+- whether the page walks ran compiled (numba) or as numpy passes (engine/kernels.py;
+  OVERCOMMIT_KERNELS=numpy measures the second where numba is installed).
 --long runs two simulated hours of the data center instead and prints RSS and ms/tick
 every 10 simulated minutes (the memory-flat check). No assertions: people read the ratios.
 """
@@ -208,7 +210,7 @@ def build_floor(sizes: list[int], kept: list[Any], two_threads: bool = False
 
 def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from engine import Simulation, parallel
+    from engine import Simulation, kernels, parallel
 
     rss0 = rss_gib()
     kernel0 = kernel_counters()
@@ -251,6 +253,7 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
         "build_floor_s": build_floor_s,
         "build_floor2_s": build_floor2_s,
         "threads": parallel.threads(),
+        "walks": "compiled (numba)" if kernels.compiled() else "numpy passes",
         "build_kernel": kernel,
         "array_gib": array_gib,
         "warm_sim_per_wall": warmup * tick_s / warm_wall,
@@ -312,6 +315,7 @@ def _print(rows: list[tuple[str, dict[str, Any]]], window: int) -> None:
               f"{r['threads']} thread(s) (engine/parallel.py). On two threads the tick's "
               f"floor is {r['floor2_ms']:.2f} ms: mean/floor {r['mean_ms'] / r['floor2_ms']:.1f}x, "
               f"median/floor {r['median_ms'] / r['floor2_ms']:.1f}x")
+        print(f"{name}: the page walks (engine/kernels.py) ran as {r['walks']}")
     for name, r in rows:
         print(f"\n{name}: built in {r['build_s']:.2f} s; the floor (mapping and writing its "
               f"{r['array_gib']:.2f} GiB of page and frame arrays once, bare numpy) "

@@ -134,6 +134,7 @@ class _Layout:
         self.vm_start = np.cumsum(sizes) - sizes - base[self.vm_host]  # position in its host
         self.vm_end = self.vm_start + sizes
         self.offset = np.asarray(vms["page_offset"][self.vm], np.int64)
+        self.host_first = np.searchsorted(self.vm_host, np.arange(len(state.hosts) + 1))
 
     def pages(self, hosts: I64, start: I64, length: I64) -> I64:
         """The pages at positions [start, start + length) of each host, host after host,
@@ -179,9 +180,9 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
         if not on.any():
             break
         hs, cur, tot, b = active[on], cursor[on], total[on], batches[on]
-        # The batches' pages handed over, and the positions they cover (ksm_scan.py).
-        n, used, trailing, covered = ksm_scan.reach(state, layout.pages, hs, cur, tot - cur,
-                                                    np.floor(b * per).astype(np.int64), smart)
+        # The positions the batches cover and the pages they hand over (ksm_scan.py).
+        n, used, trailing, pages, page_host, page_vm, loc = ksm_scan.batches(
+            state, layout, hs, cur, tot - cur, np.floor(b * per).astype(np.int64), smart)
         wraps = n == tot - cur
         # A full scan ends in the batch that hands over its last page, or in the next one
         # when that batch was full and positions with nothing to hand over are left.
@@ -189,12 +190,7 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
         to_end = np.maximum(whole + ((used > 0) & (whole * per == used) & trailing), 1.0)
         credit[on] -= np.where(wraps, to_end, used / per)
         live[on] = wraps  # a host that does not wrap is done for this tick
-        pages, loc, byte = covered
-        page_host = np.repeat(hs, n)
-        if smart:
-            go = np.flatnonzero(~_skip(state, pages, page_host, loc, byte))
-            pages, page_host, loc = pages[go], page_host[go], loc[go]
-        _scan_pass(state, policy, pages, page_host, state.vms.vm_of_pages(pages), loc)
+        _scan_pass(state, policy, pages, page_host, page_vm, loc)
         counters["ksm_cursor"][hs] = cur + n
         done = hs[wraps]  # a full scan ends: the unstable tree starts over
         counters["ksm_cursor"][done] = 0
@@ -206,22 +202,6 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
         trees.clear(done)
         cursor[on] = np.where(wraps, 0, cur + n)
     counters["ksm_credit"][active] = credit
-
-
-def _skip(state: State, pages: I64, page_host: I64, loc: U8, byte: U8) -> Bool:
-    """Smart scan's visit of a pass's pages (ksm_scan.visit): the skipped ones leave the
-    unstable tree they were left in (pages_unshared) and are counted (pages_skipped)."""
-    skip = ksm_scan.visit(state, pages, loc, byte)
-    if skip.any():
-        counters, flagged = state.sharing.hosts, state.sharing.ksm_unstable
-        assert flagged is not None
-        n_hosts = len(state.hosts)
-        gone, gone_host = pages[skip], page_host[skip]
-        was = np.take(flagged, gone)
-        counters["ksm_unshared"] -= np.bincount(gone_host[was], minlength=n_hosts)
-        flagged[gone[was]] = False
-        counters["ksm_pages_skipped"] += np.bincount(gone_host, minlength=n_hosts)
-    return skip
 
 
 def forget(state: State, pages: slice, h: int) -> None:

@@ -13,14 +13,22 @@ skips left skips it: one skip fewer, and out of the unstable tree (pages_unshare
 A page that merges is a KSM page and is never skipped; a page no longer present loses its
 rmap_item, and with it its age. The age is held capped at 9 (past it skip_age does not
 change) with the skips left in one byte a page (sharing.ksm_age).
+
+batches() gives a tick's batches of every host at once: a walk of each host's positions,
+compiled where numba is there (engine/kernels.py), else reach() and visit() in numpy
+passes; the two agree bit for bit.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from engine import kernels
 from engine.arrays import ranges
-from engine.state import I64, U8, Bool, Loc, State
+from engine.state import I64, U8, WORD_SHIFT, Bool, Loc, State
 from engine.state_tables import KSM_MAX_AGE
 
 _FIRST_SKIPPED_AGE = 3  # younger pages go through every phase of merging first
@@ -146,3 +154,146 @@ def reach(state: State, positions: object, hosts: I64, start: I64, remaining: I6
     return n, used, trailing, (np.concatenate([part[0] for part in parts])[order],
                                np.concatenate([part[1] for part in parts])[order],
                                np.concatenate([part[2] for part in parts])[order])
+
+
+class Layout(Protocol):
+    """Where each host's scan positions lie (ksm._Layout): its VMs `vm[host_first[h]:
+    host_first[h + 1]]`, VM i's pages `offset[i]...` at positions [vm_start[i], vm_end[i])."""
+
+    vm: I64
+    host_first: I64
+    vm_start: I64
+    vm_end: I64
+    offset: I64
+
+    def pages(self, hosts: I64, start: I64, length: I64) -> I64: ...
+
+
+def batches(state: State, layout: Layout, hosts: I64, start: I64, remaining: I64,
+            budget: I64, smart: bool) -> tuple[I64, I64, Bool, I64, I64, I64, U8]:
+    """Each host's batches (hosts ascending; `start`, `remaining` and `budget` as for
+    reach()), smart scan's visit of what they cover included. Returns (positions covered,
+    pages handed over in them, whether the last position left is one not handed over, and
+    the pages handed over with their hosts, VMs and locations, host after host, each
+    host's in scan order)."""
+    if kernels.compiled():
+        return _batches_compiled(state, layout, hosts, start, remaining, budget, smart)
+    n, used, trailing, (pages, loc, byte) = reach(state, layout.pages, hosts, start,
+                                                   remaining, budget, smart)
+    page_host = np.repeat(hosts, n)
+    if smart:
+        go = np.flatnonzero(~_skip(state, pages, page_host, loc, byte))
+        pages, page_host, loc = pages[go], page_host[go], loc[go]
+    return n, used, trailing, pages, page_host, state.vms.vm_of_pages(pages), loc
+
+
+def _skip(state: State, pages: I64, page_host: I64, loc: U8, byte: U8) -> Bool:
+    """Smart scan's visit of a pass's pages (visit()): the skipped ones leave the unstable
+    tree they were left in (pages_unshared) and are counted (pages_skipped)."""
+    skip = visit(state, pages, loc, byte)
+    if skip.any():
+        counters, flagged = state.sharing.hosts, state.sharing.ksm_unstable
+        assert flagged is not None
+        n_hosts = len(state.hosts)
+        gone, gone_host = pages[skip], page_host[skip]
+        was = np.take(flagged, gone)
+        counters["ksm_unshared"] -= np.bincount(gone_host[was], minlength=n_hosts)
+        flagged[gone[was]] = False
+        counters["ksm_pages_skipped"] += np.bincount(gone_host, minlength=n_hosts)
+    return skip
+
+
+_NO_AGES = np.zeros(1, np.uint8)  # what the walk is given for the ages without smart scan
+
+
+def _batches_compiled(state: State, layout: Layout, hosts: I64, start: I64,
+                      remaining: I64, budget: I64,
+                      smart: bool) -> tuple[I64, I64, Bool, I64, I64, I64, U8]:
+    sharing = state.sharing
+    assert sharing.ksm_unstable is not None
+    i64 = np.int64
+    (n, used, trailing, pages, page_host, page_vm, loc, unshared,
+     skipped) = _WALK(state.pages.word, ages(state) if smart else _NO_AGES,
+                      sharing.ksm_unstable, _AFTER, _SKIPS, np.asarray(layout.host_first, i64),
+                      np.asarray(layout.vm_start, i64), np.asarray(layout.vm_end, i64),
+                      np.asarray(layout.offset, i64), np.asarray(layout.vm, i64),
+                      np.asarray(hosts, i64), np.asarray(start, i64),
+                      np.asarray(remaining, i64), np.asarray(budget, i64), smart,
+                      len(state.hosts), WORD_SHIFT["location"], int(Loc.PRIVATE),
+                      int(Loc.SHARED))
+    if smart:
+        sharing.hosts["ksm_unshared"] -= unshared
+        sharing.hosts["ksm_pages_skipped"] += skipped
+    return n, used, trailing, pages, page_host, page_vm, loc
+
+
+def _walk_loop(word: npt.NDArray[np.uint16], byte_all: U8, flagged: Bool, after: U8,
+               skips: Bool, host_first: I64, vm_start: I64, vm_end: I64, vm_offset: I64,
+               vm_index: I64, hosts: I64, start: I64, remaining: I64, budget: I64,
+               smart: bool, n_hosts: int, loc_shift: int, private: int,
+               shared: int) -> tuple[Any, ...]:
+    """batches() as one walk (compiled: engine/kernels.py). First each host's reach, as
+    reach() finds it; then its positions again, each page visited as visit() does and
+    handed over unless skipped (a skipped page out of its unstable tree, as _skip())."""
+    m = hosts.size
+    n = np.zeros(m, np.int64)
+    used = np.zeros(m, np.int64)
+    trailing = np.zeros(m, np.bool_)
+    total = 0
+    for i in range(m):
+        if budget[i] <= 0:
+            continue
+        h, pos = hosts[i], start[i]
+        stop = pos + remaining[i]
+        j = host_first[h]
+        got, last_counted = 0, True
+        while pos < stop:
+            while vm_end[j] <= pos:
+                j += 1
+            page = vm_offset[j] + pos - vm_start[j]
+            loc = (word[page] >> loc_shift) & 0xFF
+            counted = loc in (private, shared)
+            if smart and loc == private and skips[byte_all[page]]:
+                counted = False
+            pos += 1
+            last_counted = counted
+            if counted:
+                got += 1
+                if got == budget[i]:
+                    break
+        n[i], used[i] = pos - start[i], got
+        trailing[i] = got < budget[i] and not last_counted
+        total += n[i]
+    pages = np.empty(total, np.int64)
+    page_host = np.empty(total, np.int64)
+    page_vm = np.empty(total, np.int64)
+    page_loc = np.empty(total, np.uint8)
+    unshared = np.zeros(n_hosts, np.int64)
+    skipped = np.zeros(n_hosts, np.int64)
+    k = 0
+    for i in range(m):
+        h, pos = hosts[i], start[i]
+        stop = pos + n[i]
+        j = host_first[h]
+        while pos < stop:
+            while vm_end[j] <= pos:
+                j += 1
+            page = vm_offset[j] + pos - vm_start[j]
+            pos += 1
+            loc = (word[page] >> loc_shift) & 0xFF
+            if smart and loc == private:
+                byte = byte_all[page]
+                byte_all[page] = after[byte]
+                if skips[byte]:
+                    skipped[h] += 1
+                    if flagged[page]:
+                        flagged[page] = False
+                        unshared[h] += 1
+                    continue
+            pages[k], page_host[k], page_vm[k], page_loc[k] = page, h, vm_index[j], loc
+            k += 1
+    return (n, used, trailing, pages[:k], page_host[:k], page_vm[:k], page_loc[:k],
+            unshared, skipped)
+
+
+_WALK = kernels.Kernel(_walk_loop)

@@ -89,6 +89,18 @@ def test_a_bad_thread_count_is_one_line_exit_2(tmp_path: Path, monkeypatch: pyte
     assert main(["validate", str(path)]) == 0
 
 
+def test_a_bad_kernels_choice_is_one_line_exit_2(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(BASE)
+    monkeypatch.setenv("OVERCOMMIT_KERNELS", "fast")
+    assert main(["run", str(path), "--ticks", "1"]) == 2
+    one_error_line(capsys.readouterr().err, "OVERCOMMIT_KERNELS", "'fast'", "numba, numpy")
+    monkeypatch.setenv("OVERCOMMIT_KERNELS", "numpy")
+    assert main(["run", str(path), "--ticks", "1", "--quiet"]) == 0
+
+
 def test_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "nope.toml"
     assert main(["run", str(path), "--ticks", "1"]) == 2

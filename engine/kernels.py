@@ -1,0 +1,81 @@
+"""Compiled loops (numba, optional) for walks that numpy does only in many passes.
+
+Some of a tick's work is one walk in order, each step depending on the ones before: ksmd's
+batch goes position after position until it has handed over its budget of pages. numpy
+does such a walk in a dozen passes over arrays the size of the walk (positions to pages,
+two gathers, masks, a running count, a search, the selections); a compiled loop does it
+in two reads of each page. With numba installed (`pip install -e '.[fast]'`), these
+walks run compiled; without it, or with OVERCOMMIT_KERNELS=numpy, the numpy passes run.
+
+The two give bit-identical results (tests/engine/test_kernels.py runs worlds both ways
+and compares digests): a run never depends on which ran. A kernel is compiled at its
+first call, once per process, and cached on disk by numba (next to its module, or in
+numba's cache for the user when that is read-only): a second process loads it in
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from engine.errors import InputError
+
+KERNELS_ENV = "OVERCOMMIT_KERNELS"
+CHOICES = ("numba", "numpy")
+
+
+def kernels_setting() -> str | None:
+    """OVERCOMMIT_KERNELS (None when unset or empty); InputError when it names neither
+    choice (the CLI checks it before anything runs)."""
+    raw = os.environ.get(KERNELS_ENV, "").strip()
+    if not raw:
+        return None
+    if raw not in CHOICES:
+        raise InputError(f"environment variable {KERNELS_ENV}", repr(raw),
+                         f"expected one of {', '.join(CHOICES)}")
+    return raw
+
+
+def available() -> bool:
+    """Whether numba can be imported (once; the answer is kept)."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            _AVAILABLE = False
+        else:
+            _AVAILABLE = True
+    return _AVAILABLE
+
+
+_AVAILABLE: bool | None = None
+
+
+def compiled() -> bool:
+    """Whether the walks run compiled: numba is there and OVERCOMMIT_KERNELS is not
+    "numpy" (a bad value is refused at the CLI; a library caller gets the default)."""
+    try:
+        wanted = kernels_setting()
+    except InputError:
+        wanted = None
+    return wanted != "numpy" and available()
+
+
+class Kernel:
+    """A loop written in plain Python over numpy arrays and scalars, compiled by numba at
+    its first call (nopython, the GIL let go). Called only when compiled() says so: run
+    as Python it would be a per-page loop."""
+
+    def __init__(self, loop: Callable[..., Any]) -> None:
+        self.loop = loop
+        self._compiled: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self._compiled is None:
+            import numba
+
+            self._compiled = numba.njit(cache=True, nogil=True)(self.loop)
+        return self._compiled(*args)

@@ -1,0 +1,140 @@
+"""The compiled walks (engine/kernels.py) give exactly what the numpy passes give: the same
+batches from any start and budget, and worlds that run to the same digest either way."""
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine import Simulation, kernels, parse_scenario
+from engine.errors import InputError
+from engine.memory import ksm, ksm_scan
+from engine.state import Loc
+from tests.conftest import small_spec
+
+
+def _ksm_world(smart: bool, resident: float = 0.8) -> Simulation:
+    """Both hosts run ksmd over three VMs each: shared, unique and never touched pages."""
+    data = small_spec()
+    for host in data["host"]:
+        host["memory"] = "40MiB"
+    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 150,
+                                 "ksm_sleep": "100ms", "share_force_salting": 0,
+                                 "ksm_smart_scan": smart}
+    mix: dict[str, Any] = {"zero": 0.05, "os": 0.3, "app": 0.25, "private": 0.4,
+                           "resident": resident}
+    data["vm"] = [{"id": f"v{i}", "host": f"h{1 + i % 2}", "memory": f"{3 + i % 3}MiB",
+                   "app": "web", "content": mix,
+                   "workload": {"kind": "synthetic", "reads_per_s": 200, "writes_per_s": 2}}
+                  for i in range(6)]
+    return Simulation.from_spec(parse_scenario(data))
+
+
+def test_kernels_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numpy")
+    assert kernels.kernels_setting() == "numpy" and not kernels.compiled()
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numba")
+    assert kernels.kernels_setting() == "numba" and kernels.compiled()  # numba: test extra
+    monkeypatch.delenv(kernels.KERNELS_ENV)
+    assert kernels.kernels_setting() is None and kernels.compiled()
+    for bad in ("fast", "NUMBA", "1"):  # refused at the CLI; a library caller gets numba
+        monkeypatch.setenv(kernels.KERNELS_ENV, bad)
+        with pytest.raises(InputError, match="OVERCOMMIT_KERNELS"):
+            kernels.kernels_setting()
+        assert kernels.compiled()
+
+
+def _batches_both_ways(sim: Simulation, monkeypatch: pytest.MonkeyPatch, start: Any,
+                       budget: Any, smart: bool) -> list[Any]:
+    """ksm_scan.batches from the same state, numpy then compiled: each result with the
+    ages, unstable flags and counters it left."""
+    state = sim.world.state
+    sharing = state.sharing
+    hosts = np.array([0, 1])
+    layout = ksm._Layout(state, hosts)
+    total = layout.total[hosts]
+    before = (None if sharing.ksm_age is None else sharing.ksm_age.copy(),
+              sharing.ksm_unstable.copy(), _copy(sharing.hosts))
+    outs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        out = ksm_scan.batches(state, layout, hosts, np.asarray(start, np.int64),
+                               total - start, np.asarray(budget, np.int64), smart)
+        outs.append((out, None if sharing.ksm_age is None else sharing.ksm_age.copy(),
+                     sharing.ksm_unstable.copy(), _copy(sharing.hosts)))
+        sharing.ksm_age = None if before[0] is None else before[0].copy()
+        sharing.ksm_unstable[:] = before[1]
+        for name, column in before[2].items():
+            sharing.hosts[name][:] = column
+    return outs
+
+
+def _copy(columns: dict[str, Any]) -> dict[str, Any]:
+    return {name: column.copy() for name, column in columns.items()}
+
+
+def _same(a: Any, b: Any) -> None:
+    for x, y in zip(a[0], b[0], strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(a[1:3], b[1:3], strict=True):
+        assert (x is None) == (y is None)
+        if x is not None:
+            np.testing.assert_array_equal(x, y)
+    for name, column in a[3].items():
+        np.testing.assert_array_equal(column, b[3][name], err_msg=name)
+
+
+@pytest.mark.parametrize("smart", [True, False])
+def test_the_compiled_walk_gives_the_numpy_batches(monkeypatch: pytest.MonkeyPatch,
+                                                   smart: bool) -> None:
+    # Pages in every location, ages and skips of every value, pages in unstable trees; each
+    # host from random starts (VM edges among them) with budgets from none to more than is
+    # left, and exactly what is left (the budget-th page the last position, or not).
+    sim = _ksm_world(smart)
+    sim.step(2)
+    state = sim.world.state
+    rng = np.random.default_rng(7)
+    n = len(state.pages)
+    state.pages.location[:] = rng.choice(np.arange(len(Loc), dtype=np.uint8), n,
+                                         p=[0.2, 0.4, 0.2, 0.05, 0.05, 0.05, 0.05])
+    state.sharing.ksm_unstable[:] = rng.random(n) < 0.3
+    if smart:
+        ksm_scan.ages(state)[:] = rng.integers(0, 256, n, dtype=np.uint8)
+    layout = ksm._Layout(state, np.array([0, 1]))
+    edges = np.cumsum(np.asarray(state.vms["n_pages"], np.int64))
+    cases = 0
+    for trial in range(30):
+        total = layout.total[:2]
+        start = rng.integers(0, total) if trial % 3 else np.minimum(edges[:2], total - 1)
+        budget = rng.choice([0, 1, 7, 150, 600, 5000], 2)
+        outs = _batches_both_ways(sim, monkeypatch, start, budget, smart)
+        _same(*outs)
+        n_cov, used, trailing = outs[0][0][:3]
+        whole = used < budget
+        if whole.any():  # once more with the budget of exactly what was handed over
+            exact = np.where(whole, used, budget)
+            _same(*_batches_both_ways(sim, monkeypatch, start, exact, smart))
+            _same(*_batches_both_ways(sim, monkeypatch, start, exact + whole, smart))
+            cases += int(trailing.any())
+    assert cases > 0  # some walks ended on positions with nothing to hand over
+
+
+@pytest.mark.parametrize("smart", [True, False])
+def test_a_world_runs_to_the_same_digest_either_way(monkeypatch: pytest.MonkeyPatch,
+                                                    smart: bool) -> None:
+    runs = {}
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        sim = _ksm_world(smart)
+        sim.step(120)
+        runs[mode] = sim
+    numpy_run, numba_run = runs["numpy"], runs["numba"]
+    assert numba_run.digest() == numpy_run.digest()
+    hosts = numba_run.world.state.sharing.hosts
+    assert hosts["full_scans"].min() >= 3
+    assert min(h.pages_sharing for h in numba_run.snapshot().hosts) > 100
+    if smart:  # smart scan skipped pages, and the walks went past them
+        assert hosts["ksm_pages_skipped"].min() > 1000
+    else:
+        assert numba_run.world.state.sharing.ksm_age is None
