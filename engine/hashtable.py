@@ -5,7 +5,9 @@ cost a bytecode loop per page and ~100 bytes per entry, this costs a few numpy p
 batch and 24 bytes per slot. Linear probing; keys 0 and 1 are reserved (empty, deleted),
 so callers pass keys >= 2 (`fix_key`). The table grows by doubling at 50 % load and is
 rebuilt when deleted slots pile up, so probe chains stay short. Everything is
-deterministic: the layout depends only on the sequence of operations.
+deterministic: the layout depends only on the sequence of operations. Lookups run as
+compiled loops where numba is there (engine/hash_probes.py): the same slots, since a
+lookup's answer depends only on the table.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine import hash_probes, kernels
 from engine.arrays import runs, unique_sorted
 
 EMPTY = np.uint64(0)
@@ -255,6 +258,8 @@ class U64Map:
     def _find(self, keys: U64) -> I64:
         """Slot of each key, -1 where absent."""
         home, bit = _home_and_bit(keys, self.capacity)
+        if kernels.compiled():
+            return hash_probes.find_flat(self.keys, keys, home, self.present, bit)
         slot = np.full(keys.size, -1, np.int64)
         maybe = np.flatnonzero((np.take(self.present, home) >> bit) & np.uint8(1))
         if maybe.size == 0:
@@ -499,6 +504,8 @@ class FrameKeys:
     def _find(self, stored: npt.NDArray[np.uint32]) -> I64:
         """Slot of each stored frame, -1 where absent (U64Map._find's probing)."""
         probe = self._home(stored)
+        if kernels.compiled():
+            return hash_probes.find_flat(self.slot_frame, stored, probe)
         k = self.slot_frame[probe]
         hit = k == stored
         slot = np.where(hit, probe, -1)
@@ -725,6 +732,9 @@ class RegionMap(U64Map):
         """(slot, end) of each key in its region: slot where present, else -1; end where
         absent: the empty slot its search stopped at, where it can go (put_located_in)."""
         probe = self._home_in(keys, region)
+        if kernels.compiled():
+            return hash_probes.find_in_regions(self.rkeys, keys, probe, self.offset[region],
+                                               self.size[region])
         k = np.take(self.rkeys, probe)
         hit = k == keys
         slot = np.where(hit, probe, -1)

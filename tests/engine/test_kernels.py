@@ -138,3 +138,49 @@ def test_a_world_runs_to_the_same_digest_either_way(monkeypatch: pytest.MonkeyPa
         assert hosts["ksm_pages_skipped"].min() > 1000
     else:
         assert numba_run.world.state.sharing.ksm_age is None
+
+
+def _both_modes(monkeypatch: pytest.MonkeyPatch, lookup: Any) -> list[Any]:
+    outs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        outs.append(lookup())
+    return outs
+
+
+def test_the_compiled_lookups_find_the_numpy_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tables with crowded runs (keys that share home slots), deleted slots inside runs, and
+    # lookups of keys present, deleted and never put.
+    from engine.hashtable import FrameKeys, RegionMap, U64Map, fix_key
+
+    rng = np.random.default_rng(5)
+    spread = rng.integers(0, 2**63, 3000, dtype=np.uint64)
+    crowded = np.arange(1, 400, dtype=np.uint64) << np.uint64(52)  # a few homes, long runs
+    keys = fix_key(np.concatenate([spread, crowded]))
+    table = U64Map(64)
+    table.put(keys, np.arange(keys.size, dtype=np.int64), keys)
+    table.delete(keys[::3])
+    probe = np.concatenate([keys, fix_key(rng.integers(0, 2**63, 2000, dtype=np.uint64)),
+                            fix_key(np.arange(400, 500, dtype=np.uint64) << np.uint64(52))])
+    a, b = _both_modes(monkeypatch, lambda: table.find(probe))
+    np.testing.assert_array_equal(a, b)
+    assert (a >= 0).sum() > 1500 and (a < 0).sum() > 2000
+
+    frames = FrameKeys(1 << 20, 64)
+    f = rng.choice(1 << 20, 5000, replace=False)
+    frames.set(f, fix_key(rng.integers(0, 2**63, f.size, dtype=np.uint64)))
+    frames.clear(np.sort(f[::4]))
+    a, b = _both_modes(monkeypatch, lambda: frames.get(np.concatenate([f, f + 1])))
+    np.testing.assert_array_equal(a, b)
+    assert (a > 0).sum() > 3000
+
+    regions = RegionMap(np.array([64, 128, 256]))
+    region = rng.integers(0, 3, keys.size)
+    regions.put_in(keys, np.arange(keys.size, dtype=np.int64), region)
+    regions.delete_in(keys[::5], region[::5])
+    look_region = rng.integers(0, 3, probe.size)
+    look_region[:keys.size] = region
+    a, b = _both_modes(monkeypatch, lambda: regions.locate_in(probe, look_region))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert (a[0] >= 0).sum() > 2000 and (a[1] >= 0).sum() > 2000
