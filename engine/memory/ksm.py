@@ -44,7 +44,8 @@ import numpy as np
 
 from engine.arrays import ranges
 from engine.hashtable import RegionMap
-from engine.memory import ksm_scan, share_ops
+from engine.memory import ksm_front, ksm_scan, share_ops
+from engine.memory.ksm_front import HostRuns
 from engine.memory.share_ops import chain_key, group_by_key
 from engine.pagescale import per_simulated_page
 from engine.spec import SharingPolicy
@@ -230,37 +231,6 @@ def _tree_compares(n_lookups: I64, tree_size: I64) -> I64:
     return np.asarray(n_lookups * np.maximum(1, np.ceil(np.log2(tree_size + 1.0))), np.int64)
 
 
-class _HostRuns:
-    """Per-host counts over a pass's arrays, which hold their hosts' pages host after host.
-
-    A count is a segment sum over each host's run (np.add.reduceat over the mask's bytes),
-    not a bincount of a host array: on 100 k pages several times cheaper, and a pass makes
-    a handful of them."""
-
-    def __init__(self, host_ascending: I64, n_hosts: int) -> None:
-        self.bounds = np.searchsorted(host_ascending, np.arange(n_hosts + 1))
-        self.some = np.flatnonzero(self.bounds[1:] > self.bounds[:-1])  # hosts with a run
-
-    def within(self, at: I64) -> _HostRuns:
-        """The runs of the sub-array at positions `at` (ascending)."""
-        runs = object.__new__(_HostRuns)
-        runs.bounds = np.searchsorted(at, self.bounds)
-        runs.some = np.flatnonzero(runs.bounds[1:] > runs.bounds[:-1])
-        return runs
-
-    def count(self, mask: Bool) -> I64:
-        """Per host, the positions of its run where `mask` is set."""
-        out = np.zeros(self.bounds.size - 1, np.int64)
-        if self.some.size:  # empty runs lie between the others: each sum stops at the next
-            out[self.some] = np.add.reduceat(mask.view(np.uint8), self.bounds[self.some],
-                                             dtype=np.int64)
-        return out
-
-    def count_at(self, at: I64) -> I64:
-        """Per host, the positions in `at` (ascending) that lie in its run."""
-        return np.diff(np.searchsorted(at, self.bounds))
-
-
 class _Chain:
     """A key's KSM pages (its stable-tree chain), walked as ksmd's stable-tree search does:
     index 0, 1, ... while the entry is a live KSM page of the content; the first such page
@@ -329,48 +299,19 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     done with array passes: pages are grouped by key and each group's outcome follows from
     the order of its pages, which of them are unchanged, and the trees at the start.
     `loc`: the pages' locations, when the caller has read them."""
-    p, sharing = state.pages, state.sharing
-    counters = sharing.hosts
-    scanned_at, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
-    assert scanned_at is not None and flagged is not None
+    counters = state.sharing.hosts
     if loc is None:
-        loc = p.at("location", pages)
-    is_cand = loc == Loc.PRIVATE
-    is_shared = loc == Loc.SHARED
-    resident = is_cand | is_shared
-    seen_at = np.take(scanned_at, pages) - 1  # the tick, -1 never
-    was_flagged = np.take(flagged, pages)
-    tracked = seen_at >= 0
-    gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
-    # Selections by index (flatnonzero, then take): indexing by a boolean mask that is
-    # neither mostly true nor mostly false costs several times more on 100k pages.
-    gone = np.flatnonzero(gone_mask)
-    runs = _HostRuns(page_host, len(state.hosts))  # the pass holds its pages host by host
-    # rmap_items: + new ones, - freed ones; pages_unshared: - freed or revisited ones (a
-    # revisited page leaves the unstable tree it was left in, remove_rmap_item_from_tree).
-    counters["ksm_rmap_items"] += runs.count(resident & ~tracked) - runs.count_at(gone)
-    unflag = np.flatnonzero(was_flagged & (gone_mask | is_cand))
-    counters["ksm_unshared"] -= runs.count_at(unflag)
-    scanned_at[pages[gone]] = 0
-    if sharing.ksm_age is not None:
-        sharing.ksm_age[pages[gone]] = 0  # its rmap_item goes, and with it its age
-    flagged[pages[unflag]] = False
-    scanned_at[pages[np.flatnonzero(is_shared)]] = state.tick + 1
-    at_cand = np.flatnonzero(is_cand)
-    cand = pages[at_cand]
+        loc = state.pages.at("location", pages)
+    # rmap_items and the unstable flags kept; the private pages, their keys, and which
+    # are unchanged since their last scan (ksm_front.py).
+    cand, host, content, keys, unchanged, volatile = ksm_front.front(state, pages, page_host,
+                                                                     page_vm, loc)
     if cand.size == 0:
         return
-    host, vm = page_host[at_cand], page_vm[at_cand]
-    runs = runs.within(at_cand)
+    runs = HostRuns(host, len(state.hosts))  # the candidates are host after host too
     n_cand = np.diff(runs.bounds)
     counters["hashed_tick"] += n_cand
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
-    content = np.take(p.content, cand)
-    keys = share_ops.content_keys(state, content, vm)
-    prev = seen_at[at_cand]
-    unchanged = (prev >= 0) & (np.take(p.written_before, cand) <= prev + 1)
-    volatile = (prev >= 0) & ~unchanged
-    scanned_at[cand] = state.tick + 1
     if not unchanged.any() and not _Chain(state, keys, content).probe(
             np.arange(cand.size), 0)[0].any():
         # No page searches an unstable tree and none has a KSM page to join (a group's

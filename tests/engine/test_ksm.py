@@ -202,18 +202,18 @@ def test_a_save_with_one_unstable_table_for_all_hosts_moves_its_current_entries_
 def test_per_host_counts_over_a_pass_agree_with_a_bincount(hosts: list[int], seed: int) -> None:
     """A pass's per-host counts (segment sums over its host-after-host layout, empty hosts
     among them) are the bincounts of the hosts of the positions counted, also for a
-    sub-array of the pass (the candidates)."""
-    from engine.memory.ksm import _HostRuns
+    sub-array of the pass (the candidates, whose hosts ascend too)."""
+    from engine.memory.ksm_front import HostRuns
 
     n_hosts = 7
     host = np.sort(np.array(hosts, np.int64))
     rng = np.random.default_rng(seed)
-    runs = _HostRuns(host, n_hosts)
+    runs = HostRuns(host, n_hosts)
     mask = rng.random(host.size) < 0.4
     np.testing.assert_array_equal(runs.count(mask), np.bincount(host[mask], minlength=n_hosts))
     at = np.flatnonzero(mask)
     np.testing.assert_array_equal(runs.count_at(at), np.bincount(host[at], minlength=n_hosts))
-    sub = runs.within(at)
+    sub = HostRuns(host[at], n_hosts)
     inner = rng.random(at.size) < 0.5
     np.testing.assert_array_equal(np.diff(sub.bounds), np.bincount(host[at], minlength=n_hosts))
     np.testing.assert_array_equal(sub.count(inner),

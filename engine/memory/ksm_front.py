@@ -1,0 +1,189 @@
+"""The first step of ksmd's cmp_and_merge_page for a pass's pages (ksm._scan_pass), as
+numpy passes or a compiled loop (engine/kernels.py); the two agree bit for bit.
+
+Each page handed over, in scan order: a page no longer mapped loses its rmap_item (and
+with it its smart scan age); a page seen for the first time gets one; a page left in an
+unstable tree by its last scan leaves it (a revisited private page, or a freed one); a
+KSM page is only marked scanned. A private page is a candidate: its content is read and
+hashed into its key, and it is unchanged if not written since its last scan (the
+checksum test), else volatile when it had been scanned before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from engine import kernels
+from engine.kernels import Kernel
+from engine.memory import share_ops
+from engine.state import I64, U8, U64, Bool, Loc, State
+
+I32 = npt.NDArray[np.int32]
+
+
+class Candidates(NamedTuple):
+    """The pass's private pages (in pass order), their hosts, contents and keys, and
+    which are unchanged since their last scan or volatile (changed since)."""
+
+    pages: I64
+    host: I64
+    content: U64
+    keys: U64
+    unchanged: Bool
+    volatile: Bool
+
+
+def front(state: State, pages: I64, page_host: I64, page_vm: I64, loc: U8) -> Candidates:
+    """The rmap bookkeeping of a pass's pages (counters and per-page marks updated) and
+    its candidates."""
+    if kernels.compiled():
+        return _front_compiled(state, pages, page_host, page_vm, loc)
+    return _front_numpy(state, pages, page_host, page_vm, loc)
+
+
+class HostRuns:
+    """Per-host counts over a pass's arrays, which hold their hosts' pages host after host.
+
+    A count is a segment sum over each host's run (np.add.reduceat over the mask's bytes),
+    not a bincount of a host array: on 100 k pages several times cheaper, and a pass makes
+    a handful of them."""
+
+    def __init__(self, host_ascending: I64, n_hosts: int) -> None:
+        self.bounds = np.searchsorted(host_ascending, np.arange(n_hosts + 1))
+        self.some = np.flatnonzero(self.bounds[1:] > self.bounds[:-1])  # hosts with a run
+
+    def count(self, mask: Bool) -> I64:
+        """Per host, the positions of its run where `mask` is set."""
+        out = np.zeros(self.bounds.size - 1, np.int64)
+        if self.some.size:  # empty runs lie between the others: each sum stops at the next
+            out[self.some] = np.add.reduceat(mask.view(np.uint8), self.bounds[self.some],
+                                             dtype=np.int64)
+        return out
+
+    def count_at(self, at: I64) -> I64:
+        """Per host, the positions in `at` (ascending) that lie in its run."""
+        return np.diff(np.searchsorted(at, self.bounds))
+
+
+def _front_numpy(state: State, pages: I64, page_host: I64, page_vm: I64,
+                 loc: U8) -> Candidates:
+    p, sharing = state.pages, state.sharing
+    counters, n_hosts = sharing.hosts, len(state.hosts)
+    scanned_at, flagged = sharing.ksm_scanned_at, sharing.ksm_unstable
+    assert scanned_at is not None and flagged is not None
+    is_cand = loc == Loc.PRIVATE
+    is_shared = loc == Loc.SHARED
+    resident = is_cand | is_shared
+    seen_at = np.take(scanned_at, pages) - 1  # the tick, -1 never
+    was_flagged = np.take(flagged, pages)
+    tracked = seen_at >= 0
+    gone_mask = tracked & ~resident  # no longer mapped: its rmap_item is freed
+    # Selections by index (flatnonzero, then take): indexing by a boolean mask that is
+    # neither mostly true nor mostly false costs several times more on 100k pages.
+    gone = np.flatnonzero(gone_mask)
+    # rmap_items: + new ones, - freed ones; pages_unshared: - freed or revisited ones (a
+    # revisited page leaves the unstable tree it was left in, remove_rmap_item_from_tree).
+    runs = HostRuns(page_host, n_hosts)  # the pass holds its pages host by host
+    counters["ksm_rmap_items"] += runs.count(resident & ~tracked) - runs.count_at(gone)
+    unflag = np.flatnonzero(was_flagged & (gone_mask | is_cand))
+    counters["ksm_unshared"] -= runs.count_at(unflag)
+    scanned_at[pages[gone]] = 0
+    if sharing.ksm_age is not None:
+        sharing.ksm_age[pages[gone]] = 0  # its rmap_item goes, and with it its age
+    flagged[pages[unflag]] = False
+    scanned_at[pages[np.flatnonzero(is_shared)]] = state.tick + 1
+    at_cand = np.flatnonzero(is_cand)
+    cand = pages[at_cand]
+    content = np.take(p.content, cand)
+    keys = share_ops.content_keys(state, content, page_vm[at_cand])
+    prev = seen_at[at_cand]
+    unchanged = (prev >= 0) & (np.take(p.written_before, cand) <= prev + 1)
+    volatile = (prev >= 0) & ~unchanged
+    scanned_at[cand] = state.tick + 1
+    return Candidates(cand, page_host[at_cand], content, keys, unchanged, volatile)
+
+
+_NO_AGES = np.zeros(1, np.uint8)
+
+
+def _front_compiled(state: State, pages: I64, page_host: I64, page_vm: I64,
+                    loc: U8) -> Candidates:
+    p, sharing = state.pages, state.sharing
+    counters = sharing.hosts
+    assert sharing.ksm_scanned_at is not None and sharing.ksm_unstable is not None
+    ages = sharing.ksm_age
+    (cand, host, content, keys, unchanged, volatile, rmap_delta,
+     unflagged) = _FRONT(np.asarray(pages, np.int64), np.asarray(page_host, np.int64),
+                         np.asarray(page_vm, np.int64), loc, sharing.ksm_scanned_at,
+                         sharing.ksm_unstable, _NO_AGES if ages is None else ages,
+                         ages is not None, p.content, p.written_before,
+                         share_ops.vm_mix(state), state.tick + 1, len(state.hosts),
+                         int(Loc.PRIVATE), int(Loc.SHARED))
+    counters["ksm_rmap_items"] += rmap_delta
+    counters["ksm_unshared"] -= unflagged
+    return Candidates(cand, host, content, keys, unchanged, volatile)
+
+
+_G0 = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's constants (engine/hashing.py)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_TWO = np.uint64(2)
+
+
+def _front_loop(pages: I64, page_host: I64, page_vm: I64, loc: U8, scanned_at: I32,
+                flagged: Bool, ages: U8, has_ages: bool, content_all: U64,
+                written_before: I32, mix: U64, scanned_now: int, n_hosts: int, private: int,
+                shared: int) -> tuple[Any, ...]:
+    """_front_numpy page after page; a key is share_ops.content_keys (splitmix64 of the
+    content and the VM's mix, then fix_key)."""
+    n = pages.size
+    rmap_delta = np.zeros(n_hosts, np.int64)
+    unflagged = np.zeros(n_hosts, np.int64)
+    cand = np.empty(n, np.int64)
+    host = np.empty(n, np.int64)
+    content = np.empty(n, np.uint64)
+    keys = np.empty(n, np.uint64)
+    unchanged = np.empty(n, np.bool_)
+    volatile = np.empty(n, np.bool_)
+    k = 0
+    for i in range(n):
+        page, h, where = pages[i], page_host[i], loc[i]
+        seen = scanned_at[page] - 1
+        is_cand = where == private
+        resident = is_cand or where == shared
+        tracked = seen >= 0
+        gone = tracked and not resident
+        if resident and not tracked:
+            rmap_delta[h] += 1
+        if gone:
+            rmap_delta[h] -= 1
+            scanned_at[page] = 0
+            if has_ages:
+                ages[page] = 0
+        if flagged[page] and (gone or is_cand):
+            unflagged[h] += 1
+            flagged[page] = False
+        if not resident:
+            continue
+        scanned_at[page] = scanned_now
+        if not is_cand:
+            continue
+        c = content_all[page]
+        z = (c ^ mix[page_vm[i]]) + _G0
+        z = (z ^ (z >> _S30)) * _M1
+        z = (z ^ (z >> _S27)) * _M2
+        z = z ^ (z >> _S31)
+        cand[k], host[k], content[k] = page, h, c
+        keys[k] = z + _TWO if z < _TWO else z
+        unchanged[k] = tracked and written_before[page] <= seen + 1
+        volatile[k] = tracked and not unchanged[k]
+        k += 1
+    return (cand[:k], host[:k], content[:k], keys[:k], unchanged[:k], volatile[:k],
+            rmap_delta, unflagged)
+
+
+_FRONT = Kernel(_front_loop)
