@@ -234,35 +234,39 @@ def _walk_loop(word: npt.NDArray[np.uint16], byte_all: U8, flagged: Bool, after:
                shared: int) -> tuple[Any, ...]:
     """batches() as one walk (compiled: engine/kernels.py). First each host's reach, as
     reach() finds it; then its positions again, each page visited as visit() does and
-    handed over unless skipped (a skipped page out of its unstable tree, as _skip())."""
+    handed over unless skipped (a skipped page out of its unstable tree, as _skip()).
+    A host's positions are walked a VM at a time, and whether a page counts is summed,
+    not branched on: which pages are private, shared or skipped is close to random."""
     m = hosts.size
     n = np.zeros(m, np.int64)
     used = np.zeros(m, np.int64)
     trailing = np.zeros(m, np.bool_)
     total = 0
     for i in range(m):
-        if budget[i] <= 0:
+        want = budget[i]
+        if want <= 0:
             continue
-        h, pos = hosts[i], start[i]
-        stop = pos + remaining[i]
-        j = host_first[h]
-        got, last_counted = 0, True
-        while pos < stop:
+        pos, stop = start[i], start[i] + remaining[i]
+        j = host_first[hosts[i]]
+        got, counted = 0, 1
+        while pos < stop and got < want:
             while vm_end[j] <= pos:
                 j += 1
-            page = vm_offset[j] + pos - vm_start[j]
-            loc = (word[page] >> loc_shift) & 0xFF
-            counted = loc in (private, shared)
-            if smart and loc == private and skips[byte_all[page]]:
-                counted = False
-            pos += 1
-            last_counted = counted
-            if counted:
-                got += 1
-                if got == budget[i]:
+            base = vm_offset[j] - vm_start[j]
+            end = min(stop, vm_end[j])
+            while pos < end:
+                page = base + pos
+                loc = (word[page] >> loc_shift) & 0xFF
+                mine = int(loc == private)
+                counted = mine | int(loc == shared)
+                if smart:
+                    counted &= 1 - (mine & int(skips[byte_all[page]]))
+                got += counted
+                pos += 1
+                if got == want:
                     break
         n[i], used[i] = pos - start[i], got
-        trailing[i] = got < budget[i] and not last_counted
+        trailing[i] = got < want and counted == 0
         total += n[i]
     pages = np.empty(total, np.int64)
     page_host = np.empty(total, np.int64)
@@ -272,26 +276,29 @@ def _walk_loop(word: npt.NDArray[np.uint16], byte_all: U8, flagged: Bool, after:
     skipped = np.zeros(n_hosts, np.int64)
     k = 0
     for i in range(m):
-        h, pos = hosts[i], start[i]
-        stop = pos + n[i]
+        h = hosts[i]
+        pos, stop = start[i], start[i] + n[i]
         j = host_first[h]
         while pos < stop:
             while vm_end[j] <= pos:
                 j += 1
-            page = vm_offset[j] + pos - vm_start[j]
-            pos += 1
-            loc = (word[page] >> loc_shift) & 0xFF
-            if smart and loc == private:
-                byte = byte_all[page]
-                byte_all[page] = after[byte]
-                if skips[byte]:
-                    skipped[h] += 1
-                    if flagged[page]:
+            base, vm = vm_offset[j] - vm_start[j], vm_index[j]
+            end = min(stop, vm_end[j])
+            while pos < end:
+                page = base + pos
+                pos += 1
+                loc = (word[page] >> loc_shift) & 0xFF
+                skip = 0
+                if smart and loc == private:
+                    byte = byte_all[page]
+                    byte_all[page] = after[byte]
+                    skip = int(skips[byte])
+                    skipped[h] += skip
+                    if skip and flagged[page]:  # rare: written only then
                         flagged[page] = False
                         unshared[h] += 1
-                    continue
-            pages[k], page_host[k], page_vm[k], page_loc[k] = page, h, vm_index[j], loc
-            k += 1
+                pages[k], page_host[k], page_vm[k], page_loc[k] = page, h, vm, loc
+                k += 1 - skip
     return (n, used, trailing, pages[:k], page_host[:k], page_vm[:k], page_loc[:k],
             unshared, skipped)
 
