@@ -16,8 +16,8 @@ For each scenario, in its own subprocess (so RSS is its own):
 - the time per phase of the tick (engine/pipeline.py), mean ms and share;
 - what the kernel did during the build (/proc/vmstat: huge pages faulted or refused,
   compaction and reclaim stalls), which is where a slow build's time goes;
-- whether the page walks ran compiled (numba) or as numpy passes (engine/kernels.py;
-  OVERCOMMIT_KERNELS=numpy measures the second where numba is installed).
+- whether the loops of engine/kernels.py ran compiled (numba) or as numpy passes
+  (OVERCOMMIT_KERNELS=numpy measures the second where numba is installed).
 --long runs two simulated hours of the data center instead and prints RSS and ms/tick
 every 10 simulated minutes (the memory-flat check). No assertions: people read the ratios.
 """
@@ -315,7 +315,7 @@ def _print(rows: list[tuple[str, dict[str, Any]]], window: int) -> None:
               f"{r['threads']} thread(s) (engine/parallel.py). On two threads the tick's "
               f"floor is {r['floor2_ms']:.2f} ms: mean/floor {r['mean_ms'] / r['floor2_ms']:.1f}x, "
               f"median/floor {r['median_ms'] / r['floor2_ms']:.1f}x")
-        print(f"{name}: the page walks (engine/kernels.py) ran as {r['walks']}")
+        print(f"{name}: the loops of engine/kernels.py ran as {r['walks']}")
     for name, r in rows:
         print(f"\n{name}: built in {r['build_s']:.2f} s; the floor (mapping and writing its "
               f"{r['array_gib']:.2f} GiB of page and frame arrays once, bare numpy) "

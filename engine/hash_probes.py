@@ -20,36 +20,23 @@ from engine.kernels import Kernel
 I64 = npt.NDArray[np.int64]
 
 
-def _flat_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, mask: int,
-               present: npt.NDArray[np.uint8], bit: npt.NDArray[np.uint8],
-               filtered: bool) -> I64:
-    """Slot of each key in a table of mask + 1 slots, -1 where absent; with `filtered`,
-    a key whose bit in its home's filter byte is clear is absent without a probe."""
-    slot = np.full(want.size, -1, np.int64)
-    for i in range(want.size):
-        probe = home[i]
-        if filtered and ((present[probe] >> bit[i]) & 1) == 0:
-            continue
-        key = want[i]
-        while True:
-            k = table[probe]
-            if k == key:
-                slot[i] = probe
-                break
-            if k == 0:
-                break
-            probe = (probe + 1) & mask
-    return slot
-
-
-def _region_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: I64,
-                 mask: I64) -> tuple[I64, I64]:
-    """(slot, end) of each key in its region [lo, lo + mask]: slot where present, else -1;
-    end where absent: the empty slot its search stopped at, else -1."""
+def _probe_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: I64,
+                mask: I64, per_key: bool, present: npt.NDArray[np.uint8],
+                bit: npt.NDArray[np.uint8], filtered: bool) -> tuple[I64, I64]:
+    """(slot, end) of each key: slot where present, else -1; end where absent, the empty
+    slot its search stopped at, else -1. A key's run is [lo, lo + mask] (wrapping), `lo`
+    and `mask` per key (regions) or one for all (`per_key` false: their first entries).
+    With `filtered`, a key whose bit in its home's filter byte is clear is absent without
+    a probe (its end is then -1: U64Map does not ask for it)."""
     slot = np.full(want.size, -1, np.int64)
     end = np.full(want.size, -1, np.int64)
+    base, m = (lo[0], mask[0]) if lo.size else (0, 0)
     for i in range(want.size):
-        probe, key, base, m = home[i], want[i], lo[i], mask[i]
+        probe, key = home[i], want[i]
+        if filtered and ((present[probe] >> bit[i]) & 1) == 0:
+            continue
+        if per_key:
+            base, m = lo[i], mask[i]
         while True:
             k = table[probe]
             if k == key:
@@ -62,9 +49,9 @@ def _region_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo:
     return slot, end
 
 
-_FLAT = Kernel(_flat_loop)
-_REGION = Kernel(_region_loop)
+_PROBE = Kernel(_probe_loop)
 _NO_FILTER = np.zeros(1, np.uint8)
+_ZERO = np.zeros(1, np.int64)
 
 
 def find_flat(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64,
@@ -73,14 +60,17 @@ def find_flat(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64,
     """Slot of each key (of the table's dtype) from its home slot, -1 where absent; with a
     presence filter (U64Map's), keys whose bit is clear are not probed."""
     filtered = present is not None
-    return np.asarray(_FLAT(table, np.asarray(want, table.dtype), np.asarray(home, np.int64),
-                            table.size - 1, present if filtered else _NO_FILTER,
-                            bit if bit is not None else _NO_FILTER, filtered))
+    slot, _ = _PROBE(table, np.asarray(want, table.dtype), np.asarray(home, np.int64), _ZERO,
+                     np.array([table.size - 1], np.int64), False,
+                     present if filtered else _NO_FILTER,
+                     bit if bit is not None else _NO_FILTER, filtered)
+    return np.asarray(slot)
 
 
 def find_in_regions(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: I64,
                     size: I64) -> tuple[I64, I64]:
     """(slot, end) of each key in its region of `size` slots from `lo` (RegionMap)."""
-    slot, end = _REGION(table, np.asarray(want, table.dtype), np.asarray(home, np.int64),
-                        np.asarray(lo, np.int64), np.asarray(size, np.int64) - 1)
+    slot, end = _PROBE(table, np.asarray(want, table.dtype), np.asarray(home, np.int64),
+                       np.asarray(lo, np.int64), np.asarray(size, np.int64) - 1, True,
+                       _NO_FILTER, _NO_FILTER, False)
     return np.asarray(slot), np.asarray(end)

@@ -1,17 +1,18 @@
-"""Compiled loops (numba, optional) for walks that numpy does only in many passes.
+"""Compiled loops (numba, optional) for work numpy does only in many passes.
 
-Some of a tick's work is one walk in order, each step depending on the ones before: ksmd's
-batch goes position after position until it has handed over its budget of pages. numpy
-does such a walk in a dozen passes over arrays the size of the walk (positions to pages,
-two gathers, masks, a running count, a search, the selections); a compiled loop does it
-in two reads of each page. With numba installed (`pip install -e '.[fast]'`), these
-walks run compiled; without it, or with OVERCOMMIT_KERNELS=numpy, the numpy passes run.
+Some of a tick's work is one walk in order, each step depending on the ones before, or a
+dozen numpy passes over the same few arrays: ksmd's batch goes position after position
+until it has handed over its budget of pages (memory/ksm_scan.py), the first step of
+cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), a hash
+lookup walks its key's probing run (hash_probes.py). A compiled loop does each in one or
+two reads of each element. With numba installed (`pip install -e '.[fast]'`), they run
+compiled; without it, or with OVERCOMMIT_KERNELS=numpy, the numpy passes run.
 
-The two give bit-identical results (tests/engine/test_kernels.py runs worlds both ways
-and compares digests): a run never depends on which ran. A kernel is compiled at its
-first call, once per process, and cached on disk by numba (next to its module, or in
-numba's cache for the user when that is read-only): a second process loads it in
-milliseconds.
+The two give bit-identical results (tests/engine/test_kernels.py compares each loop's
+output with the numpy passes' and runs worlds both ways to the same digest): a run never
+depends on which ran. A loop is compiled at its first call, once per process, and cached
+on disk by numba (next to its module, or in numba's cache for the user when that is
+read-only): a second process loads it in milliseconds.
 """
 
 from __future__ import annotations

@@ -184,6 +184,21 @@ def test_the_compiled_lookups_find_the_numpy_slots(monkeypatch: pytest.MonkeyPat
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     assert (a[0] >= 0).sum() > 2000 and (a[1] >= 0).sum() > 2000
+    # Regions of different sizes filled to their limit: long runs that wrap at each
+    # region's own end.
+    sizes = np.array([16, 64, 32, 256, 16, 128])
+    full = RegionMap(sizes)
+    n_in = (sizes * RegionMap.LOAD).astype(np.int64) - 1
+    region = np.repeat(np.arange(sizes.size), n_in)
+    keys = fix_key(rng.integers(0, 2**63, region.size, dtype=np.uint64))
+    full.put_in(keys, np.arange(keys.size, dtype=np.int64), region)
+    assert (full.size == sizes).all()
+    look = np.concatenate([keys, fix_key(rng.integers(0, 2**63, 500, dtype=np.uint64))])
+    look_region = np.concatenate([region, rng.integers(0, sizes.size, 500)])
+    a, b = _both_modes(monkeypatch, lambda: full.locate_in(look, look_region))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert (a[0][:keys.size] >= 0).all() and (a[1][keys.size:] >= 0).all()
 
 
 def test_the_compiled_front_gives_the_numpy_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
