@@ -49,9 +49,18 @@ def _probe_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: 
     return slot, end
 
 
-_PROBE = Kernel(_probe_loop)
 _NO_FILTER = np.zeros(1, np.uint8)
 _ZERO = np.zeros(1, np.int64)
+
+
+def _probe_samples() -> list[tuple[Any, ...]]:
+    """The tables' key dtypes: U64Map's and RegionMap's keys, FrameKeys' frames + 1."""
+    none = np.zeros(0, np.int64)
+    return [(np.zeros(16, dtype), np.zeros(0, dtype), none, _ZERO, _ZERO, False, _NO_FILTER,
+             _NO_FILTER, False) for dtype in (np.uint64, np.uint32)]
+
+
+_PROBE = Kernel(_probe_loop, _probe_samples)
 
 
 def find_flat(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64,

@@ -18,6 +18,7 @@ read-only): a second process loads it in milliseconds.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -68,15 +69,37 @@ def compiled() -> bool:
 class Kernel:
     """A loop written in plain Python over numpy arrays and scalars, compiled by numba at
     its first call (nopython, the GIL let go). Called only when compiled() says so: run
-    as Python it would be a per-page loop."""
+    as Python it would be a per-page loop. `samples` gives argument tuples of the types
+    the engine calls it with (empty arrays), for warm_up()."""
 
-    def __init__(self, loop: Callable[..., Any]) -> None:
+    def __init__(self, loop: Callable[..., Any],
+                 samples: Callable[[], list[tuple[Any, ...]]]) -> None:
         self.loop = loop
+        self.samples = samples
         self._compiled: Callable[..., Any] | None = None
+        self._lock = threading.Lock()
+        _KERNELS.append(self)
 
     def __call__(self, *args: Any) -> Any:
         if self._compiled is None:
-            import numba
+            with self._lock:
+                if self._compiled is None:
+                    import numba
 
-            self._compiled = numba.njit(cache=True, nogil=True)(self.loop)
+                    self._compiled = numba.njit(cache=True, nogil=True)(self.loop)
         return self._compiled(*args)
+
+
+_KERNELS: list[Kernel] = []
+
+
+def warm_up() -> None:
+    """Compile every loop for the types the engine calls it with, or load it from numba's
+    cache, so that no tick waits for it (2-4 s the first time after an install, about
+    0.5 s after). The console does this on a thread of its own as it starts. A call with
+    other types later still compiles at that call; without numba this does nothing."""
+    if not compiled():
+        return
+    for kernel in list(_KERNELS):
+        for args in kernel.samples():
+            kernel(*args)

@@ -9,6 +9,7 @@ a thread worker that posts EngineDriver.Stepped messages back.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from app.console.ticking import REFRESH_S, TIMER_HZ, Ticking
 from app.console.view import ActionContext, ClockState, ConsoleView
 from app.console.widgets.host_list import HostList
 from app.console.widgets.vm_table import VMTable
-from engine import Command, Event, Simulation
+from engine import Command, Event, Simulation, kernels
 
 # Builds the world, calling progress(done, total) as its VMs power on.
 Builder = Callable[[Callable[[int, int], None]], Simulation]
@@ -63,6 +64,13 @@ def settle_garbage() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def _warm_up_kernels() -> None:
+    try:
+        kernels.warm_up()
+    except Exception:  # noqa: BLE001 - a broken numba shows at the tick that needs it
+        return
 
 
 class _BuildCancelled(Exception):
@@ -156,6 +164,10 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
     def on_mount(self) -> None:
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(GC_YOUNG, *self._gc_threshold[1:])
+        # The engine's compiled loops are compiled (or loaded from numba's cache) beside
+        # the build, not in the first tick, which runs on the UI thread (engine/kernels.py).
+        threading.Thread(target=_warm_up_kernels, name="overcommit-warm-up",
+                         daemon=True).start()
         if self._builder is not None:
             self._build_world(self._builder)
         else:

@@ -186,4 +186,12 @@ def _front_loop(pages: I64, page_host: I64, page_vm: I64, loc: U8, scanned_at: I
             rmap_delta, unflagged)
 
 
-_FRONT = Kernel(_front_loop)
+def _front_samples() -> list[tuple[Any, ...]]:
+    none = np.zeros(0, np.int64)
+    return [(none, none, none, np.zeros(0, np.uint8), np.zeros(1, np.int32),
+             np.zeros(1, np.bool_), _NO_AGES, False, np.zeros(1, np.uint64),
+             np.zeros(1, np.int32), np.zeros(1, np.uint64), 1, 1, int(Loc.PRIVATE),
+             int(Loc.SHARED))]
+
+
+_FRONT = Kernel(_front_loop, _front_samples)

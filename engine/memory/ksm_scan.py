@@ -303,4 +303,11 @@ def _walk_loop(word: npt.NDArray[np.uint16], byte_all: U8, flagged: Bool, after:
             unshared, skipped)
 
 
-_WALK = kernels.Kernel(_walk_loop)
+def _walk_samples() -> list[tuple[Any, ...]]:
+    none, i64 = np.zeros(0, np.int64), np.zeros(1, np.int64)
+    return [(np.zeros(1, np.uint16), np.zeros(1, np.uint8), np.zeros(1, np.bool_), _AFTER,
+             _SKIPS, i64, i64, i64, i64, i64, none, none, none, none, True, 1,
+             WORD_SHIFT["location"], int(Loc.PRIVATE), int(Loc.SHARED))]
+
+
+_WALK = kernels.Kernel(_walk_loop, _walk_samples)

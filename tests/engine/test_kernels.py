@@ -246,3 +246,19 @@ def test_the_compiled_front_gives_the_numpy_candidates(monkeypatch: pytest.Monke
     for name, column in a_counters.items():
         np.testing.assert_array_equal(column, b_counters[name], err_msg=name)
     assert a.unchanged.sum() > 100 and a.volatile.sum() > 100 and a.pages.size > 1000
+
+
+def test_warm_up_compiles_what_the_ticks_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After warm_up, ticks of worlds with KSM and with ESX sharing compile nothing more:
+    # the samples have the types the engine calls each loop with.
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numba")
+    kernels.warm_up()
+    compiled = {id(k): len(k._compiled.signatures) for k in kernels._KERNELS}
+    assert sum(compiled.values()) >= 4
+    _ksm_world(True).step(30)
+    esx = small_spec()
+    esx["vm"] = [{"id": f"v{i}", "host": "h1", "memory": "4MiB", "app": "web",
+                  "workload": {"kind": "synthetic", "reads_per_s": 200, "writes_per_s": 20}}
+                 for i in range(3)]
+    Simulation.from_spec(parse_scenario(esx)).step(30)
+    assert {id(k): len(k._compiled.signatures) for k in kernels._KERNELS} == compiled
