@@ -66,13 +66,6 @@ def settle_garbage() -> None:
     gc.freeze()
 
 
-def _warm_up_kernels() -> None:
-    try:
-        kernels.warm_up()
-    except Exception:  # noqa: BLE001 - a broken numba shows at the tick that needs it
-        return
-
-
 class _BuildCancelled(Exception):
     """Raised from the progress callback to stop a build the player walked away from."""
 
@@ -166,12 +159,21 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
         gc.set_threshold(GC_YOUNG, *self._gc_threshold[1:])
         # The engine's compiled loops are compiled (or loaded from numba's cache) beside
         # the build, not in the first tick, which runs on the UI thread (engine/kernels.py).
-        threading.Thread(target=_warm_up_kernels, name="overcommit-warm-up",
+        threading.Thread(target=self._warm_up_kernels, name="overcommit-warm-up",
                          daemon=True).start()
         if self._builder is not None:
             self._build_world(self._builder)
         else:
             self._start()
+
+    def _warm_up_kernels(self) -> None:
+        try:
+            kernels.warm_up()
+            if kernels.compiled():  # numba's 40 k objects join the frozen ones: the
+                # collector's full passes would walk them all (100 -> 130 ms pauses)
+                self.call_from_thread(self.call_after_refresh, settle_garbage)
+        except Exception:  # noqa: BLE001 - the app has gone, or a broken numba, which
+            return  # shows at the tick that needs it
 
     def on_unmount(self) -> None:
         gc.set_threshold(*self._gc_threshold)
