@@ -22,7 +22,9 @@ at the start; a changed page that comes after a KSM page made earlier in the sam
 joins it, as its stable-tree search would find it (tests/engine/test_ksm_reference.py
 checks the pass against a page-by-page ksmd). One departure: a page that is itself the
 entry its key finds in the unstable tree (possible only if its VM left and came back in
-the same full scan) is taken as that entry, wherever it falls in the pass.
+the same full scan) is taken as that entry, wherever it falls in the pass. The walk to
+each batch's budget (ksm_scan.py) and each page's first step (ksm_front.py) run as
+compiled loops where numba is there (engine/kernels.py), with the same results.
 
 Counters keep sysfs semantics (/sys/kernel/mm/ksm): pages_shared (KSM pages),
 pages_sharing (further mappings of them), pages_unshared (tracked pages left in an
