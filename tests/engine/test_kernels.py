@@ -42,6 +42,9 @@ def test_kernels_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(InputError, match="OVERCOMMIT_KERNELS"):
             kernels.kernels_setting()
         assert kernels.compiled()
+    monkeypatch.setattr(kernels, "_AVAILABLE", False)  # numba not installed: numpy passes
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numba")
+    assert not kernels.compiled()
 
 
 def _batches_both_ways(sim: Simulation, monkeypatch: pytest.MonkeyPatch, start: Any,
