@@ -78,26 +78,19 @@ def test_malformed_scenario_is_one_line_exit_2(case: str, tmp_path: Path,
     one_error_line(capsys.readouterr().err, str(path), field)
 
 
-def test_a_bad_thread_count_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("variable", "bad", "expected", "good"), [
+    ("OVERCOMMIT_THREADS", "lots", "1 to 64", "1"),
+    ("OVERCOMMIT_KERNELS", "fast", "numba, numpy", "numpy"),
+])
+def test_a_bad_environment_setting_is_one_line_exit_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        variable: str, bad: str, expected: str, good: str) -> None:
     path = tmp_path / "ok.toml"
     path.write_text(BASE)
-    monkeypatch.setenv("OVERCOMMIT_THREADS", "lots")
+    monkeypatch.setenv(variable, bad)
     assert main(["run", str(path), "--ticks", "1"]) == 2
-    one_error_line(capsys.readouterr().err, "OVERCOMMIT_THREADS", "'lots'", "1 to 64")
-    monkeypatch.setenv("OVERCOMMIT_THREADS", "1")
-    assert main(["validate", str(path)]) == 0
-
-
-def test_a_bad_kernels_choice_is_one_line_exit_2(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "ok.toml"
-    path.write_text(BASE)
-    monkeypatch.setenv("OVERCOMMIT_KERNELS", "fast")
-    assert main(["run", str(path), "--ticks", "1"]) == 2
-    one_error_line(capsys.readouterr().err, "OVERCOMMIT_KERNELS", "'fast'", "numba, numpy")
-    monkeypatch.setenv("OVERCOMMIT_KERNELS", "numpy")
+    one_error_line(capsys.readouterr().err, variable, repr(bad), expected)
+    monkeypatch.setenv(variable, good)
     assert main(["run", str(path), "--ticks", "1", "--quiet"]) == 0
 
 
