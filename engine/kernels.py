@@ -12,7 +12,7 @@ The two give bit-identical results (tests/engine/test_kernels.py compares each l
 output with the numpy passes' and runs worlds both ways to the same digest): a run never
 depends on which ran. A loop is compiled at its first call, once per process, and cached
 on disk by numba (next to its module, or in numba's cache for the user when that is
-read-only): a second process loads it in milliseconds.
+read-only): a later process loads it in about half a second, most of it importing numba.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ _AVAILABLE: bool | None = None
 
 
 def compiled() -> bool:
-    """Whether the walks run compiled: numba is there and OVERCOMMIT_KERNELS is not
+    """Whether the loops run compiled: numba is there and OVERCOMMIT_KERNELS is not
     "numpy" (a bad value is refused at the CLI; a library caller gets the default)."""
     try:
         wanted = kernels_setting()
@@ -95,8 +95,8 @@ _KERNELS: list[Kernel] = []
 
 def warm_up() -> None:
     """Compile every loop for the types the engine calls it with, or load it from numba's
-    cache, so that no tick waits for it (2-4 s the first time after an install, about
-    0.5 s after). The console does this on a thread of its own as it starts. A call with
+    cache, so that no tick waits for it (measured: 3.4 s the first time after an install,
+    about 0.5 s after). The console does this on a thread of its own as it starts. A call with
     other types later still compiles at that call; without numba this does nothing."""
     if not compiled():
         return

@@ -169,8 +169,8 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
     def _warm_up_kernels(self) -> None:
         try:
             kernels.warm_up()
-            if kernels.compiled():  # numba's 40 k objects join the frozen ones: the
-                # collector's full passes would walk them all (100 -> 130 ms pauses)
+            if kernels.compiled():  # numba's objects (some 43 k) join the frozen ones,
+                # which the collector's full passes do not walk (settle_garbage)
                 self.call_from_thread(self.call_after_refresh, settle_garbage)
         except Exception:  # noqa: BLE001 - the app has gone, or a broken numba, which
             return  # shows at the tick that needs it
