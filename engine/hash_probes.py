@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine import kernels, parallel
 from engine.kernels import Kernel
 
 I64 = npt.NDArray[np.int64]
@@ -22,17 +23,18 @@ I64 = npt.NDArray[np.int64]
 
 def _probe_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: I64,
                 mask: I64, per_key: bool, present: npt.NDArray[np.uint8],
-                bit: npt.NDArray[np.uint8], filtered: bool) -> tuple[I64, I64]:
-    """(slot, end) of each key: slot where present, else -1; end where absent, the empty
-    slot its search stopped at, else -1. A key's run is [lo, lo + mask] (wrapping), `lo`
-    and `mask` per key (regions) or one for all (`per_key` false: their first entries).
-    With `filtered`, a key whose bit in its home's filter byte is clear is absent without
-    a probe (its end is then -1: U64Map does not ask for it)."""
-    slot = np.full(want.size, -1, np.int64)
-    end = np.full(want.size, -1, np.int64)
+                bit: npt.NDArray[np.uint8], filtered: bool, slot: I64, end: I64,
+                first: int, stop: int) -> None:
+    """Keys first..stop-1: into `slot` where present (else -1), into `end` where absent
+    the empty slot its search stopped at (else -1). A key's run is [lo, lo + mask]
+    (wrapping), `lo` and `mask` per key (regions) or one for all (`per_key` false: their
+    first entries). With `filtered`, a key whose bit in its home's filter byte is clear is
+    absent without a probe (its end is then -1: U64Map does not ask for it)."""
     base, m = (lo[0], mask[0]) if lo.size else (0, 0)
-    for i in range(want.size):
+    for i in range(first, stop):
         probe, key = home[i], want[i]
+        slot[i] = -1
+        end[i] = -1
         if filtered and ((present[probe] >> bit[i]) & 1) == 0:
             continue
         if per_key:
@@ -46,7 +48,6 @@ def _probe_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: 
                 end[i] = probe
                 break
             probe = base + ((probe - base + 1) & m)
-    return slot, end
 
 
 _NO_FILTER = np.zeros(1, np.uint8)
@@ -57,10 +58,26 @@ def _probe_samples() -> list[tuple[Any, ...]]:
     """The tables' key dtypes: U64Map's and RegionMap's keys, FrameKeys' frames + 1."""
     none = np.zeros(0, np.int64)
     return [(np.zeros(16, dtype), np.zeros(0, dtype), none, _ZERO, _ZERO, False, _NO_FILTER,
-             _NO_FILTER, False) for dtype in (np.uint64, np.uint32)]
+             _NO_FILTER, False, none, none, 0, 0) for dtype in (np.uint64, np.uint32)]
 
 
 _PROBE = Kernel(_probe_loop, _probe_samples)
+
+
+def _probe(*args: Any) -> tuple[I64, I64]:
+    """(slot, end) of every key of _probe_loop's arguments (less the outputs and range),
+    the keys cut in two halves on two threads when there are enough of them: each half
+    writes its own part of the outputs and the table is only read, so the answer is the
+    same."""
+    n = args[1].size
+    slot, end = np.empty(n, np.int64), np.empty(n, np.int64)
+    h = parallel.cut_point(n, kernels.MIN_SPLIT)
+    if h:
+        parallel.pair(lambda: _PROBE(*args, slot, end, 0, h),
+                      lambda: _PROBE(*args, slot, end, h, n))
+    else:
+        _PROBE(*args, slot, end, 0, n)
+    return slot, end
 
 
 def find_flat(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64,
@@ -69,17 +86,16 @@ def find_flat(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64,
     """Slot of each key (of the table's dtype) from its home slot, -1 where absent; with a
     presence filter (U64Map's), keys whose bit is clear are not probed."""
     filtered = present is not None
-    slot, _ = _PROBE(table, np.asarray(want, table.dtype), np.asarray(home, np.int64), _ZERO,
+    slot, _ = _probe(table, np.asarray(want, table.dtype), np.asarray(home, np.int64), _ZERO,
                      np.array([table.size - 1], np.int64), False,
                      present if filtered else _NO_FILTER,
                      bit if bit is not None else _NO_FILTER, filtered)
-    return np.asarray(slot)
+    return slot
 
 
 def find_in_regions(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: I64,
                     size: I64) -> tuple[I64, I64]:
     """(slot, end) of each key in its region of `size` slots from `lo` (RegionMap)."""
-    slot, end = _PROBE(table, np.asarray(want, table.dtype), np.asarray(home, np.int64),
-                       np.asarray(lo, np.int64), np.asarray(size, np.int64) - 1, True,
-                       _NO_FILTER, _NO_FILTER, False)
-    return np.asarray(slot), np.asarray(end)
+    return _probe(table, np.asarray(want, table.dtype), np.asarray(home, np.int64),
+                  np.asarray(lo, np.int64), np.asarray(size, np.int64) - 1, True,
+                  _NO_FILTER, _NO_FILTER, False)

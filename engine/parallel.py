@@ -7,9 +7,13 @@ twice as many misses at once (measured on the benchmark VM: 400 k reads from a 1
 array, 2.5 ms on one thread, 1.4 ms on two). Handing a half to the other thread costs
 20-100 us, so only batches of at least MIN_SPLIT elements are cut.
 
+The compiled loops of engine/kernels.py are cut the same way (`pair`): ksmd's walk by
+hosts, its first step and the hash lookups by halves of their pages or keys.
+
 The results do not depend on the threads: a gather's halves fill disjoint parts of one
 output; a scatter is cut only where every element gets the same value (any order of the
-writes leaves the same array). OVERCOMMIT_THREADS=1 runs everything on the calling thread.
+writes leaves the same array); a loop's halves write disjoint entries. OVERCOMMIT_THREADS=1
+runs everything on the calling thread.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def _may_split() -> bool:
 
 def _split(n: int) -> int:
     """Where a batch of n is cut, or 0 when it is not."""
-    return n // 2 if n >= MIN_SPLIT and _may_split() else 0
+    return cut_point(n, MIN_SPLIT)
 
 
 def take(a: npt.NDArray[Any], idx: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -132,6 +136,26 @@ def halves(fn: Callable[[int, int], None], n: int, nbytes: int) -> None:
     later = _other().submit(fn, 0, h)
     fn(h, n)
     later.result()
+
+
+def cut_point(n: int, min_split: int) -> int:
+    """Where work over n items is cut in two for two threads, or 0 when it stays on the
+    calling thread (fewer than `min_split`, one thread allowed, or asked from the
+    helper)."""
+    return n // 2 if n >= min_split and _may_split() else 0
+
+
+def pair(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
+    """(first(), second()), second run on the helper thread at the same time. It pays only
+    when both let go of the GIL for most of their time (compiled loops, big gathers), and
+    is correct only when they write disjoint memory and read nothing the other writes."""
+    later: Future[Any] = _other().submit(second)
+    try:
+        a = first()
+    except BaseException:
+        later.exception()  # the other half ends before the error goes on
+        raise
+    return a, later.result()
 
 
 def full(n: int, value: Any, dtype: Any) -> npt.NDArray[Any]:

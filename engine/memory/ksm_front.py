@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from engine import kernels
+from engine import kernels, parallel
 from engine.kernels import Kernel
 from engine.memory import share_ops
 from engine.state import I64, U8, U64, Bool, Loc, State
@@ -115,15 +115,34 @@ def _front_compiled(state: State, pages: I64, page_host: I64, page_vm: I64,
     counters = sharing.hosts
     assert sharing.ksm_scanned_at is not None and sharing.ksm_unstable is not None
     ages = sharing.ksm_age
-    (cand, host, content, keys, unchanged, volatile, rmap_delta,
-     unflagged) = _FRONT(np.asarray(pages, np.int64), np.asarray(page_host, np.int64),
-                         np.asarray(page_vm, np.int64), loc, sharing.ksm_scanned_at,
-                         sharing.ksm_unstable, _NO_AGES if ages is None else ages,
-                         ages is not None, p.content, p.written_before,
-                         share_ops.vm_mix(state), state.tick + 1, len(state.hosts),
-                         int(Loc.PRIVATE), int(Loc.SHARED))
-    counters["ksm_rmap_items"] += rmap_delta
-    counters["ksm_unshared"] -= unflagged
+    n, n_hosts = pages.size, len(state.hosts)
+    args = (np.asarray(pages, np.int64), np.asarray(page_host, np.int64),
+            np.asarray(page_vm, np.int64), loc, sharing.ksm_scanned_at, sharing.ksm_unstable,
+            _NO_AGES if ages is None else ages, ages is not None, p.content,
+            p.written_before, share_ops.vm_mix(state), state.tick + 1, int(Loc.PRIVATE),
+            int(Loc.SHARED))
+    out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.uint64),
+           np.empty(n, np.uint64), np.empty(n, np.bool_), np.empty(n, np.bool_))
+    # Pages are handed over once a pass, so two halves of them write disjoint entries of
+    # the per-page arrays: on two threads, each into its own part of the outputs.
+    h = parallel.cut_point(n, kernels.MIN_SPLIT)
+    parts = [(0, h), (h, n)] if h else [(0, n)]
+    delta = [(np.zeros(n_hosts, np.int64), np.zeros(n_hosts, np.int64)) for _ in parts]
+
+    def run(i: int) -> int:
+        first, stop = parts[i]
+        return int(_FRONT(*args, first, stop, *out, *delta[i]))
+
+    if h:
+        got = parallel.pair(lambda: run(0), lambda: run(1))
+        cand, host, content, keys, unchanged, volatile = (
+            np.concatenate([a[:got[0]], a[h:h + got[1]]]) for a in out)
+    else:
+        k = run(0)
+        cand, host, content, keys, unchanged, volatile = (a[:k] for a in out)
+    for rmap_delta, unflagged in delta:
+        counters["ksm_rmap_items"] += rmap_delta
+        counters["ksm_unshared"] -= unflagged
     return Candidates(cand, host, content, keys, unchanged, volatile)
 
 
@@ -136,21 +155,15 @@ _TWO = np.uint64(2)
 
 def _front_loop(pages: I64, page_host: I64, page_vm: I64, loc: U8, scanned_at: I32,
                 flagged: Bool, ages: U8, has_ages: bool, content_all: U64,
-                written_before: I32, mix: U64, scanned_now: int, n_hosts: int, private: int,
-                shared: int) -> tuple[Any, ...]:
-    """_front_numpy page after page; a key is share_ops.content_keys (splitmix64 of the
-    content and the VM's mix, then fix_key)."""
-    n = pages.size
-    rmap_delta = np.zeros(n_hosts, np.int64)
-    unflagged = np.zeros(n_hosts, np.int64)
-    cand = np.empty(n, np.int64)
-    host = np.empty(n, np.int64)
-    content = np.empty(n, np.uint64)
-    keys = np.empty(n, np.uint64)
-    unchanged = np.empty(n, np.bool_)
-    volatile = np.empty(n, np.bool_)
-    k = 0
-    for i in range(n):
+                written_before: I32, mix: U64, scanned_now: int, private: int, shared: int,
+                first: int, stop: int, cand: I64, host: I64, content: U64, keys: U64,
+                unchanged: Bool, volatile: Bool, rmap_delta: I64, unflagged: I64) -> int:
+    """_front_numpy for pages first..stop-1, page after page: the candidates go into the
+    outputs from index `first` on, and their count is returned; the counters' changes
+    are added to rmap_delta and unflagged. A key is share_ops.content_keys (splitmix64 of
+    the content and the VM's mix, then fix_key)."""
+    k = first
+    for i in range(first, stop):
         page, h, where = pages[i], page_host[i], loc[i]
         seen = scanned_at[page] - 1
         is_cand = where == private
@@ -182,16 +195,16 @@ def _front_loop(pages: I64, page_host: I64, page_vm: I64, loc: U8, scanned_at: I
         unchanged[k] = tracked and written_before[page] <= seen + 1
         volatile[k] = tracked and not unchanged[k]
         k += 1
-    return (cand[:k], host[:k], content[:k], keys[:k], unchanged[:k], volatile[:k],
-            rmap_delta, unflagged)
+    return k - first
 
 
 def _front_samples() -> list[tuple[Any, ...]]:
     none = np.zeros(0, np.int64)
+    u64, flags = np.zeros(0, np.uint64), np.zeros(0, np.bool_)
     return [(none, none, none, np.zeros(0, np.uint8), np.zeros(1, np.int32),
              np.zeros(1, np.bool_), _NO_AGES, False, np.zeros(1, np.uint64),
-             np.zeros(1, np.int32), np.zeros(1, np.uint64), 1, 1, int(Loc.PRIVATE),
-             int(Loc.SHARED))]
+             np.zeros(1, np.int32), np.zeros(1, np.uint64), 1, int(Loc.PRIVATE),
+             int(Loc.SHARED), 0, 0, none, none, u64, u64, flags, flags, none, none)]
 
 
 _FRONT = Kernel(_front_loop, _front_samples)

@@ -21,12 +21,13 @@ passes; the two agree bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from engine import kernels
+from engine import kernels, parallel
 from engine.arrays import ranges
 from engine.state import I64, U8, WORD_SHIFT, Bool, Loc, State
 from engine.state_tables import KSM_MAX_AGE
@@ -204,6 +205,7 @@ def _skip(state: State, pages: I64, page_host: I64, loc: U8, byte: U8) -> Bool:
 
 
 _NO_AGES = np.zeros(1, np.uint8)  # what the walk is given for the ages without smart scan
+_SPARE = 64  # elements between the two threads' spare slots: 64 bytes at least
 
 
 def _batches_compiled(state: State, layout: Layout, hosts: I64, start: I64,
@@ -212,43 +214,73 @@ def _batches_compiled(state: State, layout: Layout, hosts: I64, start: I64,
     sharing = state.sharing
     assert sharing.ksm_unstable is not None
     i64 = np.int64
-    (n, used, trailing, pages, page_host, page_vm, loc, unshared,
-     skipped) = _WALK(state.pages.word, ages(state) if smart else _NO_AGES,
-                      sharing.ksm_unstable, _AFTER, _SKIPS, np.asarray(layout.host_first, i64),
-                      np.asarray(layout.vm_start, i64), np.asarray(layout.vm_end, i64),
-                      np.asarray(layout.offset, i64), np.asarray(layout.vm, i64),
-                      np.asarray(hosts, i64), np.asarray(start, i64),
-                      np.asarray(remaining, i64), np.asarray(budget, i64), smart,
-                      len(state.hosts), WORD_SHIFT["location"], int(Loc.PRIVATE),
-                      int(Loc.SHARED))
+    m = hosts.size
+    hosts, start = np.asarray(hosts, i64), np.asarray(start, i64)
+    walk = (state.pages.word, ages(state) if smart else _NO_AGES, _SKIPS,
+            np.asarray(layout.host_first, i64), np.asarray(layout.vm_start, i64),
+            np.asarray(layout.vm_end, i64), np.asarray(layout.offset, i64), hosts, start,
+            smart, WORD_SHIFT["location"], int(Loc.PRIVATE))
+    # Hosts are walked apart from one another, so two threads may take a share of them
+    # each (cut where the batches' budgets are half done): every host's outputs go where
+    # they would go on one thread, and the per-host counters are distinct entries.
+    cut = _host_cut(np.minimum(budget, remaining))
+    parts = [(0, cut), (cut, m)] if cut else [(0, m)]
+
+    def both(loop: Any, parts: Sequence[tuple[int, ...]], *args: Any) -> None:
+        if len(parts) == 2:
+            parallel.pair(lambda: loop(*args, *parts[0]), lambda: loop(*args, *parts[1]))
+        else:
+            loop(*args, *parts[0])
+
+    n, used = np.zeros(m, i64), np.zeros(m, i64)
+    trailing, handed = np.zeros(m, np.bool_), np.zeros(m, i64)
+    both(_REACH, parts, *walk, np.asarray(remaining, i64), np.asarray(budget, i64),
+         int(Loc.SHARED), n, used, trailing, handed)
+    at = np.cumsum(handed) - handed
+    total = int(handed.sum())
+    # A skipped page is written to a spare slot past the others, not branched around (see
+    # _visit_loop): one for each thread, on cache lines of their own (written often).
+    pages, page_host, page_vm = (np.empty(total + _SPARE + 1, i64) for _ in range(3))
+    page_loc = np.empty(total + _SPARE + 1, np.uint8)
+    unshared, skipped = np.zeros(len(state.hosts), i64), np.zeros(len(state.hosts), i64)
+    spare = [(total + i * _SPARE, *part) for i, part in enumerate(parts)]
+    both(_VISIT, spare, *walk, n, np.asarray(layout.vm, i64), sharing.ksm_unstable, _AFTER,
+         at, pages, page_host, page_vm, page_loc, unshared, skipped)
     if smart:
         sharing.hosts["ksm_unshared"] -= unshared
         sharing.hosts["ksm_pages_skipped"] += skipped
-    return n, used, trailing, pages, page_host, page_vm, loc
+    return (n, used, trailing, pages[:total], page_host[:total], page_vm[:total],
+            page_loc[:total])
 
 
-def _walk_loop(word: npt.NDArray[np.uint16], byte_all: U8, flagged: Bool, after: U8,
-               skips: Bool, host_first: I64, vm_start: I64, vm_end: I64, vm_offset: I64,
-               vm_index: I64, hosts: I64, start: I64, remaining: I64, budget: I64,
-               smart: bool, n_hosts: int, loc_shift: int, private: int,
-               shared: int) -> tuple[Any, ...]:
-    """batches() as one walk (compiled: engine/kernels.py). First each host's reach, as
-    reach() finds it; then its positions again, each page visited as visit() does and
-    handed over unless skipped (a skipped page out of its unstable tree, as _skip()).
-    A host's positions are walked a VM at a time, and whether a page counts is summed,
-    not branched on: which pages are private, shared or skipped is close to random."""
-    m = hosts.size
-    n = np.zeros(m, np.int64)
-    used = np.zeros(m, np.int64)
-    trailing = np.zeros(m, np.bool_)
-    total = 0
-    for i in range(m):
+def _host_cut(work: I64) -> int:
+    """Where hosts with `work` positions each are cut in two for two threads, 0 when
+    they are not (too little work, or one thread)."""
+    total = int(work.sum())
+    if not parallel.cut_point(total, kernels.MIN_SPLIT):
+        return 0
+    cut = int(np.searchsorted(np.cumsum(work), total // 2))
+    return cut if 0 < cut < work.size else 0
+
+
+def _reach_loop(word: npt.NDArray[np.uint16], byte_all: U8, skips: Bool, host_first: I64,
+                vm_start: I64, vm_end: I64, vm_offset: I64, hosts: I64, start: I64,
+                smart: bool, loc_shift: int, private: int, remaining: I64, budget: I64,
+                shared: int, n: I64, used: I64, trailing: Bool, handed: I64, first: int,
+                stop_host: int) -> None:
+    """reach() for hosts first..stop_host-1 (compiled: engine/kernels.py): the positions
+    each batch covers (n), the pages it hands over that count against its budget (used),
+    whether its last position is one not counted (trailing), and the pages it hands over
+    (handed: all but the skipped). A host's positions are walked a VM at a time, and
+    whether a page counts is summed, not branched on: which pages are private, shared or
+    skipped is close to random."""
+    for i in range(first, stop_host):
         want = budget[i]
         if want <= 0:
             continue
         pos, stop = start[i], start[i] + remaining[i]
         j = host_first[hosts[i]]
-        got, counted = 0, 1
+        got, counted, n_skipped = 0, 1, 0
         while pos < stop and got < want:
             while vm_end[j] <= pos:
                 j += 1
@@ -260,25 +292,37 @@ def _walk_loop(word: npt.NDArray[np.uint16], byte_all: U8, flagged: Bool, after:
                 mine = int(loc == private)
                 counted = mine | int(loc == shared)
                 if smart:
-                    counted &= 1 - (mine & int(skips[byte_all[page]]))
+                    skip = mine & int(skips[byte_all[page]])
+                    counted &= 1 - skip
+                    n_skipped += skip
                 got += counted
                 pos += 1
                 if got == want:
                     break
         n[i], used[i] = pos - start[i], got
         trailing[i] = got < want and counted == 0
-        total += n[i]
-    pages = np.empty(total, np.int64)
-    page_host = np.empty(total, np.int64)
-    page_vm = np.empty(total, np.int64)
-    page_loc = np.empty(total, np.uint8)
-    unshared = np.zeros(n_hosts, np.int64)
-    skipped = np.zeros(n_hosts, np.int64)
-    k = 0
-    for i in range(m):
+        handed[i] = n[i] - n_skipped
+
+
+def _visit_loop(word: npt.NDArray[np.uint16], byte_all: U8, skips: Bool, host_first: I64,
+                vm_start: I64, vm_end: I64, vm_offset: I64, hosts: I64, start: I64,
+                smart: bool, loc_shift: int, private: int, n: I64, vm_index: I64,
+                flagged: Bool, after: U8, at: I64, pages: I64, page_host: I64,
+                page_vm: I64, page_loc: U8, unshared: I64, skipped: I64, spare: int,
+                first: int, stop_host: int) -> None:
+    """The positions reach found for hosts first..stop_host-1 again: each page visited as
+    visit() does and handed over (from index at[i] of the outputs) unless skipped (a
+    skipped page out of its unstable tree, as _skip()). Every page is written, a skipped
+    one to slot `spare` (a select, where a branch would often be mispredicted); the
+    slot is this call's own, so two threads never write the same one."""
+    for i in range(first, stop_host):
         h = hosts[i]
         pos, stop = start[i], start[i] + n[i]
         j = host_first[h]
+        k = at[i]
+        # Counted here and added once a host: a counter written every page would be a
+        # read and a write a page, on a cache line the other thread's host may share.
+        n_skipped, n_unshared = 0, 0
         while pos < stop:
             while vm_end[j] <= pos:
                 j += 1
@@ -293,21 +337,28 @@ def _walk_loop(word: npt.NDArray[np.uint16], byte_all: U8, flagged: Bool, after:
                     byte = byte_all[page]
                     byte_all[page] = after[byte]
                     skip = int(skips[byte])
-                    skipped[h] += skip
+                    n_skipped += skip
                     if skip and flagged[page]:  # rare: written only then
                         flagged[page] = False
-                        unshared[h] += 1
-                pages[k], page_host[k], page_vm[k], page_loc[k] = page, h, vm, loc
+                        n_unshared += 1
+                w = spare if skip else k
+                pages[w], page_host[w], page_vm[w], page_loc[w] = page, h, vm, loc
                 k += 1 - skip
-    return (n, used, trailing, pages[:k], page_host[:k], page_vm[:k], page_loc[:k],
-            unshared, skipped)
+        skipped[h] += n_skipped
+        unshared[h] += n_unshared
 
 
-def _walk_samples() -> list[tuple[Any, ...]]:
+def _walk_samples(*more: Any) -> list[tuple[Any, ...]]:
     none, i64 = np.zeros(0, np.int64), np.zeros(1, np.int64)
-    return [(np.zeros(1, np.uint16), np.zeros(1, np.uint8), np.zeros(1, np.bool_), _AFTER,
-             _SKIPS, i64, i64, i64, i64, i64, none, none, none, none, True, 1,
-             WORD_SHIFT["location"], int(Loc.PRIVATE), int(Loc.SHARED))]
+    return [(np.zeros(1, np.uint16), np.zeros(1, np.uint8), _SKIPS, i64, i64, i64, i64, none,
+             none, True, WORD_SHIFT["location"], int(Loc.PRIVATE), *more, 0, 0)]
 
 
-_WALK = kernels.Kernel(_walk_loop, _walk_samples)
+_REACH = kernels.Kernel(_reach_loop, lambda: _walk_samples(
+    np.zeros(0, np.int64), np.zeros(0, np.int64), int(Loc.SHARED), np.zeros(0, np.int64),
+    np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.int64)))
+_VISIT = kernels.Kernel(_visit_loop, lambda: _walk_samples(
+    np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(1, np.bool_), _AFTER,
+    np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+    np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(1, np.int64),
+    np.zeros(1, np.int64), 0))

@@ -6,11 +6,29 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import Simulation, kernels, parse_scenario
+from engine import Simulation, kernels, parallel, parse_scenario
 from engine.errors import InputError
 from engine.memory import ksm, ksm_scan
 from engine.state import Loc
 from tests.conftest import small_spec
+
+
+def _second_first(first: Any, second: Any) -> tuple[Any, Any]:
+    later = second()
+    return first(), later
+
+
+@pytest.fixture(params=["one thread", "two threads", "halves in reverse"])
+def threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The loops' work on one thread, or cut in halves from a few items on: on two
+    threads, or one after the other in reverse order (so a half that wrote into the
+    other's part of an output would show, not be overwritten as it would in order)."""
+    if request.param != "one thread":
+        monkeypatch.setattr(kernels, "MIN_SPLIT", 4)
+        monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    if request.param == "halves in reverse":
+        monkeypatch.setattr(parallel, "pair", _second_first)
+    return str(request.param)
 
 
 def _ksm_world(smart: bool, resident: float = 0.8) -> Simulation:
@@ -90,7 +108,8 @@ def _same(a: Any, b: Any) -> None:
 
 @pytest.mark.parametrize("smart", [True, False])
 def test_the_compiled_walk_gives_the_numpy_batches(monkeypatch: pytest.MonkeyPatch,
-                                                   smart: bool) -> None:
+                                                   smart: bool,
+                                                   threads: str) -> None:
     # Pages in every location, ages and skips of every value, pages in unstable trees; each
     # host from random starts (VM edges among them) with budgets from none to more than is
     # left, and exactly what is left (the budget-th page the last position, or not).
@@ -125,7 +144,8 @@ def test_the_compiled_walk_gives_the_numpy_batches(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize("smart", [True, False])
 def test_a_world_runs_to_the_same_digest_either_way(monkeypatch: pytest.MonkeyPatch,
-                                                    smart: bool) -> None:
+                                                    smart: bool,
+                                                    threads: str) -> None:
     runs = {}
     for mode in ("numpy", "numba"):
         monkeypatch.setenv(kernels.KERNELS_ENV, mode)
@@ -151,7 +171,8 @@ def _both_modes(monkeypatch: pytest.MonkeyPatch, lookup: Any) -> list[Any]:
     return outs
 
 
-def test_the_compiled_lookups_find_the_numpy_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_compiled_lookups_find_the_numpy_slots(monkeypatch: pytest.MonkeyPatch,
+                                                   threads: str) -> None:
     # Tables with crowded runs (keys that share home slots), deleted slots inside runs, and
     # lookups of keys present, deleted and never put.
     from engine.hashtable import FrameKeys, RegionMap, U64Map, fix_key
@@ -204,7 +225,8 @@ def test_the_compiled_lookups_find_the_numpy_slots(monkeypatch: pytest.MonkeyPat
     assert (a[0][:keys.size] >= 0).all() and (a[1][keys.size:] >= 0).all()
 
 
-def test_the_compiled_front_gives_the_numpy_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_compiled_front_gives_the_numpy_candidates(monkeypatch: pytest.MonkeyPatch,
+                                                       threads: str) -> None:
     # After some full scans (pages tracked, left in unstable trees, aged), pages moved to
     # every location: some tracked pages are gone, some new, some private again.
     from engine.memory import ksm_front
