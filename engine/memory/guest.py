@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine import parallel
+from engine import kernels, parallel
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
-from engine.memory import recency
+from engine.memory import pick_loop, recency
 from engine.memory.counts import count_moves, count_sorted, vm_of_sorted
 from engine.state import I64, N_KIND, N_LOC, U8, WORD_SHIFT, Bool, GuestKind, Loc, State
 
@@ -39,6 +39,9 @@ _by_kind[GuestKind.ANON, 1] = ANON_HOT
 _by_kind[:, :, Loc.REMOTE] = INELIGIBLE
 _CLASS_OF = _by_kind.ravel()
 assert _CLASS_OF.size <= 256
+# The same by page record and recency, for the compiled picks.
+_BALLOON_TABLE = pick_loop.class_table(
+    lambda kind, loc, recent: _by_kind[kind, recent, loc], INELIGIBLE)
 
 # The guest kind of a page of each balloon class other than INELIGIBLE (it tells them apart).
 KIND_OF_CLASS = np.array([GuestKind.FREE, GuestKind.CACHE, GuestKind.ANON, GuestKind.ANON],
@@ -100,8 +103,7 @@ def _by_class(state: State, rng: np.random.Generator, pages: I64 | slice, k: int
 def probe(state: State, rng: np.random.Generator, want: I64, factor: int) -> tuple[I64, I64]:
     """Random candidate pages for every VM at once: `factor` per wanted page, plus 32."""
     vms = state.vms
-    # Past the VM's size a probe stops paying off; the caller scans VMs it leaves short.
-    m = np.where(want > 0, np.minimum(factor * want + 32, vms["n_pages"]), 0)
+    m = pick_loop.probe_counts(vms, want, factor)
     vm = np.repeat(np.arange(len(vms)), m)
     # Per-VM columns spread by repeat: what indexing them by `vm` gives, written in order.
     # In place: the same products as rng.random(k) * n_pages (exact in float64).
@@ -191,13 +193,19 @@ _CLASS_SHIFT, _PAGE_SHIFT = 3, 6
 def pick_balloon(state: State, rng: np.random.Generator, want: I64) -> tuple[I64, I8, U8]:
     """`pick_many(state, rng, want, balloon_class)` with each page's class and location,
     looked up once per candidate (random reads over all pages are most of the cost)."""
-    vm, cand = probe(state, rng, want, 3)
-    if vm.size == 0:
+    if not pick_loop.probe_counts(state.vms, want, 3).any():
         return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.uint8)
-    cls, loc = balloon_class_loc(state, cand)
+    if kernels.compiled():  # the same picks, made in one loop (pick_loop.py)
+        cand, cls, loc = pick_loop.probe_take(state, rng, want, 3, _BALLOON_TABLE,
+                                              INELIGIBLE, use_recency=True)
+        key = (cand << _PAGE_SHIFT) | (cls << _CLASS_SHIFT) | loc
+    else:
+        vm, cand = probe(state, rng, want, 3)
+        cls, loc = balloon_class_loc(state, cand)
+        key = np.compress(_taken(vm, cls, want), (cand << _PAGE_SHIFT) | (cls << _CLASS_SHIFT)
+                          | loc)
     # Equal pages have equal keys, so distinct keys are distinct pages, in page order.
-    key = (cand << _PAGE_SHIFT) | (cls << _CLASS_SHIFT) | loc
-    keys = unique_sorted(np.compress(_taken(vm, cls, want), key))
+    keys = unique_sorted(key)
     chosen = keys >> _PAGE_SHIFT
     picked = _scan_short(state, rng, want, chosen, balloon_class)
     if picked is not chosen:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import parallel
+from engine import kernels, parallel
+from engine.arrays import unique_sorted
+from engine.memory import pick_loop
 from engine.memory.content import dataset_content
 from engine.memory.counts import count_sorted, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
 from engine.memory.touch import apply_touches
-from engine.state import F64, N_LOC, WORD_SHIFT, Bool, GuestKind, Loc, State, VMs
+from engine.state import F64, I64, N_LOC, WORD_SHIFT, Bool, GuestKind, Loc, State, VMs
 from engine.world import World
 
 # A miss fills a free page the guest used before (still backed, perhaps zeroed or shared)
@@ -33,6 +35,12 @@ for _loc in Loc:
     _CLASS_OF[GuestKind.CACHE * N_LOC + _loc] = _CACHE
 _CLASS_OF[GuestKind.FREE * N_LOC + Loc.BALLOONED] = _NONE
 _CLASS_OF[GuestKind.CACHE * N_LOC + Loc.BALLOONED] = _NONE
+# The same by page record, for the compiled picks: a hit reads any cached page; a miss
+# fills by the classes above.
+_HIT_TABLE = pick_loop.class_table(
+    lambda kind, loc, recent: np.where(kind == GuestKind.CACHE, 0, _NONE), _NONE)
+_FILL_TABLE = pick_loop.class_table(
+    lambda kind, loc, recent: _CLASS_OF[kind.astype(np.int64) * N_LOC + loc], _NONE)
 
 
 def _reads_per_s(vms: VMs) -> F64:
@@ -53,7 +61,7 @@ def cached_page_rates(state: State, active: Bool) -> F64:
 
 def run_file_reads(world: World, active: Bool) -> None:
     state = world.state
-    vms, p = state.vms, state.pages
+    vms = state.vms
     rng = world.streams["workload"]
     reads = np.where(active & (vms["dataset_pages"] > 0),
                      rng.poisson(_reads_per_s(vms) * state.tick_s), 0)
@@ -65,8 +73,35 @@ def run_file_reads(world: World, active: Bool) -> None:
     hits = rng.binomial(reads, hit_p).astype(np.int64)
     misses = reads - hits
 
-    # Candidates of no use never reach `take` (it would pass over them): it is given the
-    # usable ones, in probe order.
+    if kernels.compiled():  # the same picks, made in one loop (memory/pick_loop.py)
+        hit_pages = unique_sorted(pick_loop.probe_take(state, rng, hits, 4, _HIT_TABLE,
+                                                       INELIGIBLE)[0])
+        fill = unique_sorted(pick_loop.probe_take(state, rng, misses, 4, _FILL_TABLE,
+                                                  INELIGIBLE, exclude=hit_pages,
+                                                  exclude_class=_CACHE)[0])
+    else:
+        hit_pages, fill = _hits_and_fills(state, rng, hits, misses)
+    fill_vm = vm_of_sorted(vms, fill)
+    block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
+    content = dataset_content(block, vms["dataset_key"][fill_vm])
+    n = len(vms)
+    apply_touches(state, hit_pages, fill, content,
+                  count_sorted(vms, hit_pages),
+                  np.bincount(fill_vm, minlength=n), kind=GuestKind.CACHE,
+                  blocked=vms["blocked"])
+    vms["file_reads_tick"] += reads
+    vms["file_misses_tick"] += misses
+    vms["file_reads"] += reads
+    vms["file_misses"] += misses
+    vms["lost_page_cache_s_tick"] += misses * vms["guest_disk_latency_s"]
+
+
+def _hits_and_fills(state: State, rng: np.random.Generator, hits: I64,
+                    misses: I64) -> tuple[I64, I64]:
+    """The cached pages the hits read and the pages the misses fill (each ascending),
+    as numpy passes: candidates of no use never reach `take` (it would pass over them):
+    it is given the usable ones, in probe order."""
+    p = state.pages
     vm, cand = probe(state, rng, hits, 4)
     is_cache = np.flatnonzero((parallel.take(p.word, cand) >> np.uint16(WORD_SHIFT["guest_kind"]))
                               == GuestKind.CACHE)
@@ -87,16 +122,4 @@ def run_file_reads(world: World, active: Bool) -> None:
         read_now = hit_pages[np.minimum(at, hit_pages.size - 1)] == looked
         cls[np.compress(read_now, cached_cand)] = _NONE
     fill = take(vm, cand, cls, misses)
-    fill_vm = vm_of_sorted(vms, fill)
-    block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
-    content = dataset_content(block, vms["dataset_key"][fill_vm])
-    n = len(vms)
-    apply_touches(state, hit_pages, fill, content,
-                  count_sorted(vms, hit_pages),
-                  np.bincount(fill_vm, minlength=n), kind=GuestKind.CACHE,
-                  blocked=vms["blocked"])
-    vms["file_reads_tick"] += reads
-    vms["file_misses_tick"] += misses
-    vms["file_reads"] += reads
-    vms["file_misses"] += misses
-    vms["lost_page_cache_s_tick"] += misses * vms["guest_disk_latency_s"]
+    return hit_pages, fill

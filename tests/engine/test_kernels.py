@@ -273,6 +273,72 @@ def test_the_compiled_front_gives_the_numpy_candidates(monkeypatch: pytest.Monke
     assert a.unchanged.sum() > 100 and a.volatile.sum() > 100 and a.pages.size > 1000
 
 
+def test_the_compiled_picks_give_the_numpy_picks(monkeypatch: pytest.MonkeyPatch,
+                                                 threads: str) -> None:
+    # Page-cache reads (hits, and misses filling free, used or cached pages but never one
+    # read this tick) and balloon victims (by class and recency) picked as one loop
+    # (memory/pick_loop.py): the same pages, so the same world either way.
+    from engine.scenario import load_scenario
+
+    runs = {}
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        sim = Simulation.from_spec(load_scenario("scenarios/paper/esx-fig2-balloon.toml"))
+        sim.step(30)
+        runs[mode] = sim
+    assert runs["numba"].digest() == runs["numpy"].digest()
+    state = runs["numba"].world.state
+    assert int(state.vms["file_misses"].sum()) > 10_000  # the caches filled and were read
+    assert int((state.pages.location == Loc.BALLOONED).sum()) > 10_000
+
+
+def test_the_compiled_picks_follow_class_and_recency(monkeypatch: pytest.MonkeyPatch,
+                                                     threads: str) -> None:
+    # Pages of every location and guest kind, touched in this period, the last one, an
+    # older one or never; wants from none to more than a VM has: the same balloon victims
+    # (with their classes and locations) and the same page-cache picks either way.
+    from engine.memory import guest, pick_loop
+    from engine.state import GuestKind
+    from engine.workloads import filecache
+
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    sim.step(3)
+    state = sim.world.state
+    rng = np.random.default_rng(21)
+    n = len(state.pages)
+    state.pages.location[:] = rng.choice(np.arange(len(Loc), dtype=np.uint8), n)
+    state.pages.guest_kind[:] = rng.choice(np.arange(len(GuestKind), dtype=np.uint8), n)
+    codes = np.array([0, state.touch_code, state.previous_code, 77], np.uint8)
+    state.pages.touched[:] = rng.choice(codes, n)
+    n_vms = len(state.vms)
+    picked_hot = False
+    for trial in range(20):
+        want = rng.choice([0, 1, 5, 40, 300, 700, 1000, 1500, 5000], n_vms)
+        outs = []
+        for mode in ("numpy", "numba"):
+            monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+            victims = guest.pick_balloon(state, np.random.default_rng(trial), want)
+            hits = want // 2
+            if mode == "numba":
+                r = np.random.default_rng(trial)
+                hit = np.unique(pick_loop.probe_take(state, r, hits, 4, filecache._HIT_TABLE,
+                                                     guest.INELIGIBLE)[0])
+                fill = np.unique(pick_loop.probe_take(
+                    state, r, want - hits, 4, filecache._FILL_TABLE, guest.INELIGIBLE,
+                    exclude=hit, exclude_class=filecache._CACHE)[0])
+            else:
+                hit, fill = filecache._hits_and_fills(state, np.random.default_rng(trial), hits,
+                                                      want - hits)
+            outs.append((*victims, hit, fill))
+        for x, y in zip(*outs, strict=True):
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+        classes = np.bincount(outs[0][1], minlength=4)
+        picked_hot |= bool(classes[guest.ANON_HOT]) and classes[guest.ANON_COLD] < classes.sum()
+    assert picked_hot  # some VMs' picks reached the recent anonymous pages
+    assert outs[0][0].size > 100 and outs[0][4].size > 100
+
+
 def test_warm_up_compiles_what_the_ticks_call(monkeypatch: pytest.MonkeyPatch) -> None:
     # After warm_up, ticks of worlds with KSM and with ESX sharing compile nothing more:
     # the samples have the types the engine calls each loop with.
