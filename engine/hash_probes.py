@@ -6,6 +6,10 @@ finds it in numpy rounds, a probe for every key still going per round, then wind
 slots for the few in long runs; here each key walks its run in turn. Both give the same
 slots, whatever the table. Empty slots are 0 in every table that uses these (U64Map's
 and RegionMap's keys, FrameKeys' frames + 1).
+
+`place_at_ends` is RegionMap.put_located_in's first try (keys into the empty slots their
+lookups stopped at) as the numpy passes do it: every read before any write, the writes in
+order (of keys that share a slot, the last one's stays), then who won.
 """
 
 from __future__ import annotations
@@ -99,3 +103,39 @@ def find_in_regions(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, 
     return _probe(table, np.asarray(want, table.dtype), np.asarray(home, np.int64),
                   np.asarray(lo, np.int64), np.asarray(size, np.int64) - 1, True,
                   _NO_FILTER, _NO_FILTER, False)
+
+
+def _ends_loop(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32], keys: npt.NDArray[Any],
+               key_vals: I64, end: I64) -> npt.NDArray[np.bool_]:
+    """Which keys took the slot `end` (-1: none) their lookup stopped at, as
+    RegionMap.put_located_in's numpy passes decide it; the winners' values are written."""
+    n = keys.size
+    won = np.zeros(n, np.bool_)
+    for i in range(n):  # the reads, all before any write (numpy's order)
+        won[i] = end[i] >= 0 and table[end[i]] == 0
+    for i in range(n):  # the writes in order: of keys with one slot, the last stays
+        if won[i]:
+            table[end[i]] = keys[i]
+    for i in range(n):
+        if won[i]:
+            won[i] = table[end[i]] == keys[i]
+            if won[i]:
+                vals[end[i]] = key_vals[i]
+    return won
+
+
+def _ends_samples() -> list[tuple[Any, ...]]:
+    none = np.zeros(0, np.int64)
+    return [(np.zeros(1, np.uint64), np.zeros(1, np.uint32), np.zeros(0, np.uint64), none,
+             none)]
+
+
+_ENDS = Kernel(_ends_loop, _ends_samples)
+
+
+def place_at_ends(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32],
+                  keys: npt.NDArray[Any], key_vals: I64, end: I64) -> npt.NDArray[np.bool_]:
+    """Keys written into the empty slots `end` (-1: none) if still empty, with their values;
+    returns which keys are there (see the module's docstring)."""
+    return np.asarray(_ENDS(table, vals, np.asarray(keys, table.dtype),
+                            np.asarray(key_vals, np.int64), np.asarray(end, np.int64)))

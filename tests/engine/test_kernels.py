@@ -225,6 +225,46 @@ def test_the_compiled_lookups_find_the_numpy_slots(monkeypatch: pytest.MonkeyPat
     assert (a[0][:keys.size] >= 0).all() and (a[1][keys.size:] >= 0).all()
 
 
+def test_the_compiled_first_try_places_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # RegionMap.put_located_in into regions filled to near their limit (long runs: absent
+    # keys' lookups stop at the same empty slots), some keys deleted since their lookup,
+    # some empty slots taken since by other keys; the same table after.
+    from engine.hashtable import RegionMap, fix_key
+
+    rng = np.random.default_rng(9)
+    sizes = np.array([128, 256])
+
+    def keys_in(counts: list[int]) -> tuple[Any, Any]:
+        region = np.repeat(np.arange(len(counts)), counts)
+        return fix_key(rng.integers(0, 2**63, region.size, dtype=np.uint64)), region
+
+    (old, old_r), (new, new_r), (late, late_r) = keys_in([50, 100]), keys_in([20, 40]), \
+        keys_in([4, 8])
+    keys, where = np.concatenate([old[::2], new]), np.concatenate([old_r[::2], new_r])
+    tables, shared_ends = [], 0
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        table = RegionMap(sizes)
+        table.put_in(old, np.arange(old.size, dtype=np.int64), old_r)
+        slot, end = table.locate_in(keys, where)
+        ends = end[end >= 0]
+        shared_ends = ends.size - np.unique(ends).size
+        table.delete_in(old[::4], old_r[::4])
+        table.put_in(late, np.arange(late.size, dtype=np.int64) + 500, late_r)
+        gone = np.isin(keys, old[::4])
+        slot, end = np.where(gone, -1, slot), np.where(gone, -1, end)
+        table.put_located_in(keys, np.arange(keys.size, dtype=np.int64) + 1000, where, slot, end)
+        tables.append(table)
+    a, b = tables
+    assert (a.size == sizes).all()  # no region grew: the located ends were used
+    assert shared_ends > 5  # keys whose lookups stopped at one slot: one of them wins it
+    np.testing.assert_array_equal(a.rkeys, b.rkeys)
+    np.testing.assert_array_equal(a.rvals, b.rvals)
+    np.testing.assert_array_equal(a.live_in, b.live_in)
+    np.testing.assert_array_equal(a.used_in, b.used_in)
+    assert len(a) == old.size + new.size + late.size  # every key, the deleted ones put back
+
+
 def test_the_compiled_front_gives_the_numpy_candidates(monkeypatch: pytest.MonkeyPatch,
                                                        threads: str) -> None:
     # After some full scans (pages tracked, left in unstable trees, aged), pages moved to
