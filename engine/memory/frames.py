@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import parallel
+from engine import kernels, parallel
 from engine.arrays import IntArray, runs
+from engine.memory import frame_loops
 from engine.state import I32, I64, Hosts, State
 
 
@@ -219,6 +220,14 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
     if frames_to_drop.size == 0:
         return
     hosts, frames = state.hosts, state.frames
+    if kernels.compiled():  # the same, in one loop (frame_loops.py)
+        keyed = frame_loops.release(frames_to_drop, frames.refcount, hosts.frame_offset,
+                                    hosts.low_frames, hosts.free_low, hosts.free_count,
+                                    frames.free_stack_delta, state.sharing.frame_keys.bits)
+        if keyed.size:
+            _forget_keyed(state, keyed)
+        return
+
     def distinct_ascending(x: np.ndarray) -> bool:
         return x.size < 2 or bool((x[1:] > x[:-1]).all())
 
@@ -273,11 +282,14 @@ def initial_free_stack(hosts: Hosts) -> I32:
 
 def _forget_shared(state: State, freed: I32 | I64) -> None:
     """A shared frame that loses its last page leaves the sharing table with it."""
+    was_shared = state.sharing.frame_keys.has(freed)
+    if was_shared.any():
+        _forget_keyed(state, freed[np.flatnonzero(was_shared)])
+
+
+def _forget_keyed(state: State, gone: I32 | I64) -> None:
+    """_forget_shared for freed frames that have a sharing key (ascending)."""
     sharing = state.sharing
-    was_shared = sharing.frame_keys.has(freed)
-    if not was_shared.any():
-        return
-    gone = freed[np.flatnonzero(was_shared)]
     keys = sharing.frame_keys.get(gone)
     found, vals, _ = sharing.stable.get(keys)
     sharing.stable.delete(keys[found & (vals == gone)])

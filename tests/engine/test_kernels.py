@@ -1,6 +1,7 @@
 """The compiled walks (engine/kernels.py) give exactly what the numpy passes give: the same
 batches from any start and budget, and worlds that run to the same digest either way."""
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -377,6 +378,42 @@ def test_the_compiled_picks_follow_class_and_recency(monkeypatch: pytest.MonkeyP
         picked_hot |= bool(classes[guest.ANON_HOT]) and classes[guest.ANON_COLD] < classes.sum()
     assert picked_hot  # some VMs' picks reached the recent anonymous pages
     assert outs[0][0].size > 100 and outs[0][4].size > 100
+
+
+def test_the_compiled_release_frees_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pages of KSM-merged VMs unmapped in random batches (shared frames losing one or more
+    # of their pages, private ones freed, on both hosts, low and high frames, unsorted
+    # with duplicates, or ascending): the same refcounts, stacks, free counts and sharing
+    # tables either way.
+    from engine.memory import frames as frame_alloc
+    from tests.conftest import alike_ksm_sim
+
+    saved = alike_ksm_sim(30, memory="7MiB").save_state()  # into the low frames too
+    before = Simulation.from_state(copy.deepcopy(saved)).world.state
+    outs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        state = Simulation.from_state(copy.deepcopy(saved)).world.state
+        rng = np.random.default_rng(4)
+        mapped = np.flatnonzero(state.pages.frame >= 0)
+        for trial in range(12):
+            pages = rng.choice(mapped, rng.integers(1, 300), replace=False)
+            mapped = np.setdiff1d(mapped, pages)
+            drop = state.pages.frame[pages].astype(np.int64)
+            if trial % 3 == 0:
+                drop = np.sort(drop)
+            state.pages.frame[pages] = -1
+            frame_alloc.release(state, drop)
+        outs.append((state.frames.refcount.copy(), state.frames.free_stack_delta.copy(),
+                     state.hosts.free_low.copy(), state.hosts.free_count.copy(),
+                     *state.sharing.stable.items(), state.sharing.frame_keys.items()[0],
+                     state.sharing.hosts["shared_frames"].copy()))
+    for x, y in zip(*outs, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert (outs[0][3] - before.hosts.free_count > 100).all()  # both hosts freed frames
+    assert (outs[0][2] > before.hosts.free_low).all()  # low ones too
+    # and shared frames lost their last page
+    assert (outs[0][-1] < before.sharing.hosts["shared_frames"]).all()
 
 
 def test_warm_up_compiles_what_the_ticks_call(monkeypatch: pytest.MonkeyPatch) -> None:

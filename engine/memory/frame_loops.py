@@ -1,0 +1,77 @@
+"""frames.release's bookkeeping as one compiled loop (engine/kernels.py).
+
+Dropping references is a dozen numpy passes over the same few frames: sort them, count
+duplicates, read and write their refcounts, pick the freed ones, find their hosts, rank
+each among its host's freed low and high frames, and push them onto the stacks. Here the
+frames are sorted once and walked once. The stacks end up the same: each host's freed low
+frames, ascending, on top of its low stack, and its freed high frames on top of its high
+stack; the refcounts and free counts the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.kernels import Kernel
+from engine.state import I32, I64, U8
+
+
+def _release_loop(drop: I64, refcount: I32, frame_offset: I64, low_frames: I64,
+                  free_low: I64, free_count: I64, stack_delta: I32, key_bits: U8,
+                  sort: bool) -> I64:
+    """Drop one reference per entry of `drop` (duplicates allowed; `sort` when it is not
+    ascending already); frames reaching 0 go onto their host's low or high stack (slot s
+    holds frame - s, memory/frames.py). Returns the freed frames that had a sharing key
+    (their bit in `key_bits` set), ascending, for the sharing tables to forget."""
+    frames = np.sort(drop) if sort else drop
+    n = frames.size
+    keyed = np.empty(n, np.int64)
+    n_keyed = 0
+    h = 0
+    i = 0
+    while i < n:
+        f = frames[i]
+        j = i + 1
+        while j < n and frames[j] == f:
+            j += 1
+        left = refcount[f] - (j - i)
+        refcount[f] = left
+        i = j
+        if left != 0:
+            continue
+        while h + 1 < frame_offset.size and frame_offset[h + 1] <= f:
+            h += 1
+        off = frame_offset[h]
+        lows = free_low[h]
+        if f - off < low_frames[h]:
+            slot = off + lows
+            free_low[h] = lows + 1
+        else:
+            slot = off + low_frames[h] + free_count[h] - lows
+        stack_delta[slot] = f - slot
+        free_count[h] += 1
+        if (key_bits[f >> 3] >> (f & 7)) & 1:
+            keyed[n_keyed] = f
+            n_keyed += 1
+    return keyed[:n_keyed]
+
+
+def _release_samples() -> list[tuple[Any, ...]]:
+    i64 = np.zeros(1, np.int64)
+    return [(np.zeros(0, np.int64), np.zeros(1, np.int32), i64, i64, i64, i64,
+             np.zeros(1, np.int32), np.zeros(1, np.uint8), sort) for sort in (False, True)]
+
+
+_RELEASE = Kernel(_release_loop, _release_samples)
+
+
+def release(drop: npt.NDArray[Any], refcount: I32, frame_offset: I64, low_frames: I64,
+            free_low: I64, free_count: I64, stack_delta: I32, key_bits: U8) -> I64:
+    """_release_loop for frames of any integer type; sorted first unless ascending."""
+    drop = np.asarray(drop, np.int64)
+    ascending = drop.size < 2 or bool((drop[1:] >= drop[:-1]).all())
+    return np.asarray(_RELEASE(drop, refcount, frame_offset, low_frames, free_low, free_count,
+                               stack_delta, key_bits, not ascending))
