@@ -7,7 +7,9 @@ slots for the few in long runs; here each key walks its run in turn. Both give t
 slots, whatever the table. Empty slots are 0 in every table that uses these (U64Map's
 and RegionMap's keys, FrameKeys' frames + 1).
 
-`place_at_ends` is RegionMap.put_located_in's first try (keys into the empty slots their
+`write_hints` records ESX hints (HintTable.write) in order, so that of several for one
+slot the last stays, as the numpy passes' sort picks it. `place_at_ends` is
+RegionMap.put_located_in's first try (keys into the empty slots their
 lookups stopped at) as the numpy passes do it: every read before any write, the writes in
 order (of keys that share a slot, the last one's stays), then who won.
 """
@@ -139,3 +141,23 @@ def place_at_ends(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32],
     returns which keys are there (see the module's docstring)."""
     return np.asarray(_ENDS(table, vals, np.asarray(keys, table.dtype),
                             np.asarray(key_vals, np.int64), np.asarray(end, np.int64)))
+
+
+def _hints_loop(entry: npt.NDArray[np.uint32], slot: I64, pages: I64, written_before: I64,
+                tag_shift: int, tag_bits: int) -> None:
+    """HintTable.write: entry = tag << tag_shift | page + 1, the tag (last write's tick)
+    & tag_bits, in order."""
+    for i in range(slot.size):
+        tag = (written_before[i] - 1) & tag_bits
+        entry[slot[i]] = (tag << tag_shift) | (pages[i] + 1)
+
+
+_HINTS = Kernel(_hints_loop, lambda: [(np.zeros(1, np.uint32), np.zeros(0, np.int64),
+                                       np.zeros(0, np.int64), np.zeros(0, np.int64), 29, 7)])
+
+
+def write_hints(entry: npt.NDArray[np.uint32], slot: I64, pages: I64,
+                written_before: npt.NDArray[Any], tag_shift: int, tag_bits: int) -> None:
+    """HintTable.write's hints, one after the other (see the module's docstring)."""
+    _HINTS(entry, np.asarray(slot, np.int64), np.asarray(pages, np.int64),
+           np.asarray(written_before, np.int64), tag_shift, tag_bits)

@@ -635,6 +635,10 @@ class HintTable:
         """Record hints; with several for one slot in a batch, the last one wins."""
         if slot.size == 0:
             return
+        if kernels.compiled():  # written in order, so the last one stays (hash_probes.py)
+            hash_probes.write_hints(self.entry, slot, pages, written_before,
+                                    int(self._TAG_SHIFT), self.TAG_BITS)
+            return
         bits = max(int(slot.size - 1).bit_length(), 1)
         if self.capacity.bit_length() + bits <= 62:
             # One sort of (slot, index) packed into an int64, several times cheaper than a

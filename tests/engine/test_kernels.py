@@ -266,6 +266,27 @@ def test_the_compiled_first_try_places_as_numpy(monkeypatch: pytest.MonkeyPatch)
     assert len(a) == old.size + new.size + late.size  # every key, the deleted ones put back
 
 
+def test_the_compiled_hints_are_the_numpy_hints(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ESX hints for slots hit several times in one batch (the last stays), pages never
+    # written (tag 7) and written at ticks of every tag, over slots already taken.
+    from engine.hashtable import HintTable
+
+    rng = np.random.default_rng(12)
+    slot = rng.integers(0, 300, 2000)
+    pages = rng.integers(0, 1 << 28, slot.size)
+    written = rng.integers(0, 50, slot.size).astype(np.int32)
+    tables = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        table = HintTable(np.array([256, 64]))
+        table.write(slot[:100], pages[:100] + 7, written[:100])
+        table.write(slot, pages, written)
+        tables.append(table.entry.copy())
+    np.testing.assert_array_equal(*tables)
+    last = {int(s): int(p) for s, p in zip(slot, pages, strict=True)}
+    assert all(int(tables[1][s]) & ((1 << 29) - 1) == p + 1 for s, p in last.items())
+
+
 def test_the_compiled_front_gives_the_numpy_candidates(monkeypatch: pytest.MonkeyPatch,
                                                        threads: str) -> None:
     # After some full scans (pages tracked, left in unstable trees, aged), pages moved to
