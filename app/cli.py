@@ -29,6 +29,7 @@ from app.cli_support import (  # noqa: F401  (ROOT, SCENARIOS: part of this modu
     resolve,
     std_console,
 )
+from app.garbage import settle_garbage
 from app.reproduce import add_parser as add_reproduce
 from app.savefile import _atomic_write, is_save_file, read_save, write_save
 from app.series import Stepper, add_series_options, open_series
@@ -204,6 +205,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     ticks = _ticks_to_run(sim, args.ticks, str(source))
     log = EventLog(console, enabled=not args.quiet)
     series = open_series(args, sim, source)
+    # The compiled loops loaded, then everything alive frozen from the collector's full
+    # passes (app/garbage.py): a long run's ticks do not walk the world's objects.
+    kernels.warm_up()
+    settle_garbage()
     try:
         wall = _run_with_bar(console, sim, ticks, log, series.step if series else None)
     except KeyboardInterrupt:
