@@ -261,18 +261,20 @@ class _Chain:
         users[at] = refcount[fr_at]
         return live, fr_ok, users
 
-    def walk(self, groups: I64, start: I64, remaining: I64, limit: I64,
-             span: int) -> tuple[I64, I64, I64, I64, I64, I64]:
+    def walk(self, groups: I64, start: I64, remaining: I64, limit: I64, span: int,
+             probed: tuple[Bool, I64, I64] | None = None) -> tuple[I64, I64, I64, I64, I64,
+                                                                  I64]:
         """ksmd's stable-tree search for the next `remaining` pages of each group, from
         chain index `start` on (at most `span` entries, all looked up at once): each live
         KSM page in turn takes as many as it has room for, until they are all placed or an
         entry is dead. Returns (pages placed, the index the walk stopped at: the first dead
         one when pages are left, and the joins as (group's position in `groups`, rank of
-        its first page among the remaining ones, pages, frame))."""
+        its first page among the remaining ones, pages, frame)). `probed`: with span 1,
+        probe(groups, start) when the caller has it already."""
         n = groups.size
         if span == 1:  # one entry each (entry 0 of every group: the key itself, no hash)
             first = int(start[0]) if n and np.all(start == start[0]) else start
-            live1, frame1, users1 = self.probe(groups, first)
+            live1, frame1, users1 = self.probe(groups, first) if probed is None else probed
             take1 = np.where(live1 & (remaining > 0),
                              np.clip(limit - users1, 0, np.maximum(remaining, 0)), 0)
             g1 = np.flatnonzero(take1 > 0)
@@ -314,8 +316,8 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     n_cand = np.diff(runs.bounds)
     counters["hashed_tick"] += n_cand
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
-    if not unchanged.any() and not _Chain(state, keys, content).probe(
-            np.arange(cand.size), 0)[0].any():
+    entry0 = _Chain(state, keys, content).probe(np.arange(cand.size), 0)
+    if not unchanged.any() and not entry0[0].any():
         # No page searches an unstable tree and none has a KSM page to join (a group's
         # entry is live only if its first page's is): every page is only checksummed, as
         # the grouped pass below would find; a host's first full scan is all this.
@@ -333,8 +335,11 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     # 1. The existing chain: the group's first pages fill its KSM pages' room in order.
     # Entry 0 for every group, then entries 1.. for the few whose entry 0 was full.
     groups = np.arange(first.size)
+    # Entry 0 of each group's chain, as probed for its first page above.
+    live0, frame0, users0 = entry0
     placed, free_index, g0, r0, c0, f0 = chain.walk(groups, np.zeros(first.size, np.int64),
-                                                    lengths, g_limit, 1)
+                                                    lengths, g_limit, 1,
+                                                    (live0[first], frame0[first], users0[first]))
     more = np.flatnonzero((free_index == 1) & (placed < lengths))
     placed_more, free_index[more], g1, r1, c1, f1 = chain.walk(
         more, np.ones(more.size, np.int64), lengths[more] - placed[more], g_limit[more],
