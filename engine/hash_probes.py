@@ -107,40 +107,66 @@ def find_in_regions(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, 
                   _NO_FILTER, _NO_FILTER, False)
 
 
-def _ends_loop(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32], keys: npt.NDArray[Any],
-               key_vals: I64, end: I64) -> npt.NDArray[np.bool_]:
-    """Which keys took the slot `end` (-1: none) their lookup stopped at, as
-    RegionMap.put_located_in's numpy passes decide it; the winners' values are written."""
-    n = keys.size
-    won = np.zeros(n, np.bool_)
-    for i in range(n):  # the reads, all before any write (numpy's order)
+def _ends_read(table: npt.NDArray[Any], end: I64, won: npt.NDArray[np.bool_], first: int,
+               stop: int) -> None:
+    """Keys first..stop-1: whether the slot `end` (-1: none) their lookup stopped at is
+    still empty (all read before any write, as numpy's passes read them)."""
+    for i in range(first, stop):
         won[i] = end[i] >= 0 and table[end[i]] == 0
-    for i in range(n):  # the writes in order: of keys with one slot, the last stays
+
+
+def _ends_write(table: npt.NDArray[Any], keys: npt.NDArray[Any], end: I64,
+                won: npt.NDArray[np.bool_]) -> None:
+    """The writes in order: of keys with one slot, the last one's stays."""
+    for i in range(keys.size):
         if won[i]:
             table[end[i]] = keys[i]
-    for i in range(n):
+
+
+def _ends_check(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32], keys: npt.NDArray[Any],
+                key_vals: I64, end: I64, won: npt.NDArray[np.bool_], first: int,
+                stop: int) -> None:
+    """Keys first..stop-1: which of them are in their slot, and their values written
+    there (a slot holds one key, so two threads never write one value)."""
+    for i in range(first, stop):
         if won[i]:
             won[i] = table[end[i]] == keys[i]
             if won[i]:
                 vals[end[i]] = key_vals[i]
-    return won
 
 
-def _ends_samples() -> list[tuple[Any, ...]]:
-    none = np.zeros(0, np.int64)
-    return [(np.zeros(1, np.uint64), np.zeros(1, np.uint32), np.zeros(0, np.uint64), none,
-             none)]
-
-
-_ENDS = Kernel(_ends_loop, _ends_samples)
+_NONE = np.zeros(0, np.int64)
+_NO_FLAGS = np.zeros(0, np.bool_)
+_ENDS_READ = Kernel(_ends_read, lambda: [(np.zeros(1, np.uint64), _NONE, _NO_FLAGS, 0, 0)])
+_ENDS_WRITE = Kernel(_ends_write, lambda: [(np.zeros(1, np.uint64), np.zeros(0, np.uint64),
+                                            _NONE, _NO_FLAGS)])
+_ENDS_CHECK = Kernel(_ends_check, lambda: [(np.zeros(1, np.uint64), np.zeros(1, np.uint32),
+                                            np.zeros(0, np.uint64), _NONE, _NONE, _NO_FLAGS,
+                                            0, 0)])
 
 
 def place_at_ends(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32],
                   keys: npt.NDArray[Any], key_vals: I64, end: I64) -> npt.NDArray[np.bool_]:
     """Keys written into the empty slots `end` (-1: none) if still empty, with their values;
-    returns which keys are there (see the module's docstring)."""
-    return np.asarray(_ENDS(table, vals, np.asarray(keys, table.dtype),
-                            np.asarray(key_vals, np.int64), np.asarray(end, np.int64)))
+    returns which keys are there (see the module's docstring). The reads and the checks
+    are cut across two threads (each key's own), the writes made in order on one."""
+    keys = np.asarray(keys, table.dtype)
+    key_vals, end = np.asarray(key_vals, np.int64), np.asarray(end, np.int64)
+    n = keys.size
+    won = np.empty(n, np.bool_)
+    h = parallel.cut_point(n, kernels.MIN_SPLIT)
+    if h:
+        parallel.pair(lambda: _ENDS_READ(table, end, won, 0, h),
+                      lambda: _ENDS_READ(table, end, won, h, n))
+    else:
+        _ENDS_READ(table, end, won, 0, n)
+    _ENDS_WRITE(table, keys, end, won)
+    if h:
+        parallel.pair(lambda: _ENDS_CHECK(table, vals, keys, key_vals, end, won, 0, h),
+                      lambda: _ENDS_CHECK(table, vals, keys, key_vals, end, won, h, n))
+    else:
+        _ENDS_CHECK(table, vals, keys, key_vals, end, won, 0, n)
+    return won
 
 
 def _hints_loop(entry: npt.NDArray[np.uint32], slot: I64, pages: I64, written_before: I64,

@@ -226,7 +226,8 @@ def test_the_compiled_lookups_find_the_numpy_slots(monkeypatch: pytest.MonkeyPat
     assert (a[0][:keys.size] >= 0).all() and (a[1][keys.size:] >= 0).all()
 
 
-def test_the_compiled_first_try_places_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_compiled_first_try_places_as_numpy(monkeypatch: pytest.MonkeyPatch,
+                                                threads: str) -> None:
     # RegionMap.put_located_in into regions filled to near their limit (long runs: absent
     # keys' lookups stop at the same empty slots), some keys deleted since their lookup,
     # some empty slots taken since by other keys; the same table after.
