@@ -4,15 +4,19 @@ Some of a tick's work is one walk in order, each step depending on the ones befo
 dozen numpy passes over the same few arrays: ksmd's batch goes position after position
 until it has handed over its budget of pages (memory/ksm_scan.py), the first step of
 cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), a hash
-lookup walks its key's probing run (hash_probes.py). A compiled loop does each in one or
-two reads of each element. With numba installed (`pip install -e '.[fast]'`), they run
-compiled; without it, or with OVERCOMMIT_KERNELS=numpy, the numpy passes run.
+lookup walks its key's probing run (hash_probes.py), a VM's page-cache and balloon picks
+are made, classed and chosen (memory/pick_loop.py), dropped frame references go back to
+the free stacks (memory/frame_loops.py). A compiled loop does each in one or two reads of
+each element; those that read at random take a half each on two threads (MIN_SPLIT).
+With numba installed (`pip install -e '.[fast]'`), they run compiled; without it, or with
+OVERCOMMIT_KERNELS=numpy, the numpy passes run.
 
 The two give bit-identical results (tests/engine/test_kernels.py compares each loop's
 output with the numpy passes' and runs worlds both ways to the same digest): a run never
 depends on which ran. A loop is compiled at its first call, once per process, and cached
 on disk by numba (next to its module, or in numba's cache for the user when that is
-read-only): a later process loads it in about half a second, most of it importing numba.
+read-only): compiling them all took 5.7 s after an install, and a later process loads
+them in under a second, most of it importing numba.
 """
 
 from __future__ import annotations
@@ -99,9 +103,10 @@ _KERNELS: list[Kernel] = []
 
 def warm_up() -> None:
     """Compile every loop for the types the engine calls it with, or load it from numba's
-    cache, so that no tick waits for it (measured: 3.4 s the first time after an install,
-    about 0.5 s after). The console does this on a thread of its own as it starts. A call with
-    other types later still compiles at that call; without numba this does nothing."""
+    cache, so that no tick waits for it (measured: 5.7 s the first time after an install,
+    about 0.8 s after). The console does this on a thread of its own as it starts,
+    `overcommit run` before its first tick. A call with other types later still compiles
+    at that call; without numba this does nothing."""
     if not compiled():
         return
     for kernel in list(_KERNELS):
