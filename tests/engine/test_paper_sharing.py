@@ -26,7 +26,9 @@ def _run(count: int) -> tuple[float, float, float, float]:
 
 @pytest.fixture(scope="module")
 def fig4() -> dict[int, tuple[float, float, float, float]]:
-    return {n: _run(n) for n in (1, 2, 4, 7, 10)}
+    # The figure's ends, and a line through three VM counts (7 VMs left out to keep the
+    # suite's time; `overcommit reproduce` checks the scenario's published values).
+    return {n: _run(n) for n in (1, 2, 4, 10)}
 
 
 def test_one_vm_reclaims_about_5mb_half_of_it_zero_pages(fig4: dict) -> None:
@@ -42,7 +44,7 @@ def test_ten_vms_share_two_thirds_and_reclaim_sixty_percent(fig4: dict) -> None:
 
 
 def test_shared_memory_grows_linearly_from_two_vms_on(fig4: dict) -> None:
-    counts = np.array([2, 4, 7, 10])
+    counts = np.array([2, 4, 10])
     shared_mb = np.array([fig4[n][0] * n * 40 for n in counts])
     slope, intercept = np.polyfit(counts, shared_mb, 1)
     fitted = slope * counts + intercept
