@@ -26,7 +26,7 @@ DELETED = np.uint64(1)
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_GOLDEN = hash_probes.GOLDEN
 
 
 def _select(mask: Bool) -> I64:
@@ -257,9 +257,10 @@ class U64Map:
 
     def _find(self, keys: U64) -> I64:
         """Slot of each key, -1 where absent."""
+        if kernels.compiled():  # the home slots and filter bits computed in the loop
+            return hash_probes.find_hashed(self.keys, keys, self.present,
+                                           64 - (self.capacity.bit_length() - 1))
         home, bit = _home_and_bit(keys, self.capacity)
-        if kernels.compiled():
-            return hash_probes.find_flat(self.keys, keys, home, self.present, bit)
         slot = np.full(keys.size, -1, np.int64)
         maybe = np.flatnonzero((np.take(self.present, home) >> bit) & np.uint8(1))
         if maybe.size == 0:
