@@ -29,31 +29,37 @@ U64 = npt.NDArray[np.uint64]
 
 
 def _probe_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: I64,
-                mask: I64, per_key: bool, present: npt.NDArray[np.uint8],
+                mask: I64, region: I64, region_bits: U64, present: npt.NDArray[np.uint8],
                 bit: npt.NDArray[np.uint8], filtered: bool, shift: int, slot: I64, end: I64,
                 first: int, stop: int) -> None:
     """Keys first..stop-1: into `slot` where present (else -1), into `end` where absent
     the empty slot its search stopped at (else -1). A key's run is [lo, lo + mask]
-    (wrapping), `lo` and `mask` per key (regions) or one for all (`per_key` false: their
-    first entries). With `filtered`, a key whose bit in its home's filter byte is clear is
-    absent without a probe (its end is then -1: U64Map does not ask for it). With `shift`
-    (U64Map's), each key's home and filter bit come from its hash, as
-    hashtable._home_and_bit gives them, instead of `home` and `bit`."""
+    (wrapping): one for all (their first entries), or with `region` given, its region's
+    (lo[r], mask[r], its home lo[r] + the top region_bits[r] bits of its hash, as
+    RegionMap._home_in gives it). With `shift` (U64Map's), its home and filter bit come
+    from its hash, as hashtable._home_and_bit gives them; otherwise `home` gives it. With
+    `filtered`, a key whose bit in its home's filter byte is clear is absent without a
+    probe (its end is then -1: U64Map does not ask for it)."""
     base, m = (lo[0], mask[0]) if lo.size else (0, 0)
     for i in range(first, stop):
         key = want[i]
         slot[i] = -1
         end[i] = -1
-        if shift:
-            mixed = np.uint64(key) * GOLDEN
+        mixed = np.uint64(key) * GOLDEN
+        b = np.uint64(0)
+        if region.size:
+            r = region[i]
+            base, m = lo[r], mask[r]
+            probe = base + np.int64(mixed >> (np.uint64(64) - region_bits[r]))
+        elif shift:
             probe = np.int64(mixed >> np.uint64(shift))
             b = (mixed >> np.uint64(shift - 3)) & np.uint64(7)
         else:
-            probe, b = home[i], np.uint64(bit[i]) if filtered else np.uint64(0)
+            probe = home[i]
+            if filtered:
+                b = np.uint64(bit[i])
         if filtered and ((present[probe] >> b) & 1) == 0:
             continue
-        if per_key:
-            base, m = lo[i], mask[i]
         while True:
             k = table[probe]
             if k == key:
@@ -67,14 +73,17 @@ def _probe_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: 
 
 _NO_FILTER = np.zeros(1, np.uint8)
 _ZERO = np.zeros(1, np.int64)
+_NO_BITS = np.zeros(0, np.uint64)
+_NONE = np.zeros(0, np.int64)
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # the tables' Fibonacci hash (hashtable.py)
 
 
 def _probe_samples() -> list[tuple[Any, ...]]:
     """The tables' key dtypes: U64Map's and RegionMap's keys, FrameKeys' frames + 1."""
     none = np.zeros(0, np.int64)
-    return [(np.zeros(16, dtype), np.zeros(0, dtype), none, _ZERO, _ZERO, False, _NO_FILTER,
-             _NO_FILTER, False, 0, none, none, 0, 0) for dtype in (np.uint64, np.uint32)]
+    return [(np.zeros(16, dtype), np.zeros(0, dtype), none, _ZERO, _ZERO, none, _NO_BITS,
+             _NO_FILTER, _NO_FILTER, False, 0, none, none, 0, 0)
+            for dtype in (np.uint64, np.uint32)]
 
 
 _PROBE = Kernel(_probe_loop, _probe_samples)
@@ -99,8 +108,8 @@ def _probe(*args: Any) -> tuple[I64, I64]:
 def find_flat(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64) -> I64:
     """Slot of each key (of the table's dtype) from its home slot, -1 where absent."""
     slot, _ = _probe(table, np.asarray(want, table.dtype), np.asarray(home, np.int64), _ZERO,
-                     np.array([table.size - 1], np.int64), False, _NO_FILTER, _NO_FILTER,
-                     False, 0)
+                     np.array([table.size - 1], np.int64), _NONE, _NO_BITS, _NO_FILTER,
+                     _NO_FILTER, False, 0)
     return slot
 
 
@@ -110,17 +119,18 @@ def find_hashed(table: npt.NDArray[np.uint64], want: U64, present: npt.NDArray[n
     from its hash (hashtable._home_and_bit with this shift); keys whose bit is clear in
     the presence filter are not probed."""
     slot, _ = _probe(table, np.asarray(want, np.uint64), _NONE, _ZERO,
-                     np.array([table.size - 1], np.int64), False, present, _NO_FILTER, True,
-                     shift)
+                     np.array([table.size - 1], np.int64), _NONE, _NO_BITS, present,
+                     _NO_FILTER, True, shift)
     return slot
 
 
-def find_in_regions(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: I64,
-                    size: I64) -> tuple[I64, I64]:
-    """(slot, end) of each key in its region of `size` slots from `lo` (RegionMap)."""
-    return _probe(table, np.asarray(want, table.dtype), np.asarray(home, np.int64),
-                  np.asarray(lo, np.int64), np.asarray(size, np.int64) - 1, True,
-                  _NO_FILTER, _NO_FILTER, False, 0)
+def find_in_regions(table: npt.NDArray[Any], want: npt.NDArray[Any], region: I64,
+                    offset: I64, size: I64, bits: U64) -> tuple[I64, I64]:
+    """(slot, end) of each key in its region (RegionMap's: the regions' first slots, sizes
+    and hash bits), its home computed in the loop."""
+    return _probe(table, np.asarray(want, table.dtype), _NONE, np.asarray(offset, np.int64),
+                  np.asarray(size, np.int64) - 1, np.asarray(region, np.int64),
+                  np.asarray(bits, np.uint64), _NO_FILTER, _NO_FILTER, False, 0)
 
 
 def _ends_read(table: npt.NDArray[Any], end: I64, won: npt.NDArray[np.bool_], first: int,
@@ -151,7 +161,6 @@ def _ends_check(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32], keys: npt
                 vals[end[i]] = key_vals[i]
 
 
-_NONE = np.zeros(0, np.int64)
 _NO_FLAGS = np.zeros(0, np.bool_)
 _ENDS_READ = Kernel(_ends_read, lambda: [(np.zeros(1, np.uint64), _NONE, _NO_FLAGS, 0, 0)])
 _ENDS_WRITE = Kernel(_ends_write, lambda: [(np.zeros(1, np.uint64), np.zeros(0, np.uint64),

@@ -736,10 +736,10 @@ class RegionMap(U64Map):
     def locate_in(self, keys: U64, region: I64) -> tuple[I64, I64]:
         """(slot, end) of each key in its region: slot where present, else -1; end where
         absent: the empty slot its search stopped at, where it can go (put_located_in)."""
+        if kernels.compiled():  # the home slots computed in the loop
+            return hash_probes.find_in_regions(self.rkeys, keys, region, self.offset,
+                                               self.size, self.bits)
         probe = self._home_in(keys, region)
-        if kernels.compiled():
-            return hash_probes.find_in_regions(self.rkeys, keys, probe, self.offset[region],
-                                               self.size[region])
         k = np.take(self.rkeys, probe)
         hit = k == keys
         slot = np.where(hit, probe, -1)
