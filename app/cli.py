@@ -158,9 +158,14 @@ def _ticks_to_run(sim: Simulation, requested: int | None, source: str) -> int:
 
 def _advance(sim: Simulation, ticks: int, log: EventLog,
              progress: Callable[[int], None], step: Stepper | None = None) -> float:
-    """Step in chunks so the bar moves; returns wall seconds spent in the engine."""
+    """Step in chunks so the bar moves; returns wall seconds spent in the engine. After the
+    first tick (which loads the compiled loops the world uses), everything alive is frozen
+    from the garbage collector's full passes (app/garbage.py), so a long run's ticks do
+    not walk the world's objects."""
     done, chunk, wall = 0, 1, 0.0
     while done < ticks:
+        if done == 1:
+            settle_garbage()
         n = min(chunk, ticks - done)
         start = time.perf_counter()
         events = (step or sim.step)(n)
@@ -205,10 +210,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     ticks = _ticks_to_run(sim, args.ticks, str(source))
     log = EventLog(console, enabled=not args.quiet)
     series = open_series(args, sim, source)
-    # The compiled loops loaded, then everything alive frozen from the collector's full
-    # passes (app/garbage.py): a long run's ticks do not walk the world's objects.
-    kernels.warm_up()
-    settle_garbage()
     try:
         wall = _run_with_bar(console, sim, ticks, log, series.step if series else None)
     except KeyboardInterrupt:

@@ -18,8 +18,9 @@ For each scenario, in its own subprocess (so RSS is its own):
   compaction and reclaim stalls), which is where a slow build's time goes;
 - whether the loops of engine/kernels.py ran compiled (numba) or as numpy passes
   (OVERCOMMIT_KERNELS=numpy measures the second where numba is installed).
-As `overcommit run` and the console do, the world's objects are frozen from the garbage
-collector once it is built (app/garbage.py), and the compiled loops loaded first.
+As the console does (and `overcommit run` after its first tick), the compiled loops are
+loaded and the world's objects frozen from the garbage collector once it is built
+(app/garbage.py).
 --long runs two simulated hours of the data center instead and prints RSS and ms/tick
 every 10 simulated minutes (the memory-flat check). No assertions: people read the ratios.
 """
@@ -211,7 +212,7 @@ def build_floor(sizes: list[int], kept: list[Any], two_threads: bool = False
 
 
 def settle(kernels: Any) -> None:
-    """As `overcommit run` does once the world is built: the compiled loops loaded, then
+    """As the console does once the world is built: the compiled loops loaded, then
     everything alive frozen from the garbage collector's full passes (app/garbage.py)."""
     from app.garbage import settle_garbage
 

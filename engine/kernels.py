@@ -104,9 +104,8 @@ _KERNELS: list[Kernel] = []
 def warm_up() -> None:
     """Compile every loop for the types the engine calls it with, or load it from numba's
     cache, so that no tick waits for it (measured: 5.7 s the first time after an install,
-    about 0.8 s after). The console does this on a thread of its own as it starts,
-    `overcommit run` before its first tick. A call with other types later still compiles
-    at that call; without numba this does nothing."""
+    about 0.8 s after). The console does this on a thread of its own as it starts. A call
+    with other types later still compiles at that call; without numba this does nothing."""
     if not compiled():
         return
     for kernel in list(_KERNELS):
