@@ -7,7 +7,8 @@ there it took 20-30 ms a pass, 10 % of the data center's tick time over a run (m
 in engine_bench's window: 56.1 ms a tick against 50.2 ms frozen). Freezing what is alive
 once the world is built moves it out of the collector's way: later passes walk only what
 was made since. The console and the engine benchmark settle this way once the world is
-built, `overcommit run` after its first tick (which loads the compiled loops it uses).
+built, `overcommit run` after its first tick (which loads the compiled loops it uses) on
+worlds of a million pages or more.
 """
 
 from __future__ import annotations

@@ -328,7 +328,7 @@ def test_build_bar_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_a_run_freezes_the_world_from_the_collector_after_its_first_tick(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # app/garbage.py: once, after the first tick (which loads the compiled loops the world
-    # uses), so the rest of a long run's collections do not walk the world's objects.
+    # uses), so the rest of a long run's collections do not walk a big world's objects.
     import app.cli
 
     ticks_when_settled: list[int] = []
@@ -341,8 +341,12 @@ def test_a_run_freezes_the_world_from_the_collector_after_its_first_tick(
         return step(sim, n)
 
     monkeypatch.setattr(Simulation, "step", counting_step)
+    monkeypatch.setattr(app.cli, "BIG_WORLD_PAGES", 1)  # the tutorial counts as big
     assert main(["run", TUTORIAL, "--ticks", "12", "--quiet"]) == 0
     assert ticks_when_settled == [1]
     ticks_when_settled.clear()
     assert main(["run", TUTORIAL, "--ticks", "1", "--quiet"]) == 0
+    assert ticks_when_settled == []
+    monkeypatch.setattr(app.cli, "BIG_WORLD_PAGES", 1 << 40)  # a small world: never
+    assert main(["run", TUTORIAL, "--ticks", "12", "--quiet"]) == 0
     assert ticks_when_settled == []
