@@ -138,8 +138,9 @@ def probe_take(state: State, rng: np.random.Generator, want: I64, factor: int, t
             state.touch_code, state.previous_code, use_recency, table,
             np.zeros(0, np.int64) if exclude is None else np.asarray(exclude, np.int64),
             exclude_class, n_classes, int(m.max(initial=0)), *out)
-    # VMs are picked for apart: two threads may take a share each, the picks of each
-    # share written from its first candidate's index (it picks no more than it has).
+    # Each VM is picked apart from the others: two threads may take a share of them each,
+    # a share's picks written from its first candidate's index (it picks no more than it
+    # has candidates).
     ends = np.cumsum(m)
     cut = int(np.searchsorted(ends, n // 2)) + 1 if parallel.cut_point(n, kernels.MIN_SPLIT) else 0
     if 0 < cut < m.size:
