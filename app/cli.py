@@ -29,7 +29,6 @@ from app.cli_support import (  # noqa: F401  (ROOT, SCENARIOS: part of this modu
     resolve,
     std_console,
 )
-from app.garbage import settle_garbage
 from app.reproduce import add_parser as add_reproduce
 from app.savefile import _atomic_write, is_save_file, read_save, write_save
 from app.series import Stepper, add_series_options, open_series
@@ -50,7 +49,6 @@ from engine.ranges import MAX_SEED, MAX_TICKS
 from engine.text import one_line
 from engine.units import format_seconds
 
-BIG_WORLD_PAGES = 1 << 20  # guest pages from which `run` settles the garbage collector
 BuildProgress = Callable[[int, int], None]  # (VMs powered on, of) as the world builds
 
 # Exit statuses (README "Exit codes"): 1 is Python's own, for a bug, with its traceback.
@@ -159,15 +157,9 @@ def _ticks_to_run(sim: Simulation, requested: int | None, source: str) -> int:
 
 def _advance(sim: Simulation, ticks: int, log: EventLog,
              progress: Callable[[int], None], step: Stepper | None = None) -> float:
-    """Step in chunks so the bar moves; returns wall seconds spent in the engine. After the
-    first tick (which loads the compiled loops the world uses), a big world's objects and
-    everything else alive are frozen from the garbage collector's full passes
-    (app/garbage.py), so its ticks do not walk them; a small world's ticks are too short
-    for that to pay for a collection of the whole process."""
+    """Step in chunks so the bar moves; returns wall seconds spent in the engine."""
     done, chunk, wall = 0, 1, 0.0
     while done < ticks:
-        if done == 1 and len(sim.world.state.pages) >= BIG_WORLD_PAGES:
-            settle_garbage()
         n = min(chunk, ticks - done)
         start = time.perf_counter()
         events = (step or sim.step)(n)

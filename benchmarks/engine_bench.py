@@ -18,9 +18,6 @@ For each scenario, in its own subprocess (so RSS is its own):
   compaction and reclaim stalls), which is where a slow build's time goes;
 - whether the loops of engine/kernels.py ran compiled (numba) or as numpy passes
   (OVERCOMMIT_KERNELS=numpy measures the second where numba is installed).
-As the console does (and `overcommit run` after its first tick), the compiled loops are
-loaded and the world's objects frozen from the garbage collector once it is built
-(app/garbage.py).
 --long runs two simulated hours of the data center instead and prints RSS and ms/tick
 every 10 simulated minutes (the memory-flat check). No assertions: people read the ratios.
 """
@@ -211,15 +208,6 @@ def build_floor(sizes: list[int], kept: list[Any], two_threads: bool = False
     return time.perf_counter() - t0, sum(sizes) / 2**30
 
 
-def settle(kernels: Any) -> None:
-    """As the console does once the world is built: the compiled loops loaded, then
-    everything alive frozen from the garbage collector's full passes (app/garbage.py)."""
-    from app.garbage import settle_garbage
-
-    kernels.warm_up()
-    settle_garbage()
-
-
 def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from engine import Simulation, kernels, parallel
@@ -230,7 +218,6 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
     sim = Simulation.from_file(path)
     build_s = time.perf_counter() - t0
     kernel = {k: v - kernel0[k] for k, v in kernel_counters().items()}
-    settle(kernels)
     built = built_sizes(sim.world.state)
     tick_s = sim.world.state.tick_s
     t0 = time.perf_counter()
@@ -291,12 +278,11 @@ def measure(path: Path, ticks: int, warmup: int) -> dict[str, Any]:
 
 def long_run(path: Path, hours: float) -> None:
     sys.path.insert(0, str(ROOT))
-    from engine import Simulation, kernels
+    from engine import Simulation
 
     t0 = time.perf_counter()
     sim = Simulation.from_file(path)
     print(f"built in {time.perf_counter() - t0:.1f} s, RSS {rss_gib():.2f} GiB", flush=True)
-    settle(kernels)
     tick_s = sim.world.state.tick_s
     every = max(1, round(600 / tick_s))
     print(f"{'sim time':>9}{'RSS GiB':>9}{'ms/tick':>9}{'max ms':>9}{'migrations':>11}")

@@ -45,13 +45,14 @@ def _probe_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: 
         key = want[i]
         slot[i] = -1
         end[i] = -1
-        mixed = np.uint64(key) * GOLDEN
         b = np.uint64(0)
         if region.size:
             r = region[i]
             base, m = lo[r], mask[r]
-            probe = base + np.int64(mixed >> (np.uint64(64) - region_bits[r]))
+            probe = base + np.int64((np.uint64(key) * GOLDEN)
+                                    >> (np.uint64(64) - region_bits[r]))
         elif shift:
+            mixed = np.uint64(key) * GOLDEN
             probe = np.int64(mixed >> np.uint64(shift))
             b = (mixed >> np.uint64(shift - 3)) & np.uint64(7)
         else:

@@ -7,8 +7,9 @@ twice as many misses at once (measured on the benchmark VM: 400 k reads from a 1
 array, 2.5 ms on one thread, 1.4 ms on two). Handing a half to the other thread costs
 20-100 us, so only batches of at least MIN_SPLIT elements are cut.
 
-The compiled loops of engine/kernels.py are cut the same way (`pair`): ksmd's walk by
-hosts, its first step and the hash lookups by halves of their pages or keys.
+The compiled loops of engine/kernels.py that read at random are cut the same way (`pair`):
+ksmd's walk and the page-cache and balloon picks by hosts or VMs, its first step and the
+hash-table lookups and first tries by halves of their pages or keys.
 
 The results do not depend on the threads: a gather's halves fill disjoint parts of one
 output; a scatter is cut only where every element gets the same value (any order of the

@@ -323,30 +323,3 @@ def test_build_bar_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.Monkey
     assert terminal.getvalue().endswith("\x1b[2K")  # then erased: the bar is transient
     # The summary on stdout is the same, but for wall-clock figures.
     assert capsys.readouterr().out.splitlines()[:8] == piped.out.splitlines()[:8]
-
-
-def test_a_run_freezes_the_world_from_the_collector_after_its_first_tick(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # app/garbage.py: once, after the first tick (which loads the compiled loops the world
-    # uses), so the rest of a long run's collections do not walk a big world's objects.
-    import app.cli
-
-    ticks_when_settled: list[int] = []
-    step = Simulation.step
-
-    def counting_step(sim: Simulation, n: int = 1) -> list[Event]:
-        # From the first step on, a settle records the tick the world is at.
-        monkeypatch.setattr(app.cli, "settle_garbage",
-                            lambda: ticks_when_settled.append(sim.tick))
-        return step(sim, n)
-
-    monkeypatch.setattr(Simulation, "step", counting_step)
-    monkeypatch.setattr(app.cli, "BIG_WORLD_PAGES", 1)  # the tutorial counts as big
-    assert main(["run", TUTORIAL, "--ticks", "12", "--quiet"]) == 0
-    assert ticks_when_settled == [1]
-    ticks_when_settled.clear()
-    assert main(["run", TUTORIAL, "--ticks", "1", "--quiet"]) == 0
-    assert ticks_when_settled == []
-    monkeypatch.setattr(app.cli, "BIG_WORLD_PAGES", 1 << 40)  # a small world: never
-    assert main(["run", TUTORIAL, "--ticks", "12", "--quiet"]) == 0
-    assert ticks_when_settled == []
