@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine import kernels
 from engine.state import F64, I64, Bool, State
+from engine.workloads import layout_loop
 
 
 @dataclass
@@ -30,9 +32,9 @@ class Touches:
         return int(self.read_pages.size + self.write_pages.size)
 
 
-def _uniform(rng: np.random.Generator, counts: I64, offset: I64, span: I64) -> I64:
-    n = int(counts.sum())
-    return np.repeat(offset, counts) + (rng.random(n) * np.repeat(span, counts)).astype(np.int64)
+def _uniform(u: F64, counts: I64, offset: I64, span: I64) -> I64:
+    """Pages drawn uniformly from each VM's span, from numbers u in [0, 1)."""
+    return np.repeat(offset, counts) + (u * np.repeat(span, counts)).astype(np.int64)
 
 
 def _sweep(counts: I64, offset: I64, start: I64, span: I64) -> I64:
@@ -86,19 +88,26 @@ def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
     offset, ws, hot = vms["page_offset"] + vms["ws_start"], vms["ws_pages"], vms["hot_pages"]
     hot_access = vms["hot_access"]
 
-    groups: dict[str, list[I64]] = {"r": [], "w": []}
-    for kind, n in (("r", n_r), ("w", n_w)):
+    # Per kind: the hot touches of every VM, then the working-set ones, then the sweeps
+    # (sequential VMs: their reads first, then their writes); numbers drawn in that order.
+    cursor = vms["seq_cursor"]
+    pages = []
+    for n, start in ((n_r, cursor), (n_w, cursor + n_r)):
         rnd = np.where(seq, 0, n)
         n_hot = rng.binomial(rnd, hot_access).astype(np.int64)
-        groups[kind].append(_uniform(rng, n_hot, offset, hot))
-        groups[kind].append(_uniform(rng, rnd - n_hot, offset, ws))
+        n_ws = rnd - n_hot
+        u_hot, u_ws = rng.random(int(n_hot.sum())), rng.random(int(n_ws.sum()))
+        n_swept = np.where(seq, n, 0)
+        if kernels.compiled():
+            pages.append(layout_loop.lay_out(n_hot, u_hot, n_ws, u_ws, n_swept, offset, hot,
+                                             ws, start))
+        else:
+            pages.append(np.concatenate([_uniform(u_hot, n_hot, offset, hot),
+                                         _uniform(u_ws, n_ws, offset, ws),
+                                         _sweep(n_swept, offset, start, ws)]))
+    read_pages, write_pages = pages
     if seq.any():
-        cursor = vms["seq_cursor"]
-        groups["r"].append(_sweep(np.where(seq, n_r, 0), offset, cursor, ws))
-        groups["w"].append(_sweep(np.where(seq, n_w, 0), offset, cursor + n_r, ws))
         vms["seq_cursor"] = np.where(seq, (cursor + n_r + n_w) % np.maximum(ws, 1), cursor)
-    read_pages = np.concatenate(groups["r"])
-    write_pages = np.concatenate(groups["w"])
 
     zero_p = vms["zero_writes"]
     if zero_p.any():

@@ -438,6 +438,35 @@ def test_the_compiled_release_frees_as_numpy(monkeypatch: pytest.MonkeyPatch) ->
     assert (outs[0][-1] < before.sharing.hosts["shared_frames"]).all()
 
 
+def test_the_compiled_layout_gives_the_numpy_touches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Random VMs (some with nothing drawn, empty hot sets or working sets, sweeps that
+    # wrap once, several times, or start past their span) and numbers right up to 1: the
+    # same pages in the same order as the numpy passes.
+    from engine.workloads import layout_loop, synthetic
+
+    rng = np.random.default_rng(11)
+    wrapped_twice = False
+    for trial in range(40):
+        n = int(rng.integers(1, 30))
+        ws = rng.integers(0, 50, n) * (rng.random(n) < 0.9)
+        hot = np.minimum(rng.integers(0, 20, n), ws)
+        offset = np.cumsum(np.full(n, 64)) - 64 + rng.integers(0, 5, n)
+        n_hot = np.where(hot > 0, rng.integers(0, 40, n), 0)
+        n_ws = np.where(ws > 0, rng.integers(0, 40, n), 0)
+        n_swept = rng.integers(0, 120, n) * (rng.random(n) < 0.5)
+        start = rng.integers(0, 3 * np.maximum(ws, 1))
+        u_hot, u_ws = rng.random(int(n_hot.sum())), rng.random(int(n_ws.sum()))
+        if trial % 4 == 0 and u_hot.size:
+            u_hot[-1] = np.nextafter(1.0, 0.0)  # the largest number random() gives
+        want = np.concatenate([synthetic._uniform(u_hot, n_hot, offset, hot),
+                               synthetic._uniform(u_ws, n_ws, offset, ws),
+                               synthetic._sweep(n_swept, offset, start, ws)])
+        got = layout_loop.lay_out(n_hot, u_hot, n_ws, u_ws, n_swept, offset, hot, ws, start)
+        np.testing.assert_array_equal(got, want)
+        wrapped_twice |= bool((n_swept > 2 * np.maximum(ws, 1)).any())
+    assert wrapped_twice
+
+
 def test_warm_up_compiles_what_the_ticks_call(monkeypatch: pytest.MonkeyPatch) -> None:
     # After warm_up, ticks of worlds with KSM and with ESX sharing compile nothing more:
     # the samples have the types the engine calls each loop with.
