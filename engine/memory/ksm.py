@@ -401,14 +401,15 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     flagged = sharing.ksm_unstable
     assert flagged is not None
     n_hosts = len(state.hosts)
+    first_left = starts[rest_g] + placed[rest_g]  # where each group's pages left begin
     size = lengths[rest_g] - placed[rest_g]
     # Most groups have one page left (a page whose content no other page in the pass
     # has), and it is unchanged (it searches): those are dealt with apart below, the flat
     # arrays and rounds are for the others.
     single = size == 1
-    size = np.where(single, 0, size)
-    el = order[ranges(starts[rest_g] + placed[rest_g], size)]  # candidate index, flat
-    gi = np.repeat(np.arange(rest_g.size), size)
+    multi = np.flatnonzero(~single)
+    el = order[ranges(first_left[multi], size[multi])]  # candidate index, flat
+    gi = np.repeat(multi, size[multi])
     g_first = order[starts[rest_g]]
     # The groups' keys and content as read at the start of the pass (merges since moved
     # pages between frames, never changed a page's content).
@@ -457,7 +458,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     # (nothing is left to fill it), else it goes into the tree; either way one search. The
     # partner itself, rescanned, is the partner only (as below).
     s = np.flatnonzero(single)
-    page_s = cand[order[starts[rest_g[s]] + placed[rest_g[s]]]]
+    page_s = cand[order[first_left[s]]]
     dup_s = has_partner[s] & (page_s == partner[s])
     rescanned_partner[s[dup_s]] = True
     s, page_s = s[~dup_s], page_s[~dup_s]
@@ -474,7 +475,7 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     chain_at[sp] += 1
     lone_page[s[~paired]] = page_s[~paired]
 
-    act = np.flatnonzero(~single)  # each has an unchanged page and a free chain index
+    act = multi  # each has an unchanged page and a free chain index
     for _ in range(_MAX_CHAIN + 1):
         if act.size == 0:
             break
