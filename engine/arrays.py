@@ -27,12 +27,15 @@ def unique_sorted(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return s[keep]
 
 
-def ranges(starts: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """start, start+1, ..., start+count-1 for each (start, count), concatenated."""
+def ranges(starts: npt.ArrayLike, counts: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """start, start+1, ..., start+count-1 for each (start, count), concatenated (the flat
+    index of ragged regions)."""
+    counts = np.asarray(counts, np.int64)
     n = int(counts.sum())
-    out: npt.NDArray[np.int64] = np.repeat(starts, counts) + (
-        np.arange(n, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts))
-    return out
+    if n == 0:
+        return np.zeros(0, np.int64)
+    shift = np.repeat(np.asarray(starts, np.int64) - (np.cumsum(counts) - counts), counts)
+    return np.asarray(np.arange(n, dtype=np.int64) + shift, np.int64)
 
 
 def runs(sorted_values: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], IntArray, IntArray]:

@@ -15,20 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.arrays import sparse_zeros
+from engine.arrays import ranges, sparse_zeros
 
 I64 = npt.NDArray[np.int64]
-
-
-def ranges(starts: I64, lengths: I64) -> I64:
-    """Concatenated aranges [start, start + length) (flat index of ragged regions)."""
-    lengths = np.asarray(lengths, np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    ends = np.cumsum(lengths)
-    shift = np.repeat(np.asarray(starts, np.int64) - (ends - lengths), lengths)
-    return np.asarray(np.arange(total, dtype=np.int64) + shift, np.int64)
 
 
 class Arena:

@@ -14,7 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from engine.migration.arena import I64, ranges
+from engine.arrays import ranges
+from engine.migration.arena import I64
 from engine.migration.model import XEN, MigrationTable
 from engine.state import GuestKind, Loc, State
 

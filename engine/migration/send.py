@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import ranges
 from engine.hashing import splitmix64
-from engine.migration.arena import I64, ranges
+from engine.migration.arena import I64
 from engine.migration.model import XEN, MigrationTable
 from engine.pagescale import fine_pages
 from engine.state import GuestKind, Loc

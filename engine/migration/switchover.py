@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import ranges
 from engine.memory import frames as frame_alloc
 from engine.memory import migration_hooks
 from engine.memory.counts import count_moves
-from engine.migration.arena import I64, ranges
+from engine.migration.arena import I64
 from engine.migration.model import (
     DONE,
     POSTCOPY,

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import ranges
 from engine.migration import switchover
-from engine.migration.arena import I64, ranges
+from engine.migration.arena import I64
 from engine.migration.model import XEN, MigrationTable
 from engine.migration.order import RowPages, build_lists, needs_sending
 from engine.migration.writelog import TickWrites

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.migration.arena import I64, ranges
+from engine.arrays import ranges
+from engine.migration.arena import I64
 from engine.migration.model import MigrationTable
 from engine.state import State
 
