@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from engine import parallel
+from engine import kernels, parallel
 from engine.arrays import unique_sorted
 from engine.memory import frames as frame_alloc
-from engine.memory import recency
+from engine.memory import recency, touch_loop
 from engine.memory.counts import count_moves, in_vms, vm_of_sorted
 from engine.pagescale import fine_pages
 from engine.state import I64, N_KIND, N_LOC, U64, WORD_SHIFT, Bool, GuestKind, Loc, State
@@ -185,12 +185,13 @@ def _cow_break(state: State, pages: I64) -> bool:
 
 
 def _claim(state: State, read_pages: I64, w_r: U16, write_pages: I64, w_w: U16,
-           kind: int) -> None:
+           kind: int, found: list[I64] | None = None) -> None:
     """The guest now uses the touched pages as `kind` (anonymous memory or page cache);
-    `w_r`, `w_w`: their words (location | kind << 8) as they are now."""
-    changed = np.concatenate([
+    `w_r`, `w_w`: their words (location | kind << 8) as they are now. `found`: more pages
+    of another kind, found by the caller (duplicates allowed)."""
+    changed = np.concatenate([*(found or []), *(
         np.compress((w >> np.uint16(_KIND_SHIFT)).astype(np.uint8) != kind, pages)
-        for pages, w in ((read_pages, w_r), (write_pages, w_w))])
+        for pages, w in ((read_pages, w_r), (write_pages, w_w)))])
     if changed.size:
         changed = unique_sorted(changed)
         vm = vm_of_sorted(state.vms, changed)
@@ -214,22 +215,32 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
                                                        write_content, kind)
         reads_per_vm = np.where(held, 0, reads_per_vm)
         writes_per_vm = np.where(held, 0, writes_per_vm)
-    # Each touched page's location and guest kind in one gather (state.Pages: one cache
-    # miss a touch); the faulting pages' are read again once their faults are served.
+    # Each touched page's location and guest kind in one read of its word (state.Pages:
+    # one cache miss a touch); the faulting pages' are read again once their faults are
+    # served. The compiled loop (touch_loop.py) also marks the touches that do not fault,
+    # stamps such writes and tests their kinds as it reads; the faulting touches served
+    # are marked, stamped and tested at the end, as the numpy passes do every touch.
     word = p.word
-    w_r = parallel.take(word, read_pages)
-    w_w = parallel.take(word, write_pages)
-    loc_r = w_r.astype(np.uint8)
-    loc_w = w_w.astype(np.uint8)
-    faulted_r = (loc_r != Loc.PRIVATE) & (loc_r != Loc.SHARED)
-    faulted_w = loc_w != Loc.PRIVATE  # not resident, or shared (copy-on-write)
-    fr_at = np.flatnonzero(faulted_r)
-    fw_at = np.flatnonzero(faulted_w)
+    in_loop = kernels.compiled()
+    if in_loop:
+        code = state.touch_code
+        w_r, fr_at, changed_r = touch_loop.front(read_pages, word, p.touched, code, kind)
+        w_w, fw_at, changed_w = touch_loop.front(write_pages, word, p.touched, code, kind,
+                                                 p.written_before, state.tick + 1)
+    else:
+        w_r = parallel.take(word, read_pages)
+        w_w = parallel.take(word, write_pages)
+        loc_r = w_r.astype(np.uint8)
+        fr_at = np.flatnonzero((loc_r != Loc.PRIVATE) & (loc_r != Loc.SHARED))
+        fw_at = np.flatnonzero(w_w.astype(np.uint8) != Loc.PRIVATE)  # or shared: copy-on-write
     waiting = None
+    # The faulting touches served: their pages and words once served.
+    served_fr = served_fw = np.zeros(0, np.int64)
+    words_fr = words_fw = np.zeros(0, np.uint16)
     if fr_at.size or fw_at.size:
         fr_pages = np.take(read_pages, fr_at)
         fw_pages = np.take(write_pages, fw_at)
-        fw_shared = np.take(loc_w, fw_at) == Loc.SHARED
+        fw_shared = np.take(w_w, fw_at).astype(np.uint8) == Loc.SHARED
         missing = np.concatenate([fr_pages, np.compress(~fw_shared, fw_pages)])
         # Pages still at a migration source are never faulted in here. Held touches are
         # gone already (see _hold): only an unheld caller can touch one.
@@ -238,13 +249,17 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
             missing = missing[p.at("location", missing) != Loc.REMOTE]
         complete = _fault_in(state, missing, kind)
         complete &= _cow_break(state, np.compress(fw_shared, fw_pages))
-        w_r[fr_at] = np.take(word, fr_pages)
-        w_w[fw_at] = np.take(word, fw_pages)
+        served_fr, served_fw = fr_pages, fw_pages
+        words_fr, words_fw = np.take(word, fr_pages), np.take(word, fw_pages)
+        w_r[fr_at] = words_fr
+        w_w[fw_at] = words_fw
         if remote or not complete:  # some touches still fault: they stall
-            loc_fr = np.take(w_r, fr_at).astype(np.uint8)
+            loc_fr = words_fr.astype(np.uint8)
             still_r = (loc_fr != Loc.PRIVATE) & (loc_fr != Loc.SHARED)
-            loc_fw = np.take(w_w, fw_at).astype(np.uint8)
+            loc_fw = words_fw.astype(np.uint8)
             still_w = loc_fw != Loc.PRIVATE
+            served_fr, words_fr = served_fr[~still_r], words_fr[~still_r]
+            served_fw, words_fw = served_fw[~still_w], words_fw[~still_w]
             if not complete:
                 wait_r = fr_at[still_r & (loc_fr != Loc.REMOTE)]
                 wait_w = fw_at[still_w & (loc_fw != Loc.REMOTE)]
@@ -267,10 +282,15 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
         logged = np.compress(in_vms(vms, vms["precopying"], write_pages), write_pages)
         state.write_log.append((logged, p.dirty[logged].copy()))
         p.dirty[logged] = True
-    parallel.fill(p.written_before, write_pages, state.tick + 1)
-    recency.mark(state, read_pages)
-    recency.mark(state, write_pages)
-    _claim(state, read_pages, w_r, write_pages, w_w, kind)
+    if in_loop:
+        parallel.fill(p.written_before, served_fw, state.tick + 1)
+        recency.mark(state, np.concatenate([served_fr, served_fw]))
+        _claim(state, served_fr, words_fr, served_fw, words_fw, kind, [changed_r, changed_w])
+    else:
+        parallel.fill(p.written_before, write_pages, state.tick + 1)
+        recency.mark(state, read_pages)
+        recency.mark(state, write_pages)
+        _claim(state, read_pages, w_r, write_pages, w_w, kind)
     served_r = np.bincount(vms.vm_of_pages(read_pages), minlength=n_vms) if (
         read_pages.size != int(reads_per_vm.sum())) else reads_per_vm
     served_w = np.bincount(vms.vm_of_pages(write_pages), minlength=n_vms) if (

@@ -467,6 +467,45 @@ def test_the_compiled_layout_gives_the_numpy_touches(monkeypatch: pytest.MonkeyP
     assert wrapped_twice
 
 
+@pytest.mark.parametrize("writes", [False, True])
+def test_the_compiled_touch_front_gives_the_numpy_answers(monkeypatch: pytest.MonkeyPatch,
+                                                          threads: str, writes: bool) -> None:
+    # Pages of every location and guest kind, touched with duplicates: the same words,
+    # faulting positions and pages of another kind as the numpy passes, and only the
+    # touches that do not fault marked (and, writes, stamped).
+    from engine.memory import touch_loop
+    from engine.state import N_KIND, N_LOC, WORD_SHIFT
+
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numba")
+    rng = np.random.default_rng(5)
+    n_pages = 3000
+    loc = rng.integers(0, N_LOC, n_pages)
+    guest = rng.integers(0, N_KIND, n_pages)
+    word = ((loc << WORD_SHIFT["location"]) | (guest << WORD_SHIFT["guest_kind"])).astype(
+        np.uint16)
+    for trial in range(6):
+        touched = rng.integers(0, 5, n_pages).astype(np.uint8)
+        written_before = rng.integers(0, 50, n_pages).astype(np.int32)
+        pages = rng.integers(0, n_pages, int(rng.integers(0, 9000)))
+        kind, code, stamp = int(rng.integers(0, N_KIND)), 7 + trial, 60 + trial
+        w = word[pages]
+        at = (w >> WORD_SHIFT["location"]) & 0xFF
+        faults = (at != Loc.PRIVATE) & (writes | (at != Loc.SHARED))
+        want_touched, want_written = touched.copy(), written_before.copy()
+        want_touched[pages[~faults]] = code
+        if writes:
+            want_written[pages[~faults]] = stamp
+        want_changed = pages[~faults & (((w >> WORD_SHIFT["guest_kind"]) & 0xFF) != kind)]
+        got = touch_loop.front(pages, word, touched, code, kind,
+                               written_before if writes else None, stamp)
+        np.testing.assert_array_equal(got[0], w)
+        np.testing.assert_array_equal(got[1], np.flatnonzero(faults))
+        np.testing.assert_array_equal(got[2], want_changed)
+        np.testing.assert_array_equal(touched, want_touched)
+        np.testing.assert_array_equal(written_before, want_written)
+        assert faults.any() and (~faults).any() and want_changed.size
+
+
 def test_warm_up_compiles_what_the_ticks_call(monkeypatch: pytest.MonkeyPatch) -> None:
     # After warm_up, ticks of worlds with KSM and with ESX sharing compile nothing more:
     # the samples have the types the engine calls each loop with.

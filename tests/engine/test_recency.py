@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine import Simulation, parse_scenario
-from engine.memory import recency
+from engine.memory import recency, touch_loop
 from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS
 from tests.conftest import before_schema_5, small_spec
 
@@ -24,12 +24,22 @@ def test_the_true_active_fraction_counts_each_periods_distinct_touches(
     state = sim.world.state
     seen: list[np.ndarray] = []
     original = recency.mark
+    original_front = touch_loop.front
 
     def spy(state_: Any, pages: np.ndarray) -> None:
         seen.append(pages.copy())
         original(state_, pages)
 
+    def front_spy(pages: np.ndarray, *args: Any) -> Any:
+        # The compiled loop marks the touches that do not fault itself.
+        out = original_front(pages, *args)
+        served = np.ones(pages.size, np.bool_)
+        served[out[1]] = False
+        seen.append(pages[served])
+        return out
+
     monkeypatch.setattr(recency, "mark", spy)
+    monkeypatch.setattr(touch_loop, "front", front_spy)
     sim.step(1)  # tick 0 starts period 1
     vms = state.vms
     for _ in range(12):  # periods of 5 ticks; more than the eight bits wrap around
