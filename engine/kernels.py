@@ -5,11 +5,11 @@ dozen numpy passes over the same few arrays: ksmd's batch goes position after po
 until it has handed over its budget of pages (memory/ksm_scan.py), the first step of
 cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), a hash
 lookup walks its key's probing run (hash_probes.py), a VM's page-cache and balloon picks
-are made, classed and chosen (memory/pick_loop.py), dropped frame references go back to
-the free stacks (memory/frame_loops.py), the workload's touches are laid out from the
-numbers drawn (workloads/layout_loop.py) and read, tested and marked (memory/
-touch_loop.py). A compiled loop does each in one or two reads of
-each element; those that read at random take a half each on two threads (MIN_SPLIT).
+are made, classed and chosen (memory/pick_loop.py), frames are popped from the free
+stacks and dropped ones pushed back (memory/frame_loops.py), the workload's touches are
+laid out from the numbers drawn (workloads/layout_loop.py) and read, tested and marked
+(memory/touch_loop.py). A compiled loop does each in one or two reads of each element;
+those that read at random take a half each on two threads (MIN_SPLIT).
 With numba installed (`pip install -e '.[fast]'`), they run compiled; without it, or with
 OVERCOMMIT_KERNELS=numpy, the numpy passes run.
 

@@ -1,4 +1,4 @@
-"""frames.release's bookkeeping as one compiled loop (engine/kernels.py).
+"""frames.allocate's and frames.release's bookkeeping as compiled loops (engine/kernels.py).
 
 Dropping references is a dozen numpy passes over the same few frames: sort them, count
 duplicates, read and write their refcounts, pick the freed ones, find their hosts, rank
@@ -75,3 +75,47 @@ def release(drop: npt.NDArray[Any], refcount: I32, frame_offset: I64, low_frames
         drop = np.sort(drop)
     return np.asarray(_RELEASE(drop, refcount, frame_offset, low_frames, free_low, free_count,
                                stack_delta, key_bits))
+
+
+def _allocate_loop(host_of_request: I64, frame_offset: I64, low_frames: I64, free_low: I64,
+                   free_count: I64, stack_delta: I32, refcount: I32, low_only: bool,
+                   out: I32) -> None:
+    """Requests in order, each popping its host's high stack (unless low_only), else its
+    low stack (slot s holds frame s + stack_delta[s], memory/frames.py); -1 where both are
+    empty. The frames taken get refcount 1."""
+    for i in range(host_of_request.size):
+        h = host_of_request[i]
+        lows = free_low[h]
+        highs = free_count[h] - lows
+        if highs > 0 and not low_only:
+            slot = frame_offset[h] + low_frames[h] + highs - 1
+        elif lows > 0:
+            slot = frame_offset[h] + lows - 1
+            free_low[h] = lows - 1
+        else:
+            out[i] = -1
+            continue
+        free_count[h] -= 1
+        frame = slot + stack_delta[slot]
+        out[i] = frame
+        refcount[frame] = 1
+
+
+def _allocate_samples() -> list[tuple[Any, ...]]:
+    i64 = np.zeros(1, np.int64)
+    return [(np.zeros(0, np.int64), i64, i64, i64, i64, np.zeros(1, np.int32),
+             np.zeros(1, np.int32), low_only, np.zeros(0, np.int32))
+            for low_only in (False, True)]
+
+
+_ALLOCATE = Kernel(_allocate_loop, _allocate_samples)
+
+
+def allocate(host_of_request: npt.NDArray[Any], frame_offset: I64, low_frames: I64,
+             free_low: I64, free_count: I64, stack_delta: I32, refcount: I32,
+             low_only: bool) -> I32:
+    """_allocate_loop for requests of any integer type: the frames (int32, -1 none)."""
+    out = np.empty(host_of_request.shape[0], np.int32)
+    _ALLOCATE(np.asarray(host_of_request, np.int64), frame_offset, low_frames, free_low,
+              free_count, stack_delta, refcount, low_only, out)
+    return out

@@ -66,6 +66,10 @@ def allocate(state: State, host_of_request: I64, low_only: bool = False) -> I32:
     a per-host loop would cost more than the frames).
     """
     hosts, frames = state.hosts, state.frames
+    if kernels.compiled():  # the requests in turn, in one loop (frame_loops.py)
+        return frame_loops.allocate(host_of_request, hosts.frame_offset, hosts.low_frames,
+                                    hosts.free_low, hosts.free_count,
+                                    frames.free_stack_delta, frames.refcount, low_only)
     out = np.full(host_of_request.shape[0], -1, np.int32)
     if out.size == 0:
         return out

@@ -506,6 +506,38 @@ def test_the_compiled_touch_front_gives_the_numpy_answers(monkeypatch: pytest.Mo
         assert faults.any() and (~faults).any() and want_changed.size
 
 
+@pytest.mark.parametrize("low_only", [False, True])
+def test_the_compiled_allocation_gives_the_numpy_frames(monkeypatch: pytest.MonkeyPatch,
+                                                        low_only: bool) -> None:
+    # Requests in runs of one host and scattered, more than a host has free (its high
+    # stack, then its low one, then none): the same frames, refcounts and free counts.
+    from engine.memory import frames as frame_alloc
+    from tests.conftest import alike_ksm_sim
+
+    saved = alike_ksm_sim(30, memory="7MiB").save_state()
+    outs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        state = Simulation.from_state(copy.deepcopy(saved)).world.state
+        rng = np.random.default_rng(8)
+        n_hosts = len(state.hosts)
+        got = []
+        for trial in range(10):
+            free = int(state.hosts.free_count.max())
+            if trial % 2:
+                host = np.repeat(rng.integers(0, n_hosts, 6), rng.integers(0, free // 3, 6))
+            else:
+                host = rng.integers(0, n_hosts, int(rng.integers(0, free // 2)))
+            got.append(frame_alloc.allocate(state, host, low_only=low_only))
+        outs.append((*got, state.hosts.free_count.copy(), state.hosts.free_low.copy(),
+                     state.frames.refcount.copy()))
+    for x, y in zip(*outs, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert (np.concatenate(outs[0][:-3]) < 0).any()  # hosts ran out
+    assert (outs[0][-2] < Simulation.from_state(copy.deepcopy(saved)).world.state.hosts
+            .free_low).any()  # low frames were taken
+
+
 def test_warm_up_compiles_what_the_ticks_call(monkeypatch: pytest.MonkeyPatch) -> None:
     # After warm_up, ticks of worlds with KSM and with ESX sharing compile nothing more:
     # the samples have the types the engine calls each loop with.
