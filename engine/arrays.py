@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine import kernels
+
 IntArray = npt.NDArray[np.integer[Any]]
 
 
@@ -98,13 +100,19 @@ class SegmentOf:
         # longer than any gap), counted with its multiplicity (empty segments).
         self.base = np.searchsorted(starts, chunk_start, side="right").astype(np.int64) - 1
         inner_end = np.searchsorted(starts, chunk_start + (1 << self.shift) - 1, side="right")
-        self.mult = inner_end - 1 - self.base
+        self.mult = (inner_end - 1 - self.base).astype(np.int64)
         at = np.minimum(self.base + 1, starts.size - 1)
-        self.inner = np.where(self.mult > 0, starts[at], np.iinfo(np.int64).max)
+        self.inner = np.where(self.mult > 0, starts[at], np.iinfo(np.int64).max).astype(
+            np.int64)
         self.unit = bool(self.mult.max() <= 1)  # no empty segments: a hit adds one
 
     def __call__(self, x: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         x = np.asarray(x)
+        if self.ok and x.size and kernels.compiled():  # one pass (engine/kernels.py)
+            found = np.empty(x.shape, np.int64)
+            if _SEGMENT(np.asarray(x, np.int64).reshape(-1), self.first, self.shift,
+                        self.n_chunks, self.base, self.inner, self.mult, found.reshape(-1)):
+                return found
         if not self.ok or x.size == 0 or x.min() < self.first:
             return np.searchsorted(self.starts, x, side="right").astype(np.int64) - 1
         chunk = (x if self.first == 0 else x - self.first) >> self.shift
@@ -116,3 +124,28 @@ class SegmentOf:
         else:
             out += hit * self.mult[chunk]
         return out
+
+
+def _segment_loop(x: npt.NDArray[np.int64], first: int, shift: int, n_chunks: int,
+                  base: npt.NDArray[np.int64], inner: npt.NDArray[np.int64],
+                  mult: npt.NDArray[np.int64], out: npt.NDArray[np.int64]) -> bool:
+    """SegmentOf's table lookup for each position (a start at or before a position adds
+    its multiplicity); False, with `out` unfinished, at a position before `first`."""
+    for i in range(x.size):
+        v = x[i]
+        if v < first:
+            return False
+        chunk = min((v - first) >> shift, n_chunks)
+        at = base[chunk]
+        if v >= inner[chunk]:
+            at += mult[chunk]
+        out[i] = at
+    return True
+
+
+def _segment_samples() -> list[tuple[Any, ...]]:
+    i64 = np.zeros(1, np.int64)
+    return [(np.zeros(0, np.int64), 0, 0, 0, i64, i64, i64, np.zeros(0, np.int64))]
+
+
+_SEGMENT = kernels.Kernel(_segment_loop, _segment_samples)

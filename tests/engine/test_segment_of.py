@@ -2,9 +2,11 @@
 VMs.vm_of_pages keeps its table in step with the VMs."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine import kernels
 from engine.arrays import SegmentOf
 from engine.state import VMs
 
@@ -28,7 +30,11 @@ def test_same_as_searchsorted(sizes: list[int], first: int, probes: list[int],
     assert np.array_equal(SegmentOf(starts, end)(x), _reference(starts, x))
 
 
-def test_large_segments_use_the_table_and_agree() -> None:
+@pytest.mark.parametrize("mode", ["numba", "numpy"])
+def test_large_segments_use_the_table_and_agree(monkeypatch: pytest.MonkeyPatch,
+                                                mode: str) -> None:
+    # The table's lookup as a compiled loop and as numpy passes (engine/kernels.py).
+    monkeypatch.setenv(kernels.KERNELS_ENV, mode)
     rng = np.random.default_rng(3)
     sizes = rng.integers(1, 5000, 300) * 64
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -38,6 +44,10 @@ def test_large_segments_use_the_table_and_agree() -> None:
     x = rng.integers(0, end + 100, 100_000)
     assert np.array_equal(index(x), _reference(starts, x))
     assert np.array_equal(index(np.sort(x)), _reference(starts, np.sort(x)))
+    grid = x[:1000].reshape(10, 100)  # any shape, as searchsorted takes
+    assert np.array_equal(index(grid), _reference(starts, grid))
+    x[7] = -1  # a position before the first start: searchsorted's answer
+    assert np.array_equal(index(x), _reference(starts, x))
 
 
 def test_too_fine_for_a_table_falls_back() -> None:
