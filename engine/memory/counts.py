@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from engine import kernels
 from engine.arrays import unique_sorted
 from engine.state import I64, N_LOC, Bool, State, VMs
 
@@ -26,13 +27,22 @@ def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = 
     table -= moved
 
 
+# Pages a VM below which vm_of_sorted looks each page up (arrays.SegmentOf, a few ns a
+# page) rather than searching the pages for each VM's first (some 100 us for 1,000 VMs).
+SMALL_PER_VM = 32
+
+
 def _sorted_bounds(vms: VMs, pages: npt.NDArray[np.integer[Any]]) -> I64:
     """Where each VM's pages start in an ascending page array, and its end last."""
     return np.append(np.searchsorted(pages, vms["page_offset"], side="left"), pages.size)
 
 
 def vm_of_sorted(vms: VMs, pages: npt.NDArray[np.integer[Any]]) -> I64:
-    """`vms.vm_of_pages(pages)` for ascending pages: one search per VM, not per page."""
+    """`vms.vm_of_pages(pages)` for ascending pages: one search per VM, not per page (but
+    for fewer pages than SMALL_PER_VM a VM, whose compiled table lookup costs less than a
+    search per VM)."""
+    if pages.size < SMALL_PER_VM * len(vms) and kernels.compiled():
+        return vms.vm_of_pages(pages)
     bounds = _sorted_bounds(vms, pages)
     return np.repeat(np.arange(-1, len(vms), dtype=np.int64),
                      np.diff(bounds, prepend=0))
