@@ -21,10 +21,24 @@ def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = 
     """Per-VM counters of pages by location (or guest kind): `old` -> `new`."""
     n = len(state.vms)
     table = state.vms[column]
+    if kernels.compiled() and vm.size < n * width:  # fewer moves than counters: one each
+        _MOVE(np.asarray(vm, np.int64), np.asarray(old, np.int64), new, table)
+        return
     # One count by (VM, old value); its row sums are the pages each VM moves.
     moved = np.bincount(vm * width + old, minlength=n * width).reshape(n, width)
     table[:, new] += moved.sum(axis=1)
     table -= moved
+
+
+def _move_loop(vm: I64, old: I64, new: int, table: npt.NDArray[np.int64]) -> None:
+    """Each move counted out of its VM's `old` counter and into its `new` one."""
+    for i in range(vm.size):
+        table[vm[i], old[i]] -= 1
+        table[vm[i], new] += 1
+
+
+_MOVE = kernels.Kernel(_move_loop, lambda: [(np.zeros(0, np.int64), np.zeros(0, np.int64), 0,
+                                             np.zeros((1, 1), np.int64))])
 
 
 # Pages a VM below which vm_of_sorted looks each page up (arrays.SegmentOf, a few ns a

@@ -67,24 +67,3 @@ def test_vms_rebuild_their_table_when_vms_are_added() -> None:
     assert vms.vm_of_pages(np.array([0, 7, 20])).tolist() == [0, 0, 0]
     vms.extend([VMSpec(id="b", memory=4096 * 4)], [8], [4], 4096, [1.0], sla)
     assert vms.vm_of_pages(np.array([0, 7, 8, 11])).tolist() == [0, 0, 1, 1]
-
-
-@pytest.mark.parametrize("mode", ["numba", "numpy"])
-def test_vm_of_sorted_gives_vm_of_pages_few_pages_or_many(monkeypatch: pytest.MonkeyPatch,
-                                                          mode: str) -> None:
-    # Below SMALL_PER_VM pages a VM it looks each page up, above it searches per VM:
-    # the same VMs either way, empty VMs and pages before the first included.
-    from engine.memory import counts
-    from engine.spec import SLASpec, VMSpec
-
-    monkeypatch.setenv(kernels.KERNELS_ENV, mode)
-    vms = VMs.empty()
-    sizes = [8, 0, 5, 0, 0, 12, 3]
-    offsets = 2 + np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    vms.extend([VMSpec(id=f"v{i}", memory=4096 * max(n, 1)) for i, n in enumerate(sizes)],
-               offsets.tolist(), sizes, 4096, [1.0] * len(sizes), SLASpec())
-    rng = np.random.default_rng(2)
-    for n in (0, 3, counts.SMALL_PER_VM * len(sizes) - 1, counts.SMALL_PER_VM * len(sizes) * 3):
-        pages = np.sort(rng.integers(0, 2 + sum(sizes), n))
-        assert np.array_equal(counts.vm_of_sorted(vms, pages), vms.vm_of_pages(pages))
-        assert np.array_equal(vms.vm_of_pages(pages), _reference(offsets, pages))
