@@ -336,7 +336,10 @@ class U64Map:
         self.deleted -= int(np.count_nonzero(held == DELETED))
 
     def delete(self, keys: U64) -> int:
-        slot = self._find(keys)
+        return self.delete_found(self._find(keys))
+
+    def delete_found(self, slot: I64) -> int:
+        """delete() of keys whose slots are known from find() (-1: absent)."""
         slot = unique_sorted(slot[slot >= 0])
         self.keys[slot] = DELETED
         self.live -= int(slot.size)
@@ -486,18 +489,28 @@ class FrameKeys:
 
     def clear(self, frames: npt.NDArray[Any]) -> None:
         """Frames, all keyed and distinct, lose their keys."""
+        self.pop(frames)
+
+    def pop(self, frames: npt.NDArray[Any]) -> U64:
+        """clear(), returning the keys get() would have given (in the frames' order)."""
         if frames.size == 0:
-            return
+            return np.zeros(0, np.uint64)
         f = np.asarray(frames, np.int64)
+        order = None
         if f.size > 1 and not bool((f[1:] > f[:-1]).all()):
-            f = np.sort(f)
-        slot = self._find((f + 1).astype(np.uint32))
-        slot = slot[slot >= 0]
+            order = np.argsort(f)
+            f = f[order]
+        found = self._find((f + 1).astype(np.uint32))
+        keys = np.where(found >= 0, self.slot_key[np.maximum(found, 0)], np.uint64(0))
+        if order is not None:  # back in the order the frames came in
+            keys[order] = keys.copy()
+        slot = found[found >= 0]
         self.slot_frame[slot] = self._DELETED
         self.live -= int(slot.size)
         self.deleted += int(slot.size) - _empty_tombstones(
             self.slot_frame, slot, self.capacity - 1, self._EMPTY, self._DELETED)
         self._bits(f, False)
+        return keys
 
     def _home(self, stored: npt.NDArray[np.uint32]) -> I64:
         return _home_of(stored.astype(np.uint64), self.capacity)

@@ -294,9 +294,9 @@ def _forget_shared(state: State, freed: I32 | I64) -> None:
 def _forget_keyed(state: State, gone: I32 | I64) -> None:
     """_forget_shared for freed frames that have a sharing key (ascending)."""
     sharing = state.sharing
-    keys = sharing.frame_keys.get(gone)
-    found, vals, _ = sharing.stable.get(keys)
-    sharing.stable.delete(keys[found & (vals == gone)])
-    sharing.frame_keys.clear(gone)
+    keys = sharing.frame_keys.pop(gone)  # each looked up once, for its key and to clear it
+    slot = sharing.stable.find(keys)
+    found, vals, _ = sharing.stable.at(slot)
+    sharing.stable.delete_found(np.where(found & (vals == gone), slot, -1))
     sharing.hosts["shared_frames"] -= np.bincount(host_of_frames(state.hosts, gone),
                                                   minlength=len(state.hosts))

@@ -73,7 +73,7 @@ def test_frame_keys_match_one_key_per_frame(ops: list[tuple[bool, list[int]]],
                                             n_frames: int) -> None:
     """FrameKeys (a bit per frame, a map of the keyed ones) against a dense key array:
     neighbours in one byte of bits, a frame twice in a batch (the last key wins), frames
-    keyed again after they lost their key."""
+    keyed again after they lost their key (popped ascending or not)."""
     keys = FrameKeys(n_frames, capacity=16)  # small: long runs, growth, rebuilds
     model = np.zeros(n_frames, np.uint64)
     for step, (give, raw) in enumerate(ops):
@@ -84,7 +84,9 @@ def test_frame_keys_match_one_key_per_frame(ops: list[tuple[bool, list[int]]],
             model[frames] = k  # numpy's assignment: the last of equal indices wins
         else:
             frames = np.unique(frames[model[frames] != 0])
-            keys.clear(frames)
+            if step % 2:  # in any order: pop gives each frame's key as it came
+                frames = frames[::-1]
+            assert np.array_equal(keys.pop(frames), model[frames])
             model[frames] = 0
         every = np.arange(n_frames)
         assert np.array_equal(keys.get(every), model)
