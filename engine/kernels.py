@@ -8,8 +8,9 @@ lookup walks its key's probing run (hash_probes.py), a VM's page-cache and ballo
 are made, classed and chosen (memory/pick_loop.py), frames are popped from the free
 stacks and dropped ones pushed back (memory/frame_loops.py), the workload's touches are
 laid out from the numbers drawn (workloads/layout_loop.py) and read, tested and marked
-(memory/touch_loop.py). A compiled loop does each in one or two reads of each element;
-those that read at random take a half each on two threads (MIN_SPLIT).
+(memory/touch_loop.py), pages' VMs and frames' hosts are looked up (arrays.SegmentOf) and
+per-VM counters moved (memory/counts.py). A compiled loop does each in one or two reads
+of each element; those that read at random take a half each on two threads (MIN_SPLIT).
 With numba installed (`pip install -e '.[fast]'`), they run compiled; without it, or with
 OVERCOMMIT_KERNELS=numpy, the numpy passes run.
 
@@ -17,7 +18,7 @@ The two give bit-identical results (tests/engine/test_kernels.py compares each l
 output with the numpy passes' and runs worlds both ways to the same digest): a run never
 depends on which ran. A loop is compiled at its first call, once per process, and cached
 on disk by numba (next to its module, or in numba's cache for the user when that is
-read-only): compiling them all took 5.7 s after an install, and a later process loads
+read-only): compiling all 15 took 5.5 s after an install, and a later process loads
 them in under a second, most of it importing numba.
 """
 
@@ -105,8 +106,8 @@ _KERNELS: list[Kernel] = []
 
 def warm_up() -> None:
     """Compile every loop for the types the engine calls it with, or load it from numba's
-    cache, so that no tick waits for it (measured: 5.7 s the first time after an install,
-    about 0.8 s after). The console does this on a thread of its own as it starts. A call
+    cache, so that no tick waits for it (measured: 5.5 s the first time after an install,
+    0.4-0.8 s after). The console does this on a thread of its own as it starts. A call
     with other types later still compiles at that call; without numba this does nothing."""
     if not compiled():
         return
