@@ -31,8 +31,11 @@ def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = 
 
 
 def _move_loop(vm: I64, old: I64, new: int, table: npt.NDArray[np.int64]) -> None:
-    """Each move counted out of its VM's `old` counter and into its `new` one."""
+    """Each move counted out of its VM's `old` counter and into its `new` one (a VM index
+    below 0 is refused, as bincount refuses it, not wrapped round to the last VM)."""
     for i in range(vm.size):
+        if vm[i] < 0:
+            raise ValueError("count_moves: a page outside every VM")
         table[vm[i], old[i]] -= 1
         table[vm[i], new] += 1
 

@@ -52,6 +52,10 @@ def test_count_moves_compiled_counts_as_numpy(monkeypatch: pytest.MonkeyPatch) -
         tables.append(table)
         rng = np.random.default_rng(6)
     assert np.array_equal(*tables) and (tables[0] != 1000).any()
+    for mode in ("numba", "numpy"):  # a page outside every VM is an error either way
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        with pytest.raises(ValueError):
+            counts.count_moves(state, np.array([3, -1]), np.array([0, 0]), 1, "loc_count", 9)
 
 
 class _Columns:
