@@ -102,6 +102,9 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, OvercommitApp.BuildProgress)
 
+    class KernelsWarm(Message):
+        """The compiled loops are loaded: numba's objects can join the frozen ones."""
+
     def __init__(self, sim: Simulation | None = None, *, paused: bool = False,
                  saves_dir: Path | None = None, campaign: Campaign | None = None,
                  level: Level | None = None, briefing: bool = True,
@@ -169,11 +172,16 @@ class OvercommitApp(Ticking, Forking, CampaignPlay, SaveLoad):
     def _warm_up_kernels(self) -> None:
         try:
             kernels.warm_up()
-            if kernels.compiled():  # numba's objects (some 43 k) join the frozen ones,
-                # which the collector's full passes do not walk (settle_garbage)
-                self.call_from_thread(self.call_after_refresh, settle_garbage)
-        except Exception:  # noqa: BLE001 - the app has gone, or a broken numba, which
-            return  # shows at the tick that needs it
+        except Exception:  # noqa: BLE001 - a broken numba, which shows at the tick that
+            return  # needs it
+        if kernels.compiled():  # numba's objects (some 43 k) join the frozen ones, which
+            # the collector's full passes do not walk. A message, not call_from_thread:
+            # an app that has gone meanwhile just drops it.
+            self.post_message(self.KernelsWarm())
+
+    @on(KernelsWarm)
+    def _kernels_warm(self) -> None:
+        self.call_after_refresh(settle_garbage)
 
     def on_unmount(self) -> None:
         gc.set_threshold(*self._gc_threshold)

@@ -131,6 +131,34 @@ async def test_opens_on_the_tutorial_and_steps_by_key() -> None:
 
 
 @pilot_test
+async def test_the_compiled_loops_warm_up_then_the_world_is_frozen(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The warm-up thread tells the app by a message (an app gone meanwhile drops it); the
+    # app then freezes what lives on, numba's objects with the rest, and unfreezes it all
+    # when it closes.
+    import gc
+
+    from engine import kernels
+
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numba")
+    warmed = threading.Event()
+
+    def hook(message: Any) -> None:
+        if isinstance(message, OvercommitApp.KernelsWarm):
+            warmed.set()
+
+    gc.unfreeze()
+    app = make_app()
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if warmed.is_set() and gc.get_freeze_count() > 0:
+                break
+        assert warmed.is_set() and gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
+@pilot_test
 async def test_select_a_vm_and_open_its_detail() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
