@@ -46,7 +46,7 @@ import numpy as np
 
 from engine.arrays import ranges
 from engine.hashtable import RegionMap
-from engine.memory import ksm_front, ksm_scan, share_ops
+from engine.memory import ksm_front, ksm_scan, ksm_tree, share_ops
 from engine.memory.ksm_front import HostRuns
 from engine.memory.share_ops import chain_key, group_by_key
 from engine.pagescale import per_simulated_page
@@ -367,22 +367,6 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
                    g_limit, chain, rest_g, unchanged, volatile)
 
 
-def _partner(state: State, g_host: I64, g_keys: U64, g_content: U64, found: Bool,
-             q: I64) -> Bool:
-    """Whether each group's unstable-tree entry is a valid partner: still private, on the
-    host, of the same content (ksmd compares the pages) and so the same key."""
-    p = state.pages
-    ok = np.zeros(found.size, np.bool_)
-    look = np.flatnonzero(found)  # only the entries found are checked (a minority)
-    q = q[look]
-    q = np.where(q < len(p), q, 0)
-    q_vm = state.vms.vm_of_pages(q)
-    ok[look] = ((p.at("location", q) == Loc.PRIVATE) & (p.content[q] == g_content[look])
-                & (state.vms["host"][q_vm] == g_host[look])
-                & (share_ops.sharing_keys(state, q, q_vm) == g_keys[look]))
-    return ok
-
-
 def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, starts: I64,
                    lengths: I64, placed: I64, free_index: I64, g_limit: I64, chain: _Chain,
                    rest_g: I64, unchanged: Bool, volatile: Bool) -> None:
@@ -420,18 +404,22 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
 
     trees = sharing.unstable
     assert isinstance(trees, RegionMap)
-    found = np.zeros(rest_g.size, np.bool_)  # the key has an entry in the host's tree
-    partner = np.full(rest_g.size, -1, np.int64)
     tree_slot, tree_end = trees.locate_in(g_keys, g_host)  # reused to insert below
-    f, q = trees.values_at(tree_slot)
-    ok = _partner(state, g_host, g_keys, g_content, f, q)
-    found[:] = f
-    partner[ok] = q[ok]
-    has_partner = partner >= 0
+    # Each group's partner in the tree, and the outcome of the groups with one page left:
+    # with a partner it makes a new KSM page with it at the chain's free index (nothing is
+    # left to fill it), else it goes into the tree; either way one search. The partner
+    # itself, rescanned, is the partner only (ksm_tree.py).
+    single_page = np.full(rest_g.size, -1, np.int64)
+    s = np.flatnonzero(single)
+    single_page[s] = cand[order[first_left[s]]]
+    tree = ksm_tree.search(state, tree_slot, trees.rvals, g_keys, g_host, g_content,
+                           single_page, chain_at)
+    found, partner, has_partner = tree.found, tree.partner, tree.has_partner
+    rescanned_partner, consumed, lone_page = tree.rescanned, tree.consumed, tree.lone_page
+    chain_at, searches = tree.chain_at, tree.searches
     # A partner scanned in this pass too (a stale entry that validates again, e.g. for a VM
     # restarted with the same content) is the partner only, not also a member.
     dup = has_partner[gi] & (cand[el] == partner[gi])
-    rescanned_partner = np.zeros(rest_g.size, np.bool_)
     rescanned_partner[gi[dup]] = True
     el, gi = el[~dup], gi[~dup]
     size = np.bincount(gi, minlength=rest_g.size).astype(np.int64)
@@ -444,8 +432,6 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     u_end = u_before[g_end]
 
     pos = g_start.copy()  # flat index of each group's next page
-    consumed = np.zeros(rest_g.size, np.bool_)
-    lone_page = np.full(rest_g.size, -1, np.int64)  # the page left in the tree
     new_group: list[I64] = []
     new_anchor: list[I64] = []
     new_index: list[I64] = []
@@ -453,27 +439,11 @@ def _unstable_pass(state: State, cand: I64, keys: U64, host: I64, order: I64, st
     fill_start: list[I64] = []
     fill_count: list[I64] = []
     fill_frame: list[I64] = []
-
-    # One page: with a partner it makes a new KSM page with it at the chain's free index
-    # (nothing is left to fill it), else it goes into the tree; either way one search. The
-    # partner itself, rescanned, is the partner only (as below).
-    s = np.flatnonzero(single)
-    page_s = cand[order[first_left[s]]]
-    dup_s = has_partner[s] & (page_s == partner[s])
-    rescanned_partner[s[dup_s]] = True
-    s, page_s = s[~dup_s], page_s[~dup_s]
-    searches = np.bincount(g_host[s], minlength=n_hosts).astype(np.int64)
-    paired = has_partner[s]
-    sp = s[paired]
-    if sp.size:
-        new_group.append(sp)
-        new_anchor.append(partner[sp])
-        new_index.append(chain_at[sp].copy())
-        new_joiner.append(page_s[paired])
-    consumed[sp] = True
-    has_partner[sp] = False
-    chain_at[sp] += 1
-    lone_page[s[~paired]] = page_s[~paired]
+    if tree.paired.size:
+        new_group.append(tree.paired)
+        new_anchor.append(partner[tree.paired])
+        new_index.append(tree.paired_index)
+        new_joiner.append(tree.paired_joiner)
 
     act = multi  # each has an unchanged page and a free chain index
     for _ in range(_MAX_CHAIN + 1):

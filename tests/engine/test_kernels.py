@@ -552,3 +552,55 @@ def test_warm_up_compiles_what_the_ticks_call(monkeypatch: pytest.MonkeyPatch) -
                  for i in range(3)]
     Simulation.from_spec(parse_scenario(esx)).step(30)
     assert {id(k): len(k._compiled.signatures) for k in kernels._KERNELS} == compiled
+
+
+def test_the_compiled_tree_search_gives_the_numpy_outcomes(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    # ksm._unstable_pass's groups looking their keys up in the unstable trees (ksm_tree.py):
+    # entries still valid partners and entries gone stale (the page moved, or another
+    # content, host or key), keys not in the tree, one-page groups whose page is the partner itself,
+    # another page, or none (a group with more pages); the same outcome either way.
+    from engine.memory import ksm_tree
+
+    sim = _ksm_world(False, resident=1.0)
+    sim.step(60)
+    state = sim.world.state
+    trees = state.sharing.unstable
+    keys, pages, host = trees.items_in()
+    assert keys.size > 200
+    rng = np.random.default_rng(5)
+    n_hosts = len(state.hosts)
+    absent = rng.integers(2, 2**63, keys.size // 4, dtype=np.uint64)
+    g_keys = np.concatenate([keys, absent])
+    g_host = np.concatenate([host, rng.integers(0, n_hosts, absent.size)])
+    slot, _ = trees.locate_in(g_keys, g_host)
+    # Made stale after the lookup, a tenth each: the page moved, or the group is of another
+    # content, host or key than the page (each alone fails the partner).
+    content = state.pages.content[pages].copy()
+    moved, other_content, other_host, other_key = np.array_split(
+        rng.permutation(keys.size)[:keys.size * 2 // 5], 4)
+    state.pages.location[pages[moved]] = Loc.SWAPPED
+    content[other_content] += np.uint64(1)
+    g_host[other_host] = (g_host[other_host] + 1) % n_hosts
+    g_keys[other_key] ^= np.uint64(1 << 40)
+    g_content = np.concatenate([content, rng.integers(0, 2**63, absent.size, dtype=np.uint64)])
+    n = g_keys.size
+    single = rng.integers(0, len(state.pages), n)
+    own = np.flatnonzero(rng.random(keys.size) < 0.2)
+    single[own] = pages[own]
+    single[rng.random(n) < 0.2] = -1
+    chain_at = rng.integers(0, 6, n)
+    outs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        outs.append(ksm_tree.search(state, slot, trees.rvals, g_keys, g_host, g_content,
+                                    single, chain_at.copy()))
+    a, b = outs
+    for name, x, y in zip(a._fields, a, b, strict=True):
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    for stale in (moved, other_content, other_host, other_key):
+        assert stale.size > 10 and not (a.partner[stale] >= 0).any()
+    assert (a.partner >= 0).sum() > 50
+    assert a.rescanned.sum() > 5 and a.paired.size > 20 and (a.lone_page >= 0).sum() > 50
+    assert a.searches.sum() == a.paired.size + (a.lone_page >= 0).sum()
