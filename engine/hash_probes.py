@@ -10,8 +10,9 @@ and RegionMap's keys, FrameKeys' frames + 1).
 `write_hints` records ESX hints (HintTable.write) in order, so that of several for one
 slot the last stays, as the numpy passes' sort picks it. `place_at_ends` is
 RegionMap.put_located_in's first try (keys into the empty slots their
-lookups stopped at) as the numpy passes do it: every read before any write, the writes in
-order (of keys that share a slot, the last one's stays), then who won.
+lookups stopped at) with the outcome of the numpy passes (every read before any write,
+the writes in order, so of keys that share a slot the last one's stays), in one pass
+backwards.
 """
 
 from __future__ import annotations
@@ -134,64 +135,44 @@ def find_in_regions(table: npt.NDArray[Any], want: npt.NDArray[Any], region: I64
                   np.asarray(bits, np.uint64), _NO_FILTER, _NO_FILTER, False, 0)
 
 
-def _ends_read(table: npt.NDArray[Any], end: I64, won: npt.NDArray[np.bool_], first: int,
-               stop: int) -> None:
-    """Keys first..stop-1: whether the slot `end` (-1: none) their lookup stopped at is
-    still empty (all read before any write, as numpy's passes read them)."""
-    for i in range(first, stop):
-        won[i] = end[i] >= 0 and table[end[i]] == 0
+def _ends_loop(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32], keys: npt.NDArray[Any],
+               key_vals: I64, end: I64, won: npt.NDArray[np.bool_], lo: int, hi: int) -> None:
+    """The numpy passes' outcome for the keys whose slot `end` lies in [lo, hi), in one
+    pass over the keys from last to first: a key is in its slot at the end if the slot was
+    empty at the start and no later key wrote it, which going backwards is exactly when the
+    slot is still empty as the key comes to it (a later key's write has filled it, and a
+    slot full at the start stays full)."""
+    for i in range(keys.size - 1, -1, -1):
+        e = end[i]
+        if e < lo or e >= hi:
+            continue
+        if table[e] == 0:
+            won[i] = True
+            table[e] = keys[i]
+            vals[e] = key_vals[i]
 
 
-def _ends_write(table: npt.NDArray[Any], keys: npt.NDArray[Any], end: I64,
-                won: npt.NDArray[np.bool_]) -> None:
-    """The writes in order: of keys with one slot, the last one's stays."""
-    for i in range(keys.size):
-        if won[i]:
-            table[end[i]] = keys[i]
-
-
-def _ends_check(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32], keys: npt.NDArray[Any],
-                key_vals: I64, end: I64, won: npt.NDArray[np.bool_], first: int,
-                stop: int) -> None:
-    """Keys first..stop-1: which of them are in their slot, and their values written
-    there (a slot holds one key, so two threads never write one value)."""
-    for i in range(first, stop):
-        if won[i]:
-            won[i] = table[end[i]] == keys[i]
-            if won[i]:
-                vals[end[i]] = key_vals[i]
-
-
-_NO_FLAGS = np.zeros(0, np.bool_)
-_ENDS_READ = Kernel(_ends_read, lambda: [(np.zeros(1, np.uint64), _NONE, _NO_FLAGS, 0, 0)])
-_ENDS_WRITE = Kernel(_ends_write, lambda: [(np.zeros(1, np.uint64), np.zeros(0, np.uint64),
-                                            _NONE, _NO_FLAGS)])
-_ENDS_CHECK = Kernel(_ends_check, lambda: [(np.zeros(1, np.uint64), np.zeros(1, np.uint32),
-                                            np.zeros(0, np.uint64), _NONE, _NONE, _NO_FLAGS,
-                                            0, 0)])
+_ENDS = Kernel(_ends_loop, lambda: [(np.zeros(1, np.uint64), np.zeros(1, np.uint32),
+                                     np.zeros(0, np.uint64), _NONE, _NONE,
+                                     np.zeros(0, np.bool_), 0, 1)])
 
 
 def place_at_ends(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32],
                   keys: npt.NDArray[Any], key_vals: I64, end: I64) -> npt.NDArray[np.bool_]:
     """Keys written into the empty slots `end` (-1: none) if still empty, with their values;
-    returns which keys are there (see the module's docstring). The reads and the checks
-    are cut across two threads (each key's own), the writes made in order on one."""
+    returns which keys are there (see the module's docstring). Cut across two threads by
+    slot: every key of a slot is dealt with by one thread, in the keys' order, so the
+    outcome is the same wherever the cut falls."""
     keys = np.asarray(keys, table.dtype)
     key_vals, end = np.asarray(key_vals, np.int64), np.asarray(end, np.int64)
     n = keys.size
-    won = np.empty(n, np.bool_)
-    h = parallel.cut_point(n, kernels.MIN_SPLIT)
-    if h:
-        parallel.pair(lambda: _ENDS_READ(table, end, won, 0, h),
-                      lambda: _ENDS_READ(table, end, won, h, n))
+    won = np.zeros(n, np.bool_)
+    if parallel.cut_point(n, kernels.MIN_SPLIT):
+        cut = int(np.median(end[::16]))  # about half the keys' slots below it
+        parallel.pair(lambda: _ENDS(table, vals, keys, key_vals, end, won, 0, cut),
+                      lambda: _ENDS(table, vals, keys, key_vals, end, won, cut, table.size))
     else:
-        _ENDS_READ(table, end, won, 0, n)
-    _ENDS_WRITE(table, keys, end, won)
-    if h:
-        parallel.pair(lambda: _ENDS_CHECK(table, vals, keys, key_vals, end, won, 0, h),
-                      lambda: _ENDS_CHECK(table, vals, keys, key_vals, end, won, h, n))
-    else:
-        _ENDS_CHECK(table, vals, keys, key_vals, end, won, 0, n)
+        _ENDS(table, vals, keys, key_vals, end, won, 0, table.size)
     return won
 
 
