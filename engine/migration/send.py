@@ -264,14 +264,22 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
     idle = (rate <= 0) & ~reached
     t[idle] = until[idle]
     going = np.flatnonzero(~reached & ~idle & (t < until))
+    last_avg = None  # bytes per entry of each going row's last go, from its second go on
     while going.size:
         r = rows[going]
         carry = table["carry_bytes"][r]
         budget = rate[going] * (until[going] - t[going]) + carry
-        sent_pages = table["pages_sent"][r]
-        avg = np.where(sent_pages > 0, table["bytes_sent"][r] / np.maximum(sent_pages, 1), page)
-        # Enough entries for the budget at the bytes per page seen so far; a few more, and
-        # another go if cheap (zero) pages leave budget over.
+        if last_avg is None:
+            sent_pages = table["pages_sent"][r]
+            avg = np.where(sent_pages > 0, table["bytes_sent"][r] / np.maximum(sent_pages, 1),
+                           page)
+        else:
+            avg = last_avg
+        # Enough entries for the budget at the bytes per page seen so far (first the whole
+        # migration's, then the last go's: the pages just sent are the best guess of the
+        # next ones); a few more, and another go if cheap (zero) pages leave budget over.
+        # (Guessing from the whole migration's mean alone, a window of zero pages took
+        # half a dozen goes, each shorter than the last.)
         guess = (budget / np.minimum(np.maximum(avg, 1.0), page) * 1.05).astype(np.int64) + 2
         cursor = table["cursor"][r]
         count = np.minimum(limit[going] - cursor, guess)
@@ -295,7 +303,9 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         table["carry_bytes"][r] = np.where(cut, budget - used, 0.0)
         t[going] = np.where(cut, until[going], t_done)
         reached[going[at_limit]] = True
-        going = going[whole & ~at_limit & (t[going] < until[going])]
+        again = whole & ~at_limit & (t[going] < until[going])
+        last_avg = used[again] / np.maximum(k[again], 1)
+        going = going[again]
     return t, reached
 
 
