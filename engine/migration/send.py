@@ -264,7 +264,7 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
     idle = (rate <= 0) & ~reached
     t[idle] = until[idle]
     going = np.flatnonzero(~reached & ~idle & (t < until))
-    last_avg = None  # bytes per entry of each going row's last go, from its second go on
+    last_avg = last_count = None  # each going row's last go: bytes per entry, entries
     while going.size:
         r = rows[going]
         carry = table["carry_bytes"][r]
@@ -279,8 +279,12 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         # migration's, then the last go's: the pages just sent are the best guess of the
         # next ones); a few more, and another go if cheap (zero) pages leave budget over.
         # (Guessing from the whole migration's mean alone, a window of zero pages took
-        # half a dozen goes, each shorter than the last.)
+        # half a dozen goes, each shorter than the last.) A go costs work for every entry
+        # it looks at, so after a go of zero pages the next looks at no more than four
+        # times as many: pages dearer than those are cut by the budget, not all costed.
         guess = (budget / np.minimum(np.maximum(avg, 1.0), page) * 1.05).astype(np.int64) + 2
+        if last_count is not None:
+            guess = np.minimum(guess, 4 * last_count + 64)
         cursor = table["cursor"][r]
         count = np.minimum(limit[going] - cursor, guess)
         swap_reads: list[I64] = []
@@ -305,6 +309,7 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         reached[going[at_limit]] = True
         again = whole & ~at_limit & (t[going] < until[going])
         last_avg = used[again] / np.maximum(k[again], 1)
+        last_count = k[again]
         going = going[again]
     return t, reached
 
