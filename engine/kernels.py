@@ -3,7 +3,8 @@
 Some of a tick's work is one walk in order, each step depending on the ones before, or a
 dozen numpy passes over the same few arrays: ksmd's batch goes position after position
 until it has handed over its budget of pages (memory/ksm_scan.py), the first step of
-cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), a hash
+cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), each
+group's unstable-tree entry is checked as a partner (memory/ksm_tree.py), a hash
 lookup walks its key's probing run (hash_probes.py), a VM's page-cache and balloon picks
 are made, classed and chosen (memory/pick_loop.py), frames are popped from the free
 stacks and dropped ones pushed back (memory/frame_loops.py), the workload's touches are
@@ -18,7 +19,7 @@ The two give bit-identical results (tests/engine/test_kernels.py compares each l
 output with the numpy passes' and runs worlds both ways to the same digest): a run never
 depends on which ran. A loop is compiled at its first call, once per process, and cached
 on disk by numba (next to its module, or in numba's cache for the user when that is
-read-only): compiling all 15 took 5.5 s after an install, and a later process loads
+read-only): compiling all 14 took 6.0-7.4 s after an install, and a later process loads
 them in under a second, most of it importing numba.
 """
 
