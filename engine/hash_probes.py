@@ -144,7 +144,7 @@ def _ends_loop(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32], keys: npt.
     slot full at the start stays full)."""
     for i in range(keys.size - 1, -1, -1):
         e = end[i]
-        if e < lo or e >= hi:
+        if e < 0 or e < lo or e >= hi:  # no slot (-1), or the other thread's
             continue
         if table[e] == 0:
             won[i] = True
@@ -168,7 +168,7 @@ def place_at_ends(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32],
     n = keys.size
     won = np.zeros(n, np.bool_)
     if parallel.cut_point(n, kernels.MIN_SPLIT):
-        cut = int(np.median(end[::16]))  # about half the keys' slots below it
+        cut = max(int(np.median(end[::16])), 0)  # about half the keys' slots below it
         parallel.pair(lambda: _ENDS(table, vals, keys, key_vals, end, won, 0, cut),
                       lambda: _ENDS(table, vals, keys, key_vals, end, won, cut, table.size))
     else:

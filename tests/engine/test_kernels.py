@@ -267,6 +267,38 @@ def test_the_compiled_first_try_places_as_numpy(monkeypatch: pytest.MonkeyPatch,
     assert len(a) == old.size + new.size + late.size  # every key, the deleted ones put back
 
 
+def test_the_first_try_leaves_keys_without_a_slot_out(threads: str) -> None:
+    # Most keys with no empty slot to try (-1, deleted since their lookup): cut between
+    # the threads at the keys' median slot, -1 here, still no key may go to a slot at -1
+    # (the table's last). The outcome is the numpy passes': every read first, then the
+    # writes in order, then who is there.
+    from engine import hash_probes
+
+    if not kernels.compiled():
+        pytest.skip("the compiled loop needs numba")
+    rng = np.random.default_rng(4)
+    table = np.zeros(64, np.uint64)
+    table[rng.choice(63, 20, replace=False)] = 7
+    vals = np.zeros(64, np.uint32)
+    n = 40
+    keys = np.arange(100, 100 + n, dtype=np.uint64)
+    end = np.full(n, -1, np.int64)
+    end[rng.choice(n, 10, replace=False)] = rng.integers(0, 63, 10)
+    end[-3:] = end[np.flatnonzero(end >= 0)[0]]  # keys sharing a slot: the last one stays
+    ref_table, ref_vals = table.copy(), vals.copy()
+    tried = np.flatnonzero((end >= 0) & (ref_table[np.maximum(end, 0)] == 0))
+    for i in tried:
+        ref_table[end[i]] = keys[i]
+    won = (end >= 0) & (ref_table[np.maximum(end, 0)] == keys)
+    ref_vals[end[won]] = np.arange(n)[won] + 1000
+    got = hash_probes.place_at_ends(table, vals, keys, np.arange(n, dtype=np.int64) + 1000,
+                                    end)
+    np.testing.assert_array_equal(got, won)
+    np.testing.assert_array_equal(table, ref_table)
+    np.testing.assert_array_equal(vals, ref_vals)
+    assert table[-1] == 0 and won.sum() >= 5
+
+
 def test_the_compiled_hints_are_the_numpy_hints(monkeypatch: pytest.MonkeyPatch) -> None:
     # ESX hints for slots hit several times in one batch (the last stays), pages never
     # written (tag 7) and written at ticks of every tag, over slots already taken.
