@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
 
 def update_text(widget: Static, text: Text | str) -> None:
-    """Update a Static only if its text changed, and re-layout only if its shape changed.
+    """Update a Static only if its text changed, and re-layout only if its size may change.
 
     A layout pass repaints the whole screen; at one refresh per tick that is most of the
-    cost of a frame, and most refreshes only change digits.
+    cost of a frame, and most refreshes only change digits. A widget sized by its
+    container across and by its lines down keeps its size while it has as many lines and
+    every line, old and new, fits its width (none wraps); one sized by its text (width
+    auto) keeps it while every line keeps its length.
     """
     old = getattr(widget, "_shown_text", None)
     if old == text:
         return
     plain_old = old.plain if isinstance(old, Text) else old
     plain_new = text.plain if isinstance(text, Text) else text
-    shape = [len(line) for line in plain_new.split("\n")]
-    same_shape = plain_old is not None and shape == [len(x) for x in plain_old.split("\n")]
     widget._shown_text = text  # type: ignore[attr-defined]
-    widget.update(text, layout=not same_shape)
+    widget.update(text, layout=plain_old is None or _may_resize(widget, plain_old, plain_new))
+
+
+def _may_resize(widget: Static, old: str, new: str) -> bool:
+    old_lines, new_lines = old.split("\n"), new.split("\n")
+    if len(old_lines) != len(new_lines):
+        return True
+    old_w, new_w = [cell_len(x) for x in old_lines], [cell_len(x) for x in new_lines]
+    if old_w == new_w:
+        return False
+    width = widget.styles.width
+    room = widget.content_region.width
+    if (width is not None and width.is_auto) or room <= 0:
+        return True
+    return max(old_w) > room or max(new_w) > room
 
 
 LABEL_W, VALUE_W = 15, 10

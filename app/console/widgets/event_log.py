@@ -213,7 +213,16 @@ class EventLog(ScrollView, can_focus=True):
             else list(self.entries)
         self.shown_count = len(shown)
         self._lines = [strip for e in shown for strip in self._strips(e, width)]
-        self.virtual_size = Size(width, len(self._lines))
+        size = Size(width, len(self._lines))
+        update_scrollbars = getattr(self, "_scroll_update", None)
+        if size != self.virtual_size and update_scrollbars is not None:
+            # The log's own size is its container's (height 1fr): more lines change only
+            # its scrollbars, not the screen's layout, which setting virtual_size redoes
+            # (a whole-screen repaint, 15-30 ms, each tick with an event).
+            self.set_reactive(EventLog.virtual_size, size)
+            update_scrollbars(size)
+        else:
+            self.virtual_size = size  # unchanged, or a Textual without the hook
         self.refresh()
         if scroll_to_end:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
