@@ -21,6 +21,7 @@ import numpy.typing as npt
 from engine import kernels
 from engine.kernels import Kernel
 from engine.memory import share_ops
+from engine.memory.ksm_front import _G0, _M1, _M2, _S27, _S30, _S31, _TWO  # splitmix64's
 from engine.state import I64, U64, WORD_SHIFT, Bool, Loc, State
 
 U16 = npt.NDArray[np.uint16]
@@ -127,11 +128,6 @@ def _search_compiled(state: State, tree_slot: I64, tree_vals: U32, g_keys: U64, 
                   searches, paired[:k], paired_index[:k], paired_joiner[:k])
 
 
-_G0 = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's constants (engine/hashing.py)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-_TWO = np.uint64(2)
 _LOC_SHIFT = np.uint16(WORD_SHIFT["location"])
 
 
