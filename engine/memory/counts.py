@@ -22,7 +22,8 @@ def count_moves(state: State, vm: I64, old: np.ndarray, new: int, column: str = 
     n = len(state.vms)
     table = state.vms[column]
     if kernels.compiled() and vm.size < n * width:  # fewer moves than counters: one each
-        _MOVE(np.asarray(vm, np.int64), np.asarray(old, np.int64), new, table)
+        # int(new): numba types an IntEnum (Loc, GuestKind) apart, and compiles again.
+        _MOVE(np.asarray(vm, np.int64), np.asarray(old, np.int64), int(new), table)
         return
     # One count by (VM, old value); its row sums are the pages each VM moves.
     moved = np.bincount(vm * width + old, minlength=n * width).reshape(n, width)

@@ -86,7 +86,8 @@ def front(pages: I64, word: U16, touched: U8, code: int, kind: int,
     fault_at = np.empty(n, np.int64)
     changed = np.empty(n, np.int64)
     writes = written_before is not None
-    args = (pages, word, touched, code, kind, writes,
+    # Plain ints: numba types an IntEnum (GuestKind) apart, and compiles again for it.
+    args = (pages, word, touched, int(code), int(kind), writes,
             written_before if writes else _NO_STAMPS, stamp, w_out, fault_at, changed)
     h = parallel.cut_point(n, kernels.MIN_SPLIT)
     if h:
