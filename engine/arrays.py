@@ -14,15 +14,16 @@ import numpy as np
 import numpy.typing as npt
 
 from engine import kernels
+from engine.sort_loop import sorted_ints
 
 IntArray = npt.NDArray[np.integer[Any]]
 
 
 def unique_sorted(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """Sorted distinct values."""
+    """Sorted distinct values (integers sorted by engine/sort_loop.py)."""
     if values.size == 0:
         return values.copy()
-    s = np.sort(values)
+    s = sorted_ints(values) if values.dtype.kind in "iu" else np.sort(values)
     keep = np.empty(s.size, np.bool_)
     keep[0] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])

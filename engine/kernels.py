@@ -10,7 +10,8 @@ are made, classed and chosen (memory/pick_loop.py), frames are popped from the f
 stacks and dropped ones pushed back (memory/frame_loops.py), the workload's touches are
 laid out from the numbers drawn (workloads/layout_loop.py) and read, tested and marked
 (memory/touch_loop.py), pages' VMs and frames' hosts are looked up (arrays.SegmentOf) and
-per-VM counters moved (memory/counts.py). A compiled loop does each in one or two reads
+per-VM counters moved (memory/counts.py), and integer arrays sorted by their bits
+(sort_loop.py). A compiled loop does each in one or two reads
 of each element; those that read at random take a half each on two threads (MIN_SPLIT).
 With numba installed (`pip install -e '.[fast]'`), they run compiled; without it, or with
 OVERCOMMIT_KERNELS=numpy, the numpy passes run.
@@ -19,7 +20,7 @@ The two give bit-identical results (tests/engine/test_kernels.py compares each l
 output with the numpy passes' and runs worlds both ways to the same digest): a run never
 depends on which ran. A loop is compiled at its first call, once per process, and cached
 on disk by numba (next to its module, or in numba's cache for the user when that is
-read-only): compiling all 14 took 6.0-7.4 s after an install, and a later process loads
+read-only): compiling all 15 took 6-8 s after an install, and a later process loads
 them in under a second, most of it importing numba.
 """
 

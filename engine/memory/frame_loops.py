@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.kernels import Kernel
+from engine.sort_loop import sorted_ints
 from engine.state import I32, I64, U8
 
 
@@ -69,10 +70,10 @@ _RELEASE = Kernel(_release_loop, _release_samples)
 def release(drop: npt.NDArray[Any], refcount: I32, frame_offset: I64, low_frames: I64,
             free_low: I64, free_count: I64, stack_delta: I32, key_bits: U8) -> I64:
     """_release_loop for frames of any integer type, in any order: sorted first unless
-    ascending (by numpy, whose sort is several times faster than the loop's own)."""
+    ascending (engine/sort_loop.py, several times faster than an insertion in the loop)."""
     drop = np.asarray(drop, np.int64)
     if drop.size > 1 and not bool((drop[1:] >= drop[:-1]).all()):
-        drop = np.sort(drop)
+        drop = sorted_ints(drop)
     return np.asarray(_RELEASE(drop, refcount, frame_offset, low_frames, free_low, free_count,
                                stack_delta, key_bits))
 

@@ -13,6 +13,7 @@ import numpy as np
 from engine.arrays import runs
 from engine.hashing import splitmix64
 from engine.hashtable import fix_key
+from engine.sort_loop import sorted_u64
 from engine.state import I64, U64, Bool, Loc, State
 
 _HOST_SALT = np.uint64(0xD1B54A32D192ED03)
@@ -112,7 +113,7 @@ def group_by_key(keys: U64) -> tuple[I64, I64, I64]:
         packed = keys >> shift
         packed <<= shift
         packed |= np.arange(n, dtype=np.uint64)
-        packed.sort()
+        packed = sorted_u64(packed)
         order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
         packed >>= shift
         sorted_keys = keys[order]

@@ -1,0 +1,127 @@
+"""Sorting integer arrays by their bits, as a compiled loop (engine/kernels.py).
+
+A tick sorts several arrays of 10^4-10^5 integers: the candidates' keys KSM groups by
+(memory/share_ops.py group_by_key), the pages the page cache and the balloon pick
+(arrays.unique_sorted), the frames a release drops. numpy's sort is a comparison sort
+unless its build dispatches a SIMD one for the CPU; where it does not (measured on an AMD
+EPYC with AVX-512: 3.8 ms for 100,000 int64, 38 ns an element) most-significant-digit
+radix sorting is 3-4x faster: one pass counts the elements by their top bits (as many bits
+as make buckets of about four), one places them, and each bucket, now in cache, is
+finished by insertion sort, or split again the same way when it holds more than 32 (keys
+that cluster, like the pages of a few VMs). A sort's output is determined by its input,
+so the loop and numpy give the same array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine import kernels
+
+U64 = npt.NDArray[np.uint64]
+
+MIN_LOOP = 4_096  # elements below which numpy's sort is as fast
+_SMALL = 32  # a bucket this small is finished by insertion sort
+_MAX_DIGIT_BITS = 16  # the count table: 2^16 + 1 entries, 512 KiB
+_SIGN = np.uint64(1 << 63)
+
+
+def _sort_loop(values: U64) -> U64:
+    """`values` sorted ascending, in a new array."""
+    n = values.size
+    out = values.copy()
+    if n <= _SMALL:
+        out.sort()
+        return out
+    scratch = np.empty(n, np.uint64)
+    count = np.zeros((1 << _MAX_DIGIT_BITS) + 1, np.int64)
+    # Segments of `out` left to sort, each of values that agree on the bits above its
+    # digit: a stack, so at most one segment per bucket of each level is waiting.
+    seg_lo = np.empty(n, np.int64)
+    seg_hi = np.empty(n, np.int64)
+    seg_lo[0] = 0
+    seg_hi[0] = n
+    top = 1
+    zero = np.uint64(0)
+    while top > 0:
+        top -= 1
+        lo = seg_lo[top]
+        hi = seg_hi[top]
+        m = hi - lo
+        least = out[lo]
+        most = out[lo]
+        for i in range(lo, hi):
+            x = out[i]
+            if x < least:
+                least = x
+            if x > most:
+                most = x
+        span = most - least
+        if span == zero:
+            continue
+        bits = 0
+        while bits < 64 and (span >> np.uint64(bits)) != zero:
+            bits += 1
+        digit = 1
+        while (1 << digit) * 4 < m and digit < _MAX_DIGIT_BITS:
+            digit += 1
+        shift = np.uint64(bits - digit if bits > digit else 0)
+        buckets = np.int64(span >> shift) + 1
+        for b in range(buckets + 1):
+            count[b] = 0
+        for i in range(lo, hi):
+            count[np.int64((out[i] - least) >> shift) + 1] += 1
+        count[0] = lo
+        for b in range(buckets):
+            count[b + 1] += count[b]
+        for i in range(lo, hi):
+            x = out[i]
+            at = np.int64((x - least) >> shift)
+            scratch[count[at]] = x
+            count[at] += 1  # ends as the end of bucket `at`
+        out[lo:hi] = scratch[lo:hi]
+        if shift == zero:
+            continue  # each bucket holds one value
+        start = lo
+        for b in range(buckets):
+            end = count[b]
+            if end - start > _SMALL:
+                seg_lo[top] = start
+                seg_hi[top] = end
+                top += 1
+            else:  # insertion sort, the bucket in cache
+                for i in range(start + 1, end):
+                    x = out[i]
+                    j = i - 1
+                    while j >= start and out[j] > x:
+                        out[j + 1] = out[j]
+                        j -= 1
+                    out[j + 1] = x
+            start = end
+    return out
+
+
+_SORT = kernels.Kernel(_sort_loop, lambda: [(np.zeros(0, np.uint64),)])
+
+
+def sorted_u64(values: U64) -> U64:
+    """np.sort(values) for uint64 values (a new array)."""
+    if values.size >= MIN_LOOP and kernels.compiled():
+        return np.asarray(_SORT(np.ascontiguousarray(values)))
+    return np.sort(values)
+
+
+def sorted_ints(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """np.sort(values) for a one-dimensional array of integers of any type (a new array)."""
+    if values.size < MIN_LOOP or not kernels.compiled():
+        return np.sort(values)
+    if values.dtype == np.uint64:
+        return sorted_u64(values)
+    if np.issubdtype(values.dtype, np.unsignedinteger):
+        return sorted_u64(values.astype(np.uint64)).astype(values.dtype)
+    # Signed: flipping the sign bit orders two's complement as unsigned.
+    biased = values.astype(np.int64).view(np.uint64) ^ _SIGN
+    return (sorted_u64(biased) ^ _SIGN).view(np.int64).astype(values.dtype, copy=False)

@@ -1,0 +1,56 @@
+"""The compiled sort (engine/sort_loop.py) gives numpy's sorted array, for the shapes the
+engine sorts: hashed keys, page indices spread over a world or clustered in a few VMs,
+many duplicates, negative values, every integer type, and sizes around its cut-offs."""
+
+import numpy as np
+import pytest
+
+from engine import kernels
+from engine.arrays import unique_sorted
+from engine.sort_loop import MIN_LOOP, sorted_ints, sorted_u64
+
+
+def _arrays(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(n)
+    return [
+        rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1),
+        rng.integers(0, 131_000_000, n),  # pages anywhere in a world
+        (rng.integers(0, 20, n) * 6_553_600 + rng.integers(0, 131_072, n)).astype(np.int32),
+        rng.integers(-5, 5, n).astype(np.int16),  # few values, negative ones
+        rng.integers(-2**62, 2**62, n),
+        np.repeat(rng.integers(0, 2**40, max(n // 7, 1)), 7)[:n],  # runs of equal values
+        np.sort(rng.integers(0, 1 << 20, n))[::-1].copy(),  # descending
+        np.full(n, 12345, np.int64),  # one value
+        rng.integers(0, 255, n).astype(np.uint8),
+        np.array([np.iinfo(np.int64).min, -1, 0, np.iinfo(np.int64).max] * (n // 4 + 1))[:n],
+    ]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 33, MIN_LOOP - 1, MIN_LOOP, 70_001])
+def test_the_compiled_sort_gives_numpys_order(n: int) -> None:
+    assert kernels.compiled()  # numba is in the test extra
+    for values in _arrays(n):
+        got = sorted_ints(values)
+        assert got.dtype == values.dtype
+        assert np.array_equal(got, np.sort(values)), (n, values.dtype)
+        assert np.array_equal(unique_sorted(values), np.unique(values))
+
+
+def test_the_loop_itself_sorts_small_and_clustered_buckets() -> None:
+    """Past the cut-off the loop runs: buckets of a few (insertion sort) and buckets of
+    thousands (split again) both come out in order, and the input is left as it was."""
+    rng = np.random.default_rng(7)
+    clustered = (rng.integers(0, 3, 50_000).astype(np.uint64) << np.uint64(40)) \
+        + rng.integers(0, 5_000, 50_000).astype(np.uint64)
+    spread = rng.integers(0, 2**63, 50_000, dtype=np.int64).astype(np.uint64)
+    for values in (clustered, spread):
+        before = values.copy()
+        got = sorted_u64(values)
+        assert np.array_equal(got, np.sort(values))
+        assert np.array_equal(values, before)
+
+
+def test_without_numba_numpy_sorts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numpy")
+    values = np.random.default_rng(3).integers(-1000, 1000, MIN_LOOP * 2)
+    assert np.array_equal(sorted_ints(values), np.sort(values))
