@@ -25,83 +25,91 @@ U64 = npt.NDArray[np.uint64]
 
 MIN_LOOP = 4_096  # elements below which numpy's sort is as fast
 _SMALL = 32  # a bucket this small is finished by insertion sort
-_MAX_DIGIT_BITS = 16  # the count table: 2^16 + 1 entries, 512 KiB
+_MAX_DIGIT_BITS = 16  # a count table of at most 2^16 + 1 entries (512 KiB)
 _SIGN = np.uint64(1 << 63)
 
 
 def _sort_loop(values: U64) -> U64:
     """`values` sorted ascending, in a new array."""
     n = values.size
-    out = values.copy()
+    out = np.empty(n, np.uint64)
     if n <= _SMALL:
+        out[:] = values
         out.sort()
         return out
-    scratch = np.empty(n, np.uint64)
-    count = np.zeros((1 << _MAX_DIGIT_BITS) + 1, np.int64)
-    # Segments of `out` left to sort, each of values that agree on the bits above its
-    # digit: a stack, so at most one segment per bucket of each level is waiting.
-    seg_lo = np.empty(n, np.int64)
-    seg_hi = np.empty(n, np.int64)
-    seg_lo[0] = 0
-    seg_hi[0] = n
-    top = 1
+    scratch = np.empty(0, np.uint64)  # for segments split again (few: made when needed)
+    # Segments of `out` left to split, each of values that agree on the bits above its
+    # digit: a stack of disjoint segments of more than _SMALL each.
+    seg_lo = np.empty(n // (_SMALL + 1) + 1, np.int64)
+    seg_hi = np.empty(n // (_SMALL + 1) + 1, np.int64)
+    top = 0
+    lo, hi = 0, n
+    src = values  # the first split reads `values` and places into `out`
     zero = np.uint64(0)
-    while top > 0:
-        top -= 1
-        lo = seg_lo[top]
-        hi = seg_hi[top]
+    while True:
         m = hi - lo
-        least = out[lo]
-        most = out[lo]
+        least = src[lo]
+        most = src[lo]
         for i in range(lo, hi):
-            x = out[i]
+            x = src[i]
             if x < least:
                 least = x
             if x > most:
                 most = x
         span = most - least
         if span == zero:
-            continue
-        bits = 0
-        while bits < 64 and (span >> np.uint64(bits)) != zero:
-            bits += 1
-        digit = 1
-        while (1 << digit) * 4 < m and digit < _MAX_DIGIT_BITS:
-            digit += 1
-        shift = np.uint64(bits - digit if bits > digit else 0)
-        buckets = np.int64(span >> shift) + 1
-        for b in range(buckets + 1):
-            count[b] = 0
-        for i in range(lo, hi):
-            count[np.int64((out[i] - least) >> shift) + 1] += 1
-        count[0] = lo
-        for b in range(buckets):
-            count[b + 1] += count[b]
-        for i in range(lo, hi):
-            x = out[i]
-            at = np.int64((x - least) >> shift)
-            scratch[count[at]] = x
-            count[at] += 1  # ends as the end of bucket `at`
-        out[lo:hi] = scratch[lo:hi]
-        if shift == zero:
-            continue  # each bucket holds one value
-        start = lo
-        for b in range(buckets):
-            end = count[b]
-            if end - start > _SMALL:
-                seg_lo[top] = start
-                seg_hi[top] = end
-                top += 1
-            else:  # insertion sort, the bucket in cache
-                for i in range(start + 1, end):
-                    x = out[i]
-                    j = i - 1
-                    while j >= start and out[j] > x:
-                        out[j + 1] = out[j]
-                        j -= 1
-                    out[j + 1] = x
-            start = end
-    return out
+            if lo == 0 and hi == n:
+                out[:] = src  # all one value
+        else:
+            bits = 0
+            while bits < 64 and (span >> np.uint64(bits)) != zero:
+                bits += 1
+            digit = 1
+            while (1 << digit) * 4 < m and digit < _MAX_DIGIT_BITS:
+                digit += 1
+            shift = np.uint64(bits - digit if bits > digit else 0)
+            buckets = np.int64(span >> shift) + 1
+            count = np.zeros(buckets + 1, np.int64)
+            for i in range(lo, hi):
+                count[np.int64((src[i] - least) >> shift) + 1] += 1
+            count[0] = lo
+            for b in range(buckets):
+                count[b + 1] += count[b]
+            if src is values:
+                dst = out
+            else:
+                if scratch.size == 0:
+                    scratch = np.empty(n, np.uint64)
+                dst = scratch
+            for i in range(lo, hi):
+                x = src[i]
+                at = np.int64((x - least) >> shift)
+                dst[count[at]] = x
+                count[at] += 1  # ends as the end of bucket `at`
+            if dst is not out:
+                out[lo:hi] = scratch[lo:hi]
+            if shift != zero:  # else each bucket holds one value
+                start = lo
+                for b in range(buckets):
+                    end = count[b]
+                    if end - start > _SMALL:
+                        seg_lo[top] = start
+                        seg_hi[top] = end
+                        top += 1
+                    else:  # insertion sort, the bucket in cache
+                        for i in range(start + 1, end):
+                            x = out[i]
+                            j = i - 1
+                            while j >= start and out[j] > x:
+                                out[j + 1] = out[j]
+                                j -= 1
+                            out[j + 1] = x
+                    start = end
+        if top == 0:
+            return out
+        top -= 1
+        lo, hi = seg_lo[top], seg_hi[top]
+        src = out
 
 
 _SORT = kernels.Kernel(_sort_loop, lambda: [(np.zeros(0, np.uint64),)])
@@ -110,7 +118,9 @@ _SORT = kernels.Kernel(_sort_loop, lambda: [(np.zeros(0, np.uint64),)])
 def sorted_u64(values: U64) -> U64:
     """np.sort(values) for uint64 values (a new array)."""
     if values.size >= MIN_LOOP and kernels.compiled():
-        return np.asarray(_SORT(np.ascontiguousarray(values)))
+        if not values.flags.c_contiguous or not values.flags.writeable:
+            values = values.copy()  # one type for numba (a read-only array is another)
+        return np.asarray(_SORT(values))
     return np.sort(values)
 
 
