@@ -135,3 +135,54 @@ def sorted_ints(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
     # Signed: flipping the sign bit orders two's complement as unsigned.
     biased = values.astype(np.int64).view(np.uint64) ^ _SIGN
     return (sorted_u64(biased) ^ _SIGN).view(np.int64).astype(values.dtype, copy=False)
+
+
+def _group_loop(packed: U64, keys: U64, bits: int, order: npt.NDArray[np.int64],
+                starts: npt.NDArray[np.int64]) -> int:
+    """share_ops.group_by_key's walk over its sorted (key's high bits | index) words, in
+    one pass: each word's index into `order`, and where each run of one key starts into
+    `starts`. Returns the number of runs, or -1 when two distinct keys share their high
+    bits (then the words do not order the keys, and the caller sorts the keys)."""
+    mask = np.uint64((1 << bits) - 1)
+    shift = np.uint64(bits)
+    runs = 0
+    last_key = np.uint64(0)
+    last_high = np.uint64(0)
+    for i in range(packed.size):
+        word = packed[i]
+        at = np.int64(word & mask)
+        order[i] = at
+        key = keys[at]
+        high = word >> shift
+        if i == 0 or key != last_key:
+            if i > 0 and high == last_high:
+                return -1
+            starts[runs] = i
+            runs += 1
+            last_key = key
+            last_high = high
+    return runs
+
+
+_GROUP = kernels.Kernel(_group_loop, lambda: [(np.zeros(0, np.uint64), np.zeros(0, np.uint64), 1,
+                                               np.zeros(0, np.int64), np.zeros(0, np.int64))])
+
+
+def group_packed(packed: U64, keys: U64, bits: int
+                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """(order, run starts) from sorted words (key's high bits << bits | index), or None
+    when two distinct keys share their high bits; as share_ops.group_by_key's numpy passes
+    find them."""
+    n = packed.size
+    if n >= MIN_LOOP and kernels.compiled():
+        order = np.empty(n, np.int64)
+        starts = np.empty(n, np.int64)
+        found = int(_GROUP(packed, keys, bits, order, starts))
+        return None if found < 0 else (order, starts[:found])
+    order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
+    high = packed >> np.uint64(bits)
+    sorted_keys = keys[order]
+    new_key = sorted_keys[1:] != sorted_keys[:-1]
+    if not np.array_equal(high[1:] != high[:-1], new_key):
+        return None
+    return order, np.flatnonzero(np.concatenate([[True], new_key]))

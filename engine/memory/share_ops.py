@@ -13,7 +13,7 @@ import numpy as np
 from engine.arrays import runs
 from engine.hashing import splitmix64
 from engine.hashtable import fix_key
-from engine.sort_loop import sorted_u64
+from engine.sort_loop import group_packed, sorted_ints, sorted_u64
 from engine.state import I64, U64, Bool, Loc, State
 
 _HOST_SALT = np.uint64(0xD1B54A32D192ED03)
@@ -114,17 +114,14 @@ def group_by_key(keys: U64) -> tuple[I64, I64, I64]:
         packed <<= shift
         packed |= np.arange(n, dtype=np.uint64)
         packed = sorted_u64(packed)
-        order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
-        packed >>= shift
-        sorted_keys = keys[order]
-        new_key = sorted_keys[1:] != sorted_keys[:-1]
-        if np.array_equal(packed[1:] != packed[:-1], new_key):
-            first = np.flatnonzero(np.concatenate([[True], new_key]))
+        grouped = group_packed(packed, keys, bits)
+        if grouped is not None:
+            order, first = grouped
             return order, first, np.diff(np.append(first, n))
     by_key = np.argsort(keys).astype(np.int64)
     _, starts, lengths = runs(keys[by_key])
     group = np.repeat(np.arange(starts.size, dtype=np.int64), lengths)
-    packed_i = np.sort(group * n + by_key)
+    packed_i = sorted_ints(group * n + by_key)
     return packed_i % max(n, 1), starts.astype(np.int64), lengths.astype(np.int64)
 
 

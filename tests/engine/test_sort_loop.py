@@ -7,7 +7,8 @@ import pytest
 
 from engine import kernels
 from engine.arrays import unique_sorted
-from engine.sort_loop import MIN_LOOP, sorted_ints, sorted_u64
+from engine.memory.share_ops import group_by_key
+from engine.sort_loop import MIN_LOOP, group_packed, sorted_ints, sorted_u64
 
 
 def _arrays(n: int) -> list[np.ndarray]:
@@ -54,3 +55,42 @@ def test_without_numba_numpy_sorts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(kernels.KERNELS_ENV, "numpy")
     values = np.random.default_rng(3).integers(-1000, 1000, MIN_LOOP * 2)
     assert np.array_equal(sorted_ints(values), np.sort(values))
+
+
+def _grouped_reference(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+    return order, starts, np.diff(np.append(starts, keys.size))
+
+
+@pytest.mark.parametrize("mode", ["numba", "numpy"])
+@pytest.mark.parametrize("n", [2, 100, MIN_LOOP + 3, 60_000])
+def test_group_by_key_orders_groups_by_key_and_members_by_index(
+        mode: str, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups in key order, each group's members in index order, whether the packed sort
+    tells the keys apart (spread keys) or not (distinct keys sharing their high bits, so
+    the walk must give up and the keys are sorted instead)."""
+    monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+    rng = np.random.default_rng(n)
+    spread = rng.integers(0, 2**63, max(n // 3, 1), dtype=np.int64).astype(np.uint64)
+    low_bits_only = rng.integers(0, 8, max(n // 3, 1)).astype(np.uint64)  # one high part
+    for pool in (spread, low_bits_only, np.concatenate([spread, low_bits_only])):
+        keys = rng.choice(pool, n)
+        got = group_by_key(keys)
+        for a, b in zip(got, _grouped_reference(keys), strict=True):
+            assert np.array_equal(a, b)
+
+
+def test_group_packed_gives_up_exactly_when_high_bits_collide() -> None:
+    bits = 13
+    idx = np.arange(MIN_LOOP * 2, dtype=np.uint64)
+    keys = (np.uint64(5) << np.uint64(40)) + idx % np.uint64(7)  # 7 keys, one high part
+    packed = np.sort(((keys >> np.uint64(bits)) << np.uint64(bits)) | idx)
+    assert group_packed(packed, keys, bits) is None
+    keys = (idx % np.uint64(7)) << np.uint64(50)  # 7 keys, 7 high parts
+    packed = np.sort(((keys >> np.uint64(bits)) << np.uint64(bits)) | idx)
+    grouped = group_packed(packed, keys, bits)
+    assert grouped is not None
+    order, starts = grouped
+    assert starts.size == 7 and np.array_equal(keys[order], np.sort(keys))
