@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from engine import hash_probes, kernels
 from engine.arrays import runs, unique_sorted
+from engine.sort_loop import sorted_ints
 
 EMPTY = np.uint64(0)
 DELETED = np.uint64(1)
@@ -657,7 +658,7 @@ class HintTable:
         if self.capacity.bit_length() + bits <= 62:
             # One sort of (slot, index) packed into an int64, several times cheaper than a
             # stable argsort: the last of each run of a slot is its last hint in the batch.
-            packed = np.sort((slot << bits) | np.arange(slot.size, dtype=np.int64))
+            packed = sorted_ints((slot << bits) | np.arange(slot.size, dtype=np.int64))
             s = packed >> bits
             last = np.ones(s.size, np.bool_)
             last[:-1] = s[1:] != s[:-1]

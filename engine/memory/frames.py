@@ -14,6 +14,7 @@ import numpy as np
 from engine import kernels, parallel
 from engine.arrays import IntArray, runs
 from engine.memory import frame_loops
+from engine.sort_loop import sorted_ints
 from engine.state import I32, I64, Hosts, State
 
 
@@ -236,7 +237,7 @@ def release(state: State, frames_to_drop: I32 | I64) -> None:
         return x.size < 2 or bool((x[1:] > x[:-1]).all())
 
     # A VM's private frames, in page order, are often ascending already: no sort then.
-    uniq = frames_to_drop if distinct_ascending(frames_to_drop) else np.sort(frames_to_drop)
+    uniq = frames_to_drop if distinct_ascending(frames_to_drop) else sorted_ints(frames_to_drop)
     if uniq is frames_to_drop or distinct_ascending(uniq):
         left = frames.refcount[uniq] - 1  # one reference each (a VM's private pages)
     else:

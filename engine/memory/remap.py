@@ -16,6 +16,7 @@ from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import recency
 from engine.memory.counts import vm_of_sorted
+from engine.sort_loop import sorted_ints
 from engine.state import I64, Loc, State
 from engine.world import World
 
@@ -80,7 +81,7 @@ def run_io(world: World) -> None:
     per_host = np.bincount(vms["host"][bounced_vm], minlength=len(hosts))
     reclaim["bounce_tick"] = per_host
     reclaim["bounces"] += per_host
-    distinct, _, copies = runs(np.sort(bounced))
+    distinct, _, copies = runs(sorted_ints(bounced))
     p.io_count[distinct] = np.minimum(p.io_count[distinct] + copies, 255).astype(np.uint8)
     if not policy.io_remap or bounced.size == 0:
         return

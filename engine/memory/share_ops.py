@@ -89,7 +89,7 @@ def merge(state: State, pages: I64, frames: I64) -> None:
     old = np.take(p.frame, pages)
     p.frame[pages] = frames
     p.location[pages] = Loc.SHARED
-    distinct, _, counts = runs(np.sort(frames))
+    distinct, _, counts = runs(sorted_ints(frames))
     state.frames.refcount[distinct] += counts.astype(np.int32)
     release(state, old)
     _count_move(state, vm, Loc.PRIVATE, Loc.SHARED)
