@@ -12,7 +12,9 @@ slot the last stays, as the numpy passes' sort picks it. `place_at_ends` is
 RegionMap.put_located_in's first try (keys into the empty slots their
 lookups stopped at) with the outcome of the numpy passes (every read before any write,
 the writes in order, so of keys that share a slot the last one's stays), in one pass
-backwards.
+backwards. `place` is hashtable._place, the insertion of absent keys (new entries, and
+every entry when a table is laid out anew), round by round as the numpy passes go, each
+round's writes settled by the same pass backwards.
 """
 
 from __future__ import annotations
@@ -194,3 +196,96 @@ def write_hints(entry: npt.NDArray[np.uint32], slot: I64, pages: I64,
     """HintTable.write's hints, one after the other (see the module's docstring)."""
     _HINTS(entry, np.asarray(slot, np.int64), np.asarray(pages, np.int64),
            np.asarray(written_before, np.int64), tag_shift, tag_bits)
+
+
+def _place_loop(table: npt.NDArray[Any], keys: npt.NDArray[Any], probe: I64, lo: I64,
+                size_mask: I64, empty: Any, deleted: Any, few: int, window: int, slot: I64,
+                held: npt.NDArray[Any]) -> None:
+    """hashtable._place's rounds, with their outcome: while more than `few` keys are left,
+    each probes one slot a round; then each reads a window of `window` slots a round and
+    takes the first free one. In a round every read comes before every write and the
+    writes go in order, so of keys that pick one free slot the last one's stays: going
+    from the last key back, a key takes its slot exactly when it is still free as the key
+    comes to it. The keys left go on in numpy's order: in window rounds those that found
+    no free slot first. `probe` is overwritten; `lo` and `size_mask` hold one entry for
+    all keys or one each (a region's run)."""
+    n = keys.size
+    pending = np.arange(n)
+    target = np.empty(n, np.int64)
+    nxt = np.empty(n, np.int64)
+    left = np.empty(n, np.int64)
+    next_probe = np.empty(n, np.int64)
+    m = n
+    while m > 0:
+        windowed = m <= few
+        for j in range(m):  # each key's target, from the table as the round starts
+            i = pending[j]
+            base = lo[i] if lo.size > 1 else lo[0]
+            mask = size_mask[i] if size_mask.size > 1 else size_mask[0]
+            at = probe[j]
+            target[j] = -1
+            if not windowed:
+                v = table[at]
+                if (v == empty) | (v == deleted):
+                    target[j] = at
+                nxt[j] = at
+                continue
+            for s in range(window):
+                t = base + ((at - base + s) & mask)
+                v = table[t]
+                if (v == empty) | (v == deleted):
+                    target[j] = t
+                    break
+            # no free slot: go on past the window
+            nxt[j] = base + ((at - base + window - 1) & mask)
+        for j in range(m - 1, -1, -1):  # the writes' outcome, from the last key back
+            t = target[j]
+            if t < 0:
+                continue
+            v = table[t]
+            if (v == empty) | (v == deleted):
+                i = pending[j]
+                held[i] = v
+                table[t] = keys[i]
+                slot[i] = t
+                pending[j] = -1 - i  # placed
+            else:
+                nxt[j] = t  # lost the slot to a later key: go on after it
+        k = 0
+        for full_first in (True, False):  # numpy's order for the keys left
+            for j in range(m):
+                i = pending[j]
+                if i < 0 or (windowed and (target[j] < 0) != full_first) or (
+                        not windowed and not full_first):
+                    continue
+                base = lo[i] if lo.size > 1 else lo[0]
+                mask = size_mask[i] if size_mask.size > 1 else size_mask[0]
+                left[k] = i
+                next_probe[k] = base + ((nxt[j] - base + 1) & mask)
+                k += 1
+        for j in range(k):
+            pending[j] = left[j]
+            probe[j] = next_probe[j]
+        m = k
+
+
+def _place_samples() -> list[tuple[Any, ...]]:
+    one = np.zeros(1, np.int64)
+    return [(np.zeros(1, dt), np.zeros(0, dt), _NONE, one, one, dt(0), dt(1), 1, 1, _NONE,
+             np.zeros(0, dt)) for dt in (np.uint64, np.uint32)]
+
+
+_PLACE = Kernel(_place_loop, _place_samples)
+
+
+def place(table: npt.NDArray[Any], keys: npt.NDArray[Any], probe: I64, lo: I64 | int,
+          size_mask: I64 | int, empty: Any, deleted: Any, few: int,
+          window: int) -> tuple[I64, npt.NDArray[Any]]:
+    """hashtable._place (its rounds' outcome: the same slots, the same table)."""
+    n = keys.size
+    slot = np.empty(n, np.int64)
+    held = np.empty(n, table.dtype)
+    _PLACE(table, np.asarray(keys, table.dtype), np.array(probe, np.int64),
+           np.atleast_1d(np.asarray(lo, np.int64)), np.atleast_1d(np.asarray(size_mask, np.int64)),
+           table.dtype.type(empty), table.dtype.type(deleted), few, window, slot, held)
+    return slot, held

@@ -156,6 +156,9 @@ def _place(table: npt.NDArray[Any], keys: npt.NDArray[Any], probe: I64, lo: I64 
     first free slot of its run, which is all lookups need. The layout depends only on
     the keys and their order.
     """
+    if kernels.compiled():  # the same rounds' outcome in one loop (hash_probes.py)
+        return hash_probes.place(table, keys, probe, lo, size_mask, empty, deleted, _FEW,
+                                 _WINDOW)
     slot = np.empty(keys.size, np.int64)
     held = np.empty(keys.size, table.dtype)
     pending = np.arange(keys.size)
