@@ -20,7 +20,7 @@ The two give bit-identical results (tests/engine/test_kernels.py compares each l
 output with the numpy passes' and runs worlds both ways to the same digest): a run never
 depends on which ran. A loop is compiled at its first call, once per process, and cached
 on disk by numba (next to its module, or in numba's cache for the user when that is
-read-only): compiling all 17 took 6 s after an install, and a later process loads
+read-only): compiling all 17 took 7.5-9.3 s after an install, and a later process loads
 them in under a second, most of it importing numba.
 """
 
