@@ -219,17 +219,17 @@ def _place_loop(table: npt.NDArray[Any], keys: npt.NDArray[Any], probe: I64, lo:
     while m > 0:
         windowed = m <= few
         for j in range(m):  # each key's target, from the table as the round starts
-            i = pending[j]
-            base = lo[i] if lo.size > 1 else lo[0]
-            mask = size_mask[i] if size_mask.size > 1 else size_mask[0]
             at = probe[j]
             target[j] = -1
+            nxt[j] = at
             if not windowed:
                 v = table[at]
                 if (v == empty) | (v == deleted):
                     target[j] = at
-                nxt[j] = at
                 continue
+            i = pending[j]
+            base = lo[i] if lo.size > 1 else lo[0]
+            mask = size_mask[i] if size_mask.size > 1 else size_mask[0]
             for s in range(window):
                 t = base + ((at - base + s) & mask)
                 v = table[t]
@@ -252,11 +252,14 @@ def _place_loop(table: npt.NDArray[Any], keys: npt.NDArray[Any], probe: I64, lo:
             else:
                 nxt[j] = t  # lost the slot to a later key: go on after it
         k = 0
-        for full_first in (True, False):  # numpy's order for the keys left
+        # The keys left, in numpy's order: as they came, but in window rounds those that
+        # found no free slot before those that lost theirs.
+        for full_first in (True, False):
+            if not windowed and not full_first:
+                break
             for j in range(m):
                 i = pending[j]
-                if i < 0 or (windowed and (target[j] < 0) != full_first) or (
-                        not windowed and not full_first):
+                if i < 0 or (windowed and (target[j] < 0) != full_first):
                     continue
                 base = lo[i] if lo.size > 1 else lo[0]
                 mask = size_mask[i] if size_mask.size > 1 else size_mask[0]

@@ -57,7 +57,7 @@ def _sort_loop(values: U64) -> U64:
                 most = x
         span = most - least
         if span == zero:
-            if lo == 0 and hi == n:
+            if src is values:
                 for i in range(n):  # all one value
                     out[i] = src[i]
         else:
