@@ -126,10 +126,10 @@ def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
     if vm.size == 0:
         return np.zeros(0, np.int64)
     # np.compress, not pages[chosen]: a boolean index branches on every element.
-    return unique_sorted(np.compress(_taken(vm, cls, want), pages))
+    return unique_sorted(np.compress(taken_by_rule(vm, cls, want), pages))
 
 
-def _taken(vm: I64, cls: npt.NDArray[np.integer[Any]], want: I64) -> Bool:
+def taken_by_rule(vm: I64, cls: npt.NDArray[np.integer[Any]], want: I64) -> Bool:
     """Which candidates `take` takes (vm not empty)."""
     n = want.size
     want = want.astype(np.int64)
@@ -202,8 +202,8 @@ def pick_balloon(state: State, rng: np.random.Generator, want: I64) -> tuple[I64
     else:
         vm, cand = probe(state, rng, want, 3)
         cls, loc = balloon_class_loc(state, cand)
-        key = np.compress(_taken(vm, cls, want), (cand << _PAGE_SHIFT) | (cls << _CLASS_SHIFT)
-                          | loc)
+        key = np.compress(taken_by_rule(vm, cls, want),
+                          (cand << _PAGE_SHIFT) | (cls << _CLASS_SHIFT) | loc)
     # Equal pages have equal keys, so distinct keys are distinct pages, in page order.
     keys = unique_sorted(key)
     chosen = keys >> _PAGE_SHIFT

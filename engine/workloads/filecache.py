@@ -6,6 +6,11 @@ the block from the guest's virtual disk and caches it in a free guest page (one 
 before first), or in place of another cached block when none is free. So the page cache
 grows into whatever memory the guest has, shrinks when the balloon takes it, and the hit
 rate - and with it a closed-loop workload's throughput - follows the memory the VM has.
+
+Every miss is cached while the VM has a free or cached page (not read this tick) to put it
+in, and every hit reads a cached page. The pages are picked by a random probe, or, in a VM
+where they are too scarce for a probe to find (a cache squeezed to a few per cent of the
+VM), by a walk from a random point (memory/walk_pick.py).
 """
 
 from __future__ import annotations
@@ -14,18 +19,20 @@ import numpy as np
 
 from engine import kernels, parallel
 from engine.arrays import unique_sorted
-from engine.memory import pick_loop
+from engine.memory import pick_loop, walk_pick
 from engine.memory.content import dataset_content
-from engine.memory.counts import count_sorted, vm_of_sorted
+from engine.memory.counts import count_sorted, in_vms, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
+from engine.memory.pick_loop import I8
 from engine.memory.touch import apply_touches
-from engine.state import F64, I64, N_LOC, WORD_SHIFT, Bool, GuestKind, Loc, State, VMs
+from engine.state import F64, I64, N_LOC, Bool, GuestKind, Loc, State, VMs
 from engine.world import World
 
 # A miss fills a free page the guest used before (still backed, perhaps zeroed or shared)
 # before a never-touched one, which would take a new frame: the guest allocator reuses
 # what it freed. Only then does it evict another cached block.
 _FREE_USED, _FREE, _CACHE, _NONE = 0, 1, 2, INELIGIBLE
+_FACTOR = 4  # probe candidates (or usable pages a walk passes) per page wanted
 # A candidate's class by guest kind * N_LOC + location; a page the balloon holds is no
 # candidate, whatever the guest thinks it is.
 _CLASS_OF = np.full(len(GuestKind) * N_LOC, _NONE, np.int64)
@@ -73,14 +80,7 @@ def run_file_reads(world: World, active: Bool) -> None:
     hits = rng.binomial(reads, hit_p).astype(np.int64)
     misses = reads - hits
 
-    if kernels.compiled():  # the same picks, made in one loop (memory/pick_loop.py)
-        hit_pages = unique_sorted(pick_loop.probe_take(state, rng, hits, 4, _HIT_TABLE,
-                                                       INELIGIBLE)[0])
-        fill = unique_sorted(pick_loop.probe_take(state, rng, misses, 4, _FILL_TABLE,
-                                                  INELIGIBLE, exclude=hit_pages,
-                                                  exclude_class=_CACHE)[0])
-    else:
-        hit_pages, fill = _hits_and_fills(state, rng, hits, misses)
+    hit_pages, fill = pick_reads(state, rng, hits, misses)
     fill_vm = vm_of_sorted(vms, fill)
     block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
     content = dataset_content(block, vms["dataset_key"][fill_vm])
@@ -96,30 +96,60 @@ def run_file_reads(world: World, active: Bool) -> None:
     vms["lost_page_cache_s_tick"] += misses * vms["guest_disk_latency_s"]
 
 
-def _hits_and_fills(state: State, rng: np.random.Generator, hits: I64,
-                    misses: I64) -> tuple[I64, I64]:
-    """The cached pages the hits read and the pages the misses fill (each ascending),
-    as numpy passes: candidates of no use never reach `take` (it would pass over them):
-    it is given the usable ones, in probe order."""
-    p = state.pages
-    vm, cand = probe(state, rng, hits, 4)
-    is_cache = np.flatnonzero((parallel.take(p.word, cand) >> np.uint16(WORD_SHIFT["guest_kind"]))
-                              == GuestKind.CACHE)
-    hit_pages = take(vm[is_cache], cand[is_cache], np.zeros(is_cache.size, np.int64), hits)
-
-    vm, cand = probe(state, rng, misses, 4)
-    word = parallel.take(p.word, cand)  # location and guest kind in one read (state.Pages)
-    kind = (word >> np.uint16(WORD_SHIFT["guest_kind"])).astype(np.uint8)
-    usable = np.flatnonzero((kind == GuestKind.FREE) | (kind == GuestKind.CACHE))
-    vm, cand = vm[usable], cand[usable]
-    cls = _CLASS_OF[np.take(kind, usable) * N_LOC + np.take(word, usable).astype(np.uint8)]
-    # Never refill a page read this tick: its hit has to stay a hit. Hits are cached
-    # pages, so only the cached candidates need the lookup (hits come sorted).
-    cached_cand = np.flatnonzero(cls == _CACHE)
-    if hit_pages.size and cached_cand.size:
-        looked = cand[cached_cand]
-        at = np.searchsorted(hit_pages, looked)
-        read_now = hit_pages[np.minimum(at, hit_pages.size - 1)] == looked
-        cls[np.compress(read_now, cached_cand)] = _NONE
-    fill = take(vm, cand, cls, misses)
+def pick_reads(state: State, rng: np.random.Generator, hits: I64,
+               misses: I64) -> tuple[I64, I64]:
+    """The cached pages the hits read and the pages the misses fill, each distinct and
+    ascending. A VM's hits read min(hits, cached) of its cached pages; its misses fill
+    min(misses, usable) pages, usable being its free and cached pages but those read this
+    tick (a hit has to stay a hit)."""
+    vms = state.vms
+    kinds = vms["kind_count"]
+    cached = np.asarray(kinds[:, GuestKind.CACHE], np.int64)
+    hit_pages = _pick(state, rng, hits, cached, _HIT_TABLE)
+    free = np.asarray(kinds[:, GuestKind.FREE], np.int64)
+    # A VM without free pages evicts: its best class is the cached one.
+    fill = _pick(state, rng, misses, free + cached - count_sorted(vms, hit_pages), _FILL_TABLE,
+                 hit_pages, _CACHE, np.where(free > 0, _FREE_USED, _CACHE))
     return hit_pages, fill
+
+
+def _pick(state: State, rng: np.random.Generator, want: I64, usable: I64, table: I8,
+          exclude: I64 | None = None, exclude_class: int = -1,
+          best: I64 | None = None) -> I64:
+    """Up to want[v] pages of each VM v by class (`table`), ascending: a random probe of
+    _FACTOR candidates a page wanted, or, where usable pages are too scarce for it to
+    find them, a walk from a random point (memory/walk_pick.py). A VM the probe leaves
+    short of min(want, usable) is walked instead too. `best`: each VM's best class, for
+    the walk (walk_pick.walk_take)."""
+    vms = state.vms
+    m = pick_loop.probe_counts(vms, want, _FACTOR)
+    # A probe of m random pages finds about m * usable / n_pages usable ones.
+    sparse = m * usable < 2 * want * vms["n_pages"]
+    picks = _probe(state, rng, np.where(sparse, 0, want), table, exclude, exclude_class)
+    short = np.flatnonzero(count_sorted(vms, picks) < np.minimum(want, usable))
+    if short.size == 0:
+        return picks
+    walked = walk_pick.walk_take(state, short, rng.random(short.size), want[short], _FACTOR,
+                                 table, exclude, exclude_class,
+                                 None if best is None else best[short])
+    is_short = np.zeros(len(vms), np.bool_)
+    is_short[short] = True
+    kept = np.compress(~in_vms(vms, is_short, picks), picks)
+    return unique_sorted(np.concatenate([kept, walked]))
+
+
+def _probe(state: State, rng: np.random.Generator, want: I64, table: I8,
+           exclude: I64 | None, exclude_class: int) -> I64:
+    """guest.take over guest.probe's candidates, classed by `table`, ascending."""
+    if kernels.compiled():  # the same picks, made in one loop (memory/pick_loop.py)
+        return unique_sorted(pick_loop.probe_take(state, rng, want, _FACTOR, table, INELIGIBLE,
+                                                  exclude=exclude,
+                                                  exclude_class=exclude_class)[0])
+    vm, cand = probe(state, rng, want, _FACTOR)
+    cls = table[0][parallel.take(state.pages.word, cand)]
+    if exclude is not None and exclude.size:
+        maybe = np.flatnonzero(cls == exclude_class)
+        looked = cand[maybe]
+        at = np.minimum(np.searchsorted(exclude, looked), exclude.size - 1)
+        cls[maybe[exclude[at] == looked]] = INELIGIBLE
+    return take(vm, cand, cls, want)

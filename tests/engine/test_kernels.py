@@ -392,7 +392,7 @@ def test_the_compiled_picks_follow_class_and_recency(monkeypatch: pytest.MonkeyP
     # Pages of every location and guest kind, touched in this period, the last one, an
     # older one or never; wants from none to more than a VM has: the same balloon victims
     # (with their classes and locations) and the same page-cache picks either way.
-    from engine.memory import guest, pick_loop
+    from engine.memory import guest
     from engine.state import GuestKind
     from engine.workloads import filecache
 
@@ -405,7 +405,13 @@ def test_the_compiled_picks_follow_class_and_recency(monkeypatch: pytest.MonkeyP
     state.pages.guest_kind[:] = rng.choice(np.arange(len(GuestKind), dtype=np.uint8), n)
     codes = np.array([0, state.touch_code, state.previous_code, 77], np.uint8)
     state.pages.touched[:] = rng.choice(codes, n)
-    n_vms = len(state.vms)
+    # The page-cache picks go by each VM's kinds counted (which VMs are walked, and where
+    # a walk may stop): counted anew for the pages drawn.
+    vms = state.vms
+    n_vms = len(vms)
+    owner = vms.vm_of_pages(np.arange(n))
+    vms["kind_count"][:] = np.bincount(owner * len(GuestKind) + state.pages.guest_kind,
+                                       minlength=n_vms * len(GuestKind)).reshape(n_vms, -1)
     picked_hot = False
     for trial in range(20):
         want = rng.choice([0, 1, 5, 40, 300, 700, 1000, 1500, 5000], n_vms)
@@ -414,16 +420,8 @@ def test_the_compiled_picks_follow_class_and_recency(monkeypatch: pytest.MonkeyP
             monkeypatch.setenv(kernels.KERNELS_ENV, mode)
             victims = guest.pick_balloon(state, np.random.default_rng(trial), want)
             hits = want // 2
-            if mode == "numba":
-                r = np.random.default_rng(trial)
-                hit = np.unique(pick_loop.probe_take(state, r, hits, 4, filecache._HIT_TABLE,
-                                                     guest.INELIGIBLE)[0])
-                fill = np.unique(pick_loop.probe_take(
-                    state, r, want - hits, 4, filecache._FILL_TABLE, guest.INELIGIBLE,
-                    exclude=hit, exclude_class=filecache._CACHE)[0])
-            else:
-                hit, fill = filecache._hits_and_fills(state, np.random.default_rng(trial), hits,
-                                                      want - hits)
+            hit, fill = filecache.pick_reads(state, np.random.default_rng(trial), hits,
+                                             want - hits)
             outs.append((*victims, hit, fill))
         for x, y in zip(*outs, strict=True):
             assert x.dtype == y.dtype
