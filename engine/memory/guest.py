@@ -114,7 +114,7 @@ def probe(state: State, rng: np.random.Generator, want: I64, factor: int) -> tup
     return vm, pages
 
 
-def take(vm: I64, pages: I64, cls: I64, want: I64) -> I64:
+def take(vm: I64, pages: I64, cls: npt.NDArray[np.integer[Any]], want: I64) -> I64:
     """Per VM, up to want[v] candidates, best class first.
 
     Candidates come from `probe`: grouped by VM and in random order, so the first ones of

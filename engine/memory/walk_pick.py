@@ -27,7 +27,7 @@ from engine import kernels, parallel
 from engine.arrays import ranges, unique_sorted
 from engine.kernels import Kernel
 from engine.memory.guest import INELIGIBLE, taken_by_rule
-from engine.state import I64, State
+from engine.state import I64, WORD_SHIFT, State
 
 I8 = npt.NDArray[np.int8]
 U16 = npt.NDArray[np.uint16]
@@ -38,6 +38,7 @@ _FIRST_CHUNK = 1024  # positions each walk tries first in the numpy passes (then
 # positions passed where pages are this scarce, some 1.5 ns each, and handing a half to
 # the other thread costs 20-100 us.
 _MIN_SPLIT_WANT = 1024
+_KIND_SHIFT = WORD_SHIFT["guest_kind"]
 
 
 def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: I8,
@@ -61,28 +62,32 @@ def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: 
     if kernels.compiled():
         floor = np.zeros(vm.size, np.int64) if best is None else np.asarray(best, np.int64)
         word = state.pages.word
+        kinds = _usable_kinds(row)
 
         def walks(lo: int, hi: int) -> I64:
             out = np.empty(int(np.minimum(want[lo:hi], n[lo:hi]).sum()), np.int64)
             k = _WALK(n[lo:hi], offset[lo:hi], first[lo:hi], want[lo:hi], floor[lo:hi], factor,
-                      word, row, excl, exclude_class, INELIGIBLE, out)
+                      word, row, kinds, excl, exclude_class, INELIGIBLE, out)
             return out[:k]
 
         # Walks of different VMs are apart: two threads may take half of them each.
         half = parallel.cut_point(vm.size, 2) if int(want.sum()) >= _MIN_SPLIT_WANT else 0
         if half:
             a, b = parallel.pair(lambda: walks(0, half), lambda: walks(half, vm.size))
-            return unique_sorted(np.concatenate([a, b]))
-        return unique_sorted(walks(0, vm.size))
+            return np.concatenate([a, b])
+        return walks(0, vm.size)
     return _walk_numpy(state, n, offset, first, want, factor, row, excl, exclude_class)
 
 
-def _classes(state: State, row: I8, page: I64, excl: I64, exclude_class: int) -> I8:
-    cls = row[state.pages.word[page]]
-    if excl.size:
+def classes(state: State, row: I8, pages: I64, exclude: I64, exclude_class: int) -> I8:
+    """The class of each page by `row` (a class_table row), INELIGIBLE for a page of
+    `exclude_class` in the sorted `exclude`."""
+    cls = row[parallel.take(state.pages.word, pages)]
+    if exclude.size:
         maybe = np.flatnonzero(cls == exclude_class)
-        at = np.minimum(np.searchsorted(excl, page[maybe]), excl.size - 1)
-        cls[maybe[excl[at] == page[maybe]]] = INELIGIBLE
+        looked = pages[maybe]
+        at = np.minimum(np.searchsorted(exclude, looked), exclude.size - 1)
+        cls[maybe[exclude[at] == looked]] = INELIGIBLE
     return np.asarray(cls)
 
 
@@ -102,7 +107,7 @@ def _walk_numpy(state: State, n: I64, offset: I64, first: I64, want: I64, factor
         who = np.repeat(np.arange(todo.size), c)
         w = todo[who]
         page = offset[w] + (first[w] + rel) % n[w]
-        usable = (_classes(state, row, page, excl, exclude_class) < INELIGIBLE).astype(np.int64)
+        usable = (classes(state, row, page, excl, exclude_class) < INELIGIBLE).astype(np.int64)
         # Usable pages up to and including each position, counted from the walk's start.
         run = np.cumsum(usable)
         seg_start = np.cumsum(c) - c
@@ -123,16 +128,24 @@ def _walk_numpy(state: State, n: I64, offset: I64, first: I64, want: I64, factor
     rel = ranges(np.zeros(k, np.int64), length)
     who = np.repeat(np.arange(k), length)
     page = offset[who] + (first[who] + rel) % n[who]
-    cls = _classes(state, row, page, excl, exclude_class)
+    cls = classes(state, row, page, excl, exclude_class)
     return unique_sorted(np.compress(taken_by_rule(who, cls, want), page))
 
 
+def _usable_kinds(row: I8) -> int:
+    """The guest kinds some usable page may have, as bits: most pages a walk passes are
+    of other kinds, told apart by their word's kind bits without the 64 KiB table."""
+    kind = np.arange(row.size) >> _KIND_SHIFT
+    return int(np.bitwise_or.reduce(np.left_shift(1, kind[row < INELIGIBLE]), initial=0))
+
+
 def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: int,
-               word: U16, row: I8, excl: I64, exclude_class: int, n_classes: int,
-               out: I64) -> int:
+               word: U16, row: I8, kinds: int, excl: I64, exclude_class: int,
+               n_classes: int, out: I64) -> int:
     """Each walk in one pass over its pages (its two stretches: from its first position to
     the VM's end, then from the VM's start), keeping the usable pages it passes; take's
-    rule then picks among those. The picks go to `out` in walk order; returns how many."""
+    rule then picks among those. The picks go to `out` ascending (the VMs ascend);
+    returns how many."""
     longest = 0
     for i in range(n.size):
         longest = max(longest, min(factor * want[i], n[i]))
@@ -151,7 +164,10 @@ def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: i
             # The sorted exclusions are passed in step with the stretch.
             at = np.searchsorted(excl, lo)
             for page in range(lo, hi):
-                cl = row[word[page]]
+                w = word[page]
+                if not (kinds >> (w >> _KIND_SHIFT)) & 1:
+                    continue
+                cl = row[w]
                 if cl >= n_classes:
                     continue
                 if cl == exclude_class:
@@ -178,6 +194,7 @@ def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: i
                 break
             before += counts[cc]
         taken = 0
+        k0 = k
         for j in range(used):
             cl = kept_class[j]
             if cl < cutoff or (cl == cutoff and taken < quota):
@@ -185,13 +202,21 @@ def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: i
                     taken += 1
                 out[k] = kept_page[j]
                 k += 1
+        # In page order: the picks of the second stretch (below the first position) go
+        # before those of the first.
+        wrap = k0
+        while wrap < k and out[wrap] >= base + s:
+            wrap += 1
+        if k0 < wrap < k:
+            kept_page[:k - k0] = np.concatenate((out[wrap:k], out[k0:wrap]))
+            out[k0:k] = kept_page[:k - k0]
     return k
 
 
 def _walk_samples() -> list[tuple[Any, ...]]:
     none = np.zeros(0, np.int64)
-    return [(none, none, none, none, none, 4, np.zeros(1, np.uint16), np.zeros(1, np.int8), none,
-             -1, INELIGIBLE, none)]
+    return [(none, none, none, none, none, 4, np.zeros(1, np.uint16), np.zeros(1, np.int8), 1,
+             none, -1, INELIGIBLE, none)]
 
 
 _WALK = Kernel(_walk_loop, _walk_samples)

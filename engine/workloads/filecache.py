@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import kernels, parallel
+from engine import kernels
 from engine.arrays import unique_sorted
 from engine.memory import pick_loop, walk_pick
 from engine.memory.content import dataset_content
@@ -135,7 +135,8 @@ def _pick(state: State, rng: np.random.Generator, want: I64, usable: I64, table:
     is_short = np.zeros(len(vms), np.bool_)
     is_short[short] = True
     kept = np.compress(~in_vms(vms, is_short, picks), picks)
-    return unique_sorted(np.concatenate([kept, walked]))
+    # Two ascending runs of distinct pages: the stable sort (timsort) merges them.
+    return np.sort(np.concatenate([kept, walked]), kind="stable")
 
 
 def _probe(state: State, rng: np.random.Generator, want: I64, table: I8,
@@ -146,10 +147,7 @@ def _probe(state: State, rng: np.random.Generator, want: I64, table: I8,
                                                   exclude=exclude,
                                                   exclude_class=exclude_class)[0])
     vm, cand = probe(state, rng, want, _FACTOR)
-    cls = table[0][parallel.take(state.pages.word, cand)]
-    if exclude is not None and exclude.size:
-        maybe = np.flatnonzero(cls == exclude_class)
-        looked = cand[maybe]
-        at = np.minimum(np.searchsorted(exclude, looked), exclude.size - 1)
-        cls[maybe[exclude[at] == looked]] = INELIGIBLE
+    none = np.zeros(0, np.int64)
+    cls = walk_pick.classes(state, table[0], cand, none if exclude is None else exclude,
+                            exclude_class)
     return take(vm, cand, cls, want)
