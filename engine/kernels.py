@@ -6,10 +6,11 @@ until it has handed over its budget of pages (memory/ksm_scan.py), the first ste
 cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), each
 group's unstable-tree entry is checked as a partner (memory/ksm_tree.py), a hash lookup
 walks its key's probing run and new keys are placed (hash_probes.py), a VM's page-cache
-and balloon picks are made, classed and chosen (memory/pick_loop.py), frames are popped
-from the free stacks and dropped ones pushed back (memory/frame_loops.py), the workload's
-touches are laid out from the numbers drawn (workloads/layout_loop.py) and read, tested
-and marked (memory/touch_loop.py), pages' VMs and frames' hosts are looked up
+and balloon picks are made, classed and chosen (memory/pick_loop.py), a VM short of free
+and cached pages is walked for its page-cache picks (memory/walk_pick.py), frames are
+popped from the free stacks and dropped ones pushed back (memory/frame_loops.py), the
+workload's touches are laid out from the numbers drawn (workloads/layout_loop.py) and
+read, tested and marked (memory/touch_loop.py), pages' VMs and frames' hosts are looked up
 (arrays.SegmentOf), per-VM counters moved (memory/counts.py), and integer arrays sorted
 by their bits (sort_loop.py). A compiled loop does each in one or two reads
 of each element; those that read at random take a half each on two threads (MIN_SPLIT).
@@ -20,7 +21,7 @@ The two give bit-identical results (tests/engine/test_kernels.py compares each l
 output with the numpy passes' and runs worlds both ways to the same digest): a run never
 depends on which ran. A loop is compiled at its first call, once per process, and cached
 on disk by numba (next to its module, or in numba's cache for the user when that is
-read-only): compiling all 17 took 7.5-9.3 s after an install, and a later process loads
+read-only): compiling all 18 took 8.2 s after an install, and a later process loads
 them in under a second, most of it importing numba.
 """
 
