@@ -35,7 +35,7 @@ F64 = npt.NDArray[np.float64]
 
 _FIRST_CHUNK = 1024  # positions each walk tries first in the numpy passes (then doubled)
 # Pages wanted from which the walks are shared by two threads: a page wanted is tens of
-# positions passed where pages are this scarce, some 1.5 ns each, and handing a half to
+# positions passed where pages are this scarce, about 1.2 ns each, and handing a half to
 # the other thread costs 20-100 us.
 _MIN_SPLIT_WANT = 1024
 _KIND_SHIFT = WORD_SHIFT["guest_kind"]
