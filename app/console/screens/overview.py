@@ -89,8 +89,11 @@ class OverviewScreen(Screen[None]):
 
     def _arrange(self) -> None:
         shown, narrow = self.side_pane_visible(), self.narrow
-        self.set_class(not shown, "-no-pane")
-        self.set_class(shown and narrow, "-pane-only")
+        self.query_one("#side-pane").set_class(not shown, "-hidden")
+        left = self.query_one("#left-pane")
+        left.set_class(not shown, "-alone")
+        left.set_class(shown and narrow, "-hidden")
+        self.query_one("#objectives-strip").set_class(not shown, "-shown")
 
     def action_toggle_pane(self) -> None:
         self.pane_shown = not self.side_pane_visible()

@@ -29,7 +29,9 @@ class FixedWidths(DataTable[Any]):
     cells on a count of every change to the table, so updating one cell renders every
     cell on screen again (400 of them, half of a live frame of the VM table); here a
     cell's rendering is kept while the cell holds the same value (cells are replaced,
-    never changed in place) at the same place, width and style."""
+    never changed in place; a new cell equal to the old one counts as the same, so a table
+    filled again, as a change of its columns does, reuses what it drew) at the same
+    place, width and style."""
 
     CELL_CACHE = 4096  # rendered cells kept: a screenful of the widest column set, x4
 
@@ -113,12 +115,28 @@ class FixedWidths(DataTable[Any]):
         key = (row_key, column_key, row_index, column_index, base_style, width, cursor, hover,
                self._show_hover_cursor, self._pseudo_class_state)
         kept = self._kept_cells.get(key)
-        if kept is not None and kept[0] is value:
+        if kept is not None and _same_cell(kept[0], value):
             return kept[1]
         lines = super()._render_cell(row_index, column_index, base_style, width, cursor,
                                      hover)
         self._kept_cells[key] = (value, lines)
         return lines
+
+
+def _same_cell(a: object, b: object) -> bool:
+    """Whether two cell values render alike: the same object, equal strings, or Texts
+    alike in every attribute that renders (Text's == compares only text and spans)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, str):
+        return a == b
+    if isinstance(a, Text) and isinstance(b, Text):
+        return (a.plain == b.plain and a.spans == b.spans and a.style == b.style
+                and a.justify == b.justify and a.overflow == b.overflow
+                and a.no_wrap == b.no_wrap and a.end == b.end and a.tab_size == b.tab_size)
+    return False
 
 
 class _OneLineRows(Sequence[tuple[RowKey, int]]):
