@@ -10,7 +10,10 @@ virtual machine whose memory the host backs lazily, a fresh huge page took about
 So a big world is built in small pages (`small_pages`), and afterwards (`after_build`):
 - the arrays the build filled are collapsed into huge pages by a background thread
   (madvise MADV_COLLAPSE, Linux 6.1 and later, a few MiB a call) while the simulation
-  runs, on the machine's second core;
+  runs, on the machine's second core, except while a world's first tick runs (`hold`):
+  that tick faults in the arrays the mechanisms make on first use, and beside a collapse
+  its faults waited (the data center's first tick took 3.9-7.5 s with the collapse
+  running, 1.4-1.8 s held; the collapse then ends a few ticks later);
 - every other big array the build made gets numpy's advice back, so its later faults
   take huge pages as before.
 Only where memory lies changes, so no result can. Nothing changes where huge pages are
@@ -46,6 +49,25 @@ _SET_ADVICE = getattr(getattr(getattr(np, "_core", None), "multiarray", None),
 _MADVISE = libc.madvise()  # ctypes lets the GIL go during a call
 _usable: bool | None = None
 _lock = threading.Lock()
+_holding = 0  # first ticks running now, of any world: collapses wait while there are any
+_go = threading.Event()
+_go.set()
+
+
+@contextlib.contextmanager
+def hold() -> Iterator[None]:
+    """Collapses (of every world) wait meanwhile, between their steps."""
+    global _holding
+    with _lock:
+        _holding += 1
+        _go.clear()
+    try:
+        yield
+    finally:
+        with _lock:
+            _holding -= 1
+            if _holding == 0:
+                _go.set()
 
 
 def _thp_on() -> bool:
@@ -143,6 +165,7 @@ def _collapse(refs: list[weakref.ref[npt.NDArray[Any]]]) -> None:
         start, size = _huge_span(a)
         del a
         for at in range(start, start + size, STEP_BYTES):
+            _go.wait()
             a = ref()
             if a is None:
                 break

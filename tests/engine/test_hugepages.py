@@ -123,3 +123,39 @@ def test_a_world_dropped_meanwhile_is_freed_without_waiting_for_the_collapse(
     assert gone() is None  # freed while the thread was still at it
     thread.join(5)
     assert 1 <= len(steps) < 7  # and it stopped there
+
+
+def test_no_collapse_step_runs_while_a_first_tick_holds_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    steps: list[int] = []
+
+    def record(start: int, size: int, advice: int) -> int:
+        if advice == hugepages._MADV_COLLAPSE:
+            steps.append(start)
+        return 0
+
+    monkeypatch.setattr(hugepages, "_MADVISE", record)
+    filled = np.ones(32 << 20, np.uint8)
+    with hugepages.hold():
+        thread = hugepages.after_build([filled], [])
+        assert thread is not None
+        time.sleep(0.3)
+        assert steps == []  # waiting
+    thread.join(10)
+    assert not thread.is_alive() and len(steps) >= 3  # then all of it
+
+
+def test_a_simulation_holds_the_collapses_during_its_first_tick_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    held: list[bool] = []
+    sim = Simulation.from_spec(load_scenario(SWAP_STORM))
+    real_hold = hugepages.hold
+
+    def spy() -> object:
+        held.append(True)
+        return real_hold()
+
+    monkeypatch.setattr(hugepages, "hold", spy)
+    sim.step(3)
+    assert held == [True]
+    assert hugepages._go.is_set()  # released after it
