@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.coordinate import Coordinate
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, OptionList, ProgressBar
 from textual.widgets.data_table import DuplicateKey
@@ -604,6 +605,50 @@ async def test_fixed_widths_keeps_its_row_order_only_while_rows_stay() -> None:
 
 
 @pilot_test
+async def test_fixed_widths_draws_a_cell_again_only_when_it_would_look_different() -> None:
+    """A table filled again with equal cells (a column switch refills the VM table) reuses
+    their renderings; a cell that differs in text, spans or justification is drawn."""
+    from rich.text import Text
+
+    from app.console.widgets.fit_table import FixedWidths
+
+    app = two_tables(FixedWidths(id="kept"), DataTable(id="plain"))
+    async with app.run_test(size=(60, 30)) as pilot:
+        kept, plain = app.query_one("#kept", FixedWidths), app.query_one("#plain", DataTable)
+        drawn: list[object] = []
+        real = DataTable._render_cell
+
+        def counting(self: DataTable, row: int, *args: Any, **kwargs: Any) -> Any:
+            if self is kept and row >= 0:
+                drawn.append(self.get_cell_at(Coordinate(row, args[0])))
+            return real(self, row, *args, **kwargs)
+
+        def fill(cells: list[Text]) -> None:
+            for table in (kept, plain):
+                table.clear(columns=True)
+                table.add_column("A", key="a", width=8)
+                for i, cell in enumerate(cells):
+                    table.add_row(cell, key=f"r{i}")
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(DataTable, "_render_cell", counting)
+            fill([Text("one"), Text("two")])
+            await pilot.pause()
+            assert len(drawn) == 2
+            drawn.clear()
+            fill([Text("one"), Text("two")])  # equal, new objects: nothing drawn
+            await pilot.pause()
+            assert drawn == []
+            bold = Text("two")
+            bold.stylize("bold")
+            fill([Text("one", justify="right"), bold])  # each differs: both drawn
+            await pilot.pause()
+            assert [str(c) for c in drawn] == ["one", "two"]
+            assert [kept.render_line(y).text for y in range(3)] == \
+                [plain.render_line(y).text for y in range(3)]
+
+
+@pilot_test
 async def test_a_late_delivery_of_an_older_tick_does_not_take_the_screen_back() -> None:
     """A stopped worker's last Stepped can be handled after the step that followed it:
     the screen keeps the newer world, and the older tick's events still reach the log."""
@@ -627,3 +672,46 @@ async def test_a_late_delivery_of_an_older_tick_does_not_take_the_screen_back() 
         await pilot.pause()
         assert app.snapshot.tick == newer and app.live is not old_live
         assert "a late event from tick zero" in log_text(app)
+
+
+MANY_HOSTS = {
+    "scenario": {"name": "many hosts", "seed": 1, "duration": "1h"},
+    "switch": [{"id": "tor"}, {"id": "gw", "kind": "gateway"}],
+    "link": [{"a": "tor", "b": "gw", "capacity": "10Gbit/s"}],
+    "policy": {"memory": {"overhead_per_vm": "4KiB"}},
+    "host_group": [{"id": "h", "count": 40, "memory": "64MiB", "switch": "tor"}],
+    "vm_group": [{"id": "v", "count": 40, "memory": "256KiB", "hosts": ["*"]}],
+}
+
+
+@pilot_test
+async def test_the_host_list_draws_the_hosts_on_screen_and_the_others_as_they_come_in() -> None:
+    app = OvercommitApp(Simulation.from_spec(parse_scenario(MANY_HOSTS)), paused=True,
+                        briefing=False)
+    async with app.run_test(size=SIZE) as pilot:
+        hosts = app.screen.query_one(HostList)
+        for _ in range(200):  # until the first frame shows the hosts
+            await pilot.pause(0.01)
+            if hosts.option_count:
+                break
+
+        def line(host: str) -> str:
+            return str(hosts.get_option(f"host:{host}").prompt)
+
+        assert "free" in line("h0") and "NIC" in line("h0")
+        assert "free" not in line("h39")  # below the list's 16 rows: not drawn yet
+        hosts.scroll_end(animate=False)
+        await pilot.pause()
+        assert "free" in line("h39") and "NIC" in line("h39")
+        narrow = len(line("h39"))
+        await pilot.press("v")  # the side pane goes: the host list is wider, back at the top
+        await pilot.pause()
+        assert not app.screen.side_pane_visible()
+        assert len(line("h0")) > narrow  # drawn again at its new width
+        assert "free" not in line("h39")
+        hosts.scroll_end(animate=False)
+        await pilot.pause()
+        assert len(line("h39")) == len(line("h0"))
+        await pilot.press("v")
+        await pilot.pause()
+        assert len(line("h0")) == narrow

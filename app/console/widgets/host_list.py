@@ -177,6 +177,7 @@ class HostList(OptionList):
         # side pane shown or hidden) would otherwise redraw every host: 100 lines, 16 ms.
         self._host_lines.clear()
         self._shown.clear()
+        self._stale = set()  # set_options scrolls to the top: nothing to draw until it is done
         placeholder = "\n" if shape[1] else ""
         for switch, ids in layout:
             title = f"── {switch or 'no switch'} ({len(ids)} host{'s' * (len(ids) != 1)}) "
@@ -186,8 +187,8 @@ class HostList(OptionList):
             for host_id in ids:
                 options.append(Option(Text(host_id + placeholder), id=f"host:{host_id}"))
                 self._option_hosts.append(host_id)
-        self._stale = {h for h in by_id}
         self.set_options(options)
+        self._stale = set(by_id)
         first_host = next((o.id for o in options if not o.disabled), None)
         for option_id in (highlighted, first_host):
             if option_id is None:
