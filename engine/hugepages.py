@@ -12,8 +12,9 @@ So a big world is built in small pages (`small_pages`), and afterwards (`after_b
   (madvise MADV_COLLAPSE, Linux 6.1 and later, a few MiB a call) while the simulation
   runs, on the machine's second core, except while a world's first tick runs (`hold`):
   that tick faults in the arrays the mechanisms make on first use, and beside a collapse
-  its faults waited (the data center's first tick took 3.9-7.5 s with the collapse
-  running, 1.4-1.8 s held; the collapse then ends a few ticks later);
+  its faults waited (the data center's first tick took 3.9-7.5 s in six runs with the
+  collapse beside it; held, 1.3-1.8 s in seven runs of nine, 4.4-4.5 s in two; the
+  collapse then ends a few ticks later);
 - every other big array the build made gets numpy's advice back, so its later faults
   take huge pages as before.
 Only where memory lies changes, so no result can. Nothing changes where huge pages are
