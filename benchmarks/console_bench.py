@@ -210,6 +210,8 @@ KEYS: list[tuple[str, list[tuple[str, str | None]], list[tuple[str, str | None]]
 # filter field (a letter on the table is an action's key: `w` opens the swap dialog).
 AROUND: dict[str, tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]] = {
     "filter: type one letter": ([("slash", "/")], [("escape", None)]),
+    # Each escape leaves an open VM detail; the rows after start from the main screen.
+    "back from VM detail (esc)": ([("enter", None)], [("escape", None)]),
 }
 DETAIL_TARGET = {"VM detail (enter)", "SLA screen (e)", "host detail (enter)"}
 
