@@ -55,6 +55,17 @@ _go = threading.Event()
 _go.set()
 
 
+def _forked() -> None:
+    """A forked child has none of its parent's ticks running (only the forking thread
+    goes on in it): its own collapses must not wait for them."""
+    global _holding
+    _holding = 0
+    _go.set()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 @contextlib.contextmanager
 def hold() -> Iterator[None]:
     """Collapses (of every world) wait meanwhile, between their steps."""

@@ -3,6 +3,7 @@ the background (engine/hugepages.py): where memory lies changes, results do not.
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 
@@ -159,3 +160,14 @@ def test_a_simulation_holds_the_collapses_during_its_first_tick_only(
     sim.step(3)
     assert held == [True]
     assert hugepages._go.is_set()  # released after it
+
+
+def test_a_child_forked_during_a_first_tick_does_not_wait_for_it() -> None:
+    with hugepages.hold():
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's tick is not running here
+            os._exit(0 if hugepages._go.is_set() and hugepages._holding == 0 else 1)
+        _, status = os.waitpid(pid, 0)
+        assert not hugepages._go.is_set()  # the parent still holds
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert hugepages._go.is_set()
