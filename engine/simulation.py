@@ -37,7 +37,6 @@ class Simulation:
         self.check = check
         # (tick, commands queued, timeline position) -> the world they will make
         self._projection: tuple[tuple[int, int, int], World] | None = None
-        self._stepped = False  # a first tick run (hugepages.hold)
 
     @classmethod
     def from_spec(cls, spec: ScenarioSpec, seed: int | None = None, check: bool = False,
@@ -106,11 +105,12 @@ class Simulation:
         events: list[Event] = []
         for _ in range(n):
             self.world.events = []
-            # The first tick faults in much new memory: no huge-page collapse beside it.
-            with contextlib.nullcontext() if self._stepped else hugepages.hold():
+            # A new world's first tick faults in much fresh memory: no huge-page collapse
+            # beside it (only a world just built has one running).
+            first = self.world.state.tick == 0
+            with hugepages.hold() if first else contextlib.nullcontext():
                 for _name, phase in TICK_PHASES:
                     phase(self.world)
-            self._stepped = True
             self.world.state.tick += 1
             events.extend(self.world.events)
             self._check()

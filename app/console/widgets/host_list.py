@@ -173,19 +173,20 @@ class HostList(OptionList):
         options: list[Option] = []
         self._option_hosts = []
         # Lines are drawn for the hosts on screen only (_draw_visible, below); the others
-        # hold a placeholder of the same height until they scroll into view. A resize (the
-        # side pane shown or hidden) would otherwise redraw every host: 100 lines, 16 ms.
+        # show just their name, on as many lines as a drawn host takes, until they scroll
+        # into view. A resize (the side pane shown or hidden) would otherwise redraw every
+        # host: 100 lines, 16 ms.
         self._host_lines.clear()
         self._shown.clear()
         self._stale = set()  # set_options scrolls to the top: nothing to draw until it is done
-        placeholder = "\n" if shape[1] else ""
+        undrawn_tail = "\n" if shape[1] else ""  # the second line, when hosts have one
         for switch, ids in layout:
             title = f"── {switch or 'no switch'} ({len(ids)} host{'s' * (len(ids) != 1)}) "
             options.append(Option(Text(title, style="bold"), id=f"switch:{switch}",
                                   disabled=True))
             self._option_hosts.append(None)
             for host_id in ids:
-                options.append(Option(Text(host_id + placeholder), id=f"host:{host_id}"))
+                options.append(Option(Text(host_id + undrawn_tail), id=f"host:{host_id}"))
                 self._option_hosts.append(host_id)
         self.set_options(options)
         self._stale = set(by_id)
