@@ -3,8 +3,8 @@
 Some of a tick's work is one walk in order, each step depending on the ones before, or a
 dozen numpy passes over the same few arrays: ksmd's batch goes position after position
 until it has handed over its budget of pages (memory/ksm_scan.py), the first step of
-cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), each
-group's unstable-tree entry is checked as a partner (memory/ksm_tree.py), a hash lookup
+cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), the rest
+of it goes page after page through the trees (memory/ksm_pass.py), a hash lookup
 walks its key's probing run and new keys are placed (hash_probes.py), a VM's page-cache
 and balloon picks are made, classed and chosen (memory/pick_loop.py), a VM short of free
 and cached pages is walked for its page-cache picks (memory/walk_pick.py), frames are
@@ -17,12 +17,16 @@ of each element; those that read at random take a half each on two threads (MIN_
 With numba installed (`pip install -e '.[fast]'`), they run compiled; without it, or with
 OVERCOMMIT_KERNELS=numpy, the numpy passes run.
 
-The two give bit-identical results (tests/engine/test_kernels.py compares each loop's
-output with the numpy passes' and runs worlds both ways to the same digest): a run never
-depends on which ran. A loop is compiled at its first call, once per process, and cached
-on disk by numba (next to its module, or in numba's cache for the user when that is
-read-only): compiling all 18 took 8.2 s after an install, and a later process loads
-them in under a second, most of it importing numba.
+The two give the same results bit for bit (tests/engine/test_kernels.py compares each
+loop's output with the numpy passes' and runs worlds both ways to the same digest): a run
+never depends on which ran. The one thing that may differ is which slot of a KSM tree an
+entry sits in (the KSM loop puts keys in one at a time, the passes in batches), which no
+lookup's answer depends on; the digest counts the trees by their entries.
+
+A loop is compiled at its first call, once per process, and cached on disk by numba (next
+to its module, or in numba's cache for the user when that is read-only): compiling all
+18 took 8.2 s after an install, and a later process loads them in under a second, most
+of it importing numba.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from engine import control, hugepages, invariants, persistence, series
 from engine.commands import Accepted, Command, Rejected, Verdict, parse_command
 from engine.errors import InputError
 from engine.events import Event
+from engine.hashtable import RegionMap
 from engine.memory.boot import Progress
 from engine.migration.report import migration_report
 from engine.network import build_topology
@@ -163,8 +164,14 @@ class Simulation:
         return persistence.to_plain(self.world)
 
     def digest(self) -> str:
-        """SHA-256 over everything that determines the future: arrays and scalars."""
+        """SHA-256 over everything that determines the future: arrays and scalars. The KSM
+        trees count by their entries, not their slots: which slot an entry sits in follows
+        the order keys went in, which the compiled and the numpy KSM pass make differently
+        (memory/ksm_pass.py), and no lookup's answer depends on it."""
         meta, arrays = persistence.to_plain(self.world)
+        arrays = {name: a for name, a in arrays.items()
+                  if not name.startswith(("sharing.stable.", "sharing.unstable."))}
+        arrays.update(_tree_entries(self.world))
         h = hashlib.sha256()
         for name in sorted(arrays):
             h.update(name.encode())
@@ -173,6 +180,25 @@ class Simulation:
                     "migrations"):
             h.update(repr(meta[key]).encode())
         return h.hexdigest()
+
+
+def _tree_entries(world: World) -> dict[str, npt.NDArray[Any]]:
+    """The stable tree's entries by key, and the unstable trees' by host and key."""
+    sharing = world.state.sharing
+    keys, vals, aux = sharing.stable.items()
+    order = np.argsort(keys)
+    out = {"sharing.stable.entries": np.stack([keys[order], vals[order].astype(np.uint64),
+                                               aux[order]])}
+    unstable = sharing.unstable
+    if isinstance(unstable, RegionMap):
+        keys, vals, region = unstable.items_in()
+    else:
+        keys, vals, _ = unstable.items()
+        region = np.zeros(keys.size, np.int64)
+    order = np.lexsort((keys, region))
+    out["sharing.unstable.entries"] = np.stack([region[order].astype(np.uint64), keys[order],
+                                                vals[order].astype(np.uint64)])
+    return out
 
 
 def _raw_bytes(a: npt.NDArray[Any]) -> memoryview:

@@ -78,8 +78,10 @@ def promote(state: State, pages: I64, keys: U64) -> None:
         host_of_vms(state, vm), minlength=len(state.hosts))
 
 
-def merge(state: State, pages: I64, frames: I64) -> None:
-    """Map private `pages` onto existing shared `frames` (one each), freeing their own."""
+def merge(state: State, pages: I64, frames: I64, counted: bool = False) -> None:
+    """Map private `pages` onto existing shared `frames` (one each), freeing their own.
+    `counted`: the frames' new references are in their refcounts already (the compiled KSM
+    pass, memory/ksm_pass.py, counts them as it goes: a later page sees the room left)."""
     if pages.size == 0:
         return
     from engine.memory.frames import release  # frames imports this module's users
@@ -89,8 +91,9 @@ def merge(state: State, pages: I64, frames: I64) -> None:
     old = np.take(p.frame, pages)
     p.frame[pages] = frames
     p.location[pages] = Loc.SHARED
-    distinct, _, counts = runs(sorted_ints(frames))
-    state.frames.refcount[distinct] += counts.astype(np.int32)
+    if not counted:
+        distinct, _, counts = runs(sorted_ints(frames))
+        state.frames.refcount[distinct] += counts.astype(np.int32)
     release(state, old)
     _count_move(state, vm, Loc.PRIVATE, Loc.SHARED)
     vms["zero_shared"] += np.bincount(vm[p.content[pages] == 0], minlength=len(vms))

@@ -1,4 +1,5 @@
-"""KSM's vectorised pass against ksmd done literally: one page after the other.
+"""KSM's pass against ksmd done literally: one page after the other. Both ways of doing the
+pass are checked: the compiled loop (memory/ksm_pass.py) and the grouped array passes.
 
 The reference below walks the pages of a tick in ksmd's order and runs cmp_and_merge_page
 for each (stable-tree search along the chain, checksum, unstable-tree search or insert),
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import Simulation, parse_scenario
+from engine import Simulation, kernels, parse_scenario
 from engine.memory import ksm, share_ops
 from engine.state import Loc, State
 from tests.conftest import small_spec
@@ -218,9 +219,12 @@ def _kill_second_zero_ksm_page(sim: Simulation) -> None:
                           "resident"),
                          [(300, 256, False, -1, True, 1.0), (700, 4, False, 5, True, 0.8),
                           (500, 2, True, -1, False, 0.9), (200, 8, False, 6, True, 1.0)])
+@pytest.mark.parametrize("mode", ["numba", "numpy"])  # memory/ksm_pass.py, or array passes
 def test_one_tick_of_the_pass_is_ksmd_page_by_page(pages_to_scan: int, max_sharing: int,
                                                     zero_pages: bool, kill_at: int,
-                                                    smart: bool, resident: float) -> None:
+                                                    smart: bool, resident: float, mode: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(kernels.KERNELS_ENV, mode)
     sim = _world(pages_to_scan, max_sharing, zero_pages, smart, resident)
     for i in range(12):  # 4,096 pages, 2,000-7,000 a tick: wraps inside some ticks
         sim.step(1)  # a whole tick (writes, COW breaks, its own KSM pass)

@@ -1,0 +1,336 @@
+"""ksmd's cmp_and_merge_page for a pass's candidates, page after page, as one compiled
+loop (engine/kernels.py): what ksm._scan_pass does in grouped array passes.
+
+Each candidate (a private page handed over, ksm_front.py) in scan order, as ksmd goes:
+- the stable-tree search walks its key's chain (entry 0 is the key, entry i its
+  share_ops.chain_key): the first live KSM page of its content with room for another
+  sharer takes it; a dead or absent entry ends the walk, and is the chain's free index;
+- else a page changed since its last scan is only checksummed (volatile), and one never
+  scanned before only remembered;
+- else, with the chain not full, the unstable-tree search: a valid partner (a private
+  page on the host of the same content and key) and the page become a new KSM page at the
+  chain's free index (the partner's frame; it leaves the tree), else the page goes into
+  the tree over whatever entry its key had.
+
+The loop writes the trees as it goes (so a page finds what the pages before it made), the
+KSM pages' reference counts and the pages' locations; the remaps themselves (frames given
+and freed, per-VM counts) are made after it by share_ops.merge and promote, in the calls
+the array passes make: first the pages that joined KSM pages the chain had live before any
+dead entry at the start of the pass, then the new KSM pages, then the pages that joined
+the others. So the frames freed go onto the free stacks as the array passes put them, and
+the two give the same world; only which slot a table entry sits in may differ (the loop
+inserts one key at a time, the passes in batches), which no lookup's answer depends on
+(Simulation.digest compares the tables by their entries).
+
+One departure of the array passes is kept: a page that is itself the entry its key finds
+in the unstable tree (possible only when its VM's scan positions moved within one full
+scan) is that entry only: it stays in the tree, flagged, and is not searched again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.hash_probes import GOLDEN
+from engine.hashtable import RegionMap
+from engine.kernels import Kernel
+from engine.memory import share_ops
+from engine.memory.ksm_front import _G0, _M1, _M2, _S27, _S30, _S31, _TWO, Candidates
+from engine.spec import SharingPolicy
+from engine.state import I64, U8, U64, WORD_SHIFT, Bool, Loc, State
+
+U16 = npt.NDArray[np.uint16]
+U32 = npt.NDArray[np.uint32]
+I32 = npt.NDArray[np.int32]
+
+_CHAIN_MIX = np.uint64(0x632BE59BD9B4E019)  # share_ops.chain_key's
+_EMPTY, _DELETED = np.uint64(0), np.uint64(1)  # hashtable.EMPTY and DELETED
+
+
+def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
+             unlimited: int) -> I64:
+    """The pass over candidates `c`; returns the unstable-tree searches per host."""
+    sharing = state.sharing
+    counters, n_hosts = sharing.hosts, len(state.hosts)
+    trees, stable = sharing.unstable, sharing.stable
+    assert isinstance(trees, RegionMap) and sharing.ksm_unstable is not None
+    n = c.pages.size
+    # Room first: each unchanged candidate puts at most one key in its host's tree and
+    # makes at most one KSM page (one new stable entry), so neither table grows in the loop.
+    new_in_host = np.bincount(c.host[c.unchanged], minlength=n_hosts).astype(np.int64)
+    short = np.flatnonzero((new_in_host > 0)
+                           & (trees.used_in + new_in_host > trees.LOAD * trees.size))
+    if short.size:
+        trees.reserve(short, trees.live_in[short] + new_in_host[short])
+    n_new = int(new_in_host.sum())
+    stable._reserve(n_new)
+    made_bits = max(4, (2 * n_new).bit_length())
+    walk_bits = max(4, (2 * n).bit_length())
+    i64 = np.int64
+    join_page, join_frame = np.empty(n, i64), np.empty(n, i64)
+    join_first = np.empty(n, np.bool_)
+    anchor, anchor_key = np.empty(n, i64), np.empty(n, np.uint64)
+    vol, searches = np.zeros(n_hosts, i64), np.zeros(n_hosts, i64)
+    unstable_delta, unshared_delta = np.zeros(n_hosts, i64), np.zeros(n_hosts, i64)
+    sizes = np.zeros(3, i64)
+    vms, p = state.vms, state.pages
+    shift = 64 - (stable.capacity.bit_length() - 1)
+    loc_shift = WORD_SHIFT["location"]
+    _PASS(c.pages, c.host, c.content, c.keys, c.unchanged, c.volatile,
+          int(policy.ksm_max_page_sharing), bool(policy.ksm_use_zero_pages), unlimited,
+          max_chain, stable.keys, stable.vals, stable.aux, stable.present, shift,
+          state.frames.refcount, p.frame, trees.rkeys, trees.rvals,
+          np.asarray(trees.offset, i64), np.asarray(trees.size - 1, i64),
+          np.asarray(trees.bits, np.uint64), trees.live_in, trees.used_in, p.word, p.content,
+          np.asarray(vms["page_offset"], i64), np.asarray(vms["host"], i64),
+          share_ops.vm_mix(state), loc_shift, 0xFFFF & ~(0xFF << loc_shift),
+          int(Loc.PRIVATE), int(Loc.SHARED), sharing.ksm_unstable,
+          np.zeros(1 << made_bits, i64), 64 - made_bits, np.zeros(1 << made_bits, i64),
+          np.zeros(1 << made_bits, np.uint32), np.zeros(1 << walk_bits, np.uint64),
+          np.zeros(1 << walk_bits, i64), 64 - walk_bits, join_page, join_frame, join_first,
+          anchor, anchor_key, vol, searches, unstable_delta, unshared_delta, sizes)
+    n_join, n_anchor, n_stable = sizes.tolist()
+    stable.live += n_stable
+    counters["volatile_this_scan"] += vol
+    counters["unstable_count"] += unstable_delta
+    counters["ksm_unshared"] += unshared_delta
+    first = join_first[:n_join]
+    pages, frames = join_page[:n_join], join_frame[:n_join]
+    share_ops.merge(state, pages[first], frames[first], counted=True)
+    share_ops.promote(state, anchor[:n_anchor], anchor_key[:n_anchor])
+    later = ~first
+    share_ops.merge(state, pages[later], frames[later], counted=True)
+    return searches
+
+
+def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
+               volatile: Bool, max_sharing: int, zero_unlimited: bool, unlimited: int,
+               max_chain: int, skeys: U64, svals: I64, saux: U64, present: U8, shift: int,
+               refcount: I32, frame_of: I32, rkeys: U64, rvals: U32, roffset: I64,
+               rmask: I64, rbits: U64, live_in: I64, used_in: I64, word: U16,
+               content_all: U64, vm_offset: I64, vm_host: I64, mix: U64, loc_shift: int,
+               keep_mask: int, private: int, shared: int, flagged: Bool, made: I64,
+               made_shift: int, stale_slot: I64, stale_page: U32, walked_key: U64,
+               walked_to: I64, walked_shift: int, join_page: I64, join_frame: I64, join_first: Bool,
+               anchor: I64, anchor_key: U64, vol: I64, searches: I64, unstable_delta: I64,
+               unshared_delta: I64, sizes: I64) -> None:
+    """run_pass's loop. `made`: an open-addressing set of the frames of KSM pages made in
+    this pass (frame + 1; 0 empty), which tells the joins of the first merge call from
+    the others. `stale_slot`/`stale_page`: a map (slot + 1 -> page; same size and hash)
+    of the unstable-tree entries a page of this pass went in over, no longer valid: when
+    that page then merges with a later one, the old entry is what its key keeps, as the
+    array passes leave it (they pair the two pages without putting the first in the tree).
+    `sizes` gets (joins, new KSM pages, new stable entries)."""
+    n_pages = content_all.size
+    s_mask = skeys.size - 1
+    sh = np.uint64(shift)
+    sh_bit = np.uint64(shift - 3)
+    m_mask = made.size - 1
+    m_sh = np.uint64(made_shift)
+    w_mask = walked_key.size - 1
+    w_sh = np.uint64(walked_shift)
+    as_shared = shared << loc_shift
+    n_join, n_anchor, n_stable = 0, 0, 0
+    for i in range(cand.size):
+        page, h, c, key = cand[i], host[i], content[i], keys[i]
+        if ((np.int64(word[page]) >> loc_shift) & 0xFF) != private:
+            # Merged earlier in this pass, as the partner of a page before it.
+            if volatile[i]:
+                vol[h] += 1
+            continue
+        limit = unlimited if (zero_unlimited and c == 0) else max_sharing
+        # stable_tree_search along the chain.
+        free = max_chain
+        first = True  # no entry walked so far is a KSM page made in this pass
+        joined = False
+        memo_at = np.int64(-1)
+        d = 0
+        while d < max_chain:
+            ck = key
+            if d > 0:
+                z = (key ^ (np.uint64(d) * _CHAIN_MIX)) + _G0
+                z = (z ^ (z >> _S30)) * _M1
+                z = (z ^ (z >> _S27)) * _M2
+                z = z ^ (z >> _S31)
+                ck = z + _TWO if z < _TWO else z
+            mixed = ck * GOLDEN
+            probe = np.int64(mixed >> sh)
+            slot = np.int64(-1)
+            if (present[probe] >> ((mixed >> sh_bit) & np.uint64(7))) & 1:
+                while True:
+                    k = skeys[probe]
+                    if k == ck:
+                        slot = probe
+                        break
+                    if k == _EMPTY:
+                        break
+                    probe = (probe + 1) & s_mask
+            if slot < 0:
+                free = d
+                break
+            f = svals[slot]
+            if saux[slot] != c or refcount[f] <= 0:
+                free = d
+                break
+            first_before = first
+            if first:
+                at = np.int64((np.uint64(f + 1) * GOLDEN) >> m_sh)
+                while made[at] != 0:
+                    if made[at] == f + 1:
+                        first = False
+                        break
+                    at = (at + 1) & m_mask
+            if refcount[f] < limit:
+                refcount[f] += 1
+                word[page] = (np.int64(word[page]) & keep_mask) | as_shared
+                join_page[n_join], join_frame[n_join], join_first[n_join] = page, f, first
+                n_join += 1
+                joined = True
+                if memo_at >= 0:  # the next page of the key starts here
+                    walked_key[memo_at], walked_to[memo_at] = key, 2 * d + first_before
+                break
+            if d == 0:
+                # Entry 0 is full: the pages of this key before this one walked the chain
+                # already, and every entry they found full stays full (sharers are only
+                # added in a pass): go on from where the last of them stopped.
+                memo_at = np.int64((key * GOLDEN) >> w_sh)
+                while walked_key[memo_at] != 0 and walked_key[memo_at] != key:
+                    memo_at = (memo_at + 1) & w_mask
+                if walked_key[memo_at] == key:
+                    d = walked_to[memo_at] >> 1
+                    first = (walked_to[memo_at] & 1) == 1
+                    continue
+            d += 1
+        if memo_at >= 0 and not joined:
+            walked_key[memo_at], walked_to[memo_at] = key, 2 * free + first
+        if joined:
+            continue
+        if not unchanged[i]:  # the checksum changed (or was never taken)
+            if volatile[i]:
+                vol[h] += 1
+            continue
+        if free >= max_chain:
+            continue
+        # unstable_tree_search_insert in the host's tree.
+        lo, m = roffset[h], rmask[h]
+        probe = lo + np.int64((key * GOLDEN) >> (np.uint64(64) - rbits[h]))
+        slot = np.int64(-1)
+        while True:
+            k = rkeys[probe]
+            if k == key:
+                slot = probe
+                break
+            if k == _EMPTY:
+                break
+            probe = lo + ((probe - lo + 1) & m)
+        if slot >= 0:
+            q = np.int64(rvals[slot])
+            if q == page:  # the entry itself, rescanned: it stays the entry only
+                flagged[page] = True
+                unshared_delta[h] += 1
+                continue
+            searches[h] += 1
+            valid = False
+            if q < n_pages:
+                cq = content_all[q]
+                if ((np.int64(word[q]) >> loc_shift) & 0xFF) == private and cq == c:
+                    vm = np.searchsorted(vm_offset, q, side="right") - 1
+                    if vm_host[vm] == h:
+                        z = (cq ^ mix[vm]) + _G0
+                        z = (z ^ (z >> _S30)) * _M1
+                        z = (z ^ (z >> _S27)) * _M2
+                        z = z ^ (z >> _S31)
+                        if z < _TWO:
+                            z += _TWO
+                        valid = z == key
+            if valid:
+                # try_to_merge_two_pages, then stable_tree_insert at the free index.
+                sk = key
+                if free > 0:
+                    z = (key ^ (np.uint64(free) * _CHAIN_MIX)) + _G0
+                    z = (z ^ (z >> _S30)) * _M1
+                    z = (z ^ (z >> _S27)) * _M2
+                    z = z ^ (z >> _S31)
+                    sk = z + _TWO if z < _TWO else z
+                fq = np.int64(frame_of[q])
+                mixed = sk * GOLDEN
+                home = np.int64(mixed >> sh)
+                pr = home
+                at_slot = np.int64(-1)
+                while True:
+                    k = skeys[pr]
+                    if k == sk:
+                        at_slot = pr
+                        break
+                    if k == _EMPTY:
+                        break
+                    pr = (pr + 1) & s_mask
+                if at_slot < 0:  # a new entry (else the dead one at the free index)
+                    at_slot = pr
+                    skeys[pr] = sk
+                    present[home] |= np.uint8(1) << np.uint8((mixed >> sh_bit) & np.uint64(7))
+                    n_stable += 1
+                svals[at_slot], saux[at_slot] = fq, c
+                at = np.int64((np.uint64(fq + 1) * GOLDEN) >> m_sh)
+                while made[at] != 0:
+                    at = (at + 1) & m_mask
+                made[at] = fq + 1
+                anchor[n_anchor], anchor_key[n_anchor] = q, sk
+                n_anchor += 1
+                word[q] = (np.int64(word[q]) & keep_mask) | as_shared
+                word[page] = (np.int64(word[page]) & keep_mask) | as_shared
+                refcount[fq] += 1
+                join_page[n_join], join_frame[n_join], join_first[n_join] = page, fq, False
+                n_join += 1
+                # The partner leaves the unstable tree; if it went in over an entry no
+                # longer valid in this pass, that entry is back.
+                at = np.int64((np.uint64(slot + 1) * GOLDEN) >> m_sh)
+                while stale_slot[at] != 0 and stale_slot[at] != slot + 1:
+                    at = (at + 1) & m_mask
+                if stale_slot[at] == slot + 1:
+                    rvals[slot] = stale_page[at]
+                else:
+                    rkeys[slot] = _DELETED
+                    live_in[h] -= 1
+                    unstable_delta[h] -= 1
+                if flagged[q]:
+                    flagged[q] = False
+                    unshared_delta[h] -= 1
+                continue
+            at = np.int64((np.uint64(slot + 1) * GOLDEN) >> m_sh)
+            while stale_slot[at] != 0 and stale_slot[at] != slot + 1:
+                at = (at + 1) & m_mask
+            stale_slot[at], stale_page[at] = slot + 1, rvals[slot]
+            rvals[slot] = np.uint32(page)  # over an entry of the key no longer valid
+        else:
+            searches[h] += 1
+            rkeys[probe] = key
+            rvals[probe] = np.uint32(page)
+            live_in[h] += 1
+            used_in[h] += 1
+            unstable_delta[h] += 1
+        flagged[page] = True
+        unshared_delta[h] += 1
+    sizes[0], sizes[1], sizes[2] = n_join, n_anchor, n_stable
+
+
+def _pass_samples() -> list[tuple[Any, ...]]:
+    i64, u64, flags = np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.bool_)
+    one_i64, one_u64 = np.zeros(1, np.int64), np.zeros(1, np.uint64)
+    loc_shift = WORD_SHIFT["location"]
+    return [(i64, i64, u64, u64, flags, flags, 256, True, 1 << 60, 64, np.zeros(16, np.uint64),
+             np.zeros(16, np.int64), np.zeros(16, np.uint64), np.zeros(16, np.uint8), 60,
+             np.zeros(1, np.int32), np.zeros(1, np.int32), np.zeros(16, np.uint64),
+             np.zeros(16, np.uint32), one_i64, one_i64, one_u64, one_i64, one_i64,
+             np.zeros(1, np.uint16), one_u64, one_i64, one_i64, one_u64, loc_shift,
+             0xFFFF & ~(0xFF << loc_shift), int(Loc.PRIVATE), int(Loc.SHARED),
+             np.zeros(1, np.bool_), np.zeros(16, np.int64), 60, np.zeros(16, np.int64),
+             np.zeros(16, np.uint32), np.zeros(16, np.uint64), np.zeros(16, np.int64), 60,
+             i64, i64, flags, i64, u64,
+             one_i64, one_i64, one_i64, one_i64, np.zeros(3, np.int64))]
+
+
+_PASS = Kernel(_pass_loop, _pass_samples)
