@@ -8,13 +8,10 @@ slots, whatever the table. Empty slots are 0 in every table that uses these (U64
 and RegionMap's keys, FrameKeys' frames + 1).
 
 `write_hints` records ESX hints (HintTable.write) in order, so that of several for one
-slot the last stays, as the numpy passes' sort picks it. `place_at_ends` is
-RegionMap.put_located_in's first try (keys into the empty slots their
-lookups stopped at) with the outcome of the numpy passes (every read before any write,
-the writes in order, so of keys that share a slot the last one's stays), in one pass
-backwards. `place` is hashtable._place, the insertion of absent keys (new entries, and
-every entry when a table is laid out anew), round by round as the numpy passes go, each
-round's writes settled by the same pass backwards.
+slot the last stays, as the numpy passes' sort picks it. `place` is hashtable._place,
+the insertion of absent keys (new entries, and every entry when a table is laid out
+anew), round by round as the numpy passes go, each round's writes settled by the same
+pass backwards.
 """
 
 from __future__ import annotations
@@ -135,47 +132,6 @@ def find_in_regions(table: npt.NDArray[Any], want: npt.NDArray[Any], region: I64
     return _probe(table, np.asarray(want, table.dtype), _NONE, np.asarray(offset, np.int64),
                   np.asarray(size, np.int64) - 1, np.asarray(region, np.int64),
                   np.asarray(bits, np.uint64), _NO_FILTER, _NO_FILTER, False, 0)
-
-
-def _ends_loop(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32], keys: npt.NDArray[Any],
-               key_vals: I64, end: I64, won: npt.NDArray[np.bool_], lo: int, hi: int) -> None:
-    """The numpy passes' outcome for the keys whose slot `end` lies in [lo, hi), in one
-    pass over the keys from last to first: a key is in its slot at the end if the slot was
-    empty at the start and no later key wrote it, which going backwards is exactly when the
-    slot is still empty as the key comes to it (a later key's write has filled it, and a
-    slot full at the start stays full)."""
-    for i in range(keys.size - 1, -1, -1):
-        e = end[i]
-        if e < 0 or e < lo or e >= hi:  # no slot (-1), or the other thread's
-            continue
-        if table[e] == 0:
-            won[i] = True
-            table[e] = keys[i]
-            vals[e] = key_vals[i]
-
-
-_ENDS = Kernel(_ends_loop, lambda: [(np.zeros(1, np.uint64), np.zeros(1, np.uint32),
-                                     np.zeros(0, np.uint64), _NONE, _NONE,
-                                     np.zeros(0, np.bool_), 0, 1)])
-
-
-def place_at_ends(table: npt.NDArray[Any], vals: npt.NDArray[np.uint32],
-                  keys: npt.NDArray[Any], key_vals: I64, end: I64) -> npt.NDArray[np.bool_]:
-    """Keys written into the empty slots `end` (-1: none) if still empty, with their values;
-    returns which keys are there (see the module's docstring). Cut across two threads by
-    slot: every key of a slot is dealt with by one thread, in the keys' order, so the
-    outcome is the same wherever the cut falls."""
-    keys = np.asarray(keys, table.dtype)
-    key_vals, end = np.asarray(key_vals, np.int64), np.asarray(end, np.int64)
-    n = keys.size
-    won = np.zeros(n, np.bool_)
-    if parallel.cut_point(n, kernels.MIN_SPLIT):
-        cut = max(int(np.median(end[::16])), 0)  # about half the keys' slots below it
-        parallel.pair(lambda: _ENDS(table, vals, keys, key_vals, end, won, 0, cut),
-                      lambda: _ENDS(table, vals, keys, key_vals, end, won, cut, table.size))
-    else:
-        _ENDS(table, vals, keys, key_vals, end, won, 0, table.size)
-    return won
 
 
 def _hints_loop(entry: npt.NDArray[np.uint32], slot: I64, pages: I64, written_before: I64,

@@ -821,16 +821,13 @@ class RegionMap(U64Map):
             self.reserve(short, (self.live_in + extra)[short])
             end = np.full(keys.size, -1, np.int64)
         # Keys with an empty slot still empty write it; of keys that share one, one wins.
-        if kernels.compiled():
-            won = _select(hash_probes.place_at_ends(self.rkeys, self.rvals, keys, vals, end))
-        else:
-            try_at = _select(end >= 0)
-            target = end[try_at]
-            try_at = try_at[self.rkeys[target] == EMPTY]
-            target = end[try_at]
-            self.rkeys[target] = keys[try_at]
-            won = try_at[self.rkeys[target] == keys[try_at]]
-            self.rvals[end[won]] = vals[won].astype(np.uint32)
+        try_at = _select(end >= 0)
+        target = end[try_at]
+        try_at = try_at[self.rkeys[target] == EMPTY]
+        target = end[try_at]
+        self.rkeys[target] = keys[try_at]
+        won = try_at[self.rkeys[target] == keys[try_at]]
+        self.rvals[end[won]] = vals[won].astype(np.uint32)
         r = region[won]
         self.live_in += np.bincount(r, minlength=self.size.size)
         self.used_in += np.bincount(r, minlength=self.size.size)

@@ -25,8 +25,8 @@ lookup's answer depends on; the digest counts the trees by their entries.
 
 A loop is compiled at its first call, once per process, and cached on disk by numba (next
 to its module, or in numba's cache for the user when that is read-only): compiling all
-18 took 8.2 s after an install, and a later process loads them in under a second, most
-of it importing numba.
+17 took 11 s (README: Speed), and a later process loads them in under a second, most of
+it importing numba.
 """
 
 from __future__ import annotations
