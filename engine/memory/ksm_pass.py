@@ -29,11 +29,12 @@ scan) is that entry only: it stays in the tree, flagged, and is not searched aga
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from engine import kernels, parallel
 from engine.hash_probes import GOLDEN
 from engine.hashtable import RegionMap
 from engine.kernels import Kernel
@@ -52,58 +53,100 @@ _EMPTY, _DELETED = np.uint64(0), np.uint64(1)  # hashtable.EMPTY and DELETED
 
 def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
              unlimited: int) -> I64:
-    """The pass over candidates `c`; returns the unstable-tree searches per host."""
+    """The pass over candidates `c` (host after host); returns the unstable-tree searches
+    per host. Hosts never meet in it (keys mix in the host, a host's KSM pages and tree are
+    its own), so with enough pages two threads take a share of the hosts each: every
+    host's outcome is the same whichever thread has it, and the outputs are put together
+    in host order."""
     sharing = state.sharing
     counters, n_hosts = sharing.hosts, len(state.hosts)
     trees, stable = sharing.unstable, sharing.stable
     assert isinstance(trees, RegionMap) and sharing.ksm_unstable is not None
     n = c.pages.size
-    # Room first: each unchanged candidate puts at most one key in its host's tree and
-    # makes at most one KSM page (one new stable entry), so neither table grows in the loop.
+    # Room first: each unchanged candidate puts at most one key in its host's tree, so no
+    # region grows in the loop.
     new_in_host = np.bincount(c.host[c.unchanged], minlength=n_hosts).astype(np.int64)
     short = np.flatnonzero((new_in_host > 0)
                            & (trees.used_in + new_in_host > trees.LOAD * trees.size))
     if short.size:
         trees.reserve(short, trees.live_in[short] + new_in_host[short])
-    n_new = int(new_in_host.sum())
-    stable._reserve(n_new)
-    made_bits = max(4, (2 * n_new).bit_length())
-    walk_bits = max(4, (2 * n).bit_length())
     i64 = np.int64
-    join_page, join_frame = np.empty(n, i64), np.empty(n, i64)
-    join_first = np.empty(n, np.bool_)
-    anchor, anchor_key = np.empty(n, i64), np.empty(n, np.uint64)
     vol, searches = np.zeros(n_hosts, i64), np.zeros(n_hosts, i64)
     unstable_delta, unshared_delta = np.zeros(n_hosts, i64), np.zeros(n_hosts, i64)
-    sizes = np.zeros(3, i64)
     vms, p = state.vms, state.pages
-    shift = 64 - (stable.capacity.bit_length() - 1)
     loc_shift = WORD_SHIFT["location"]
-    _PASS(c.pages, c.host, c.content, c.keys, c.unchanged, c.volatile,
-          int(policy.ksm_max_page_sharing), bool(policy.ksm_use_zero_pages), unlimited,
-          max_chain, stable.keys, stable.vals, stable.aux, stable.present, shift,
-          state.frames.refcount, p.frame, trees.rkeys, trees.rvals,
-          np.asarray(trees.offset, i64), np.asarray(trees.size - 1, i64),
-          np.asarray(trees.bits, np.uint64), trees.live_in, trees.used_in, p.word, p.content,
-          np.asarray(vms["page_offset"], i64), np.asarray(vms["host"], i64),
-          share_ops.vm_mix(state), loc_shift, 0xFFFF & ~(0xFF << loc_shift),
-          int(Loc.PRIVATE), int(Loc.SHARED), sharing.ksm_unstable,
-          np.zeros(1 << made_bits, i64), 64 - made_bits, np.zeros(1 << made_bits, i64),
-          np.zeros(1 << made_bits, np.uint32), np.zeros(1 << walk_bits, np.uint64),
-          np.zeros(1 << walk_bits, i64), 64 - walk_bits, join_page, join_frame, join_first,
-          anchor, anchor_key, vol, searches, unstable_delta, unshared_delta, sizes)
-    n_join, n_anchor, n_stable = sizes.tolist()
-    stable.live += n_stable
+    shared_args = (
+        c.pages, c.host, c.content, c.keys, c.unchanged, c.volatile,
+        int(policy.ksm_max_page_sharing), bool(policy.ksm_use_zero_pages), unlimited,
+        max_chain, stable.keys, stable.vals, stable.aux, stable.present,
+        64 - (stable.capacity.bit_length() - 1), state.frames.refcount, p.frame, trees.rkeys,
+        trees.rvals, np.asarray(trees.offset, i64), np.asarray(trees.size - 1, i64),
+        np.asarray(trees.bits, np.uint64), trees.live_in, trees.used_in, p.word, p.content,
+        np.asarray(vms["page_offset"], i64), np.asarray(vms["host"], i64),
+        share_ops.vm_mix(state), loc_shift, 0xFFFF & ~(0xFF << loc_shift), int(Loc.PRIVATE),
+        int(Loc.SHARED), sharing.ksm_unstable, vol, searches, unstable_delta, unshared_delta)
+
+    def run(lo: int, hi: int) -> _Out:
+        k = hi - lo
+        new_bits = max(4, (2 * int(np.count_nonzero(c.unchanged[lo:hi]))).bit_length())
+        walk_bits = max(4, (2 * k).bit_length())
+        out = _Out(np.empty(k, i64), np.empty(k, i64), np.empty(k, np.bool_),
+                   np.empty(k, i64), np.empty(k, np.uint64), np.empty(k, i64),
+                   np.empty(k, np.uint64))
+        sizes = np.zeros(2, i64)
+        _PASS(*shared_args, lo, hi, np.zeros(1 << new_bits, np.uint64),
+              np.zeros(1 << new_bits, i64), np.zeros(1 << new_bits, i64),
+              np.zeros(1 << new_bits, np.uint32), 64 - new_bits,
+              np.zeros(1 << walk_bits, np.uint64), np.zeros(1 << walk_bits, i64),
+              64 - walk_bits, *out, sizes)
+        j, m = sizes.tolist()
+        return _Out(out.join_page[:j], out.join_frame[:j], out.join_first[:j],
+                    out.made_page[:m], out.made_key[:m], out.made_frame[:m],
+                    out.made_content[:m])
+
+    cut = _host_cut(c.host)
+    outs = (list(parallel.pair(lambda: run(0, cut), lambda: run(cut, n))) if cut
+            else [run(0, n)])
+    got = _Out._make(np.concatenate(parts) for parts in zip(*outs, strict=True))
+    # The new KSM pages' stable-tree entries (stable_tree_insert), at their chains' free
+    # indices: a new key, or over the dead entry there.
+    stable.put(got.made_key, got.made_frame, got.made_content)
     counters["volatile_this_scan"] += vol
     counters["unstable_count"] += unstable_delta
     counters["ksm_unshared"] += unshared_delta
-    first = join_first[:n_join]
-    pages, frames = join_page[:n_join], join_frame[:n_join]
-    share_ops.merge(state, pages[first], frames[first], counted=True)
-    share_ops.promote(state, anchor[:n_anchor], anchor_key[:n_anchor])
+    first = got.join_first
+    share_ops.merge(state, got.join_page[first], got.join_frame[first], counted=True)
+    share_ops.promote(state, got.made_page, got.made_key)
     later = ~first
-    share_ops.merge(state, pages[later], frames[later], counted=True)
+    share_ops.merge(state, got.join_page[later], got.join_frame[later], counted=True)
     return searches
+
+
+class _Out(NamedTuple):
+    """A share of the pass's outcome: the pages that joined a KSM page (with its frame,
+    and whether it was one the chain had live before any dead entry at the start), and the
+    new KSM pages (the partner page, its stable key, frame and content)."""
+
+    join_page: I64
+    join_frame: I64
+    join_first: Bool
+    made_page: I64
+    made_key: U64
+    made_frame: I64
+    made_content: U64
+
+
+def _host_cut(host: I64) -> int:
+    """Where the candidates (host after host) are cut in two for two threads, at a host's
+    first: the one nearest the middle; 0 when they are not (too few, or one host)."""
+    half = parallel.cut_point(host.size, kernels.MIN_SPLIT)
+    if not half:
+        return 0
+    for side in ("left", "right"):
+        cut = int(np.searchsorted(host, host[half], side=side))
+        if 0 < cut < host.size:
+            return cut
+    return 0
 
 
 def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
@@ -112,29 +155,33 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                refcount: I32, frame_of: I32, rkeys: U64, rvals: U32, roffset: I64,
                rmask: I64, rbits: U64, live_in: I64, used_in: I64, word: U16,
                content_all: U64, vm_offset: I64, vm_host: I64, mix: U64, loc_shift: int,
-               keep_mask: int, private: int, shared: int, flagged: Bool, made: I64,
-               made_shift: int, stale_slot: I64, stale_page: U32, walked_key: U64,
-               walked_to: I64, walked_shift: int, join_page: I64, join_frame: I64, join_first: Bool,
-               anchor: I64, anchor_key: U64, vol: I64, searches: I64, unstable_delta: I64,
-               unshared_delta: I64, sizes: I64) -> None:
-    """run_pass's loop. `made`: an open-addressing set of the frames of KSM pages made in
-    this pass (frame + 1; 0 empty), which tells the joins of the first merge call from
-    the others. `stale_slot`/`stale_page`: a map (slot + 1 -> page; same size and hash)
+               keep_mask: int, private: int, shared: int, flagged: Bool, vol: I64,
+               searches: I64, unstable_delta: I64, unshared_delta: I64, lo: int, hi: int,
+               new_key: U64, new_frame: I64, stale_slot: I64, stale_page: U32, new_shift: int,
+               walked_key: U64, walked_to: I64, walked_shift: int, join_page: I64,
+               join_frame: I64, join_first: Bool, made_page: I64, made_key: U64,
+               made_frame: I64, made_content: U64, sizes: I64) -> None:
+    """run_pass's loop over candidates lo..hi-1 (whole hosts), its outputs from index 0.
+    The stable tree is only read (the other thread's hosts read it too): the KSM pages made
+    in this pass are kept in `new_key`/`new_frame`, an open-addressing map (stable key ->
+    frame; 0 empty) the chain walks look in where the tree has no live entry, and put in
+    the tree after. `stale_slot`/`stale_page`: a map (slot + 1 -> page; same size and hash)
     of the unstable-tree entries a page of this pass went in over, no longer valid: when
     that page then merges with a later one, the old entry is what its key keeps, as the
-    array passes leave it (they pair the two pages without putting the first in the tree).
-    `sizes` gets (joins, new KSM pages, new stable entries)."""
+    array passes leave it (they pair the two pages without putting the first in the
+    tree). `walked_key`/`walked_to`: where each key's last page left its chain walk.
+    `sizes` gets (joins, new KSM pages)."""
     n_pages = content_all.size
     s_mask = skeys.size - 1
     sh = np.uint64(shift)
     sh_bit = np.uint64(shift - 3)
-    m_mask = made.size - 1
-    m_sh = np.uint64(made_shift)
+    m_mask = new_key.size - 1
+    m_sh = np.uint64(new_shift)
     w_mask = walked_key.size - 1
     w_sh = np.uint64(walked_shift)
     as_shared = shared << loc_shift
-    n_join, n_anchor, n_stable = 0, 0, 0
-    for i in range(cand.size):
+    n_join, n_made = 0, 0
+    for i in range(lo, hi):
         page, h, c, key = cand[i], host[i], content[i], keys[i]
         if ((np.int64(word[page]) >> loc_shift) & 0xFF) != private:
             # Merged earlier in this pass, as the partner of a page before it.
@@ -158,31 +205,31 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                 ck = z + _TWO if z < _TWO else z
             mixed = ck * GOLDEN
             probe = np.int64(mixed >> sh)
-            slot = np.int64(-1)
+            live = False
+            f = np.int64(0)
             if (present[probe] >> ((mixed >> sh_bit) & np.uint64(7))) & 1:
                 while True:
                     k = skeys[probe]
                     if k == ck:
-                        slot = probe
+                        f = svals[probe]
+                        live = saux[probe] == c and refcount[f] > 0
                         break
                     if k == _EMPTY:
                         break
                     probe = (probe + 1) & s_mask
-            if slot < 0:
-                free = d
-                break
-            f = svals[slot]
-            if saux[slot] != c or refcount[f] <= 0:
-                free = d
-                break
             first_before = first
-            if first:
-                at = np.int64((np.uint64(f + 1) * GOLDEN) >> m_sh)
-                while made[at] != 0:
-                    if made[at] == f + 1:
+            if not live and n_made:  # a KSM page made in this pass, at this index?
+                at = np.int64((ck * GOLDEN) >> m_sh)
+                while new_key[at] != 0:
+                    if new_key[at] == ck:
+                        f = new_frame[at]
+                        live = True
                         first = False
                         break
                     at = (at + 1) & m_mask
+            if not live:
+                free = d
+                break
             if refcount[f] < limit:
                 refcount[f] += 1
                 word[page] = (np.int64(word[page]) & keep_mask) | as_shared
@@ -215,8 +262,8 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
         if free >= max_chain:
             continue
         # unstable_tree_search_insert in the host's tree.
-        lo, m = roffset[h], rmask[h]
-        probe = lo + np.int64((key * GOLDEN) >> (np.uint64(64) - rbits[h]))
+        r_lo, m = roffset[h], rmask[h]
+        probe = r_lo + np.int64((key * GOLDEN) >> (np.uint64(64) - rbits[h]))
         slot = np.int64(-1)
         while True:
             k = rkeys[probe]
@@ -225,7 +272,7 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                 break
             if k == _EMPTY:
                 break
-            probe = lo + ((probe - lo + 1) & m)
+            probe = r_lo + ((probe - r_lo + 1) & m)
         if slot >= 0:
             q = np.int64(rvals[slot])
             if q == page:  # the entry itself, rescanned: it stays the entry only
@@ -247,7 +294,8 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                             z += _TWO
                         valid = z == key
             if valid:
-                # try_to_merge_two_pages, then stable_tree_insert at the free index.
+                # try_to_merge_two_pages; its stable_tree_insert at the free index is made
+                # after the loop (the map holds it until then).
                 sk = key
                 if free > 0:
                     z = (key ^ (np.uint64(free) * _CHAIN_MIX)) + _G0
@@ -256,30 +304,13 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                     z = z ^ (z >> _S31)
                     sk = z + _TWO if z < _TWO else z
                 fq = np.int64(frame_of[q])
-                mixed = sk * GOLDEN
-                home = np.int64(mixed >> sh)
-                pr = home
-                at_slot = np.int64(-1)
-                while True:
-                    k = skeys[pr]
-                    if k == sk:
-                        at_slot = pr
-                        break
-                    if k == _EMPTY:
-                        break
-                    pr = (pr + 1) & s_mask
-                if at_slot < 0:  # a new entry (else the dead one at the free index)
-                    at_slot = pr
-                    skeys[pr] = sk
-                    present[home] |= np.uint8(1) << np.uint8((mixed >> sh_bit) & np.uint64(7))
-                    n_stable += 1
-                svals[at_slot], saux[at_slot] = fq, c
-                at = np.int64((np.uint64(fq + 1) * GOLDEN) >> m_sh)
-                while made[at] != 0:
+                at = np.int64((sk * GOLDEN) >> m_sh)
+                while new_key[at] != 0:
                     at = (at + 1) & m_mask
-                made[at] = fq + 1
-                anchor[n_anchor], anchor_key[n_anchor] = q, sk
-                n_anchor += 1
+                new_key[at], new_frame[at] = sk, fq
+                made_page[n_made], made_key[n_made] = q, sk
+                made_frame[n_made], made_content[n_made] = fq, c
+                n_made += 1
                 word[q] = (np.int64(word[q]) & keep_mask) | as_shared
                 word[page] = (np.int64(word[page]) & keep_mask) | as_shared
                 refcount[fq] += 1
@@ -314,7 +345,7 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
             unstable_delta[h] += 1
         flagged[page] = True
         unshared_delta[h] += 1
-    sizes[0], sizes[1], sizes[2] = n_join, n_anchor, n_stable
+    sizes[0], sizes[1] = n_join, n_made
 
 
 def _pass_samples() -> list[tuple[Any, ...]]:
@@ -327,10 +358,10 @@ def _pass_samples() -> list[tuple[Any, ...]]:
              np.zeros(16, np.uint32), one_i64, one_i64, one_u64, one_i64, one_i64,
              np.zeros(1, np.uint16), one_u64, one_i64, one_i64, one_u64, loc_shift,
              0xFFFF & ~(0xFF << loc_shift), int(Loc.PRIVATE), int(Loc.SHARED),
-             np.zeros(1, np.bool_), np.zeros(16, np.int64), 60, np.zeros(16, np.int64),
-             np.zeros(16, np.uint32), np.zeros(16, np.uint64), np.zeros(16, np.int64), 60,
-             i64, i64, flags, i64, u64,
-             one_i64, one_i64, one_i64, one_i64, np.zeros(3, np.int64))]
+             np.zeros(1, np.bool_), one_i64, one_i64, one_i64, one_i64, 0, 0,
+             np.zeros(16, np.uint64), np.zeros(16, np.int64), np.zeros(16, np.int64),
+             np.zeros(16, np.uint32), 60, np.zeros(16, np.uint64), np.zeros(16, np.int64), 60,
+             i64, i64, flags, i64, u64, i64, u64, np.zeros(2, np.int64))]
 
 
 _PASS = Kernel(_pass_loop, _pass_samples)
