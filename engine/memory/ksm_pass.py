@@ -194,6 +194,7 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
         first = True  # no entry walked so far is a KSM page made in this pass
         joined = False
         memo_at = np.int64(-1)
+        free_key = key  # the stable key of the chain's free index, once found
         d = 0
         while d < max_chain:
             ck = key
@@ -228,7 +229,7 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                         break
                     at = (at + 1) & m_mask
             if not live:
-                free = d
+                free, free_key = d, ck
                 break
             if refcount[f] < limit:
                 refcount[f] += 1
@@ -296,13 +297,7 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
             if valid:
                 # try_to_merge_two_pages; its stable_tree_insert at the free index is made
                 # after the loop (the map holds it until then).
-                sk = key
-                if free > 0:
-                    z = (key ^ (np.uint64(free) * _CHAIN_MIX)) + _G0
-                    z = (z ^ (z >> _S30)) * _M1
-                    z = (z ^ (z >> _S27)) * _M2
-                    z = z ^ (z >> _S31)
-                    sk = z + _TWO if z < _TWO else z
+                sk = free_key
                 fq = np.int64(frame_of[q])
                 at = np.int64((sk * GOLDEN) >> m_sh)
                 while new_key[at] != 0:
