@@ -25,8 +25,9 @@ entry its key finds in the unstable tree (possible only if its VM left and came 
 the same full scan) is taken as that entry, wherever it falls in the pass. The walk to
 each batch's budget (ksm_scan.py) and each page's first step (ksm_front.py) run as
 compiled loops where numba is there (engine/kernels.py), with the same results; compiled,
-the rest of the pass is ksmd's own loop, page after page (ksm_pass.py: some 70 ns a page
-against 150-200 for the grouped passes), which leaves the same world as the passes below.
+the rest of the pass is ksmd's own loop, page after page (ksm_pass.py: on the data
+center some 100 ns a candidate on one thread, against 150-200 for the grouped passes),
+which leaves the same world as the passes below.
 
 Counters keep sysfs semantics (/sys/kernel/mm/ksm): pages_shared (KSM pages),
 pages_sharing (further mappings of them), pages_unshared (tracked pages left in an

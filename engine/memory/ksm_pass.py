@@ -12,8 +12,10 @@ Each candidate (a private page handed over, ksm_front.py) in scan order, as ksmd
   chain's free index (the partner's frame; it leaves the tree), else the page goes into
   the tree over whatever entry its key had.
 
-The loop writes the trees as it goes (so a page finds what the pages before it made), the
-KSM pages' reference counts and the pages' locations; the remaps themselves (frames given
+The loop writes each host's unstable tree as it goes (so a page finds what the pages
+before it made), the KSM pages' reference counts and the pages' locations; the KSM pages
+it makes wait in a small map of their own (the stable tree is only read in the loop: two
+threads share it) and go into the stable tree after. The remaps themselves (frames given
 and freed, per-VM counts) are made after it by share_ops.merge and promote, in the calls
 the array passes make: first the pages that joined KSM pages the chain had live before any
 dead entry at the start of the pass, then the new KSM pages, then the pages that joined
@@ -22,9 +24,13 @@ the two give the same world; only which slot a table entry sits in may differ (t
 inserts one key at a time, the passes in batches), which no lookup's answer depends on
 (Simulation.digest compares the tables by their entries).
 
-One departure of the array passes is kept: a page that is itself the entry its key finds
-in the unstable tree (possible only when its VM's scan positions moved within one full
-scan) is that entry only: it stays in the tree, flagged, and is not searched again.
+Two outcomes of the array passes are kept where page by page would differ:
+- a page that is itself the entry its key finds in the unstable tree (possible only when
+  its VM's scan positions moved within one full scan) is that entry only: it stays in the
+  tree, flagged, and is not searched again;
+- an entry of the key no longer valid stays when two unchanged pages of the key pair up
+  (the passes pair them without putting the first in the tree; the loop puts it in over
+  the old entry, then puts the old entry back).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from engine.hashtable import RegionMap
 from engine.kernels import Kernel
 from engine.memory import share_ops
 from engine.memory.ksm_front import _G0, _M1, _M2, _S27, _S30, _S31, _TWO, Candidates
+from engine.memory.share_ops import CHAIN_MIX
 from engine.spec import SharingPolicy
 from engine.state import I64, U8, U64, WORD_SHIFT, Bool, Loc, State
 
@@ -47,7 +54,6 @@ U16 = npt.NDArray[np.uint16]
 U32 = npt.NDArray[np.uint32]
 I32 = npt.NDArray[np.int32]
 
-_CHAIN_MIX = np.uint64(0x632BE59BD9B4E019)  # share_ops.chain_key's
 _EMPTY, _DELETED = np.uint64(0), np.uint64(1)  # hashtable.EMPTY and DELETED
 
 
@@ -199,7 +205,7 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
         while d < max_chain:
             ck = key
             if d > 0:
-                z = (key ^ (np.uint64(d) * _CHAIN_MIX)) + _G0
+                z = (key ^ (np.uint64(d) * CHAIN_MIX)) + _G0
                 z = (z ^ (z >> _S30)) * _M1
                 z = (z ^ (z >> _S27)) * _M2
                 z = z ^ (z >> _S31)

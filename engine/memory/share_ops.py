@@ -46,11 +46,14 @@ def content_keys(state: State, content: U64, vm: I64, mix: U64 | None = None) ->
     return fix_key(splitmix64(content ^ per_vm[vm]))
 
 
+CHAIN_MIX = np.uint64(0x632BE59BD9B4E019)  # a chain index's part of its key
+
+
 def chain_key(keys: U64, index: int | I64) -> U64:
     """Key of the index-th duplicate shared frame for the same content (KSM chains)."""
     idx = np.asarray(index, np.uint64)
     with np.errstate(over="ignore"):
-        chained = fix_key(splitmix64(keys ^ (idx * np.uint64(0x632BE59BD9B4E019))))
+        chained = fix_key(splitmix64(keys ^ (idx * CHAIN_MIX)))
     return np.where(idx == 0, keys, chained)
 
 
