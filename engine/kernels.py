@@ -88,12 +88,16 @@ class Kernel:
     """A loop written in plain Python over numpy arrays and scalars, compiled by numba at
     its first call (nopython, the GIL let go). Called only when compiled() says so: run
     as Python it would be a per-page loop. `samples` gives argument tuples of the types
-    the engine calls it with (empty arrays), for warm_up()."""
+    the engine calls it with (empty arrays), for warm_up(). `helpers`: plain functions
+    the loop calls (one step several loops share), compiled with it: the loop's module
+    then holds the compiled helper under the helper's name, as numba needs to see it."""
 
     def __init__(self, loop: Callable[..., Any],
-                 samples: Callable[[], list[tuple[Any, ...]]]) -> None:
+                 samples: Callable[[], list[tuple[Any, ...]]],
+                 helpers: tuple[Callable[..., Any], ...] = ()) -> None:
         self.loop = loop
         self.samples = samples
+        self.helpers = helpers
         self._compiled: Callable[..., Any] | None = None
         self._lock = threading.Lock()
         _KERNELS.append(self)
@@ -104,11 +108,23 @@ class Kernel:
                 if self._compiled is None:
                     import numba
 
+                    for helper in self.helpers:
+                        self.loop.__globals__[helper.__name__] = _compiled_helper(helper)
                     self._compiled = numba.njit(cache=True, nogil=True)(self.loop)
         return self._compiled(*args)
 
 
 _KERNELS: list[Kernel] = []
+_HELPERS: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def _compiled_helper(helper: Callable[..., Any]) -> Callable[..., Any]:
+    """The helper compiled (once, whichever loop asks first)."""
+    import numba
+
+    if helper not in _HELPERS:
+        _HELPERS[helper] = numba.njit(cache=True, nogil=True)(helper)
+    return _HELPERS[helper]
 
 
 def warm_up() -> None:

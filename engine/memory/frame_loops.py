@@ -78,28 +78,33 @@ def release(drop: npt.NDArray[Any], refcount: I32, frame_offset: I64, low_frames
                                stack_delta, key_bits))
 
 
+def pop_frame(h: int, frame_offset: I64, low_frames: I64, free_low: I64, free_count: I64,
+              stack_delta: I32, refcount: I32, low_only: bool) -> int:
+    """A frame popped from host h's high stack (unless low_only), else its low stack
+    (slot s holds frame s + stack_delta[s], memory/frames.py), with refcount 1; -1 where
+    both are empty. A helper of the compiled loops (Kernel's `helpers`)."""
+    lows = free_low[h]
+    highs = free_count[h] - lows
+    if highs > 0 and not low_only:
+        slot = frame_offset[h] + low_frames[h] + highs - 1
+    elif lows > 0:
+        slot = frame_offset[h] + lows - 1
+        free_low[h] = lows - 1
+    else:
+        return -1
+    free_count[h] -= 1
+    frame: int = slot + stack_delta[slot]
+    refcount[frame] = 1
+    return frame
+
+
 def _allocate_loop(host_of_request: I64, frame_offset: I64, low_frames: I64, free_low: I64,
                    free_count: I64, stack_delta: I32, refcount: I32, low_only: bool,
                    out: I32) -> None:
-    """Requests in order, each popping its host's high stack (unless low_only), else its
-    low stack (slot s holds frame s + stack_delta[s], memory/frames.py); -1 where both are
-    empty. The frames taken get refcount 1."""
+    """Requests in order, each given pop_frame's frame from its host."""
     for i in range(host_of_request.size):
-        h = host_of_request[i]
-        lows = free_low[h]
-        highs = free_count[h] - lows
-        if highs > 0 and not low_only:
-            slot = frame_offset[h] + low_frames[h] + highs - 1
-        elif lows > 0:
-            slot = frame_offset[h] + lows - 1
-            free_low[h] = lows - 1
-        else:
-            out[i] = -1
-            continue
-        free_count[h] -= 1
-        frame = slot + stack_delta[slot]
-        out[i] = frame
-        refcount[frame] = 1
+        out[i] = pop_frame(host_of_request[i], frame_offset, low_frames, free_low,
+                           free_count, stack_delta, refcount, low_only)
 
 
 def _allocate_samples() -> list[tuple[Any, ...]]:
@@ -109,7 +114,7 @@ def _allocate_samples() -> list[tuple[Any, ...]]:
             for low_only in (False, True)]
 
 
-_ALLOCATE = Kernel(_allocate_loop, _allocate_samples)
+_ALLOCATE = Kernel(_allocate_loop, _allocate_samples, helpers=(pop_frame,))
 
 
 def allocate(host_of_request: npt.NDArray[Any], frame_offset: I64, low_frames: I64,

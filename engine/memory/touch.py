@@ -32,8 +32,8 @@ import numpy.typing as npt
 
 from engine import kernels, parallel
 from engine.arrays import unique_sorted
+from engine.memory import fault_loop, recency, touch_loop
 from engine.memory import frames as frame_alloc
-from engine.memory import recency, touch_loop
 from engine.memory.counts import count_moves, in_vms, vm_of_sorted
 from engine.pagescale import fine_pages
 from engine.state import I64, N_KIND, N_LOC, U64, WORD_SHIFT, Bool, GuestKind, Loc, State
@@ -41,7 +41,7 @@ from engine.state import I64, N_KIND, N_LOC, U64, WORD_SHIFT, Bool, GuestKind, L
 COW_COPY_S = 10e-6  # a fault and a 4 KB copy (scaled to the simulated page: engine/pagescale)
 # A faulting page's code for the per-VM counts: its location, plus _GUEST_OUT when the
 # guest had paged it out.
-_GUEST_OUT = 8
+_GUEST_OUT = fault_loop.GUEST_OUT
 _CODES = 2 * _GUEST_OUT
 _KIND_SHIFT = WORD_SHIFT["guest_kind"]
 U16 = npt.NDArray[np.uint16]
@@ -64,66 +64,27 @@ def _fault_in(state: State, pages: I64, kind: int) -> bool:
     A popped page goes straight to `kind`, the use the touch claims it for (_claim would
     otherwise find it free and move it again): the same counts, one pass fewer.
     """
-    vms, p, hosts = state.vms, state.pages, state.hosts
+    vms, hosts = state.vms, state.hosts
     pages = unique_sorted(pages)
     vm = vm_of_sorted(vms, pages)
-    loc = p.at("location", pages)
-    swapped_by_guest = np.take(p.guest_swapped, pages)
-    n_vms = len(vms)
-    # Per VM, pages by (paged out by the guest, location): one pass for every counter.
-    code = vm * _CODES + (swapped_by_guest * _GUEST_OUT + loc)
-    by_vm = np.bincount(code, minlength=n_vms * _CODES).reshape(n_vms, _CODES)
     resident = vms["loc_count"][:, Loc.PRIVATE] + vms["loc_count"][:, Loc.SHARED]
     room = np.maximum(vms["max_pages"] - resident, 0)
-    # Only a first touch (code 0: untouched, not paged out) grows the VM past its max;
-    # data it had comes back regardless. A VM with room for all of them drops none.
-    complete = True
-    if (by_vm[:, 0] > room).any():
-        first = (loc == Loc.UNTOUCHED) & ~swapped_by_guest
-        rank = np.cumsum(first) - 1
-        per_vm_first = np.bincount(vm[first], minlength=n_vms)
-        start = np.cumsum(per_vm_first) - per_vm_first
-        rank_in_vm = rank - start[vm]
-        keep = np.flatnonzero(~first | (rank_in_vm < room[vm]))
-        complete = False
-        pages, vm, loc, swapped_by_guest, code = (np.take(a, keep) for a in (
-            pages, vm, loc, swapped_by_guest, code))
-    host = vms["host"]
-    got = frame_alloc.allocate(state, host[vm])
-    ok = got >= 0
-    if not ok.all():
-        complete = False
-        served = np.flatnonzero(ok)
-        pages, vm, loc, swapped_by_guest, got, code = (np.take(a, served) for a in (
-            pages, vm, loc, swapped_by_guest, got, code))
-    if not complete:
-        by_vm = np.bincount(code, minlength=n_vms * _CODES).reshape(n_vms, _CODES)
+    serve = fault_loop.fault_in if kernels.compiled() else _fault_in_numpy
+    by_vm, complete, unzipped, popped, popped_vm, popped_kind = serve(state, pages, vm,
+                                                                      room, kind)
     per_loc = by_vm[:, :N_LOC] + by_vm[:, _GUEST_OUT:_GUEST_OUT + N_LOC]
     vm_unzipped = per_loc[:, Loc.COMPRESSED]
     if vm_unzipped.any():  # the page leaves the cache: its half of a cache frame goes back
-        unzipped = loc == Loc.COMPRESSED
-        frame_alloc.release(state, np.take(p.frame, np.compress(unzipped, pages)))
+        frame_alloc.release(state, unzipped)
         state.reclaim.hosts["compressed_pages"] -= _per_host(state, vm_unzipped)
         vms["lost_swap_s_tick"] += vm_unzipped * vms["decompress_s"]
-    p.frame[pages] = got
-    p.location[pages] = Loc.PRIVATE
-    # First touches and pops get a zeroed frame; swap-ins, unzips and page-ins their data.
-    fresh = (loc != Loc.SWAPPED) & (loc != Loc.COMPRESSED)
-    if swapped_by_guest.any():
-        fresh &= ~swapped_by_guest
-        p.guest_swapped[np.compress(swapped_by_guest, pages)] = False
-    p.content[np.compress(fresh, pages)] = 0
     # count_moves(state, vm, loc, Loc.PRIVATE), from the counts above.
     loc_count = vms["loc_count"]
     loc_count[:, Loc.PRIVATE] += per_loc.sum(axis=1)
     loc_count -= per_loc
     vm_popped = per_loc[:, Loc.BALLOONED]
     if vm_popped.any():
-        is_popped = np.flatnonzero(loc == Loc.BALLOONED)
-        popped = np.take(pages, is_popped)
-        count_moves(state, np.take(vm, is_popped), p.at("guest_kind", popped), kind,
-                    "kind_count", N_KIND)
-        p.guest_kind[popped] = kind
+        count_moves(state, popped_vm, popped_kind, kind, "kind_count", N_KIND)
         vms["pops"] += vm_popped
     vms["first_touches"] += by_vm[:, Loc.UNTOUCHED]
     guest_in = by_vm[:, _GUEST_OUT:].sum(axis=1)
@@ -143,6 +104,54 @@ def _fault_in(state: State, pages: I64, kind: int) -> bool:
         reclaim["disk_busy_s_tick"] += per_host * page_s
         vms["lost_swap_s_tick"] += vm_in * (latency + page_s)[np.maximum(vms["host"], 0)]
     return complete
+
+
+def _fault_in_numpy(state: State, pages: I64, vm: I64, room: I64,
+                    kind: int) -> tuple[I64, bool, I64, I64, I64, I64]:
+    """fault_loop.fault_in as numpy passes: the same frames, fields and results."""
+    vms, p = state.vms, state.pages
+    loc = p.at("location", pages)
+    swapped_by_guest = np.take(p.guest_swapped, pages)
+    n_vms = len(vms)
+    # Per VM, pages by (paged out by the guest, location): one pass for every counter.
+    code = vm * _CODES + (swapped_by_guest * _GUEST_OUT + loc)
+    by_vm = np.bincount(code, minlength=n_vms * _CODES).reshape(n_vms, _CODES)
+    # Only a first touch (code 0: untouched, not paged out) grows the VM past its max;
+    # data it had comes back regardless. A VM with room for all of them drops none.
+    complete = True
+    if (by_vm[:, 0] > room).any():
+        first = (loc == Loc.UNTOUCHED) & ~swapped_by_guest
+        rank = np.cumsum(first) - 1
+        per_vm_first = np.bincount(vm[first], minlength=n_vms)
+        start = np.cumsum(per_vm_first) - per_vm_first
+        rank_in_vm = rank - start[vm]
+        keep = np.flatnonzero(~first | (rank_in_vm < room[vm]))
+        complete = False
+        pages, vm, loc, swapped_by_guest, code = (np.take(a, keep) for a in (
+            pages, vm, loc, swapped_by_guest, code))
+    got = frame_alloc.allocate(state, vms["host"][vm])
+    ok = got >= 0
+    if not ok.all():
+        complete = False
+        served = np.flatnonzero(ok)
+        pages, vm, loc, swapped_by_guest, got, code = (np.take(a, served) for a in (
+            pages, vm, loc, swapped_by_guest, got, code))
+    if not complete:
+        by_vm = np.bincount(code, minlength=n_vms * _CODES).reshape(n_vms, _CODES)
+    unzipped = np.take(p.frame, np.compress(loc == Loc.COMPRESSED, pages)).astype(np.int64)
+    p.frame[pages] = got
+    p.location[pages] = Loc.PRIVATE
+    # First touches and pops get a zeroed frame; swap-ins, unzips and page-ins their data.
+    fresh = (loc != Loc.SWAPPED) & (loc != Loc.COMPRESSED)
+    if swapped_by_guest.any():
+        fresh &= ~swapped_by_guest
+        p.guest_swapped[np.compress(swapped_by_guest, pages)] = False
+    p.content[np.compress(fresh, pages)] = 0
+    is_popped = np.flatnonzero(loc == Loc.BALLOONED)
+    popped = np.take(pages, is_popped)
+    popped_kind = p.at("guest_kind", popped).astype(np.int64)
+    p.guest_kind[popped] = kind
+    return by_vm, complete, unzipped, popped, np.take(vm, is_popped), popped_kind
 
 
 def _per_host(state: State, per_vm: I64) -> I64:
@@ -165,23 +174,35 @@ def _hold(state: State, held: Bool, read_pages: I64, write_pages: I64, write_con
 
 def _cow_break(state: State, pages: I64) -> bool:
     """Private copies of shared pages written to; whether every one got its frame."""
-    vms, p = state.vms, state.pages
+    vms = state.vms
     pages = unique_sorted(pages)
     vm = vm_of_sorted(vms, pages)
-    got = frame_alloc.allocate(state, vms["host"][vm])
-    ok = got >= 0
-    pages, vm, got = pages[ok], vm[ok], got[ok]
-    old = np.take(p.frame, pages)
-    p.frame[pages] = got
-    p.location[pages] = Loc.PRIVATE
+    if kernels.compiled():
+        complete, old, broken, zero = fault_loop.cow_break(state, pages, vm)
+    else:
+        complete, old, broken, zero = _cow_break_numpy(state, pages, vm)
     frame_alloc.release(state, old)
-    count_moves(state, vm, np.full(vm.size, Loc.SHARED), Loc.PRIVATE)
-    vms["zero_shared"] -= np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
-    broken = np.bincount(vm, minlength=len(vms))
+    loc_count = vms["loc_count"]  # count_moves(state, vm, Loc.SHARED, Loc.PRIVATE)
+    loc_count[:, Loc.SHARED] -= broken
+    loc_count[:, Loc.PRIVATE] += broken
+    vms["zero_shared"] -= zero
     vms["cow_breaks"] += broken
     vms["cow_breaks_tick"] += broken
     vms["lost_cow_s_tick"] += broken * COW_COPY_S * fine_pages(state.page_size)
-    return bool(ok.all())
+    return complete
+
+
+def _cow_break_numpy(state: State, pages: I64, vm: I64) -> tuple[bool, I64, I64, I64]:
+    """fault_loop.cow_break as numpy passes: the same frames, fields and results."""
+    vms, p = state.vms, state.pages
+    got = frame_alloc.allocate(state, vms["host"][vm])
+    ok = got >= 0
+    pages, vm, got = pages[ok], vm[ok], got[ok]
+    old = np.take(p.frame, pages).astype(np.int64)
+    p.frame[pages] = got
+    p.location[pages] = Loc.PRIVATE
+    zero = np.bincount(vm[p.content[pages] == 0], minlength=len(vms)).astype(np.int64)
+    return bool(ok.all()), old, np.bincount(vm, minlength=len(vms)).astype(np.int64), zero
 
 
 def _claim(state: State, read_pages: I64, w_r: U16, write_pages: I64, w_w: U16,

@@ -509,3 +509,65 @@ def test_warm_up_compiles_what_the_ticks_call(monkeypatch: pytest.MonkeyPatch) -
                  for i in range(3)]
     Simulation.from_spec(parse_scenario(esx)).step(30)
     assert {id(k): len(k._compiled.signatures) for k in kernels._KERNELS} == compiled
+
+
+def _faulting_world(sim: Simulation, rng: np.random.Generator) -> tuple[Any, Any]:
+    """`sim`'s pages put in every place a touch faults from: mapped pages swapped,
+    ballooned, compressed (keeping their frame as the cache's) or paged out by the guest,
+    next to untouched and shared ones; a VM 2 pages short of its max; a host nearly out
+    of frames.
+    Returns (pages to fault in, shared pages to copy), each with duplicates."""
+    from engine.memory import frames as frame_alloc
+
+    state = sim.world.state
+    p, vms, hosts = state.pages, state.vms, state.hosts
+    loc = p.location.copy()
+    mapped = np.flatnonzero(loc == Loc.PRIVATE)
+    moved = rng.choice(mapped, mapped.size // 2, replace=False)
+    where = rng.integers(0, 4, moved.size)
+    to_disk = moved[where != 2]  # swapped, ballooned or paged out: the frame goes back
+    frame_alloc.release(state, p.frame[to_disk].astype(np.int64))
+    p.frame[to_disk] = -1
+    p.location[moved] = np.array([Loc.SWAPPED, Loc.BALLOONED, Loc.COMPRESSED,
+                                  Loc.UNTOUCHED])[where]
+    p.guest_swapped[moved[where == 3]] = True
+    p.guest_kind[moved[where == 1]] = 3  # the balloon driver's
+    vms["max_pages"][1] = vms["loc_count"][1, Loc.PRIVATE] + vms["loc_count"][1, Loc.SHARED] + 2
+    hosts.free_low[1] = min(int(hosts.free_low[1]), 2)
+    hosts.free_count[1] = hosts.free_low[1] + 40
+    untouched = np.flatnonzero(p.location == Loc.UNTOUCHED)
+    faulting = np.concatenate([moved, rng.choice(untouched, 400)])
+    shared = np.flatnonzero(p.location == Loc.SHARED)
+    return (rng.choice(faulting, faulting.size + 200),
+            rng.choice(shared, shared.size // 2 + 100))
+
+
+def test_the_compiled_faults_serve_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Faults of every kind (first touches, swap-ins, pops, unzips, guest page-ins) and
+    # copies of shared pages, with a VM at its max and a host running out of frames:
+    # the same frames, fields, stacks and counters either way.
+    from engine.memory import touch
+    from tests.conftest import alike_ksm_sim
+
+    saved = alike_ksm_sim(30, memory="7MiB", content={
+        "zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 0.6}).save_state()
+    outs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        sim = Simulation.from_state(copy.deepcopy(saved))
+        state = sim.world.state
+        faulting, shared = _faulting_world(sim, np.random.default_rng(6))
+        before, firsts = state.vms["loc_count"].copy(), state.vms["first_touches"].copy()
+        served = touch._fault_in(state, faulting, 2), touch._cow_break(state, shared)
+        outs.append((served, sim.digest()))
+        moved = state.vms["loc_count"] - before
+        assert served == (False, False)  # refused: past the VM's max, and no frames
+        # VM 1 had room for 2 first touches (its data came back regardless); host h2 ran
+        # out while serving VM 2, before VM 3's pages (in page order) came up.
+        assert (moved[:3, Loc.PRIVATE] > 0).all() and moved[3, Loc.PRIVATE] == 0
+        first = state.vms["first_touches"] - firsts
+        assert first[1] == 2 and first[0] > 2
+        for where in (Loc.SWAPPED, Loc.BALLOONED, Loc.COMPRESSED, Loc.SHARED):
+            assert moved[:, where].sum() < 0  # pages of each place were served
+        assert (state.vms["pops"] > 0).any() and (state.vms["cow_breaks"] > 0).any()
+    assert outs[0] == outs[1]

@@ -1,0 +1,172 @@
+"""A tick's faults served in compiled loops (engine/kernels.py): frames for pages not
+resident, and private copies of shared pages written to.
+
+apply_touches (memory/touch.py) serves some fifteen thousand faults a tick on the data
+center, and the numpy passes spend some 250 ns on each: a dozen gathers and scatters of
+the faulting pages' fields, a sort of the requests by host for their frames, bincounts for
+the per-VM counters. Here each faulting page is visited once, in page order: its word and
+guest-paging flag read, the VM's room for a first touch checked, a frame popped from its
+host's stack (memory/frame_loops.py's pop_frame), and its frame, word, content
+and flag written, its counter bumped. The frames given, the stacks and every field come out
+as the numpy passes leave them: the requests are served in the same order.
+
+What the loops do not do, the caller does after them with the counts they give: release
+the frames the faults let go of (the compression cache's, the shared frames copied from),
+and move the per-VM and per-host counters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.kernels import Kernel
+from engine.memory.frame_loops import pop_frame
+from engine.state import I32, I64, U64, WORD_SHIFT, Bool, Loc, State
+
+U16 = npt.NDArray[np.uint16]
+
+_KIND_SHIFT = WORD_SHIFT["guest_kind"]
+_LOC_SHIFT = WORD_SHIFT["location"]
+_KEEP_KIND = 0xFFFF & ~(0xFF << _LOC_SHIFT)  # a word's bits but its location's
+_UNTOUCHED, _PRIVATE = int(Loc.UNTOUCHED), int(Loc.PRIVATE)
+_SWAPPED, _BALLOONED, _COMPRESSED = int(Loc.SWAPPED), int(Loc.BALLOONED), int(Loc.COMPRESSED)
+GUEST_OUT = 8  # added to a page's location in its code when the guest had paged it out
+
+
+def _fault_loop(pages: I64, vm: I64, host: I64, room: I64, word: U16, guest_swapped: Bool,
+                frame: I32, content: U64, kind: int, frame_offset: I64, low_frames: I64,
+                free_low: I64, free_count: I64, stack_delta: I32, refcount: I32,
+                by_vm: I64, unzipped: I64, popped: I64, popped_vm: I64,
+                popped_kind: I64) -> tuple[bool, int, int]:
+    """Frames for the non-resident pages `pages` (ascending, distinct; of VMs `vm`), in
+    order. A first touch (untouched, not paged out by the guest) takes one of its VM's
+    `room` (decremented), and is refused when there is none; a page whose host has no free
+    frame is refused. A page served is private, with content 0 unless its data comes back
+    (swap-in, unzip, guest page-in), and counted in by_vm[vm, location (+ GUEST_OUT)]; a
+    popped one takes guest kind `kind`. Returns (every page served, the old frames of the
+    unzipped pages in `unzipped`, and the popped pages in `popped` with their VMs and old
+    kinds)."""
+    complete = True
+    n_unzipped = 0
+    n_popped = 0
+    for i in range(pages.size):
+        page = pages[i]
+        v = vm[i]
+        w = word[page]
+        loc = (w >> _LOC_SHIFT) & 0xFF
+        out = guest_swapped[page]
+        if loc == _UNTOUCHED and not out:
+            if room[v] <= 0:  # the VM is at its max: no new memory
+                complete = False
+                continue
+            room[v] -= 1
+        got = pop_frame(host[v], frame_offset, low_frames, free_low, free_count,
+                        stack_delta, refcount, False)
+        if got < 0:
+            complete = False
+            continue
+        if loc == _COMPRESSED:  # its half of a cache frame goes back
+            unzipped[n_unzipped] = frame[page]
+            n_unzipped += 1
+        frame[page] = got
+        if loc == _BALLOONED:
+            popped[n_popped] = page
+            popped_vm[n_popped] = v
+            popped_kind[n_popped] = (w >> _KIND_SHIFT) & 0xFF
+            n_popped += 1
+            word[page] = (kind << _KIND_SHIFT) | (_PRIVATE << _LOC_SHIFT)
+        else:
+            word[page] = (w & _KEEP_KIND) | (_PRIVATE << _LOC_SHIFT)
+        if out:
+            guest_swapped[page] = False
+        elif loc != _SWAPPED and loc != _COMPRESSED:  # first touch or pop: a zeroed frame
+            content[page] = 0
+        by_vm[v, loc + GUEST_OUT * out] += 1
+    return complete, n_unzipped, n_popped
+
+
+def _cow_loop(pages: I64, vm: I64, host: I64, word: U16, frame: I32, content: U64,
+              frame_offset: I64, low_frames: I64, free_low: I64, free_count: I64,
+              stack_delta: I32, refcount: I32, old: I64, broken: I64,
+              zero: I64) -> tuple[bool, int]:
+    """Private frames for the shared pages `pages` (ascending, distinct; of VMs `vm`)
+    written to, in order; a page whose host has no free frame keeps its shared one. The
+    shared frames left go to `old`; per VM, the pages copied (`broken`) and those of them
+    holding zeros (`zero`). Returns (every page served, how many were)."""
+    complete = True
+    n = 0
+    for i in range(pages.size):
+        page = pages[i]
+        v = vm[i]
+        got = pop_frame(host[v], frame_offset, low_frames, free_low, free_count,
+                        stack_delta, refcount, False)
+        if got < 0:
+            complete = False
+            continue
+        old[n] = frame[page]
+        n += 1
+        frame[page] = got
+        word[page] = (word[page] & _KEEP_KIND) | (_PRIVATE << _LOC_SHIFT)
+        broken[v] += 1
+        if content[page] == 0:
+            zero[v] += 1
+    return complete, n
+
+
+def _samples() -> tuple[I64, I64, I32, U16, Bool, U64]:
+    i64 = np.zeros(1, np.int64)
+    return (np.zeros(0, np.int64), i64, np.zeros(1, np.int32), np.zeros(1, np.uint16),
+            np.zeros(1, np.bool_), np.zeros(1, np.uint64))
+
+
+def _fault_samples() -> list[tuple[Any, ...]]:
+    none, i64, i32, u16, flags, u64 = _samples()
+    return [(none, none, i64, i64, u16, flags, i32, u64, 1, i64, i64, i64, i64, i32, i32,
+             np.zeros((1, 2 * GUEST_OUT), np.int64), none, none, none, none)]
+
+
+def _cow_samples() -> list[tuple[Any, ...]]:
+    none, i64, i32, u16, _, u64 = _samples()
+    return [(none, none, i64, u16, i32, u64, i64, i64, i64, i64, i32, i32, none, i64, i64)]
+
+
+_FAULT = Kernel(_fault_loop, _fault_samples, helpers=(pop_frame,))
+_COW = Kernel(_cow_loop, _cow_samples, helpers=(pop_frame,))
+
+
+def fault_in(state: State, pages: I64, vm: I64, room: I64,
+             kind: int) -> tuple[I64, bool, I64, I64, I64, I64]:
+    """_fault_loop over `pages` (ascending, distinct) of VMs `vm`, each VM with `room`
+    first touches left: (the pages served per VM and code, as a (VMs, 2 * GUEST_OUT)
+    array; whether every page was served; the unzipped pages' old frames; the popped
+    pages, their VMs and their old guest kinds)."""
+    p, hosts, frames = state.pages, state.hosts, state.frames
+    n = pages.size
+    by_vm = np.zeros((len(state.vms), 2 * GUEST_OUT), np.int64)
+    unzipped, popped, popped_vm, popped_kind = (np.empty(n, np.int64) for _ in range(4))
+    # Plain ints: numba types an IntEnum (GuestKind) apart, and compiles again for it.
+    complete, n_unzipped, n_popped = _FAULT(
+        np.asarray(pages, np.int64), np.asarray(vm, np.int64), state.vms["host"],
+        np.array(room, np.int64), p.word, p.guest_swapped, p.frame, p.content, int(kind),
+        hosts.frame_offset, hosts.low_frames, hosts.free_low, hosts.free_count,
+        frames.free_stack_delta, frames.refcount, by_vm, unzipped, popped, popped_vm, popped_kind)
+    return (by_vm, bool(complete), unzipped[:n_unzipped], popped[:n_popped],
+            popped_vm[:n_popped], popped_kind[:n_popped])
+
+
+def cow_break(state: State, pages: I64, vm: I64) -> tuple[bool, I64, I64, I64]:
+    """_cow_loop over `pages` (ascending, distinct) of VMs `vm`: (whether every page was
+    served, the shared frames they left, and per VM the pages copied and the zero pages
+    among them)."""
+    p, hosts, frames = state.pages, state.hosts, state.frames
+    n_vms = len(state.vms)
+    old = np.empty(pages.size, np.int64)
+    broken, zero = np.zeros(n_vms, np.int64), np.zeros(n_vms, np.int64)
+    complete, n = _COW(np.asarray(pages, np.int64), np.asarray(vm, np.int64),
+                       state.vms["host"], p.word, p.frame, p.content, hosts.frame_offset,
+                       hosts.low_frames, hosts.free_low, hosts.free_count,
+                       frames.free_stack_delta, frames.refcount, old, broken, zero)
+    return bool(complete), old[:n], broken, zero
