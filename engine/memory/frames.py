@@ -13,7 +13,7 @@ import numpy as np
 
 from engine import kernels, parallel
 from engine.arrays import IntArray, runs
-from engine.memory import frame_loops
+from engine.memory import forget_loop, frame_loops
 from engine.sort_loop import sorted_ints
 from engine.state import I32, I64, Hosts, State
 
@@ -294,6 +294,9 @@ def _forget_shared(state: State, freed: I32 | I64) -> None:
 
 def _forget_keyed(state: State, gone: I32 | I64) -> None:
     """_forget_shared for freed frames that have a sharing key (ascending)."""
+    if kernels.compiled():  # the same, in one loop (forget_loop.py)
+        forget_loop.forget(state, gone)
+        return
     sharing = state.sharing
     keys = sharing.frame_keys.pop(gone)  # each looked up once, for its key and to clear it
     slot = sharing.stable.find(keys)

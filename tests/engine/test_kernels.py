@@ -383,9 +383,13 @@ def test_the_compiled_release_frees_as_numpy(monkeypatch: pytest.MonkeyPatch) ->
                 drop = np.sort(drop)
             state.pages.frame[pages] = -1
             frame_alloc.release(state, drop)
+        stable, keyed = state.sharing.stable, state.sharing.frame_keys
+        # The tables slot for slot, deleted marks and counts too (forget_loop.py).
         outs.append((state.frames.refcount.copy(), state.frames.free_stack_delta.copy(),
                      state.hosts.free_low.copy(), state.hosts.free_count.copy(),
-                     *state.sharing.stable.items(), state.sharing.frame_keys.items()[0],
+                     stable.keys.copy(), stable.vals.copy(), keyed.slot_frame.copy(),
+                     keyed.slot_key.copy(), keyed.bits.copy(),
+                     np.array([stable.live, stable.deleted, keyed.live, keyed.deleted]),
                      state.sharing.hosts["shared_frames"].copy()))
     for x, y in zip(*outs, strict=True):
         np.testing.assert_array_equal(x, y)
