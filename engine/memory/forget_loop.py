@@ -116,7 +116,7 @@ def _shift(capacity: int) -> int:
     return 64 - (capacity.bit_length() - 1)
 
 
-def forget(state: State, gone: I64) -> None:
+def forget(state: State, gone: npt.NDArray[np.integer[Any]]) -> None:
     """frames._forget_keyed's work for `gone` (ascending, keyed), compiled."""
     sharing = state.sharing
     fk, stable = sharing.frame_keys, sharing.stable
