@@ -123,7 +123,7 @@ def _compiled_helper(helper: Callable[..., Any]) -> Callable[..., Any]:
     import numba
 
     if helper not in _HELPERS:
-        _HELPERS[helper] = numba.njit(cache=True, nogil=True)(helper)
+        _HELPERS[helper] = numba.njit(cache=True, nogil=True, inline="always")(helper)
     return _HELPERS[helper]
 
 
