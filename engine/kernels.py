@@ -9,6 +9,8 @@ walks its key's probing run and new keys are placed (hash_probes.py), a VM's pag
 and balloon picks are made, classed and chosen (memory/pick_loop.py), a VM short of free
 and cached pages is walked for its page-cache picks (memory/walk_pick.py), frames are
 popped from the free stacks and dropped ones pushed back (memory/frame_loops.py), the
+touches that fault served and the shared pages written to copied (memory/fault_loop.py),
+freed shared frames dropped from the sharing tables (memory/forget_loop.py), the
 workload's touches are laid out from the numbers drawn (workloads/layout_loop.py) and
 read, tested and marked (memory/touch_loop.py), pages' VMs and frames' hosts are looked up
 (arrays.SegmentOf), per-VM counters moved (memory/counts.py), and integer arrays sorted
@@ -25,7 +27,7 @@ lookup's answer depends on; the digest counts the trees by their entries.
 
 A loop is compiled at its first call, once per process, and cached on disk by numba (next
 to its module, or in numba's cache for the user when that is read-only): compiling all
-17 took 11 s (README: Speed), and a later process loads them in under a second, most of
+20 took 12 s (README: Speed), and a later process loads them in under a second, most of
 it importing numba.
 """
 

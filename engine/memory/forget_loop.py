@@ -43,6 +43,18 @@ def empty_back(table: npt.NDArray[Any], slots: I64, n: int, mask: int, empty: An
     return emptied
 
 
+def find_from(table: npt.NDArray[Any], want: Any, probe: Any, mask: int) -> int:
+    """The slot holding `want` in its probing run from `probe` (0 ends a run), -1 if
+    none: hash_probes' lookup of one key."""
+    while True:
+        k = table[probe]
+        if k == want:
+            return int(probe)
+        if k == 0:
+            return -1
+        probe = (probe + 1) & mask
+
+
 def _forget_loop(gone: I64, slot_frame: U32, slot_key: U64, frame_shift: int, key_bits: U8,
                  stable_keys: U64, stable_vals: I64, present: U8, stable_shift: int,
                  frame_offset: I64, shared_frames: I64, frame_slots: I64,
@@ -63,37 +75,25 @@ def _forget_loop(gone: I64, slot_frame: U32, slot_key: U64, frame_shift: int, ke
             h += 1
         shared_frames[h] -= 1
         stored = np.uint32(f + 1)
-        probe = np.int64((np.uint64(stored) * GOLDEN) >> np.uint64(frame_shift))
-        key = np.uint64(0)
-        while True:
-            k = slot_frame[probe]
-            if k == stored:
-                key = slot_key[probe]
-                slot_frame[probe] = _FRAME_DELETED
-                frame_slots[n_frame] = probe
-                n_frame += 1
-                break
-            if k == 0:
-                break
-            probe = (probe + 1) & frame_mask
-        if key == 0:
+        slot = find_from(slot_frame, stored,
+                         np.int64((np.uint64(stored) * GOLDEN) >> np.uint64(frame_shift)),
+                         frame_mask)
+        if slot < 0:
             continue
+        key = slot_key[slot]
+        slot_frame[slot] = _FRAME_DELETED
+        frame_slots[n_frame] = slot
+        n_frame += 1
         mixed = key * GOLDEN
         probe = np.int64(mixed >> np.uint64(stable_shift))
         bit = (mixed >> np.uint64(stable_shift - 3)) & np.uint64(7)
         if ((present[probe] >> bit) & 1) == 0:
             continue
-        while True:
-            k = stable_keys[probe]
-            if k == key:
-                if stable_vals[probe] == f:
-                    stable_keys[probe] = _KEY_DELETED
-                    stable_slots[n_stable] = probe
-                    n_stable += 1
-                break
-            if k == 0:
-                break
-            probe = (probe + 1) & stable_mask
+        slot = find_from(stable_keys, key, probe, stable_mask)
+        if slot >= 0 and stable_vals[slot] == f:
+            stable_keys[slot] = _KEY_DELETED
+            stable_slots[n_stable] = slot
+            n_stable += 1
     frame_emptied = empty_back(slot_frame, frame_slots, n_frame, frame_mask, np.uint32(0),
                                _FRAME_DELETED)
     stable_emptied = empty_back(stable_keys, stable_slots, n_stable, stable_mask,
@@ -108,7 +108,7 @@ def _forget_samples() -> list[tuple[Any, ...]]:
              np.zeros(1, np.uint64), i64, u8, 60, i64, i64, none, none)]
 
 
-_FORGET = Kernel(_forget_loop, _forget_samples, helpers=(empty_back,))
+_FORGET = Kernel(_forget_loop, _forget_samples, helpers=(empty_back, find_from))
 
 
 def _shift(capacity: int) -> int:
