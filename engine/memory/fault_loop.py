@@ -2,13 +2,14 @@
 resident, and private copies of shared pages written to.
 
 apply_touches (memory/touch.py) serves some fifteen thousand faults a tick on the data
-center, and the numpy passes spend some 250 ns on each: a dozen gathers and scatters of
-the faulting pages' fields, a sort of the requests by host for their frames, bincounts for
-the per-VM counters. Here each faulting page is visited once, in page order: its word and
-guest-paging flag read, the VM's room for a first touch checked, a frame popped from its
-host's stack (memory/frame_loops.py's pop_frame), and its frame, word, content
-and flag written, its counter bumped. The frames given, the stacks and every field come out
-as the numpy passes leave them: the requests are served in the same order.
+center, and the numpy passes spend some 230 ns on each: a dozen gathers and scatters of
+the faulting pages' fields, the frames' requests, bincounts for the per-VM counters. Here
+the faulting pages go in page order through three passes: their words and guest-paging
+flags read; the VM's room for a first touch checked, a frame popped from the host's stack
+(memory/frame_loops.py's pop_frame) and the counter bumped; their frames, words, contents,
+flags and the new frames' refcounts written (100 ns a page). The frames given, the stacks
+and every field come out as the numpy passes leave them: the requests are served in the
+same order.
 
 What the loops do not do, the caller does after them with the counts they give: release
 the frames the faults let go of (the compression cache's, the shared frames copied from),
@@ -168,9 +169,9 @@ _COW = Kernel(_cow_loop, _cow_samples, helpers=(pop_frame,))
 def fault_in(state: State, pages: I64, vm: I64, room: I64,
              kind: int) -> tuple[I64, bool, I64, I64, I64, I64]:
     """_fault_loop over `pages` (ascending, distinct) of VMs `vm`, each VM with `room`
-    first touches left: (the pages served per VM and code, as a (VMs, 2 * GUEST_OUT)
-    array; whether every page was served; the unzipped pages' old frames; the popped
-    pages, their VMs and their old guest kinds)."""
+    first touches left (used up in place): (the pages served per VM and code, as a
+    (VMs, 2 * GUEST_OUT) array; whether every page was served; the unzipped pages' old
+    frames; the popped pages, their VMs and their old guest kinds)."""
     p, hosts, frames = state.pages, state.hosts, state.frames
     n = pages.size
     by_vm = np.zeros((len(state.vms), 2 * GUEST_OUT), np.int64)
@@ -178,7 +179,7 @@ def fault_in(state: State, pages: I64, vm: I64, room: I64,
     # Plain ints: numba types an IntEnum (GuestKind) apart, and compiles again for it.
     complete, n_unzipped, n_popped = _FAULT(
         np.asarray(pages, np.int64), np.asarray(vm, np.int64), state.vms["host"],
-        np.array(room, np.int64), p.word, p.guest_swapped, p.frame, p.content, int(kind),
+        np.asarray(room, np.int64), p.word, p.guest_swapped, p.frame, p.content, int(kind),
         hosts.frame_offset, hosts.low_frames, hosts.free_low, hosts.free_count,
         frames.free_stack_delta, frames.refcount, by_vm, unzipped, popped, popped_vm, popped_kind)
     return (by_vm, bool(complete), unzipped[:n_unzipped], popped[:n_popped],
