@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from engine import kernels, parallel
 from engine.kernels import Kernel
+from engine.prefetch import prefetch
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -39,9 +40,20 @@ def _probe_loop(table: npt.NDArray[Any], want: npt.NDArray[Any], home: I64, lo: 
     RegionMap._home_in gives it). With `shift` (U64Map's), its home and filter bit come
     from its hash, as hashtable._home_and_bit gives them; otherwise `home` gives it. With
     `filtered`, a key whose bit in its home's filter byte is clear is absent without a
-    probe (its end is then -1: U64Map does not ask for it)."""
+    probe (its end is then -1: U64Map does not ask for it).
+
+    U64Map's lookups (the stable tree's, ESX's and KSM's) ask ahead for their lines
+    (engine/prefetch.py): the filter byte of the key 16 on, then the slot of the key 8 on
+    where its bit is set."""
     base, m = (lo[0], mask[0]) if lo.size else (0, 0)
     for i in range(first, stop):
+        if shift and i + 16 < stop:
+            prefetch(present, np.int64((np.uint64(want[i + 16]) * GOLDEN) >> np.uint64(shift)))
+        if shift and i + 8 < stop:
+            ahead = np.uint64(want[i + 8]) * GOLDEN
+            at = np.int64(ahead >> np.uint64(shift))
+            if (present[at] >> ((ahead >> np.uint64(shift - 3)) & np.uint64(7))) & 1:
+                prefetch(table, at)
         key = want[i]
         slot[i] = -1
         end[i] = -1

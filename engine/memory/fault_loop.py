@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from engine.kernels import Kernel
 from engine.memory.frame_loops import pop_frame
+from engine.prefetch import prefetch
 from engine.state import I32, I64, U64, WORD_SHIFT, Bool, Loc, State
 
 U16 = npt.NDArray[np.uint16]
@@ -136,6 +137,8 @@ def _cow_loop(pages: I64, vm: I64, host: I64, word: U16, frame: I32, content: U6
         zero[vm[i]] += served & (content[page] == 0)
         broken[vm[i]] += served
     for i in range(n):
+        if i + 16 < n:
+            prefetch(word, pages[i + 16])
         got = got_at[i]
         if got >= 0:
             refcount[got] = 1

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.kernels import Kernel
+from engine.prefetch import prefetch
 from engine.sort_loop import sorted_ints
 from engine.state import I32, I64, U8
 
@@ -32,6 +33,9 @@ def _release_loop(frames: I64, refcount: I32, frame_offset: I64, low_frames: I64
     h = 0
     i = 0
     while i < n:
+        if i + 16 < n:  # a frame ahead: its count and key bit (the misses overlap)
+            prefetch(refcount, frames[i + 16])
+            prefetch(key_bits, frames[i + 16] >> 3)
         f = frames[i]
         j = i + 1
         while j < n and frames[j] == f:

@@ -47,6 +47,7 @@ from engine.kernels import Kernel
 from engine.memory import share_ops
 from engine.memory.ksm_front import _G0, _M1, _M2, _S27, _S30, _S31, _TWO, Candidates
 from engine.memory.share_ops import CHAIN_MIX
+from engine.prefetch import prefetch
 from engine.spec import SharingPolicy
 from engine.state import I64, U8, U64, WORD_SHIFT, Bool, Loc, State
 
@@ -188,6 +189,24 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
     as_shared = shared << loc_shift
     n_join, n_made = 0, 0
     for i in range(lo, hi):
+        # The lines a candidate ahead will look up: its unstable-tree slot and stable
+        # presence bit (16 ahead), then, where that bit is set, its stable slot (8 ahead,
+        # the bit's line in by then). Lookups in turn miss the cache one at a time.
+        j = i + 16
+        if j < hi:
+            ahead = keys[j] * GOLDEN
+            at = roffset[host[j]] + np.int64(ahead >> (np.uint64(64) - rbits[host[j]]))
+            prefetch(rkeys, at)
+            prefetch(rvals, at)
+            prefetch(present, np.int64(ahead >> sh))
+        j = i + 8
+        if j < hi:
+            ahead = keys[j] * GOLDEN
+            at = np.int64(ahead >> sh)
+            if (present[at] >> ((ahead >> sh_bit) & np.uint64(7))) & 1:
+                prefetch(skeys, at)
+                prefetch(svals, at)
+                prefetch(saux, at)
         page, h, c, key = cand[i], host[i], content[i], keys[i]
         if ((np.int64(word[page]) >> loc_shift) & 0xFF) != private:
             # Merged earlier in this pass, as the partner of a page before it.

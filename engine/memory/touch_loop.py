@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from engine import kernels, parallel
 from engine.kernels import Kernel
+from engine.prefetch import prefetch
 from engine.state import I32, I64, U8, WORD_SHIFT, Loc
 
 U16 = npt.NDArray[np.uint16]
@@ -44,6 +45,12 @@ def _front_loop(pages: I64, word: U16, touched: U8, code: int, kind: int, writes
     n_fault = first
     n_changed = first
     for i in range(first, stop):
+        if i + 16 < stop:
+            ahead = pages[i + 16]
+            prefetch(word, ahead)
+            prefetch(touched, ahead)
+            if writes:
+                prefetch(written_before, ahead)
         page = pages[i]
         w = word[page]
         w_out[i] = w

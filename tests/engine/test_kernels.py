@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from engine import Simulation, kernels, parallel, parse_scenario
+from engine import prefetch as prefetch_module
 from engine.errors import InputError
 from engine.memory import ksm, ksm_scan
+from engine.prefetch import prefetch
 from engine.state import Loc
 from tests.conftest import small_spec
 
@@ -575,3 +577,30 @@ def test_the_compiled_faults_serve_as_numpy(monkeypatch: pytest.MonkeyPatch) -> 
             assert moved[:, where].sum() < 0  # pages of each place were served
         assert (state.vms["pops"] > 0).any() and (state.vms["cow_breaks"] > 0).any()
     assert outs[0] == outs[1]
+
+
+def _sum_with_hints(values: Any, order: Any) -> int:
+    total = 0
+    for i in range(order.size):
+        if i + 2 < order.size:
+            prefetch(values, order[i + 2])
+        total += values[order[i]]
+    return total
+
+
+def test_a_loop_that_prefetches_compiles_with_the_hint_and_sums_as_python() -> None:
+    """A Kernel whose loop names engine.prefetch.prefetch is compiled with the intrinsic in
+    its place (the plain function cannot be called from a compiled loop), and the hint
+    changes no result."""
+    if not kernels.compiled():
+        pytest.skip("numba is not installed")
+    values = np.arange(1000, dtype=np.int64) * 3
+    order = np.random.default_rng(5).integers(0, 1000, 500)
+    as_python = _sum_with_hints(values, order)  # the plain prefetch: does nothing
+    loop = kernels.Kernel(_sum_with_hints, lambda: [])
+    try:
+        assert loop(values, order) == as_python == int(values[order].sum())
+        assert globals()["prefetch"] is prefetch_module.compiled()
+    finally:
+        globals()["prefetch"] = prefetch_module.prefetch
+        kernels._KERNELS.remove(loop)
