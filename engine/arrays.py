@@ -107,6 +107,15 @@ class SegmentOf:
             np.int64)
         self.unit = bool(self.mult.max() <= 1)  # no empty segments: a hit adds one
 
+    def table(self) -> tuple[bool, int, int, int, npt.NDArray[np.int64],
+                             npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(ok, first, shift, n_chunks, base, inner, mult): the table for a compiled loop
+        that looks positions up itself; not ok (no table), it searches `starts`."""
+        if self.ok:
+            return True, self.first, self.shift, self.n_chunks, self.base, self.inner, self.mult
+        none = np.zeros(1, np.int64)
+        return False, 0, 0, 0, none, none, none
+
     def __call__(self, x: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         x = np.asarray(x)
         if self.ok and x.size and kernels.compiled():  # one pass (engine/kernels.py)

@@ -478,12 +478,16 @@ class VMs:
         """VM index of each global page index (VM slices are contiguous and ordered): what
         searchsorted over the VMs' first pages gives, by a table (arrays.SegmentOf) kept
         while the VMs' page offsets stay the same array (extend makes a new one)."""
+        return self.page_index()(pages)
+
+    def page_index(self) -> SegmentOf:
+        """vm_of_pages' table (for compiled loops that look pages' VMs up themselves)."""
         offsets = self.arrays["page_offset"]
         index = self._page_index
         if index is None or index.starts is not offsets:
             end = int(offsets[-1] + self.arrays["n_pages"][-1]) if offsets.size else 0
             index = self._page_index = SegmentOf(offsets, end)
-        return index(pages)
+        return index
 
 
 @dataclass

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import kernels
 from engine.arrays import unique_sorted
 from engine.hashtable import HintTable
-from engine.memory import share_ops
+from engine.memory import esx_pass, share_ops
 from engine.memory.share_ops import group_by_key, host_of_vms
 from engine.pagescale import per_simulated_page
 from engine.spec import SharingPolicy
@@ -78,6 +79,9 @@ def _scan(state: State, pages: I64) -> None:
 
 
 def _share(state: State, cand: I64) -> None:
+    if kernels.compiled():  # the same outcome in two loops (memory/esx_pass.py)
+        esx_pass.share(state, cand)
+        return
     p, sharing = state.pages, state.sharing
     vm = state.vms.vm_of_pages(cand)
     host = host_of_vms(state, vm)

@@ -604,3 +604,45 @@ def test_a_loop_that_prefetches_compiles_with_the_hint_and_sums_as_python() -> N
     finally:
         globals()["prefetch"] = prefetch_module.prefetch
         kernels._KERNELS.remove(loop)
+
+
+def _esx_world(hint_table: float) -> Simulation:
+    """ESX scanning fast on both hosts over alike VMs that write: shared frames found by
+    hints and by the stable table, hints gone stale, and (a tiny table) overwritten."""
+    data = small_spec()
+    for host in data["host"]:
+        host["memory"] = "40MiB"
+    data["policy"]["sharing"] = {"mode": "esx", "scan": "rate", "pages_per_s_per_vm": 400,
+                                 "pages_per_s_per_host": 1200, "share_force_salting": 0,
+                                 "hint_table": hint_table}
+    mix: dict[str, Any] = {"zero": 0.05, "os": 0.3, "app": 0.25, "private": 0.4,
+                           "resident": 0.8}
+    data["vm"] = [{"id": f"v{i}", "host": f"h{1 + i % 2}", "memory": f"{3 + i % 3}MiB",
+                   "app": "web", "content": mix,
+                   "workload": {"kind": "synthetic", "reads_per_s": 200, "writes_per_s": 40}}
+                  for i in range(6)]
+    return Simulation.from_spec(parse_scenario(data))
+
+
+@pytest.mark.parametrize("hint_table", [1.0, 0.002])
+def test_the_compiled_esx_scan_shares_as_numpy(monkeypatch: pytest.MonkeyPatch,
+                                               hint_table: float) -> None:
+    """The two ESX loops (memory/esx_pass.py) leave the world the array passes leave: the
+    same digest (pages, frames, stacks, hint table, counters) and the stable table the
+    same slot for slot (its keys go in in the same order)."""
+    runs = {}
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        sim = _esx_world(hint_table)
+        sim.step(90)
+        runs[mode] = sim
+    numpy_run, numba_run = runs["numpy"], runs["numba"]
+    assert numba_run.digest() == numpy_run.digest()
+    a, b = numpy_run.world.state.sharing.stable, numba_run.world.state.sharing.stable
+    assert np.array_equal(a.keys, b.keys) and np.array_equal(a.vals, b.vals)
+    hosts = numba_run.world.state.sharing.hosts
+    for counter in ("hint_hits", "hint_stale", "hint_misses", "compares"):
+        assert hosts[counter].min() > 0, counter
+    assert hosts["shared_frames"].min() > 20
+    if hint_table < 0.01:  # a tiny table: new hints go over other keys' live ones
+        assert hosts["hint_overwrites"].min() > 0
