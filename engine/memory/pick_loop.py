@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from engine import kernels, parallel
 from engine.kernels import Kernel
+from engine.prefetch import prefetch
 from engine.state import I64, N_KIND, N_LOC, U8, WORD_SHIFT, State, VMs
 
 I8 = npt.NDArray[np.int8]
@@ -80,6 +81,8 @@ def _pick_loop(r: npt.NDArray[np.float64], m: I64, want: I64, n_pages: I64, offs
             page = np.int64(r[s + i] * span) + base
             page_of[i] = page
             word_of[i] = word[page]
+            if use_recency:  # its mark, read in the next loop, on its way too
+                prefetch(touched, page)
         if use_recency:
             for i in range(c):
                 t = touched[page_of[i]]
