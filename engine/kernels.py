@@ -23,9 +23,11 @@ OVERCOMMIT_KERNELS=numpy, the numpy passes run.
 
 The two give the same results bit for bit (tests/engine/test_kernels.py compares each
 loop's output with the numpy passes' and runs worlds both ways to the same digest): a run
-never depends on which ran. The one thing that may differ is which slot of a KSM tree an
-entry sits in (the KSM loop puts keys in one at a time, the passes in batches), which no
-lookup's answer depends on; the digest counts the trees by their entries.
+never depends on which ran. The one thing that may differ is which slot of a KSM tree or
+of the stable table an entry sits in (the KSM loop puts keys in one at a time, the passes
+in batches; a compiled rebuild of the stable table lays its keys out in the old table's
+order, hash_probes.insert_fresh), which no lookup's answer depends on; the digest counts
+the trees by their entries.
 
 Loops that look up keys or pages at random ask for the lines of the items some way ahead
 (engine/prefetch.py: a cache hint, compiled to one instruction, changing no result), so

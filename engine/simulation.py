@@ -167,7 +167,8 @@ class Simulation:
         """SHA-256 over everything that determines the future: arrays and scalars. The KSM
         trees count by their entries, not their slots: which slot an entry sits in follows
         the order keys went in, which the compiled and the numpy KSM pass make differently
-        (memory/ksm_pass.py), and no lookup's answer depends on it."""
+        (memory/ksm_pass.py), as do the stable table's compiled and numpy rebuilds
+        (hashtable.U64Map._rebuild), and no lookup's answer depends on it."""
         meta, arrays = persistence.to_plain(self.world)
         arrays = {name: a for name, a in arrays.items()
                   if not name.startswith(("sharing.stable.", "sharing.unstable."))}
