@@ -145,18 +145,25 @@ def test_the_compiled_walk_gives_the_numpy_batches(monkeypatch: pytest.MonkeyPat
     assert cases > 0  # some walks ended on positions with nothing to hand over
 
 
+def _same_world_both_ways(monkeypatch: pytest.MonkeyPatch, make: Any,
+                          ticks: int) -> tuple[Simulation, Simulation]:
+    """The world `make` builds, run `ticks` ticks with the numpy passes and with the
+    compiled loops: (numpy run, compiled run), checked to reach the same digest."""
+    runs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        sim = make()
+        sim.step(ticks)
+        runs.append(sim)
+    assert runs[1].digest() == runs[0].digest()
+    return runs[0], runs[1]
+
+
 @pytest.mark.parametrize("smart", [True, False])
 def test_a_world_runs_to_the_same_digest_either_way(monkeypatch: pytest.MonkeyPatch,
                                                     smart: bool,
                                                     threads: str) -> None:
-    runs = {}
-    for mode in ("numpy", "numba"):
-        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
-        sim = _ksm_world(smart)
-        sim.step(120)
-        runs[mode] = sim
-    numpy_run, numba_run = runs["numpy"], runs["numba"]
-    assert numba_run.digest() == numpy_run.digest()
+    _, numba_run = _same_world_both_ways(monkeypatch, lambda: _ksm_world(smart), 120)
     hosts = numba_run.world.state.sharing.hosts
     assert hosts["full_scans"].min() >= 3
     assert min(h.pages_sharing for h in numba_run.snapshot().hosts) > 100
@@ -636,14 +643,8 @@ def test_the_compiled_esx_scan_shares_as_numpy(monkeypatch: pytest.MonkeyPatch,
     """The two ESX loops (memory/esx_pass.py) leave the world the array passes leave: the
     same digest (pages, frames, stacks, hint table, counters, the stable table's entries;
     a compiled rebuild of that table may put them in other slots)."""
-    runs = {}
-    for mode in ("numpy", "numba"):
-        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
-        sim = _esx_world(hint_table)
-        sim.step(90)
-        runs[mode] = sim
-    numpy_run, numba_run = runs["numpy"], runs["numba"]
-    assert numba_run.digest() == numpy_run.digest()
+    numpy_run, numba_run = _same_world_both_ways(monkeypatch, lambda: _esx_world(hint_table),
+                                                 90)
     a, b = numpy_run.world.state.sharing.stable, numba_run.world.state.sharing.stable
     assert _entries(a) == _entries(b)
     hosts = numba_run.world.state.sharing.hosts
