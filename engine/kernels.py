@@ -8,8 +8,8 @@ of it goes page after page through the trees (memory/ksm_pass.py), ESX's scan lo
 each candidate's key and hint and decides each group of equal keys (memory/esx_pass.py),
 a hash lookup walks its key's probing run and new keys are placed (hash_probes.py), a
 VM's page-cache and balloon picks are made, classed and chosen (memory/pick_loop.py), a
-VM short of free
-and cached pages is walked for its page-cache picks (memory/walk_pick.py), frames are
+VM short of free and cached pages is walked for its page-cache picks
+(memory/walk_pick.py), frames are
 popped from the free stacks and dropped ones pushed back (memory/frame_loops.py), the
 touches that fault served and the shared pages written to copied (memory/fault_loop.py),
 freed shared frames dropped from the sharing tables (memory/forget_loop.py), the

@@ -1,5 +1,5 @@
 """ESX's scan of a tick's candidates (memory/sharing.py) as two compiled loops
-(engine/kernels.py): what sharing._share does in some forty numpy passes.
+(engine/kernels.py): what sharing._share does in numpy passes over all candidates.
 
 The first loop takes the candidates (private pages, ascending) one after the other: its VM,
 host, content and key; the stable table's entry for the key (valid when it names a live
