@@ -7,29 +7,34 @@ twice as many misses at once (measured on the benchmark VM: 400 k reads from a 1
 array, 2.5 ms on one thread, 1.4 ms on two). Handing a half to the other thread costs
 20-100 us, so only batches of at least MIN_SPLIT elements are cut.
 
-The compiled loops of engine/kernels.py that read at random are cut the same way (`pair`):
-ksmd's walk and the page-cache and balloon picks by hosts or VMs, its first step and the
-hash-table lookups and first tries by halves of their pages or keys.
+The compiled loops of engine/kernels.py that read at random are cut the same way: in
+halves (`pair`: ksmd's walk and the balloon picks by hosts or VMs, its first step and the
+hash-table lookups by halves of their pages or keys), or in pieces the two threads take
+in turn, each as it is free (`spread`: the touches, ksmd's pass by hosts, the page-cache
+walks by VMs), where the cost of an item differs along the batch.
 
 The results do not depend on the threads: a gather's halves fill disjoint parts of one
 output; a scatter is cut only where every element gets the same value (any order of the
-writes leaves the same array); a loop's halves write disjoint entries. OVERCOMMIT_THREADS=1
-runs everything on the calling thread.
+writes leaves the same array); a loop's halves or pieces write disjoint entries.
+OVERCOMMIT_THREADS=1 runs everything on the calling thread.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from engine.errors import InputError
+
+T = TypeVar("T")
 
 MIN_SPLIT = 100_000  # elements below which a batch stays on the calling thread
 THREADS_ENV = "OVERCOMMIT_THREADS"
@@ -168,3 +173,56 @@ def full(n: int, value: Any, dtype: Any) -> npt.NDArray[Any]:
 
     halves(part, n, out.nbytes)
     return out
+
+
+
+PIECES = 8  # pieces `even` and `weighed` cut a batch into for `spread`
+
+
+def even(n: int, min_split: int, pieces: int = PIECES) -> list[int]:
+    """Bounds [0, ..., n] of `pieces` equal pieces of n items, or [0, n] where `cut_point`
+    would not cut them."""
+    if not cut_point(n, min_split):
+        return [0, n]
+    return [n * j // pieces for j in range(pieces + 1)]
+
+
+def weighed(ends: npt.NDArray[Any], min_split: int, pieces: int = PIECES) -> list[int]:
+    """Bounds [0, ..., n] of up to `pieces` pieces of n items whose costs add up to
+    `ends` (ascending: ends[i] is the cost of items 0..i), each piece about an equal share
+    of the cost; [0, n] where `cut_point` would not cut the total cost."""
+    n = len(ends)
+    total = int(ends[-1]) if n else 0
+    if n < 2 or not cut_point(total, min_split):
+        return [0, n]
+    at = np.searchsorted(ends, total * np.arange(1, pieces) // pieces, side="right")
+    return [0, *sorted({int(a) for a in at if 0 < a < n}), n]
+
+
+def spread(fn: Callable[[int, int], T], bounds: list[int]) -> list[tuple[int, T]]:
+    """[(lo, fn(lo, hi)), ...] over the pieces between consecutive `bounds`, in order. The
+    calling thread and the helper take the pieces in turn, each as it finishes its last,
+    so neither waits long on the other where the items' cost differs along the batch (two
+    fixed halves wait on the slower: the data center's random-access VMs' touches cost
+    some four times its streaming VMs' a touch, each a cache line of its own against four
+    touches a line, and the first half of a tick's reads is mostly the former). fn(lo, hi)
+    must write disjoint parts of its outputs for disjoint ranges, as for `pair`: which
+    thread runs a piece cannot change a result."""
+    pieces = len(bounds) - 1
+    if pieces == 1:
+        return [(bounds[0], fn(bounds[0], bounds[1]))]
+    out: list[Any] = [None] * pieces
+    claims = itertools.count()  # next() under the GIL: each piece is claimed once
+
+    def work() -> None:
+        while (j := next(claims)) < pieces:
+            out[j] = fn(bounds[j], bounds[j + 1])
+
+    later: Future[Any] = _other().submit(work)
+    try:
+        work()
+    except BaseException:
+        later.exception()
+        raise
+    later.result()
+    return list(zip(bounds[:-1], out, strict=True))

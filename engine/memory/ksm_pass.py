@@ -62,14 +62,13 @@ def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
              unlimited: int) -> I64:
     """The pass over candidates `c` (host after host); returns the unstable-tree searches
     per host. Hosts never meet in it (keys mix in the host, a host's KSM pages and tree are
-    its own), so with enough pages two threads take a share of the hosts each: every
-    host's outcome is the same whichever thread has it, and the outputs are put together
-    in host order."""
+    its own), so with enough pages two threads take pieces of whole hosts in turn
+    (parallel.spread): every host's outcome is the same whichever thread has it, and the
+    outputs are put together in host order."""
     sharing = state.sharing
     counters, n_hosts = sharing.hosts, len(state.hosts)
     trees, stable = sharing.unstable, sharing.stable
     assert isinstance(trees, RegionMap) and sharing.ksm_unstable is not None
-    n = c.pages.size
     # Room first: each unchanged candidate puts at most one key in its host's tree, so no
     # region grows in the loop.
     new_in_host = np.bincount(c.host[c.unchanged], minlength=n_hosts).astype(np.int64)
@@ -111,9 +110,7 @@ def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
                     out.made_page[:m], out.made_key[:m], out.made_frame[:m],
                     out.made_content[:m])
 
-    cut = _host_cut(c.host)
-    outs = (list(parallel.pair(lambda: run(0, cut), lambda: run(cut, n))) if cut
-            else [run(0, n)])
+    outs = [out for _, out in parallel.spread(run, _host_bounds(c.host))]
     got = _Out._make(np.concatenate(parts) for parts in zip(*outs, strict=True))
     # The new KSM pages' stable-tree entries (stable_tree_insert), at their chains' free
     # indices: a new key, or over the dead entry there.
@@ -143,17 +140,13 @@ class _Out(NamedTuple):
     made_content: U64
 
 
-def _host_cut(host: I64) -> int:
-    """Where the candidates (host after host) are cut in two for two threads, at a host's
-    first: the one nearest the middle; 0 when they are not (too few, or one host)."""
-    half = parallel.cut_point(host.size, kernels.MIN_SPLIT)
-    if not half:
-        return 0
-    for side in ("left", "right"):
-        cut = int(np.searchsorted(host, host[half], side=side))
-        if 0 < cut < host.size:
-            return cut
-    return 0
+def _host_bounds(host: I64) -> list[int]:
+    """Bounds of the pieces the candidates (host after host) are cut into for two threads
+    (parallel.spread), each at a host's first and about as many candidates; [0, n] when
+    they are not cut (too few, or one host)."""
+    n = host.size
+    run_end = np.append(np.flatnonzero(host[1:] != host[:-1]) + 1, n)  # each host's end
+    return [0, *(int(run_end[b - 1]) for b in parallel.weighed(run_end, kernels.MIN_SPLIT)[1:])]
 
 
 def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,

@@ -85,8 +85,8 @@ def front(pages: I64, word: U16, touched: U8, code: int, kind: int,
     """(words, positions of the faulting touches ascending, pages whose kind changes among
     the others, duplicates possible) of `pages`, the others marked touched with `code`;
     given `written_before`, the touches are writes and the others' pages are stamped.
-    Cut in halves across two threads: each half writes its own part of the outputs (and
-    the same value into the pages' marks and stamps)."""
+    Cut in pieces taken by two threads (parallel.spread): each piece writes its own part
+    of the outputs (and the same value into the pages' marks and stamps)."""
     pages = np.asarray(pages, np.int64)
     n = pages.size
     w_out = np.empty(n, np.uint16)
@@ -96,11 +96,10 @@ def front(pages: I64, word: U16, touched: U8, code: int, kind: int,
     # Plain ints: numba types an IntEnum (GuestKind) apart, and compiles again for it.
     args = (pages, word, touched, int(code), int(kind), writes,
             written_before if writes else _NO_STAMPS, stamp, w_out, fault_at, changed)
-    h = parallel.cut_point(n, kernels.MIN_SPLIT)
-    if h:
-        (f1, c1), (f2, c2) = parallel.pair(lambda: _FRONT(*args, 0, h),
-                                           lambda: _FRONT(*args, h, n))
-        return (w_out, np.concatenate([fault_at[:f1], fault_at[h:h + f2]]),
-                np.concatenate([changed[:c1], changed[h:h + c2]]))
-    f, c = _FRONT(*args, 0, n)
-    return w_out, fault_at[:f], changed[:c]
+    parts = parallel.spread(lambda lo, hi: _FRONT(*args, lo, hi),
+                            parallel.even(n, kernels.MIN_SPLIT))
+    if len(parts) == 1:
+        f, c = parts[0][1]
+        return w_out, fault_at[:f], changed[:c]
+    return (w_out, np.concatenate([fault_at[lo:lo + f] for lo, (f, _) in parts]),
+            np.concatenate([changed[lo:lo + c] for lo, (_, c) in parts]))

@@ -70,12 +70,10 @@ def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: 
                       word, row, kinds, excl, exclude_class, INELIGIBLE, out)
             return out[:k]
 
-        # Walks of different VMs are apart: two threads may take half of them each.
-        half = parallel.cut_point(vm.size, 2) if int(want.sum()) >= _MIN_SPLIT_WANT else 0
-        if half:
-            a, b = parallel.pair(lambda: walks(0, half), lambda: walks(half, vm.size))
-            return np.concatenate([a, b])
-        return walks(0, vm.size)
+        # Walks of different VMs are apart: two threads may take pieces of them, each
+        # about as many pages wanted.
+        parts = parallel.spread(walks, parallel.weighed(np.cumsum(want), _MIN_SPLIT_WANT))
+        return parts[0][1] if len(parts) == 1 else np.concatenate([w for _, w in parts])
     return _walk_numpy(state, n, offset, first, want, factor, row, excl, exclude_class)
 
 

@@ -2,6 +2,7 @@
 batches from any start and budget, and worlds that run to the same digest either way."""
 
 import copy
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -21,16 +22,22 @@ def _second_first(first: Any, second: Any) -> tuple[Any, Any]:
     return first(), later
 
 
+def _last_first(fn: Any, bounds: list[int]) -> list[tuple[int, Any]]:
+    got = [(lo, fn(lo, hi)) for lo, hi in reversed(list(pairwise(bounds)))]
+    return got[::-1]
+
+
 @pytest.fixture(params=["one thread", "two threads", "halves in reverse"])
 def threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The loops' work on one thread, or cut in halves from a few items on: on two
-    threads, or one after the other in reverse order (so a half that wrote into the
-    other's part of an output would show, not be overwritten as it would in order)."""
+    """The loops' work on one thread, or cut in halves or pieces from a few items on: on
+    two threads, or one after the other in reverse order (so a part that wrote into
+    another's part of an output would show, not be overwritten as it would in order)."""
     if request.param != "one thread":
         monkeypatch.setattr(kernels, "MIN_SPLIT", 4)
         monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
     if request.param == "halves in reverse":
         monkeypatch.setattr(parallel, "pair", _second_first)
+        monkeypatch.setattr(parallel, "spread", _last_first)
     return str(request.param)
 
 

@@ -1,9 +1,11 @@
-"""Gathers and constant scatters cut across two threads give what one thread gives."""
+"""Gathers, constant scatters and pieces of work cut across two threads give what one thread
+gives."""
 
 from __future__ import annotations
 
 import os
 import threading
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -142,3 +144,82 @@ def test_halves_cover_the_rows_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls.clear()
     parallel.halves(lambda a, b: calls.append((a, b)), 9, parallel.MIN_SPLIT_BYTES - 1)
     assert calls == [(0, 9)]  # too little to be worth a second thread
+
+
+def test_spread_runs_every_piece_once_and_keeps_their_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces go to whichever thread is free: a slow first piece on one thread leaves the
+    rest to the other, and the results still come back in piece order."""
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    bounds = parallel.even(1000, 10)
+    assert bounds == [125 * j for j in range(9)]
+    ran: list[tuple[int, int, str]] = []
+    first_started = threading.Event()
+
+    def piece(lo: int, hi: int) -> int:
+        if lo == 0:
+            first_started.set()
+            threading.Event().wait(0.3)  # the first piece is slow
+        else:
+            first_started.wait(5)
+        ran.append((lo, hi, threading.current_thread().name))
+        return hi - lo
+
+    got = parallel.spread(piece, bounds)
+    assert got == [(lo, 125) for lo in bounds[:-1]]
+    assert sorted((lo, hi) for lo, hi, _ in ran) == list(pairwise(bounds))
+    slow = next(name for lo, _, name in ran if lo == 0)
+    assert [name for lo, _, name in ran if lo != 0] == [name for lo, _, name in ran
+                                                        if lo != 0 and name != slow]
+
+
+def test_spread_stays_on_the_calling_thread_below_the_split(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    assert parallel.even(9, 10) == [0, 9]
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "1")
+    assert parallel.even(1000, 10) == [0, 1000]
+    names: list[str] = []
+    got = parallel.spread(lambda lo, hi: names.append(threading.current_thread().name) or hi,
+                          [0, 1000])
+    assert got == [(0, 1000)] and names == [threading.current_thread().name]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=40), st.integers(1, 12))
+def test_weighed_pieces_cost_about_alike(costs: list[int], pieces: int) -> None:
+    """Bounds ascend from 0 to n; each piece is at most a share of the cost plus one
+    item's; nothing is cut below the split."""
+    os.environ["OVERCOMMIT_THREADS"] = "2"
+    try:
+        ends = np.cumsum(costs)
+        total = int(ends[-1])
+        bounds = parallel.weighed(ends, 10, pieces)
+    finally:
+        del os.environ["OVERCOMMIT_THREADS"]
+    n = len(costs)
+    assert bounds[0] == 0 and bounds[-1] == n
+    assert all(a < b for a, b in pairwise(bounds))
+    if total < 10 or n < 2:
+        assert bounds == [0, n]
+        return
+    assert len(bounds) - 1 <= pieces
+    share = total / pieces
+    for lo, hi in pairwise(bounds):
+        assert sum(costs[lo:hi]) <= 2 * share + max(costs[lo:hi]) + 1
+
+
+def test_an_error_in_a_piece_reaches_the_caller_after_the_others_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    done: list[int] = []
+
+    def piece(lo: int, hi: int) -> None:
+        if lo == 0:
+            raise ValueError("piece 0")
+        threading.Event().wait(0.01)
+        done.append(lo)
+
+    with pytest.raises(ValueError, match="piece 0"):
+        parallel.spread(piece, parallel.even(800, 10))
+    assert parallel._other().submit(lambda: 1).result(timeout=5) == 1  # the helper is free
