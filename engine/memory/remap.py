@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import kernels
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
-from engine.memory import recency
+from engine.memory import io_loop, recency
 from engine.memory.counts import vm_of_sorted
 from engine.sort_loop import sorted_ints
-from engine.state import I64, Loc, State
+from engine.state import I64, WORD_SHIFT, Loc, State
 from engine.world import World
 
 
@@ -51,6 +52,41 @@ def _make_low_room(state: State, h: int, need: int, rng: np.random.Generator) ->
     state.reclaim.hosts["low_evictions"][h] += moved.size
 
 
+def _bounce_numpy(state: State, pages: I64, vm: I64, threshold: int) -> tuple[I64, I64, I64]:
+    """The I/O touches (`pages` of VMs `vm`): resident pages marked touched, high ones
+    bounced and their I/O counts raised; (bounces per VM, bounces per host, the private
+    bounced pages at `threshold` copies or past it, distinct and ascending)."""
+    p, vms, hosts = state.pages, state.vms, state.hosts
+    loc = p.at("location", pages)
+    resident = np.flatnonzero((loc == Loc.PRIVATE) | (loc == Loc.SHARED))
+    pages, vm = pages[resident], vm[resident]
+    recency.mark(state, pages)
+    # By index, not by mask: about half the pages bounce, where boolean indexing is slowest.
+    high = np.flatnonzero(~frame_alloc.is_low(hosts, p.frame[pages]))
+    bounced, bounced_vm = pages[high], vm[high]
+    per_vm = np.bincount(bounced_vm, minlength=len(vms))
+    per_host = np.bincount(vms["host"][bounced_vm], minlength=len(hosts))
+    distinct, _, copies = runs(sorted_ints(bounced))
+    p.io_count[distinct] = np.minimum(p.io_count[distinct] + copies, 255).astype(np.uint8)
+    hot = distinct[p.io_count[distinct] >= threshold]
+    return per_vm, per_host, hot[p.at("location", hot) == Loc.PRIVATE]
+
+
+def _bounce_compiled(state: State, pages: I64, vm: I64,
+                     threshold: int) -> tuple[I64, I64, I64]:
+    """_bounce_numpy in one loop (io_loop.py): the same marks, counts and pages."""
+    p, vms, hosts = state.pages, state.vms, state.hosts
+    i64 = np.int64
+    per_vm, per_host = np.zeros(len(vms), i64), np.zeros(len(hosts), i64)
+    hot = np.empty(pages.size, i64)
+    k = io_loop.IO(pages, vm, p.word, p.touched, state.touch_code, p.frame,
+                   np.asarray(vms["host"], i64), np.asarray(hosts.frame_offset, i64),
+                   np.asarray(hosts.low_frames, i64), p.io_count, int(threshold),
+                   WORD_SHIFT["location"], int(Loc.PRIVATE), int(Loc.SHARED), per_vm,
+                   per_host, hot)
+    return per_vm, per_host, unique_sorted(hot[:k])
+
+
 def run_io(world: World) -> None:
     state = world.state
     vms, p, hosts = state.vms, state.pages, state.hosts
@@ -68,27 +104,15 @@ def run_io(world: World) -> None:
     # Per-VM columns spread by repeat (what indexing them by vm gives).
     pages = np.repeat(vms["page_offset"] + vms["ws_start"], n) + (
         rng.random(vm.size) * np.repeat(vms["io_set_pages"], n)).astype(np.int64)
-    loc = p.at("location", pages)
-    resident = np.flatnonzero((loc == Loc.PRIVATE) | (loc == Loc.SHARED))
-    pages, vm = pages[resident], vm[resident]
-    recency.mark(state, pages)
-    # By index, not by mask: about half the pages bounce, where boolean indexing is slowest.
-    high = np.flatnonzero(~frame_alloc.is_low(hosts, p.frame[pages]))
-    bounced, bounced_vm = pages[high], vm[high]
-    per_vm = np.bincount(bounced_vm, minlength=len(vms))
+    if kernels.compiled():  # each page read once, in one loop (io_loop.py)
+        per_vm, per_host, hot = _bounce_compiled(state, pages, vm, policy.remap_threshold)
+    else:
+        per_vm, per_host, hot = _bounce_numpy(state, pages, vm, policy.remap_threshold)
     vms["bounces_tick"] = per_vm
     vms["bounces"] += per_vm
-    per_host = np.bincount(vms["host"][bounced_vm], minlength=len(hosts))
     reclaim["bounce_tick"] = per_host
     reclaim["bounces"] += per_host
-    distinct, _, copies = runs(sorted_ints(bounced))
-    p.io_count[distinct] = np.minimum(p.io_count[distinct] + copies, 255).astype(np.uint8)
-    if not policy.io_remap or bounced.size == 0:
-        return
-    # The bounced pages, distinct and ascending, are `distinct`.
-    hot = distinct[p.io_count[distinct] >= policy.remap_threshold]
-    hot = hot[p.at("location", hot) == Loc.PRIVATE]
-    if hot.size == 0:
+    if not policy.io_remap or hot.size == 0:
         return
     # Only hosts short of low frames make room (the others would draw nothing from rng);
     # a host's moves change only its own free counts, so all shortfalls are known upfront.

@@ -688,3 +688,32 @@ def test_a_compiled_rebuild_keeps_every_entry_findable(monkeypatch: pytest.Monke
         assert np.array_equal(vals[kept], np.flatnonzero(kept))
         assert np.array_equal(aux[kept], keys[kept] ^ np.uint64(5))
     assert _entries(tables[0]) == _entries(tables[1])
+
+
+def _io_world(remap: bool) -> Simulation:
+    """One 32-bit DMA VM doing 2,000 I/Os a second over 1 MiB (256 pages, so each page's
+    count passes 255 in a few dozen ticks where nothing remaps) on a host whose high
+    memory fills first, beside a VM that fills the low memory."""
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "off"}
+    data["policy"]["memory"]["io_remap"] = remap
+    data["host"][0].update(memory="64MiB", low_memory="16MiB")
+    data["vm"][0].update(dma32=True, content={"resident": 0.9},
+                         workload={"reads_per_s": 100, "writes_per_s": 10,
+                                   "io_pages_per_s": 2000, "io_set": "1MiB"})
+    data["vm"][1].update(content={"resident": 1.0})
+    return Simulation.from_spec(parse_scenario(data), check=True)
+
+
+@pytest.mark.parametrize("remap", [True, False])
+def test_the_compiled_io_loop_bounces_and_remaps_as_numpy(monkeypatch: pytest.MonkeyPatch,
+                                                          remap: bool) -> None:
+    """Bounces, I/O counts (to their ceiling of 255 where nothing remaps), touch marks
+    and remaps: the same digest either way."""
+    numpy_run, numba_run = _same_world_both_ways(monkeypatch, lambda: _io_world(remap), 60)
+    state = numba_run.world.state
+    assert state.vms["bounces"][0] > (1000 if remap else 10_000)
+    if remap:
+        assert state.vms["remaps"][0] > 0
+    else:
+        assert state.pages.io_count.max() == 255
