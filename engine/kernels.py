@@ -9,15 +9,17 @@ each candidate's key and hint and decides each group of equal keys (memory/esx_p
 a hash lookup walks its key's probing run and new keys are placed (hash_probes.py), a
 VM's page-cache and balloon picks are made, classed and chosen (memory/pick_loop.py), a
 VM short of free and cached pages is walked for its page-cache picks
-(memory/walk_pick.py), frames are
-popped from the free stacks and dropped ones pushed back (memory/frame_loops.py), the
+(memory/walk_pick.py), device I/O pages are marked, bounced and counted
+(memory/io_loop.py), frames are popped from the free stacks and dropped ones pushed back
+(memory/frame_loops.py), the
 touches that fault served and the shared pages written to copied (memory/fault_loop.py),
 freed shared frames dropped from the sharing tables (memory/forget_loop.py), the
 workload's touches are laid out from the numbers drawn (workloads/layout_loop.py) and
 read, tested and marked (memory/touch_loop.py), pages' VMs and frames' hosts are looked up
 (arrays.SegmentOf), per-VM counters moved (memory/counts.py), and integer arrays sorted
-by their bits (sort_loop.py). A compiled loop does each in one or two reads
-of each element; those that read at random take a half each on two threads (MIN_SPLIT).
+by their bits (sort_loop.py). A compiled loop does each in one or two reads of each
+element; those that read at random take a half or pieces each on two threads
+(MIN_SPLIT, engine/parallel.py).
 With numba installed (`pip install -e '.[fast]'`), they run compiled; without it, or with
 OVERCOMMIT_KERNELS=numpy, the numpy passes run.
 
