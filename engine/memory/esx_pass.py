@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import hash_probes
+from engine import hash_probes, kernels, parallel
 from engine.hashtable import HintTable
 from engine.kernels import Kernel
 from engine.memory import share_ops
@@ -46,6 +46,11 @@ _TAG_BITS = HintTable.TAG_BITS
 _LOC_SHIFT = WORD_SHIFT["location"]
 _PRIVATE = int(Loc.PRIVATE)
 _HIGH = np.uint64(32)  # a hint slot is picked by the high half of the key's hash
+# The first loop is cut into pieces for two threads from an eighth of kernels.MIN_SPLIT
+# candidates (2,048): a candidate costs some 150 ns there (several lines from tables of
+# hundreds of MB), not the 10 ns of a plain miss, and the data center's scan has 10,000
+# a tick.
+_COST_OF_A_CANDIDATE = 8
 
 
 def _front_loop(cand: I64, vm_offset: I64, table_ok: bool, first: int, shift_vm: int,
@@ -55,24 +60,24 @@ def _front_loop(cand: I64, vm_offset: I64, table_ok: bool, first: int, shift_vm:
                 entry: Any, h_offset: I64, h_size: I64, host: I64, content: U64, keys: U64,
                 valid_s: Bool, frame: I64, hint_slot: I64, found_h: Bool, q: I64,
                 self_hint: Bool, valid_h: Bool, hashed: I64, misses: I64, stale: I64,
-                compares: I64) -> None:
+                compares: I64, start: int, stop: int) -> None:
     """Per candidate (see the module's docstring), in stages: at step t, candidate t
     has its content line asked for, t - 8 its key computed (host, content and key written
     out) and its filter byte and hint slot asked for, t - 12 its stable slot (where its
     filter bit is set) and hinted page asked for, and t - 16 is looked up. A page's VM is
     found by arrays.SegmentOf's table (`table_ok`; else by binary search, whose branches
     mispredict) and its key is share_ops.content_keys', both written out here: as inline
-    helpers they made the loop some 15 % slower."""
-    n = cand.size
+    helpers they made the loop some 15 % slower. Candidates start..stop-1 only (a piece
+    of them: parallel.spread), the counters of that piece's own."""
     n_pages = content_all.size
     sh = np.uint64(shift)
     sh_bit = np.uint64(shift - 3)
     s_mask = skeys.size - 1
-    for t in range(n + 16):
-        if t < n:
+    for t in range(start, stop + 16):
+        if t < stop:
             prefetch(content_all, cand[t])
         j = t - 8
-        if j >= 0 and j < n:
+        if j >= start and j < stop:
             page = cand[j]
             if table_ok and page >= first:
                 chunk = min((page - first) >> shift_vm, n_chunks)
@@ -94,7 +99,7 @@ def _front_loop(cand: I64, vm_offset: I64, table_ok: bool, first: int, shift_vm:
             hint_slot[j] = slot
             prefetch(entry, slot)
         j = t - 12
-        if j >= 0 and j < n:
+        if j >= start and j < stop:
             mixed = keys[j] * GOLDEN
             at = np.int64(mixed >> sh)
             if (present[at] >> ((mixed >> sh_bit) & np.uint64(7))) & 1:
@@ -107,7 +112,7 @@ def _front_loop(cand: I64, vm_offset: I64, table_ok: bool, first: int, shift_vm:
                 prefetch(written_before, hinted)
                 prefetch(content_all, hinted)
         i = t - 16
-        if i < 0:
+        if i < start:
             continue
         page, h, c, key = cand[i], host[i], content[i], keys[i]
         hashed[h] += 1
@@ -259,7 +264,8 @@ def _front_samples() -> list[tuple[Any, ...]]:
              np.zeros(1, np.uint16), np.zeros(1, np.int32), np.zeros(16, np.uint64),
              np.zeros(16, np.int64), np.zeros(16, np.uint64), np.zeros(16, np.uint8), 60,
              np.zeros(1, np.int32), one, one, np.zeros(16, np.uint32), one, one,
-             i64, u64, u64, flags, i64, i64, flags, i64, flags, flags, one, one, one, one)]
+             i64, u64, u64, flags, i64, i64, flags, i64, flags, flags, one, one, one, one, 0,
+             0)]
 
 
 def _groups_samples() -> list[tuple[Any, ...]]:
@@ -286,19 +292,27 @@ def share(state: State, cand: I64) -> None:
     content, keys = np.empty(n, np.uint64), np.empty(n, np.uint64)
     valid_s, found_h, self_hint, valid_h = (np.empty(n, np.bool_) for _ in range(4))
     n_hosts = len(state.hosts)
-    hashed, misses, stale, compares = (np.zeros(n_hosts, i64) for _ in range(4))
-    _FRONT(cand, np.asarray(vms["page_offset"], i64), *vms.page_index().table(),
-           np.asarray(vms["host"], i64),
-           share_ops.vm_mix(state), p.content, p.word, p.written_before, stable.keys,
-           stable.vals, stable.aux, stable.present, 64 - (stable.capacity.bit_length() - 1),
-           state.frames.refcount, np.asarray(state.hosts.frame_offset, i64),
-           np.asarray(state.hosts.n_frames, i64), hints.entry, hints.offset, hints.size,
-           host, content, keys, valid_s, frame, hint_slot, found_h, q, self_hint, valid_h,
-           hashed, misses, stale, compares)
-    counters["hashed_tick"] += hashed
-    counters["hint_misses"] += misses
-    counters["hint_stale"] += stale
-    counters["compares_tick"] += compares
+    args = (cand, np.asarray(vms["page_offset"], i64), *vms.page_index().table(),
+            np.asarray(vms["host"], i64), share_ops.vm_mix(state), p.content, p.word,
+            p.written_before, stable.keys, stable.vals, stable.aux, stable.present,
+            64 - (stable.capacity.bit_length() - 1), state.frames.refcount,
+            np.asarray(state.hosts.frame_offset, i64), np.asarray(state.hosts.n_frames, i64),
+            hints.entry, hints.offset, hints.size, host, content, keys, valid_s, frame,
+            hint_slot, found_h, q, self_hint, valid_h)
+
+    def front(lo: int, hi: int) -> tuple[I64, ...]:
+        # The loop only reads the tables: pieces of the candidates are apart but for the
+        # per-host counters, which each piece keeps its own of.
+        tallies = tuple(np.zeros(n_hosts, i64) for _ in range(4))
+        _FRONT(*args, *tallies, lo, hi)
+        return tallies
+
+    for _, (hashed, misses, stale, compares) in parallel.spread(
+            front, parallel.even(n, max(kernels.MIN_SPLIT // _COST_OF_A_CANDIDATE, 1))):
+        counters["hashed_tick"] += hashed
+        counters["hint_misses"] += misses
+        counters["hint_stale"] += stale
+        counters["compares_tick"] += compares
 
     order, starts, lengths = group_by_key(keys)
     n_groups = starts.size

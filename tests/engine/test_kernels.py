@@ -646,7 +646,7 @@ def _esx_world(hint_table: float) -> Simulation:
 
 @pytest.mark.parametrize("hint_table", [1.0, 0.002])
 def test_the_compiled_esx_scan_shares_as_numpy(monkeypatch: pytest.MonkeyPatch,
-                                               hint_table: float) -> None:
+                                               hint_table: float, threads: str) -> None:
     """The two ESX loops (memory/esx_pass.py) leave the world the array passes leave: the
     same digest (pages, frames, stacks, hint table, counters, the stable table's entries;
     a compiled rebuild of that table may put them in other slots)."""
