@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine import hash_probes, hugepages, kernels
+from engine import hash_probes, kernels
 from engine.arrays import runs, unique_sorted
 from engine.sort_loop import sorted_ints
 
@@ -45,17 +45,13 @@ def _table_zeros(n: int, dtype: Any) -> npt.NDArray[Any]:
     A table that grows is written all over in the tick it does. Faulted in page by page,
     a process's fresh memory came in at 1-2 ms a MiB in the data-center benchmark (numpy
     asks for huge pages, which the kernel may have to compact first): 200 ms for a stable
-    table of 4 M slots. Mapped in by one call it takes a sixth of that, in small pages,
-    which a background thread then collapses into huge pages (hugepages.collapse_later):
-    left in small pages, every lookup in a table of tens of MB misses the TLB."""
+    table of 4 M slots. Mapped in by one call it takes a sixth of that, in small pages."""
     size = n * np.dtype(dtype).itemsize
     populate = getattr(mmap, "MAP_POPULATE", 0)
     if size < (1 << 20) or not populate:
         return np.zeros(n, dtype)
     buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
-    table = np.frombuffer(buf, dtype, count=n)
-    hugepages.collapse_later(table)
-    return table
+    return np.frombuffer(buf, dtype, count=n)
 
 
 _WINDOW = 8  # slots a lookup reads at once past its first probe

@@ -162,24 +162,6 @@ def after_build(filled: Iterable[npt.NDArray[Any]], others: Iterable[npt.NDArray
     return thread
 
 
-def collapse_later(a: npt.NDArray[Any]) -> threading.Thread | None:
-    """Huge pages for an array mapped in small pages after the build (a sharing table laid
-    out anew: hashtable._table_zeros maps it in at once, in small pages): advised for
-    khugepaged, and collapsed by a background thread as after_build's arrays are. Its
-    lookups then miss the TLB far less: the stable table's four arrays of the data
-    center (100 MB, read at random by every ESX candidate and KSM page) stayed in small
-    pages for good otherwise. Returns the thread (None where nothing is done: small
-    arrays, one thread, or a kernel that cannot collapse)."""
-    if (_MADVISE is None or a.nbytes < 4 << 20 or parallel.threads() < 2
-            or not _can_collapse()):
-        return None
-    _MADVISE(*_huge_span(a), _MADV_HUGEPAGE)
-    thread = threading.Thread(target=_collapse, args=([weakref.ref(a)],),
-                              name="overcommit-hugepages", daemon=True)
-    thread.start()
-    return thread
-
-
 def _collapse(refs: list[weakref.ref[npt.NDArray[Any]]]) -> None:
     """Collapse each array's memory, STEP_BYTES a call, while the array lives (held only
     during a call). A step the kernel refuses (its pages changing meanwhile, none of them

@@ -4,7 +4,6 @@ the background (engine/hugepages.py): where memory lies changes, results do not.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import weakref
 
@@ -88,32 +87,6 @@ def test_the_kernel_collapses_a_filled_array() -> None:
     thread.join(60)
     assert _huge_bytes(filled) - before >= hugepages.HUGE
     assert int(filled.sum()) == filled.size  # the data moved with its pages
-
-
-@needs_collapse
-def test_a_table_laid_out_anew_is_collapsed_into_huge_pages(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A big table's slots (hashtable._table_zeros: mapped in at once, in small pages) go
-    into huge pages in the background, zeros still; a small one is left alone."""
-    from engine.hashtable import _table_zeros
-
-    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
-    threads: list[threading.Thread | None] = []
-    real = hugepages.collapse_later
-
-    def spy(a: np.ndarray) -> threading.Thread | None:
-        threads.append(real(a))
-        return threads[-1]
-
-    monkeypatch.setattr(hugepages, "collapse_later", spy)
-    assert _table_zeros(1 << 16, np.uint64).nbytes == 1 << 19 and threads == []
-    table = _table_zeros(4 << 20, np.uint64)  # 32 MiB
-    assert len(threads) == 1 and threads[0] is not None
-    threads[0].join(60)
-    assert _huge_bytes(table) >= hugepages._huge_span(table)[1]
-    assert not table.any()
-    monkeypatch.setenv("OVERCOMMIT_THREADS", "1")  # no second core: nothing in the background
-    assert real(_table_zeros(4 << 20, np.uint64)) is None
 
 
 @needs_collapse
