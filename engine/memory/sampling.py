@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.memory import recency
+from engine import kernels
+from engine.memory import recency, sample_loop
 from engine.state import SAMPLE_PAGES
 from engine.world import World
 
@@ -43,8 +44,11 @@ def run_sampling(world: World) -> None:
     recency.sweep_slice(state, (state.tick - 1) % sweep, sweep)
     if len(vms) == 0:
         return
-    touched = np.count_nonzero(recency.touched_now(state, vms["sample"]),
-                               axis=1) / SAMPLE_PAGES
+    if kernels.compiled():  # the samples' marks read in one loop (sample_loop.py)
+        hits = sample_loop.count_touched(vms["sample"], state.pages.touched, state.touch_code)
+    else:
+        hits = np.count_nonzero(recency.touched_now(state, vms["sample"]), axis=1)
+    touched = hits / SAMPLE_PAGES
     slow, fast = vms["active_slow"], vms["active_fast"]
     if state.tick % n == 0:
         vms["active_slow"] = slow + policy.ewma_slow * (touched - slow)

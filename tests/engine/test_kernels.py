@@ -717,3 +717,17 @@ def test_the_compiled_io_loop_bounces_and_remaps_as_numpy(monkeypatch: pytest.Mo
         assert state.vms["remaps"][0] > 0
     else:
         assert state.pages.io_count.max() == 255
+
+
+@pytest.mark.parametrize("per_vm", [1, 20, 100])
+def test_the_compiled_sample_count_counts_as_numpy(threads: str, per_vm: int) -> None:
+    """Each VM's sampled pages holding the current code, counted by memory/sample_loop.py
+    (VMs in pieces, the marks of pages ahead asked for across VMs): numpy's count."""
+    from engine.memory.sample_loop import count_touched
+
+    rng = np.random.default_rng(per_vm)
+    touched = rng.integers(0, 4, 5000).astype(np.uint8)
+    sample = rng.integers(0, touched.size, (37, per_vm))
+    got = count_touched(sample, touched, 2)
+    np.testing.assert_array_equal(got, np.count_nonzero(touched[sample] == 2, axis=1))
+    assert 0 < got.sum() < sample.size
