@@ -39,7 +39,7 @@ halved the KSM pass (9.9 to 5.4 ms of thread time a tick) and cut the frame rele
 
 A loop is compiled at its first call, once per process, and cached on disk by numba (next
 to its module, or in numba's cache for the user when that is read-only): compiling all
-22 took 14 s (README: Speed), and a later process loads them in under a second, most of
+25 took 18 s (README: Speed), and a later process loads them in under a second, most of
 it importing numba.
 """
 
