@@ -11,7 +11,8 @@ The compiled loops of engine/kernels.py that read at random are cut the same way
 halves (`pair`: ksmd's walk and the balloon picks by hosts or VMs, its first step and the
 hash-table lookups by halves of their pages or keys), or in pieces the two threads take
 in turn, each as it is free (`spread`: the touches, ksmd's pass by hosts, the page-cache
-walks by VMs), where the cost of an item differs along the batch.
+walks by VMs, ESX's first loop, the sample count by VMs), where the cost of an item
+differs along the batch.
 
 The results do not depend on the threads: a gather's halves fill disjoint parts of one
 output; a scatter is cut only where every element gets the same value (any order of the
