@@ -8,11 +8,11 @@ array, 2.5 ms on one thread, 1.4 ms on two). Handing a half to the other thread 
 20-100 us, so only batches of at least MIN_SPLIT elements are cut.
 
 The compiled loops of engine/kernels.py that read at random are cut the same way: in
-halves (`pair`: ksmd's walk and the balloon picks by hosts or VMs, its first step and the
-hash-table lookups by halves of their pages or keys), or in pieces the two threads take
-in turn, each as it is free (`spread`: the touches, ksmd's pass by hosts, the page-cache
-walks by VMs, ESX's first loop, the sample count by VMs), where the cost of an item
-differs along the batch.
+halves (`pair`: ksmd's walk and the page-cache and balloon picks by hosts or VMs, its
+first step and the hash-table lookups by halves of their pages or keys), or in pieces the
+two threads take in turn, each as it is free (`spread`: the touches, ksmd's pass by
+hosts, the page-cache walks by VMs, ESX's first loop, the sample count by VMs), where the
+cost of an item differs along the batch.
 
 The results do not depend on the threads: a gather's halves fill disjoint parts of one
 output; a scatter is cut only where every element gets the same value (any order of the
