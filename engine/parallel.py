@@ -176,7 +176,6 @@ def full(n: int, value: Any, dtype: Any) -> npt.NDArray[Any]:
     return out
 
 
-
 PIECES = 8  # pieces `even` and `weighed` cut a batch into for `spread`
 
 
@@ -205,7 +204,7 @@ def spread(fn: Callable[[int, int], T], bounds: list[int]) -> list[tuple[int, T]
     calling thread and the helper take the pieces in turn, each as it finishes its last,
     so neither waits long on the other where the items' cost differs along the batch (two
     fixed halves wait on the slower: the data center's random-access VMs' touches cost
-    some four times its streaming VMs' a touch, each a cache line of its own against four
+    some 2.5 times its streaming VMs' a touch, each a cache line of its own against four
     touches a line, and the first half of a tick's reads is mostly the former). fn(lo, hi)
     must write disjoint parts of its outputs for disjoint ranges, as for `pair`: which
     thread runs a piece cannot change a result."""

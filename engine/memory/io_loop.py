@@ -5,8 +5,9 @@ ones touched, read their frames, find each frame's host to tell low from high me
 count the bounces per VM and per host, sort the bounced pages to add their copies to
 their I/O counts, and read the counts and the words again for the pages due to be
 remapped: some fifteen passes over the 25,000 I/O pages a tick of the data center, each
-a random read or write over GiB of page arrays, at 1.6 ms a tick. Here each page is read
-once, its lines asked for a few pages ahead.
+a random read or write over GiB of page arrays. Here each page is read once, its lines
+asked for 16 pages ahead: the io phase took 0.98 ms a tick against 1.35 (side by side,
+2026-12-06).
 
 A resident page's frame lies on its VM's host (an invariant engine/invariants.py checks),
 so the VM's host tells the frame's low range without a search. A page's I/O count rises
