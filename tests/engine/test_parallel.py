@@ -222,4 +222,5 @@ def test_an_error_in_a_piece_reaches_the_caller_after_the_others_end(
 
     with pytest.raises(ValueError, match="piece 0"):
         parallel.spread(piece, parallel.even(800, 10))
+    assert sorted(done) == [100 * j for j in range(1, 8)]  # every other piece ran first
     assert parallel._other().submit(lambda: 1).result(timeout=5) == 1  # the helper is free
