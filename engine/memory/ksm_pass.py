@@ -35,6 +35,7 @@ Two outcomes of the array passes are kept where page by page would differ:
 
 from __future__ import annotations
 
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -100,11 +101,9 @@ def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
                    np.empty(k, i64), np.empty(k, np.uint64), np.empty(k, i64),
                    np.empty(k, np.uint64))
         sizes = np.zeros(2, i64)
-        _PASS(*shared_args, lo, hi, np.zeros(1 << new_bits, np.uint64),
-              np.zeros(1 << new_bits, i64), np.zeros(1 << new_bits, i64),
-              np.zeros(1 << new_bits, np.uint32), 64 - new_bits,
-              np.zeros(1 << walk_bits, np.uint64), np.zeros(1 << walk_bits, i64),
-              64 - walk_bits, *out, sizes)
+        maps = _maps(new_bits, walk_bits, k)
+        _PASS(*shared_args, lo, hi, *maps[:4], 64 - new_bits, *maps[4:6], 64 - walk_bits,
+              maps[6], *out, sizes)
         j, m = sizes.tolist()
         return _Out(out.join_page[:j], out.join_frame[:j], out.join_first[:j],
                     out.made_page[:m], out.made_key[:m], out.made_frame[:m],
@@ -140,6 +139,35 @@ class _Out(NamedTuple):
     made_content: U64
 
 
+class _Maps(threading.local):
+    """A thread's scratch maps for the pass's pieces, kept from piece to piece and tick to
+    tick: zero again when a piece ends (the loop clears the slots it set), so no piece
+    maps and zeroes fresh memory (some 8 MiB a tick on the data center, as np.zeros did)."""
+
+    new: tuple[U64, I64, I64, U32] | None = None
+    walked: tuple[U64, I64] | None = None
+    undo: I64 | None = None
+
+
+_MAPS = _Maps()
+
+
+def _maps(new_bits: int, walk_bits: int, k: int) -> tuple[Any, ...]:
+    """This thread's maps, 1 << new_bits and 1 << walk_bits slots, all empty, and room to
+    note the slots a piece of k candidates sets (grown when a piece needs more)."""
+    m = _MAPS
+    if m.new is None or m.new[0].size < 1 << new_bits:
+        size = 1 << new_bits
+        m.new = (np.zeros(size, np.uint64), np.zeros(size, np.int64), np.zeros(size, np.int64),
+                 np.zeros(size, np.uint32))
+    if m.walked is None or m.walked[0].size < 1 << walk_bits:
+        m.walked = (np.zeros(1 << walk_bits, np.uint64), np.zeros(1 << walk_bits, np.int64))
+    if m.undo is None or m.undo.size < 3 * k:
+        m.undo = np.zeros(3 * k, np.int64)
+    n, w = 1 << new_bits, 1 << walk_bits
+    return (*(a[:n] for a in m.new), *(a[:w] for a in m.walked), m.undo)
+
+
 def _host_bounds(host: I64) -> list[int]:
     """Bounds of the pieces the candidates (host after host) are cut into for two threads
     (parallel.spread), each at a host's first and about as many candidates; [0, n] when
@@ -158,7 +186,7 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                keep_mask: int, private: int, shared: int, flagged: Bool, vol: I64,
                searches: I64, unstable_delta: I64, unshared_delta: I64, lo: int, hi: int,
                new_key: U64, new_frame: I64, stale_slot: I64, stale_page: U32, new_shift: int,
-               walked_key: U64, walked_to: I64, walked_shift: int, join_page: I64,
+               walked_key: U64, walked_to: I64, walked_shift: int, undo: I64, join_page: I64,
                join_frame: I64, join_first: Bool, made_page: I64, made_key: U64,
                made_frame: I64, made_content: U64, sizes: I64) -> None:
     """run_pass's loop over candidates lo..hi-1 (whole hosts), its outputs from index 0.
@@ -170,6 +198,8 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
     that page then merges with a later one, the old entry is what its key keeps, as the
     array passes leave it (they pair the two pages without putting the first in the
     tree). `walked_key`/`walked_to`: where each key's last page left its chain walk.
+    The three maps come empty and are left empty: `undo` notes each slot the loop sets in
+    a key array (room for three a candidate), and they are cleared at the end.
     `sizes` gets (joins, new KSM pages)."""
     n_pages = content_all.size
     s_mask = skeys.size - 1
@@ -180,7 +210,7 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
     w_mask = walked_key.size - 1
     w_sh = np.uint64(walked_shift)
     as_shared = shared << loc_shift
-    n_join, n_made = 0, 0
+    n_join, n_made, n_undo = 0, 0, 0
     for i in range(lo, hi):
         # The lines a candidate ahead will look up: its unstable-tree slot and stable
         # presence bit (16 ahead), then, where that bit is set, its stable slot (8 ahead,
@@ -269,6 +299,8 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                     d = walked_to[memo_at] >> 1
                     first = (walked_to[memo_at] & 1) == 1
                     continue
+                undo[n_undo] = memo_at  # an empty slot, set below whatever comes
+                n_undo += 1
             d += 1
         if memo_at >= 0 and not joined:
             walked_key[memo_at], walked_to[memo_at] = key, 2 * free + first
@@ -321,6 +353,8 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
                 while new_key[at] != 0:
                     at = (at + 1) & m_mask
                 new_key[at], new_frame[at] = sk, fq
+                undo[n_undo] = -1 - at  # a new KSM page's slot: -1 - slot
+                n_undo += 1
                 made_page[n_made], made_key[n_made] = q, sk
                 made_frame[n_made], made_content[n_made] = fq, c
                 n_made += 1
@@ -347,6 +381,9 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
             at = np.int64((np.uint64(slot + 1) * GOLDEN) >> m_sh)
             while stale_slot[at] != 0 and stale_slot[at] != slot + 1:
                 at = (at + 1) & m_mask
+            if stale_slot[at] == 0:
+                undo[n_undo] = at + w_mask + 1  # a stale entry's slot: past the walked map
+                n_undo += 1
             stale_slot[at], stale_page[at] = slot + 1, rvals[slot]
             rvals[slot] = np.uint32(page)  # over an entry of the key no longer valid
         else:
@@ -358,6 +395,15 @@ def _pass_loop(cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
             unstable_delta[h] += 1
         flagged[page] = True
         unshared_delta[h] += 1
+    # Empty again for the thread's next piece.
+    for u in range(n_undo):
+        at = undo[u]
+        if at < 0:
+            new_key[-1 - at] = 0
+        elif at > w_mask:
+            stale_slot[at - w_mask - 1] = 0
+        else:
+            walked_key[at] = 0
     sizes[0], sizes[1] = n_join, n_made
 
 
@@ -374,7 +420,7 @@ def _pass_samples() -> list[tuple[Any, ...]]:
              np.zeros(1, np.bool_), one_i64, one_i64, one_i64, one_i64, 0, 0,
              np.zeros(16, np.uint64), np.zeros(16, np.int64), np.zeros(16, np.int64),
              np.zeros(16, np.uint32), 60, np.zeros(16, np.uint64), np.zeros(16, np.int64), 60,
-             i64, i64, flags, i64, u64, i64, u64, np.zeros(2, np.int64))]
+             np.zeros(48, np.int64), i64, i64, flags, i64, u64, i64, u64, np.zeros(2, np.int64))]
 
 
 _PASS = Kernel(_pass_loop, _pass_samples)

@@ -15,6 +15,7 @@ Each pass runs from the same state both ways, and the worlds must have the same 
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -148,3 +149,47 @@ def test_an_entry_rescanned_alone_stays_in_the_tree(monkeypatch: pytest.MonkeyPa
         assert sharing.ksm_unstable is not None
         # Unchanged, it is the entry its scan leaves in the tree; changed, only checksummed.
         assert bool(sharing.ksm_unstable[entry]) == (not entry_changed)
+
+
+def test_the_pass_leaves_its_kept_maps_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The maps a thread keeps from pass to pass (ksm_pass._maps) are empty after every
+    pass, in a world whose chains fill (two sharers a KSM page), so that KSM pages are
+    made, pages walk on past full entries and stale entries are noted; and the passes
+    over a run agree with the array passes'."""
+    from engine.memory import ksm_pass
+    from engine.scenario import parse_scenario
+    from tests.conftest import small_spec
+
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "1")
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "ksm", "ksm_pages_to_scan": 2000, "ksm_sleep": "1s",
+                                 "share_force_salting": 0, "ksm_max_page_sharing": 2}
+    same = {"memory": "4MiB", "app": "web",
+            "content": {"zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 1.0}}
+    data["vm"] = [{"id": v, "host": host, **same}
+                  for v, host in (("a", "h1"), ("b", "h1"), ("c", "h1"), ("d", "h2"))]
+    real, seen = ksm_pass._PASS, {"new": 0, "stale": 0, "walked": 0}
+    names = inspect.signature(ksm_pass._pass_loop).parameters
+
+    def checked(*args: object) -> None:
+        a = dict(zip(names, args, strict=True))
+        # Values are kept only under a key: zeroed here, a value after the pass shows
+        # that its key was set in the pass.
+        for value in ("new_frame", "stale_page", "walked_to"):
+            np.asarray(a[value])[:] = 0
+        real(*args)
+        for key, value in (("new_key", "new"), ("stale_slot", "stale"),
+                           ("walked_key", "walked")):
+            assert not np.asarray(a[key]).any(), key
+            seen[value] += int(np.asarray(a[{"new": "new_frame", "stale": "stale_page",
+                                             "walked": "walked_to"}[value]]).any())
+
+    digests = {}
+    for mode in ("numba", "numpy"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        monkeypatch.setattr(ksm_pass, "_PASS", checked)
+        sim = Simulation.from_spec(parse_scenario(data), check=True)
+        sim.step(12)
+        digests[mode] = sim.digest()
+    assert min(seen.values()) > 0, seen
+    assert digests["numba"] == digests["numpy"]
