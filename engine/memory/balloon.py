@@ -22,8 +22,8 @@ from engine.memory.guest import (
     ANON_COLD,
     ANON_HOT,
     I8,
-    INELIGIBLE,
     KIND_OF_CLASS,
+    AtLocation,
     pick_balloon,
     pick_many,
     set_kind,
@@ -38,9 +38,7 @@ from engine.world import World
 POLL_S = 1.0  # ESX's balloon driver polls its target once a second
 
 
-def _ballooned(state: State, pages: I64 | slice) -> I8:
-    return np.where(state.pages.at("location", pages) == Loc.BALLOONED, np.int8(0),
-                    np.int8(INELIGIBLE))
+_BALLOONED = AtLocation(Loc.BALLOONED)  # what a deflating driver gives back
 
 
 def _before_high(state: State, need: F64, limited: Bool, victims: I64, owner: I64, cls: I8,
@@ -129,7 +127,7 @@ def inflate(state: State, rng: np.random.Generator, want: I64,
 
 
 def deflate(state: State, rng: np.random.Generator, want: I64) -> I64:
-    victims = pick_many(state, rng, want, _ballooned)
+    victims = pick_many(state, rng, want, _BALLOONED)
     n = len(state.vms)
     if victims.size == 0:
         return np.zeros(n, np.int64)

@@ -64,29 +64,50 @@ def balloon_class(state: State, pages: I64 | slice) -> I8:
     return balloon_class_loc(state, pages)[0]
 
 
-def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object) -> I64:
+class AtLocation:
+    """The pages at one location as the one class a pick takes (class 0, every other page
+    INELIGIBLE): what the swap daemon (private pages) and a deflating balloon driver
+    (ballooned pages) pick from. `table` classes a page by its record for the compiled
+    probe (pick_loop.py)."""
+
+    n_classes = 1  # only class 0 is ever picked: a scan looks for no other
+
+    def __init__(self, loc: Loc) -> None:
+        self.loc = loc
+        self.table = pick_loop.class_table(
+            lambda kind, at, recent: np.where(at == loc, 0, INELIGIBLE).astype(np.int8),
+            INELIGIBLE)
+
+    def __call__(self, state: State, pages: I64 | slice) -> I8:
+        return np.where(state.pages.at("location", pages) == self.loc, np.int8(0),
+                        np.int8(INELIGIBLE))
+
+
+def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object,
+         n_classes: int = INELIGIBLE) -> I64:
     """Up to k pages of VM v in order of their class (random within a class).
 
-    `classes(state, pages)` gives each page a class; INELIGIBLE pages are never picked.
+    `classes(state, pages)` gives each page a class; INELIGIBLE pages are never picked,
+    nor any of a class from `n_classes` on (none has one: it spares the passes).
     `pages` is an index array, or for a scan of the whole VM its slice of the pages.
     """
     if k <= 0:
         return np.zeros(0, np.int64)
     off, n = int(state.vms["page_offset"][v]), int(state.vms["n_pages"][v])
     probe = unique_sorted(off + rng.integers(0, n, size=min(n, 8 * k + 64)))
-    chosen = _by_class(state, rng, probe, k, classes)
+    chosen = _by_class(state, rng, probe, k, classes, n_classes)
     if chosen.size < k and probe.size < n:  # too few in the probe: look at every page
-        chosen = _by_class(state, rng, slice(off, off + n), k, classes)
+        chosen = _by_class(state, rng, slice(off, off + n), k, classes, n_classes)
     return chosen
 
 
 def _by_class(state: State, rng: np.random.Generator, pages: I64 | slice, k: int,
-              classes: object) -> I64:
+              classes: object, n_classes: int = INELIGIBLE) -> I64:
     """k pages by class, random within the last class taken; no sort of all candidates."""
     cls = classes(state, pages)  # type: ignore[operator]
     chosen: list[I64] = []
     left = k
-    for c in range(INELIGIBLE):
+    for c in range(n_classes):
         if left == 0:
             break
         if isinstance(pages, slice):  # a whole VM: its pages of the class by position
@@ -163,19 +184,24 @@ def taken_by_rule(vm: I64, cls: npt.NDArray[np.integer[Any]], want: I64) -> Bool
     return np.asarray(chosen)
 
 
-def pick_many(state: State, rng: np.random.Generator, want: I64, classes: object) -> I64:
-    """Up to want[v] pages of every VM v by class; a VM the probe leaves well short (under
-    half: duplicates in a probe cost a few) is scanned; the rest catch up next tick."""
-    vm, cand = probe(state, rng, want, 3)
-    chosen = take(vm, cand, classes(state, cand), want)  # type: ignore[operator]
-    return _scan_short(state, rng, want, chosen, classes)
+def pick_many(state: State, rng: np.random.Generator, want: I64, at: AtLocation) -> I64:
+    """Up to want[v] pages of every VM v at `at`'s location, ascending; a VM the probe
+    leaves well short (under half: duplicates in a probe cost a few) is scanned; the rest
+    catch up next tick."""
+    if kernels.compiled():  # the same picks, made in one loop (pick_loop.py)
+        chosen = unique_sorted(pick_loop.probe_take(state, rng, want, 3, at.table,
+                                                    INELIGIBLE)[0])
+    else:
+        vm, cand = probe(state, rng, want, 3)
+        chosen = take(vm, cand, at(state, cand), want)
+    return _scan_short(state, rng, want, chosen, at, at.n_classes)
 
 
 def _scan_short(state: State, rng: np.random.Generator, want: I64, chosen: I64,
-                classes: object) -> I64:
+                classes: object, n_classes: int = INELIGIBLE) -> I64:
     """`chosen` (ascending) with the VMs it leaves well short scanned whole."""
     short = np.flatnonzero(2 * count_sorted(state.vms, chosen) < want)
-    extra = [pick(state, rng, int(v), int(want[v]), classes) for v in short]
+    extra = [pick(state, rng, int(v), int(want[v]), classes, n_classes) for v in short]
     if extra:
         chosen = unique_sorted(np.concatenate([chosen, *extra]))
         # A full scan re-picks from scratch; keep each VM within its want.

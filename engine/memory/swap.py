@@ -14,16 +14,13 @@ import numpy as np
 from engine.hashing import splitmix64
 from engine.memory import frames as frame_alloc
 from engine.memory.counts import vm_of_sorted
-from engine.memory.guest import I8, INELIGIBLE, pick_many, unmap
+from engine.memory.guest import AtLocation, pick_many, unmap
 from engine.memory.phase import shared_pages_per_host
 from engine.memory.sharing import try_share
-from engine.state import I64, Loc, State
+from engine.state import I64, Loc
 from engine.world import World
 
-
-def _private(state: State, pages: I64 | slice) -> I8:
-    return np.where(state.pages.at("location", pages) == Loc.PRIVATE, np.int8(0),
-                    np.int8(INELIGIBLE))
+_PRIVATE = AtLocation(Loc.PRIVATE)  # what the swap daemon evicts
 
 
 def _compress(world: World, victims: I64, vm: I64, owner_host: I64
@@ -100,7 +97,7 @@ def swap_out(world: World, goal: I64) -> tuple[I64, I64]:
     quota = np.floor(goal * share).astype(np.int64)
     if not quota.any():
         return none, none
-    victims = pick_many(state, world.streams["swap"], quota, _private)  # ascending
+    victims = pick_many(state, world.streams["swap"], quota, _PRIVATE)  # ascending
     owner = vm_of_sorted(vms, victims)
     owner_host = vms["host"][owner]
     # Share before swap, where the host shares pages at all.

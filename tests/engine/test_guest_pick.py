@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from engine import Simulation, parse_scenario
+from engine import Simulation, kernels, parse_scenario
 from engine.memory.guest import (
     INELIGIBLE,
     KIND_OF_CLASS,
@@ -14,7 +14,7 @@ from engine.memory.guest import (
     pick_many,
     take,
 )
-from engine.state import GuestKind, Loc
+from engine.state import GuestKind, Loc, State
 from tests.conftest import small_spec
 
 
@@ -46,6 +46,42 @@ def test_take_matches_a_per_vm_reference(seed: int) -> None:
     assert np.array_equal(take(vm, pages, cls, want), _take_reference(vm, pages, cls, want))
 
 
+def _generic_pick(state: State, rng: np.random.Generator, want: np.ndarray,
+                  classes: object) -> np.ndarray:
+    """The picks of guest.probe and take by `classes` (numpy), VMs left short scanned."""
+    from engine.memory.guest import _scan_short, probe
+
+    vm, cand = probe(state, rng, want, 3)
+    return _scan_short(state, rng, want, take(vm, cand, classes(state, cand), want), classes)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("mode", ["numba", "numpy"])
+def test_picks_at_a_location_are_the_generic_picks(monkeypatch: pytest.MonkeyPatch,
+                                                   mode: str) -> None:
+    """The swap daemon's and a deflating driver's picks (guest.pick_many: the compiled
+    probe, or numpy's, and a scan of one class) are the generic ones by their class."""
+    from engine.memory.balloon import _BALLOONED
+    from engine.memory.swap import _PRIVATE
+
+    monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    sim.step(10)
+    state = sim.world.state
+    p = state.pages
+    rng = np.random.default_rng(3)
+    some = rng.choice(p.location.size, p.location.size // 8, replace=False)
+    p.location[some] = Loc.BALLOONED
+    for at in (_BALLOONED, _PRIVATE):
+        for want_each in (1, 30, 300, 3000):
+            want = np.full(len(state.vms), want_each, np.int64)
+            want[0] = 0
+            picked = pick_many(state, np.random.default_rng(want_each), want, at)
+            assert np.array_equal(picked, _generic_pick(
+                state, np.random.default_rng(want_each), want, at))
+            assert picked.size > 0 and (p.location[picked] == at.loc).all()
+            assert np.array_equal(np.unique(picked), picked)
+
+
 def test_the_balloon_picker_picks_what_the_generic_one_does_with_class_and_location() -> None:
     data = small_spec()
     data["vm"][1]["workload"] = {"kind": "idle"}
@@ -60,7 +96,7 @@ def test_the_balloon_picker_picks_what_the_generic_one_does_with_class_and_locat
     p.guest_kind[some[some.size // 2:]] = GuestKind.CACHE
     for want_each in (1, 30, 300, 3000):
         want = np.full(len(state.vms), want_each, np.int64)
-        generic = pick_many(state, np.random.default_rng(want_each), want, balloon_class)
+        generic = _generic_pick(state, np.random.default_rng(want_each), want, balloon_class)
         pages, cls, loc = pick_balloon(state, np.random.default_rng(want_each), want)
         assert np.array_equal(pages, generic)
         assert pages.size > 0
@@ -86,9 +122,9 @@ def test_hosts_and_low_memory_of_frames_by_table_match_their_ranges() -> None:
 
 
 def test_a_whole_vm_scan_by_slice_picks_what_a_scan_by_index_does() -> None:
-    from engine.memory.balloon import _ballooned
+    from engine.memory.balloon import _BALLOONED
     from engine.memory.guest import _by_class
-    from engine.memory.swap import _private
+    from engine.memory.swap import _PRIVATE
 
     sim = Simulation.from_spec(parse_scenario(small_spec()))
     sim.step(10)
@@ -97,7 +133,7 @@ def test_a_whole_vm_scan_by_slice_picks_what_a_scan_by_index_does() -> None:
     off, n = int(state.vms["page_offset"][0]), int(state.vms["n_pages"][0])
     rng = np.random.default_rng(2)
     p.location[off + rng.choice(n, n // 20, replace=False)] = Loc.BALLOONED
-    for classes in (_ballooned, _private, balloon_class):
+    for classes in (_BALLOONED, _PRIVATE, balloon_class):
         for k in (1, n // 40, n // 10, n):
             by_index = _by_class(state, np.random.default_rng(k), np.arange(off, off + n), k,
                                  classes)
