@@ -10,6 +10,9 @@ and RegionMap's keys, FrameKeys' frames + 1).
 `insert_fresh` lays a U64Map out anew (its rebuild): each key in turn in the first empty
 slot of its run, its filter bit set, in the order the old table held them.
 
+`set_keys` is FrameKeys.set frame after frame: a keyed frame's key replaced, another
+frame put in the first free (empty or deleted) slot of its run.
+
 `write_hints` records ESX hints (HintTable.write) in order, so that of several for one
 slot the last stays, as the numpy passes' sort picks it. `place` is hashtable._place,
 the insertion of absent keys (new entries, and every entry when a table is laid out
@@ -299,3 +302,61 @@ def insert_fresh(table: U64, vals_t: I64, aux_t: U64, present: npt.NDArray[np.ui
     _FRESH(table, vals_t, aux_t, present, np.asarray(keys, np.uint64),
            np.asarray(vals, np.int64), np.asarray(aux, np.uint64),
            64 - (table.size.bit_length() - 1))
+
+
+def _set_keys_loop(bits: npt.NDArray[np.uint8], slot_frame: npt.NDArray[np.uint32],
+                   slot_key: U64, frames: I64, keys: U64, shift: int, deleted: int,
+                   counts: I64) -> None:
+    """FrameKeys.set, frame after frame: a keyed frame (its bit set) has its key replaced
+    in its slot; another goes into the first empty or deleted slot from its home on, its
+    bit set. So of a frame twice the last key stays. The frames' bytes of `bits` are
+    asked for 16 ahead, their home slots 8 ahead. `counts` gets (frames added, deleted
+    slots they took)."""
+    mask = slot_frame.size - 1
+    sh = np.uint64(shift)
+    n = frames.size
+    added, reused = 0, 0
+    for i in range(n):
+        if i + 16 < n:
+            prefetch(bits, frames[i + 16] >> 3)
+        if i + 8 < n:
+            ahead = np.int64(((np.uint64(frames[i + 8]) + np.uint64(1)) * GOLDEN) >> sh)
+            prefetch(slot_frame, ahead)
+            prefetch(slot_key, ahead)
+        f = frames[i]
+        stored = np.uint32(f + 1)
+        probe = np.int64(((np.uint64(f) + np.uint64(1)) * GOLDEN) >> sh)
+        if (bits[f >> 3] >> (f & 7)) & 1:
+            while slot_frame[probe] != stored and slot_frame[probe] != 0:
+                probe = (probe + 1) & mask
+            if slot_frame[probe] == stored:
+                slot_key[probe] = keys[i]
+                continue
+            probe = np.int64(((np.uint64(f) + np.uint64(1)) * GOLDEN) >> sh)
+        while slot_frame[probe] != 0 and slot_frame[probe] != deleted:
+            probe = (probe + 1) & mask
+        if slot_frame[probe] == deleted:
+            reused += 1
+        slot_frame[probe] = stored
+        slot_key[probe] = keys[i]
+        bits[f >> 3] |= np.uint8(1 << (f & 7))
+        added += 1
+    counts[0], counts[1] = added, reused
+
+
+_SET_KEYS = Kernel(_set_keys_loop, lambda: [(np.zeros(1, np.uint8), np.zeros(16, np.uint32),
+                                            np.zeros(16, np.uint64), np.zeros(0, np.int64),
+                                            np.zeros(0, np.uint64), 60, 0xFFFFFFFF,
+                                            np.zeros(2, np.int64))])
+
+
+def set_keys(bits: npt.NDArray[np.uint8], slot_frame: npt.NDArray[np.uint32], slot_key: U64,
+             frames: npt.NDArray[Any], keys: U64, deleted: int) -> tuple[int, int]:
+    """_set_keys_loop for a table of slot_frame.size slots (a power of two): (frames
+    added, deleted slots they took)."""
+    counts = np.zeros(2, np.int64)
+    _SET_KEYS(bits, slot_frame, slot_key, np.asarray(frames, np.int64),
+              np.asarray(keys, np.uint64), 64 - (slot_frame.size.bit_length() - 1),
+              int(deleted), counts)
+    added, reused = counts.tolist()
+    return int(added), int(reused)

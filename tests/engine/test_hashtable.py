@@ -92,6 +92,10 @@ def test_frame_keys_match_one_key_per_frame(ops: list[tuple[bool, list[int]]],
         assert np.array_equal(keys.get(every), model)
         assert np.array_equal(keys.has(every), model != 0)
         assert np.array_equal(keys.dense(), model) and len(keys) == np.count_nonzero(model)
+        # The counts a growth or rebuild goes by are the slots' own.
+        assert keys.deleted == np.count_nonzero(keys.slot_frame == FrameKeys._DELETED)
+        assert keys.live == np.count_nonzero((keys.slot_frame != 0)
+                                             & (keys.slot_frame != FrameKeys._DELETED))
     again = FrameKeys.from_dense(model)
     assert np.array_equal(again.dense(), model)
     assert np.array_equal(again.bits, keys.bits)
@@ -104,9 +108,11 @@ def test_frame_keys_survive_their_map_growing_and_rebuilding() -> None:
     keys.set(frames[:60_000], k[:60_000])  # grows from 1,024 slots
     capacity = keys.capacity
     # A cleared frame's slot is emptied again when the slot after it is empty, and then
-    # the deleted slots before it: most of them here.
+    # the deleted slots before it: most of them here (all 50,000 would stay deleted
+    # without it; 9,600-9,800 do as numpy places the frames, 12,800-13,000 as the compiled
+    # set places them one after another, the frames that stay being the last ones placed).
     keys.clear(np.sort(frames[:50_000]))
-    assert keys.deleted < 10_000
+    assert keys.deleted < 15_000
     assert keys.deleted == np.count_nonzero(keys.slot_frame == FrameKeys._DELETED)
     keys.set(frames[60_000:], k[60_000:])
     assert keys.capacity == capacity == 131_072
