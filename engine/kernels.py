@@ -6,7 +6,9 @@ until it has handed over its budget of pages (memory/ksm_scan.py), the first ste
 cmp_and_merge_page reads and marks each page handed over (memory/ksm_front.py), the rest
 of it goes page after page through the trees (memory/ksm_pass.py), ESX's scan looks up
 each candidate's key and hint and decides each group of equal keys (memory/esx_pass.py),
-a hash lookup walks its key's probing run and new keys are placed (hash_probes.py), a
+the pages made shared or joining a shared frame are remapped (memory/share_loop.py),
+a hash lookup walks its key's probing run, new keys are placed and shared frames given
+their keys (hash_probes.py), a
 VM's page-cache and balloon picks are made, classed and chosen (memory/pick_loop.py), a
 VM short of free and cached pages is walked for its page-cache picks
 (memory/walk_pick.py), device I/O pages are marked, bounced and counted
@@ -39,7 +41,7 @@ halved the KSM pass (9.9 to 5.4 ms of thread time a tick) and cut the frame rele
 
 A loop is compiled at its first call, once per process, and cached on disk by numba (next
 to its module, or in numba's cache for the user when that is read-only): compiling all
-25 took 18 s (README: Speed), and a later process loads them in under a second, most of
+27 took 18-20 s (README: Speed), and a later process loads them in under a second, most of
 it importing numba.
 """
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import kernels
 from engine.arrays import runs
 from engine.hashing import splitmix64
 from engine.hashtable import fix_key
+from engine.memory import share_loop
 from engine.sort_loop import group_packed, sorted_ints, sorted_u64
 from engine.state import I64, U64, Bool, Loc, State
 
@@ -67,16 +69,29 @@ def _count_move(state: State, vm: I64, old: int, new: int) -> None:
     state.vms["loc_count"][:, new] += counts
 
 
+def _made_shared(state: State, moved: I64, zero: I64) -> None:
+    """Per VM, `moved` pages went from private to shared, `zero` of them zero pages."""
+    vms = state.vms
+    vms["loc_count"][:, Loc.PRIVATE] -= moved
+    vms["loc_count"][:, Loc.SHARED] += moved
+    vms["zero_shared"] += zero
+
+
 def promote(state: State, pages: I64, keys: U64) -> None:
     """Turn the private frames of `pages` into shared (copy-on-write) frames."""
     if pages.size == 0:
         return
     p, vms = state.pages, state.vms
     vm = vms.vm_of_pages(pages)
-    p.location[pages] = Loc.SHARED
-    state.sharing.frame_keys.set(p.frame[pages], keys)
-    _count_move(state, vm, Loc.PRIVATE, Loc.SHARED)
-    vms["zero_shared"] += np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
+    if kernels.compiled():  # each page read and written once (share_loop.py)
+        frames, moved, zero = share_loop.remap(state, pages, vm, None, False)
+        state.sharing.frame_keys.set(frames, keys)
+        _made_shared(state, moved, zero)
+    else:
+        p.location[pages] = Loc.SHARED
+        state.sharing.frame_keys.set(p.frame[pages], keys)
+        _count_move(state, vm, Loc.PRIVATE, Loc.SHARED)
+        vms["zero_shared"] += np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
     state.sharing.hosts["shared_frames"] += np.bincount(
         host_of_vms(state, vm), minlength=len(state.hosts))
 
@@ -91,6 +106,11 @@ def merge(state: State, pages: I64, frames: I64, counted: bool = False) -> None:
 
     p, vms = state.pages, state.vms
     vm = vms.vm_of_pages(pages)
+    if kernels.compiled():  # each page read and written once (share_loop.py)
+        old, moved, zero = share_loop.remap(state, pages, vm, frames, not counted)
+        release(state, old)
+        _made_shared(state, moved, zero)
+        return
     old = np.take(p.frame, pages)
     p.frame[pages] = frames
     p.location[pages] = Loc.SHARED

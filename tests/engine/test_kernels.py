@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import Simulation, kernels, parallel, parse_scenario
+from engine import Simulation, invariants, kernels, parallel, parse_scenario
 from engine import prefetch as prefetch_module
 from engine.errors import InputError
 from engine.memory import ksm, ksm_scan
@@ -731,3 +731,46 @@ def test_the_compiled_sample_count_counts_as_numpy(threads: str, per_vm: int) ->
     got = count_touched(sample, touched, 2)
     np.testing.assert_array_equal(got, np.count_nonzero(touched[sample] == 2, axis=1))
     assert 0 < got.sum() < sample.size
+
+
+def test_the_compiled_remap_merges_and_promotes_as_numpy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """share_ops.promote and merge (memory/share_loop.py, or numpy passes): private pages,
+    some of them zero pages, made shared frames; others joining those frames with their
+    references counted here, or counted already (as the KSM pass does); the same world
+    either way, frames freed onto the same stacks."""
+    from engine.memory import share_ops
+    from tests.conftest import alike_ksm_sim
+
+    base = alike_ksm_sim(4)
+    state = base.world.state
+    p = state.pages
+    vm = np.flatnonzero(state.vms["host"] == 0)
+    private = np.concatenate([
+        np.flatnonzero(p.location[int(o):int(o + n)] == Loc.PRIVATE) + int(o)
+        for o, n in zip(state.vms["page_offset"][vm], state.vms["n_pages"][vm], strict=True)])
+    pages = np.random.default_rng(6).permutation(private)[:600]
+    p.content[pages[:60]] = 0  # zero pages among those made shared, and so joining
+    made, joining, counted = pages[:200], pages[200:450], pages[450:]
+    # Each joining page has the content of the made page whose frame it joins.
+    join_to = np.random.default_rng(7).integers(0, made.size, joining.size)
+    count_to = np.random.default_rng(8).integers(0, made.size, counted.size)
+    p.content[joining] = p.content[made[join_to]]
+    p.content[counted] = p.content[made[count_to]]
+    keys = np.arange(1, made.size + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) | 2
+    digests = {}
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        sim = copy.deepcopy(base)
+        s = sim.world.state
+        share_ops.promote(s, made, keys)
+        targets = s.pages.frame[made].astype(np.int64)
+        onto = targets[join_to]
+        share_ops.merge(s, joining, onto)
+        onto_counted = targets[count_to]
+        np.add.at(s.frames.refcount, onto_counted, 1)  # counted before, as the KSM pass does
+        share_ops.merge(s, counted, onto_counted, counted=True)
+        assert (s.pages.location[pages] == Loc.SHARED).all()
+        assert invariants.check(s) == []
+        digests[mode] = sim.digest()
+    assert digests["numba"] == digests["numpy"]
