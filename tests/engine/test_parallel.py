@@ -69,7 +69,8 @@ def test_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_halves_run_on_the_other_thread(small_split: None) -> None:
-    """The split is real: the second half is gathered by the helper thread."""
+    """The split is real: the second half is handed to the helper thread (which runs it,
+    unless the caller is done with its own half first: then the caller does)."""
     seen: list[str] = []
     real = parallel._other()
 
@@ -87,7 +88,7 @@ def test_halves_run_on_the_other_thread(small_split: None) -> None:
         parallel.fill(a, idx[:10], -1)
     finally:
         parallel._other = orig  # type: ignore[method-assign]
-    assert seen == ["take", "_fill"]
+    assert seen == ["_take", "_fill"]
     assert (a[90:] == -1).all() and (a[:90] == np.arange(90)).all()
 
 
@@ -211,12 +212,17 @@ def test_weighed_pieces_cost_about_alike(costs: list[int], pieces: int) -> None:
 
 def test_an_error_in_a_piece_reaches_the_caller_after_the_others_end(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error goes on only once the helper, which had taken up pieces, has ended them
+    (it takes every piece left: none is claimed twice)."""
     monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
     done: list[int] = []
+    helper_began = threading.Event()
 
     def piece(lo: int, hi: int) -> None:
         if lo == 0:
+            helper_began.wait(5)
             raise ValueError("piece 0")
+        helper_began.set()
         threading.Event().wait(0.01)
         done.append(lo)
 
@@ -224,3 +230,29 @@ def test_an_error_in_a_piece_reaches_the_caller_after_the_others_end(
         parallel.spread(piece, parallel.even(800, 10))
     assert sorted(done) == [100 * j for j in range(1, 8)]  # every other piece ran first
     assert parallel._other().submit(lambda: 1).result(timeout=5) == 1  # the helper is free
+
+
+def test_a_part_the_helper_has_not_taken_up_runs_on_the_caller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the helper busy (another world's work), the caller done with its own part runs
+    the helper's too instead of waiting for the helper to get to it: pair's second half,
+    spread's pieces, a gather's half; the results are the same."""
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    monkeypatch.setattr(parallel, "MIN_SPLIT", 4)
+    release = threading.Event()
+    busy = parallel._other().submit(release.wait, 5)
+    try:
+        me = threading.current_thread().name
+        names: list[str] = []
+        got = parallel.pair(lambda: 1, lambda: names.append(threading.current_thread().name)
+                            or 2)
+        assert got == (1, 2) and names == [me]
+        ran = parallel.spread(lambda lo, hi: (lo, threading.current_thread().name),
+                              [0, 1, 2, 3])
+        assert ran == [(lo, (lo, me)) for lo in (0, 1, 2)]
+        a = np.arange(100, dtype=np.int64)
+        np.testing.assert_array_equal(parallel.take(a, a[::-1].copy()), a[::-1])
+        assert not busy.done()  # all of it while the helper was still busy
+    finally:
+        release.set()
+        busy.result(timeout=5)
