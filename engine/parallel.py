@@ -93,6 +93,17 @@ def _may_split() -> bool:
     return threads() > 1 and not threading.current_thread().name.startswith(_HELPER_NAME)
 
 
+def beside(fn: Callable[..., None], *args: Any) -> Callable[[], None]:
+    """Start fn(*args) on the helper thread while the caller goes on; returns the call
+    that waits for it (or runs it, if the helper has not taken it up). fn must write
+    memory the caller neither reads nor writes until it has waited."""
+    if not _may_split():
+        fn(*args)
+        return lambda: None
+    later: Future[None] = _other().submit(fn, *args)
+    return lambda: _done(later, fn, *args)
+
+
 def _done(later: Future[T], fn: Callable[..., T], *args: Any) -> T:
     """The result of the part handed to the helper (`later`, which runs fn(*args)): waited
     for, or, when the helper has not taken it up yet, run here. A helper thread woken

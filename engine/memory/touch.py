@@ -221,6 +221,10 @@ def _claim(state: State, read_pages: I64, w_r: U16, write_pages: I64, w_w: U16,
         p.guest_kind[changed] = kind
 
 
+def _write_content(content: U64, pages: I64, values: U64) -> None:
+    content[pages] = values  # of a page written twice, the later content stays
+
+
 def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content: U64,
                   reads_per_vm: I64, writes_per_vm: I64, kind: int = GuestKind.ANON,
                   blocked: Bool | None = None, hold_postcopy: bool = True) -> TouchResult:
@@ -295,7 +299,9 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
                 write_pages, w_w = np.compress(keep, write_pages), np.compress(keep, w_w)
                 write_content = np.compress(keep, write_content)
 
-    p.content[write_pages] = write_content
+    # The writes' content, on the helper thread while the rest goes on here: nothing
+    # below reads or writes a page's content.
+    content_written = parallel.beside(_write_content, p.content, write_pages, write_content)
     if vms["precopying"].any():
         # The dirty log is kept only for pre-copying VMs (a migration clears its VM's
         # bits when it starts): the other VMs' bits are never written, so their part of
@@ -312,6 +318,7 @@ def apply_touches(state: State, read_pages: I64, write_pages: I64, write_content
         recency.mark(state, read_pages)
         recency.mark(state, write_pages)
         _claim(state, read_pages, w_r, write_pages, w_w, kind)
+    content_written()
     served_r = np.bincount(vms.vm_of_pages(read_pages), minlength=n_vms) if (
         read_pages.size != int(reads_per_vm.sum())) else reads_per_vm
     served_w = np.bincount(vms.vm_of_pages(write_pages), minlength=n_vms) if (

@@ -256,3 +256,42 @@ def test_a_part_the_helper_has_not_taken_up_runs_on_the_caller(
     finally:
         release.set()
         busy.result(timeout=5)
+
+
+def test_beside_runs_on_the_helper_while_the_caller_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """parallel.beside: the work runs on the helper while the caller goes on, and is done
+    once the caller has waited; with the helper busy the wait runs it on the caller; on
+    one thread it runs at once."""
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    began, go_on = threading.Event(), threading.Event()
+    where: list[str] = []
+
+    def work(out: np.ndarray) -> None:
+        where.append(threading.current_thread().name)
+        began.set()
+        go_on.wait(5)
+        out[:] = 7
+
+    out = np.zeros(4, np.int64)
+    wait = parallel.beside(work, out)
+    assert began.wait(5)  # started on the helper while the caller is here
+    assert not out.any()
+    go_on.set()
+    wait()
+    assert (out == 7).all() and where == [f"{parallel._HELPER_NAME}_0"]
+    release = threading.Event()
+    busy = parallel._other().submit(release.wait, 5)
+    try:
+        where.clear()
+        out[:] = 0
+        parallel.beside(work, out)()
+        assert (out == 7).all() and where == [threading.current_thread().name]
+    finally:
+        release.set()
+        busy.result(timeout=5)
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "1")
+    where.clear()
+    out[:] = 0
+    parallel.beside(work, out)
+    assert (out == 7).all() and where == [threading.current_thread().name]  # at once
