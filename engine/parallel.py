@@ -17,6 +17,10 @@ two threads take in turn, each as it is free (`spread`: the touches, ksmd's pass
 hosts, the page-cache walks by VMs, ESX's first loop, the sample count by VMs), where the
 cost of an item differs along the batch.
 
+`beside` starts work on the helper that the caller's next steps neither read nor write
+(the content of a tick's writes, while the touches' marks and kinds go on), and waits for
+it when they are done.
+
 The results do not depend on the threads: a gather's halves fill disjoint parts of one
 output; a scatter is cut only where every element gets the same value (any order of the
 writes leaves the same array); a loop's halves or pieces write disjoint entries.
