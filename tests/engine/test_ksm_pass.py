@@ -171,18 +171,19 @@ def test_the_pass_leaves_its_kept_maps_empty(monkeypatch: pytest.MonkeyPatch) ->
     real, seen = ksm_pass._PASS, {"new": 0, "stale": 0, "walked": 0}
     names = inspect.signature(ksm_pass._pass_loop).parameters
 
+    maps = (("new", "new_key", "new_frame"), ("stale", "stale_slot", "stale_page"),
+            ("walked", "walked_key", "walked_to"))
+
     def checked(*args: object) -> None:
-        a = dict(zip(names, args, strict=True))
+        a = {name: np.asarray(arg) for name, arg in zip(names, args, strict=True)}
         # Values are kept only under a key: zeroed here, a value after the pass shows
         # that its key was set in the pass.
-        for value in ("new_frame", "stale_page", "walked_to"):
-            np.asarray(a[value])[:] = 0
+        for _, _, value in maps:
+            a[value][:] = 0
         real(*args)
-        for key, value in (("new_key", "new"), ("stale_slot", "stale"),
-                           ("walked_key", "walked")):
-            assert not np.asarray(a[key]).any(), key
-            seen[value] += int(np.asarray(a[{"new": "new_frame", "stale": "stale_page",
-                                             "walked": "walked_to"}[value]]).any())
+        for label, key, value in maps:
+            assert not a[key].any(), key
+            seen[label] += int(a[value].any())
 
     digests = {}
     for mode in ("numba", "numpy"):
