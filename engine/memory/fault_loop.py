@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine import kernels, parallel
 from engine.kernels import Kernel
 from engine.memory.frame_loops import pop_frame
 from engine.prefetch import prefetch
@@ -35,6 +36,9 @@ _LOC_SHIFT = WORD_SHIFT["location"]
 _KEEP_KIND = 0xFFFF & ~(0xFF << _LOC_SHIFT)  # a word's bits but its location's
 _UNTOUCHED, _PRIVATE = int(Loc.UNTOUCHED), int(Loc.PRIVATE)
 _SWAPPED, _BALLOONED, _COMPRESSED = int(Loc.SWAPPED), int(Loc.BALLOONED), int(Loc.COMPRESSED)
+# A fault costs some 100 ns (below): a tenth of kernels.MIN_SPLIT of them is worth two
+# threads.
+_COST_OF_A_FAULT = 10
 GUEST_OUT = 8  # added to a page's location in its code when the guest had paged it out
 
 
@@ -42,7 +46,7 @@ def _fault_loop(pages: I64, vm: I64, host: I64, room: I64, word: U16, guest_swap
                 frame: I32, content: U64, kind: int, frame_offset: I64, low_frames: I64,
                 free_low: I64, free_count: I64, stack_delta: I32, refcount: I32,
                 by_vm: I64, unzipped: I64, popped: I64, popped_vm: I64,
-                popped_kind: I64) -> tuple[bool, int, int]:
+                popped_kind: I64, part: int, parts: int) -> tuple[bool, int, int]:
     """Frames for the non-resident pages `pages` (ascending, distinct; of VMs `vm`), in
     order. A first touch (untouched, not paged out by the guest) takes one of its VM's
     `room` (decremented), and is refused when there is none; a page whose host has no free
@@ -57,18 +61,26 @@ def _fault_loop(pages: I64, vm: I64, host: I64, room: I64, word: U16, guest_swap
     are popped; then everything is written. One pass that branched on each word as it
     came, and stored as it went, took 250 ns a page on the data center; these three take
     some 100 (frame_loops.pop_frame says why its stores wait).
+
+    Only the pages of hosts h with h % parts == part are served (another call serves the
+    others, on another thread: no host's stack, frame or VM is the other's).
     """
-    n = pages.size
+    mine = np.empty(pages.size, np.int64)
+    n = 0
+    for i in range(pages.size):
+        if host[vm[i]] % parts == part:
+            mine[n] = i
+            n += 1
     w_at = np.empty(n, np.uint16)
     out_at = np.empty(n, np.bool_)
-    for i in range(n):
-        w_at[i] = word[pages[i]]
-        out_at[i] = guest_swapped[pages[i]]
+    for k in range(n):
+        w_at[k] = word[pages[mine[k]]]
+        out_at[k] = guest_swapped[pages[mine[k]]]
     got_at = np.empty(n, np.int32)
     complete = True
     n_popped = 0
     for i in range(n):
-        v = vm[i]
+        v = vm[mine[i]]
         loc = (w_at[i] >> _LOC_SHIFT) & 0xFF
         got_at[i] = -1
         if loc == _UNTOUCHED and not out_at[i]:
@@ -83,7 +95,7 @@ def _fault_loop(pages: I64, vm: I64, host: I64, room: I64, word: U16, guest_swap
             continue
         got_at[i] = got
         if loc == _BALLOONED:
-            popped[n_popped] = pages[i]
+            popped[n_popped] = pages[mine[i]]
             popped_vm[n_popped] = v
             popped_kind[n_popped] = (w_at[i] >> _KIND_SHIFT) & 0xFF
             n_popped += 1
@@ -94,7 +106,7 @@ def _fault_loop(pages: I64, vm: I64, host: I64, room: I64, word: U16, guest_swap
         if got < 0:
             continue
         refcount[got] = 1
-        page = pages[i]
+        page = pages[mine[i]]
         w = w_at[i]
         loc = (w >> _LOC_SHIFT) & 0xFF
         if loc == _COMPRESSED:  # its half of a cache frame goes back
@@ -157,7 +169,7 @@ def _samples() -> tuple[I64, I64, I32, U16, Bool, U64]:
 def _fault_samples() -> list[tuple[Any, ...]]:
     none, i64, i32, u16, flags, u64 = _samples()
     return [(none, none, i64, i64, u16, flags, i32, u64, 1, i64, i64, i64, i64, i32, i32,
-             np.zeros((1, 2 * GUEST_OUT), np.int64), none, none, none, none)]
+             np.zeros((1, 2 * GUEST_OUT), np.int64), none, none, none, none, 0, 1)]
 
 
 def _cow_samples() -> list[tuple[Any, ...]]:
@@ -178,15 +190,31 @@ def fault_in(state: State, pages: I64, vm: I64, room: I64,
     p, hosts, frames = state.pages, state.hosts, state.frames
     n = pages.size
     by_vm = np.zeros((len(state.vms), 2 * GUEST_OUT), np.int64)
-    unzipped, popped, popped_vm, popped_kind = (np.empty(n, np.int64) for _ in range(4))
-    # Plain ints: numba types an IntEnum (GuestKind) apart, and compiles again for it.
-    complete, n_unzipped, n_popped = _FAULT(
-        np.asarray(pages, np.int64), np.asarray(vm, np.int64), state.vms["host"],
-        np.asarray(room, np.int64), p.word, p.guest_swapped, p.frame, p.content, int(kind),
-        hosts.frame_offset, hosts.low_frames, hosts.free_low, hosts.free_count,
-        frames.free_stack_delta, frames.refcount, by_vm, unzipped, popped, popped_vm, popped_kind)
-    return (by_vm, bool(complete), unzipped[:n_unzipped], popped[:n_popped],
-            popped_vm[:n_popped], popped_kind[:n_popped])
+    pages, vm, room = (np.asarray(a, np.int64) for a in (pages, vm, room))
+
+    def serve(part: int, parts: int) -> tuple[bool, I64, I64, I64, I64]:
+        unzipped, popped, popped_vm, popped_kind = (np.empty(n, np.int64) for _ in range(4))
+        # Plain ints: numba types an IntEnum (GuestKind) apart, and compiles again for it.
+        complete, n_unzipped, n_popped = _FAULT(
+            pages, vm, state.vms["host"], room, p.word, p.guest_swapped, p.frame, p.content,
+            int(kind), hosts.frame_offset, hosts.low_frames, hosts.free_low, hosts.free_count,
+            frames.free_stack_delta, frames.refcount, by_vm, unzipped, popped, popped_vm,
+            popped_kind, part, parts)
+        return (bool(complete), unzipped[:n_unzipped], popped[:n_popped],
+                popped_vm[:n_popped], popped_kind[:n_popped])
+
+    if not parallel.cut_point(n, kernels.MIN_SPLIT // _COST_OF_A_FAULT):
+        complete, unzipped, popped, popped_vm, popped_kind = serve(0, 1)
+    else:
+        # Hosts by parity, a half on each thread: each serves its hosts' pages in page
+        # order, so every stack gives the same frames to the same pages as one loop would.
+        # The caller sorts the unzipped frames and counts the pops: their order does not
+        # matter.
+        one, other = parallel.pair(lambda: serve(0, 2), lambda: serve(1, 2))
+        complete = one[0] and other[0]
+        unzipped, popped, popped_vm, popped_kind = (
+            np.concatenate([a, b]) for a, b in zip(one[1:], other[1:], strict=True))
+    return by_vm, complete, unzipped, popped, popped_vm, popped_kind
 
 
 def cow_break(state: State, pages: I64, vm: I64) -> tuple[bool, I64, I64, I64]:

@@ -11,7 +11,7 @@ import pytest
 from engine import Simulation, invariants, kernels, parallel, parse_scenario
 from engine import prefetch as prefetch_module
 from engine.errors import InputError
-from engine.memory import ksm, ksm_scan
+from engine.memory import fault_loop, ksm, ksm_scan
 from engine.prefetch import prefetch
 from engine.state import Loc
 from tests.conftest import small_spec
@@ -556,7 +556,7 @@ def _faulting_world(sim: Simulation, rng: np.random.Generator) -> tuple[Any, Any
     hosts.free_low[1] = min(int(hosts.free_low[1]), 2)
     hosts.free_count[1] = hosts.free_low[1] + 40
     untouched = np.flatnonzero(p.location == Loc.UNTOUCHED)
-    faulting = np.concatenate([moved, rng.choice(untouched, 400)])
+    faulting = np.concatenate([moved, rng.choice(untouched, 1000)])
     shared = np.flatnonzero(p.location == Loc.SHARED)
     return (rng.choice(faulting, faulting.size + 200),
             rng.choice(shared, shared.size // 2 + 100))
@@ -572,11 +572,14 @@ def test_the_compiled_faults_serve_as_numpy(monkeypatch: pytest.MonkeyPatch) -> 
     saved = alike_ksm_sim(30, memory="7MiB", content={
         "zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 0.6}).save_state()
     outs = []
-    for mode in ("numpy", "numba"):
+    # The compiled faults on one thread, and on two (hosts by parity, fault_loop.fault_in).
+    for mode, threads in (("numpy", "1"), ("numba", "1"), ("numba", "2")):
         monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        monkeypatch.setenv(parallel.THREADS_ENV, threads)
         sim = Simulation.from_state(copy.deepcopy(saved))
         state = sim.world.state
         faulting, shared = _faulting_world(sim, np.random.default_rng(6))
+        assert np.unique(faulting).size >= kernels.MIN_SPLIT // fault_loop._COST_OF_A_FAULT
         before, firsts = state.vms["loc_count"].copy(), state.vms["first_touches"].copy()
         served = touch._fault_in(state, faulting, 2), touch._cow_break(state, shared)
         outs.append((served, sim.digest()))
@@ -590,7 +593,7 @@ def test_the_compiled_faults_serve_as_numpy(monkeypatch: pytest.MonkeyPatch) -> 
         for where in (Loc.SWAPPED, Loc.BALLOONED, Loc.COMPRESSED, Loc.SHARED):
             assert moved[:, where].sum() < 0  # pages of each place were served
         assert (state.vms["pops"] > 0).any() and (state.vms["cow_breaks"] > 0).any()
-    assert outs[0] == outs[1]
+    assert outs[0] == outs[1] == outs[2]
 
 
 def _sum_with_hints(values: Any, order: Any) -> int:
