@@ -82,6 +82,10 @@ class AtLocation:
         return np.where(state.pages.at("location", pages) == self.loc, np.int8(0),
                         np.int8(INELIGIBLE))
 
+    def scan(self, state: State, pages: slice) -> I64:
+        """The pages of the slice at the location (class 0), ascending, in one pass."""
+        return pick_loop.pages_at(state, pages.start, pages.stop, self.loc)
+
 
 def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object,
          n_classes: int = INELIGIBLE) -> I64:
@@ -104,13 +108,20 @@ def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object
 def _by_class(state: State, rng: np.random.Generator, pages: I64 | slice, k: int,
               classes: object, n_classes: int = INELIGIBLE) -> I64:
     """k pages by class, random within the last class taken; no sort of all candidates."""
-    cls = classes(state, pages)  # type: ignore[operator]
+    # A whole VM's pages at one location: found in one pass, not classed first.
+    at = classes if isinstance(classes, AtLocation) else None
+    if at is not None:
+        n_classes = min(n_classes, at.n_classes)
+    cls = None if at is not None and isinstance(pages, slice) else (
+        classes(state, pages))  # type: ignore[operator]
     chosen: list[I64] = []
     left = k
     for c in range(n_classes):
         if left == 0:
             break
-        if isinstance(pages, slice):  # a whole VM: its pages of the class by position
+        if at is not None and isinstance(pages, slice):  # its one class: c is 0
+            of_class = at.scan(state, pages)
+        elif isinstance(pages, slice):  # a whole VM: its pages of the class by position
             of_class = np.flatnonzero(cls == c) + pages.start
         else:
             of_class = np.compress(cls == c, pages)

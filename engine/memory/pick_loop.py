@@ -155,3 +155,27 @@ def probe_take(state: State, rng: np.random.Generator, want: I64, factor: int, t
     k = _PICK(*args, 0, m.size, 0)
     return out[0][:k], out[1][:k], out[2][:k]
 
+
+
+def _at_loop(word: U16, start: int, stop: int, loc: int, out: I64) -> int:
+    """The pages start..stop-1 whose word holds location `loc`, ascending, into `out`;
+    returns how many. Every page is written and the count moves on only for a match: no
+    branch on what is read."""
+    n = 0
+    for page in range(start, stop):
+        out[n] = page
+        n += ((word[page] >> _LOC_SHIFT) & 0xFF) == loc
+    return n
+
+
+_AT = Kernel(_at_loop, lambda: [(np.zeros(1, np.uint16), 0, 1, 0, np.zeros(1, np.int64))])
+
+
+def pages_at(state: State, start: int, stop: int, loc: int) -> I64:
+    """The pages start..stop-1 at location `loc`, ascending: a deflating balloon's scan of
+    a VM whose ballooned pages its probe found too few of (a VM of 131,072 pages: the
+    numpy passes over its words take some 0.5 ms, the loop some 0.05)."""
+    if not kernels.compiled():
+        return np.flatnonzero(state.pages.at("location", slice(start, stop)) == loc) + start
+    out = np.empty(stop - start, np.int64)
+    return out[:_AT(state.pages.word, start, stop, int(loc), out)]

@@ -59,11 +59,18 @@ def _generic_pick(state: State, rng: np.random.Generator, want: np.ndarray,
 def test_picks_at_a_location_are_the_generic_picks(monkeypatch: pytest.MonkeyPatch,
                                                    mode: str) -> None:
     """The swap daemon's and a deflating driver's picks (guest.pick_many: the compiled
-    probe, or numpy's, and a scan of one class) are the generic ones by their class."""
+    probe, or numpy's, and a VM left short scanned for its location in one pass) are the
+    generic ones by their class (a plain function: every page classed, then each class
+    found)."""
+    from engine.memory import guest
     from engine.memory.balloon import _BALLOONED
     from engine.memory.swap import _PRIVATE
 
     monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+    scans = []
+    scan = guest.AtLocation.scan
+    monkeypatch.setattr(guest.AtLocation, "scan",
+                        lambda at, state, pages: scans.append(at.loc) or scan(at, state, pages))
     sim = Simulation.from_spec(parse_scenario(small_spec()))
     sim.step(10)
     state = sim.world.state
@@ -77,9 +84,11 @@ def test_picks_at_a_location_are_the_generic_picks(monkeypatch: pytest.MonkeyPat
             want[0] = 0
             picked = pick_many(state, np.random.default_rng(want_each), want, at)
             assert np.array_equal(picked, _generic_pick(
-                state, np.random.default_rng(want_each), want, at))
+                state, np.random.default_rng(want_each), want,
+                lambda state, pages, at=at: at(state, pages)))
             assert picked.size > 0 and (p.location[picked] == at.loc).all()
             assert np.array_equal(np.unique(picked), picked)
+    assert Loc.BALLOONED in scans  # ballooned pages too few for the probes: VMs scanned
 
 
 def test_the_balloon_picker_picks_what_the_generic_one_does_with_class_and_location() -> None:
