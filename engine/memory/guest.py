@@ -18,6 +18,7 @@ from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
 from engine.memory import pick_loop, recency
 from engine.memory.counts import count_moves, count_sorted, vm_of_sorted
+from engine.sort_loop import sorted_ints
 from engine.state import I64, N_KIND, N_LOC, U8, WORD_SHIFT, Bool, GuestKind, Loc, State
 
 I8 = npt.NDArray[np.int8]
@@ -82,9 +83,12 @@ class AtLocation:
         return np.where(state.pages.at("location", pages) == self.loc, np.int8(0),
                         np.int8(INELIGIBLE))
 
-    def scan(self, state: State, pages: slice) -> I64:
-        """The pages of the slice at the location (class 0), ascending, in one pass."""
-        return pick_loop.pages_at(state, pages.start, pages.stop, self.loc)
+    def scan(self, state: State, pages: I64 | slice) -> I64:
+        """The pages at the location (class 0), ascending and distinct, in one pass: of
+        a slice, or of an index array (a probe's draws, which may repeat)."""
+        if isinstance(pages, slice):
+            return pick_loop.pages_at(state, pages.start, pages.stop, self.loc)
+        return unique_sorted(pick_loop.pages_among(state, pages, self.loc))
 
 
 def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object,
@@ -98,38 +102,42 @@ def pick(state: State, rng: np.random.Generator, v: int, k: int, classes: object
     if k <= 0:
         return np.zeros(0, np.int64)
     off, n = int(state.vms["page_offset"][v]), int(state.vms["n_pages"][v])
-    probe = unique_sorted(off + rng.integers(0, n, size=min(n, 8 * k + 64)))
+    # The probe's pages as drawn: _by_class sorts and dedups only those of the classes it
+    # takes (when they are scarce, a few of the 8k + 64), not all of them first.
+    probe = off + rng.integers(0, n, size=min(n, 8 * k + 64))
     chosen = _by_class(state, rng, probe, k, classes, n_classes)
-    if chosen.size < k and probe.size < n:  # too few in the probe: look at every page
+    # Every page of the VM in the probe, its classes taken: no scan finds more.
+    seen_all = probe.size == n and unique_sorted(probe).size == n
+    if chosen.size < k and not seen_all:  # too few in the probe: look at every page
         chosen = _by_class(state, rng, slice(off, off + n), k, classes, n_classes)
     return chosen
 
 
 def _by_class(state: State, rng: np.random.Generator, pages: I64 | slice, k: int,
               classes: object, n_classes: int = INELIGIBLE) -> I64:
-    """k pages by class, random within the last class taken; no sort of all candidates."""
-    # A whole VM's pages at one location: found in one pass, not classed first.
+    """k pages by class, random within the last class taken; no sort of all candidates.
+    Pages given by index may repeat (a probe's draws); those of a class are taken once
+    each, ascending, before the random choice among them."""
     at = classes if isinstance(classes, AtLocation) else None
-    if at is not None:
+    if at is not None:  # pages at one location: found in one pass, not classed first
         n_classes = min(n_classes, at.n_classes)
-    cls = None if at is not None and isinstance(pages, slice) else (
-        classes(state, pages))  # type: ignore[operator]
+    cls = None if at is not None else classes(state, pages)  # type: ignore[operator]
     chosen: list[I64] = []
     left = k
     for c in range(n_classes):
         if left == 0:
             break
-        if at is not None and isinstance(pages, slice):  # its one class: c is 0
+        if at is not None:  # its one class: c is 0
             of_class = at.scan(state, pages)
         elif isinstance(pages, slice):  # a whole VM: its pages of the class by position
             of_class = np.flatnonzero(cls == c) + pages.start
-        else:
-            of_class = np.compress(cls == c, pages)
+        else:  # the probe's pages of the class, ascending and distinct
+            of_class = unique_sorted(np.compress(cls == c, pages))
         if of_class.size > left:
             of_class = rng.choice(of_class, size=left, replace=False)
         chosen.append(of_class)
         left -= of_class.size
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+    return sorted_ints(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
 def probe(state: State, rng: np.random.Generator, want: I64, factor: int) -> tuple[I64, I64]:

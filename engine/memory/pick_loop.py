@@ -179,3 +179,27 @@ def pages_at(state: State, start: int, stop: int, loc: int) -> I64:
         return np.flatnonzero(state.pages.at("location", slice(start, stop)) == loc) + start
     out = np.empty(stop - start, np.int64)
     return out[:_AT(state.pages.word, start, stop, int(loc), out)]
+
+
+def _among_loop(word: U16, pages: I64, loc: int, out: I64) -> int:
+    """The entries of `pages` whose word holds location `loc`, in order, into `out`;
+    returns how many (no branch on what is read, as _at_loop)."""
+    n = 0
+    for i in range(pages.size):
+        page = pages[i]
+        out[n] = page
+        n += ((word[page] >> _LOC_SHIFT) & 0xFF) == loc
+    return n
+
+
+_AMONG = Kernel(_among_loop, lambda: [(np.zeros(1, np.uint16), np.zeros(0, np.int64), 0,
+                                       np.zeros(0, np.int64))])
+
+
+def pages_among(state: State, pages: I64, loc: int) -> I64:
+    """The entries of `pages` at location `loc`, in order: a probe's draws of one VM
+    (guest.pick), some 30,000 pages a VM short of ballooned pages to deflate."""
+    if not kernels.compiled():
+        return np.compress(state.pages.at("location", pages) == loc, pages)
+    out = np.empty(pages.size, np.int64)
+    return out[:_AMONG(state.pages.word, np.asarray(pages, np.int64), int(loc), out)]
