@@ -118,15 +118,17 @@ def _counts(sim: Any) -> tuple[int, int]:
 
 def _step_timed(sim: Any, phases: dict[str, float]) -> float:
     """One tick, as Simulation.step does it, with each phase timed."""
+    from engine import kernels
     from engine.pipeline import TICK_PHASES
 
     world = sim.world
     t0 = time.perf_counter()
     world.events = []
-    for name, phase in TICK_PHASES:
-        p0 = time.perf_counter()
-        phase(world)
-        phases[name] = phases.get(name, 0.0) + time.perf_counter() - p0
+    with kernels.settled():
+        for name, phase in TICK_PHASES:
+            p0 = time.perf_counter()
+            phase(world)
+            phases[name] = phases.get(name, 0.0) + time.perf_counter() - p0
     world.state.tick += 1
     return time.perf_counter() - t0
 

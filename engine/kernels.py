@@ -47,9 +47,10 @@ it importing numba.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.errors import InputError
@@ -92,12 +93,33 @@ _AVAILABLE: bool | None = None
 
 def compiled() -> bool:
     """Whether the loops run compiled: numba is there and OVERCOMMIT_KERNELS is not
-    "numpy" (a bad value is refused at the CLI; a library caller gets the default)."""
+    "numpy" (a bad value is refused at the CLI; a library caller gets the default).
+    Within `settled()` on this thread, the answer it found."""
+    answer: bool | None = getattr(_settled, "answer", None)
+    return _compiled_now() if answer is None else answer
+
+
+def _compiled_now() -> bool:
     try:
         wanted = kernels_setting()
     except InputError:
         wanted = None
     return wanted != "numpy" and available()
+
+
+_settled = threading.local()
+
+
+@contextlib.contextmanager
+def settled() -> Iterator[None]:
+    """compiled() asked once for the calls the block makes on this thread: a tick's
+    (some 90 on the data center, each reading the environment: 2 us a call)."""
+    before = getattr(_settled, "answer", None)
+    _settled.answer = _compiled_now()
+    try:
+        yield
+    finally:
+        _settled.answer = before
 
 
 class Kernel:

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from engine import control, hugepages, invariants, persistence, series
+from engine import control, hugepages, invariants, kernels, persistence, series
 from engine.commands import Accepted, Command, Rejected, Verdict, parse_command
 from engine.errors import InputError
 from engine.events import Event
@@ -109,7 +109,7 @@ class Simulation:
             # A new world's first tick faults in much fresh memory: no huge-page collapse
             # beside it (only a world just built has one running).
             first = self.world.state.tick == 0
-            with hugepages.hold() if first else contextlib.nullcontext():
+            with hugepages.hold() if first else contextlib.nullcontext(), kernels.settled():
                 for _name, phase in TICK_PHASES:
                     phase(self.world)
             self.world.state.tick += 1

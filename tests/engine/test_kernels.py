@@ -777,3 +777,24 @@ def test_the_compiled_remap_merges_and_promotes_as_numpy(
         assert invariants.check(s) == []
         digests[mode] = sim.digest()
     assert digests["numba"] == digests["numpy"]
+
+
+def test_settled_answers_compiled_once_on_its_own_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within kernels.settled() (a tick) compiled() keeps the answer found when the block
+    began; another thread, and the caller after the block, read the environment."""
+    import threading
+
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numpy")
+    with kernels.settled():
+        assert not kernels.compiled()
+        monkeypatch.setenv(kernels.KERNELS_ENV, "numba")
+        assert not kernels.compiled()
+        other: list[bool] = []
+        thread = threading.Thread(target=lambda: other.append(kernels.compiled()))
+        thread.start()
+        thread.join()
+        assert other == [kernels.available()]
+        with kernels.settled():  # nested: its own answer, then the outer one again
+            assert kernels.compiled() == kernels.available()
+        assert not kernels.compiled()
+    assert kernels.compiled() == kernels.available()
