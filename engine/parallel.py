@@ -17,6 +17,10 @@ two threads take in turn, each as it is free (`spread`: the touches, ksmd's pass
 hosts, the page-cache walks by VMs, ESX's first loop, the sample count by VMs), where the
 cost of an item differs along the batch.
 
+`by_parity` cuts a loop's items by their hosts' parity, each thread serving the hosts of
+one parity in the items' order (the touches' faults: a host's free stacks give the same
+frames to the same pages whichever thread serves them).
+
 `beside` starts work on the helper that the caller's next steps neither read nor write
 (the content of a tick's writes, while the touches' marks and kinds go on), and waits for
 it when they are done.
@@ -196,6 +200,17 @@ def pair(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]
             later.exception()  # the other half ends before the error goes on
         raise
     return a, _done(later, second)
+
+
+def by_parity(fn: Callable[[int, int], T], n: int, min_split: int) -> list[T]:
+    """[fn(0, 1)], or [fn(0, 2), fn(1, 2)] with the second on the helper thread where
+    cut_point would cut n items: work that fn(part, parts) does for the items of the hosts
+    h with h % parts == part (a compiled loop passing over all n, serving its own). Hosts
+    never share a frame, a stack or a VM, so loops that keep each host's items in order
+    give the same result whichever thread serves a host."""
+    if not cut_point(n, min_split):
+        return [fn(0, 1)]
+    return list(pair(lambda: fn(0, 2), lambda: fn(1, 2)))
 
 
 def full(n: int, value: Any, dtype: Any) -> npt.NDArray[Any]:

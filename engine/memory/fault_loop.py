@@ -203,17 +203,13 @@ def fault_in(state: State, pages: I64, vm: I64, room: I64,
         return (bool(complete), unzipped[:n_unzipped], popped[:n_popped],
                 popped_vm[:n_popped], popped_kind[:n_popped])
 
-    if not parallel.cut_point(n, kernels.MIN_SPLIT // _COST_OF_A_FAULT):
-        complete, unzipped, popped, popped_vm, popped_kind = serve(0, 1)
-    else:
-        # Hosts by parity, a half on each thread: each serves its hosts' pages in page
-        # order, so every stack gives the same frames to the same pages as one loop would.
-        # The caller sorts the unzipped frames and counts the pops: their order does not
-        # matter.
-        one, other = parallel.pair(lambda: serve(0, 2), lambda: serve(1, 2))
-        complete = one[0] and other[0]
-        unzipped, popped, popped_vm, popped_kind = (
-            np.concatenate([a, b]) for a, b in zip(one[1:], other[1:], strict=True))
+    # Hosts by parity, a half on each thread (each serves its hosts' pages in page order,
+    # so every stack gives the same frames to the same pages as one loop would). The
+    # caller sorts the unzipped frames and counts the pops: their order does not matter.
+    halves = parallel.by_parity(serve, n, kernels.MIN_SPLIT // _COST_OF_A_FAULT)
+    complete = all(half[0] for half in halves)
+    unzipped, popped, popped_vm, popped_kind = (
+        np.concatenate(parts) for parts in zip(*(half[1:] for half in halves), strict=True))
     return by_vm, complete, unzipped, popped, popped_vm, popped_kind
 
 

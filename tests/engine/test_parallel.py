@@ -186,6 +186,24 @@ def test_spread_stays_on_the_calling_thread_below_the_split(
     assert got == [(0, 1000)] and names == [threading.current_thread().name]
 
 
+def test_by_parity_runs_one_call_or_the_two_parts_side_by_side(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below the split, fn(0, 1) on the caller; from it, fn(0, 2) and fn(1, 2) at once, the
+    second on the helper (each waits for the other to start: one thread would hang)."""
+    monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
+    me = threading.current_thread().name
+    assert parallel.by_parity(lambda part, parts: (part, parts, me), 9, 10) == [(0, 1, me)]
+    started = [threading.Event(), threading.Event()]
+
+    def part_of(part: int, parts: int) -> tuple[int, int, str]:
+        started[part].set()
+        assert started[1 - part].wait(5)
+        return part, parts, threading.current_thread().name
+
+    got = parallel.by_parity(part_of, 1000, 10)
+    assert got[0] == (0, 2, me) and got[1][:2] == (1, 2) and got[1][2] != me
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.integers(0, 50), min_size=1, max_size=40), st.integers(1, 12))
 def test_weighed_pieces_cost_about_alike(costs: list[int], pieces: int) -> None:
