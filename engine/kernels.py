@@ -41,7 +41,7 @@ halved the KSM pass (9.9 to 5.4 ms of thread time a tick) and cut the frame rele
 
 A loop is compiled at its first call, once per process, and cached on disk by numba (next
 to its module, or in numba's cache for the user when that is read-only): compiling all
-27 took 16 s (README: Speed), and a later process loads them in under a second, most of
+29 took 14.5 s (README: Speed), and a later process loads them in under a second, most of
 it importing numba.
 """
 
