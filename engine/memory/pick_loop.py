@@ -156,7 +156,6 @@ def probe_take(state: State, rng: np.random.Generator, want: I64, factor: int, t
     return out[0][:k], out[1][:k], out[2][:k]
 
 
-
 def _at_loop(word: U16, start: int, stop: int, loc: int, out: I64) -> int:
     """The pages start..stop-1 whose word holds location `loc`, ascending, into `out`;
     returns how many. Every page is written and the count moves on only for a match: no
@@ -173,8 +172,8 @@ _AT = Kernel(_at_loop, lambda: [(np.zeros(1, np.uint16), 0, 1, 0, np.zeros(1, np
 
 def pages_at(state: State, start: int, stop: int, loc: int) -> I64:
     """The pages start..stop-1 at location `loc`, ascending: a deflating balloon's scan of
-    a VM whose ballooned pages its probe found too few of (a VM of 131,072 pages: the
-    numpy passes over its words take some 0.5 ms, the loop some 0.05)."""
+    a VM whose ballooned pages its probes found too few of (a VM of 131,072 pages: the
+    numpy passes over its words took 0.59 ms on the data center, the loop 0.10)."""
     if not kernels.compiled():
         return np.flatnonzero(state.pages.at("location", slice(start, stop)) == loc) + start
     out = np.empty(stop - start, np.int64)
@@ -198,7 +197,7 @@ _AMONG = Kernel(_among_loop, lambda: [(np.zeros(1, np.uint16), np.zeros(0, np.in
 
 def pages_among(state: State, pages: I64, loc: int) -> I64:
     """The entries of `pages` at location `loc`, in order: a probe's draws of one VM
-    (guest.pick), some 30,000 pages a VM short of ballooned pages to deflate."""
+    (guest.pick), up to some 30,000 for a VM short of ballooned pages to deflate."""
     if not kernels.compiled():
         return np.compress(state.pages.at("location", pages) == loc, pages)
     out = np.empty(pages.size, np.int64)
