@@ -1,7 +1,7 @@
 """Sorting integer arrays by their bits, as a compiled loop (engine/kernels.py).
 
 A tick sorts several arrays of 10^4-10^5 integers: the candidates' keys KSM groups by
-(memory/share_ops.py group_by_key), the pages the page cache and the balloon pick
+(arrays.group_by_key), the pages the page cache and the balloon pick
 (arrays.unique_sorted), the frames a release drops. numpy's sort is a comparison sort
 unless its build dispatches a SIMD one for the CPU; where it does not (measured on an AMD
 EPYC with AVX-512: 3.8 ms for 100,000 int64, 38 ns an element) most-significant-digit
@@ -140,7 +140,7 @@ def sorted_ints(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 def _group_loop(packed: U64, keys: U64, bits: int, order: npt.NDArray[np.int64],
                 starts: npt.NDArray[np.int64]) -> int:
-    """share_ops.group_by_key's walk over its sorted (key's high bits | index) words, in
+    """arrays.group_by_key's walk over its sorted (key's high bits | index) words, in
     one pass: each word's index into `order`, and where each run of one key starts into
     `starts`. Returns the number of runs, or -1 when two distinct keys share their high
     bits (then the words do not order the keys, and the caller sorts the keys)."""
@@ -172,7 +172,7 @@ _GROUP = kernels.Kernel(_group_loop, lambda: [(np.zeros(0, np.uint64), np.zeros(
 def group_packed(packed: U64, keys: U64, bits: int
                  ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
     """(order, run starts) from sorted words (key's high bits << bits | index), or None
-    when two distinct keys share their high bits; as share_ops.group_by_key's numpy passes
+    when two distinct keys share their high bits; as arrays.group_by_key's numpy passes
     find them."""
     n = packed.size
     if n >= MIN_LOOP and kernels.compiled():

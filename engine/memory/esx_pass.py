@@ -12,7 +12,7 @@ candidates apart, each asking for the lines the next needs (engine/prefetch.py):
 page's content 16 ahead; its key, filter byte and hint slot 8 ahead; the stable slot and
 the hinted page's lines 4 ahead.
 
-The candidates are then grouped by key (share_ops.group_by_key) and the second loop
+The candidates are then grouped by key (arrays.group_by_key) and the second loop
 decides each group as the array passes do: a valid stable frame takes every member; else
 a valid hint, or two members or more, makes a new shared frame (its anchor: the hinted
 page, or the first member) the others join; a hint used, or whose key now has a frame,
@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from engine import hash_probes, kernels, parallel
+from engine.arrays import group_by_key
 from engine.hashtable import HintTable
 from engine.kernels import Kernel
 from engine.memory import share_ops
 from engine.memory.ksm_front import _G0, _M1, _M2, _S27, _S30, _S31, _TWO
-from engine.memory.share_ops import group_by_key
 from engine.prefetch import prefetch
 from engine.state import I32, I64, U8, U64, WORD_SHIFT, Bool, Loc, State
 

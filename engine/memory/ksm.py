@@ -48,11 +48,11 @@ from __future__ import annotations
 import numpy as np
 
 from engine import kernels
-from engine.arrays import ranges
+from engine.arrays import group_by_key, ranges
 from engine.hashtable import RegionMap
 from engine.memory import ksm_front, ksm_pass, ksm_scan, ksm_tree, share_ops
 from engine.memory.ksm_front import HostRuns
-from engine.memory.share_ops import chain_key, group_by_key
+from engine.memory.share_ops import chain_key
 from engine.pagescale import per_simulated_page
 from engine.spec import SharingPolicy
 from engine.state import I64, U8, U64, Bool, Loc, State

@@ -15,7 +15,7 @@ from engine.arrays import runs
 from engine.hashing import splitmix64
 from engine.hashtable import fix_key
 from engine.memory import share_loop
-from engine.sort_loop import group_packed, sorted_ints, sorted_u64
+from engine.sort_loop import sorted_ints
 from engine.state import I64, U64, Bool, Loc, State
 
 _HOST_SALT = np.uint64(0xD1B54A32D192ED03)
@@ -120,35 +120,6 @@ def merge(state: State, pages: I64, frames: I64, counted: bool = False) -> None:
     release(state, old)
     _count_move(state, vm, Loc.PRIVATE, Loc.SHARED)
     vms["zero_shared"] += np.bincount(vm[p.content[pages] == 0], minlength=len(vms))
-
-
-def group_by_key(keys: U64) -> tuple[I64, I64, I64]:
-    """(order, group start, group length) of pages grouped by key, order stable.
-
-    A stable argsort of 64-bit keys is a merge sort, several times slower than the default
-    (vectorised) one; so sort unstably, then put each group's members back in index order
-    with one sort of (group, index) packed into an int64.
-    """
-    n = keys.size
-    bits = max(int(n - 1).bit_length(), 1)
-    if n > 1 and bits <= 32:
-        # Faster still: one sort of each key's high bits packed with its index orders by
-        # (key, index) as long as no two distinct keys share those high bits (checked:
-        # then adjacent entries differ in key exactly where they differ in high bits).
-        shift = np.uint64(bits)
-        packed = keys >> shift
-        packed <<= shift
-        packed |= np.arange(n, dtype=np.uint64)
-        packed = sorted_u64(packed)
-        grouped = group_packed(packed, keys, bits)
-        if grouped is not None:
-            order, first = grouped
-            return order, first, np.diff(np.append(first, n))
-    by_key = np.argsort(keys).astype(np.int64)
-    _, starts, lengths = runs(keys[by_key])
-    group = np.repeat(np.arange(starts.size, dtype=np.int64), lengths)
-    packed_i = sorted_ints(group * n + by_key)
-    return packed_i % max(n, 1), starts.astype(np.int64), lengths.astype(np.int64)
 
 
 def first_of_group(n: int, starts: I64) -> Bool:

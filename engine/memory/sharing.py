@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from engine import kernels
-from engine.arrays import unique_sorted
+from engine.arrays import group_by_key, unique_sorted
 from engine.hashtable import HintTable
 from engine.memory import esx_pass, share_ops
-from engine.memory.share_ops import group_by_key, host_of_vms
+from engine.memory.share_ops import host_of_vms
 from engine.pagescale import per_simulated_page
 from engine.spec import SharingPolicy
 from engine.state import I64, Bool, Loc, State

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from engine import kernels
-from engine.arrays import unique_sorted
-from engine.memory.share_ops import group_by_key
+from engine.arrays import group_by_key, unique_sorted
 from engine.sort_loop import MIN_LOOP, group_packed, sorted_ints, sorted_u64
 
 
