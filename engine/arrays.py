@@ -53,7 +53,8 @@ def runs(sorted_values: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], IntArray, I
 
 def group_by_key(keys: npt.NDArray[np.uint64]
                  ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(order, group start, group length) of pages grouped by key, order stable.
+    """(order, group start, group length) of entries grouped by key (keys ascending),
+    each group's members in index order.
 
     A stable argsort of 64-bit keys is a merge sort, several times slower than the default
     (vectorised) one; so sort unstably, then put each group's members back in index order

@@ -311,8 +311,9 @@ class U64Map:
         if keys.size == 0:
             return
         # Grouped by key, each group's members in index order (arrays.group_by_key: one
-        # sort of the keys' high bits packed with their indices, by the bits, 3-4 times
-        # numpy's comparison argsort): the last of equal keys ends its group.
+        # sort of the keys' high bits packed with their indices, by the bits; from 8,000
+        # keys 3 times as fast as numpy's comparison argsort): the last of equal keys ends
+        # its group.
         order, starts, lengths = group_by_key(keys)
         last = order[starts + lengths - 1]
         distinct = keys[last]
