@@ -103,13 +103,22 @@ def _may_split() -> bool:
 
 def beside(fn: Callable[..., None], *args: Any) -> Callable[[], None]:
     """Start fn(*args) on the helper thread while the caller goes on; returns the call
-    that waits for it (or runs it, if the helper has not taken it up). fn must write
-    memory the caller neither reads nor writes until it has waited."""
+    that waits for it (or runs it, if the helper has not taken it up; calls after the
+    first do nothing). fn must write memory the caller neither reads nor writes until it
+    has waited."""
     if not _may_split():
         fn(*args)
         return lambda: None
     later: Future[None] = _other().submit(fn, *args)
-    return lambda: _done(later, fn, *args)
+    waited = False
+
+    def wait() -> None:
+        nonlocal waited
+        if not waited:  # a second call must not run fn again (a cancelled Future stays so)
+            waited = True
+            _done(later, fn, *args)
+
+    return wait
 
 
 def _done(later: Future[T], fn: Callable[..., T], *args: Any) -> T:

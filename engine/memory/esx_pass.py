@@ -22,13 +22,15 @@ and hints go in group order, so of several for one slot the last stays: the outc
 the array passes, counters included. The fresh hints' slots and pages are asked for 16
 ahead (the slot is read before it is written; the page for its tag): 1.35 to 1.04 ms a
 tick for the loop on the data center. The remaps (share_ops.promote and merge) and the
-stable table's new entries are made after it in the calls and order the passes make, so
-the frames, tables and counters are the same bit for bit (tests/engine/test_kernels.py).
+stable table's new entries are made after it (Decided.apply: memory/sharing.py makes the
+decisions beside KSM's pass and applies them before KSM's writes) in the calls and order
+the passes make, so the frames, tables and counters are the same bit for bit
+(tests/engine/test_kernels.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -287,10 +289,50 @@ _FRONT = Kernel(_front_loop, _front_samples)
 _GROUPS = Kernel(_groups_loop, _groups_samples)
 
 
+class Decided(NamedTuple):
+    """What the two loops decided for a tick's candidates (esx_pass.decide), to be made
+    in the world by `apply`: the per-host counters' increments (hashed, hint misses, stale
+    hints, compares, hint hits, hints filled, hints overwritten), the new shared frames
+    (anchor page, key, frame, content) and the pages that join a shared frame."""
+
+    tallies: tuple[I64, ...]
+    promote_page: I64
+    promote_key: U64
+    promote_frame: I64
+    promote_content: U64
+    join_page: I64
+    join_frame: I64
+
+    def apply(self, state: State) -> None:
+        """The counters, the remaps (share_ops.promote and merge) and the stable table's
+        new entries, in the calls and order the array passes make."""
+        counters = state.sharing.hosts
+        for name, tally in zip(_TALLIES, self.tallies, strict=True):
+            counters[name] += tally
+        share_ops.promote(state, self.promote_page, self.promote_key)
+        share_ops.merge(state, self.join_page, self.join_frame)
+        state.sharing.stable.put(self.promote_key, self.promote_frame, self.promote_content)
+
+
+_TALLIES = ("hashed_tick", "hint_misses", "hint_stale", "compares_tick", "hint_hits",
+            "hint_count", "hint_overwrites")
+
+
 def share(state: State, cand: I64) -> None:
     """sharing._share for `cand` (private pages, ascending, distinct) with the two loops."""
+    decide(state, cand).apply(state)
+
+
+def decide(state: State, cand: I64) -> Decided:
+    """The two loops over `cand` (private pages, ascending, distinct). They write only the
+    hint table (its entries: the hints used, cleared and made) and arrays of their own;
+    they read the pages, the VMs' hosts, the stable table and the frames' reference
+    counts, of the candidates' hosts alone (a stable entry naming a frame of another host
+    is not valid, whatever its count; a hinted page of a VM on another host is not
+    alive, whatever its location). So the world outside the hint table is as it was until
+    `apply`, and KSM's hosts may change theirs meanwhile (memory/sharing.py)."""
     p, sharing, vms = state.pages, state.sharing, state.vms
-    counters, stable, hints = sharing.hosts, sharing.stable, sharing.hints
+    stable, hints = sharing.stable, sharing.hints
     n = cand.size
     i64 = np.int64
     host, frame, hint_slot, q = (np.empty(n, i64) for _ in range(4))
@@ -312,12 +354,9 @@ def share(state: State, cand: I64) -> None:
         _FRONT(*args, *tallies, lo, hi)
         return tallies
 
-    for _, (hashed, misses, stale, compares) in parallel.spread(
-            front, parallel.even(n, max(kernels.MIN_SPLIT // _COST_OF_A_CANDIDATE, 1))):
-        counters["hashed_tick"] += hashed
-        counters["hint_misses"] += misses
-        counters["hint_stale"] += stale
-        counters["compares_tick"] += compares
+    pieces = parallel.spread(
+        front, parallel.even(n, max(kernels.MIN_SPLIT // _COST_OF_A_CANDIDATE, 1)))
+    found = [np.sum([tallies[k] for _, tallies in pieces], axis=0) for k in range(4)]
 
     order, starts, lengths = group_by_key(keys)
     n_groups = starts.size
@@ -333,11 +372,7 @@ def share(state: State, cand: I64) -> None:
             fresh, np.zeros(seen, i64), np.empty(seen, i64), np.empty(seen, np.bool_),
             np.empty(seen, np.bool_), 64 - (seen.bit_length() - 1), hits, count, overwrites,
             sizes)
-    counters["hint_hits"] += hits
-    counters["hint_count"] += count
-    counters["hint_overwrites"] += overwrites
     n_promote, n_join = sizes.tolist()
-    share_ops.promote(state, promote_page[:n_promote], promote_key[:n_promote])
-    share_ops.merge(state, join_page[:n_join], join_frame[:n_join])
-    stable.put(promote_key[:n_promote], promote_frame[:n_promote],
-               promote_content[:n_promote])
+    return Decided((*found, hits, count, overwrites), promote_page[:n_promote],
+                   promote_key[:n_promote], promote_frame[:n_promote],
+                   promote_content[:n_promote], join_page[:n_join], join_frame[:n_join])

@@ -45,6 +45,8 @@ start of the pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from engine import kernels
@@ -65,7 +67,10 @@ _MAX_CHAIN = 64
 _UNLIMITED = np.iinfo(np.int64).max // 4
 
 
-def run_ksm(world: World) -> None:
+def run_ksm(world: World, before_writes: Callable[[], None] = lambda: None) -> None:
+    """ksmd's batches of this tick on every KSM host. `before_writes` is called before
+    the first write to the stable table, the frames or the per-VM counts (memory/phase.py
+    ends ESX's scan there)."""
     state = world.state
     sharing = state.sharing
     hosts = sharing.hosts
@@ -90,7 +95,7 @@ def run_ksm(world: World) -> None:
     small = trees.size[active] < frames
     if small.any():
         trees.reserve(active[small], (frames[small] * trees.LOAD).astype(np.int64))
-    _scan_hosts(state, policy, active)
+    _scan_hosts(state, policy, active, before_writes)
 
 
 def _unstable_trees(state: State) -> RegionMap:
@@ -159,7 +164,8 @@ class _Layout:
         return ranges(self.offset + lo, count)
 
 
-def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
+def _scan_hosts(state: State, policy: SharingPolicy, active: I64,
+                before_writes: Callable[[], None]) -> None:
     """All active hosts' batches of this tick. A host's pages up to the end of its full scan
     form one pass; every host's pass is done together (keys mix in the host, so hosts
     never interact). A host that wraps goes on with a new unstable tree in a later round.
@@ -197,7 +203,7 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64) -> None:
         to_end = np.maximum(whole + ((used > 0) & (whole * per == used) & trailing), 1.0)
         credit[on] -= np.where(wraps, to_end, used / per)
         live[on] = wraps  # a host that does not wrap is done for this tick
-        _scan_pass(state, policy, pages, page_host, page_vm, loc)
+        _scan_pass(state, policy, pages, page_host, page_vm, loc, before_writes)
         counters["ksm_cursor"][hs] = cur + n
         done = hs[wraps]  # a full scan ends: the unstable tree starts over
         counters["ksm_cursor"][done] = 0
@@ -302,7 +308,8 @@ class _Chain:
 
 
 def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
-               page_vm: I64, loc: U8 | None = None) -> None:
+               page_vm: I64, loc: U8 | None = None,
+               before_writes: Callable[[], None] = lambda: None) -> None:
     """ksmd's cmp_and_merge_page for `pages` one after the other (a host's in scan order),
     done with array passes: pages are grouped by key and each group's outcome follows from
     the order of its pages, which of them are unchanged, and the trees at the start.
@@ -322,9 +329,11 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
     if kernels.compiled():  # page after page, in one loop (ksm_pass.py)
         unstable_before = counters["unstable_count"].copy()
-        searches = ksm_pass.run_pass(state, policy, candidates, _MAX_CHAIN, _UNLIMITED)
+        searches = ksm_pass.run_pass(state, policy, candidates, _MAX_CHAIN, _UNLIMITED,
+                                     before_writes)
         counters["compares_tick"] += _tree_compares(searches, unstable_before)
         return
+    before_writes()
     entry0 = _Chain(state, keys, content).probe(np.arange(cand.size), 0)
     if not unchanged.any() and not entry0[0].any():
         # No page searches an unstable tree and none has a KSM page to join (a group's

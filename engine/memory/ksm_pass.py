@@ -36,6 +36,7 @@ Two outcomes of the array passes are kept where page by page would differ:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -60,7 +61,7 @@ _EMPTY, _DELETED = np.uint64(0), np.uint64(1)  # hashtable.EMPTY and DELETED
 
 
 def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
-             unlimited: int) -> I64:
+             unlimited: int, before_writes: Callable[[], None] = lambda: None) -> I64:
     """The pass over candidates `c` (host after host); returns the unstable-tree searches
     per host. Hosts never meet in it (keys mix in the host, a host's KSM pages and tree are
     its own), so with enough pages two threads take pieces of whole hosts in turn
@@ -111,6 +112,7 @@ def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
 
     outs = [out for _, out in parallel.spread(run, _host_bounds(c.host))]
     got = _Out._make(np.concatenate(parts) for parts in zip(*outs, strict=True))
+    before_writes()  # the loop wrote only this pass's hosts' pages, frames and trees
     # The new KSM pages' stable-tree entries (stable_tree_insert), at their chains' free
     # indices: a new key, or over the dead entry there.
     stable.put(got.made_key, got.made_frame, got.made_content)

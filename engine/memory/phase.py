@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.memory.ksm import run_ksm
-from engine.memory.sharing import run_esx
+from engine.memory.sharing import start_esx
 from engine.state import I64, Loc, State
 from engine.world import World
 
@@ -28,8 +28,14 @@ def run_sharing(world: World) -> None:
     counters["hashed_tick"][:] = 0
     counters["compares_tick"][:] = 0
     before = shared_pages_per_host(world.state)
-    run_esx(world)
-    run_ksm(world)
+    # ESX's hosts and KSM's are apart: ESX's scan decides on the helper thread while KSM's
+    # pass runs, and its decisions are made in the world before KSM's own (the order
+    # the two scans had one after the other; memory/sharing.py start_esx).
+    finish_esx = start_esx(world)
+    try:
+        run_ksm(world, before_writes=finish_esx)
+    finally:
+        finish_esx()
     counters["scan_shared_tick"] = np.maximum(shared_pages_per_host(world.state) - before, 0)
     counters["scan_shared"] += counters["scan_shared_tick"]
     counters["hashed"] += counters["hashed_tick"]

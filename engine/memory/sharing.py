@@ -11,9 +11,11 @@ just as they would one after the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from engine import kernels
+from engine import kernels, parallel
 from engine.arrays import group_by_key, unique_sorted
 from engine.hashtable import HintTable
 from engine.memory import esx_pass, share_ops
@@ -51,15 +53,65 @@ def scan_budget(state: State, policy: SharingPolicy, mode: int) -> I64:
 
 
 def run_esx(world: World) -> None:
+    start_esx(world)()
+
+
+def start_esx(world: World) -> Callable[[], None]:
+    """ESX's scan of this tick, begun; returns the call that ends it (idempotent).
+
+    Compiled, the scan's decisions (the budget, the random pages, the two loops of
+    memory/esx_pass.py) are made on the helper thread (parallel.beside) while the caller
+    runs KSM's hosts, and the call waits for them and makes them in the world: the
+    counters, the remaps and the stable table's new entries. Until then the decisions
+    write only the hint table, which KSM never reads, and read only what KSM's pass
+    leaves as it was for ESX's hosts (esx_pass.decide), so the caller must end the scan
+    before KSM writes the stable table, the frames or the counters: then the world is
+    the one the scan and KSM's pass make one after the other."""
+    state = world.state
+    if not kernels.compiled():
+        run_esx_now(world)
+        return _nothing
+    decided: list[esx_pass.Decided] = []
+
+    def decide() -> None:
+        with kernels.settled(True):  # as the caller found, on the helper's thread
+            cand = _candidates(world)
+            if cand.size:
+                decided.append(esx_pass.decide(state, cand))
+
+    wait = parallel.beside(decide)
+
+    def finish() -> None:
+        wait()
+        while decided:
+            decided.pop().apply(state)
+
+    return finish
+
+
+def _nothing() -> None:
+    return None
+
+
+def run_esx_now(world: World) -> None:
+    """ESX's scan of this tick, on the calling thread."""
+    cand = _candidates(world)
+    if cand.size:
+        _share(world.state, cand)
+
+
+def _candidates(world: World) -> I64:
+    """The private pages the scan hashes this tick (ascending, distinct): each VM's
+    budget of pages drawn at random."""
     state = world.state
     n = scan_budget(state, world.spec.policy.sharing, ESX)
     total = int(n.sum())
     if total == 0:
-        return
+        return np.zeros(0, np.int64)
     vms = state.vms
     local = world.streams["sharing"].random(total) * np.repeat(vms["n_pages"], n)
     pages = np.repeat(vms["page_offset"], n) + local.astype(np.int64)
-    _scan(state, pages)  # unlike swap, the scanner needs no per-page answer (try_share)
+    return _private(state, pages)
 
 
 def try_share(state: State, pages: I64) -> Bool:
@@ -73,9 +125,14 @@ def try_share(state: State, pages: I64) -> Bool:
 
 def _scan(state: State, pages: I64) -> None:
     """Hash and look up the private pages among `pages` (duplicates allowed)."""
-    cand = unique_sorted(pages[state.pages.at("location", pages) == Loc.PRIVATE])
+    cand = _private(state, pages)
     if cand.size:
         _share(state, cand)
+
+
+def _private(state: State, pages: I64) -> I64:
+    """The private pages among `pages`, ascending, distinct."""
+    return unique_sorted(pages[state.pages.at("location", pages) == Loc.PRIVATE])
 
 
 def _share(state: State, cand: I64) -> None:

@@ -629,7 +629,7 @@ def _entries(table: Any) -> list[tuple[int, int, int]]:
     return sorted(zip(keys.tolist(), vals.tolist(), aux.tolist(), strict=True))
 
 
-def _esx_world(hint_table: float) -> Simulation:
+def _esx_spec(hint_table: float) -> dict[str, Any]:
     """ESX scanning fast on both hosts over alike VMs that write: shared frames found by
     hints and by the stable table, hints gone stale, and (a tiny table) overwritten."""
     data = small_spec()
@@ -637,14 +637,19 @@ def _esx_world(hint_table: float) -> Simulation:
         host["memory"] = "40MiB"
     data["policy"]["sharing"] = {"mode": "esx", "scan": "rate", "pages_per_s_per_vm": 400,
                                  "pages_per_s_per_host": 1200, "share_force_salting": 0,
-                                 "hint_table": hint_table}
+                                 "hint_table": hint_table, "ksm_pages_to_scan": 150,
+                                 "ksm_sleep": "100ms"}
     mix: dict[str, Any] = {"zero": 0.05, "os": 0.3, "app": 0.25, "private": 0.4,
                            "resident": 0.8}
     data["vm"] = [{"id": f"v{i}", "host": f"h{1 + i % 2}", "memory": f"{3 + i % 3}MiB",
                    "app": "web", "content": mix,
                    "workload": {"kind": "synthetic", "reads_per_s": 200, "writes_per_s": 40}}
                   for i in range(6)]
-    return Simulation.from_spec(parse_scenario(data))
+    return data
+
+
+def _esx_world(hint_table: float) -> Simulation:
+    return Simulation.from_spec(parse_scenario(_esx_spec(hint_table)))
 
 
 @pytest.mark.parametrize("hint_table", [1.0, 0.002])
@@ -663,6 +668,56 @@ def test_the_compiled_esx_scan_shares_as_numpy(monkeypatch: pytest.MonkeyPatch,
     assert hosts["shared_frames"].min() > 20
     if hint_table < 0.01:  # a tiny table: new hints go over other keys' live ones
         assert hosts["hint_overwrites"].min() > 0
+
+
+@pytest.mark.parametrize("when", ["as the helper takes it", "at the last moment"])
+def test_esx_decides_beside_ksm_and_lands_before_ksm_writes(monkeypatch: pytest.MonkeyPatch,
+                                                            when: str, threads: str) -> None:
+    """ESX's decisions may be made any time from the start of the sharing phase until
+    KSM's first write (memory/sharing.py start_esx): on the helper thread beside KSM's
+    pass, or as late as that write. Made that late, with each of KSM's writes to the
+    stable table and the frames checking that none is pending, the world is the one the
+    numpy passes make one scan after the other, and both hosts' scans shared pages."""
+    from types import SimpleNamespace
+
+    from engine.hashtable import U64Map
+    from engine.memory import share_ops, sharing
+
+    pending: list[str] = []
+    if when == "at the last moment":
+        def beside(fn: Any, *args: Any) -> Any:
+            pending.append(fn.__qualname__)
+
+            def wait() -> None:
+                if pending:
+                    pending.clear()
+                    fn(*args)
+            return wait
+
+        monkeypatch.setattr(sharing, "parallel", SimpleNamespace(beside=beside))
+    made: list[str] = []
+
+    def guarded(name: str, fn: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            assert not pending, f"{name} with ESX's decisions pending"
+            made.append(name)
+            return fn(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(share_ops, "merge", guarded("merge", share_ops.merge))
+    monkeypatch.setattr(share_ops, "promote", guarded("promote", share_ops.promote))
+    monkeypatch.setattr(U64Map, "put", guarded("put", U64Map.put))
+    spec = _esx_spec(1.0)
+    spec["host"][1]["sharing"] = "ksm"
+    _, numba_run = _same_world_both_ways(
+        monkeypatch, lambda: Simulation.from_spec(parse_scenario(spec)), 90)
+    assert {"merge", "promote", "put"} <= set(made)
+    snap = numba_run.snapshot()
+    by_id = {h.id: h for h in snap.hosts}
+    assert by_id["h2"].pages_sharing > 10  # KSM's merges
+    hosts = numba_run.world.state.sharing.hosts
+    assert hosts["hint_hits"][0] > 0 and hosts["hint_hits"][1] == 0  # ESX's, on h1 only
+    assert hosts["shared_frames"].min() > 10
 
 
 def test_a_compiled_rebuild_keeps_every_entry_findable(monkeypatch: pytest.MonkeyPatch) -> None:

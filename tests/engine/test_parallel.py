@@ -279,8 +279,8 @@ def test_a_part_the_helper_has_not_taken_up_runs_on_the_caller(
 def test_beside_runs_on_the_helper_while_the_caller_goes_on(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """parallel.beside: the work runs on the helper while the caller goes on, and is done
-    once the caller has waited; with the helper busy the wait runs it on the caller; on
-    one thread it runs at once."""
+    once the caller has waited; with the helper busy the wait runs it on the caller (once,
+    however often it is called); on one thread it runs at once."""
     monkeypatch.setenv("OVERCOMMIT_THREADS", "2")
     began, go_on = threading.Event(), threading.Event()
     where: list[str] = []
@@ -303,8 +303,11 @@ def test_beside_runs_on_the_helper_while_the_caller_goes_on(
     try:
         where.clear()
         out[:] = 0
-        parallel.beside(work, out)()
+        wait = parallel.beside(work, out)
+        wait()
         assert (out == 7).all() and where == [threading.current_thread().name]
+        wait()  # a second wait does nothing: the work is not run again
+        assert where == [threading.current_thread().name]
     finally:
         release.set()
         busy.result(timeout=5)
