@@ -52,10 +52,6 @@ def scan_budget(state: State, policy: SharingPolicy, mode: int) -> I64:
     return n
 
 
-def run_esx(world: World) -> None:
-    start_esx(world)()
-
-
 def start_esx(world: World) -> Callable[[], None]:
     """ESX's scan of this tick, begun; returns the call that ends it (idempotent).
 
