@@ -39,6 +39,7 @@ _FIRST_CHUNK = 1024  # positions each walk tries first in the numpy passes (then
 # the other thread costs 20-100 us.
 _MIN_SPLIT_WANT = 1024
 _KIND_SHIFT = WORD_SHIFT["guest_kind"]
+_WALK_CHUNK = 256  # positions a walk sorts out at a time (_walk_loop)
 
 
 def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: I8,
@@ -151,6 +152,7 @@ def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: i
         longest = max(longest, min(factor * want[i], n[i]))
     kept_page = np.empty(longest, np.int64)
     kept_class = np.empty(longest, np.int8)
+    maybe = np.empty(_WALK_CHUNK, np.int64)
     counts = np.zeros(n_classes, np.int64)
     k = 0
     for i in range(n.size):
@@ -158,31 +160,42 @@ def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: i
         used = 0
         best = 0  # pages of the VM's best class kept: the first want[i] of them are the
         # picks, as they would be from any longer walk, so the walk may stop there
+        done = False
         for stretch in range(2):
             lo = base + s if stretch == 0 else base
             hi = base + n[i] if stretch == 0 else base + s
             # The sorted exclusions are passed in step with the stretch.
             at = np.searchsorted(excl, lo)
-            for page in range(lo, hi):
-                w = word[page]
-                if not (kinds >> (w >> _KIND_SHIFT)) & 1:
-                    continue
-                cl = row[w]
-                if cl >= n_classes:
-                    continue
-                if cl == exclude_class:
-                    while at < excl.size and excl[at] < page:
-                        at += 1
-                    if at < excl.size and excl[at] == page:
+            for pos in range(lo, hi, _WALK_CHUNK):
+                # A chunk's pages of a usable kind first, without a branch: most pages a
+                # walk passes are of other kinds, and a branch on each mispredicted
+                # often (30 % faster so). The walk may stop within the chunk; the rest
+                # of it is passed for nothing.
+                m = 0
+                for page in range(pos, min(pos + _WALK_CHUNK, hi)):
+                    maybe[m] = page
+                    m += (kinds >> (word[page] >> _KIND_SHIFT)) & 1
+                for j in range(m):
+                    page = maybe[j]
+                    cl = row[word[page]]
+                    if cl >= n_classes:
                         continue
-                kept_page[used] = page
-                kept_class[used] = cl
-                used += 1
-                if cl <= floor[i]:
-                    best += 1
-                if used == target or best == want[i]:
+                    if cl == exclude_class:
+                        while at < excl.size and excl[at] < page:
+                            at += 1
+                        if at < excl.size and excl[at] == page:
+                            continue
+                    kept_page[used] = page
+                    kept_class[used] = cl
+                    used += 1
+                    if cl <= floor[i]:
+                        best += 1
+                    if used == target or best == want[i]:
+                        done = True
+                        break
+                if done:
                     break
-            if used == target or best == want[i]:
+            if done:
                 break
         counts[:] = 0
         for j in range(used):
