@@ -83,6 +83,13 @@ class TickWrites:
         """Append newly dirtied pages to their rows' dirty lists (pages sorted, so each
         row's, of one VM's slice, are together)."""
         table = self.table
+        if rows.size == 1:  # one migration looking (most peeks): its pages in order
+            row = int(rows[0])
+            at = int(table["dirty_base"][row] + table["dirty_len"][row])
+            offset = int(self.state.vms["page_offset"][int(table["vm"][row])])
+            table.dirty["page"][at:at + pages.size] = pages - offset + 1
+            table["dirty_len"][row] += pages.size
+            return
         r = rows[which]
         starts = np.flatnonzero(np.concatenate([[True], which[1:] != which[:-1]]))
         lengths = np.diff(np.append(starts, which.size))
