@@ -34,6 +34,9 @@ def ranges(starts: npt.ArrayLike, counts: npt.ArrayLike) -> npt.NDArray[np.int64
     """start, start+1, ..., start+count-1 for each (start, count), concatenated (the flat
     index of ragged regions)."""
     counts = np.asarray(counts, np.int64)
+    if counts.size == 1 and counts.reshape(-1)[0] >= 0:  # one region (a migration's)
+        start = int(np.asarray(starts).reshape(-1)[0])
+        return np.arange(start, start + int(counts.reshape(-1)[0]), dtype=np.int64)
     n = int(counts.sum())
     if n == 0:
         return np.zeros(0, np.int64)
