@@ -222,3 +222,14 @@ def test_campaign_without_console_says_so(tmp_path: Path, monkeypatch: pytest.Mo
     assert main(["campaign", "--dir", str(folder), "--saves", str(tmp_path / "s")]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "not available" in err
+
+
+@pilot_test
+async def test_quitting_as_the_level_select_opens_raises_nothing(tmp_path: Path) -> None:
+    # The list opened a second time and the console quit before it was up: its title bar
+    # (Textual's Header, whose title watcher looked for a child the closing app had
+    # already taken down) raised NoMatches out of the app's exit.
+    app = campaign_app(tmp_path)
+    async with app.run_test(size=SIZE):
+        app.action_levels()
+    assert app.return_code in (0, None)

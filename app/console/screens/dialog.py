@@ -17,6 +17,7 @@ from textual.widgets import Input
 from app.console.format import per_hour
 from app.console.live import LiveData
 from app.console.parsing import PROBLEMS
+from app.console.screens.mount_guard import MountGuard
 from app.console.view import ConsoleView, Preview
 from app.console.widgets.verdict_line import VerdictLine
 from engine import Command, Snapshot
@@ -30,7 +31,7 @@ def billing_now(snap: Snapshot) -> float:
     return float(cols["price_per_hour"][cols["running"]].sum())
 
 
-class Dialog(ModalScreen[Command | None]):
+class Dialog(MountGuard, ModalScreen[Command | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, snapshot: Snapshot, vm: str | None, preview: Preview, *,

@@ -7,12 +7,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Header, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from app.campaign import Campaign, Level
 from app.console.format import money
 from app.console.screens.briefing import briefing_text
+from app.console.screens.mount_guard import MountGuard
 from app.console.widgets.key_bar import KeyBar
 
 
@@ -34,7 +35,7 @@ def level_label(campaign: Campaign, level: Level) -> Text:
     return text
 
 
-class LevelSelectScreen(Screen[Level | None]):
+class LevelSelectScreen(MountGuard, Screen[Level | None]):
     """Dismisses with the level to play, or None to go back to the running game."""
 
     BINDINGS = [Binding("escape", "back", "Back to the game"),
@@ -46,7 +47,10 @@ class LevelSelectScreen(Screen[Level | None]):
         self.highlight = highlight
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        # The app's title as a plain bar, not Textual's Header: the Header's title watcher
+        # looks up a child of its own, and when the console quit as this screen opened
+        # the child was gone first and the lookup raised out of the app's exit.
+        yield Static(self.app.title, id="levels-title")
         levels = self.campaign.levels
         won = sum(self.campaign.progress.get(lv).won for lv in levels)
         with Horizontal(id="levels"):

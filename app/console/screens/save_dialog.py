@@ -12,12 +12,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from app.console.screens.load_dialog import list_saves
+from app.console.screens.mount_guard import MountGuard
 from app.console.widgets.key_bar import KeyBar
 
 SLOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class SaveDialog(ModalScreen[str | None]):
+class SaveDialog(MountGuard, ModalScreen[str | None]):
     """Dismisses with the slot's name (saves/<name>.toml), or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
