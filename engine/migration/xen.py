@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.arrays import ranges
 from engine.migration.arena import I64
 from engine.migration.model import MigrationTable
 from engine.migration.send import Batch
@@ -35,9 +34,8 @@ def peek(world: World, table: MigrationTable, tw: TickWrites, rows: I64, t: F64)
     table["batch_end"][rows] = end
     b = Batch(world, table, rows, cursor, end - cursor)
     again = ~b.skip & np.take(world.state.pages.dirty, b.page)
-    idx = b.list_index  # Xen's passes are all listed
-    if idx is None:
-        idx = ranges(table["list_base"][rows] + cursor, end - cursor)
+    idx = b.list_index  # where the batch's entries are: Xen's passes are always listed
+    assert idx is not None  # (order.full_pass and build_lists give every Xen row a list)
     table.lists["entry"][idx[again]] = -1
     table["round_skipped"][rows] += np.bincount(b.which[again], minlength=rows.size)
 

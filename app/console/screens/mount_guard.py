@@ -1,4 +1,4 @@
-"""Screens whose `on_mount` runs only while they still have their widgets.
+"""Screens whose `on_mount` does nothing once the app has begun to shut down.
 
 Quitting the console just as a dialog opens (its key, then ctrl+q, or the terminal closing)
 removes the dialog's widgets before Textual delivers the dialog's Mount. Its `on_mount`
