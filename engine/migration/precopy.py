@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.migration import switchover
+from engine.migration import switchover, xen_loop
+from engine.migration.arena import I64
 from engine.migration.model import PRECOPY, QEMU, MigrationTable
 from engine.migration.qemu import qemu_sync, throttle_guests, window
 from engine.migration.send import send
@@ -30,7 +31,30 @@ from engine.migration.writelog import TickWrites
 from engine.migration.xen import peek, xen_round_end
 from engine.world import World
 
+F64 = np.ndarray
+Bool = np.ndarray
+
 MAX_STEPS = 1_000_000
+
+
+def _xen_step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, xen: Bool,
+              batch_start: Bool, clock: F64, rate: F64, until: F64) -> tuple[F64, Bool]:
+    """The step of the Xen rows among `rows`: a peek at the log where a batch starts, then
+    the send until the batch's end or `until` (xen_loop.py: one compiled loop). Returns
+    (time, reached) for all of `rows`, those of the others left for the caller."""
+    t, reached = np.zeros(rows.size), np.zeros(rows.size, np.bool_)
+    if not xen.any():
+        return t, reached
+    x = rows[xen]
+    if xen_loop.usable(table, x):
+        t[xen], reached[xen] = xen_loop.step(world, table, tw, x, batch_start[xen], clock[x],
+                                             rate[x], until[xen])
+        return t, reached
+    if batch_start.any():
+        peek(world, table, tw, rows[batch_start], clock[rows[batch_start]])
+    t[xen], reached[xen] = send(world, table, x, clock[x], rate[x], table["batch_end"][x],
+                                until[xen])
+    return t, reached
 
 
 def precopy_tick(world: World, table: MigrationTable, tw: TickWrites) -> None:
@@ -56,14 +80,15 @@ def precopy_tick(world: World, table: MigrationTable, tw: TickWrites) -> None:
         xen = ~qemu
         batch_start = xen & (table["cursor"][rows] == table["batch_end"][rows]) & (
             table["cursor"][rows] < table["list_len"][rows])
-        if batch_start.any():
-            peek(world, table, tw, rows[batch_start], clock[rows[batch_start]])
-        limit = np.where(xen, table["batch_end"][rows], table["list_len"][rows])
         window_end = table["window_start_s"][rows] + policy.qemu_bandwidth_window
         trigger = table["start_s"][rows] + table["postcopy_after_s"][rows]
         until = np.minimum(np.minimum(np.where(qemu, window_end, end), end), trigger)
         before = table["cursor"][rows]
-        t, reached = send(world, table, rows, clock[rows], rate[rows], limit, until)
+        t, reached = _xen_step(world, table, tw, rows, xen, batch_start, clock, rate, until)
+        if qemu.any():
+            q = rows[qemu]
+            t[qemu], reached[qemu] = send(world, table, q, clock[q], rate[q],
+                                          table["list_len"][q], until[qemu])
         clock[rows] = t
         # The walk wrapped past the end of memory when it sent the first page below
         # where it started, or ran out of pages with none below.

@@ -1,0 +1,241 @@
+"""A step of Xen's pre-copy for every Xen row at once, as one compiled loop
+(engine/kernels.py): what xen.peek and send.send do in numpy passes.
+
+A Xen row's step is a peek at its dirty log when a batch starts (the tick's writes made so
+far applied to the log, pages of the batch dirtied again skipped) and the send of what
+fits its time until its next event (the batch's end, the tick's end or a post-copy
+trigger). In numpy passes that is some hundred calls on arrays of a batch (1,024 pages)
+or a handful of rows: about 0.3 ms a step, five steps a tick while a Xen migration runs
+on the data center, where the pages themselves take microseconds. The loop does the same
+arithmetic in the same order - the send's goes over all rows together, each go's guess
+of how many entries to look at, the budget, carry and times as float64, a go's swap reads
+summed per host before they are added - so the two give the same world bit for bit
+(tests/engine/test_kernels.py runs migrating worlds both ways to the same digest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine import kernels
+from engine.kernels import Kernel
+from engine.migration.model import MigrationTable
+from engine.migration.writelog import TickWrites
+from engine.state import WORD_SHIFT, GuestKind, Loc
+from engine.world import World
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+Bool = npt.NDArray[np.bool_]
+
+
+def _search_left(key: F64, value: float) -> int:
+    """np.searchsorted(key, value, side="left")."""
+    lo, hi = 0, key.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if key[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bool,
+               cursor: I64, batch_end: I64, list_len: I64, list_base: I64, page_base: I64,
+               vm_of_row: I64, src: I64, hints: Bool, pml: Bool, carry_bytes: F64,
+               pages_sent: I64, bytes_sent: I64, round_sent: I64, round_bytes: I64,
+               window_bytes: F64, normal_pages: I64, round_skipped: I64, traps: I64,
+               dirty_base: I64, dirty_len: I64, entry: npt.NDArray[np.int32],
+               sent: npt.NDArray[np.uint64], at_dest: Bool, dirty_log: npt.NDArray[np.int32],
+               w_key: F64, w_pages: I64, w_next: I64, word: npt.NDArray[np.uint16],
+               content: npt.NDArray[np.uint64], dirty: Bool, page_offset: I64,
+               lost_dirty_log_s: F64, swap_disk_bytes_per_s: F64, disk_busy_s: F64,
+               busy_go: F64, scratch: I64, time_s: float, tick_s: float, page: int,
+               batch: int, trap_cost: float, pml_per: float, loc_shift: int,
+               kind_shift: int, ballooned: int, swapped: int, free: int) -> None:
+    """The step of each of `rows` (xen.peek where `peek`, then send.send from t at rate
+    until `until` or its batch's end): t and `reached` are written for each row."""
+    n = rows.size
+    any_writes = w_pages.size > 0
+    # xen.peek: the log up to now (writelog.apply_until, sync.charge_traps), then the
+    # batch's pages dirtied again are skipped.
+    for i in range(n):
+        if not peek[i]:
+            continue
+        r = rows[i]
+        offset = page_offset[vm_of_row[r]]
+        if any_writes:
+            frac = (t[i] - time_s) / tick_s
+            start = w_next[r]
+            stop = max(_search_left(w_key, np.float64(r) + min(frac, 1.0)), start)
+            w_next[r] = stop
+            fresh = 0
+            for j in range(start, stop):
+                pg = w_pages[j]
+                if not dirty[pg]:
+                    dirty[pg] = True
+                    scratch[fresh] = pg
+                    fresh += 1
+            if fresh:
+                logged = np.sort(scratch[:fresh])
+                at = dirty_base[r] + dirty_len[r]
+                for j in range(fresh):
+                    dirty_log[at + j] = logged[j] - offset + 1  # held as page + 1
+                dirty_len[r] += fresh
+            per = pml_per if pml[r] else 1.0
+            lost_dirty_log_s[vm_of_row[r]] += trap_cost * fresh * per
+            traps[r] += fresh
+        end = min(cursor[r] + batch, list_len[r])
+        batch_end[r] = end
+        skipped = 0
+        for j in range(list_base[r] + cursor[r], list_base[r] + end):
+            e = entry[j]
+            if e >= 0 and dirty[offset + e]:
+                entry[j] = -1
+                skipped += 1
+        round_skipped[r] += skipped
+    # send.send: goes over the rows still going, all together.
+    going = np.zeros(n, np.bool_)
+    last_avg = np.zeros(n)
+    last_count = np.zeros(n, np.int64)
+    n_going = 0
+    for i in range(n):
+        r = rows[i]
+        reached[i] = cursor[r] >= batch_end[r]
+        if rate[i] <= 0 and not reached[i]:
+            t[i] = until[i]
+        elif not reached[i] and t[i] < until[i]:
+            going[i] = True
+            n_going += 1
+    first_go = True
+    while n_going:
+        any_swap = False
+        for i in range(n):
+            if not going[i]:
+                continue
+            r = rows[i]
+            carry = carry_bytes[r]
+            budget = rate[i] * (until[i] - t[i]) + carry
+            if first_go:
+                avg = bytes_sent[r] / max(pages_sent[r], 1) if pages_sent[r] > 0 else float(page)
+            else:
+                avg = last_avg[i]
+            guess = np.int64(budget / min(max(avg, 1.0), float(page)) * 1.05) + 2
+            if not first_go:
+                guess = min(guess, 4 * last_count[i] + 64)
+            c0 = cursor[r]
+            limit = batch_end[r]
+            count = min(limit - c0, guess)
+            # send._send_some: what fits the budget is a prefix of the entries.
+            allowed = np.int64(np.floor(min(budget + 1e-6, 2.0**62)))
+            allowed = max(allowed, np.int64(-1))
+            offset = page_offset[vm_of_row[r]]
+            used = np.int64(0)
+            k = 0
+            n_sent = 0
+            while k < count:
+                e = entry[list_base[r] + c0 + k]
+                local = max(e, 0)
+                pg = offset + local
+                w = np.int64(word[pg])
+                loc = (w >> loc_shift) & 0xFF
+                sendable = e >= 0 and loc != ballooned
+                if sendable and hints[r]:
+                    sendable = ((w >> kind_shift) & 0xFF) != free
+                cost = np.int64(page) if sendable else np.int64(0)
+                if used + cost > allowed:
+                    break
+                used += cost
+                k += 1
+                if sendable:  # send.record
+                    pb = page_base[r] + local
+                    sent[pb] = content[pg]
+                    at_dest[pb] = True
+                    n_sent += 1
+                    if loc == swapped:  # read back from the source's swap file first
+                        h = src[r]
+                        busy_go[h] += page / swap_disk_bytes_per_s[h]
+                        any_swap = True
+            pages_sent[r] += n_sent
+            round_sent[r] += n_sent
+            bytes_sent[r] += used
+            round_bytes[r] += used
+            window_bytes[r] += float(used)
+            normal_pages[r] += n_sent
+            cursor[r] = c0 + k
+            whole = k == count
+            at_limit = whole and c0 + k >= limit
+            used_f = float(used)
+            if whole:
+                carry_bytes[r] = 0.0
+                t[i] = t[i] + max(used_f - carry, 0.0) / rate[i]
+            else:  # cut by the deadline: the next page is partly on the wire
+                carry_bytes[r] = budget - used_f
+                t[i] = until[i]
+            if at_limit:
+                reached[i] = True
+            if whole and not at_limit and t[i] < until[i]:
+                last_avg[i] = used_f / max(k, 1)
+                last_count[i] = k
+            else:
+                going[i] = False
+                n_going -= 1
+        if any_swap:
+            for h in range(busy_go.size):
+                if busy_go[h] != 0.0:
+                    disk_busy_s[h] += busy_go[h]
+                    busy_go[h] = 0.0
+        first_go = False
+
+
+def _samples() -> list[tuple[Any, ...]]:
+    i64, f64, flags = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.bool_)
+    return [(i64, flags, f64, f64, f64, flags, *([i64] * 7), flags, flags, f64,
+             *([i64] * 4), f64, *([i64] * 5), np.zeros(0, np.int32),
+             np.zeros(0, np.uint64), flags, np.zeros(0, np.int32), f64, i64, i64,
+             np.zeros(0, np.uint16), np.zeros(0, np.uint64), flags, i64, f64, f64, f64, f64,
+             i64, 0.0, 1.0, 4096, 1024, 1e-6, 1.0, 0, 8, 1, 2, 3)]
+
+
+_STEP = Kernel(_step_loop, _samples, helpers=(_search_left,))
+_SCRATCH: list[I64] = [np.zeros(0, np.int64)]  # room for a peek's newly dirtied pages
+
+
+def step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, peek: Bool,
+         t: F64, rate: F64, until: F64) -> tuple[F64, Bool]:
+    """xen.peek(rows[peek], t[peek]) then send.send(rows, t, rate, batch_end, until), in one
+    loop: (the time each row got to, whether it reached its batch's end)."""
+    state, policy = world.state, world.spec.policy.migration
+    t = np.array(t, np.float64)
+    reached = np.zeros(rows.size, np.bool_)
+    if _SCRATCH[0].size < tw.pages.size:
+        _SCRATCH[0] = np.zeros(tw.pages.size, np.int64)
+    hosts = state.hosts
+    _STEP(np.asarray(rows, np.int64), np.asarray(peek, np.bool_), t,
+          np.asarray(rate, np.float64), np.asarray(until, np.float64), reached,
+          table["cursor"], table["batch_end"], table["list_len"], table["list_base"],
+          table["page_base"], table["vm"], table["src"], table["free_page_hints"],
+          table["pml"], table["carry_bytes"], table["pages_sent"], table["bytes_sent"],
+          table["round_sent"], table["round_bytes"], table["window_bytes"],
+          table["normal_pages"], table["round_skipped"], table["traps"], table["dirty_base"],
+          table["dirty_len"], table.lists["entry"], table.pages["sent"],
+          table.pages["at_dest"], table.dirty["page"], tw.key, tw.pages, tw.next,
+          state.pages.word, state.pages.content, state.pages.dirty,
+          np.asarray(state.vms["page_offset"], np.int64), state.vms["lost_dirty_log_s_tick"],
+          np.asarray(hosts.swap_disk_bytes_per_s, np.float64),
+          state.reclaim.hosts["disk_busy_s_tick"], np.zeros(len(hosts)), _SCRATCH[0],
+          float(state.time_s), float(state.tick_s), int(state.page_size),
+          max(1, policy.xen_batch // state.page_size), float(policy.trap_cost),
+          1.0 / policy.pml_batch, WORD_SHIFT["location"], WORD_SHIFT["guest_kind"],
+          int(Loc.BALLOONED), int(Loc.SWAPPED), int(GuestKind.FREE))
+    return t, reached
+
+
+def usable(table: MigrationTable, rows: I64) -> bool:
+    """Whether the loop can take these Xen rows' step: compiled loops on, and every row's
+    pass a send list (as order.full_pass and build_lists give every Xen pass)."""
+    return kernels.compiled() and not bool(table["pass_full"][rows].any())
