@@ -35,6 +35,7 @@ F64 = np.ndarray
 Bool = np.ndarray
 
 MAX_STEPS = 1_000_000
+WRAPPED = np.iinfo(np.int64).max  # wrap_at once the pass's walk has wrapped
 
 
 def _xen_step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, xen: Bool,
@@ -92,11 +93,12 @@ def precopy_tick(world: World, table: MigrationTable, tw: TickWrites) -> None:
         clock[rows] = t
         # The walk wrapped past the end of memory when it sent the first page below
         # where it started, or ran out of pages with none below.
+        # (A walk that wrapped is past its wrap point for the rest of the pass: WRAPPED.)
         wrap = table["wrap_at"][rows]
-        wrapped = (before <= wrap) & (table["cursor"][rows] >= np.minimum(
-            wrap + 1, table["list_len"][rows]))
+        wrapped = (wrap != WRAPPED) & (before <= wrap) & (table["cursor"][rows] >= np.minimum(
+            wrap, table["list_len"][rows] - 1) + 1)
         table["passes"][rows[wrapped]] += 1
-        table["wrap_at"][rows[wrapped]] = np.iinfo(np.int64).max
+        table["wrap_at"][rows[wrapped]] = WRAPPED
         ended = reached & (table["cursor"][rows] >= table["list_len"][rows])
         if (ended & xen).any():
             xen_round_end(world, table, tw, rows[ended & xen], t[ended & xen])
