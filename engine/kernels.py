@@ -166,6 +166,7 @@ def _names_prefetch(loop: Callable[..., Any], helpers: tuple[Callable[..., Any],
 
 
 _KERNELS: list[Kernel] = []
+NOT_INLINED = "_kernel_helper_not_inlined"  # set True on a helper compiled as a call
 _HELPERS: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
@@ -174,7 +175,12 @@ def _compiled_helper(helper: Callable[..., Any]) -> Callable[..., Any]:
     import numba
 
     if helper not in _HELPERS:
-        _HELPERS[helper] = numba.njit(cache=True, nogil=True, inline="always")(helper)
+        # Inlined, unless the helper says otherwise (numba cannot inline a call with as
+        # many arguments as xen_loop's step).
+        if getattr(helper, NOT_INLINED, False):
+            _HELPERS[helper] = numba.njit(cache=True, nogil=True, inline="never")(helper)
+        else:
+            _HELPERS[helper] = numba.njit(cache=True, nogil=True, inline="always")(helper)
     return _HELPERS[helper]
 
 

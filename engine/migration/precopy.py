@@ -58,6 +58,17 @@ def _xen_step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, xe
     return t, reached
 
 
+def _xen_events(world: World, table: MigrationTable, tw: TickWrites, rows: I64, t: F64,
+                ended: Bool, timed: Bool) -> None:
+    """What a step's Xen rows met, as precopy_tick meets it: the end of a round's list, or
+    the post-copy trigger."""
+    if ended.any():
+        xen_round_end(world, table, tw, rows[ended], t[ended])
+    for i in np.flatnonzero(timed).tolist():
+        table.close_round(int(rows[i]), float(t[i]), 0)
+        switchover.to_postcopy(world, table, int(rows[i]), float(t[i]))
+
+
 def precopy_tick(world: World, table: MigrationTable, tw: TickWrites) -> None:
     state = world.state
     policy = world.spec.policy.migration
@@ -74,6 +85,13 @@ def precopy_tick(world: World, table: MigrationTable, tw: TickWrites) -> None:
         if rows.size == 0:
             break
         qemu = table["algorithm"][rows] == QEMU
+        if not qemu.any() and xen_loop.usable(table, rows):
+            # Xen rows only: the steps below, in one loop, up to a step with an event.
+            got = xen_loop.steps(world, table, tw, rows, clock, rate, cap, end, MAX_STEPS,
+                                 PRECOPY, WRAPPED)
+            if got is not None:
+                _xen_events(world, table, tw, *got)
+            continue
         changed = cap[rows] != table["round_rate"][rows]
         rate[rows] = np.where(changed, np.minimum(table["round_rate"][rows],
                                                   table["path_rate"][rows]), rate[rows])

@@ -192,16 +192,130 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
         first_go = False
 
 
-def _samples() -> list[tuple[Any, ...]]:
+def _steps_loop(rows_all: I64, status: I64, clock: F64, rate_all: F64, cap_all: F64,
+                round_rate: F64, path_rate: F64, start_s: F64, postcopy_after_s: F64,
+                wrap_at: I64, passes: I64, end: float, max_steps: int, precopy: int,
+                wrapped_code: int, out_rows: I64, out_t: F64, out_ended: Bool,
+                out_timed: Bool, cursor: I64, batch_end: I64, list_len: I64,
+                list_base: I64, page_base: I64, vm_of_row: I64, src: I64, hints: Bool,
+                pml: Bool, carry_bytes: F64, pages_sent: I64, bytes_sent: I64,
+                round_sent: I64, round_bytes: I64, window_bytes: F64, normal_pages: I64,
+                round_skipped: I64, traps: I64, dirty_base: I64, dirty_len: I64,
+                entry: npt.NDArray[np.int32], sent: npt.NDArray[np.uint64], at_dest: Bool,
+                dirty_log: npt.NDArray[np.int32], w_key: F64, w_pages: I64, w_next: I64,
+                word: npt.NDArray[np.uint16], content: npt.NDArray[np.uint64], dirty: Bool,
+                page_offset: I64, lost_dirty_log_s: F64, swap_disk_bytes_per_s: F64,
+                disk_busy_s: F64, busy_go: F64, scratch: I64, time_s: float, tick_s: float,
+                page: int, batch: int, trap_cost: float, pml_per: float, loc_shift: int,
+                kind_shift: int, ballooned: int, swapped: int, free: int) -> int:
+    """precopy.precopy_tick's steps for Xen rows only (rows_all), as it makes them - the
+    rows still pre-copying before the tick's end, their rates after a cap change, a peek
+    where a batch starts, the send until the batch's end, the tick's end or the post-copy
+    trigger, a pass's wrap - until a step in which a row ends its list or meets its
+    trigger: those (out_rows[:m], their times, which ended, which met the trigger) are
+    the caller's to handle, and m is returned; 0 once no row is left, -1 after
+    max_steps steps."""
+    n_all = rows_all.size
+    rows = np.empty(n_all, np.int64)
+    peek = np.empty(n_all, np.bool_)
+    t, rate, until = np.empty(n_all), np.empty(n_all), np.empty(n_all)
+    trigger = np.empty(n_all)
+    reached = np.empty(n_all, np.bool_)
+    before = np.empty(n_all, np.int64)
+    for _ in range(max_steps):
+        m = 0
+        for i in range(n_all):
+            r = rows_all[i]
+            if status[r] == precopy and clock[r] < end - 1e-12:
+                rows[m] = r
+                m += 1
+        if m == 0:
+            return 0
+        for i in range(m):
+            r = rows[i]
+            if cap_all[r] != round_rate[r]:
+                rate_all[r] = min(round_rate[r], path_rate[r])
+            cap_all[r] = round_rate[r]
+            peek[i] = cursor[r] == batch_end[r] and cursor[r] < list_len[r]
+            trigger[i] = start_s[r] + postcopy_after_s[r]
+            until[i] = min(end, trigger[i])
+            before[i] = cursor[r]
+            t[i] = clock[r]
+            rate[i] = rate_all[r]
+        _step_loop(rows[:m], peek[:m], t[:m], rate[:m], until[:m], reached[:m], cursor,
+                   batch_end, list_len, list_base, page_base, vm_of_row, src, hints, pml,
+                   carry_bytes, pages_sent, bytes_sent, round_sent, round_bytes,
+                   window_bytes, normal_pages, round_skipped, traps, dirty_base, dirty_len,
+                   entry, sent, at_dest, dirty_log, w_key, w_pages, w_next, word, content,
+                   dirty, page_offset, lost_dirty_log_s, swap_disk_bytes_per_s, disk_busy_s,
+                   busy_go, scratch, time_s, tick_s, page, batch, trap_cost, pml_per,
+                   loc_shift, kind_shift, ballooned, swapped, free)
+        event = False
+        for i in range(m):
+            r = rows[i]
+            clock[r] = t[i]
+            w = wrap_at[r]
+            if w != wrapped_code and before[i] <= w and cursor[r] >= min(w, list_len[r] - 1) + 1:
+                passes[r] += 1
+                wrap_at[r] = wrapped_code
+            ended = reached[i] and cursor[r] >= list_len[r]
+            out_ended[i] = ended
+            out_timed[i] = not ended and t[i] >= trigger[i] - 1e-12
+            event = event or ended or out_timed[i]
+        if event:
+            for i in range(m):
+                out_rows[i], out_t[i] = rows[i], t[i]
+            return m
+    return -1
+
+
+def _table_args(world: World, table: MigrationTable, tw: TickWrites) -> tuple[Any, ...]:
+    """The arguments after the rows' own of both loops: the table, the tick's writes, the
+    pages and hosts, and the constants."""
+    state, policy = world.state, world.spec.policy.migration
+    if _SCRATCH[0].size < tw.pages.size:
+        _SCRATCH[0] = np.zeros(tw.pages.size, np.int64)
+    hosts = state.hosts
+    return (table["cursor"], table["batch_end"], table["list_len"], table["list_base"],
+            table["page_base"], table["vm"], table["src"], table["free_page_hints"],
+            table["pml"], table["carry_bytes"], table["pages_sent"], table["bytes_sent"],
+            table["round_sent"], table["round_bytes"], table["window_bytes"],
+            table["normal_pages"], table["round_skipped"], table["traps"],
+            table["dirty_base"], table["dirty_len"], table.lists["entry"],
+            table.pages["sent"], table.pages["at_dest"], table.dirty["page"], tw.key,
+            tw.pages, tw.next, state.pages.word, state.pages.content, state.pages.dirty,
+            np.asarray(state.vms["page_offset"], np.int64),
+            state.vms["lost_dirty_log_s_tick"],
+            np.asarray(hosts.swap_disk_bytes_per_s, np.float64),
+            state.reclaim.hosts["disk_busy_s_tick"], np.zeros(len(hosts)), _SCRATCH[0],
+            float(state.time_s), float(state.tick_s), int(state.page_size),
+            max(1, policy.xen_batch // state.page_size), float(policy.trap_cost),
+            1.0 / policy.pml_batch, WORD_SHIFT["location"], WORD_SHIFT["guest_kind"],
+            int(Loc.BALLOONED), int(Loc.SWAPPED), int(GuestKind.FREE))
+
+
+def _table_samples() -> tuple[Any, ...]:
     i64, f64, flags = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.bool_)
-    return [(i64, flags, f64, f64, f64, flags, *([i64] * 7), flags, flags, f64,
-             *([i64] * 4), f64, *([i64] * 5), np.zeros(0, np.int32),
-             np.zeros(0, np.uint64), flags, np.zeros(0, np.int32), f64, i64, i64,
-             np.zeros(0, np.uint16), np.zeros(0, np.uint64), flags, i64, f64, f64, f64, f64,
-             i64, 0.0, 1.0, 4096, 1024, 1e-6, 1.0, 0, 8, 1, 2, 3)]
+    return (*([i64] * 7), flags, flags, f64, *([i64] * 4), f64, *([i64] * 5),
+            np.zeros(0, np.int32), np.zeros(0, np.uint64), flags, np.zeros(0, np.int32), f64,
+            i64, i64, np.zeros(0, np.uint16), np.zeros(0, np.uint64), flags, i64, f64, f64,
+            f64, f64, i64, 0.0, 1.0, 4096, 1024, 1e-6, 1.0, 0, 8, 1, 2, 3)
 
 
-_STEP = Kernel(_step_loop, _samples, helpers=(_search_left,))
+def _step_samples() -> list[tuple[Any, ...]]:
+    i64, f64, flags = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.bool_)
+    return [(i64, flags, f64, f64, f64, flags, *_table_samples())]
+
+
+def _steps_samples() -> list[tuple[Any, ...]]:
+    i64, f64, flags = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.bool_)
+    return [(i64, i64, f64, f64, f64, f64, f64, f64, f64, i64, i64, 1.0, 10, 0, 1, i64, f64,
+             flags, flags, *_table_samples())]
+
+
+setattr(_step_loop, kernels.NOT_INLINED, True)  # a call from _steps_loop, not inlined
+_STEP = Kernel(_step_loop, _step_samples, helpers=(_search_left,))
+_STEPS = Kernel(_steps_loop, _steps_samples, helpers=(_search_left, _step_loop))
 _SCRATCH: list[I64] = [np.zeros(0, np.int64)]  # room for a peek's newly dirtied pages
 
 
@@ -209,30 +323,33 @@ def step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, peek: B
          t: F64, rate: F64, until: F64) -> tuple[F64, Bool]:
     """xen.peek(rows[peek], t[peek]) then send.send(rows, t, rate, batch_end, until), in one
     loop: (the time each row got to, whether it reached its batch's end)."""
-    state, policy = world.state, world.spec.policy.migration
     t = np.array(t, np.float64)
     reached = np.zeros(rows.size, np.bool_)
-    if _SCRATCH[0].size < tw.pages.size:
-        _SCRATCH[0] = np.zeros(tw.pages.size, np.int64)
-    hosts = state.hosts
     _STEP(np.asarray(rows, np.int64), np.asarray(peek, np.bool_), t,
           np.asarray(rate, np.float64), np.asarray(until, np.float64), reached,
-          table["cursor"], table["batch_end"], table["list_len"], table["list_base"],
-          table["page_base"], table["vm"], table["src"], table["free_page_hints"],
-          table["pml"], table["carry_bytes"], table["pages_sent"], table["bytes_sent"],
-          table["round_sent"], table["round_bytes"], table["window_bytes"],
-          table["normal_pages"], table["round_skipped"], table["traps"], table["dirty_base"],
-          table["dirty_len"], table.lists["entry"], table.pages["sent"],
-          table.pages["at_dest"], table.dirty["page"], tw.key, tw.pages, tw.next,
-          state.pages.word, state.pages.content, state.pages.dirty,
-          np.asarray(state.vms["page_offset"], np.int64), state.vms["lost_dirty_log_s_tick"],
-          np.asarray(hosts.swap_disk_bytes_per_s, np.float64),
-          state.reclaim.hosts["disk_busy_s_tick"], np.zeros(len(hosts)), _SCRATCH[0],
-          float(state.time_s), float(state.tick_s), int(state.page_size),
-          max(1, policy.xen_batch // state.page_size), float(policy.trap_cost),
-          1.0 / policy.pml_batch, WORD_SHIFT["location"], WORD_SHIFT["guest_kind"],
-          int(Loc.BALLOONED), int(Loc.SWAPPED), int(GuestKind.FREE))
+          *_table_args(world, table, tw))
     return t, reached
+
+
+def steps(world: World, table: MigrationTable, tw: TickWrites, rows: I64, clock: F64,
+          rate: F64, cap: F64, end: float, max_steps: int, precopy: int, wrapped: int
+          ) -> tuple[I64, F64, Bool, Bool] | None:
+    """_steps_loop over Xen rows `rows` (clock, rate and cap: precopy_tick's, per table
+    row, updated in place): None once no row is left, else the last step's rows, their
+    times and which of them ended their list or met their post-copy trigger."""
+    n = rows.size
+    out_rows, out_t = np.zeros(n, np.int64), np.zeros(n)
+    ended, timed = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+    m = _STEPS(np.asarray(rows, np.int64), table["status"], clock, rate, cap,
+               table["round_rate"], table["path_rate"], table["start_s"],
+               table["postcopy_after_s"], table["wrap_at"], table["passes"], float(end),
+               int(max_steps), int(precopy), int(wrapped), out_rows, out_t, ended, timed,
+               *_table_args(world, table, tw))
+    if m < 0:
+        raise RuntimeError("pre-copy did not reach the end of the tick")
+    if m == 0:
+        return None
+    return out_rows[:m], out_t[:m], ended[:m], timed[:m]
 
 
 def usable(table: MigrationTable, rows: I64) -> bool:
