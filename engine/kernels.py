@@ -18,7 +18,8 @@ touches that fault served and the shared pages written to copied (memory/fault_l
 freed shared frames dropped from the sharing tables (memory/forget_loop.py), the
 workload's touches are laid out from the numbers drawn (workloads/layout_loop.py) and
 read, tested and marked (memory/touch_loop.py), Xen's pre-copies peek at their dirty logs
-and send their batches (migration/xen_loop.py), pages' VMs and frames' hosts are looked up
+and send their batches (migration/xen_loop.py), a balloon's victims are ballooned
+(memory/inflate_loop.py), pages' VMs and frames' hosts are looked up
 (arrays.SegmentOf), per-VM counters moved (memory/counts.py), and integer arrays sorted
 by their bits (sort_loop.py). A compiled loop does each in one or two reads of each
 element; those that read at random take a half or pieces each on two threads

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import kernels
+from engine.memory import inflate_loop
 from engine.memory.counts import count_moves, vm_of_sorted, waiting_pages
 from engine.memory.guest import (
     ANON_COLD,
@@ -95,7 +97,6 @@ def inflate(state: State, rng: np.random.Generator, want: I64,
         if victims.size == 0:
             return np.zeros(n, np.int64)
     out = (cls == ANON_COLD) | (cls == ANON_HOT)
-    paged_out = np.compress(out, victims)
     double = out & (loc == Loc.SWAPPED)
     if double.any():
         per_vm = np.bincount(owner[double], minlength=n)
@@ -106,16 +107,19 @@ def inflate(state: State, rng: np.random.Generator, want: I64,
         state.reclaim.hosts["swapin_tick"] += per_host
         state.reclaim.hosts["disk_busy_s_tick"] += (
             per_host * state.page_size / hosts.swap_disk_bytes_per_s)
-    unmap(state, victims, Loc.BALLOONED, owner, loc)
-    # Data the guest keeps goes to its disk; free and cache pages are simply dropped.
-    p.content[np.compress(~out, victims)] = 0
-    p.guest_swapped[paged_out] = True
-    evicted = np.bincount(np.compress(out, owner), minlength=n)
+    if kernels.compiled():  # the same, in one loop (inflate_loop.py)
+        evicted, got = inflate_loop.apply(state, victims, owner, cls, loc)
+    else:
+        unmap(state, victims, Loc.BALLOONED, owner, loc)
+        # Data the guest keeps goes to its disk; free and cache pages are simply dropped.
+        p.content[np.compress(~out, victims)] = 0
+        p.guest_swapped[np.compress(out, victims)] = True
+        evicted = np.bincount(np.compress(out, owner), minlength=n)
+        # A victim's class tells its kind: each class but INELIGIBLE belongs to one kind.
+        set_kind(state, victims, GuestKind.DRIVER, owner, np.take(KIND_OF_CLASS, cls))
+        got = np.bincount(owner, minlength=n)
     vms["guest_swapped_count"] += evicted
     vms["guest_evictions"] += evicted
-    # A victim's class tells its kind: each class but INELIGIBLE belongs to one kind.
-    set_kind(state, victims, GuestKind.DRIVER, owner, np.take(KIND_OF_CLASS, cls))
-    got = np.bincount(owner, minlength=n)
     rate = vms["balloon_rate"]
     # The driver adapts once a poll, a second (ESX): a tick of several seconds halves or
     # doubles it as often. Adapted per tick, 5 s ticks halved it a fifth as fast as 1 s

@@ -13,7 +13,7 @@ from engine import prefetch as prefetch_module
 from engine.errors import InputError
 from engine.memory import fault_loop, ksm, ksm_scan
 from engine.prefetch import prefetch
-from engine.state import Loc
+from engine.state import GuestKind, Loc
 from tests.conftest import small_spec
 
 
@@ -336,7 +336,6 @@ def test_the_compiled_picks_follow_class_and_recency(monkeypatch: pytest.MonkeyP
     # older one or never; wants from none to more than a VM has: the same balloon victims
     # (with their classes and locations) and the same page-cache picks either way.
     from engine.memory import guest
-    from engine.state import GuestKind
     from engine.workloads import filecache
 
     sim = Simulation.from_spec(parse_scenario(small_spec()))
@@ -913,3 +912,33 @@ def test_the_compiled_xen_step_sends_as_numpy(monkeypatch: pytest.MonkeyPatch) -
     assert [m["status"] for m in report["migrations"]] == ["done"] * 6
     rounds = [r for m in numba_run.world.state.migrations for r in m.rounds]
     assert sum(r.pages_skipped for r in rounds) > 0  # pages dirtied again were skipped
+
+
+def test_the_compiled_inflation_balloons_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Balloons taking pages of every place (private, shared and the zero page among them,
+    # swapped, compressed, never touched) and every class (free, cache, cold and hot
+    # anonymous memory): the same frames, fields, stacks and counters either way
+    # (balloon.inflate: memory/inflate_loop.py or guest.unmap and set_kind).
+    from engine.memory import balloon
+    from engine.memory.guest import balloon_class_loc
+    from tests.conftest import alike_ksm_sim
+
+    saved = alike_ksm_sim(30, memory="7MiB", content={
+        "zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 0.6}).save_state()
+    outs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        sim = Simulation.from_state(copy.deepcopy(saved))
+        state = sim.world.state
+        _faulting_world(sim, np.random.default_rng(6))
+        p = state.pages
+        p.guest_kind[np.flatnonzero(p.location == Loc.PRIVATE)[::7]] = GuestKind.CACHE
+        before = state.vms["loc_count"].copy()
+        classes = balloon_class_loc(state, np.arange(len(p)))[0]
+        got = balloon.inflate(state, np.random.default_rng(2), state.vms["n_pages"] // 2)
+        moved = state.vms["loc_count"] - before
+        for where in (Loc.PRIVATE, Loc.SHARED, Loc.SWAPPED, Loc.COMPRESSED, Loc.UNTOUCHED):
+            assert moved[:, where].sum() < 0  # pages of each place were ballooned
+        assert np.unique(classes[p.location == Loc.BALLOONED]).size >= 4
+        outs.append((got.tolist(), sim.digest()))
+    assert outs[0] == outs[1]
