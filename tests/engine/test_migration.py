@@ -226,20 +226,27 @@ def test_dirty_logging_traps_cost_the_guest_and_pml_batches_them() -> None:
     assert traps[True][1] < traps[False][1] / 100  # one exit per 512 logged pages
 
 
+def _leaving_h1(n: int, host_memory: str, nic: str, workload: dict[str, Any]
+                ) -> dict[str, Any]:
+    """n VMs of 8 MiB on h1, all resident, each with `workload`, to migrate to h2."""
+    data = small_spec()
+    data["host"][0]["memory"] = data["host"][1]["memory"] = host_memory
+    for host in data["host"]:
+        host["nic"] = nic
+    data["vm"] = [{"id": f"v{i}", "host": "h1", "memory": "8MiB",
+                   "content": {"zero": 0.1, "os": 0.2, "private": 0.6, "app": 0.1,
+                               "resident": 1.0},
+                   "workload": dict(workload)} for i in range(n)]
+    return data
+
+
 def test_sending_in_small_groups_of_pages_changes_nothing(monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     """The pre-copies of a tick send their pages in groups of rows (send.CHUNK_ENTRIES
     list entries each); the outcome must not depend on the size of the groups."""
     from engine.migration import send
 
-    data = small_spec()
-    data["host"][0]["memory"] = data["host"][1]["memory"] = "96MiB"
-    for host in data["host"]:
-        host["nic"] = "100Mbit/s"
-    data["vm"] = [{"id": f"v{i}", "host": "h1", "memory": "8MiB",
-                   "content": {"zero": 0.1, "os": 0.2, "private": 0.6, "app": 0.1,
-                               "resident": 1.0},
-                   "workload": {"reads_per_s": 500, "writes_per_s": 400}} for i in range(6)]
+    data = _leaving_h1(6, "96MiB", "100Mbit/s", {"reads_per_s": 500, "writes_per_s": 400})
     options = [{"algorithm": "qemu"}, {"algorithm": "xen"},
                {"algorithm": "qemu", "xbzrle": True, "max_rate": "20Mbit/s"},
                {"algorithm": "xen", "free_page_hints": True},
@@ -321,14 +328,7 @@ def test_a_qemu_pass_that_wraps_mid_list_counts_once() -> None:
     # memory mid-list: that is one pass, however many steps the rest of the list takes
     # (a Xen migration beside it makes many: a wrapped walk once counted a pass at every
     # later step, 56 "passes" for 14 syncs here).
-    data = small_spec()
-    data["host"][0]["memory"] = data["host"][1]["memory"] = "64MiB"
-    for host in data["host"]:
-        host["nic"] = "50Mbit/s"
-    data["vm"] = [{"id": f"v{i}", "host": "h1", "memory": "8MiB",
-                   "content": {"zero": 0.1, "os": 0.2, "private": 0.6, "app": 0.1,
-                               "resident": 1.0},
-                   "workload": {"reads_per_s": 2000, "writes_per_s": 1500}} for i in range(2)]
+    data = _leaving_h1(2, "64MiB", "50Mbit/s", {"reads_per_s": 2000, "writes_per_s": 1500})
     sim = Simulation.from_spec(parse_scenario(data), check=True)
     assert sim.submit({"kind": "migrate", "vm": "v0", "to": "h2", "algorithm": "qemu"}).ok
     assert sim.submit({"kind": "migrate", "vm": "v1", "to": "h2", "algorithm": "xen"}).ok
