@@ -15,6 +15,7 @@ summed per host before they are added - so the two give the same world bit for b
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -303,8 +304,8 @@ def _table_args(world: World, table: MigrationTable, tw: TickWrites) -> tuple[An
     """The arguments after the rows' own of both loops: the table, the tick's writes, the
     pages and hosts, and the constants."""
     state, policy = world.state, world.spec.policy.migration
-    if _SCRATCH[0].size < 2 * tw.pages.size + 256:
-        _SCRATCH[0] = np.zeros(2 * tw.pages.size + 256, np.int64)
+    if _SCRATCH.pages.size < 2 * tw.pages.size + 256:
+        _SCRATCH.pages = np.zeros(2 * tw.pages.size + 256, np.int64)
     hosts = state.hosts
     return (table["cursor"], table["batch_end"], table["list_len"], table["list_base"],
             table["page_base"], table["vm"], table["src"], table["free_page_hints"],
@@ -317,7 +318,7 @@ def _table_args(world: World, table: MigrationTable, tw: TickWrites) -> tuple[An
             np.asarray(state.vms["page_offset"], np.int64),
             state.vms["lost_dirty_log_s_tick"],
             np.asarray(hosts.swap_disk_bytes_per_s, np.float64),
-            state.reclaim.hosts["disk_busy_s_tick"], np.zeros(len(hosts)), _SCRATCH[0],
+            state.reclaim.hosts["disk_busy_s_tick"], np.zeros(len(hosts)), _SCRATCH.pages,
             float(state.time_s), float(state.tick_s), int(state.page_size),
             max(1, policy.xen_batch // state.page_size), float(policy.trap_cost),
             1.0 / policy.pml_batch, WORD_SHIFT["location"], WORD_SHIFT["guest_kind"],
@@ -346,7 +347,14 @@ def _steps_samples() -> list[tuple[Any, ...]]:
 setattr(_step_loop, kernels.NOT_INLINED, True)  # a call from _steps_loop, not inlined
 _STEP = Kernel(_step_loop, _step_samples, helpers=(_search_left, _sorted_from))
 _STEPS = Kernel(_steps_loop, _steps_samples, helpers=(_search_left, _sorted_from, _step_loop))
-_SCRATCH: list[I64] = [np.zeros(256, np.int64)]  # a peek's newly dirtied pages, sorted
+class _Scratch(threading.local):
+    """A thread's room for a peek's newly dirtied pages and their sort, kept from tick to
+    tick (the console steps worlds on several threads at once)."""
+
+    pages: I64 = np.zeros(0, np.int64)
+
+
+_SCRATCH = _Scratch()
 
 
 def step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, peek: Bool,
