@@ -34,7 +34,8 @@ Bool = npt.NDArray[np.bool_]
 
 
 def _search_left(key: F64, value: float) -> int:
-    """np.searchsorted(key, value, side="left")."""
+    """np.searchsorted(key, value, side="left"), written out: numba's own made the step
+    loop's first build 3.3 s instead of 2.3 (measured, 2026-12-06)."""
     lo, hi = 0, key.size
     while lo < hi:
         mid = (lo + hi) // 2
@@ -347,6 +348,8 @@ def _steps_samples() -> list[tuple[Any, ...]]:
 setattr(_step_loop, kernels.NOT_INLINED, True)  # a call from _steps_loop, not inlined
 _STEP = Kernel(_step_loop, _step_samples, helpers=(_search_left, _sorted_from))
 _STEPS = Kernel(_steps_loop, _steps_samples, helpers=(_search_left, _sorted_from, _step_loop))
+
+
 class _Scratch(threading.local):
     """A thread's room for a peek's newly dirtied pages and their sort, kept from tick to
     tick (the console steps worlds on several threads at once)."""
