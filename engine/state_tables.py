@@ -116,7 +116,7 @@ HOST_RECLAIM_ARRAYS: dict[str, Any] = {
     "swap_capacity_pages": np.int64,
     "swapin_tick": np.int64,
     "swapout_tick": np.int64,
-    "disk_busy_s_tick": np.float64,
+    "disk_busy_s_tick": np.float64,  # swap disk seconds asked this tick, with the backlog
     "balloon_tick": np.int64,  # pages ballooned (+) or released (-) this tick
     "next_balance_tick": np.int64,
     "bounce_tick": np.int64,  # bounce-buffer copies this tick

@@ -403,3 +403,37 @@ def test_a_5s_tick_balloons_no_more_than_1s_ticks_on_a_passing_dip() -> None:
     assert fine["loc_count"][db, Loc.BALLOONED] > 1000
     assert coarse["loc_count"][db, Loc.BALLOONED] == pytest.approx(
         fine["loc_count"][db, Loc.BALLOONED], rel=0.2)
+
+
+def test_a_migrations_swap_reads_are_disk_time_the_swap_daemon_waits_behind() -> None:
+    """h1's swap disk moves 4 MiB a second (1,024 pages). VM a, most of it swapped out, is
+    migrated away: its pages are read back from h1's swap file to be sent, about 1.5 s of
+    disk in the first tick, after the swap daemon has taken that tick's second for b. The
+    disk is one queue: the next tick the daemon gets nothing, the tick after only what the
+    reads left; over the three ticks the disk does no more than three seconds of work."""
+    data = small_spec()
+    data["policy"]["sharing"] = {"mode": "off"}
+    data["host"][0]["swap_disk"] = "4MiB/s"
+    data["host"][1]["memory"] = "32MiB"
+    for vm in data["vm"][:2]:
+        vm.pop("app", None)
+        vm.update(workload={"kind": "idle"},
+                  content={"zero": 0.0, "os": 0.0, "app": 0.0, "private": 1.0, "resident": 1.0})
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    assert sim.submit({"kind": "set_swap_target", "vm": "a", "target": 6 * MiB}).ok
+    sim.step(3)
+    vms, disk = sim.world.state.vms, sim.world.state.reclaim.hosts
+    read = int(vms["loc_count"][0, Loc.SWAPPED])
+    assert read > 1400
+    page_s = 4096 / (4 * MiB)
+    assert sim.submit({"kind": "set_swap_target", "vm": "b", "target": 6 * MiB}).ok
+    assert sim.submit({"kind": "migrate", "vm": "a", "to": "h2"}).ok
+    swapouts = []
+    for _ in range(3):
+        sim.step(1)
+        swapouts.append(int(disk["swapout_tick"][0]))
+    assert vms["host"][0] == 1 and vms["loc_count"][0, Loc.SWAPPED] < read  # sent
+    assert swapouts[0] > 500  # the daemon had the first tick's second
+    assert swapouts[1] == 0  # the reads still queued
+    assert 0 < swapouts[2] * page_s <= 3.0 - (swapouts[0] + read) * page_s + 1e-9
+    assert (sum(swapouts) + read) * page_s <= 3.0 + 1e-9
