@@ -89,6 +89,7 @@ def check(state: State) -> list[str]:
     out += [msg for msg in (
         "an untouched page has non-zero content",
         "a page the guest paged out is still backed by the hypervisor",
+        "an untouched page is not on the guest's free list",
         "ballooned pages and pages the balloon driver holds differ") if msg in flags]
 
     # Overhead frames (memory/overhead.py) hold one reference each and no guest page.
@@ -279,6 +280,10 @@ def _check_pages(state: State, a: int, b: int, postcopy: list[tuple[int, int, in
         flags.add("an untouched page has non-zero content")
     if np.any(guest_swapped & (resident | (loc == Loc.SWAPPED) | compressed)):
         flags.add("a page the guest paged out is still backed by the hypervisor")
+    # A page is untouched only on the guest's free list (never used, or handed back by
+    # the balloon): the file cache's fill walks rely on it (workloads/filecache.py).
+    if np.any(kind[loc == Loc.UNTOUCHED] != GuestKind.FREE):
+        flags.add("an untouched page is not on the guest's free list")
     if np.any((loc == Loc.BALLOONED) != (kind == GuestKind.DRIVER)):
         flags.add("ballooned pages and pages the balloon driver holds differ")
     tally.loc += np.bincount(page_vm * N_LOC + loc, minlength=n_vms * N_LOC)

@@ -107,10 +107,21 @@ def pick_reads(state: State, rng: np.random.Generator, hits: I64,
     cached = np.asarray(kinds[:, GuestKind.CACHE], np.int64)
     hit_pages = _pick(state, rng, hits, cached, _HIT_TABLE)
     free = np.asarray(kinds[:, GuestKind.FREE], np.int64)
-    # A VM without free pages evicts: its best class is the cached one.
     fill = _pick(state, rng, misses, free + cached - count_sorted(vms, hit_pages), _FILL_TABLE,
-                 hit_pages, _CACHE, np.where(free > 0, _FREE_USED, _CACHE))
+                 hit_pages, _CACHE, fill_best(vms))
     return hit_pages, fill
+
+
+def fill_best(vms: VMs) -> I64:
+    """Each VM's best fill class, so its walk may stop once it has passed as many pages
+    of it as it wants: free pages it used before where it may have some, else never used
+    ones (a VM whose free pages are all untouched: an untouched page is always a free
+    one, invariants.py), else cached ones (it evicts). Where a VM's walks passed 4 usable
+    pages a page wanted before, never-used ones alone now end them."""
+    free = vms["kind_count"][:, GuestKind.FREE]
+    used_before = free > vms["loc_count"][:, Loc.UNTOUCHED]
+    best: I64 = np.where(used_before, _FREE_USED, np.where(free > 0, _FREE, _CACHE))
+    return best
 
 
 def _pick(state: State, rng: np.random.Generator, want: I64, usable: I64, table: I8,

@@ -345,15 +345,19 @@ def test_the_compiled_picks_follow_class_and_recency(monkeypatch: pytest.MonkeyP
     n = len(state.pages)
     state.pages.location[:] = rng.choice(np.arange(len(Loc), dtype=np.uint8), n)
     state.pages.guest_kind[:] = rng.choice(np.arange(len(GuestKind), dtype=np.uint8), n)
+    # An untouched page is a free one (invariants.py), as the fill walks assume.
+    state.pages.guest_kind[state.pages.location == Loc.UNTOUCHED] = GuestKind.FREE
     codes = np.array([0, state.touch_code, state.previous_code, 77], np.uint8)
     state.pages.touched[:] = rng.choice(codes, n)
-    # The page-cache picks go by each VM's kinds counted (which VMs are walked, and where
-    # a walk may stop): counted anew for the pages drawn.
+    # The page-cache picks go by each VM's kinds and locations counted (which VMs are
+    # walked, and where a walk may stop): counted anew for the pages drawn.
     vms = state.vms
     n_vms = len(vms)
     owner = vms.vm_of_pages(np.arange(n))
     vms["kind_count"][:] = np.bincount(owner * len(GuestKind) + state.pages.guest_kind,
                                        minlength=n_vms * len(GuestKind)).reshape(n_vms, -1)
+    vms["loc_count"][:] = np.bincount(owner * len(Loc) + state.pages.location,
+                                      minlength=n_vms * len(Loc)).reshape(n_vms, -1)
     picked_hot = False
     for trial in range(20):
         want = rng.choice([0, 1, 5, 40, 300, 700, 1000, 1500, 5000], n_vms)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import Simulation, kernels, parse_scenario
+from engine import Simulation, invariants, kernels, parse_scenario
 from engine.memory import walk_pick
 from engine.state import GuestKind, Loc, State
 from engine.workloads import filecache
@@ -22,11 +22,13 @@ def _world() -> State:
 
 
 def _recount(state: State) -> None:
-    """Each VM's pages by guest kind, counted anew after a test set them."""
-    vms = state.vms
-    owner = vms.vm_of_pages(np.arange(len(state.pages)))
-    vms["kind_count"][:] = np.bincount(owner * KINDS + state.pages.guest_kind,
+    """Each VM's pages by guest kind and by location, counted anew after a test set them."""
+    vms, p = state.vms, state.pages
+    owner = vms.vm_of_pages(np.arange(len(p)))
+    vms["kind_count"][:] = np.bincount(owner * KINDS + p.guest_kind,
                                        minlength=len(vms) * KINDS).reshape(len(vms), -1)
+    vms["loc_count"][:] = np.bincount(owner * len(Loc) + p.location,
+                                      minlength=len(vms) * len(Loc)).reshape(len(vms), -1)
 
 
 def _scarce(state: State, v: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray,
@@ -128,13 +130,19 @@ def test_the_compiled_walks_give_the_numpy_picks(monkeypatch: pytest.MonkeyPatch
         p.location[:] = rng.choice(np.arange(len(Loc), dtype=np.uint8), n)
         if trial % 4 == 1:
             p.guest_kind[p.guest_kind == GuestKind.FREE] = GuestKind.ANON  # none free
+        untouched = p.location == Loc.UNTOUCHED
+        if trial % 4 == 2:  # every free page never used: the walks end on those
+            p.location[p.guest_kind == GuestKind.FREE] = Loc.UNTOUCHED
+            untouched = p.location == Loc.UNTOUCHED
+        p.guest_kind[untouched] = GuestKind.FREE  # an untouched page is a free one
         _recount(state)
         vm = np.flatnonzero(vms["n_pages"] > 0)
         want = rng.choice([1, 3, 20, 100, 3000], vm.size)
         start = rng.random(vm.size)
         exclude = np.unique(rng.integers(0, n, n // 20))
-        free = vms["kind_count"][vm, GuestKind.FREE]
-        best = np.where(free > 0, filecache._FREE_USED, filecache._CACHE)
+        best = filecache.fill_best(vms)[vm]
+        if trial % 4 == 2:
+            assert (best == filecache._FREE).all()
         got = {}
         for mode in ("numpy", "numba"):
             monkeypatch.setenv(kernels.KERNELS_ENV, mode)
@@ -150,3 +158,14 @@ def test_the_compiled_walks_give_the_numpy_picks(monkeypatch: pytest.MonkeyPatch
         fill = got["numpy", False]
         assert fill.size > 0 and not np.isin(fill, exclude[
             p.guest_kind[exclude] == GuestKind.CACHE]).any()
+
+
+def test_an_untouched_page_off_the_free_list_is_caught() -> None:
+    # The fill walks take a VM whose free pages are all untouched to have none it used
+    # before (filecache.fill_best): that holds only while every untouched page is free.
+    state = _world()
+    assert invariants.check(state) == []
+    page = int(np.flatnonzero(state.pages.location == Loc.UNTOUCHED)[0])
+    state.pages.guest_kind[page] = GuestKind.CACHE
+    _recount(state)
+    assert invariants.check(state) == ["an untouched page is not on the guest's free list"]
