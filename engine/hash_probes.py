@@ -13,6 +13,8 @@ slot of its run, its filter bit set, in the order the old table held them.
 `set_keys` is FrameKeys.set frame after frame: a keyed frame's key replaced, another
 frame put in the first free (empty or deleted) slot of its run.
 
+`store_placed` writes the values of keys `place` put in, and sets their filter bits.
+
 `write_hints` records ESX hints (HintTable.write) in order, so that of several for one
 slot the last stays, as the numpy passes' sort picks it. `place` is hashtable._place,
 the insertion of absent keys (new entries, and every entry when a table is laid out
@@ -302,6 +304,31 @@ def insert_fresh(table: U64, vals_t: I64, aux_t: U64, present: npt.NDArray[np.ui
     _FRESH(table, vals_t, aux_t, present, np.asarray(keys, np.uint64),
            np.asarray(vals, np.int64), np.asarray(aux, np.uint64),
            64 - (table.size.bit_length() - 1))
+
+
+def _stored_loop(vals_t: I64, aux_t: U64, present: npt.NDArray[np.uint8], slot: I64,
+                 vals: I64, aux: U64, home: I64, bit: npt.NDArray[np.uint8]) -> None:
+    """The values of keys just placed (place) written to their slots, and their filter
+    bits set: one pass, not two scatters and a ufunc.at (0.1 ms a tick on the sharing
+    tables' puts of about 1,600 keys)."""
+    for i in range(slot.size):
+        vals_t[slot[i]] = vals[i]
+        aux_t[slot[i]] = aux[i]
+        present[home[i]] |= np.uint8(1) << bit[i]
+
+
+_STORED = Kernel(_stored_loop, lambda: [(np.zeros(1, np.int64), np.zeros(1, np.uint64),
+                                         np.zeros(1, np.uint8), np.zeros(0, np.int64),
+                                         np.zeros(0, np.int64), np.zeros(0, np.uint64),
+                                         np.zeros(0, np.int64), np.zeros(0, np.uint8))])
+
+
+def store_placed(vals_t: I64, aux_t: U64, present: npt.NDArray[np.uint8], slot: I64,
+                 vals: I64, aux: U64, home: I64, bit: npt.NDArray[np.uint8]) -> None:
+    """_stored_loop."""
+    _STORED(vals_t, aux_t, present, np.asarray(slot, np.int64), np.asarray(vals, np.int64),
+            np.asarray(aux, np.uint64), np.asarray(home, np.int64),
+            np.asarray(bit, np.uint8))
 
 
 def _set_keys_loop(bits: npt.NDArray[np.uint8], slot_frame: npt.NDArray[np.uint32],

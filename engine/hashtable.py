@@ -336,9 +336,13 @@ class U64Map:
         """Place keys known to be absent (and distinct): see _place."""
         home, bit = _home_and_bit(keys, self.capacity)
         slot, held = _place(self.keys, keys, home, 0, self.capacity - 1, EMPTY, DELETED)
-        self.vals[slot] = vals
-        self.aux[slot] = aux
-        self._mark_present(home, bit)
+        if kernels.compiled():  # the same writes, in one loop
+            hash_probes.store_placed(self.vals, self.aux, self.present, slot, vals, aux, home,
+                                     bit)
+        else:
+            self.vals[slot] = vals
+            self.aux[slot] = aux
+            self._mark_present(home, bit)
         self.live += int(keys.size)
         self.deleted -= int(np.count_nonzero(held == DELETED))
 

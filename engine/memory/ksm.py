@@ -329,7 +329,7 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     counters["compares_tick"] += _tree_compares(n_cand, counters["shared_frames"])
     if kernels.compiled():  # page after page, in one loop (ksm_pass.py)
         unstable_before = counters["unstable_count"].copy()
-        searches = ksm_pass.run_pass(state, policy, candidates, _MAX_CHAIN, _UNLIMITED,
+        searches = ksm_pass.run_pass(state, policy, candidates, runs, _MAX_CHAIN, _UNLIMITED,
                                      before_writes)
         counters["compares_tick"] += _tree_compares(searches, unstable_before)
         return

@@ -47,7 +47,7 @@ from engine.hash_probes import GOLDEN
 from engine.hashtable import RegionMap
 from engine.kernels import Kernel
 from engine.memory import share_ops
-from engine.memory.ksm_front import _G0, _M1, _M2, _S27, _S30, _S31, _TWO, Candidates
+from engine.memory.ksm_front import _G0, _M1, _M2, _S27, _S30, _S31, _TWO, Candidates, HostRuns
 from engine.memory.share_ops import CHAIN_MIX
 from engine.prefetch import prefetch
 from engine.spec import SharingPolicy
@@ -60,20 +60,21 @@ I32 = npt.NDArray[np.int32]
 _EMPTY, _DELETED = np.uint64(0), np.uint64(1)  # hashtable.EMPTY and DELETED
 
 
-def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
-             unlimited: int, before_writes: Callable[[], None] = lambda: None) -> I64:
-    """The pass over candidates `c` (host after host); returns the unstable-tree searches
-    per host. Hosts never meet in it (keys mix in the host, a host's KSM pages and tree are
-    its own), so with enough pages two threads take pieces of whole hosts in turn
-    (parallel.spread): every host's outcome is the same whichever thread has it, and the
-    outputs are put together in host order."""
+def run_pass(state: State, policy: SharingPolicy, c: Candidates, runs: HostRuns,
+             max_chain: int, unlimited: int,
+             before_writes: Callable[[], None] = lambda: None) -> I64:
+    """The pass over candidates `c` (host after host: `runs` of c.host); returns the
+    unstable-tree searches per host. Hosts never meet in it (keys mix in the host, a
+    host's KSM pages and tree are its own), so with enough pages two threads take pieces
+    of whole hosts in turn (parallel.spread): every host's outcome is the same whichever
+    thread has it, and the outputs are put together in host order."""
     sharing = state.sharing
     counters, n_hosts = sharing.hosts, len(state.hosts)
     trees, stable = sharing.unstable, sharing.stable
     assert isinstance(trees, RegionMap) and sharing.ksm_unstable is not None
     # Room first: each unchanged candidate puts at most one key in its host's tree, so no
     # region grows in the loop.
-    new_in_host = np.bincount(c.host[c.unchanged], minlength=n_hosts).astype(np.int64)
+    new_in_host = runs.count(c.unchanged)  # a sum per run: a bincount took 0.4 ms
     short = np.flatnonzero((new_in_host > 0)
                            & (trees.used_in + new_in_host > trees.LOAD * trees.size))
     if short.size:
@@ -110,7 +111,7 @@ def run_pass(state: State, policy: SharingPolicy, c: Candidates, max_chain: int,
                     out.made_page[:m], out.made_key[:m], out.made_frame[:m],
                     out.made_content[:m])
 
-    outs = [out for _, out in parallel.spread(run, _host_bounds(c.host))]
+    outs = [out for _, out in parallel.spread(run, _host_bounds(runs))]
     got = _Out._make(np.concatenate(parts) for parts in zip(*outs, strict=True))
     before_writes()  # the loop wrote only this pass's hosts' pages, frames and trees
     # The new KSM pages' stable-tree entries (stable_tree_insert), at their chains' free
@@ -170,12 +171,11 @@ def _maps(new_bits: int, walk_bits: int, k: int) -> tuple[Any, ...]:
     return (*(a[:n] for a in m.new), *(a[:w] for a in m.walked), m.undo)
 
 
-def _host_bounds(host: I64) -> list[int]:
+def _host_bounds(runs: HostRuns) -> list[int]:
     """Bounds of the pieces the candidates (host after host) are cut into for two threads
     (parallel.spread), each at a host's first and about as many candidates; [0, n] when
     they are not cut (too few, or one host)."""
-    n = host.size
-    run_end = np.append(np.flatnonzero(host[1:] != host[:-1]) + 1, n)  # each host's end
+    run_end = runs.bounds[runs.some + 1]  # each host's end
     return [0, *(int(run_end[b - 1]) for b in parallel.weighed(run_end, kernels.MIN_SPLIT)[1:])]
 
 
