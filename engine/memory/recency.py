@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from engine import parallel
+from engine import kernels, parallel
+from engine.memory import sample_loop
 from engine.state import I64, Bool, State
 
 N_CODES = 255  # codes 1..255; 0 is "never touched" (fresh pages are zeros)
@@ -68,6 +69,9 @@ def sweep_slice(state: State, part: int, parts: int) -> None:
     touched = state.pages.touched
     size = -(-touched.size // parts)
     chunk = touched[part * size:(part + 1) * size]
+    if kernels.compiled():  # the same, in one loop
+        sample_loop.sweep_stale(chunk, state.touch_code, state.previous_code)
+        return
     stale = (chunk != state.touch_code) & (chunk != state.previous_code)
     np.putmask(chunk, stale, 0)
 

@@ -6,6 +6,10 @@ page marks on the data center. As a gather and a count it took 0.95-1.0 ms a tic
 two threads); here each VM's pages are counted in turn with the mark of a page 32 ahead
 asked for (engine/prefetch.py), the VMs in pieces on two threads: 0.49 ms (0.64 with the
 mark 16 ahead).
+
+The sweep of stale touch codes (memory/recency.py) is a loop too: a select each byte,
+which the compiler makes vector code, where numpy made two comparisons, an and and a
+putmask over the tick's slice of the marks (37 us a slice in cache, against 2).
 """
 
 from __future__ import annotations
@@ -52,3 +56,19 @@ def count_touched(sample: I64, touched: U8, code: int) -> I64:
     parallel.spread(lambda lo, hi: _COUNT(sample, touched, int(code), out, lo, hi),
                     parallel.even(sample.shape[0], vms_to_split))
     return out
+
+
+def _sweep_loop(chunk: U8, keep_a: int, keep_b: int) -> None:
+    """Every byte of `chunk` but those equal to keep_a or keep_b set to 0."""
+    a, b, zero = np.uint8(keep_a), np.uint8(keep_b), np.uint8(0)
+    for i in range(chunk.size):
+        x = chunk[i]
+        chunk[i] = x if (x == a) | (x == b) else zero
+
+
+_SWEEP = Kernel(_sweep_loop, lambda: [(np.zeros(1, np.uint8), 1, 2)])
+
+
+def sweep_stale(chunk: U8, keep_a: int, keep_b: int) -> None:
+    """_sweep_loop."""
+    _SWEEP(chunk, int(keep_a), int(keep_b))

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import Simulation, parse_scenario
+from engine import Simulation, kernels, parse_scenario
 from engine.memory import recency, touch_loop
 from engine.savemodel import FRAME_KEY_FRAMES, FRAME_KEY_KEYS
 from tests.conftest import before_schema_5, small_spec
@@ -130,3 +130,25 @@ def test_counting_by_words_matches_counting_each_vms_pages() -> None:
         want = [np.count_nonzero(touched[o:o + s] == c)
                 for o, s in zip(offsets.tolist(), sizes.tolist(), strict=True)]
         assert got.tolist() == want, trial
+
+
+@pytest.mark.parametrize("mode", ["numba", "numpy"])
+def test_a_sweep_resets_only_the_stale_codes_of_its_slice(monkeypatch: pytest.MonkeyPatch,
+                                                          mode: str) -> None:
+    # Every code in every slice: the sweep of slice 1 of 4 zeroes the codes of neither
+    # this period nor the last there, and leaves the other slices be.
+    if mode == "numba" and not kernels.available():
+        pytest.skip("numba not installed")
+    monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+    sim = Simulation.from_spec(parse_scenario(small_spec()))
+    state = sim.world.state
+    recency.set_period(state, 300)  # codes 46 (now) and 45 (the period before)
+    n = len(state.pages)
+    before = (np.arange(n) % 256).astype(np.uint8)
+    state.pages.touched[:] = before
+    recency.sweep_slice(state, 1, 4)
+    size = -(-n // 4)
+    inside = (np.arange(n) >= size) & (np.arange(n) < 2 * size)
+    kept = np.isin(before, [0, state.touch_code, state.previous_code]) | ~inside
+    np.testing.assert_array_equal(state.pages.touched, np.where(kept, before, 0))
+    assert state.touch_code == 46 and not kept.all()
