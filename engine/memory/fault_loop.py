@@ -127,34 +127,41 @@ def _fault_loop(pages: I64, vm: I64, host: I64, room: I64, word: U16, guest_swap
 def _cow_loop(pages: I64, vm: I64, host: I64, word: U16, frame: I32, content: U64,
               frame_offset: I64, low_frames: I64, free_low: I64, free_count: I64,
               stack_delta: I32, refcount: I32, old: I64, broken: I64,
-              zero: I64) -> tuple[bool, int]:
+              zero: I64, part: int, parts: int) -> tuple[bool, int]:
     """Private frames for the shared pages `pages` (ascending, distinct; of VMs `vm`)
     written to, in order; a page whose host has no free frame keeps its shared one. The
     shared frames left go to `old`; per VM, the pages copied (`broken`) and those of them
     holding zeros (`zero`). Returns (every page served, how many were). In passes, as
-    _fault_loop: the frames first, then the pages' fields read, then written."""
-    n = pages.size
+    _fault_loop: the frames first, then the pages' fields read, then written; and, as it,
+    only the pages of hosts h with h % parts == part."""
+    mine = np.empty(pages.size, np.int64)
+    n = 0
+    for i in range(pages.size):
+        if host[vm[i]] % parts == part:
+            mine[n] = i
+            n += 1
     got_at = np.empty(n, np.int32)
     complete = True
-    for i in range(n):
-        got_at[i] = pop_frame(host[vm[i]], frame_offset, low_frames, free_low, free_count,
-                              stack_delta, False)
-        complete &= got_at[i] >= 0
+    for j in range(n):
+        got_at[j] = pop_frame(host[vm[mine[j]]], frame_offset, low_frames, free_low,
+                              free_count, stack_delta, False)
+        complete &= got_at[j] >= 0
     k = 0
-    for i in range(n):  # no branch on what is read: the misses overlap
+    for j in range(n):  # no branch on what is read: the misses overlap
+        i = mine[j]
         page = pages[i]
-        served = got_at[i] >= 0
+        served = got_at[j] >= 0
         old[k] = frame[page]  # kept only if served: k moves on
         k += served
         zero[vm[i]] += served & (content[page] == 0)
         broken[vm[i]] += served
-    for i in range(n):
-        if i + 16 < n:
-            prefetch(word, pages[i + 16])
-        got = got_at[i]
+    for j in range(n):
+        if j + 16 < n:
+            prefetch(word, pages[mine[j + 16]])
+        got = got_at[j]
         if got >= 0:
             refcount[got] = 1
-            page = pages[i]
+            page = pages[mine[j]]
             frame[page] = got
             word[page] = (word[page] & _KEEP_KIND) | (_PRIVATE << _LOC_SHIFT)
     return complete, k
@@ -174,7 +181,8 @@ def _fault_samples() -> list[tuple[Any, ...]]:
 
 def _cow_samples() -> list[tuple[Any, ...]]:
     none, i64, i32, u16, _, u64 = _samples()
-    return [(none, none, i64, u16, i32, u64, i64, i64, i64, i64, i32, i32, none, i64, i64)]
+    return [(none, none, i64, u16, i32, u64, i64, i64, i64, i64, i32, i32, none, i64, i64,
+             0, 1)]
 
 
 _FAULT = Kernel(_fault_loop, _fault_samples, helpers=(pop_frame,))
@@ -216,13 +224,21 @@ def fault_in(state: State, pages: I64, vm: I64, room: I64,
 def cow_break(state: State, pages: I64, vm: I64) -> tuple[bool, I64, I64, I64]:
     """_cow_loop over `pages` (ascending, distinct) of VMs `vm`: (whether every page was
     served, the shared frames they left, and per VM the pages copied and the zero pages
-    among them)."""
+    among them). By hosts' parity on two threads, as fault_in: each half writes its own
+    VMs' counts and its own part of the frames left (which the caller sorts)."""
     p, hosts, frames = state.pages, state.hosts, state.frames
     n_vms = len(state.vms)
-    old = np.empty(pages.size, np.int64)
+    pages, vm = np.asarray(pages, np.int64), np.asarray(vm, np.int64)
     broken, zero = np.zeros(n_vms, np.int64), np.zeros(n_vms, np.int64)
-    complete, n = _COW(np.asarray(pages, np.int64), np.asarray(vm, np.int64),
-                       state.vms["host"], p.word, p.frame, p.content, hosts.frame_offset,
-                       hosts.low_frames, hosts.free_low, hosts.free_count,
-                       frames.free_stack_delta, frames.refcount, old, broken, zero)
-    return bool(complete), old[:n], broken, zero
+
+    def serve(part: int, parts: int) -> tuple[bool, I64]:
+        old = np.empty(pages.size, np.int64)
+        complete, n = _COW(pages, vm, state.vms["host"], p.word, p.frame, p.content,
+                           hosts.frame_offset, hosts.low_frames, hosts.free_low,
+                           hosts.free_count, frames.free_stack_delta, frames.refcount, old,
+                           broken, zero, part, parts)
+        return bool(complete), old[:n]
+
+    halves = parallel.by_parity(serve, pages.size, kernels.MIN_SPLIT // _COST_OF_A_FAULT)
+    old = halves[0][1] if len(halves) == 1 else np.concatenate([h[1] for h in halves])
+    return all(h[0] for h in halves), old, broken, zero

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine import kernels
+from engine import kernels, parallel
 from engine.state import F64, I64, Bool, State
 from engine.workloads import layout_loop
 
@@ -79,6 +79,18 @@ def page_touch_rates(state: State, active: Bool, pages: I64, vm: I64) -> tuple[F
     return rate * per_page, swept
 
 
+def _draws(rng: np.random.Generator, n: I64, seq: Bool,
+           hot_access: F64) -> tuple[I64, F64, I64, F64, I64]:
+    """One kind's numbers (reads or writes): per VM its hot touches and working-set ones
+    (with their uniform numbers, drawn in that order) and, for a sequential VM, the
+    touches of its sweep."""
+    rnd = np.where(seq, 0, n)
+    n_hot = rng.binomial(rnd, hot_access).astype(np.int64)
+    n_ws = rnd - n_hot
+    u_hot, u_ws = rng.random(int(n_hot.sum())), rng.random(int(n_ws.sum()))
+    return n_hot, u_hot, n_ws, u_ws, np.where(seq, n, 0)
+
+
 def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
     vms = state.vms
     pace = _pace(state, active) * state.tick_s
@@ -90,22 +102,28 @@ def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
 
     # Per kind: the hot touches of every VM, then the working-set ones, then the sweeps
     # (sequential VMs: their reads first, then their writes); numbers drawn in that order.
-    cursor = vms["seq_cursor"]
-    pages = []
-    for n, start in ((n_r, cursor), (n_w, cursor + n_r)):
-        rnd = np.where(seq, 0, n)
-        n_hot = rng.binomial(rnd, hot_access).astype(np.int64)
-        n_ws = rnd - n_hot
-        u_hot, u_ws = rng.random(int(n_hot.sum())), rng.random(int(n_ws.sum()))
-        n_swept = np.where(seq, n, 0)
-        if kernels.compiled():
-            pages.append(layout_loop.lay_out(n_hot, u_hot, n_ws, u_ws, n_swept, offset, hot,
-                                             ws, start))
-        else:
-            pages.append(np.concatenate([_uniform(u_hot, n_hot, offset, hot),
-                                         _uniform(u_ws, n_ws, offset, ws),
-                                         _sweep(n_swept, offset, start, ws)]))
-    read_pages, write_pages = pages
+    cursor = vms["seq_cursor"].copy()  # the helper may read it while the column changes
+    reads = _draws(rng, n_r, seq, hot_access)
+    if kernels.compiled():
+        # The reads laid out on the helper while the writes' numbers are drawn here (numpy
+        # lets go of the GIL as it draws): the same pages whichever thread lays them out.
+        laid: list[I64] = []
+
+        def lay_reads() -> None:
+            laid.append(layout_loop.lay_out(*reads, offset, hot, ws, cursor))
+
+        wait_reads = parallel.beside(lay_reads)
+        writes = _draws(rng, n_w, seq, hot_access)
+        write_pages = layout_loop.lay_out(*writes, offset, hot, ws, cursor + n_r)
+        wait_reads()
+        read_pages = laid[0]
+    else:
+        writes = _draws(rng, n_w, seq, hot_access)
+        read_pages, write_pages = (
+            np.concatenate([_uniform(u_hot, n_hot, offset, hot), _uniform(u_ws, n_ws, offset, ws),
+                            _sweep(n_swept, offset, start, ws)])
+            for (n_hot, u_hot, n_ws, u_ws, n_swept), start in ((reads, cursor),
+                                                                (writes, cursor + n_r)))
     if seq.any():
         vms["seq_cursor"] = np.where(seq, (cursor + n_r + n_w) % np.maximum(ws, 1), cursor)
 

@@ -575,10 +575,14 @@ def test_the_compiled_faults_serve_as_numpy(monkeypatch: pytest.MonkeyPatch) -> 
     saved = alike_ksm_sim(30, memory="7MiB", content={
         "zero": 0.2, "os": 0.4, "app": 0.2, "private": 0.2, "resident": 0.6}).save_state()
     outs = []
-    # The compiled faults on one thread, and on two (hosts by parity, fault_loop.fault_in).
-    for mode, threads in (("numpy", "1"), ("numba", "1"), ("numba", "2")):
+    # The compiled faults on one thread, and on two (hosts by parity, fault_loop.fault_in
+    # and cow_break), the copies too few to be cut unless told they cost more.
+    for mode, threads, cost in (("numpy", "1", None), ("numba", "1", None), ("numba", "2", None),
+                                ("numba", "2", kernels.MIN_SPLIT)):
         monkeypatch.setenv(kernels.KERNELS_ENV, mode)
         monkeypatch.setenv(parallel.THREADS_ENV, threads)
+        if cost is not None:
+            monkeypatch.setattr(fault_loop, "_COST_OF_A_FAULT", cost)
         sim = Simulation.from_state(copy.deepcopy(saved))
         state = sim.world.state
         faulting, shared = _faulting_world(sim, np.random.default_rng(6))
@@ -596,7 +600,7 @@ def test_the_compiled_faults_serve_as_numpy(monkeypatch: pytest.MonkeyPatch) -> 
         for where in (Loc.SWAPPED, Loc.BALLOONED, Loc.COMPRESSED, Loc.SHARED):
             assert moved[:, where].sum() < 0  # pages of each place were served
         assert (state.vms["pops"] > 0).any() and (state.vms["cow_breaks"] > 0).any()
-    assert outs[0] == outs[1] == outs[2]
+    assert outs[0] == outs[1] == outs[2] == outs[3]
 
 
 def _sum_with_hints(values: Any, order: Any) -> int:
