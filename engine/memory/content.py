@@ -7,10 +7,14 @@ counter in the state, so it never collides with anything.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from engine import kernels
 from engine.hashing import name_key, splitmix64
-from engine.state import U64, UNIQUE_CONTENT_BASE, State
+from engine.kernels import Kernel
+from engine.state import F64, I64, U64, UNIQUE_CONTENT_BASE, State
 
 _HASH_MASK = np.uint64(UNIQUE_CONTENT_BASE - 1)
 
@@ -29,6 +33,39 @@ def dataset_content(blocks: U64, dataset_key: U64) -> U64:
     ids = splitmix64(blocks ^ dataset_key) & _HASH_MASK
     ids[ids == 0] = np.uint64(1)
     return ids
+
+
+def read_blocks_content(u: F64, vm: I64, dataset_pages: I64, dataset_key: U64) -> U64:
+    """dataset_content of the blocks floor(u * dataset_pages[vm]) of each read's VM: the
+    blocks a tick's page-cache misses read, u uniform in [0, 1). In one compiled loop
+    where numpy made a dozen passes (0.3-0.4 ms for the data center's 40,000 misses)."""
+    if kernels.compiled():
+        out = np.empty(u.size, np.uint64)
+        _READ_BLOCKS(u, np.asarray(vm, np.int64), dataset_pages, dataset_key, out)
+        return out
+    block = (u * dataset_pages[vm]).astype(np.uint64)
+    return dataset_content(block, dataset_key[vm])
+
+
+def _read_blocks_loop(u: F64, vm: I64, dataset_pages: I64, dataset_key: U64,
+                      out: U64) -> None:
+    mask = np.uint64(UNIQUE_CONTENT_BASE - 1)
+    for i in range(u.size):
+        v = vm[i]
+        z = np.uint64(u[i] * np.float64(dataset_pages[v])) ^ dataset_key[v]
+        z = z + np.uint64(0x9E3779B97F4A7C15)  # splitmix64, as hashing.py
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = (z ^ (z >> np.uint64(31))) & mask
+        out[i] = z if z != 0 else np.uint64(1)
+
+
+def _read_blocks_samples() -> list[tuple[Any, ...]]:
+    return [(np.zeros(0), np.zeros(0, np.int64), np.zeros(1, np.int64),
+             np.zeros(1, np.uint64), np.zeros(0, np.uint64))]
+
+
+_READ_BLOCKS = Kernel(_read_blocks_loop, _read_blocks_samples)
 
 
 def unique_content(state: State, n: int) -> U64:

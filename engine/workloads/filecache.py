@@ -20,7 +20,7 @@ import numpy as np
 from engine import kernels
 from engine.arrays import unique_sorted
 from engine.memory import pick_loop, walk_pick
-from engine.memory.content import dataset_content
+from engine.memory.content import read_blocks_content
 from engine.memory.counts import count_sorted, in_vms, vm_of_sorted
 from engine.memory.guest import INELIGIBLE, probe, take
 from engine.memory.pick_loop import I8
@@ -82,8 +82,8 @@ def run_file_reads(world: World, active: Bool) -> None:
 
     hit_pages, fill = pick_reads(state, rng, hits, misses)
     fill_vm = vm_of_sorted(vms, fill)
-    block = (rng.random(fill.size) * vms["dataset_pages"][fill_vm]).astype(np.uint64)
-    content = dataset_content(block, vms["dataset_key"][fill_vm])
+    content = read_blocks_content(rng.random(fill.size), fill_vm, vms["dataset_pages"],
+                                  vms["dataset_key"])
     n = len(vms)
     apply_touches(state, hit_pages, fill, content,
                   count_sorted(vms, hit_pages),

@@ -993,3 +993,23 @@ def test_the_xen_loop_scratch_is_each_threads_own() -> None:
     assert mine.size >= 2 * 5000 + 256 and theirs[0].size >= 2 * 5000 + 256
     assert not np.shares_memory(mine, theirs[0])
     assert scratch() is mine  # kept from call to call on a thread
+
+
+def test_the_compiled_read_blocks_give_numpys_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The blocks a tick's page-cache misses read, from their uniform numbers, hashed into
+    # content ids: the same ids either way, over datasets from one block to 2^40.
+    from engine.memory.content import read_blocks_content
+
+    if not kernels.available():
+        pytest.skip("numba not installed")
+    rng = np.random.default_rng(4)
+    pages = np.array([1, 7, 4096, 1 << 40], np.int64)
+    keys = rng.integers(0, 1 << 63, pages.size, dtype=np.uint64)
+    u = np.concatenate([rng.random(5000), [0.0, np.nextafter(1.0, 0.0)]])
+    vm = rng.integers(0, pages.size, u.size)
+    got = {}
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        got[mode] = read_blocks_content(u, vm, pages, keys)
+    np.testing.assert_array_equal(got["numba"], got["numpy"])
+    assert np.unique(got["numpy"]).size > 2000 and (got["numpy"] > 0).all()
