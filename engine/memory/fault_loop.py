@@ -42,6 +42,17 @@ _COST_OF_A_FAULT = 10
 GUEST_OUT = 8  # added to a page's location in its code when the guest had paged it out
 
 
+def of_part(vm: I64, host: I64, part: int, parts: int, mine: I64) -> int:
+    """The positions of the items (of VMs `vm`) whose hosts h have h % parts == part, into
+    `mine`; returns how many. A helper of the compiled loops (Kernel's `helpers`)."""
+    n = 0
+    for i in range(vm.size):
+        if host[vm[i]] % parts == part:
+            mine[n] = i
+            n += 1
+    return n
+
+
 def _fault_loop(pages: I64, vm: I64, host: I64, room: I64, word: U16, guest_swapped: Bool,
                 frame: I32, content: U64, kind: int, frame_offset: I64, low_frames: I64,
                 free_low: I64, free_count: I64, stack_delta: I32, refcount: I32,
@@ -66,11 +77,7 @@ def _fault_loop(pages: I64, vm: I64, host: I64, room: I64, word: U16, guest_swap
     others, on another thread: no host's stack, frame or VM is the other's).
     """
     mine = np.empty(pages.size, np.int64)
-    n = 0
-    for i in range(pages.size):
-        if host[vm[i]] % parts == part:
-            mine[n] = i
-            n += 1
+    n = of_part(vm, host, part, parts, mine)
     w_at = np.empty(n, np.uint16)
     out_at = np.empty(n, np.bool_)
     for k in range(n):
@@ -135,11 +142,7 @@ def _cow_loop(pages: I64, vm: I64, host: I64, word: U16, frame: I32, content: U6
     _fault_loop: the frames first, then the pages' fields read, then written; and, as it,
     only the pages of hosts h with h % parts == part."""
     mine = np.empty(pages.size, np.int64)
-    n = 0
-    for i in range(pages.size):
-        if host[vm[i]] % parts == part:
-            mine[n] = i
-            n += 1
+    n = of_part(vm, host, part, parts, mine)
     got_at = np.empty(n, np.int32)
     complete = True
     for j in range(n):
@@ -185,8 +188,8 @@ def _cow_samples() -> list[tuple[Any, ...]]:
              0, 1)]
 
 
-_FAULT = Kernel(_fault_loop, _fault_samples, helpers=(pop_frame,))
-_COW = Kernel(_cow_loop, _cow_samples, helpers=(pop_frame,))
+_FAULT = Kernel(_fault_loop, _fault_samples, helpers=(pop_frame, of_part))
+_COW = Kernel(_cow_loop, _cow_samples, helpers=(pop_frame, of_part))
 
 
 def fault_in(state: State, pages: I64, vm: I64, room: I64,
