@@ -314,10 +314,12 @@ class U64Map:
         # sort of the keys' high bits packed with their indices, by the bits; from 8,000
         # keys 3 times as fast as numpy's comparison argsort): the last of equal keys ends
         # its group.
-        order, starts, lengths = group_by_key(keys)
-        last = order[starts + lengths - 1]
-        distinct = keys[last]
-        self.put_found(distinct, vals[last], aux[last], self._find(distinct))
+        if keys.size > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            order, starts, lengths = group_by_key(keys)
+            last = order[starts + lengths - 1]
+            keys, vals, aux = keys[last], vals[last], aux[last]
+        # else distinct and ascending already (ESX's new shared frames, made in key order)
+        self.put_found(keys, vals, aux, self._find(keys))
 
     def put_found(self, keys: U64, vals: I64, aux: U64, slot: I64) -> None:
         """put() for distinct keys whose slots are known from find(): saves a second probe
