@@ -12,7 +12,16 @@ from typing import Any
 import numpy as np
 
 from engine import kernels
-from engine.hashing import name_key, splitmix64
+from engine.hashing import (
+    SPLITMIX_ADD,
+    SPLITMIX_M1,
+    SPLITMIX_M2,
+    SPLITMIX_S1,
+    SPLITMIX_S2,
+    SPLITMIX_S3,
+    name_key,
+    splitmix64,
+)
 from engine.kernels import Kernel
 from engine.state import F64, I64, U64, UNIQUE_CONTENT_BASE, State
 
@@ -53,10 +62,10 @@ def _read_blocks_loop(u: F64, vm: I64, dataset_pages: I64, dataset_key: U64,
     for i in range(u.size):
         v = vm[i]
         z = np.uint64(u[i] * np.float64(dataset_pages[v])) ^ dataset_key[v]
-        z = z + np.uint64(0x9E3779B97F4A7C15)  # splitmix64, as hashing.py
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = (z ^ (z >> np.uint64(31))) & mask
+        z = z + SPLITMIX_ADD  # splitmix64 (engine/hashing.py), inline
+        z = (z ^ (z >> SPLITMIX_S1)) * SPLITMIX_M1
+        z = (z ^ (z >> SPLITMIX_S2)) * SPLITMIX_M2
+        z = (z ^ (z >> SPLITMIX_S3)) & mask
         out[i] = z if z != 0 else np.uint64(1)
 
 

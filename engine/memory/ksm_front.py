@@ -17,6 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from engine import kernels, parallel
+from engine.hashing import (
+    SPLITMIX_ADD,
+    SPLITMIX_M1,
+    SPLITMIX_M2,
+    SPLITMIX_S1,
+    SPLITMIX_S2,
+    SPLITMIX_S3,
+)
 from engine.kernels import Kernel
 from engine.memory import share_ops
 from engine.state import I64, U8, U64, Bool, Loc, State
@@ -146,10 +154,9 @@ def _front_compiled(state: State, pages: I64, page_host: I64, page_vm: I64,
     return Candidates(cand, host, content, keys, unchanged, volatile)
 
 
-_G0 = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's constants (engine/hashing.py)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+# splitmix64's constants (engine/hashing.py), by the names the loops here use
+_G0, _M1, _M2 = SPLITMIX_ADD, SPLITMIX_M1, SPLITMIX_M2
+_S30, _S27, _S31 = SPLITMIX_S1, SPLITMIX_S2, SPLITMIX_S3
 _TWO = np.uint64(2)
 
 
