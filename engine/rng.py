@@ -62,3 +62,26 @@ class Streams:
                 "uinteger": int(st["uinteger"]),
             }
         return streams
+
+
+_ANY_SEED = np.random.SeedSequence(0)
+
+
+def uniform_ahead(rng: np.random.Generator, n: int) -> np.random.Generator | None:
+    """A generator that will draw the next `n` uniform numbers of `rng` (rng.random(n)),
+    with `rng` moved on past them, so they can be drawn on another thread while `rng`
+    goes on: the numbers are the same either way. A PCG64 uniform takes one 64-bit output
+    and advance() moves the state past any count at once. None (and `rng` untouched) when
+    that does not hold: another bit generator, or half of a 64-bit output held for a
+    32-bit draw, which advance() would drop."""
+    bits = rng.bit_generator
+    if not isinstance(bits, np.random.PCG64):
+        return None
+    state = bits.state
+    if state["has_uint32"]:
+        return None
+    # Made from a SeedSequence made once (5 us, against 25 from a plain seed), then set.
+    ahead = np.random.PCG64(_ANY_SEED)
+    ahead.state = state
+    bits.advance(n)
+    return np.random.Generator(ahead)

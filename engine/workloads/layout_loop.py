@@ -64,10 +64,16 @@ _LAY_OUT = Kernel(_lay_out_loop, _lay_out_samples)
 
 
 def lay_out(n_hot: I64, u_hot: F64, n_ws: I64, u_ws: F64, n_swept: I64, offset: I64, hot: I64,
-            ws: I64, start: I64) -> I64:
-    """_lay_out_loop into a fresh array (per-VM columns of any integer type)."""
+            ws: I64, start: I64, out: I64 | None = None) -> I64:
+    """_lay_out_loop (per-VM columns of any integer type) into `out`, or a fresh array.
+    `out` may be a slice of a larger array: a part of the groups (the others' counts all
+    zero) laid out into its place, while another thread lays out the rest."""
     n_hot, n_ws, n_swept, offset, hot, ws, start = (
         np.asarray(a, np.int64) for a in (n_hot, n_ws, n_swept, offset, hot, ws, start))
-    out = np.empty(int(n_hot.sum() + n_ws.sum() + n_swept.sum()), np.int64)
+    size = int(n_hot.sum() + n_ws.sum() + n_swept.sum())
+    if out is None:
+        out = np.empty(size, np.int64)
+    if out.size != size or u_hot.size != int(n_hot.sum()) or u_ws.size != int(n_ws.sum()):
+        raise ValueError("lay_out: the counts do not match the numbers or the output")
     _LAY_OUT(n_hot, u_hot, n_ws, u_ws, n_swept, offset, hot, ws, start, out)
     return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import kernels, parallel
+from engine.rng import uniform_ahead
 from engine.state import F64, I64, Bool, State
 from engine.workloads import layout_loop
 
@@ -79,16 +80,62 @@ def page_touch_rates(state: State, active: Bool, pages: I64, vm: I64) -> tuple[F
     return rate * per_page, swept
 
 
-def _draws(rng: np.random.Generator, n: I64, seq: Bool,
-           hot_access: F64) -> tuple[I64, F64, I64, F64, I64]:
-    """One kind's numbers (reads or writes): per VM its hot touches and working-set ones
-    (with their uniform numbers, drawn in that order) and, for a sequential VM, the
-    touches of its sweep."""
+def _counts(rng: np.random.Generator, n: I64, seq: Bool, hot_access: F64) -> tuple[I64, I64, I64]:
+    """One kind's numbers of touches (reads or writes) per VM: hot, working-set (random
+    access) and, for a sequential VM, the touches of its sweep."""
     rnd = np.where(seq, 0, n)
     n_hot = rng.binomial(rnd, hot_access).astype(np.int64)
-    n_ws = rnd - n_hot
+    return n_hot, rnd - n_hot, np.where(seq, n, 0)
+
+
+def _draws(rng: np.random.Generator, n: I64, seq: Bool,
+           hot_access: F64) -> tuple[I64, F64, I64, F64, I64]:
+    """One kind's counts and the uniform numbers of its random touches (the hot ones',
+    then the working-set ones')."""
+    n_hot, n_ws, n_swept = _counts(rng, n, seq, hot_access)
     u_hot, u_ws = rng.random(int(n_hot.sum())), rng.random(int(n_ws.sum()))
-    return n_hot, u_hot, n_ws, u_ws, np.where(seq, n, 0)
+    return n_hot, u_hot, n_ws, u_ws, n_swept
+
+
+_NO_NUMBERS = np.zeros(0)
+
+
+class _Drawn:
+    """Numbers drawn already, handed out as a generator would draw them."""
+
+    def __init__(self, numbers: F64) -> None:
+        self.numbers = numbers
+
+    def random(self, n: int) -> F64:
+        assert n == self.numbers.size
+        return self.numbers
+
+
+def _lay_out_compiled(rng: np.random.Generator, n_r: I64, n_w: I64, seq: Bool,
+                      hot_access: F64, offset: I64, hot: I64, ws: I64,
+                      cursor: I64) -> tuple[I64, I64]:
+    """The reads' and writes' pages, the numbers drawn in the order the numpy passes draw
+    them, on two threads: the reads' hot touches are drawn and laid out on the helper (a
+    generator set at the stream's state, the stream moved past them: engine/rng.py) while
+    the rest is drawn and laid out here (numpy lets go of the GIL as it draws; the two
+    parts are disjoint slices of the reads' array)."""
+    n_hot, n_ws, n_swept = _counts(rng, n_r, seq, hot_access)
+    k_hot, k_ws = int(n_hot.sum()), int(n_ws.sum())
+    read_pages = np.empty(k_hot + k_ws + int(n_swept.sum()), np.int64)
+    none = np.zeros(n_r.size, np.int64)
+    ahead = uniform_ahead(rng, k_hot) or _Drawn(rng.random(k_hot))  # or drawn here, first
+
+    def lay_hot() -> None:
+        layout_loop.lay_out(n_hot, ahead.random(k_hot), none, _NO_NUMBERS, none, offset, hot,
+                            ws, cursor, read_pages[:k_hot])
+
+    wait_hot = parallel.beside(lay_hot)
+    layout_loop.lay_out(none, _NO_NUMBERS, n_ws, rng.random(k_ws), n_swept, offset, hot, ws,
+                        cursor, read_pages[k_hot:])
+    write_pages = layout_loop.lay_out(*_draws(rng, n_w, seq, hot_access), offset, hot, ws,
+                                      cursor + n_r)
+    wait_hot()
+    return read_pages, write_pages
 
 
 def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
@@ -103,21 +150,11 @@ def generate(state: State, rng: np.random.Generator, active: Bool) -> Touches:
     # Per kind: the hot touches of every VM, then the working-set ones, then the sweeps
     # (sequential VMs: their reads first, then their writes); numbers drawn in that order.
     cursor = vms["seq_cursor"].copy()  # the helper may read it while the column changes
-    reads = _draws(rng, n_r, seq, hot_access)
     if kernels.compiled():
-        # The reads laid out on the helper while the writes' numbers are drawn here (numpy
-        # lets go of the GIL as it draws): the same pages whichever thread lays them out.
-        laid: list[I64] = []
-
-        def lay_reads() -> None:
-            laid.append(layout_loop.lay_out(*reads, offset, hot, ws, cursor))
-
-        wait_reads = parallel.beside(lay_reads)
-        writes = _draws(rng, n_w, seq, hot_access)
-        write_pages = layout_loop.lay_out(*writes, offset, hot, ws, cursor + n_r)
-        wait_reads()
-        read_pages = laid[0]
+        read_pages, write_pages = _lay_out_compiled(rng, n_r, n_w, seq, hot_access, offset,
+                                                    hot, ws, cursor)
     else:
+        reads = _draws(rng, n_r, seq, hot_access)
         writes = _draws(rng, n_w, seq, hot_access)
         read_pages, write_pages = (
             np.concatenate([_uniform(u_hot, n_hot, offset, hot), _uniform(u_ws, n_ws, offset, ws),

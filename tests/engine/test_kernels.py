@@ -447,6 +447,57 @@ def test_the_compiled_layout_gives_the_numpy_touches(monkeypatch: pytest.MonkeyP
     assert wrapped_twice
 
 
+def test_the_generator_draws_the_same_touches_on_two_threads(monkeypatch: pytest.MonkeyPatch,
+                                                              threads: str) -> None:
+    # The reads' hot numbers drawn ahead (on the helper, from a copy of the stream's state)
+    # and the rest in order here: the same touches as the numpy passes, which draw every
+    # number in order on one thread, and the stream left at the same state.
+    from engine.workloads import synthetic
+    from engine.workloads.phase import active_vms
+
+    data = small_spec()
+    data["vm"] = [{"id": f"v{i}", "host": f"h{1 + i % 2}", "memory": "2MiB",
+                   "workload": {"reads_per_s": 400 + 50 * i, "writes_per_s": 80,
+                                "hot_access": 0.1 * (i % 10),
+                                "order": "sequential" if i % 3 == 0 else "uniform"}}
+                  for i in range(12)]
+    state = Simulation.from_spec(parse_scenario(data)).world.state
+    active = active_vms(state)
+    cursor = state.vms["seq_cursor"].copy()
+    outs = []
+    for mode in ("numpy", "numba"):
+        monkeypatch.setenv(kernels.KERNELS_ENV, mode)
+        rng = np.random.default_rng(8)
+        rng.random(3)
+        touches = synthetic.generate(state, rng, active)
+        outs.append((touches.read_pages, touches.write_pages, state.vms["seq_cursor"].copy(),
+                     rng.random(5)))
+        state.vms["seq_cursor"] = cursor
+    for want, got in zip(*outs, strict=True):
+        np.testing.assert_array_equal(got, want)
+    reads = outs[0][0]
+    assert reads.size > 3000 and np.unique(reads).size > 1000  # hot, uniform and swept
+
+
+def test_numbers_drawn_ahead_are_the_numbers_drawn_in_order() -> None:
+    from engine.rng import uniform_ahead
+
+    in_order = np.random.default_rng(4)
+    first, rest = in_order.random(700), in_order.random(9)
+    rng = np.random.default_rng(4)
+    ahead = uniform_ahead(rng, 700)
+    assert ahead is not None
+    rest_first = rng.random(9)  # the stream went on past the 700 before they were drawn
+    np.testing.assert_array_equal(ahead.random(700), first)
+    np.testing.assert_array_equal(rest_first, rest)
+    # Half of a 64-bit output held for a 32-bit draw, which advance() would drop: no.
+    rng.integers(0, 10, dtype=np.int32)
+    state = rng.bit_generator.state
+    assert state["has_uint32"] and uniform_ahead(rng, 5) is None
+    assert rng.bit_generator.state == state
+    assert uniform_ahead(np.random.Generator(np.random.MT19937(1)), 5) is None
+
+
 @pytest.mark.parametrize("writes", [False, True])
 def test_the_compiled_touch_front_gives_the_numpy_answers(monkeypatch: pytest.MonkeyPatch,
                                                           threads: str, writes: bool) -> None:
