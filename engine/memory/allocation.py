@@ -73,10 +73,12 @@ def fill_level(host: I64, per_x: F64, lo: F64, hi: F64, avail: F64) -> F64:
     leave_lo, reach_hi = lo / per_x, hi / per_x
     bend_x = np.concatenate([leave_lo, reach_hi])
     bend_host = np.concatenate([host, host])
-    # Sorted by host, then x: x's rank among all bends under the host makes one key.
-    rank = np.empty(2 * m, np.int64)
-    rank[np.argsort(bend_x)] = np.arange(2 * m)
-    order = np.argsort(bend_host * (2 * m) + rank)  # distinct keys
+    # Sorted by host, then x: the bends in x's order, then a stable sort of that by host,
+    # as small integers (numpy sorts those stably by radix, in one pass: two comparison
+    # argsorts of 200,000 keys took 14 ms a tick on the 100,000-VM world).
+    by_x = np.argsort(bend_x)
+    host_type = np.uint16 if n_hosts <= 1 << 16 else np.int64
+    order = by_x[np.argsort(bend_host[by_x].astype(host_type), kind="stable")]
     b_host = bend_host[order]
     # At its lo bend a VM stops adding lo and starts adding per_x * x; at its hi bend it
     # stops adding per_x * x and adds hi from then on.

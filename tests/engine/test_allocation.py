@@ -69,6 +69,25 @@ def test_fill_level_gives_the_bisections_allocation(seed: int, n_hosts: int,
     np.testing.assert_allclose(total[between], avail[between], rtol=1e-12, atol=1e-6)
 
 
+@pytest.mark.parametrize("n_hosts", [65_536, 70_000])
+def test_fill_level_orders_the_bends_of_hosts_numbered_past_two_bytes(n_hosts: int) -> None:
+    # The bends are sorted by host as two-byte integers up to 65,536 hosts, wider past
+    # that: hosts k and k + 65,536 (past two bytes, the same two low bytes) and the
+    # highest-numbered one each get the bisection's level.
+    rng = np.random.default_rng(3)
+    host, per_x, lo, hi, avail = _world(rng, 8, 400)
+    wide = n_hosts > 65_536
+    host = np.where(host < 4, host, np.where(host < 7, host - 4 + (65_536 if wide else 65_532),
+                                             n_hosts - 1))
+    need_lo = np.bincount(host, weights=lo, minlength=n_hosts)
+    need_hi = np.bincount(host, weights=hi, minlength=n_hosts)
+    avail = np.maximum(need_lo + 0.5 * (need_hi - need_lo), 0.0)
+    x = fill_level(host, per_x, lo, hi, avail)
+    ref = bisection_level(host, per_x, lo, hi, avail)
+    np.testing.assert_allclose(np.clip(per_x * x[host], lo, hi),
+                               np.clip(per_x * ref[host], lo, hi), rtol=1e-9, atol=1e-6)
+
+
 def test_fill_level_finds_the_segment_past_many_bends() -> None:
     """One host of 5,000 VMs whose bends interleave: the answer lies far along them."""
     rng = np.random.default_rng(7)
