@@ -70,10 +70,11 @@ def lay_out(n_hot: I64, u_hot: F64, n_ws: I64, u_ws: F64, n_swept: I64, offset: 
     zero) laid out into its place, while another thread lays out the rest."""
     n_hot, n_ws, n_swept, offset, hot, ws, start = (
         np.asarray(a, np.int64) for a in (n_hot, n_ws, n_swept, offset, hot, ws, start))
-    size = int(n_hot.sum() + n_ws.sum() + n_swept.sum())
+    k_hot, k_ws = int(n_hot.sum()), int(n_ws.sum())
+    size = k_hot + k_ws + int(n_swept.sum())
     if out is None:
         out = np.empty(size, np.int64)
-    if out.size != size or u_hot.size != int(n_hot.sum()) or u_ws.size != int(n_ws.sum()):
+    if out.size != size or u_hot.size != k_hot or u_ws.size != k_ws:
         raise ValueError("lay_out: the counts do not match the numbers or the output")
     _LAY_OUT(n_hot, u_hot, n_ws, u_ws, n_swept, offset, hot, ws, start, out)
     return out

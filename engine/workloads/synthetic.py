@@ -100,17 +100,6 @@ def _draws(rng: np.random.Generator, n: I64, seq: Bool,
 _NO_NUMBERS = np.zeros(0)
 
 
-class _Drawn:
-    """Numbers drawn already, handed out as a generator would draw them."""
-
-    def __init__(self, numbers: F64) -> None:
-        self.numbers = numbers
-
-    def random(self, n: int) -> F64:
-        assert n == self.numbers.size
-        return self.numbers
-
-
 def _lay_out_compiled(rng: np.random.Generator, n_r: I64, n_w: I64, seq: Bool,
                       hot_access: F64, offset: I64, hot: I64, ws: I64,
                       cursor: I64) -> tuple[I64, I64]:
@@ -123,11 +112,13 @@ def _lay_out_compiled(rng: np.random.Generator, n_r: I64, n_w: I64, seq: Bool,
     k_hot, k_ws = int(n_hot.sum()), int(n_ws.sum())
     read_pages = np.empty(k_hot + k_ws + int(n_swept.sum()), np.int64)
     none = np.zeros(n_r.size, np.int64)
-    ahead = uniform_ahead(rng, k_hot) or _Drawn(rng.random(k_hot))  # or drawn here, first
+    ahead = uniform_ahead(rng, k_hot)
+    drawn = rng.random(k_hot) if ahead is None else _NO_NUMBERS  # else drawn here, first
 
     def lay_hot() -> None:
-        layout_loop.lay_out(n_hot, ahead.random(k_hot), none, _NO_NUMBERS, none, offset, hot,
-                            ws, cursor, read_pages[:k_hot])
+        u_hot = drawn if ahead is None else ahead.random(k_hot)
+        layout_loop.lay_out(n_hot, u_hot, none, _NO_NUMBERS, none, offset, hot, ws, cursor,
+                            read_pages[:k_hot])
 
     wait_hot = parallel.beside(lay_hot)
     layout_loop.lay_out(none, _NO_NUMBERS, n_ws, rng.random(k_ws), n_swept, offset, hot, ws,
