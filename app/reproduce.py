@@ -33,6 +33,8 @@ from engine import InputError, ScenarioSpec, Simulation, Snapshot, load_scenario
 PAPER = SCENARIOS / "paper"
 MiB = 1024**2
 CHUNK = 50  # ticks per step between progress updates: smooth bar, negligible overhead
+# The experiments say how long to run and when to measure in simulated seconds, not ticks:
+# a scenario copied into --dir with another tick length is measured over the same time.
 # A piped or logged table must not wrap its rows; a terminal keeps its own width.
 PLAIN_WIDTH = 132
 
@@ -64,6 +66,14 @@ class Runner:
     def to_end(self, sim: Simulation) -> None:
         self.step(sim, duration_ticks(sim.spec, self.path) - sim.tick)
 
+    def ticks(self, sim: Simulation, seconds: float) -> int:
+        """The ticks that make `seconds` of simulated time (at least one)."""
+        return max(1, round(seconds / sim.spec.scenario.tick_s))
+
+    def step_to(self, sim: Simulation, time_s: float) -> None:
+        """Steps until the simulated clock reads `time_s` (to the nearest tick)."""
+        self.step(sim, round(time_s / sim.spec.scenario.tick_s) - sim.tick)
+
     def trace(self, sim: Simulation, ticks: int, measure: Callable[[], float]) -> list[float]:
         """Steps `ticks` one at a time: `measure()` after each (a curve over time)."""
         values = []
@@ -72,23 +82,34 @@ class Runner:
             values.append(measure())
         return values
 
-    def file_reads_per_tick(self, sim: Simulation, start: int, end: int) -> dict[str, float]:
-        """Steps to tick `start`, then to `end`: each VM's file reads per tick in between.
-        A closed-loop benchmark's throughput, as dbench reports it."""
-        self.step(sim, start - sim.tick)
+    def file_reads_per_s(self, sim: Simulation, start_s: float, end_s: float
+                         ) -> dict[str, float]:
+        """Steps to simulated time `start_s`, then to `end_s`: each VM's file reads per
+        second in between. A closed-loop benchmark's throughput, as dbench reports it."""
+        self.step_to(sim, start_s)
         vms = sim.world.state.vms
-        before = vms["file_reads"].astype(np.int64)
-        self.step(sim, end - start)
-        rates = (vms["file_reads"].astype(np.int64) - before) / (end - start)
+        before, t0 = vms["file_reads"].astype(np.int64), sim.world.state.time_s
+        self.step_to(sim, end_s)
+        rates = (vms["file_reads"].astype(np.int64) - before) / (sim.world.state.time_s - t0)
         return dict(zip(vms.ids, rates.tolist(), strict=True))
 
 
 @dataclass(frozen=True)
 class Experiment:
     compute: Callable[[Runner], Metrics]
-    ticks: int | None  # all the ticks it steps, for the progress bar; None: the duration
+    # All the simulated time it steps, for the progress bar; None: the duration.
+    seconds: float | None
     slow: bool = False  # several seconds or more: left out by --quick
-    quick_ticks: int | None = None  # its ticks under --quick, when it then runs fewer
+    quick_seconds: float | None = None  # its time under --quick, when it then runs less
+    extra_ticks: int = 0  # ticks it steps beyond `seconds` (a reading one tick late)
+
+    def ticks(self, spec: ScenarioSpec, path: Path, quick: bool) -> int:
+        """The progress bar's length: the ticks it steps at the scenario's tick length."""
+        seconds = self.quick_seconds if quick and self.quick_seconds is not None else (
+            self.seconds)
+        if seconds is None:
+            return duration_ticks(spec, path)
+        return round(seconds / spec.scenario.tick_s) + self.extra_ticks
 
 
 def duration_ticks(spec: ScenarioSpec, path: Path) -> int:
@@ -102,11 +123,11 @@ def duration_ticks(spec: ScenarioSpec, path: Path) -> int:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def experiment(stem: str, ticks: int | None = None, slow: bool = False,
-               quick_ticks: int | None = None
+def experiment(stem: str, seconds: float | None = None, slow: bool = False,
+               quick_seconds: float | None = None, extra_ticks: int = 0
                ) -> Callable[[Callable[[Runner], Metrics]], Callable[[Runner], Metrics]]:
     def register(compute: Callable[[Runner], Metrics]) -> Callable[[Runner], Metrics]:
-        EXPERIMENTS[stem] = Experiment(compute, ticks, slow, quick_ticks)
+        EXPERIMENTS[stem] = Experiment(compute, seconds, slow, quick_seconds, extra_ticks)
         return compute
     return register
 
@@ -119,20 +140,20 @@ def _sharing(snap: Snapshot, host_id: str) -> tuple[float, float]:
     return host.guest_shared_bytes / total, host.shared_saved_bytes / total
 
 
-FIG4_TICKS = 1800  # the paper's 30 minutes
+FIG4_S = 1800.0  # the paper's 30 minutes
 # Each count costs about the same (~1.5 s: per-tick work, not pages, dominates), so the
 # curve takes six runs and --quick only the two the metrics need.
 FIG4_COUNTS = (1, 2, 4, 6, 8, 10)
 FIG4_QUICK_COUNTS = (1, 10)
 
 
-@experiment("esx-fig4-sharing", ticks=len(FIG4_COUNTS) * FIG4_TICKS,
-            quick_ticks=len(FIG4_QUICK_COUNTS) * FIG4_TICKS)
+@experiment("esx-fig4-sharing", seconds=len(FIG4_COUNTS) * FIG4_S,
+            quick_seconds=len(FIG4_QUICK_COUNTS) * FIG4_S)
 def esx_fig4_sharing(run: Runner) -> Metrics:
     snaps: dict[int, Snapshot] = {}
     for count in FIG4_QUICK_COUNTS if run.quick else FIG4_COUNTS:
         sim = run.load(f"vm_group[0].count={count}")
-        run.step(sim, FIG4_TICKS)
+        run.step_to(sim, FIG4_S)
         snaps[count] = sim.snapshot()
     run.charts.append(plots.sharing_chart(snaps, "esx"))
     shared, reclaimed = _sharing(snaps[10], "esx")
@@ -161,9 +182,9 @@ def esx_fig5_deployments(run: Runner) -> Metrics:
 def esx_fig7_idle_tax(run: Runner) -> Metrics:
     sim = run.load()
     # Minutes 20-30 (tax 0, settled) against minutes 50-60 (tax 75 % since minute 30).
-    tax0 = run.file_reads_per_tick(sim, 20 * 60, 30 * 60)["vm2-dbench"]
+    tax0 = run.file_reads_per_s(sim, 20 * 60, 30 * 60)["vm2-dbench"]
     snap = sim.snapshot()
-    tax75 = run.file_reads_per_tick(sim, 50 * 60, 60 * 60)["vm2-dbench"]
+    tax75 = run.file_reads_per_s(sim, 50 * 60, 60 * 60)["vm2-dbench"]
     return {"vm1_mb_tax0": snap.vm("vm1-idle").resident_bytes / MiB,
             "vm2_mb_tax0": snap.vm("vm2-dbench").resident_bytes / MiB,
             "throughput_gain": tax75 / tax0 - 1}
@@ -172,23 +193,28 @@ def esx_fig7_idle_tax(run: Runner) -> Metrics:
 @experiment("esx-fig2-balloon", slow=True)
 def esx_fig2_balloon(run: Runner) -> Metrics:
     sim = run.load()
-    # The second half: the balloons have inflated and the page caches have filled.
-    reads = run.file_reads_per_tick(sim, 600, 1200)
+    # The second half (minutes 10-20): the balloons have inflated and the page caches
+    # have filled.
+    reads = run.file_reads_per_s(sim, 600, 1200)
     return {f"throughput_loss_{x}": 1 - reads[f"bal{x}"] / reads[f"cfg{x}"]
             for x in (128, 160, 192, 224)}
 
 
-FIG6_PERIODS = 80  # 40 minutes of 30 s sampling periods
+FIG6_PERIODS = 80  # 40 minutes of 30 s sampling periods (the scenario's sample_period)
+FIG6_PERIOD_S = 30.0
 
 
-@experiment("esx-fig6-sampling", ticks=1 + 30 * FIG6_PERIODS)
+@experiment("esx-fig6-sampling", seconds=FIG6_PERIOD_S * FIG6_PERIODS, extra_ticks=1)
 def esx_fig6_sampling(run: Runner) -> Metrics:
     sim = run.load()
     vms = sim.world.state.vms
     estimate, truth, minutes = [], [], []
-    run.step(sim, 1)  # period boundaries fall on multiples of 30 ticks
+    # Period p is ticks (p - 1) n + 1 ... p n, closed by the sampling at tick p n
+    # (engine/memory/recency.py): tick 0 first, then n ticks a period, each read as it ends.
+    period = run.ticks(sim, sim.spec.policy.memory.sample_period)
+    run.step(sim, 1)
     for _ in range(FIG6_PERIODS):
-        run.step(sim, 30)
+        run.step(sim, period)
         estimate.append(float(vms["active_estimate"][0]))
         truth.append(float(vms["active_true"][0]))
         minutes.append(sim.world.state.time_s / 60)
@@ -245,8 +271,12 @@ def clark_webserver(run: Runner) -> Metrics:
     throughput = run.trace(sim, duration_ticks(sim.spec, run.path), mbit)
     run.charts.append(plots.throughput_chart(throughput, sim.spec.scenario.tick_s,
                                              _migration(sim.report())))
-    return {"throughput_before_mbit": throughput[14],  # after 15 s; it starts at 20 s
-            "throughput_first_round_mbit": throughput[29],  # 10 s into the first round
+
+    def at(time_s: float) -> float:  # the throughput in the tick that ends at time_s
+        return throughput[run.ticks(sim, time_s) - 1]
+
+    return {"throughput_before_mbit": at(15.0),  # the migration starts at 20 s
+            "throughput_first_round_mbit": at(30.0),  # 10 s into the first round
             **_clark_metrics(run, sim, "downtime_ms")}
 
 
@@ -334,10 +364,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             # Without a registered computation its values show as "not computed" and fail.
             compared.append((path.stem, spec))
             if exp is not None:
-                ticks = exp.ticks if exp.ticks is not None else duration_ticks(spec, path)
-                if args.quick and exp.quick_ticks is not None:
-                    ticks = exp.quick_ticks
-                jobs.append(Job(path.stem, path, exp, ticks, args.quick))
+                jobs.append(Job(path.stem, path, exp, exp.ticks(spec, path, args.quick),
+                                args.quick))
     runs = _run_all(console, jobs)
     charts = {stem: run.charts for stem, run in runs.items() if run.charts}
     rows = [row for stem, spec in compared
