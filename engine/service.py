@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.state import LOSS_CAUSES
-from engine.workloads.phase import pace
+from engine.workloads.phase import count_stalls
 from engine.world import World
 
 
@@ -34,7 +34,7 @@ def run_service(world: World) -> None:
     demand = vms["net_bytes_per_s"] * vms["demand_scale"]
     carried = np.where(demand > 0, state.vm_net_bytes_per_s / np.maximum(demand, 1e-9), 1.0)
     vms["lost_nic_s_tick"] = np.clip(1.0 - carried, 0.0, 1.0) * tick_s
-    pace(world)
+    count_stalls(vms)
 
     lost = np.sum([vms[f"lost_{cause}_s_tick"] for cause in LOSS_CAUSES], axis=0)
     service = np.where(running, np.clip(1.0 - lost / tick_s, 0.0, 1.0), 0.0)

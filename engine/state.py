@@ -292,7 +292,7 @@ VM_ARRAY_DTYPES: dict[str, Any] = {
     "dataset_key": np.uint64,
     "file_reads_per_s": np.float64,
     "closed_loop": np.bool_,
-    "speed": np.float64,  # closed-loop share of full speed achieved last tick
+    "speed": np.float64,  # closed-loop share of full speed this tick (workloads/phase.py)
     "guest_disk_latency_s": np.float64,
     "decompress_s": np.float64,
     # faults and service this tick, then cumulative

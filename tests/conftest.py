@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import Simulation, parse_scenario
+from engine import Simulation, load_scenario, parse_scenario
 from engine.savemodel import FREE_STACK_DELTA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,16 @@ def alike_ksm_sim(ticks: int, **vm: Any) -> Simulation:
     sim = Simulation.from_spec(parse_scenario(data), check=True)
     sim.step(ticks)
     return sim
+
+
+def paper_vms_at(name: str, tick: float, seconds: float) -> Any:
+    """A paper scenario's VMs (scenarios/paper/NAME.toml) after its first `seconds` at
+    `tick` s ticks."""
+    spec = load_scenario(ROOT / "scenarios" / "paper" / f"{name}.toml",
+                         [f"scenario.tick_s={tick}s"])
+    sim = Simulation.from_spec(spec)
+    sim.step(round(seconds / tick))
+    return sim.world.state.vms
 
 
 @pytest.fixture
