@@ -69,6 +69,7 @@ LOSS_CAUSES = ("swap", "guest_paging", "page_cache", "cow", "dirty_log", "postco
 STALL_CAUSES = LOSS_CAUSES[:7]
 SAMPLE_PAGES = 100  # ESX: pages sampled per VM per period for the active-memory estimate
 BALLOON_START_RATE = 1024.0  # 4 KiB pages/s; the driver adapts it (memory/balloon.py)
+BALLOON_POLL_S = 1.0  # ESX's balloon driver polls its target once a second
 RESIDENT_LOCS = (Loc.PRIVATE, Loc.SHARED)
 
 

@@ -35,6 +35,9 @@ class World:
     # (engine/economy/billing.py): a pass over every spec's contract costs more than a tick's bill.
     sla_window_ticks: Any = None
     objective_verdicts: dict[int, tuple[float, bool]] = field(default_factory=dict)
+    # Within a tick: each host's free frames as its touches began, until the reclaim phase
+    # (engine/workloads/phase.py, memory/states.py pressure_states).
+    free_before_touches: Any = None
     # Within a tick: the host states reclamation works in, from the reclaim phase until
     # they settle after the swap phase (engine/memory/reclaim.py).
     reclaim_states: Any = None

@@ -34,10 +34,10 @@ from engine.memory.guest import (
 from engine.memory.states import thresholds
 from engine.pagescale import per_simulated_page
 from engine.spec import MemoryPolicy
-from engine.state import F64, I64, U8, Bool, GuestKind, Loc, State
+from engine.state import BALLOON_POLL_S, F64, I64, U8, Bool, GuestKind, Loc, State
 from engine.world import World
 
-POLL_S = 1.0  # ESX's balloon driver polls its target once a second
+POLL_S = BALLOON_POLL_S
 
 
 _BALLOONED = AtLocation(Loc.BALLOONED)  # what a deflating driver gives back

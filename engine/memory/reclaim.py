@@ -22,7 +22,7 @@ import numpy as np
 
 from engine.memory.balloon import POLL_S
 from engine.memory.counts import waiting_pages
-from engine.memory.states import HARD, HIGH, LOW, pressure_states, settle_host_states
+from engine.memory.states import HARD, HIGH, LOW, balloon_size, pressure_states, settle_host_states
 from engine.state import I64, Bool, Loc, VMs
 from engine.world import World
 
@@ -38,17 +38,18 @@ def run_reclaim_policy(world: World) -> None:
     vms = state.vms
     policy = world.spec.policy.memory
     running = vms["host"] >= 0
-    world.reclaim_states = pressure_states(world)
-    mem_state = world.reclaim_states[np.maximum(vms["host"], 0)]
     # Touches waiting for frames (workloads/phase.py serve_waiting) will be resident once
     # served: reclamation makes room for them too.
-    over = _over(vms, running) + np.where(running, waiting_pages(world), 0)
+    waiting = np.where(running, waiting_pages(world), 0)
+    world.reclaim_states = pressure_states(world, waiting)
+    mem_state = world.reclaim_states[np.maximum(vms["host"], 0)]
+    over = _over(vms, running) + waiting
     ballooned = vms["loc_count"][:, Loc.BALLOONED]
     cap = (policy.balloon_max * vms["n_pages"]).astype(np.int64)
     driver = vms["balloon_driver"]
 
     reclaiming = mem_state > HIGH
-    size = np.clip(vms["n_pages"] - vms["target_pages"], 0, cap)
+    size = balloon_size(vms, policy.balloon_max)
     vms["balloon_target"] = np.where(reclaiming & driver, size, np.minimum(ballooned, size))
     balloon_room = np.where(driver, np.maximum(cap - ballooned, 0), 0)
     # What the balloon cannot take (no driver, or at its cap) is for the swap daemon.

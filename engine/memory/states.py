@@ -8,7 +8,10 @@ cannot); hard, swap; low, swap and block VMs above their target. State changes a
 
 A tick judges free memory twice: after its touches, for how hard reclamation works this
 tick (pressure_states), and at its end, after balloons and swap, for the host's state
-(settle_host_states).
+(settle_host_states). A tick's touches all come before its reclamation, but in a host the
+balloons inflate beside the guests from the moment free memory falls under soft: the
+pressure is judged on the lowest free memory of the tick with them doing so, not on the
+dip after the touches, which deepens with the tick's length.
 
 The vSphere 6 variant derives the thresholds from minFree, a sliding scale of host memory
 (6 % of the first 4 GB, 4 % of the next 8, 2 % of the next 16, 1 % of the rest): high
@@ -21,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from engine.state import F64, I64
+from engine.state import BALLOON_POLL_S, F64, I64, GuestKind, Loc, VMs
 from engine.state_tables import MEM_STATE_NAMES
 from engine.world import World
 
@@ -83,20 +86,91 @@ def _climbed(world: World, new: I64, free: F64, below: F64, entered: I64) -> I64
     return new
 
 
-def _stepped(world: World, current: I64) -> I64:
-    """From `current`, the state free memory now puts each host in: down to the deepest
-    state whose entry threshold it is under, or up past thresholds it clears by the
-    hysteresis."""
-    free = free_fraction(world)
+def _frames_back(vms: VMs, pages: F64) -> F64:
+    """The frames each VM's balloon frees by taking `pages` more: the guest gives its free
+    pages first, at random, and of those only the ones it used before hold a frame (a
+    never-touched page is a free one); then cached and process pages, which do."""
+    free = vms["kind_count"][:, GuestKind.FREE].astype(np.float64)
+    used = np.maximum(free - vms["loc_count"][:, Loc.UNTOUCHED], 0.0)
+    of_free = np.minimum(pages, free)
+    frames: F64 = of_free * used / np.maximum(free, 1.0) + (pages - of_free)
+    return frames
+
+
+def _stepped(world: World, current: I64, free: F64 | None = None) -> I64:
+    """From `current`, the state free memory (a fraction: now, or `free`) puts each host
+    in: down to the deepest state whose entry threshold it is under, or up past thresholds
+    it clears by the hysteresis."""
+    free = free_fraction(world) if free is None else free
     below = thresholds(world)  # soft, hard, low entry thresholds
     entered = (free[:, None] < below).sum(axis=1)
     return _climbed(world, np.maximum(current, entered), free, below, entered)
 
 
-def pressure_states(world: World) -> I64:
-    """The state each host reclaims in this tick: the one free memory is in after the
-    tick's touches (from the state the host is in)."""
-    return _stepped(world, world.state.reclaim.hosts["mem_state"])
+def pressure_states(world: World, waiting: I64) -> I64:
+    """The state each host reclaims in this tick (from the state the host is in): the one
+    free memory is in at its lowest in the tick, had the balloons inflated beside the
+    touches from the moment it fell under soft (lowest_free). `waiting`: per VM, the
+    pages its touches still wait for a frame for (0 for VMs not running)."""
+    current = world.state.reclaim.hosts["mem_state"]
+    before = world.free_before_touches
+    world.free_before_touches = None
+    if before is None:  # no workload ran this tick: free memory now
+        return _stepped(world, current)
+    hosts, vms = world.state.hosts, world.state.vms
+    # Under soft at some moment of the tick: soft at least, however far the balloons
+    # brought it back.
+    fell = hosts.free_count < thresholds(world)[:, 0] * hosts.n_frames
+    started = np.where(fell, np.maximum(current, SOFT), current)
+    short = np.bincount(np.maximum(vms["host"], 0), weights=waiting,
+                        minlength=len(hosts)).astype(np.float64)
+    lowest = lowest_free(world, before, current, short)
+    return _stepped(world, started, lowest / np.maximum(hosts.n_frames, 1))
+
+
+def balloon_size(vms: VMs, balloon_max: float) -> I64:
+    """The balloon that makes each guest see its target as its memory (at most
+    `balloon_max` of it)."""
+    cap = (balloon_max * vms["n_pages"]).astype(np.int64)
+    size: I64 = np.clip(vms["n_pages"] - vms["target_pages"], 0, cap)
+    return size
+
+
+def lowest_free(world: World, before: I64, current: I64, short: F64) -> F64:
+    """Each host's lowest free frames in this tick with its balloons inflating beside the
+    touches, from its free frames `before` the touches, the state `current` it was in and
+    the frames its touches are `short` of (still waiting for one); never below 0.
+
+    The touches take frames at a steady rate over the tick: free memory falls from
+    `before` to what they left less what they lack. Balloons inflate from the moment it is
+    under soft (at once in a host in soft or deeper already), each at its rate until it
+    holds what its VM's target leaves it, counted to the driver's next poll at most, as
+    the swap daemon's forcing counts on it (memory/reclaim.py: a guest that has to page
+    halves the rate each second, and a host short of frames for longer is short now).
+    Their rate only falls, so free memory is lowest where they start or at the end."""
+    state = world.state
+    hosts, vms = state.hosts, state.vms
+    tick_s = state.tick_s
+    after = hosts.free_count - short
+    before = np.maximum(before, after)
+    soft = thresholds(world)[:, 0] * hosts.n_frames
+    took_per_s = (before - after) / tick_s  # frames a second the touches took
+    start_s = np.where((current > HIGH) | (before <= soft), 0.0,
+                       np.clip((before - soft) / np.maximum(took_per_s, 1e-12), 0.0, tick_s))
+    at_start = np.where(start_s > 0, soft, before)
+    host = np.maximum(vms["host"], 0)
+    balloon_max = world.spec.policy.memory.balloon_max
+    size = np.where(vms["balloon_forced"] >= 0,  # the operator's size, else the policy's
+                    np.minimum(vms["balloon_forced"], balloon_max * vms["n_pages"]),
+                    balloon_size(vms, balloon_max))
+    want = np.where((vms["host"] >= 0) & vms["balloon_driver"],
+                    np.maximum(size - vms["loc_count"][:, Loc.BALLOONED], 0), 0)
+    inflated = np.minimum(want, vms["balloon_rate"] * np.minimum(tick_s - start_s[host],
+                                                                 BALLOON_POLL_S))
+    by_end = after + np.bincount(host, _frames_back(vms, inflated), minlength=len(hosts))
+    lowest: F64 = np.maximum(np.where(after >= soft, after, np.minimum(at_start, by_end)),
+                             0.0)
+    return lowest
 
 
 def settle_host_states(world: World, pressure: I64 | None = None) -> None:

@@ -42,6 +42,7 @@ def run_workloads(world: World) -> None:
     state = world.state
     vms = state.vms
     other_wait = _other_wait_per_op(vms)  # from last tick's counts, before they are cleared
+    world.free_before_touches = state.hosts.free_count.copy()
     for name in PER_TICK:
         vms[name][:] = 0
     state.write_log.clear()
