@@ -4,13 +4,15 @@ Order matters and is part of the contract:
 1. commands   - scheduled timeline entries due now, then operator commands, in order
    boot       - overhead frames first; booting VMs write their next boot pages (stalls)
    schedule   - workload phases that start now replace the VMs' workload columns
-2. workload   - every running (booted) VM touches pages: first touch, COW break, swap-in,
-                balloon pop, guest page-in, page-cache reads; stalls; closed-loop pace (a VM
-                in post-copy only records its touches: the migration phase runs them)
+2. workload   - every running (booted) VM touches pages, a closed-loop one at the pace its
+                waits allow: first touch, COW break, swap-in, balloon pop, guest page-in,
+                page-cache reads; stalls (a VM in post-copy only records its touches: the
+                migration phase runs them)
 3. sampling   - active-memory estimates (invalidate 100 random pages per period)
 4. allocation - targets from shares, min, max and the idle tax (every balance period)
-5. reclaim    - how hard to reclaim: the state free memory is in after the touches; balloon
-                targets, swap goals (with room for the touches waiting for frames)
+5. reclaim    - how hard to reclaim: the state free memory is in at its lowest in the tick
+                with the balloons inflating beside the touches; balloon targets, swap
+                goals (with room for the touches waiting for frames)
 6. balloon    - drivers inflate or deflate toward their targets (a tick longer than their
                 one-second poll inflates only to the poll after the host is back in high)
 7. swap       - the swap daemon swaps toward its goals (share before swap)
