@@ -97,12 +97,13 @@ def _frames_back(vms: VMs, pages: F64) -> F64:
     return frames
 
 
-def _stepped(world: World, current: I64, free: F64 | None = None) -> I64:
+def _stepped(world: World, current: I64, free: F64 | None = None,
+             below: F64 | None = None) -> I64:
     """From `current`, the state free memory (a fraction: now, or `free`) puts each host
     in: down to the deepest state whose entry threshold it is under, or up past thresholds
-    it clears by the hysteresis."""
+    it clears by the hysteresis. `below`: thresholds(world), if at hand."""
     free = free_fraction(world) if free is None else free
-    below = thresholds(world)  # soft, hard, low entry thresholds
+    below = thresholds(world) if below is None else below  # soft, hard, low entry
     entered = (free[:, None] < below).sum(axis=1)
     return _climbed(world, np.maximum(current, entered), free, below, entered)
 
@@ -115,17 +116,19 @@ def pressure_states(world: World, waiting: I64) -> I64:
     current = world.state.reclaim.hosts["mem_state"]
     before = world.free_before_touches
     world.free_before_touches = None
-    if before is None:  # no workload ran this tick: free memory now
-        return _stepped(world, current)
     hosts, vms = world.state.hosts, world.state.vms
+    below = thresholds(world)
+    soft = below[:, 0] * hosts.n_frames
     # Under soft at some moment of the tick: soft at least, however far the balloons
-    # brought it back.
-    fell = hosts.free_count < thresholds(world)[:, 0] * hosts.n_frames
+    # brought it back. Where none is, its lowest is now (the touches only take frames).
+    fell = hosts.free_count < soft
+    if before is None or not fell.any():  # (before: None where no workload ran)
+        return _stepped(world, current, below=below)
     started = np.where(fell, np.maximum(current, SOFT), current)
     short = np.bincount(np.maximum(vms["host"], 0), weights=waiting,
                         minlength=len(hosts)).astype(np.float64)
-    lowest = lowest_free(world, before, current, short)
-    return _stepped(world, started, lowest / np.maximum(hosts.n_frames, 1))
+    lowest = lowest_free(world, before, current, short, soft)
+    return _stepped(world, started, lowest / np.maximum(hosts.n_frames, 1), below)
 
 
 def balloon_size(vms: VMs, balloon_max: float) -> I64:
@@ -136,10 +139,11 @@ def balloon_size(vms: VMs, balloon_max: float) -> I64:
     return size
 
 
-def lowest_free(world: World, before: I64, current: I64, short: F64) -> F64:
+def lowest_free(world: World, before: I64, current: I64, short: F64, soft: F64) -> F64:
     """Each host's lowest free frames in this tick with its balloons inflating beside the
     touches, from its free frames `before` the touches, the state `current` it was in and
-    the frames its touches are `short` of (still waiting for one); never below 0.
+    the frames its touches are `short` of (still waiting for one), and its `soft`
+    threshold in frames; never below 0.
 
     The touches take frames at a steady rate over the tick: free memory falls from
     `before` to what they left less what they lack. Balloons inflate from the moment it is
@@ -153,7 +157,6 @@ def lowest_free(world: World, before: I64, current: I64, short: F64) -> F64:
     tick_s = state.tick_s
     after = hosts.free_count - short
     before = np.maximum(before, after)
-    soft = thresholds(world)[:, 0] * hosts.n_frames
     took_per_s = (before - after) / tick_s  # frames a second the touches took
     start_s = np.where((current > HIGH) | (before <= soft), 0.0,
                        np.clip((before - soft) / np.maximum(took_per_s, 1e-12), 0.0, tick_s))
