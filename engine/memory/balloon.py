@@ -37,8 +37,6 @@ from engine.spec import MemoryPolicy
 from engine.state import BALLOON_POLL_S, F64, I64, U8, Bool, GuestKind, Loc, State
 from engine.world import World
 
-POLL_S = BALLOON_POLL_S
-
 
 _BALLOONED = AtLocation(Loc.BALLOONED)  # what a deflating driver gives back
 
@@ -74,7 +72,7 @@ def _before_high(state: State, need: F64, limited: Bool, victims: I64, owner: I6
     back_s[need <= 0] = 0.0
     reached = np.flatnonzero((need > 0) & (need <= count))
     back_s[reached] = at_s[freeing[start[reached] + need[reached] - 1]]
-    stop_s = (np.floor(back_s / POLL_S) + 1.0) * POLL_S  # the driver's next poll
+    stop_s = (np.floor(back_s / BALLOON_POLL_S) + 1.0) * BALLOON_POLL_S  # the driver's next poll
     keep: Bool = ~limited[owner] | (at_s <= stop_s[host])
     return keep
 
@@ -90,7 +88,7 @@ def inflate(state: State, rng: np.random.Generator, want: I64,
     if victims.size == 0:
         return np.zeros(n, np.int64)
     owner = vm_of_sorted(vms, victims)
-    if until_high is not None and state.tick_s > POLL_S:
+    if until_high is not None and state.tick_s > BALLOON_POLL_S:
         kept = np.flatnonzero(_before_high(state, *until_high, victims, owner, cls, loc))
         victims, owner = np.take(victims, kept), np.take(owner, kept)
         cls, loc = np.take(cls, kept), np.take(loc, kept)
@@ -124,7 +122,7 @@ def inflate(state: State, rng: np.random.Generator, want: I64,
     # The driver adapts once a poll, a second (ESX): a tick of several seconds halves or
     # doubles it as often. Adapted per tick, 5 s ticks halved it a fifth as fast as 1 s
     # ticks while the guest had to page: the campaign's balloon level paged 40 % more.
-    factor = 2.0 ** min(state.tick_s / POLL_S, 1000.0)  # finite for any tick
+    factor = 2.0 ** min(state.tick_s / BALLOON_POLL_S, 1000.0)  # finite for any tick
     vms["balloon_rate"] = np.where(evicted > 0, rate / factor,
                                    np.where(got > 0, rate * factor, rate))
     return got

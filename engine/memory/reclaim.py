@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.memory.balloon import POLL_S
 from engine.memory.counts import waiting_pages
 from engine.memory.states import HARD, HIGH, LOW, balloon_size, pressure_states, settle_host_states
-from engine.state import I64, Bool, Loc, VMs
+from engine.state import BALLOON_POLL_S, I64, Bool, Loc, VMs
 from engine.world import World
 
 
@@ -57,7 +56,7 @@ def run_reclaim_policy(world: World) -> None:
     # The balloon's next poll, not the whole tick: counting on five seconds of balloon, a
     # 5 s tick of the flash crowd swapped nothing while its host ran out of memory, then
     # fell to low and blocked every VM on it for a tick (never at 1 s ticks).
-    step = (vms["balloon_rate"] * min(state.tick_s, POLL_S)).astype(np.int64)
+    step = (vms["balloon_rate"] * min(state.tick_s, BALLOON_POLL_S)).astype(np.int64)
     forced = np.maximum(over - np.where(driver, np.minimum(step, balloon_room), 0), 0)
     goal = np.where(mem_state >= HARD, forced, cannot)
     vms["swap_goal"] = np.where(reclaiming, goal, 0)
