@@ -37,7 +37,6 @@ from engine.spec import MemoryPolicy
 from engine.state import BALLOON_POLL_S, F64, I64, U8, Bool, GuestKind, Loc, State
 from engine.world import World
 
-
 _BALLOONED = AtLocation(Loc.BALLOONED)  # what a deflating driver gives back
 
 
