@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from engine import budgets
 from engine.hashtable import DELETED, EMPTY
-from engine.migration.model import CODED, COLUMNS, POSTCOPY, PRECOPY
+from engine.migration.model import CODED, COLUMNS, NEWER_COLUMNS, POSTCOPY, PRECOPY
 from engine.ranges import MAX_PER_S
 from engine.savemodel import (
     FRAME_KEY_FRAMES,
@@ -283,6 +283,9 @@ def _check_migrations(meta: SaveMeta, arrays: Arrays, get: Any, within: Any) -> 
     cols: dict[str, npt.NDArray[Any]] = {}
     for name, (dtype, _) in COLUMNS.items():
         key = f"migrations.{name}"
+        if key not in arrays and name in NEWER_COLUMNS:  # a save from before the column
+            cols[name] = np.full(n, COLUMNS[name][1], np.dtype(dtype))
+            continue
         if key not in arrays:
             raise ValueError(f"array {key} is missing")
         arr = arrays[key]

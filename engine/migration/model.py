@@ -51,6 +51,7 @@ COLUMNS: dict[str, tuple[Any, Any]] = {
     "xbzrle_overflow": (N, 0), "traps": (N, 0), "network_faults": (N, 0),
     "minor_faults": (N, 0), "pushed_pages": (N, 0), "stall_s": (F, 0.0),
     "stop_pages": (N, 0), "stop_bytes": (N, 0), "content_mismatches": (N, -1),
+    "swap_read_pages": (N, 0), "swap_read_s": (F, 0.0),  # read back from the source's swap
     # the current pass: a send list (an arena region), how far it got, Xen's peeked batch
     "page_base": (N, -1), "list_base": (N, -1), "list_len": (N, 0), "cursor": (N, 0),
     "batch_end": (N, 0), "wrap_at": (N, 0), "pass_full": (B, False), "cache_base": (N, -1),
@@ -72,6 +73,8 @@ COLUMNS: dict[str, tuple[Any, Any]] = {
     "vm_free_s": (F, 0.0),  # until when the vCPU waits (a fault crossing the tick's end)
     "push_from_s": (F, 0.0),  # the push may start (after the CPU state went across)
 }
+# Columns a save from before them lacks (their fill stands for "not counted").
+NEWER_COLUMNS = frozenset({"swap_read_pages", "swap_read_s"})
 CODED = {"status": STATUSES, "mode": MODES, "algorithm": ALGORITHMS}
 
 
@@ -247,6 +250,9 @@ class MigrationTable:
         n = int(meta["n"])
         for name, (dtype, fill) in COLUMNS.items():
             col = np.full(max(16, n), fill, dtype)
+            if name in NEWER_COLUMNS and f"migrations.{name}" not in arrays:
+                table._cols[name] = col  # a save from before the column: none counted
+                continue
             col[:n] = arrays[f"migrations.{name}"]
             table._cols[name] = col
         table.n = n

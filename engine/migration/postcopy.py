@@ -12,7 +12,10 @@ with the source's push on one link timeline:
 - meanwhile the link pushes pages, each exactly once: with pre-paging outward from the
   latest fault, alternately up and down (pivot and growing bubble); without it, in Xen's
   pseudo-random pfn order, which knows nothing of where the working set is.
-Fetches and pushes share the link, so together they never exceed its rate.
+Fetches and pushes share the link, so together they never exceed its rate. A page the
+source had swapped out is read back from its disk before it goes, the sender waiting for
+it (swapread.py: a fault's read waits the disk's latency; the push's reads are clustered
+as pre-copy's are, within each stretch of the push).
 The loop goes from network fault to network fault (each costs at least a round trip of
 simulated time); the touches and pushes between two faults are handled in bulk.
 """
@@ -27,11 +30,13 @@ from engine.memory.touch import apply_touches
 from engine.migration.arena import I64
 from engine.migration.model import POSTCOPY, MigrationTable
 from engine.migration.order import xen_permute
+from engine.migration.swapread import read_seconds, starts_cluster
 from engine.migration.switchover import finish_postcopy, pull
 from engine.pagescale import fine_pages
 from engine.state import Loc
 from engine.world import World
 
+F64 = np.ndarray
 FIRST_CHUNK = 64  # touches looked at per step right after a fault; doubles while none fault
 
 
@@ -149,6 +154,45 @@ class Push:
         self.table["edge_lo"][self.row] = self.table["edge_hi"][self.row] = page
 
 
+class SourceReads:
+    """The source's reads of swapped-out pages for one post-copy VM this tick: each page's
+    seconds (swapread.py), and the count and total of those that went."""
+
+    def __init__(self, world: World, table: MigrationTable, row: int, off: int) -> None:
+        self.state, self.off = world.state, off
+        self.src = int(table["src"][row])
+        self.pages = 0
+        self.seconds = 0.0
+
+    def of(self, pages: I64, fault: bool = False) -> F64 | None:
+        """Seconds to read each of `pages` (local, in the order they go) back from swap;
+        None if none is swapped out. A fault's read is alone: it starts its cluster."""
+        swapped = self.state.pages.frame[self.off + pages] < 0  # REMOTE, its copy in swap
+        if not swapped.any():
+            return None
+        if fault:
+            starts = np.ones(pages.size, np.bool_)
+        else:
+            prev_read = np.concatenate([[False], swapped[:-1]])
+            prev_local = np.concatenate([[-1], pages[:-1]])
+            starts = starts_cluster(self.state.page_size, pages, prev_local, prev_read)
+        out = np.zeros(pages.size)
+        out[swapped] = read_seconds(self.state, np.full(int(swapped.sum()), self.src),
+                                    starts[swapped])
+        return out
+
+    def went(self, read_s: F64 | None) -> None:
+        """These reads were made (their pages went): count them, keep the disk busy."""
+        if read_s is None:
+            return
+        n = int(np.count_nonzero(read_s))
+        self.pages += n
+        self.seconds += float(read_s.sum())
+        hosts = self.state.hosts
+        self.state.reclaim.hosts["disk_busy_s_tick"][self.src] += (
+            n * self.state.page_size / hosts.swap_disk_bytes_per_s[self.src])
+
+
 def serve(world: World, table: MigrationTable, row: int) -> None:
     """One post-copy migration's tick: the held touches, the faults, the push."""
     state = world.state
@@ -165,6 +209,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     push = Push(world, table, row, remote)
     pushed = table.pages["pushed"][int(table["page_base"][row]):int(table["page_base"][row]) + n]
     touches = held_touches(world, v)
+    reads = SourceReads(world, table, row, off)
     link = float(table["push_from_s"][row])  # the link is free from here (it may be
     # a little before the tick: the page on the wire at the end of the last one)
     vm_t0 = max(start, float(table["vm_free_s"][row]))
@@ -186,7 +231,9 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
         j, when = j[inside], when[inside]
         # Pushes that can start before the last of these touches' requests reach the source.
         plist, side = push.next(max(0, int(np.ceil((when[-1] + rtt / 2 - link) / page_s))))
-        arrival = link + page_s * np.arange(1, plist.size + 1)
+        read_s = reads.of(plist)
+        arrival = link + (page_s * np.arange(1, plist.size + 1) if read_s is None
+                          else np.cumsum(page_s + read_s))
         x = touches.page[j]
         # When each touched page arrives by the push (inf: not in it): the push's
         # pages are distinct, so their arrivals are scattered by page and looked up
@@ -199,9 +246,11 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
             # The request reaches the source half a round trip later; the page on the wire
             # then completes, and the requested page goes next.
             t_fault = float(when[faults[0]])
-            went = int(np.searchsorted(arrival - page_s, t_fault + rtt / 2, side="left"))
+            sending_from = arrival - (page_s if read_s is None else page_s + read_s)
+            went = int(np.searchsorted(sending_from, t_fault + rtt / 2, side="left"))
         else:
             went = int(np.searchsorted(arrival, when[-1], side="right"))
+        reads.went(None if read_s is None else read_s[:went])
         push.commit(plist[:went], side[:went] if side.size else side)
         pushed[plist[:went]] = True
         arrived.append(plist[:went])
@@ -220,7 +269,10 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
         page = int(touches.page[f])
         network += 1
         if remote[page]:  # not already on its way in the push
-            link = max(link, t_fault + rtt / 2) + page_s
+            fetch_read = reads.of(np.array([page], np.int64), fault=True)
+            reads.went(fetch_read)
+            link = max(link, t_fault + rtt / 2) + page_s + (
+                0.0 if fetch_read is None else float(fetch_read[0]))
             last_arrival = link
             remote[page] = False
             fetched.append(page)
@@ -237,12 +289,21 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     # The rest of the tick the link pushes; a page still on the wire at the end is
     # counted when it arrives, next tick (the link goes on from the last arrival).
     plist, side = push.next(max(0, int((end - link) / page_s + 1e-9)))
+    read_s = reads.of(plist)
+    if read_s is not None:  # reads back from swap: fewer fit
+        arrival = link + np.cumsum(page_s + read_s)
+        went = int(np.searchsorted(arrival, end + 1e-9 * page_s, side="right"))
+        plist, side, read_s = plist[:went], side[:went] if side.size else side, read_s[:went]
+        reads.went(read_s)
+        if went:
+            last_arrival = link = float(arrival[went - 1])
     push.commit(plist, side)
     pushed[plist] = True
     arrived.append(plist)
-    if plist.size:
-        last_arrival = link + plist.size * page_s
-    link += plist.size * page_s
+    if read_s is None:
+        if plist.size:
+            last_arrival = link + plist.size * page_s
+        link += plist.size * page_s
     table["push_from_s"][row] = link
     got = np.concatenate([*arrived, np.array(fetched, np.int64)]) + off
     pull(state, table, row, got)
@@ -253,6 +314,8 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     table["pages_sent"][row] += n_push + len(fetched)
     table["bytes_sent"][row] += (n_push + len(fetched)) * bytes_each
     table["stall_s"][row] += waited
+    table["swap_read_pages"][row] += reads.pages
+    table["swap_read_s"][row] += reads.seconds
     vms["lost_postcopy_s_tick"][v] += waited
     _run(world, v, touches, done, off)
     if not remote.any():

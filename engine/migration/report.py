@@ -33,7 +33,7 @@ def migration_report(world: World, mig: Migration) -> dict[str, Any]:
         "expected_downtime_s", "throttle", "xbzrle_hits", "xbzrle_misses", "xbzrle_bytes",
         "xbzrle_overflow", "stop_pages", "stop_bytes", "traps", "network_faults",
         "minor_faults", "pushed_pages", "stall_s", "content_mismatches", "passes",
-        "bandwidth", "flow_rate", "xbzrle", "stun")}
+        "bandwidth", "flow_rate", "xbzrle", "stun", "swap_read_pages", "swap_read_s")}
     end = c["end_s"] if c["end_s"] >= 0 else state.time_s
     total = end - c["start_s"]
     hits, misses = c["xbzrle_hits"], c["xbzrle_misses"]
@@ -73,6 +73,10 @@ def migration_report(world: World, mig: Migration) -> dict[str, Any]:
         "minor_faults": c["minor_faults"],
         "pushed_pages": c["pushed_pages"],
         "stalled_s": c["stall_s"],
+        # Pages read back from the source's swap before they could go, and the sender's
+        # time waiting for them (engine/migration/swapread.py).
+        "swap_read_pages": c["swap_read_pages"],
+        "swap_read_s": c["swap_read_s"],
         "resume_time_s": c["resume_s"] - c["start_s"] if c["resume_s"] >= 0 else None,
         "content_mismatches": c["content_mismatches"],
         "rounds": [asdict(r) for r in mig.rounds],

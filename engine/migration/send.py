@@ -16,6 +16,7 @@ from engine.arrays import ranges
 from engine.hashing import splitmix64
 from engine.migration.arena import I64
 from engine.migration.model import XEN, MigrationTable
+from engine.migration.swapread import read_seconds, starts_cluster
 from engine.pagescale import fine_pages
 from engine.state import GuestKind, Loc
 from engine.world import World
@@ -49,6 +50,7 @@ class Batch:
         self.n_rows = rows.size
         self.count: I64 | None = count
         self.starts = np.cumsum(count) - count
+        self.first: I64 | None = np.asarray(first, np.int64)  # list index of each row's first
         self._which: I64 | None = None
         self.list_index: I64 | None = None  # where the entries are in table.lists, if all
         listed = ~table["pass_full"][rows]
@@ -79,7 +81,7 @@ class Batch:
         """Given pages (the stop-and-copy's pending set), none skipped."""
         b = cls.__new__(cls)
         b._which, b.local, b.page, b.n_rows = which, local, page, n_rows
-        b.count, b.list_index = None, None
+        b.count, b.list_index, b.first = None, None, None
         if which.size < 2 or bool((which[1:] >= which[:-1]).all()):  # rows together
             b.count = np.bincount(which, minlength=n_rows).astype(np.int64)
             b.starts = np.cumsum(b.count) - b.count
@@ -156,6 +158,11 @@ class Cost:
             if use.any():
                 self._xbzrle(table, rows, b, use, cost, page, policy.page_header * headers,
                              last_stage)
+        # Seconds to read each entry back from the source's swap first (None: no entry).
+        self.read_s: F64 | None = None
+        swapped = self.sendable & (self.loc == _SWAPPED)
+        if swapped.any():
+            self.read_s = _read_seconds(world, table, rows, b, swapped)
         self.all_sendable = bool(self.sendable.all())
         if not self.all_sendable:
             cost *= self.sendable
@@ -187,6 +194,40 @@ class Cost:
         self.insert, self.slot = np.zeros(n, np.bool_), np.zeros(n, np.int64)
         self.hit[i], self.overflow[i], self.insert[i], self.slot[i] = (
             hit, overflow, insert | hit, slot)
+
+
+def _read_seconds(world: World, table: MigrationTable, rows: I64, b: Batch,
+                  swapped: np.ndarray) -> F64:
+    """Each entry's read back from swap (swapread.py), 0 where it needs none: whether it
+    starts a read-ahead cluster is decided by the entry before it in its row's list (for
+    a row's first entry here, the list's entry before it, looked up)."""
+    state = world.state
+    i = np.flatnonzero(swapped)
+    row = b.row_of(i)
+    prev_local = np.full(i.size, -1, np.int64)
+    prev_read = np.zeros(i.size, np.bool_)
+    inner = np.flatnonzero((i > 0) & (b.row_of(np.maximum(i - 1, 0)) == row))
+    prev_local[inner] = b.local[i[inner] - 1]
+    prev_read[inner] = swapped[i[inner] - 1]
+    if b.first is not None:
+        head = np.flatnonzero((i == b.starts[row]) & (b.first[row] > 0))
+        if head.size:
+            r = rows[row[head]]
+            entry = b.first[row[head]] - 1  # a full pass's entries are its pages
+            listed = ~table["pass_full"][r]
+            entry[listed] = table.lists["entry"][table["list_base"][r[listed]]
+                                                 + entry[listed]]
+            page = state.vms["page_offset"][table["vm"][r]].astype(np.int64) + np.maximum(
+                entry, 0)
+            read = (entry >= 0) & (state.pages.at("location", page) == _SWAPPED)
+            hints = table["free_page_hints"][r]
+            if hints.any():
+                read &= ~(hints & (state.pages.at("guest_kind", page) == _FREE))
+            prev_local[head], prev_read[head] = entry, read
+    starts = starts_cluster(state.page_size, b.local[i], prev_local, prev_read)
+    out = np.zeros(b.page.size)
+    out[i] = read_seconds(state, table["src"][rows[row]], starts)
+    return out
 
 
 def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
@@ -252,7 +293,13 @@ def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
     if sent is not None:
         swapped &= sent
     if swapped.any():  # read back from the source's swap file before they can be sent
-        src = table["src"][rows][b.row_of(np.flatnonzero(swapped))]
+        at_swapped = np.flatnonzero(swapped)
+        row_swapped = b.row_of(at_swapped)
+        table["swap_read_pages"][rows] += np.bincount(row_swapped, minlength=n)
+        if c.read_s is not None:
+            table["swap_read_s"][rows] += np.bincount(row_swapped, c.read_s[at_swapped],
+                                                      minlength=n)
+        src = table["src"][rows][row_swapped]
         if swap_reads is not None:
             swap_reads.append(src)
             return
@@ -300,7 +347,8 @@ def send(world: World, table: MigrationTable, rows: I64, t: F64, rate: F64, limi
         used = np.zeros(going.size)
         for lo, hi in _chunks(count):
             k[lo:hi], used[lo:hi] = _send_some(world, table, r[lo:hi], cursor[lo:hi],
-                                               count[lo:hi], budget[lo:hi], swap_reads)
+                                               count[lo:hi], budget[lo:hi],
+                                               rate[going][lo:hi], swap_reads)
         if swap_reads:  # read back from the source's swap file before they can be sent
             src = np.concatenate(swap_reads)
             busy = world.state.page_size / world.state.hosts.swap_disk_bytes_per_s[src]
@@ -335,27 +383,43 @@ def _chunks(count: I64) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
+def _prefix_sums(cost: I64, start: I64, k: I64) -> I64:
+    """Each row's sum of its first k entries' costs (rows' entries together from start)."""
+    total = np.cumsum(cost)
+    before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
+    sums: I64 = np.where(k > 0, total[np.maximum(start + k - 1, 0)] - before, 0)
+    return sums
+
+
 def _send_some(world: World, table: MigrationTable, r: I64, cursor: I64, count: I64,
-               budget: F64, swap_reads: list[I64]) -> tuple[I64, F64]:
+               budget: F64, rate: F64, swap_reads: list[I64]) -> tuple[I64, F64]:
     """Send what fits each row's budget of its next `count` entries; returns how many
-    entries each got through and their bytes."""
+    entries each got through and the budget they used: their bytes, and the reads of
+    swapped pages as the bytes the row's `rate` would have sent meanwhile (the sender
+    waits for each read: swapread.py)."""
     b = Batch(world, table, r, cursor, count)
     c = Cost(world, table, r, b)
+    cost = c.bytes
+    if c.read_s is not None:
+        at = np.flatnonzero(c.read_s)
+        cost = cost.copy()
+        cost[at] += np.ceil(c.read_s[at] * rate[b.row_of(at)]).astype(np.int64)
     # What fits each row's budget is a prefix of its entries (costs are >= 0): found by
-    # a search in the running sum of the bytes. Sums are of whole bytes, so the test
+    # a search in the running sum of the costs. Sums are of whole bytes, so the test
     # `bytes <= budget + 1e-6` is `bytes <= floor(budget + 1e-6)`, in integers.
-    total = np.cumsum(c.bytes)
+    total = np.cumsum(cost)
     start = b.starts
     before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
     allowed = np.floor(np.minimum(budget + 1e-6, 2.0**62)).astype(np.int64)
     # np.minimum(np.maximum()): np.clip's Python layer costs more than the sums here.
     k = np.minimum(np.maximum(np.searchsorted(
         total, before + np.maximum(allowed, -1), side="right") - start, 0), count)
-    used_bytes = np.where(k > 0, total[np.maximum(start + k - 1, 0)] - before, 0)
+    used = np.where(k > 0, total[np.maximum(start + k - 1, 0)] - before, 0)
+    wire = used if c.read_s is None else _prefix_sums(c.bytes, start, k)
     fit = None
     if (k < count).any():
         fit = np.ones(c.bytes.size, np.bool_)
         fit[ranges(start + k, count - k)] = False
     sent = fit if c.all_sendable else c.sendable if fit is None else fit & c.sendable
-    record(world, table, r, b, c, sent, used_bytes, swap_reads)
-    return k, used_bytes.astype(np.float64)
+    record(world, table, r, b, c, sent, wire, swap_reads)
+    return k, used.astype(np.float64)

@@ -142,8 +142,8 @@ def _pause(state: State, table: MigrationTable, rows: I64, seconds: F64) -> None
 def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pending: RowPages,
                   late_rows: I64, late_pages: I64) -> None:
     """The VMs pause while their pending pages and CPU state cross: Xen at its max rate,
-    QEMU uncapped (its rate limit applies to the iterations only). Then commit and
-    activation at the destination."""
+    QEMU uncapped (its rate limit applies to the iterations only), after the reads of
+    those the source swapped out. Then commit and activation at the destination."""
     state, policy = world.state, world.spec.policy.migration
     b = Batch.explicit(pending.which, pending.local, pending.pages(state, table, rows),
                        rows.size)
@@ -155,6 +155,8 @@ def stop_and_copy(world: World, table: MigrationTable, rows: I64, at: F64, pendi
     path = np.maximum(table["path_rate"][rows], 1.0)
     rate = np.where(xen, np.minimum(table["max_rate"][rows], path), path)
     downtime = total / rate + table["activation_s"][rows]
+    if c.read_s is not None:  # the paused sender reads the swapped ones back first
+        downtime += np.bincount(b.which, c.read_s, minlength=n)
     table["status"][rows] = DONE
     table["stop_pages"][rows] = np.bincount(b.which[c.sendable], minlength=n)
     table["stop_bytes"][rows] = total.astype(np.int64)

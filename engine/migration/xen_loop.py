@@ -9,8 +9,9 @@ or a handful of rows: about 0.3 ms a step, five steps a tick while a Xen migrati
 on the data center, where the pages themselves take microseconds. The loop does the same
 arithmetic in the same order - the send's goes over all rows together, each go's guess
 of how many entries to look at, the budget, carry and times as float64, a go's swap reads
-summed per host before they are added - so the two give the same world bit for bit
-(tests/engine/test_kernels.py runs migrating worlds both ways to the same digest).
+summed per host before they are added, each read's seconds as swapread.py sums them - so
+the two give the same world bit for bit (tests/engine/test_kernels.py runs migrating
+worlds both ways to the same digest).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy.typing as npt
 from engine import kernels
 from engine.kernels import Kernel
 from engine.migration.model import MigrationTable
+from engine.migration.swapread import cluster_pages, start_latency_s
 from engine.migration.writelog import TickWrites
 from engine.state import WORD_SHIFT, GuestKind, Loc
 from engine.world import World
@@ -86,9 +88,11 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
                w_key: F64, w_pages: I64, w_next: I64, word: npt.NDArray[np.uint16],
                content: npt.NDArray[np.uint64], dirty: Bool, page_offset: I64,
                lost_dirty_log_s: F64, swap_disk_bytes_per_s: F64, disk_busy_s: F64,
-               busy_go: F64, scratch: I64, time_s: float, tick_s: float, page: int,
+               busy_go: F64, start_latency_s: F64, swap_read_pages: I64, swap_read_s: F64,
+               scratch: I64, time_s: float, tick_s: float, page: int,
                batch: int, trap_cost: float, pml_per: float, loc_shift: int,
-               kind_shift: int, ballooned: int, swapped: int, free: int) -> None:
+               kind_shift: int, ballooned: int, swapped: int, free: int,
+               cluster: int) -> None:
     """The step of each of `rows` (xen.peek where `peek`, then send.send from t at rate
     until `until` or its batch's end): t and `reached` are written for each row."""
     n = rows.size
@@ -166,9 +170,23 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
             allowed = np.int64(np.floor(min(budget + 1e-6, 2.0**62)))
             allowed = max(allowed, np.int64(-1))
             offset = page_offset[vm_of_row[r]]
-            used = np.int64(0)
+            used = np.int64(0)  # the budget used: bytes, and reads as bytes at the rate
+            wire = np.int64(0)
             k = 0
             n_sent = 0
+            n_read = 0
+            go_read = 0.0
+            # swapread.py: a read starts a read-ahead cluster unless the entry before it
+            # (for the first, the list's entry before it) was a swapped page of its cluster.
+            prev_read = False
+            prev_local = np.int64(-1)
+            if c0 > 0:
+                ep = np.int64(entry[list_base[r] + c0 - 1])
+                prev_local = ep
+                if ep >= 0:
+                    wp = np.int64(word[offset + ep])
+                    if ((wp >> loc_shift) & 0xFF) == swapped:
+                        prev_read = not hints[r] or ((wp >> kind_shift) & 0xFF) != free
             while k < count:
                 e = entry[list_base[r] + c0 + k]
                 local = max(e, 0)
@@ -179,25 +197,39 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
                 if sendable and hints[r]:
                     sendable = ((w >> kind_shift) & 0xFF) != free
                 cost = np.int64(page) if sendable else np.int64(0)
+                is_read = sendable and loc == swapped
+                read = 0.0
+                h = src[r]
+                if is_read:  # read back from the source's swap file first
+                    read = page / swap_disk_bytes_per_s[h]
+                    if not (prev_read and prev_local // cluster == local // cluster):
+                        read += start_latency_s[h]
+                    cost += np.int64(np.ceil(read * rate[i]))
                 if used + cost > allowed:
                     break
                 used += cost
+                prev_read, prev_local = is_read, local
                 k += 1
                 if sendable:  # send.record
+                    wire += page
                     pb = page_base[r] + local
                     sent[pb] = content[pg]
                     at_dest[pb] = True
                     n_sent += 1
-                    if loc == swapped:  # read back from the source's swap file first
-                        h = src[r]
+                    if is_read:
                         busy_go[h] += page / swap_disk_bytes_per_s[h]
                         any_swap = True
+                        n_read += 1
+                        go_read += read
             pages_sent[r] += n_sent
             round_sent[r] += n_sent
-            bytes_sent[r] += used
-            round_bytes[r] += used
-            window_bytes[r] += float(used)
+            bytes_sent[r] += wire
+            round_bytes[r] += wire
+            window_bytes[r] += float(wire)
             normal_pages[r] += n_sent
+            if n_read:
+                swap_read_pages[r] += n_read
+                swap_read_s[r] += go_read
             cursor[r] = c0 + k
             whole = k == count
             at_limit = whole and c0 + k >= limit
@@ -237,9 +269,11 @@ def _steps_loop(rows_all: I64, status: I64, clock: F64, rate_all: F64, cap_all: 
                 dirty_log: npt.NDArray[np.int32], w_key: F64, w_pages: I64, w_next: I64,
                 word: npt.NDArray[np.uint16], content: npt.NDArray[np.uint64], dirty: Bool,
                 page_offset: I64, lost_dirty_log_s: F64, swap_disk_bytes_per_s: F64,
-                disk_busy_s: F64, busy_go: F64, scratch: I64, time_s: float, tick_s: float,
+                disk_busy_s: F64, busy_go: F64, start_latency_s: F64, swap_read_pages: I64,
+                swap_read_s: F64, scratch: I64, time_s: float, tick_s: float,
                 page: int, batch: int, trap_cost: float, pml_per: float, loc_shift: int,
-                kind_shift: int, ballooned: int, swapped: int, free: int) -> int:
+                kind_shift: int, ballooned: int, swapped: int, free: int,
+                cluster: int) -> int:
     """precopy.precopy_tick's steps for Xen rows only (rows_all), as it makes them - the
     rows still pre-copying before the tick's end, their rates after a cap change, a peek
     where a batch starts, the send until the batch's end, the tick's end or the post-copy
@@ -280,8 +314,9 @@ def _steps_loop(rows_all: I64, status: I64, clock: F64, rate_all: F64, cap_all: 
                    window_bytes, normal_pages, round_skipped, traps, dirty_base, dirty_len,
                    entry, sent, at_dest, dirty_log, w_key, w_pages, w_next, word, content,
                    dirty, page_offset, lost_dirty_log_s, swap_disk_bytes_per_s, disk_busy_s,
-                   busy_go, scratch, time_s, tick_s, page, batch, trap_cost, pml_per,
-                   loc_shift, kind_shift, ballooned, swapped, free)
+                   busy_go, start_latency_s, swap_read_pages, swap_read_s, scratch, time_s,
+                   tick_s, page, batch, trap_cost, pml_per, loc_shift, kind_shift,
+                   ballooned, swapped, free, cluster)
         event = False
         for i in range(m):
             r = rows[i]
@@ -319,11 +354,14 @@ def _table_args(world: World, table: MigrationTable, tw: TickWrites) -> tuple[An
             np.asarray(state.vms["page_offset"], np.int64),
             state.vms["lost_dirty_log_s_tick"],
             np.asarray(hosts.swap_disk_bytes_per_s, np.float64),
-            state.reclaim.hosts["disk_busy_s_tick"], np.zeros(len(hosts)), _SCRATCH.pages,
+            state.reclaim.hosts["disk_busy_s_tick"], np.zeros(len(hosts)),
+            np.asarray(start_latency_s(state), np.float64), table["swap_read_pages"],
+            table["swap_read_s"], _SCRATCH.pages,
             float(state.time_s), float(state.tick_s), int(state.page_size),
             max(1, policy.xen_batch // state.page_size), float(policy.trap_cost),
             1.0 / policy.pml_batch, WORD_SHIFT["location"], WORD_SHIFT["guest_kind"],
-            int(Loc.BALLOONED), int(Loc.SWAPPED), int(GuestKind.FREE))
+            int(Loc.BALLOONED), int(Loc.SWAPPED), int(GuestKind.FREE),
+            cluster_pages(state.page_size))
 
 
 def _table_samples() -> tuple[Any, ...]:
@@ -331,7 +369,7 @@ def _table_samples() -> tuple[Any, ...]:
     return (*([i64] * 7), flags, flags, f64, *([i64] * 4), f64, *([i64] * 5),
             np.zeros(0, np.int32), np.zeros(0, np.uint64), flags, np.zeros(0, np.int32), f64,
             i64, i64, np.zeros(0, np.uint16), np.zeros(0, np.uint64), flags, i64, f64, f64,
-            f64, f64, i64, 0.0, 1.0, 4096, 1024, 1e-6, 1.0, 0, 8, 1, 2, 3)
+            f64, f64, f64, i64, f64, i64, 0.0, 1.0, 4096, 1024, 1e-6, 1.0, 0, 8, 1, 2, 3, 8)
 
 
 def _step_samples() -> list[tuple[Any, ...]]:

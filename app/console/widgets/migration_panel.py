@@ -98,6 +98,11 @@ def state_line(m: Mapping[str, Any]) -> Text:
         text.append(f"{m['network_faults']:,}", style="bold magenta")
         text.append(f" · minor faults {m['minor_faults']:,} · pushed "
                     f"{m['pushed_pages']:,} pages")
+    if m.get("swap_read_pages"):
+        text.append("\n" if text else "")
+        text.append(f"read back from swap {m['swap_read_pages']:,} pages, ")
+        text.append(duration(m["swap_read_s"]), style="bold yellow")
+        text.append(" of the sender's time")
     xbzrle = m.get("xbzrle") or {}
     if xbzrle.get("cache_size_bytes"):
         text.append(f"\nXBZRLE {xbzrle['cache_hits']:,} hits, {xbzrle['cache_misses']:,} "
