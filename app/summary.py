@@ -125,9 +125,18 @@ def print_migrations(console: Console, migrations: Sequence[dict[str, Any]]) -> 
         say(console, f"  {m['vm']} {m['src']} -> {m['dst']} {m['mode']}/{m['algorithm']}: "
                      f"{status}, total time {format_seconds(m['total_time_s'])}, downtime "
                      f"{format_seconds(m['downtime_s'])}, transferred "
-                     f"{format_bytes(m['transferred_bytes'])}, passes {_passes(m)}")
+                     f"{format_bytes(m['transferred_bytes'])}, passes {_passes(m)}"
+                     + _swap_reads(m))
     if len(migrations) > LOG_LIMIT:
         say(console, f"  ... {len(migrations) - LOG_LIMIT} more (--report FILE has them all)")
+
+
+def _swap_reads(m: dict[str, Any]) -> str:
+    """The pages read back from the source's swap first, if any, and the sender's wait."""
+    if not m.get("swap_read_pages"):
+        return ""
+    return (f", {m['swap_read_pages']:,} pages read back from swap "
+            f"({format_seconds(m['swap_read_s'])} waited)")
 
 
 def _passes(m: dict[str, Any]) -> int:

@@ -379,3 +379,24 @@ async def test_migrate_dialog_opens_again_as_new_for_another_vm() -> None:
         await pilot.pause()
         assert not isinstance(app.screen, MigrateDialog)
         assert "db1" in app.snapshot.pending_vms()
+
+
+def test_the_migration_panel_says_what_reads_back_from_swap_cost() -> None:
+    # A QEMU pre-copy of a VM with 1,024 pages swapped out at its source, one a read-ahead
+    # cluster: the panel's state line and the headless summary give the pages and the
+    # sender's wait.
+    import numpy as np
+    from rich.console import Console
+
+    from app.console.widgets.migration_panel import state_line
+    from app.summary import print_migrations
+    from tests.engine.test_migration_swapread import SCATTERED, _run
+
+    m = _run(SCATTERED, algorithm="qemu")
+    text = state_line(m).plain
+    assert "read back from swap 1,024 pages, 5.16 s of the sender's time" in text
+    console = Console(record=True, width=300)  # and `overcommit run`'s summary line
+    print_migrations(console, [m])
+    assert "1,024 pages read back from swap (5.162s waited)" in console.export_text()
+    assert "read back from swap" not in state_line(_run(np.zeros(0, np.int64),
+                                                        algorithm="qemu")).plain
