@@ -19,6 +19,7 @@ import numpy as np
 
 from engine import kernels
 from engine.memory import inflate_loop
+from engine.memory.balloon_polls import rate_bounds
 from engine.memory.counts import count_moves, vm_of_sorted, waiting_pages
 from engine.memory.guest import (
     ANON_COLD,
@@ -32,8 +33,6 @@ from engine.memory.guest import (
     unmap,
 )
 from engine.memory.states import thresholds
-from engine.pagescale import per_simulated_page
-from engine.spec import MemoryPolicy
 from engine.state import BALLOON_POLL_S, F64, I64, U8, Bool, GuestKind, Loc, State
 from engine.world import World
 
@@ -139,12 +138,6 @@ def deflate(state: State, rng: np.random.Generator, want: I64) -> I64:
     return np.bincount(vm, minlength=n)
 
 
-def _rate_bounds(state: State, policy: MemoryPolicy) -> tuple[float, float]:
-    """The driver's rate limits, given in 4 KiB pages/s, in simulated pages/s."""
-    return (per_simulated_page(policy.balloon_min_rate, state.page_size),
-            per_simulated_page(policy.balloon_max_rate, state.page_size))
-
-
 def run_balloon(world: World) -> None:
     state = world.state
     vms = state.vms
@@ -155,7 +148,7 @@ def run_balloon(world: World) -> None:
     target = np.minimum(target, (policy.balloon_max * vms["n_pages"]).astype(np.int64))
     target = np.where(running & vms["balloon_driver"], target, 0)
     current = vms["loc_count"][:, Loc.BALLOONED]
-    vms["balloon_rate"] = np.clip(vms["balloon_rate"], *_rate_bounds(state, policy))
+    vms["balloon_rate"] = np.clip(vms["balloon_rate"], *rate_bounds(state, policy))
     step = np.maximum((vms["balloon_rate"] * state.tick_s).astype(np.int64), 1)
     grow = np.where(target > current, np.minimum(target - current, step), 0)
     # Deflation runs at four times the inflation rate: giving memory back is cheap.
@@ -174,4 +167,4 @@ def run_balloon(world: World) -> None:
         moved -= deflate(state, rng, shrink)
     state.reclaim.hosts["balloon_tick"][:] = np.bincount(host, weights=moved,
                                                          minlength=len(state.hosts))
-    vms["balloon_rate"] = np.clip(vms["balloon_rate"], *_rate_bounds(state, policy))
+    vms["balloon_rate"] = np.clip(vms["balloon_rate"], *rate_bounds(state, policy))

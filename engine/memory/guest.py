@@ -44,6 +44,10 @@ assert _CLASS_OF.size <= 256
 _BALLOON_TABLE = pick_loop.class_table(
     lambda kind, loc, recent: _by_kind[kind, recent, loc], INELIGIBLE)
 
+# A pick looks at this many random pages of a VM for each page it wants and takes the
+# lowest classes among them (then scans for more where they fall short).
+PICK_PROBES = 3
+
 # The guest kind of a page of each balloon class other than INELIGIBLE (it tells them apart).
 KIND_OF_CLASS = np.array([GuestKind.FREE, GuestKind.CACHE, GuestKind.ANON, GuestKind.ANON],
                          np.uint8)
@@ -208,10 +212,10 @@ def pick_many(state: State, rng: np.random.Generator, want: I64, at: AtLocation)
     leaves well short (under half: duplicates in a probe cost a few) is scanned; the rest
     catch up next tick."""
     if kernels.compiled():  # the same picks, made in one loop (pick_loop.py)
-        chosen = unique_sorted(pick_loop.probe_take(state, rng, want, 3, at.table,
+        chosen = unique_sorted(pick_loop.probe_take(state, rng, want, PICK_PROBES, at.table,
                                                     INELIGIBLE)[0])
     else:
-        vm, cand = probe(state, rng, want, 3)
+        vm, cand = probe(state, rng, want, PICK_PROBES)
         chosen = take(vm, cand, at(state, cand), want)
     return _scan_short(state, rng, want, chosen, at, at.n_classes)
 
@@ -238,14 +242,14 @@ _CLASS_SHIFT, _PAGE_SHIFT = 3, 6
 def pick_balloon(state: State, rng: np.random.Generator, want: I64) -> tuple[I64, I8, U8]:
     """`pick_many(state, rng, want, balloon_class)` with each page's class and location,
     looked up once per candidate (random reads over all pages are most of the cost)."""
-    if not pick_loop.probe_counts(state.vms, want, 3).any():
+    if not pick_loop.probe_counts(state.vms, want, PICK_PROBES).any():
         return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.uint8)
     if kernels.compiled():  # the same picks, made in one loop (pick_loop.py)
-        cand, cls, loc = pick_loop.probe_take(state, rng, want, 3, _BALLOON_TABLE,
+        cand, cls, loc = pick_loop.probe_take(state, rng, want, PICK_PROBES, _BALLOON_TABLE,
                                               INELIGIBLE, use_recency=True)
         key = (cand << _PAGE_SHIFT) | (cls << _CLASS_SHIFT) | loc
     else:
-        vm, cand = probe(state, rng, want, 3)
+        vm, cand = probe(state, rng, want, PICK_PROBES)
         cls, loc = balloon_class_loc(state, cand)
         key = np.compress(taken_by_rule(vm, cls, want),
                           (cand << _PAGE_SHIFT) | (cls << _CLASS_SHIFT) | loc)
