@@ -100,7 +100,8 @@ def flow_links(host_links: npt.NDArray[np.int64], host_lengths: npt.NDArray[np.i
 def update_service_rates(world: World) -> None:
     """Service flows (host -> gateway) and migration flows (source -> destination) share
     the links by max-min fairness; each migration's flow is capped by its current rate
-    (a post-copy's by its post-copy cap, if any). A second solve with the migrations
+    (a post-copy's by its post-copy cap, if any), and by what it can send between the
+    pages it waits to read back from its source's swap. A second solve with the migrations
     uncapped gives what each could get if its cap rose within the tick (a new Xen round,
     QEMU's uncapped stop-and-copy). Flows are arrays (a VM's flow follows its host's
     path), so 100,000 VMs cost a few array passes, not a Python object each."""
@@ -112,7 +113,15 @@ def update_service_rates(world: World) -> None:
     table = table_of(state)
     rows = table.active_rows(PRECOPY, POSTCOPY)
     postcopy = table["status"][rows] == POSTCOPY
-    mig_demand = np.where(postcopy, table["postcopy_rate"][rows], table["round_rate"][rows])
+    # A sender that waits w seconds a byte for pages read back from its source's swap
+    # (last tick's, migration/phase.py) sends at most 1 / (1 / cap + w) bytes a second
+    # on average: that is what it asks of the links (below: how fast it sends between
+    # reads for the average it gets).
+    cap = np.where(postcopy, table["postcopy_rate"][rows], table["round_rate"][rows])
+    wait = table["read_s_per_byte"][rows]
+    reads = wait > 0
+    with np.errstate(divide="ignore"):  # a cap of 0 asks for nothing, of inf for 1 / w
+        mig_demand = np.where(reads, 1.0 / (1.0 / cap + wait), cap)
     src, dst = table["src"][rows], table["dst"][rows]
     topology = world.topology
     key = (host.tobytes() + demand.tobytes() + mig_demand.tobytes() + src.tobytes()
@@ -141,9 +150,13 @@ def update_service_rates(world: World) -> None:
                                              minlength=len(state.hosts)).astype(np.float64)
     if rows.size:
         mig_rates = rates[flow_vms.size:]
-        table["flow_rate"][rows] = mig_rates
         uncapped = demands.copy()
         uncapped[flow_vms.size:] = np.where(lengths[flow_vms.size:] > 0, np.inf, 0.0)
-        table["path_rate"][rows] = flows.rates(topology, uncapped)[flow_vms.size:]
+        path = flows.rates(topology, uncapped)[flow_vms.size:]
+        table["path_rate"][rows] = path
+        # Between reads a sender goes at the rate that makes its average what it got.
+        between = 1.0 / np.maximum(1.0 / np.maximum(mig_rates, 1e-9) - wait,
+                                   1.0 / np.maximum(path, 1e-9))
+        table["flow_rate"][rows] = np.where(reads, between, mig_rates)
         # Migration traffic leaves the source's NIC too.
         np.add.at(state.nic_used_bytes_per_s, src, mig_rates)

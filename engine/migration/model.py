@@ -52,6 +52,7 @@ COLUMNS: dict[str, tuple[Any, Any]] = {
     "minor_faults": (N, 0), "pushed_pages": (N, 0), "stall_s": (F, 0.0),
     "stop_pages": (N, 0), "stop_bytes": (N, 0), "content_mismatches": (N, -1),
     "swap_read_pages": (N, 0), "swap_read_s": (F, 0.0),  # read back from the source's swap
+    "read_s_per_byte": (F, 0.0),  # last tick: seconds waited for those reads per byte sent
     # the current pass: a send list (an arena region), how far it got, Xen's peeked batch
     "page_base": (N, -1), "list_base": (N, -1), "list_len": (N, 0), "cursor": (N, 0),
     "batch_end": (N, 0), "wrap_at": (N, 0), "pass_full": (B, False), "cache_base": (N, -1),
@@ -74,7 +75,7 @@ COLUMNS: dict[str, tuple[Any, Any]] = {
     "push_from_s": (F, 0.0),  # the push may start (after the CPU state went across)
 }
 # Columns a save from before them lacks (their fill stands for "not counted").
-NEWER_COLUMNS = frozenset({"swap_read_pages", "swap_read_s"})
+NEWER_COLUMNS = frozenset({"swap_read_pages", "swap_read_s", "read_s_per_byte"})
 CODED = {"status": STATUSES, "mode": MODES, "algorithm": ALGORITHMS}
 
 

@@ -184,6 +184,7 @@ def _broken(world: World, rows: np.ndarray) -> list[tuple[int, str]]:
 def run_migrations(world: World) -> None:
     state = world.state
     table = table_of(state)
+    read_before, sent_before = table["swap_read_s"].copy(), table["bytes_sent"].copy()
     for row, reason in _broken(world, table.active_rows()):
         fail(world, table[row], reason)
     fresh = np.flatnonzero(table["fresh"])
@@ -197,6 +198,12 @@ def run_migrations(world: World) -> None:
         precopy_tick(world, table, tw)
     postcopy_tick(world, table)
     state.held_touches.clear()
+    # How long each sender waited for its source's disk per byte it sent this tick: next
+    # tick its flow asks the links for no more than it can send (engine/network.py).
+    n = read_before.size
+    sent = table["bytes_sent"][:n] - sent_before
+    table["read_s_per_byte"][:n] = np.where(
+        sent > 0, (table["swap_read_s"][:n] - read_before) / np.maximum(sent, 1), 0.0)
 
 
 __all__ = ["QEMU", "active_migration", "fail", "run_migrations", "start", "to_postcopy"]
