@@ -41,8 +41,9 @@ def _location_counts(loc: np.ndarray) -> I64:
 
 def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> None:
     """Give `pages` of VM `v` (moving src -> dst) destination frames, or destination swap
-    where the destination is full. One VM at a time: the per-host sums are scalars and
-    the destination's frames two slices of its free stacks."""
+    where the destination is full (written there: the destination's disk time). One VM
+    at a time: the per-host sums are scalars and the destination's frames two slices of
+    its free stacks."""
     p, vms = state.pages, state.vms
     if pages.size == 0:
         return
@@ -69,9 +70,16 @@ def vm_to_destination(state: State, pages: I64, v: int, src: int, dst: int) -> N
     else:
         counts[v] -= _location_counts(loc[:n_ok])
         p.location[pages[n_ok:]] = Loc.SWAPPED
-        counts[v, Loc.SWAPPED] += pages.size - n_ok
+        out = pages.size - n_ok
+        counts[v, Loc.SWAPPED] += out
         counts[v] -= _location_counts(loc[n_ok:])
-        reclaim["swapped_pages"][dst] += pages.size - n_ok
+        reclaim["swapped_pages"][dst] += out
+        # Written to the destination's swap disk: its time, and swap-outs, as the swap
+        # daemon's are.
+        reclaim["swapout_tick"][dst] += out
+        reclaim["disk_busy_s_tick"][dst] += out * state.page_size / float(
+            state.hosts.swap_disk_bytes_per_s[dst])
+        vms["swapouts"][v] += out
 
 
 def holding(state: State, flat: I64 | slice) -> np.ndarray:

@@ -168,3 +168,20 @@ def test_a_save_from_before_the_read_counters_loads_and_goes_on_reading() -> Non
         runs.append(run.report()["migrations"][-1])
     assert runs[1]["status"] == "done" and runs[1]["total_time_s"] == runs[0]["total_time_s"]
     assert runs[1]["swap_read_pages"] == runs[0]["swap_read_pages"] - counted
+
+
+def test_pages_a_full_destination_cannot_hold_are_written_to_its_swap_disk() -> None:
+    # A 32 MiB VM moved to a 24 MiB host: what its frames cannot hold goes to its swap,
+    # written at its disk's 100 MB/s (as the swap daemon's swap-outs are counted).
+    data = small_spec()
+    data["host"][0].update(memory="64MiB")
+    data["host"][1].update(memory="24MiB")
+    data["vm"][0].update(memory="32MiB", workload={"kind": "idle"}, content=CONTENT)
+    sim = Simulation.from_spec(parse_scenario(data), check=True)
+    sim.step(2)
+    m = _migrate(sim, algorithm="qemu")
+    disk = sim.world.state.reclaim.hosts
+    out = int(disk["swapped_pages"][1])
+    assert m["status"] == "done" and out > 1000
+    assert disk["swapout_tick"][1] == out
+    assert disk["disk_busy_s_tick"][1] == pytest.approx(out * TRANSFER_S)
