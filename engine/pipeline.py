@@ -11,8 +11,8 @@ Order matters and is part of the contract:
 3. sampling   - active-memory estimates (invalidate 100 random pages per period)
 4. allocation - targets from shares, min, max and the idle tax (every balance period)
 5. reclaim    - how hard to reclaim: the state free memory is in at its lowest in the tick
-                with the balloons inflating beside the touches; balloon targets, swap
-                goals (with room for the touches waiting for frames)
+                with the balloons inflating beside the touches, poll by poll; balloon
+                targets, swap goals (with room for the touches waiting for frames)
 6. balloon    - drivers inflate or deflate toward their targets (a tick longer than their
                 one-second poll inflates only to the poll after the host is back in high)
 7. swap       - the swap daemon swaps toward its goals (share before swap)
@@ -27,7 +27,8 @@ Order matters and is part of the contract:
 10. io        - device I/O: bounce copies through 32-bit DMA, remapping into low memory
 11. network   - max-min fair rates of service and migration traffic over the topology
 12. migration - every pre-copy advanced together (rounds, syncs, stop-and-copy), post-copy
-                VMs' touches and faults in time with the push, switch-over, failures
+                VMs' touches and faults in time with the push, switch-over, failures;
+                pages the source swapped out read back from its disk before they go
 13. service   - lost service by cause, service level and latency, availability
 14. economy   - revenue for served work, host power, capital and network costs, SLA
                 penalties at the end of each window
