@@ -160,9 +160,12 @@ class Cost:
                              last_stage)
         # Seconds to read each entry back from the source's swap first (None: no entry).
         self.read_s: F64 | None = None
-        swapped = self.sendable & (self.loc == _SWAPPED)
-        if swapped.any():
-            self.read_s = _read_seconds(world, table, rows, b, swapped)
+        self.swapped = self.loc == _SWAPPED
+        self.any_swapped = bool(self.swapped.any())
+        if self.any_swapped:
+            swapped = self.sendable & self.swapped
+            if swapped.any():
+                self.read_s = _read_seconds(world, table, rows, b, swapped)
         self.all_sendable = bool(self.sendable.all())
         if not self.all_sendable:
             cost *= self.sendable
@@ -289,10 +292,8 @@ def record(world: World, table: MigrationTable, rows: I64, b: Batch, c: Cost,
                                                        minlength=n).astype(np.int64)
             missed &= ~hit
         table["xbzrle_misses"][rows] += np.bincount(which[missed], minlength=n)
-    swapped = c.loc == _SWAPPED
-    if sent is not None:
-        swapped &= sent
-    if swapped.any():  # read back from the source's swap file before they can be sent
+    swapped = c.swapped if sent is None or not c.any_swapped else c.swapped & sent
+    if c.any_swapped and swapped.any():  # read back from swap before they can be sent
         at_swapped = np.flatnonzero(swapped)
         row_swapped = b.row_of(at_swapped)
         table["swap_read_pages"][rows] += np.bincount(row_swapped, minlength=n)
