@@ -157,6 +157,6 @@ def update_service_rates(world: World) -> None:
         # Between reads a sender goes at the rate that makes its average what it got.
         between = 1.0 / np.maximum(1.0 / np.maximum(mig_rates, 1e-9) - wait,
                                    1.0 / np.maximum(path, 1e-9))
-        table["flow_rate"][rows] = np.where(reads, between, mig_rates)
+        table["flow_rate"][rows] = np.where(reads & (mig_rates > 0), between, mig_rates)
         # Migration traffic leaves the source's NIC too.
         np.add.at(state.nic_used_bytes_per_s, src, mig_rates)
