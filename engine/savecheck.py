@@ -50,6 +50,8 @@ Arrays = dict[str, npt.NDArray[Any]]
 # Unlimited: a post-copy rate of 0 in a command is an infinite cap, which a migration in
 # post-copy also runs its round under (switchover.py), and a round opened under it keeps.
 _MAY_BE_INFINITE = frozenset({"postcopy_rate", "postcopy_after_s", "round_rate", "round_cap"})
+# Fields a save from before them lacks (engine/migration/arena.py Arena.load fills them).
+_NEWER_ARENA_FIELDS: dict[str, tuple[str, ...]] = {"pages": ("swap_read",)}
 _ARENAS = {"pages": ("sent", "at_dest", "pushed"), "lists": ("entry",),
            "cache": ("page", "age"), "dirty": ("page",)}
 _RATE_COLUMNS = ("reads_per_s", "writes_per_s", "file_reads_per_s", "io_pages_per_s")
@@ -311,8 +313,10 @@ def _check_migrations(meta: SaveMeta, arrays: Arrays, get: Any, within: Any) -> 
     arenas = {}
     for arena, fields in _ARENAS.items():
         sizes = set()
-        for field in fields:
+        for field in fields + _NEWER_ARENA_FIELDS.get(arena, ()):
             key = f"migrations.{arena}.{field}"
+            if field not in fields and key not in arrays:
+                continue  # a save from before the field
             if key not in arrays or arrays[key].ndim != 1:
                 raise ValueError(f"array {key} is missing")
             sizes.add(arrays[key].size)

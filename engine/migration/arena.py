@@ -85,7 +85,13 @@ class Arena:
         return {f"{prefix}.{name}": arr[:self.used].copy() for name, arr in self.arrays.items()}
 
     def load(self, arrays: dict[str, npt.NDArray[Any]], prefix: str, live: int) -> None:
-        for name, (dtype, _) in self.fields.items():
-            self.arrays[name] = np.asarray(arrays[f"{prefix}.{name}"], dtype).copy()
-        self.used = int(next(iter(self.arrays.values())).size)
+        """The fields from a save's arrays; a field newer than the save (absent) holds its
+        fill value."""
+        size = next(arrays[f"{prefix}.{name}"].size for name in self.fields
+                    if f"{prefix}.{name}" in arrays)
+        for name, (dtype, fill) in self.fields.items():
+            key = f"{prefix}.{name}"
+            self.arrays[name] = (np.asarray(arrays[key], dtype).copy() if key in arrays
+                                 else np.full(size, fill, dtype))
+        self.used = size
         self.live = live

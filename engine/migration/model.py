@@ -133,7 +133,10 @@ class MigrationTable:
         self.reasons: list[str] = []
         # Per page of the VM: content as sent, whether the destination has it, pushed.
         self.pages = Arena({"sent": (np.uint64, 0), "at_dest": (np.bool_, False),
-                            "pushed": (np.bool_, False)})
+                            "pushed": (np.bool_, False),
+                            # post-copy: its read-ahead cluster is back from the source's
+                            # swap (in the source's swap cache: read without the latency)
+                            "swap_read": (np.bool_, False)})
         self.lists = Arena({"entry": (np.int32, -1)})  # the pass's pages in send order
         self.cache = Arena({"page": (np.int32, -1), "age": (np.int64, 0)})  # XBZRLE
         # The pages each pre-copy's dirty log gained since its last sync, in the order

@@ -14,8 +14,7 @@ with the source's push on one link timeline:
   pseudo-random pfn order, which knows nothing of where the working set is.
 Fetches and pushes share the link, so together they never exceed its rate. A page the
 source had swapped out is read back from its disk before it goes, the sender waiting for
-it (swapread.py: a fault's read waits the disk's latency; the push's reads are clustered
-as pre-copy's are, within each stretch of the push).
+it (swapread.py), the disk's latency once per read-ahead cluster (SourceReads).
 The loop goes from network fault to network fault (each costs at least a round trip of
 simulated time); the touches and pushes between two faults are handled in bulk.
 """
@@ -26,11 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.arrays import ranges
 from engine.memory.touch import apply_touches
 from engine.migration.arena import I64
 from engine.migration.model import POSTCOPY, MigrationTable
 from engine.migration.order import xen_permute
-from engine.migration.swapread import read_seconds, starts_cluster
+from engine.migration.swapread import cluster_pages, read_seconds
 from engine.migration.switchover import finish_postcopy, pull
 from engine.pagescale import fine_pages
 from engine.state import Loc
@@ -155,37 +155,48 @@ class Push:
 
 
 class SourceReads:
-    """The source's reads of swapped-out pages for one post-copy VM this tick: each page's
-    seconds (swapread.py), and the count and total of those that went."""
+    """The source's reads of swapped-out pages for one post-copy VM: each page's seconds
+    (swapread.py), and the count and total of those that went this tick. A read pays the
+    disk's latency only for a read-ahead cluster not read yet: Linux reads the cluster
+    around a swapped page at once, so the push (outward on both sides of the latest fault,
+    the two sides in turn) and the faults find its other pages in the swap cache. Which
+    clusters were read is kept with the migration's pages (table.pages "swap_read")."""
 
-    def __init__(self, world: World, table: MigrationTable, row: int, off: int) -> None:
+    def __init__(self, world: World, table: MigrationTable, row: int, off: int,
+                 n: int) -> None:
         self.state, self.off = world.state, off
         self.src = int(table["src"][row])
+        self.cluster = cluster_pages(world.state.page_size)
+        base = int(table["page_base"][row])
+        self.read = table.pages["swap_read"][base:base + n]  # a view: by local page
         self.pages = 0
         self.seconds = 0.0
 
-    def of(self, pages: I64, fault: bool = False) -> F64 | None:
+    def of(self, pages: I64) -> F64 | None:
         """Seconds to read each of `pages` (local, in the order they go) back from swap;
-        None if none is swapped out. A fault's read is alone: it starts its cluster."""
-        swapped = self.state.pages.frame[self.off + pages] < 0  # REMOTE, its copy in swap
-        if not swapped.any():
+        None if none is swapped out."""
+        swapped = np.flatnonzero(self.state.pages.frame[self.off + pages] < 0)  # REMOTE,
+        if swapped.size == 0:  # its copy in swap
             return None
-        if fault:
-            starts = np.ones(pages.size, np.bool_)
-        else:
-            prev_read = np.concatenate([[False], swapped[:-1]])
-            prev_local = np.concatenate([[-1], pages[:-1]])
-            starts = starts_cluster(self.state.page_size, pages, prev_local, prev_read)
+        mine = pages[swapped]
+        _, first = np.unique(mine // self.cluster, return_index=True)
+        starts = np.zeros(swapped.size, np.bool_)
+        starts[first] = True  # the first read of its cluster among these
+        starts &= ~self.read[mine]
         out = np.zeros(pages.size)
-        out[swapped] = read_seconds(self.state, np.full(int(swapped.sum()), self.src),
-                                    starts[swapped])
+        out[swapped] = read_seconds(self.state, np.full(swapped.size, self.src), starts)
         return out
 
-    def went(self, read_s: F64 | None) -> None:
-        """These reads were made (their pages went): count them, keep the disk busy."""
+    def went(self, pages: I64, read_s: F64 | None) -> None:
+        """These pages went, after their reads: count them, keep the disk busy, and mark
+        their clusters read."""
         if read_s is None:
             return
-        n = int(np.count_nonzero(read_s))
+        read = read_s > 0
+        n = int(np.count_nonzero(read))
+        c = self.cluster
+        firsts = np.unique(pages[read] // c) * c
+        self.read[np.minimum(ranges(firsts, np.full(firsts.size, c)), self.read.size - 1)] = True
         self.pages += n
         self.seconds += float(read_s.sum())
         hosts = self.state.hosts
@@ -209,7 +220,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     push = Push(world, table, row, remote)
     pushed = table.pages["pushed"][int(table["page_base"][row]):int(table["page_base"][row]) + n]
     touches = held_touches(world, v)
-    reads = SourceReads(world, table, row, off)
+    reads = SourceReads(world, table, row, off, n)
     link = float(table["push_from_s"][row])  # the link is free from here (it may be
     # a little before the tick: the page on the wire at the end of the last one)
     vm_t0 = max(start, float(table["vm_free_s"][row]))
@@ -250,7 +261,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
             went = int(np.searchsorted(sending_from, t_fault + rtt / 2, side="left"))
         else:
             went = int(np.searchsorted(arrival, when[-1], side="right"))
-        reads.went(None if read_s is None else read_s[:went])
+        reads.went(plist[:went], None if read_s is None else read_s[:went])
         push.commit(plist[:went], side[:went] if side.size else side)
         pushed[plist[:went]] = True
         arrived.append(plist[:went])
@@ -269,8 +280,9 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
         page = int(touches.page[f])
         network += 1
         if remote[page]:  # not already on its way in the push
-            fetch_read = reads.of(np.array([page], np.int64), fault=True)
-            reads.went(fetch_read)
+            fetched_page = np.array([page], np.int64)
+            fetch_read = reads.of(fetched_page)
+            reads.went(fetched_page, fetch_read)
             link = max(link, t_fault + rtt / 2) + page_s + (
                 0.0 if fetch_read is None else float(fetch_read[0]))
             last_arrival = link
@@ -294,7 +306,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
         arrival = link + np.cumsum(page_s + read_s)
         went = int(np.searchsorted(arrival, end + 1e-9 * page_s, side="right"))
         plist, side, read_s = plist[:went], side[:went] if side.size else side, read_s[:went]
-        reads.went(read_s)
+        reads.went(plist, read_s)
         if went:
             last_arrival = link = float(arrival[went - 1])
     push.commit(plist, side)
