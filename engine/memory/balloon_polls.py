@@ -39,7 +39,7 @@ def poll_length(seconds: F64, k: int) -> F64:
     return length
 
 
-def adapt(rate: F64, length: F64 | float, took: np.ndarray, paged: np.ndarray) -> F64:
+def adapt(rate: F64, length: F64, took: np.ndarray, paged: np.ndarray) -> F64:
     """The rate after a poll of `length` seconds: halved if the guest paged, doubled if it
     gave pages without paging, as often as the poll holds seconds."""
     factor = 2.0 ** np.minimum(length / BALLOON_POLL_S, 1000.0)

@@ -180,14 +180,15 @@ def lowest_free(world: World, before: I64, current: I64, short: F64, soft: F64) 
     # lowest where the balloons start or at the end of a poll.
     lowest_seen = at_start.astype(np.float64)
     inflated = np.zeros(len(vms))
-    for k in range(takes.shape[0]):
+    last = takes.shape[0] - 1
+    for k in range(last + 1):
         inflated += takes[k]
-        end_s = start_s + np.minimum((k + 1) * BALLOON_POLL_S, tick_s - start_s)
-        at_end = (at_start - took_per_s * (end_s - start_s)
-                  + np.bincount(host, _frames_back(vms, inflated), minlength=len(hosts)))
-        if k == takes.shape[0] - 1:  # the tick's end: exactly what the touches left
-            at_end = after + np.bincount(host, _frames_back(vms, inflated),
-                                         minlength=len(hosts))
+        back = np.bincount(host, _frames_back(vms, inflated), minlength=len(hosts))
+        if k == last:  # the tick's end: exactly what the touches left
+            at_end = after + back
+        else:
+            end_s = start_s + np.minimum((k + 1) * BALLOON_POLL_S, tick_s - start_s)
+            at_end = at_start - took_per_s * (end_s - start_s) + back
         lowest_seen = np.minimum(lowest_seen, at_end)
     lowest: F64 = np.maximum(np.where(after >= soft, after, lowest_seen), 0.0)
     return lowest

@@ -384,9 +384,9 @@ def _chunks(count: I64) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _prefix_sums(cost: I64, start: I64, k: I64) -> I64:
-    """Each row's sum of its first k entries' costs (rows' entries together from start)."""
-    total = np.cumsum(cost)
+def _prefix_sums(total: I64, start: I64, k: I64) -> I64:
+    """Each row's sum of its first k entries, from the running sum `total` of all the
+    entries (each row's together, from `start`)."""
     before = np.where(start > 0, total[np.maximum(start - 1, 0)], 0)
     sums: I64 = np.where(k > 0, total[np.maximum(start + k - 1, 0)] - before, 0)
     return sums
@@ -415,8 +415,8 @@ def _send_some(world: World, table: MigrationTable, r: I64, cursor: I64, count: 
     # np.minimum(np.maximum()): np.clip's Python layer costs more than the sums here.
     k = np.minimum(np.maximum(np.searchsorted(
         total, before + np.maximum(allowed, -1), side="right") - start, 0), count)
-    used = np.where(k > 0, total[np.maximum(start + k - 1, 0)] - before, 0)
-    wire = used if c.read_s is None else _prefix_sums(c.bytes, start, k)
+    used = _prefix_sums(total, start, k)
+    wire = used if c.read_s is None else _prefix_sums(np.cumsum(c.bytes), start, k)
     fit = None
     if (k < count).any():
         fit = np.ones(c.bytes.size, np.bool_)
