@@ -17,13 +17,13 @@ VM short of free and cached pages is walked for its page-cache picks
 touches that fault served and the shared pages written to copied (memory/fault_loop.py),
 freed shared frames dropped from the sharing tables (memory/forget_loop.py), the
 workload's touches are laid out from the numbers drawn (workloads/layout_loop.py) and
-read, tested and marked (memory/touch_loop.py), Xen's pre-copies peek at their dirty logs
-and send their batches (migration/xen_loop.py), a balloon's victims are ballooned
-(memory/inflate_loop.py), pages' VMs and frames' hosts are looked up
-(arrays.SegmentOf), per-VM counters moved (memory/counts.py), and integer arrays sorted
-by their bits (sort_loop.py). A compiled loop does each in one or two reads of each
-element; those that read at random take a half or pieces each on two threads
-(MIN_SPLIT, engine/parallel.py).
+read, tested and marked (memory/touch_loop.py), the pre-copies step and send (Xen's
+peeking at their dirty logs, QEMU's measuring its windows: migration/precopy_loop.py),
+a balloon's victims are ballooned (memory/inflate_loop.py), pages' VMs and frames'
+hosts are looked up (arrays.SegmentOf), per-VM counters moved (memory/counts.py), and
+integer arrays sorted by their bits (sort_loop.py). A compiled loop does each in one or
+two reads of each element; those that read at random take a half or pieces each on two
+threads (MIN_SPLIT, engine/parallel.py).
 With numba installed (`pip install -e '.[fast]'`), they run compiled; without it, or with
 OVERCOMMIT_KERNELS=numpy, the numpy passes run.
 
@@ -177,7 +177,7 @@ def _compiled_helper(helper: Callable[..., Any]) -> Callable[..., Any]:
 
     if helper not in _HELPERS:
         # Inlined, unless the helper says otherwise (numba cannot inline a call with as
-        # many arguments as xen_loop's step).
+        # many arguments as precopy_loop's step).
         if getattr(helper, NOT_INLINED, False):
             _HELPERS[helper] = numba.njit(cache=True, nogil=True, inline="never")(helper)
         else:

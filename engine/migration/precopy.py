@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.migration import switchover, xen_loop
+from engine.migration import precopy_loop, switchover
 from engine.migration.arena import I64
 from engine.migration.model import PRECOPY, QEMU, MigrationTable
 from engine.migration.qemu import qemu_sync, throttle_guests, window
@@ -41,14 +41,14 @@ WRAPPED = np.iinfo(np.int64).max  # wrap_at once the pass's walk has wrapped
 def _xen_step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, xen: Bool,
               batch_start: Bool, clock: F64, rate: F64, until: F64) -> tuple[F64, Bool]:
     """The step of the Xen rows among `rows`: a peek at the log where a batch starts, then
-    the send until the batch's end or `until` (xen_loop.py: one compiled loop). Returns
+    the send until the batch's end or `until` (precopy_loop.py: one compiled loop). Returns
     (time, reached) for all of `rows`, those of the others left for the caller."""
     t, reached = np.zeros(rows.size), np.zeros(rows.size, np.bool_)
     if not xen.any():
         return t, reached
     x = rows[xen]
-    if xen_loop.usable(table, x):
-        t[xen], reached[xen] = xen_loop.step(world, table, tw, x, batch_start[xen], clock[x],
+    if precopy_loop.usable(table, x):
+        t[xen], reached[xen] = precopy_loop.step(world, table, tw, x, batch_start[xen], clock[x],
                                              rate[x], until[xen])
         return t, reached
     if batch_start.any():
@@ -58,13 +58,20 @@ def _xen_step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, xe
     return t, reached
 
 
-def _xen_events(world: World, table: MigrationTable, tw: TickWrites, rows: I64, t: F64,
-                ended: Bool, timed: Bool) -> None:
-    """What a step's Xen rows met, as precopy_tick meets it: the end of a round's list, or
-    the post-copy trigger."""
-    if ended.any():
-        xen_round_end(world, table, tw, rows[ended], t[ended])
-    for i in np.flatnonzero(timed).tolist():
+def _events(world: World, table: MigrationTable, tw: TickWrites, rows: I64, t: F64,
+            ended: Bool, timed: Bool, low: Bool) -> None:
+    """What a step's rows met, as precopy_tick meets it: the end of a Xen round's list or
+    of a QEMU pass, a QEMU window's end with the pass's rest under the threshold (its
+    counters already updated: qemu.window's sync), or the post-copy trigger."""
+    xen = table["algorithm"][rows] != QEMU
+    if (ended & xen).any():
+        xen_round_end(world, table, tw, rows[ended & xen], t[ended & xen])
+    if (ended & ~xen).any():
+        qemu_sync(world, table, tw, rows[ended & ~xen], t[ended & ~xen],
+                  np.ones(int((ended & ~xen).sum()), np.bool_))
+    if low.any():
+        qemu_sync(world, table, tw, rows[low], t[low], np.zeros(int(low.sum()), np.bool_))
+    for i in np.flatnonzero(timed & (table["status"][rows] == PRECOPY)).tolist():
         table.close_round(int(rows[i]), float(t[i]), 0)
         switchover.to_postcopy(world, table, int(rows[i]), float(t[i]))
 
@@ -84,14 +91,14 @@ def precopy_tick(world: World, table: MigrationTable, tw: TickWrites) -> None:
         rows = rows[(table["status"][rows] == PRECOPY) & (clock[rows] < end - 1e-12)]
         if rows.size == 0:
             break
-        qemu = table["algorithm"][rows] == QEMU
-        if not qemu.any() and xen_loop.usable(table, rows):
-            # Xen rows only: the steps below, in one loop, up to a step with an event.
-            got = xen_loop.steps(world, table, tw, rows, clock, rate, cap, end, MAX_STEPS,
-                                 PRECOPY, WRAPPED)
+        if precopy_loop.usable(table, rows):
+            # The steps below, in one loop, up to a step with an event.
+            got = precopy_loop.steps(world, table, tw, rows, clock, rate, cap, end,
+                                     MAX_STEPS, PRECOPY, WRAPPED)
             if got is not None:
-                _xen_events(world, table, tw, *got)
+                _events(world, table, tw, *got)
             continue
+        qemu = table["algorithm"][rows] == QEMU
         changed = cap[rows] != table["round_rate"][rows]
         rate[rows] = np.where(changed, np.minimum(table["round_rate"][rows],
                                                   table["path_rate"][rows]), rate[rows])

@@ -31,6 +31,14 @@ CHUNK_ENTRIES = 1 << 18  # list entries sent together (see _chunks)
 _BALLOONED, _SWAPPED, _FREE = int(Loc.BALLOONED), int(Loc.SWAPPED), int(GuestKind.FREE)
 
 
+def qemu_page_bytes(world: World) -> tuple[int, int]:
+    """QEMU's bytes on the wire for a page and for a zero page: a header per 4 KiB page
+    however coarse the simulated page, and the page's bytes unless it is zero."""
+    policy, page = world.spec.policy.migration, world.state.page_size
+    headers = round(fine_pages(page))
+    return page + policy.page_header * headers, policy.zero_page_header * headers
+
+
 def delta_bytes(content: np.ndarray, changed: F64, page: int) -> I64:
     """XBZRLE's encoded size of a re-sent page: the changed fraction of the page drawn per
     page from its content (exponential around the workload's mean fraction), plus runs."""
@@ -136,11 +144,8 @@ class Cost:
         self.zero = self.content == 0
         xen = table["algorithm"][rows] == XEN
         self.qemu_row = ~xen
-        # QEMU's headers: one per 4 KiB page on the wire, however coarse the simulated page.
-        headers = round(fine_pages(page))
         # QEMU: a zero page is a header ("duplicate"), others a header more; Xen: the page.
-        full_qemu = page + policy.page_header * headers
-        zero_qemu = policy.zero_page_header * headers
+        full_qemu, zero_qemu = qemu_page_bytes(world)
         if xen.all():
             cost = np.full(b.page.size, page, np.int64)
         elif not xen.any():
@@ -156,8 +161,8 @@ class Cost:
         if started.any():
             use = np.take(started, b.which) & self.sendable & ~self.zero
             if use.any():
-                self._xbzrle(table, rows, b, use, cost, page, policy.page_header * headers,
-                             last_stage)
+                self._xbzrle(table, rows, b, use, cost, page,
+                             policy.page_header * round(fine_pages(page)), last_stage)
         # Seconds to read each entry back from the source's swap first (None: no entry).
         self.read_s: F64 | None = None
         self.swapped = self.loc == _SWAPPED

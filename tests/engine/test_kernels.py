@@ -915,10 +915,12 @@ def test_settled_answers_compiled_once_on_its_own_thread(monkeypatch: pytest.Mon
     assert kernels.compiled() == kernels.available()
 
 
-def _migrating_world() -> Simulation:
+def _migrating_world(options: list[dict[str, Any]] | None = None) -> Simulation:
     """Six VMs leaving an overcommitted host over a slow link: Xen pre-copies (one with
-    free-page hints, one with PML, a hybrid one) beside a QEMU one, from a host that
-    balloons and swaps, so the batches meet skipped, ballooned, swapped and free pages."""
+    free-page hints, one with PML, a hybrid one) beside a QEMU one with XBZRLE, from a
+    host that balloons and swaps, so the batches meet skipped, ballooned, swapped and
+    free pages.
+    Other `options` for the six: the QEMU ones start a few ticks after the others."""
     data = small_spec()
     data["host"][0].update(memory="40MiB")
     data["host"][1].update(memory="96MiB")
@@ -933,28 +935,29 @@ def _migrating_world() -> Simulation:
     sim.step(20)
     out = sim.world.state.vms["loc_count"]
     assert out[:, Loc.SWAPPED].min() > 0 and out[:, Loc.BALLOONED].min() > 0
-    options = [{"algorithm": "xen"}, {"algorithm": "xen", "free_page_hints": True},
-               {"algorithm": "xen", "pml": True}, {"algorithm": "qemu"},
-               {"algorithm": "xen", "mode": "hybrid", "postcopy_after": "4s"},
-               {"algorithm": "xen", "max_rate": "20Mbit/s"}]
-    for i, opts in enumerate(options):  # the QEMU one a few ticks after the Xen ones
+    options = options or [
+        {"algorithm": "xen"}, {"algorithm": "xen", "free_page_hints": True},
+        {"algorithm": "xen", "pml": True}, {"algorithm": "qemu", "xbzrle": True},
+        {"algorithm": "xen", "mode": "hybrid", "postcopy_after": "4s"},
+        {"algorithm": "xen", "max_rate": "20Mbit/s"}]
+    for i, opts in enumerate(options):  # the QEMU ones a few ticks after the Xen ones
         if opts["algorithm"] == "xen":
             assert sim.submit({"kind": "migrate", "vm": f"v{i}", "to": "h2", **opts}).ok
     sim.step(8)
-    assert sim.submit({"kind": "migrate", "vm": "v3", "to": "h2", **options[3]}).ok
+    for i, opts in enumerate(options):
+        if opts["algorithm"] == "qemu":
+            assert sim.submit({"kind": "migrate", "vm": f"v{i}", "to": "h2", **opts}).ok
     return sim
 
 
-def test_the_compiled_xen_step_sends_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Xen's peeks and sends made in one loop (migration/xen_loop.py), and its steps up to
-    # an event: the same world as xen.peek, send.send and precopy_tick's steps make, every
-    # migration done, and the loops did the Xen steps.
-    from engine.migration import xen_loop
+def _counted_loops(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """The rows each call of precopy_loop's step and steps was given, by name."""
+    from engine.migration import precopy_loop
 
     calls: dict[str, list[int]] = {"step": [], "steps": []}
 
     def counted(name: str) -> Any:
-        real = getattr(xen_loop, name)
+        real = getattr(precopy_loop, name)
 
         def counting(*args: Any) -> Any:
             calls[name].append(int(args[3].size))
@@ -963,18 +966,49 @@ def test_the_compiled_xen_step_sends_as_numpy(monkeypatch: pytest.MonkeyPatch) -
         return counting
 
     for name in calls:
-        monkeypatch.setattr(xen_loop, name, counted(name))
+        monkeypatch.setattr(precopy_loop, name, counted(name))
+    return calls
+
+
+def test_the_compiled_xen_step_sends_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Xen's peeks and sends made in one loop (migration/precopy_loop.py), and the steps up
+    # to an event: the same world as xen.peek, send.send and precopy_tick's steps make,
+    # every migration done, and the loops did the steps.
+    calls = _counted_loops(monkeypatch)
     numpy_run, numba_run = _same_world_both_ways(monkeypatch, _migrating_world, 60)
-    # Xen rows stepped together: beside the QEMU row one step at a time, then, Xen rows
-    # only, up to each step with an event.
+    # Xen rows stepped together: beside the QEMU row with XBZRLE (numpy's) one step at
+    # a time, then up to each step with an event.
     assert max(calls["step"]) >= 3 and max(calls["steps"]) >= 3
     report = numba_run.report()
     assert report == numpy_run.report()  # the service (swap reads keep disks busy) too
     assert [m["status"] for m in report["migrations"]] == ["done"] * 6
     xen_reads = [m["swap_read_s"] for m in report["migrations"] if m["algorithm"] == "xen"]
     assert min(xen_reads) > 0  # swapped pages read back, the same seconds either way
+    assert report["migrations"][-1]["xbzrle"]["cache_hits"] > 0
     rounds = [r for m in numba_run.world.state.migrations for r in m.rounds]
     assert sum(r.pages_skipped for r in rounds) > 0  # pages dirtied again were skipped
+
+
+def test_the_compiled_qemu_steps_send_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # QEMU's sends and bandwidth windows in the loops (a full first pass in address order,
+    # zero pages as headers, free-page hints, auto-converge's syncs, a switch to
+    # post-copy), beside a Xen row: the same world either way.
+    options = [{"algorithm": "qemu"}, {"algorithm": "qemu", "free_page_hints": True},
+               {"algorithm": "qemu", "auto_converge": True},
+               {"algorithm": "qemu", "mode": "hybrid", "postcopy_after": "3s"},
+               {"algorithm": "qemu"}, {"algorithm": "xen"}]
+    calls = _counted_loops(monkeypatch)
+    numpy_run, numba_run = _same_world_both_ways(
+        monkeypatch, lambda: _migrating_world(options), 60)
+    assert max(calls["steps"]) >= 6 and not calls["step"]
+    report = numba_run.report()
+    assert report == numpy_run.report()
+    by_vm = {m["vm"]: m for m in report["migrations"]}
+    assert [by_vm[f"v{i}"]["status"] for i in range(6)] == ["done"] * 6
+    assert min(by_vm[f"v{i}"]["swap_read_s"] for i in range(5)) > 0
+    assert min(by_vm[f"v{i}"]["duplicate_pages"] for i in range(3)) > 0  # zero pages
+    assert by_vm["v2"]["cpu_throttle_percentage"] > 0  # auto-converge's syncs
+    assert by_vm["v3"]["passes"] == 0 and by_vm["v3"]["network_faults"] > 0
 
 
 def test_the_compiled_inflation_balloons_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1009,8 +1043,8 @@ def test_the_compiled_inflation_balloons_as_numpy(monkeypatch: pytest.MonkeyPatc
 
 def test_the_xen_loop_sorts_a_peek_pages_by_their_bytes() -> None:
     # The newly dirtied pages a peek logs, sorted by a byte at a time above the VM's first
-    # page (xen_loop._sorted_from): np.sort's order for spans of one, two and three bytes.
-    from engine.migration.xen_loop import _sorted_from
+    # page (precopy_loop._sorted_from): np.sort's order for spans of one, two and three bytes.
+    from engine.migration.precopy_loop import _sorted_from
 
     rng = np.random.default_rng(4)
     for span in (1, 200, 60_000, 5_000_000):
@@ -1029,7 +1063,7 @@ def test_the_xen_loop_scratch_is_each_threads_own() -> None:
     import threading
     from types import SimpleNamespace
 
-    from engine.migration import xen_loop
+    from engine.migration import precopy_loop
 
     sim = _migrating_world()
     table = sim.world.state.migrations
@@ -1037,8 +1071,8 @@ def test_the_xen_loop_scratch_is_each_threads_own() -> None:
                              next=np.zeros(table.n, np.int64))
 
     def scratch() -> Any:
-        xen_loop._table_args(sim.world, table, writes)
-        return xen_loop._SCRATCH.pages
+        precopy_loop._table_args(sim.world, table, writes)
+        return precopy_loop._SCRATCH.pages
 
     mine = scratch()
     theirs: list[Any] = []

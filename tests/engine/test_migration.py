@@ -271,7 +271,7 @@ def test_sending_in_small_groups_of_pages_changes_nothing(monkeypatch: pytest.Mo
         runs.append((sim.digest(), sim.report()["migrations"], max(groups)))
     (digest, report, most), (small_digest, small_report, small_most) = runs
     # The four QEMU rows together, then in smaller groups (the Xen rows are sent apart:
-    # in one compiled loop, migration/xen_loop.py, or their own send.send).
+    # in one compiled loop, migration/precopy_loop.py, or their own send.send).
     assert most == 4 and small_most < 4
     assert all(m["status"] == "done" for m in report)
     assert small_report == report

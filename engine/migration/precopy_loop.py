@@ -1,17 +1,21 @@
-"""A step of Xen's pre-copy for every Xen row at once, as one compiled loop
-(engine/kernels.py): what xen.peek and send.send do in numpy passes.
+"""The steps of every pre-copying migration at once, as compiled loops (engine/kernels.py):
+what precopy_tick's steps, xen.peek, qemu.window and send.send do in numpy passes.
 
 A Xen row's step is a peek at its dirty log when a batch starts (the tick's writes made so
 far applied to the log, pages of the batch dirtied again skipped) and the send of what
 fits its time until its next event (the batch's end, the tick's end or a post-copy
-trigger). In numpy passes that is some hundred calls on arrays of a batch (1,024 pages)
-or a handful of rows: about 0.3 ms a step, five steps a tick while a Xen migration runs
-on the data center, where the pages themselves take microseconds. The loop does the same
-arithmetic in the same order - the send's goes over all rows together, each go's guess
-of how many entries to look at, the budget, carry and times as float64, a go's swap reads
-summed per host before they are added, each read's seconds as swapread.py sums them - so
-the two give the same world bit for bit (tests/engine/test_kernels.py runs migrating
-worlds both ways to the same digest).
+trigger). A QEMU row's step is the send until the end of its bandwidth window (every
+`qemu_bandwidth_window`, 0.1 s), then the window's counters. In numpy passes a step is
+some hundred calls on arrays of a batch (1,024 pages) or a handful of rows: about 0.3 ms,
+five steps a tick while a Xen migration runs and ten while a QEMU one does, where the
+pages themselves take microseconds. The loops do the same arithmetic in the same order -
+the send's goes over all rows together (the Xen rows', then the QEMU rows'), each go's
+guess of how many entries to look at, the budget, carry and times as float64, a go's
+swap reads summed per host before they are added, each read's seconds as swapread.py sums
+them - so the two give the same world bit for bit (tests/engine/test_kernels.py runs
+migrating worlds both ways to the same digest). Events with more to them (a Xen round's
+end, a QEMU sync, a switch to post-copy) go back to numpy (precopy.py); so does a QEMU
+migration with XBZRLE, whose cache is send.Cost's alone.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import numpy.typing as npt
 
 from engine import kernels
 from engine.kernels import Kernel
-from engine.migration.model import MigrationTable
+from engine.migration.model import QEMU, MigrationTable
+from engine.migration.send import qemu_page_bytes
 from engine.migration.swapread import cluster_pages, start_latency_s
 from engine.migration.writelog import TickWrites
 from engine.state import WORD_SHIFT, GuestKind, Loc
@@ -89,12 +94,15 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
                content: npt.NDArray[np.uint64], dirty: Bool, page_offset: I64,
                lost_dirty_log_s: F64, swap_disk_bytes_per_s: F64, disk_busy_s: F64,
                busy_go: F64, start_latency_s: F64, swap_read_pages: I64, swap_read_s: F64,
-               scratch: I64, time_s: float, tick_s: float, page: int,
-               batch: int, trap_cost: float, pml_per: float, loc_shift: int,
-               kind_shift: int, ballooned: int, swapped: int, free: int,
-               cluster: int) -> None:
+               scratch: I64, pass_full: Bool, zero_pages: I64, time_s: float,
+               tick_s: float, page: int, batch: int, trap_cost: float, pml_per: float,
+               loc_shift: int, kind_shift: int, ballooned: int, swapped: int, free: int,
+               cluster: int, full_qemu: int, zero_qemu: int, qemu: bool) -> None:
     """The step of each of `rows` (xen.peek where `peek`, then send.send from t at rate
-    until `until` or its batch's end): t and `reached` are written for each row."""
+    until `until` or its batch's end): t and `reached` are written for each row. `qemu`:
+    the rows are QEMU's (no peek; `batch_end` is then their lists' lengths, a full pass
+    walks the pages in address order, and a page costs its header, a zero page only a
+    header, as send.Cost has it)."""
     n = rows.size
     any_writes = w_pages.size > 0
     # xen.peek: the log up to now (writelog.apply_until, sync.charge_traps), then the
@@ -180,15 +188,17 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
             # (for the first, the list's entry before it) was a swapped page of its cluster.
             prev_read = False
             prev_local = np.int64(-1)
+            full = qemu and pass_full[r]  # the entries are the pages themselves
             if c0 > 0:
-                ep = np.int64(entry[list_base[r] + c0 - 1])
+                ep = np.int64(c0 - 1) if full else np.int64(entry[list_base[r] + c0 - 1])
                 prev_local = ep
                 if ep >= 0:
                     wp = np.int64(word[offset + ep])
                     if ((wp >> loc_shift) & 0xFF) == swapped:
                         prev_read = not hints[r] or ((wp >> kind_shift) & 0xFF) != free
+            n_zero = 0
             while k < count:
-                e = entry[list_base[r] + c0 + k]
+                e = c0 + k if full else np.int64(entry[list_base[r] + c0 + k])
                 local = max(e, 0)
                 pg = offset + local
                 w = np.int64(word[pg])
@@ -196,7 +206,15 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
                 sendable = e >= 0 and loc != ballooned
                 if sendable and hints[r]:
                     sendable = ((w >> kind_shift) & 0xFF) != free
-                cost = np.int64(page) if sendable else np.int64(0)
+                cost = np.int64(0)
+                zero = False
+                if sendable:
+                    if qemu:
+                        zero = content[pg] == 0
+                        cost = np.int64(zero_qemu) if zero else np.int64(full_qemu)
+                    else:
+                        cost = np.int64(page)
+                page_bytes = cost
                 is_read = sendable and loc == swapped
                 read = 0.0
                 h = src[r]
@@ -208,14 +226,16 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
                 if used + cost > allowed:
                     break
                 used += cost
-                prev_read, prev_local = is_read, local
+                prev_read, prev_local = bool(is_read), np.int64(local)
                 k += 1
                 if sendable:  # send.record
-                    wire += page
+                    wire += page_bytes
                     pb = page_base[r] + local
                     sent[pb] = content[pg]
                     at_dest[pb] = True
                     n_sent += 1
+                    if zero:  # QEMU counts zero pages apart
+                        n_zero += 1
                     if is_read:
                         busy_go[h] += page / swap_disk_bytes_per_s[h]
                         any_swap = True
@@ -226,7 +246,8 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
             bytes_sent[r] += wire
             round_bytes[r] += wire
             window_bytes[r] += float(wire)
-            normal_pages[r] += n_sent
+            zero_pages[r] += n_zero
+            normal_pages[r] += n_sent - n_zero
             if n_read:
                 swap_read_pages[r] += n_read
                 swap_read_s[r] += go_read
@@ -258,9 +279,11 @@ def _step_loop(rows: I64, peek: Bool, t: F64, rate: F64, until: F64, reached: Bo
 
 def _steps_loop(rows_all: I64, status: I64, clock: F64, rate_all: F64, cap_all: F64,
                 round_rate: F64, path_rate: F64, start_s: F64, postcopy_after_s: F64,
-                wrap_at: I64, passes: I64, end: float, max_steps: int, precopy: int,
-                wrapped_code: int, out_rows: I64, out_t: F64, out_ended: Bool,
-                out_timed: Bool, cursor: I64, batch_end: I64, list_len: I64,
+                wrap_at: I64, passes: I64, algorithm: I64, window_start_s: F64,
+                bandwidth: F64, expected_downtime_s: F64, downtime_limit_s: F64,
+                end: float, max_steps: int, precopy: int, qemu_code: int, wrapped_code: int,
+                window_s: float, out_rows: I64, out_t: F64, out_ended: Bool,
+                out_timed: Bool, out_low: Bool, cursor: I64, batch_end: I64, list_len: I64,
                 list_base: I64, page_base: I64, vm_of_row: I64, src: I64, hints: Bool,
                 pml: Bool, carry_bytes: F64, pages_sent: I64, bytes_sent: I64,
                 round_sent: I64, round_bytes: I64, window_bytes: F64, normal_pages: I64,
@@ -270,24 +293,36 @@ def _steps_loop(rows_all: I64, status: I64, clock: F64, rate_all: F64, cap_all: 
                 word: npt.NDArray[np.uint16], content: npt.NDArray[np.uint64], dirty: Bool,
                 page_offset: I64, lost_dirty_log_s: F64, swap_disk_bytes_per_s: F64,
                 disk_busy_s: F64, busy_go: F64, start_latency_s: F64, swap_read_pages: I64,
-                swap_read_s: F64, scratch: I64, time_s: float, tick_s: float,
-                page: int, batch: int, trap_cost: float, pml_per: float, loc_shift: int,
-                kind_shift: int, ballooned: int, swapped: int, free: int,
-                cluster: int) -> int:
-    """precopy.precopy_tick's steps for Xen rows only (rows_all), as it makes them - the
-    rows still pre-copying before the tick's end, their rates after a cap change, a peek
-    where a batch starts, the send until the batch's end, the tick's end or the post-copy
-    trigger, a pass's wrap - until a step in which a row ends its list or meets its
-    trigger: those (out_rows[:m], their times, which ended, which met the trigger) are
-    the caller's to handle, and m is returned; 0 once no row is left, -1 after
-    max_steps steps."""
+                swap_read_s: F64, scratch: I64, pass_full: Bool, zero_pages: I64,
+                time_s: float, tick_s: float, page: int, batch: int, trap_cost: float,
+                pml_per: float, loc_shift: int, kind_shift: int, ballooned: int,
+                swapped: int, free: int, cluster: int, full_qemu: int,
+                zero_qemu: int) -> int:
+    """precopy.precopy_tick's steps, as it makes them - the rows still pre-copying before
+    the tick's end, their rates after a cap change, the Xen rows' step (a peek where a
+    batch starts, the send until the batch's end, the tick's end or the post-copy
+    trigger), then the QEMU rows' send until their bandwidth window's end, the tick's end
+    or the trigger, a pass's wrap, and at a window's end QEMU's counters (qemu.window) -
+    until a step in which a row ends its list, meets its trigger or ends a window with its
+    pass's rest under the threshold (qemu.window's sync): those (out_rows[:m], their
+    times, which ended, which met the trigger, which are due a window's sync) are the
+    caller's to handle, and m is returned; 0 once no row is left, -1 after max_steps
+    steps."""
     n_all = rows_all.size
     rows = np.empty(n_all, np.int64)
-    peek = np.empty(n_all, np.bool_)
-    t, rate, until = np.empty(n_all), np.empty(n_all), np.empty(n_all)
+    is_qemu = np.empty(n_all, np.bool_)
+    window_end = np.empty(n_all)
     trigger = np.empty(n_all)
-    reached = np.empty(n_all, np.bool_)
+    t, reached = np.empty(n_all), np.empty(n_all, np.bool_)
     before = np.empty(n_all, np.int64)
+    # Each algorithm's rows of a step, apart (the Xen rows' step goes first, as in
+    # precopy_tick): their rows, peeks, times, rates, ends and whether they got there.
+    x_rows, q_rows = np.empty(n_all, np.int64), np.empty(n_all, np.int64)
+    x_peek, q_peek = np.empty(n_all, np.bool_), np.zeros(n_all, np.bool_)
+    x_t, x_rate, x_until = np.empty(n_all), np.empty(n_all), np.empty(n_all)
+    q_t, q_rate, q_until = np.empty(n_all), np.empty(n_all), np.empty(n_all)
+    x_reached, q_reached = np.empty(n_all, np.bool_), np.empty(n_all, np.bool_)
+    x_at, q_at = np.empty(n_all, np.int64), np.empty(n_all, np.int64)
     for _ in range(max_steps):
         m = 0
         for i in range(n_all):
@@ -297,29 +332,57 @@ def _steps_loop(rows_all: I64, status: I64, clock: F64, rate_all: F64, cap_all: 
                 m += 1
         if m == 0:
             return 0
+        nx = nq = 0
         for i in range(m):
             r = rows[i]
             if cap_all[r] != round_rate[r]:
                 rate_all[r] = min(round_rate[r], path_rate[r])
             cap_all[r] = round_rate[r]
-            peek[i] = cursor[r] == batch_end[r] and cursor[r] < list_len[r]
+            q = algorithm[r] == qemu_code
+            is_qemu[i] = q
             trigger[i] = start_s[r] + postcopy_after_s[r]
-            until[i] = min(end, trigger[i])
+            window_end[i] = window_start_s[r] + window_s
             before[i] = cursor[r]
-            t[i] = clock[r]
-            rate[i] = rate_all[r]
-        _step_loop(rows[:m], peek[:m], t[:m], rate[:m], until[:m], reached[:m], cursor,
-                   batch_end, list_len, list_base, page_base, vm_of_row, src, hints, pml,
-                   carry_bytes, pages_sent, bytes_sent, round_sent, round_bytes,
-                   window_bytes, normal_pages, round_skipped, traps, dirty_base, dirty_len,
-                   entry, sent, at_dest, dirty_log, w_key, w_pages, w_next, word, content,
-                   dirty, page_offset, lost_dirty_log_s, swap_disk_bytes_per_s, disk_busy_s,
-                   busy_go, start_latency_s, swap_read_pages, swap_read_s, scratch, time_s,
-                   tick_s, page, batch, trap_cost, pml_per, loc_shift, kind_shift,
-                   ballooned, swapped, free, cluster)
+            if q:
+                q_rows[nq], q_t[nq], q_rate[nq] = r, clock[r], rate_all[r]
+                q_until[nq] = min(min(window_end[i], end), trigger[i])
+                q_at[i] = nq
+                nq += 1
+            else:
+                x_rows[nx], x_t[nx], x_rate[nx] = r, clock[r], rate_all[r]
+                x_peek[nx] = cursor[r] == batch_end[r] and cursor[r] < list_len[r]
+                x_until[nx] = min(end, trigger[i])
+                x_at[i] = nx
+                nx += 1
+        if nx:
+            _step_loop(x_rows[:nx], x_peek[:nx], x_t[:nx], x_rate[:nx], x_until[:nx],
+                       x_reached[:nx], cursor, batch_end, list_len, list_base, page_base,
+                       vm_of_row, src, hints, pml, carry_bytes, pages_sent, bytes_sent,
+                       round_sent, round_bytes, window_bytes, normal_pages, round_skipped,
+                       traps, dirty_base, dirty_len, entry, sent, at_dest, dirty_log, w_key,
+                       w_pages, w_next, word, content, dirty, page_offset, lost_dirty_log_s,
+                       swap_disk_bytes_per_s, disk_busy_s, busy_go, start_latency_s,
+                       swap_read_pages, swap_read_s, scratch, pass_full, zero_pages, time_s,
+                       tick_s, page, batch, trap_cost, pml_per, loc_shift, kind_shift,
+                       ballooned, swapped, free, cluster, full_qemu, zero_qemu, False)
+        if nq:  # QEMU's send goes up to the end of its list: list_len for batch_end
+            _step_loop(q_rows[:nq], q_peek[:nq], q_t[:nq], q_rate[:nq], q_until[:nq],
+                       q_reached[:nq], cursor, list_len, list_len, list_base, page_base,
+                       vm_of_row, src, hints, pml, carry_bytes, pages_sent, bytes_sent,
+                       round_sent, round_bytes, window_bytes, normal_pages, round_skipped,
+                       traps, dirty_base, dirty_len, entry, sent, at_dest, dirty_log, w_key,
+                       w_pages, w_next, word, content, dirty, page_offset, lost_dirty_log_s,
+                       swap_disk_bytes_per_s, disk_busy_s, busy_go, start_latency_s,
+                       swap_read_pages, swap_read_s, scratch, pass_full, zero_pages, time_s,
+                       tick_s, page, batch, trap_cost, pml_per, loc_shift, kind_shift,
+                       ballooned, swapped, free, cluster, full_qemu, zero_qemu, True)
         event = False
         for i in range(m):
             r = rows[i]
+            if is_qemu[i]:
+                t[i], reached[i] = q_t[q_at[i]], q_reached[q_at[i]]
+            else:
+                t[i], reached[i] = x_t[x_at[i]], x_reached[x_at[i]]
             clock[r] = t[i]
             w = wrap_at[r]
             if w != wrapped_code and before[i] <= w and cursor[r] >= min(w, list_len[r] - 1) + 1:
@@ -327,8 +390,19 @@ def _steps_loop(rows_all: I64, status: I64, clock: F64, rate_all: F64, cap_all: 
                 wrap_at[r] = wrapped_code
             ended = reached[i] and cursor[r] >= list_len[r]
             out_ended[i] = ended
+            low = False
+            if is_qemu[i] and not ended and t[i] >= window_end[i] - 1e-12:
+                # qemu.window: the window's bandwidth, and the test of the pass's rest
+                bw = window_bytes[r] / window_s
+                bandwidth[r] = bw
+                window_bytes[r] = 0.0
+                window_start_s[r] += window_s
+                estimate = (list_len[r] - cursor[r]) * page
+                expected_downtime_s[r] = estimate / max(bw, 1.0)
+                low = estimate < bw * downtime_limit_s[r]
+            out_low[i] = low
             out_timed[i] = not ended and t[i] >= trigger[i] - 1e-12
-            event = event or ended or out_timed[i]
+            event = event or ended or low or out_timed[i]
         if event:
             for i in range(m):
                 out_rows[i], out_t[i] = rows[i], t[i]
@@ -356,12 +430,12 @@ def _table_args(world: World, table: MigrationTable, tw: TickWrites) -> tuple[An
             np.asarray(hosts.swap_disk_bytes_per_s, np.float64),
             state.reclaim.hosts["disk_busy_s_tick"], np.zeros(len(hosts)),
             np.asarray(start_latency_s(state), np.float64), table["swap_read_pages"],
-            table["swap_read_s"], _SCRATCH.pages,
+            table["swap_read_s"], _SCRATCH.pages, table["pass_full"], table["zero_pages"],
             float(state.time_s), float(state.tick_s), int(state.page_size),
             max(1, policy.xen_batch // state.page_size), float(policy.trap_cost),
             1.0 / policy.pml_batch, WORD_SHIFT["location"], WORD_SHIFT["guest_kind"],
             int(Loc.BALLOONED), int(Loc.SWAPPED), int(GuestKind.FREE),
-            cluster_pages(state.page_size))
+            cluster_pages(state.page_size), *qemu_page_bytes(world))
 
 
 def _table_samples() -> tuple[Any, ...]:
@@ -369,18 +443,19 @@ def _table_samples() -> tuple[Any, ...]:
     return (*([i64] * 7), flags, flags, f64, *([i64] * 4), f64, *([i64] * 5),
             np.zeros(0, np.int32), np.zeros(0, np.uint64), flags, np.zeros(0, np.int32), f64,
             i64, i64, np.zeros(0, np.uint16), np.zeros(0, np.uint64), flags, i64, f64, f64,
-            f64, f64, f64, i64, f64, i64, 0.0, 1.0, 4096, 1024, 1e-6, 1.0, 0, 8, 1, 2, 3, 8)
+            f64, f64, f64, i64, f64, i64, flags, i64, 0.0, 1.0, 4096, 1024, 1e-6, 1.0, 0, 8,
+            1, 2, 3, 8, 4104, 9)
 
 
 def _step_samples() -> list[tuple[Any, ...]]:
     i64, f64, flags = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.bool_)
-    return [(i64, flags, f64, f64, f64, flags, *_table_samples())]
+    return [(i64, flags, f64, f64, f64, flags, *_table_samples(), False)]
 
 
 def _steps_samples() -> list[tuple[Any, ...]]:
     i64, f64, flags = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.bool_)
-    return [(i64, i64, f64, f64, f64, f64, f64, f64, f64, i64, i64, 1.0, 10, 0, 1, i64, f64,
-             flags, flags, *_table_samples())]
+    return [(i64, i64, f64, f64, f64, f64, f64, f64, f64, i64, i64, i64, f64, f64, f64, f64,
+             1.0, 10, 0, 1, 2, 0.1, i64, f64, flags, flags, flags, *_table_samples())]
 
 
 setattr(_step_loop, kernels.NOT_INLINED, True)  # a call from _steps_loop, not inlined
@@ -406,32 +481,41 @@ def step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, peek: B
     reached = np.zeros(rows.size, np.bool_)
     _STEP(np.asarray(rows, np.int64), np.asarray(peek, np.bool_), t,
           np.asarray(rate, np.float64), np.asarray(until, np.float64), reached,
-          *_table_args(world, table, tw))
+          *_table_args(world, table, tw), False)
     return t, reached
 
 
 def steps(world: World, table: MigrationTable, tw: TickWrites, rows: I64, clock: F64,
           rate: F64, cap: F64, end: float, max_steps: int, precopy: int, wrapped: int
-          ) -> tuple[I64, F64, Bool, Bool] | None:
-    """_steps_loop over Xen rows `rows` (clock, rate and cap: precopy_tick's, per table
-    row, updated in place): None once no row is left, else the last step's rows, their
-    times and which of them ended their list or met their post-copy trigger."""
+          ) -> tuple[I64, F64, Bool, Bool, Bool] | None:
+    """_steps_loop over rows `rows` (clock, rate and cap: precopy_tick's, per table row,
+    updated in place): None once no row is left, else the last step's rows, their times
+    and which of them ended their list, met their post-copy trigger, or are due QEMU's
+    sync at a window's end (qemu.window, its counters already updated)."""
     n = rows.size
     out_rows, out_t = np.zeros(n, np.int64), np.zeros(n)
-    ended, timed = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+    ended, timed, low = (np.zeros(n, np.bool_) for _ in range(3))
     m = _STEPS(np.asarray(rows, np.int64), table["status"], clock, rate, cap,
                table["round_rate"], table["path_rate"], table["start_s"],
-               table["postcopy_after_s"], table["wrap_at"], table["passes"], float(end),
-               int(max_steps), int(precopy), int(wrapped), out_rows, out_t, ended, timed,
-               *_table_args(world, table, tw))
+               table["postcopy_after_s"], table["wrap_at"], table["passes"],
+               table["algorithm"], table["window_start_s"], table["bandwidth"],
+               table["expected_downtime_s"], table["downtime_limit_s"], float(end),
+               int(max_steps), int(precopy), QEMU, int(wrapped),
+               float(world.spec.policy.migration.qemu_bandwidth_window), out_rows, out_t,
+               ended, timed, low, *_table_args(world, table, tw))
     if m < 0:
         raise RuntimeError("pre-copy did not reach the end of the tick")
     if m == 0:
         return None
-    return out_rows[:m], out_t[:m], ended[:m], timed[:m]
+    return out_rows[:m], out_t[:m], ended[:m], timed[:m], low[:m]
 
 
 def usable(table: MigrationTable, rows: I64) -> bool:
-    """Whether the loop can take these Xen rows' step: compiled loops on, and every row's
-    pass a send list (as order.full_pass and build_lists give every Xen pass)."""
-    return kernels.compiled() and not bool(table["pass_full"][rows].any())
+    """Whether the loops can take these rows' steps: compiled loops on, every Xen row's
+    pass a send list (as order.full_pass and build_lists give every Xen pass), and no
+    QEMU row with XBZRLE (its cache is send.Cost's alone)."""
+    if not kernels.compiled():
+        return False
+    qemu = table["algorithm"][rows] == QEMU
+    return not bool((table["pass_full"][rows] & ~qemu).any()) and not bool(
+        (table["xbzrle"][rows] & qemu).any())
