@@ -38,6 +38,8 @@ from engine.world import World
 
 F64 = np.ndarray
 FIRST_CHUNK = 64  # touches looked at per step right after a fault; doubles while none fault
+# A plain int: numpy compares a uint8 array with an IntEnum member by casting every byte.
+_REMOTE = int(Loc.REMOTE)
 
 
 @dataclass
@@ -86,6 +88,11 @@ class Push:
         self.table, self.row, self.remote = table, row, remote
         self.n = remote.size
         self.prepaging = bool(table["prepaging"][row])
+        # The pages remote when the tick began, ascending: a page leaves `remote` (pushed
+        # or fetched) and never comes back within the tick, so the remote pages beyond
+        # any point are those of this list beyond it still remote. (Scanning `remote`
+        # itself outward from the bubble went over every page already here.)
+        self._listed = np.flatnonzero(remote) if self.prepaging else np.zeros(0, np.int64)
 
     def next(self, k: int) -> tuple[I64, np.ndarray]:
         """The next k remote pages (fewer if fewer remain) and, with pre-paging, whether
@@ -110,14 +117,18 @@ class Push:
         return pages[:k], side[:k]
 
     def _scan(self, start: int, step: int, k: int) -> I64:
-        width = max(2 * k, 64)
+        """The first k pages still remote from `start` on, upward (step 1) or downward."""
+        listed, width = self._listed, max(2 * k, 64)
+        # Listed pages from `start` on (upward: at and after `at`; downward: before it).
+        at = int(np.searchsorted(listed, start, side="left" if step > 0 else "right"))
         while True:
             if step > 0:
-                idx = np.arange(start, min(start + width, self.n), dtype=np.int64)
+                cand = listed[at:at + width]
+                bound = at + width >= listed.size
             else:
-                idx = np.arange(start, max(start - width, -1), -1, dtype=np.int64)
-            found = np.asarray(idx[self.remote[idx]], np.int64)
-            bound = idx.size < width
+                cand = listed[max(at - width, 0):at][::-1]
+                bound = at - width <= 0
+            found = np.asarray(cand[self.remote[cand]], np.int64)
             if found.size >= k or bound:
                 return found[:k]
             width *= 2
@@ -216,7 +227,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     bytes_each = state.page_size + policy.page_header * round(fine_pages(state.page_size))
     page_s = bytes_each / rate
     rtt = policy.round_trip
-    remote = p.location[off:off + n] == Loc.REMOTE
+    remote = p.location[off:off + n] == _REMOTE
     push = Push(world, table, row, remote)
     pushed = table.pages["pushed"][int(table["page_base"][row]):int(table["page_base"][row]) + n]
     touches = held_touches(world, v)
