@@ -129,7 +129,7 @@ def _front_compiled(state: State, pages: I64, page_host: I64, page_vm: I64,
             _NO_AGES if ages is None else ages, ages is not None, p.content,
             p.written_before, share_ops.vm_mix(state), state.tick + 1, int(Loc.PRIVATE),
             int(Loc.SHARED))
-    out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.uint64),
+    out: tuple[Any, ...] = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.uint64),
            np.empty(n, np.uint64), np.empty(n, np.bool_), np.empty(n, np.bool_))
     # Pages are handed over once a pass, so two halves of them write disjoint entries of
     # the per-page arrays: on two threads, each into its own part of the outputs.
@@ -143,11 +143,15 @@ def _front_compiled(state: State, pages: I64, page_host: I64, page_vm: I64,
 
     if h:
         got = parallel.pair(lambda: run(0), lambda: run(1))
-        cand, host, content, keys, unchanged, volatile = (
-            np.concatenate([a[:got[0]], a[h:h + got[1]]]) for a in out)
+        # The second half's results moved down after the first's, in place (a copy of
+        # it alone, no new arrays: the concatenation cost 0.17 ms a tick on the data
+        # center). got[0] <= h, so the move is downward and numpy copies it as memmove.
+        for a in out:
+            a[got[0]:got[0] + got[1]] = a[h:h + got[1]]
+        k = got[0] + got[1]
     else:
         k = run(0)
-        cand, host, content, keys, unchanged, volatile = (a[:k] for a in out)
+    cand, host, content, keys, unchanged, volatile = (a[:k] for a in out)
     for rmap_delta, unflagged in delta:
         counters["ksm_rmap_items"] += rmap_delta
         counters["ksm_unshared"] -= unflagged
