@@ -30,9 +30,9 @@ from engine.memory.touch import apply_touches
 from engine.migration.arena import I64
 from engine.migration.model import POSTCOPY, MigrationTable
 from engine.migration.order import xen_permute
+from engine.migration.send import qemu_page_bytes
 from engine.migration.swapread import cluster_pages, read_seconds
 from engine.migration.switchover import finish_postcopy, pull
-from engine.pagescale import fine_pages
 from engine.state import Loc
 from engine.world import World
 
@@ -224,7 +224,7 @@ def serve(world: World, table: MigrationTable, row: int) -> None:
     start, end = state.time_s, state.time_s + state.tick_s
     rate = max(min(float(table["flow_rate"][row]), float(table["postcopy_rate"][row])), 1.0)
     policy = world.spec.policy.migration
-    bytes_each = state.page_size + policy.page_header * round(fine_pages(state.page_size))
+    bytes_each = qemu_page_bytes(world)[0]  # a page and its header
     page_s = bytes_each / rate
     rtt = policy.round_trip
     remote = p.location[off:off + n] == _REMOTE

@@ -48,8 +48,8 @@ def _xen_step(world: World, table: MigrationTable, tw: TickWrites, rows: I64, xe
         return t, reached
     x = rows[xen]
     if precopy_loop.usable(table, x):
-        t[xen], reached[xen] = precopy_loop.step(world, table, tw, x, batch_start[xen], clock[x],
-                                             rate[x], until[xen])
+        t[xen], reached[xen] = precopy_loop.step(world, table, tw, x, batch_start[xen],
+                                                 clock[x], rate[x], until[xen])
         return t, reached
     if batch_start.any():
         peek(world, table, tw, rows[batch_start], clock[rows[batch_start]])
