@@ -38,19 +38,23 @@ _FIRST_CHUNK = 1024  # positions each walk tries first in the numpy passes (then
 # positions passed where pages are this scarce, about 1.2 ns each, and handing a half to
 # the other thread costs 20-100 us.
 _MIN_SPLIT_WANT = 1024
+_MIN_SPLIT_POSITIONS = 1 << 16  # the same, in positions the walks are expected to pass
 _KIND_SHIFT = WORD_SHIFT["guest_kind"]
 _WALK_CHUNK = 256  # positions a walk sorts out at a time (_walk_loop)
 
 
 def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: I8,
               exclude: I64 | None = None, exclude_class: int = -1,
-              best: I64 | None = None) -> I64:
+              best: I64 | None = None, positions: F64 | None = None) -> I64:
     """The picks of the walks of VMs `vm` (ascending, each wanting want > 0 pages), from
     position floor(start * n_pages) of each (start in [0, 1)), ascending. A page's class
     is table[0, word] (pick_loop.class_table, without recency); INELIGIBLE is never taken,
     nor a page of `exclude_class` in the sorted `exclude`. `best`: the best class each
     VM has pages of, when the caller knows it is worse than 0 (it saves walking: once a
-    walk has passed want pages of that class, they are its picks however far it goes)."""
+    walk has passed want pages of that class, they are its picks however far it goes).
+    `positions`: the positions each walk is expected to pass, if the caller knows, to
+    share the walks between two threads by their cost rather than by the pages wanted
+    (which thread walks a VM changes no pick)."""
     if vm.size == 0:
         return np.zeros(0, np.int64)
     vms = state.vms
@@ -73,7 +77,12 @@ def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: 
 
         # Walks of different VMs are apart: two threads may take pieces of them, each
         # about as many pages wanted.
-        parts = parallel.spread(walks, parallel.weighed(np.cumsum(want), _MIN_SPLIT_WANT))
+        if positions is None:
+            bounds = parallel.weighed(np.cumsum(want), _MIN_SPLIT_WANT)
+        else:
+            bounds = parallel.weighed(np.cumsum(np.asarray(positions, np.int64)),
+                                      _MIN_SPLIT_POSITIONS)
+        parts = parallel.spread(walks, bounds)
         return parts[0][1] if len(parts) == 1 else np.concatenate([w for _, w in parts])
     return _walk_numpy(state, n, offset, first, want, factor, row, excl, exclude_class)
 

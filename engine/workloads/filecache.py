@@ -107,8 +107,14 @@ def pick_reads(state: State, rng: np.random.Generator, hits: I64,
     cached = np.asarray(kinds[:, GuestKind.CACHE], np.int64)
     hit_pages = _pick(state, rng, hits, cached, _HIT_TABLE)
     free = np.asarray(kinds[:, GuestKind.FREE], np.int64)
-    fill = _pick(state, rng, misses, free + cached - count_sorted(vms, hit_pages), _FILL_TABLE,
-                 hit_pages, _CACHE, fill_best(vms))
+    usable = free + cached - count_sorted(vms, hit_pages)
+    best = fill_best(vms)
+    # The pages of each VM's best fill class or better (a walk ends once it has passed
+    # as many as it wants): free ones it used before, all free ones, or all usable ones.
+    used_before = free - np.asarray(vms["loc_count"][:, Loc.UNTOUCHED], np.int64)
+    best_pages = np.where(best == _FREE_USED, used_before,
+                          np.where(best == _FREE, free, usable))
+    fill = _pick(state, rng, misses, usable, _FILL_TABLE, hit_pages, _CACHE, best, best_pages)
     return hit_pages, fill
 
 
@@ -126,12 +132,13 @@ def fill_best(vms: VMs) -> I64:
 
 def _pick(state: State, rng: np.random.Generator, want: I64, usable: I64, table: I8,
           exclude: I64 | None = None, exclude_class: int = -1,
-          best: I64 | None = None) -> I64:
+          best: I64 | None = None, best_pages: I64 | None = None) -> I64:
     """Up to want[v] pages of each VM v by class (`table`), ascending: a random probe of
     _FACTOR candidates a page wanted, or, where usable pages are too scarce for it to
     find them, a walk from a random point (memory/walk_pick.py). A VM the probe leaves
     short of min(want, usable) is walked instead too. `best`: each VM's best class, for
-    the walk (walk_pick.walk_take)."""
+    the walk (walk_pick.walk_take); `best_pages`: its pages of that class or better
+    (default: all usable ones, class 0 being the only one)."""
     vms = state.vms
     m = pick_loop.probe_counts(vms, want, _FACTOR)
     # A probe of m random pages finds about m * usable / n_pages usable ones.
@@ -142,12 +149,26 @@ def _pick(state: State, rng: np.random.Generator, want: I64, usable: I64, table:
         return picks
     walked = walk_pick.walk_take(state, short, rng.random(short.size), want[short], _FACTOR,
                                  table, exclude, exclude_class,
-                                 None if best is None else best[short])
+                                 None if best is None else best[short],
+                                 _walk_positions(vms, short, want, usable,
+                                                 usable if best_pages is None else best_pages))
     is_short = np.zeros(len(vms), np.bool_)
     is_short[short] = True
     kept = np.compress(~in_vms(vms, is_short, picks), picks)
     # Two ascending runs of distinct pages: the stable sort (timsort) merges them.
     return np.sort(np.concatenate([kept, walked]), kind="stable")
+
+
+def _walk_positions(vms: VMs, short: I64, want: I64, usable: I64, best_pages: I64) -> F64:
+    """The positions each walk of VMs `short` is expected to pass, pages of a class
+    spread evenly: it ends at _FACTOR x want usable pages or want pages of its best
+    class, or at the VM's end."""
+    n = vms["n_pages"][short].astype(np.float64)
+    w = want[short].astype(np.float64)
+    to_usable = _FACTOR * w * n / np.maximum(usable[short], 1)
+    to_best = w * n / np.maximum(best_pages[short], 1)
+    positions: F64 = np.minimum(n, np.minimum(to_usable, to_best))
+    return positions
 
 
 def _probe(state: State, rng: np.random.Generator, want: I64, table: I8,
