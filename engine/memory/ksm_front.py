@@ -129,8 +129,9 @@ def _front_compiled(state: State, pages: I64, page_host: I64, page_vm: I64,
             _NO_AGES if ages is None else ages, ages is not None, p.content,
             p.written_before, share_ops.vm_mix(state), state.tick + 1, int(Loc.PRIVATE),
             int(Loc.SHARED))
-    out: tuple[Any, ...] = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.uint64),
-           np.empty(n, np.uint64), np.empty(n, np.bool_), np.empty(n, np.bool_))
+    out: tuple[Any, ...] = (np.empty(n, np.int64), np.empty(n, np.int64),
+                            np.empty(n, np.uint64), np.empty(n, np.uint64),
+                            np.empty(n, np.bool_), np.empty(n, np.bool_))
     # Pages are handed over once a pass, so two halves of them write disjoint entries of
     # the per-page arrays: on two threads, each into its own part of the outputs.
     h = parallel.cut_point(n, kernels.MIN_SPLIT)

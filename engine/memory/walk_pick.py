@@ -76,7 +76,7 @@ def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: 
             return out[:k]
 
         # Walks of different VMs are apart: two threads may take pieces of them, each
-        # about as many pages wanted.
+        # about as many positions expected (where the caller says), else pages wanted.
         if positions is None:
             bounds = parallel.weighed(np.cumsum(want), _MIN_SPLIT_WANT)
         else:
