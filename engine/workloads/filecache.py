@@ -111,8 +111,7 @@ def pick_reads(state: State, rng: np.random.Generator, hits: I64,
     best = fill_best(vms)
     # The pages of each VM's best fill class or better (a walk ends once it has passed
     # as many as it wants): free ones it used before, all free ones, or all usable ones.
-    used_before = free - np.asarray(vms["loc_count"][:, Loc.UNTOUCHED], np.int64)
-    best_pages = np.where(best == _FREE_USED, used_before,
+    best_pages = np.where(best == _FREE_USED, _free_used(vms),
                           np.where(best == _FREE, free, usable))
     fill = _pick(state, rng, misses, usable, _FILL_TABLE, hit_pages, _CACHE, best, best_pages)
     return hit_pages, fill
@@ -125,9 +124,16 @@ def fill_best(vms: VMs) -> I64:
     one, invariants.py), else cached ones (it evicts). Where a VM's walks passed 4 usable
     pages a page wanted before, never-used ones alone now end them."""
     free = vms["kind_count"][:, GuestKind.FREE]
-    used_before = free > vms["loc_count"][:, Loc.UNTOUCHED]
-    best: I64 = np.where(used_before, _FREE_USED, np.where(free > 0, _FREE, _CACHE))
+    best: I64 = np.where(_free_used(vms) > 0, _FREE_USED, np.where(free > 0, _FREE, _CACHE))
     return best
+
+
+def _free_used(vms: VMs) -> I64:
+    """Each VM's free pages it used before: its free pages but the untouched ones (an
+    untouched page is always a free one, invariants.py)."""
+    used: I64 = (np.asarray(vms["kind_count"][:, GuestKind.FREE], np.int64)
+                 - np.asarray(vms["loc_count"][:, Loc.UNTOUCHED], np.int64))
+    return used
 
 
 def _pick(state: State, rng: np.random.Generator, want: I64, usable: I64, table: I8,
