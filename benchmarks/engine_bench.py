@@ -20,6 +20,9 @@ For each scenario, in its own subprocess (so RSS is its own):
   (OVERCOMMIT_KERNELS=numpy measures the second where numba is installed).
 --long runs two simulated hours of the data center instead and prints RSS and ms/tick
 every 10 simulated minutes (the memory-flat check). No assertions: people read the ratios.
+Each run ends with the targets of issue 13 that its figures can judge (TARGETS,
+LONG_TARGETS), each figure beside its target and "ok" or "MISSED": a run on a slower
+machine may miss what a faster one meets, so quote the table with the run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,45 @@ SCENARIOS = {
 }
 DEFAULT = ("first-night", "dc-100x1000")
 FLOOR_EVERY = 100
+
+# Issue 13's targets, per scenario: (what, the figure from a run's results, "<=" or ">=",
+# the bound). The 100,000-VM world's memory target is the world's peak (the floor's own
+# arrays are not the world's).
+Target = tuple[str, Callable[[dict[str, Any]], float], str, float]
+TARGETS: dict[str, list[Target]] = {
+    "dc-100x1000": [
+        ("simulated s per wall s (mean tick)", lambda r: r["sim_per_wall"], ">=", 40.0),
+        ("p99 tick / median tick", lambda r: r["p99_ms"] / r["median_ms"], "<=", 3.0),
+        ("mean tick / floor", lambda r: r["mean_over_floor"], "<=", 4.0),
+        ("build s", lambda r: r["build_s"], "<=", 3.0),
+    ],
+    "dc-10000x100000": [
+        ("build s", lambda r: r["build_s"], "<=", 60.0),
+        ("simulated s per wall s (mean tick)", lambda r: r["sim_per_wall"], ">=", 1.0),
+        ("peak RSS GiB", lambda r: r["peak_rss_gib"], "<=", 16.0),
+    ],
+}
+# --long: RSS from the first 10-minute mark to the end, and its highest.
+LONG_TARGETS: list[Target] = [
+    ("RSS growth after 10 min, %", lambda r: r["growth_pct"], "<=", 5.0),
+    ("highest RSS GiB", lambda r: r["max_rss_gib"], "<=", 5.0),
+]
+
+
+def judged(targets: list[Target], results: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
+    """Each target's figure from `results`, its bound as text, and whether it is met."""
+    rows = []
+    for what, figure, op, bound in targets:
+        value = float(figure(results))
+        met = value >= bound if op == ">=" else value <= bound
+        rows.append((what, value, f"{op} {bound:g}", met))
+    return rows
+
+
+def _print_targets(title: str, rows: list[tuple[str, float, str, bool]]) -> None:
+    print(f"\n{title}: targets (issue 13)")
+    for what, value, bound, met in rows:
+        print(f"  {what:<36}{value:>9.2f}  {bound:<7}{'ok' if met else 'MISSED':>7}")
 
 
 def rss_gib() -> float:
@@ -288,15 +331,20 @@ def long_run(path: Path, hours: float) -> None:
     tick_s = sim.world.state.tick_s
     every = max(1, round(600 / tick_s))
     print(f"{'sim time':>9}{'RSS GiB':>9}{'ms/tick':>9}{'max ms':>9}{'migrations':>11}")
+    marks: list[float] = []  # RSS at each 10-minute mark
     for k in range(int(hours * 3600 / tick_s / every)):
         walls = []
         for _ in range(every):
             t = time.perf_counter()
             sim.step(1)
             walls.append(time.perf_counter() - t)
-        print(f"{(k + 1) * 10:>6} min{rss_gib():>9.2f}{np.mean(walls) * 1e3:>9.1f}"
+        marks.append(rss_gib())
+        print(f"{(k + 1) * 10:>6} min{marks[-1]:>9.2f}{np.mean(walls) * 1e3:>9.1f}"
               f"{max(walls) * 1e3:>9.0f}{len(sim.world.state.migrations):>11}", flush=True)
     print(f"peak RSS {peak_rss_gib():.2f} GiB")
+    if len(marks) >= 2:
+        _print_targets(f"{path.stem}, {hours:g} simulated hours", judged(LONG_TARGETS, {
+            "growth_pct": (marks[-1] / marks[0] - 1) * 100, "max_rss_gib": max(marks)}))
 
 
 def _print(rows: list[tuple[str, dict[str, Any]]], window: int) -> None:
@@ -333,6 +381,9 @@ def _print(rows: list[tuple[str, dict[str, Any]]], window: int) -> None:
               "page writes a tick; time by phase (mean ms a tick, share):")
         for phase, v in sorted(r["phases_ms"].items(), key=lambda kv: -kv[1]):
             print(f"  {phase:<11}{v:>8.2f}{v / total:>7.0%}")
+    for name, r in rows:
+        if name in TARGETS:
+            _print_targets(name, judged(TARGETS[name], r))
 
 
 def main() -> int:
