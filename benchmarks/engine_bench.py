@@ -69,10 +69,10 @@ TARGETS: dict[str, list[Target]] = {
         ("peak RSS GiB", lambda r: r["peak_rss_gib"], "<=", 16.0),
     ],
 }
-# --long: RSS from the first 10-minute mark to the end, and its highest.
+# --long: RSS from the first 10-minute mark to the last, and the run's peak.
 LONG_TARGETS: list[Target] = [
     ("RSS growth after 10 min, %", lambda r: r["growth_pct"], "<=", 5.0),
-    ("highest RSS GiB", lambda r: r["max_rss_gib"], "<=", 5.0),
+    ("peak RSS GiB", lambda r: r["peak_rss_gib"], "<=", 5.0),
 ]
 
 
@@ -344,7 +344,7 @@ def long_run(path: Path, hours: float) -> None:
     print(f"peak RSS {peak_rss_gib():.2f} GiB")
     if len(marks) >= 2:
         _print_targets(f"{path.stem}, {hours:g} simulated hours", judged(LONG_TARGETS, {
-            "growth_pct": (marks[-1] / marks[0] - 1) * 100, "max_rss_gib": max(marks)}))
+            "growth_pct": (marks[-1] / marks[0] - 1) * 100, "peak_rss_gib": peak_rss_gib()}))
 
 
 def _print(rows: list[tuple[str, dict[str, Any]]], window: int) -> None:
