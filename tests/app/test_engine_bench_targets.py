@@ -46,11 +46,12 @@ def test_each_data_center_target_is_missed_on_its_own_side(bench, figure, value,
     assert [what for what, *_, met in rows if not met] == [missed]
 
 
-def test_the_long_run_is_judged_by_growth_after_ten_minutes_and_its_highest(bench) -> None:
-    flat = bench.judged(bench.LONG_TARGETS, {"growth_pct": 4.3, "peak_rss_gib": 4.16})
+def test_the_long_run_is_judged_by_growth_after_ten_minutes_and_its_peak(bench) -> None:
+    long = bench.LONG_TARGETS["dc-100x1000"]
+    flat = bench.judged(long, {"growth_pct": 4.3, "peak_rss_gib": 4.16})
     assert all(met for *_, met in flat)
-    grew = bench.judged(bench.LONG_TARGETS, {"growth_pct": 5.5, "peak_rss_gib": 4.2})
+    grew = bench.judged(long, {"growth_pct": 5.5, "peak_rss_gib": 4.2})
     assert [met for *_, met in grew] == [False, True]
-    big = bench.judged(bench.LONG_TARGETS, {"growth_pct": 1.0, "peak_rss_gib": 5.2})
+    big = bench.judged(long, {"growth_pct": 1.0, "peak_rss_gib": 5.2})
     assert [met for *_, met in big] == [True, False]
     assert [bound for _, _, bound, _ in big] == ["<= 5", "<= 5"]
