@@ -90,7 +90,8 @@ def check(state: State) -> list[str]:
         "an untouched page has non-zero content",
         "a page the guest paged out is still backed by the hypervisor",
         "an untouched page is not on the guest's free list",
-        "ballooned pages and pages the balloon driver holds differ") if msg in flags]
+        "ballooned pages and pages the balloon driver holds differ",
+        "a free or cached page is not marked so for the page cache's walks") if msg in flags]
 
     # Overhead frames (memory/overhead.py) hold one reference each and no guest page.
     mapped = tally.mapped
@@ -286,6 +287,11 @@ def _check_pages(state: State, a: int, b: int, postcopy: list[tuple[int, int, in
         flags.add("an untouched page is not on the guest's free list")
     if np.any((loc == Loc.BALLOONED) != (kind == GuestKind.DRIVER)):
         flags.add("ballooned pages and pages the balloon driver holds differ")
+    # The page cache's walks pass only the pages marked (state.Pages.free_or_cached).
+    marked = np.unpackbits(p.free_or_cached[a >> 6:(b + 63) >> 6].view(np.uint8),
+                           bitorder="little")[a & 63:(a & 63) + b - a]
+    if np.any(((kind == GuestKind.FREE) | (kind == GuestKind.CACHE)) & (marked == 0)):
+        flags.add("a free or cached page is not marked so for the page cache's walks")
     tally.loc += np.bincount(page_vm * N_LOC + loc, minlength=n_vms * N_LOC)
     tally.kind += np.bincount(page_vm * N_KIND + kind, minlength=n_vms * N_KIND)
     tally.guest_swapped += np.bincount(page_vm[guest_swapped], minlength=n_vms)

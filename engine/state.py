@@ -83,6 +83,27 @@ SPARSE_PAGES = 1 << 20  # worlds smaller than this keep ordinary arrays
 META_FIELDS = ("location", "guest_kind")
 PAGE_META = np.dtype([("location", np.uint8), ("guest_kind", np.uint8)])
 WORD_SHIFT = {name: 8 * i for i, name in enumerate(META_FIELDS)}
+# The guest kinds the page cache's walks take pages of (memory/walk_pick.py), as bits.
+FREE_OR_CACHED = (1 << GuestKind.FREE) | (1 << GuestKind.CACHE)
+
+
+def free_or_cached_bits(word: npt.NDArray[np.uint16]) -> U64:
+    """One bit a page of `word` (page i: bit i % 64 of element i // 64), set where its
+    guest kind is free or cache, exactly; the bits past the last page clear."""
+    kind = word >> np.uint16(WORD_SHIFT["guest_kind"])
+    usable = (kind == GuestKind.FREE) | (kind == GuestKind.CACHE)
+    packed = np.packbits(usable, bitorder="little")
+    out = np.zeros(-(-word.size // 64), np.uint64)
+    out.view(np.uint8)[:packed.size] = packed
+    return out
+
+
+def _all_set(n: int) -> U64:
+    """free_or_cached_bits of n pages that are all free (a new world's)."""
+    out = np.full(-(-n // 64), np.uint64(0xFFFF_FFFF_FFFF_FFFF), np.uint64)
+    if n % 64:
+        out[-1] = np.uint64((1 << (n % 64)) - 1)
+    return out
 
 
 @dataclass
@@ -101,6 +122,13 @@ class Pages:
     # 1,000-VM data center, where a page is first written by its guest, not at boot).
     written_before: I32
     meta: npt.NDArray[np.void]  # location (Loc) and guest kind (GuestKind), see above
+    # One bit a page (page i: bit i % 64 of element i // 64), set for every page whose
+    # guest kind is free or cache, and perhaps for some that were and are no longer: the
+    # page cache's walks (memory/walk_pick.py) pass only the pages set, a 64th of the
+    # page records' bytes, and clear the bits they find stale. Every change of a page's
+    # kind to free or cache sets its bit (memory/kind_bits.py; invariants.py checks it).
+    # Derived from the kinds: not saved, rebuilt on load.
+    free_or_cached: U64
 
     @classmethod
     def empty(cls, n: int) -> Pages:
@@ -117,6 +145,7 @@ class Pages:
             touched=np.zeros(n, np.uint8),
             written_before=np.zeros(n, np.int32),
             meta=np.zeros(n, PAGE_META),
+            free_or_cached=_all_set(n),  # every page starts free
         )
 
     @classmethod
@@ -125,7 +154,8 @@ class Pages:
         meta = np.zeros(len(arrays["content"]), PAGE_META)
         for name in META_FIELDS:
             meta[name] = arrays[name]
-        return cls(meta=meta, **{k: v for k, v in arrays.items() if k not in META_FIELDS})
+        return cls(meta=meta, free_or_cached=free_or_cached_bits(meta.view("<u2")),
+                   **{k: v for k, v in arrays.items() if k not in META_FIELDS})
 
     @property
     def location(self) -> U8:
@@ -161,8 +191,10 @@ class Pages:
         return start
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
-        """One array per field (the record's fields as views of it), by name."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "meta"}
+        """One array per field (the record's fields as views of it), by name; not the
+        derived free_or_cached bits."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("meta", "free_or_cached")}
         out.update({name: getattr(self, name) for name in META_FIELDS})
         return out
 

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine import hugepages
-from engine.memory import boot, ksm, overhead, stack_memory
+from engine.memory import boot, kind_bits, ksm, overhead, stack_memory
 from engine.memory import frames as frame_alloc
 from engine.pagescale import fine_pages, per_simulated_page
 from engine.rng import Streams
@@ -163,6 +163,7 @@ def stop_vm(state: State, v: int) -> None:
     fresh = Pages.empty(sl.stop - sl.start)
     for name, arr in p.arrays().items():
         arr[sl] = getattr(fresh, name)
+    kind_bits.refresh(state, sl.start, sl.stop)  # every page free
     overhead.release(state, v)
     ksm.forget(state, sl, h)
     vms["host"][v] = -1

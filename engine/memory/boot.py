@@ -23,7 +23,7 @@ import numpy as np
 
 from engine import parallel
 from engine.memory import frames as frame_alloc
-from engine.memory import overhead
+from engine.memory import kind_bits, overhead
 from engine.memory.layout import Template, template
 from engine.memory.touch import apply_touches
 from engine.spec import MemoryPolicy
@@ -170,6 +170,7 @@ def _lay_out(state: State, vms: I64, t: Template, frames_buf: I32, at_buf: I64) 
 
     # Mostly page faults of fresh memory: two threads take them side by side.
     parallel.halves(rows, m, m * n * (p.content.itemsize + p.word.itemsize))
+    kind_bits.refresh(state, sl.start, sl.stop)
     cols["loc_count"][vms, Loc.UNTOUCHED] -= k
     cols["loc_count"][vms, Loc.PRIVATE] += k
     cols["kind_count"][vms] = t.kind_counts

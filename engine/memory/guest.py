@@ -16,7 +16,7 @@ import numpy.typing as npt
 from engine import kernels, parallel
 from engine.arrays import runs, unique_sorted
 from engine.memory import frames as frame_alloc
-from engine.memory import pick_loop, recency
+from engine.memory import kind_bits, pick_loop, recency
 from engine.memory.counts import count_moves, count_sorted, vm_of_sorted
 from engine.sort_loop import sorted_ints
 from engine.state import I64, N_KIND, N_LOC, U8, WORD_SHIFT, Bool, GuestKind, Loc, State
@@ -306,3 +306,5 @@ def set_kind(state: State, pages: I64, kind: int, vm: I64 | None = None,
                 p.at("guest_kind", pages) if old is None else old, kind,
                 "kind_count", N_KIND)
     p.guest_kind[pages] = kind
+    if kind_bits.marks_kind(kind):
+        kind_bits.mark(state, pages)

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from engine import kernels, parallel
 from engine.arrays import unique_sorted
-from engine.memory import fault_loop, recency, touch_loop
+from engine.memory import fault_loop, kind_bits, recency, touch_loop
 from engine.memory import frames as frame_alloc
 from engine.memory.counts import count_moves, in_vms, vm_of_sorted
 from engine.pagescale import fine_pages
@@ -85,6 +85,8 @@ def _fault_in(state: State, pages: I64, kind: int) -> bool:
     vm_popped = per_loc[:, Loc.BALLOONED]
     if vm_popped.any():
         count_moves(state, popped_vm, popped_kind, kind, "kind_count", N_KIND)
+        if kind_bits.marks_kind(kind):
+            kind_bits.mark(state, popped)
         vms["pops"] += vm_popped
     vms["first_touches"] += by_vm[:, Loc.UNTOUCHED]
     guest_in = by_vm[:, _GUEST_OUT:].sum(axis=1)
@@ -219,6 +221,8 @@ def _claim(state: State, read_pages: I64, w_r: U16, write_pages: I64, w_w: U16,
         p = state.pages
         count_moves(state, vm, p.at("guest_kind", changed), kind, "kind_count", N_KIND)
         p.guest_kind[changed] = kind
+        if kind_bits.marks_kind(kind):
+            kind_bits.mark(state, changed)
 
 
 def _write_content(content: U64, pages: I64, values: U64) -> None:

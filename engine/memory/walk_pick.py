@@ -10,8 +10,14 @@ is walked instead: its pages in order from a random point (wrapping at its end) 
 `factor` times the pages wanted are usable ones, or the whole VM has been passed; of the
 pages passed, take's rule (guest.take) picks: every usable page of a class better than
 the cut-off class (the one where the want runs out), and of that class the first ones in
-walk order. The walk reads the page records in order, so a page costs a fraction of one
-random read, and a VM with fewer usable pages than it wants gets them all.
+walk order. A VM with fewer usable pages than it wants gets them all.
+
+The walk passes the marks of the pages that may be free or cached (pages.free_or_cached,
+memory/kind_bits.py), 64 positions a read, and reads the records of the marked pages
+only, 32 at a time with their lines asked for ahead (the marked pages are far apart).
+Passing every record instead, 1.1 ns a position, took 3.1 ms a tick of wall on the data
+center (the walks pass 1.9 million positions a tick for 50,000 pages); now 1.1 ms, the
+same picks.
 
 The compiled loop (engine/kernels.py) and the numpy passes give the same picks.
 """
@@ -27,7 +33,8 @@ from engine import kernels, parallel
 from engine.arrays import ranges, unique_sorted
 from engine.kernels import Kernel
 from engine.memory.guest import INELIGIBLE, taken_by_rule
-from engine.state import I64, WORD_SHIFT, State
+from engine.prefetch import prefetch
+from engine.state import FREE_OR_CACHED, I64, U64, WORD_SHIFT, State
 
 I8 = npt.NDArray[np.int8]
 U16 = npt.NDArray[np.uint16]
@@ -40,7 +47,8 @@ _FIRST_CHUNK = 1024  # positions each walk tries first in the numpy passes (then
 _MIN_SPLIT_WANT = 1024
 _MIN_SPLIT_POSITIONS = 1 << 16  # the same, in positions the walks are expected to pass
 _KIND_SHIFT = WORD_SHIFT["guest_kind"]
-_WALK_CHUNK = 256  # positions a walk sorts out at a time (_walk_loop)
+_FREE_OR_CACHED = FREE_OR_CACHED  # a module global: numba reads it as a constant
+_AHEAD = 32  # marked pages a walk finds before it reads their records (_walk_loop)
 
 
 def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: I8,
@@ -67,12 +75,14 @@ def walk_take(state: State, vm: I64, start: F64, want: I64, factor: int, table: 
     if kernels.compiled():
         floor = np.zeros(vm.size, np.int64) if best is None else np.asarray(best, np.int64)
         word = state.pages.word
-        kinds = _usable_kinds(row)
+        if _usable_kinds(row) & ~FREE_OR_CACHED:
+            raise ValueError("a walk takes free and cached pages only (pages.free_or_cached)")
+        bits = state.pages.free_or_cached
 
         def walks(lo: int, hi: int) -> I64:
             out = np.empty(int(np.minimum(want[lo:hi], n[lo:hi]).sum()), np.int64)
             k = _WALK(n[lo:hi], offset[lo:hi], first[lo:hi], want[lo:hi], floor[lo:hi], factor,
-                      word, row, kinds, excl, exclude_class, INELIGIBLE, out)
+                      word, bits, row, excl, exclude_class, INELIGIBLE, out)
             return out[:k]
 
         # Walks of different VMs are apart: two threads may take pieces of them, each
@@ -141,8 +151,7 @@ def _walk_numpy(state: State, n: I64, offset: I64, first: I64, want: I64, factor
 
 
 def _usable_kinds(row: I8) -> int:
-    """The guest kinds some usable page may have, as bits: most pages a walk passes are
-    of other kinds, told apart by their word's kind bits without the 64 KiB table."""
+    """The guest kinds some usable page may have, as bits."""
     # A word's kind is its bits from _KIND_SHIFT up: rows of 2^_KIND_SHIFT words, one a
     # kind (no index array of the 64 Ki words made: 0.25 ms a tick when it was).
     usable = (row.reshape(-1, 1 << _KIND_SHIFT) < INELIGIBLE).any(axis=1)
@@ -150,44 +159,70 @@ def _usable_kinds(row: I8) -> int:
 
 
 def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: int,
-               word: U16, row: I8, kinds: int, excl: I64, exclude_class: int,
+               word: U16, bits: U64, row: I8, excl: I64, exclude_class: int,
                n_classes: int, out: I64) -> int:
     """Each walk in one pass over its pages (its two stretches: from its first position to
     the VM's end, then from the VM's start), keeping the usable pages it passes; take's
-    rule then picks among those. The picks go to `out` ascending (the VMs ascend);
-    returns how many."""
+    rule then picks among those. Only the pages `bits` (pages.free_or_cached) marks are
+    looked at, 64 positions a read; a bit found stale is cleared, where its 64 pages are
+    all the VM's (no other walk, on the other thread, writes that element). The picks go
+    to `out` ascending (the VMs ascend); returns how many."""
     longest = 0
     for i in range(n.size):
         longest = max(longest, min(factor * want[i], n[i]))
     kept_page = np.empty(longest, np.int64)
     kept_class = np.empty(longest, np.int8)
-    maybe = np.empty(_WALK_CHUNK, np.int64)
     counts = np.zeros(n_classes, np.int64)
+    maybe = np.empty(_AHEAD, np.int64)
+    one = np.uint64(1)
     k = 0
     for i in range(n.size):
         base, s, target = offset[i], first[i], min(factor * want[i], n[i])
+        own_lo, own_hi = (base + 63) >> 6, (base + n[i]) >> 6  # the elements all its own
         used = 0
         best = 0  # pages of the VM's best class kept: the first want[i] of them are the
         # picks, as they would be from any longer walk, so the walk may stop there
         done = False
         for stretch in range(2):
+            if done:
+                break
             lo = base + s if stretch == 0 else base
             hi = base + n[i] if stretch == 0 else base + s
+            if lo >= hi:
+                continue
             # The sorted exclusions are passed in step with the stretch.
             at = np.searchsorted(excl, lo)
-            for pos in range(lo, hi, _WALK_CHUNK):
-                # A chunk's pages of a usable kind first, without a branch: most pages a
-                # walk passes are of other kinds, and a branch on each mispredicted
-                # often (30 % faster so). The walk may stop within the chunk; the rest
-                # of it is passed for nothing.
+            w = lo >> 6
+            b = bits[w] & ~((one << np.uint64(lo & 63)) - one)  # its pages from lo
+            while not done:
+                # The next _AHEAD pages marked, their records asked for at once: marked
+                # pages are far apart, each record a cache line of its own.
                 m = 0
-                for page in range(pos, min(pos + _WALK_CHUNK, hi)):
+                while m < _AHEAD:
+                    if (w + 1) << 6 > hi:  # the stretch's last element: its pages below hi
+                        b &= (one << np.uint64(hi & 63)) - one
+                    if b == 0:
+                        w += 1
+                        if w << 6 >= hi:
+                            break
+                        b = bits[w]
+                        continue
+                    page = (w << 6) + _lowest(b)
+                    b &= b - one
                     maybe[m] = page
-                    m += (kinds >> (word[page] >> _KIND_SHIFT)) & 1
+                    prefetch(word, page)
+                    m += 1
+                if m == 0:
+                    break
                 for j in range(m):
                     page = maybe[j]
                     cl = row[word[page]]
                     if cl >= n_classes:
+                        # Stale: the page is neither free nor cached any more.
+                        e = page >> 6
+                        if not (_FREE_OR_CACHED >> (word[page] >> _KIND_SHIFT)) & 1 and (
+                                own_lo <= e < own_hi):
+                            bits[e] &= ~(one << np.uint64(page & 63))
                         continue
                     if cl == exclude_class:
                         while at < excl.size and excl[at] < page:
@@ -202,10 +237,6 @@ def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: i
                     if used == target or best == want[i]:
                         done = True
                         break
-                if done:
-                    break
-            if done:
-                break
         counts[:] = 0
         for j in range(used):
             counts[kept_class[j]] += 1
@@ -235,10 +266,24 @@ def _walk_loop(n: I64, offset: I64, first: I64, want: I64, floor: I64, factor: i
     return k
 
 
+# De Bruijn's sequence for 64: the top 6 bits of (x & -x) * _DE_BRUIJN name the lowest
+# set bit of x, by _BIT_AT.
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_BIT_AT = np.zeros(64, np.int64)
+for _i in range(64):
+    _BIT_AT[((1 << _i) * 0x03F79D71B4CB0A89 % (1 << 64)) >> 58] = _i
+
+
+def _lowest(b: Any) -> int:
+    """The index of the lowest set bit of the non-zero uint64 b."""
+    low = b & (~b + np.uint64(1))
+    return int(_BIT_AT[(low * _DE_BRUIJN) >> np.uint64(58)])
+
+
 def _walk_samples() -> list[tuple[Any, ...]]:
     none = np.zeros(0, np.int64)
-    return [(none, none, none, none, none, 4, np.zeros(1, np.uint16), np.zeros(1, np.int8), 1,
-             none, -1, INELIGIBLE, none)]
+    return [(none, none, none, none, none, 4, np.zeros(1, np.uint16), np.zeros(1, np.uint64),
+             np.zeros(1, np.int8), none, -1, INELIGIBLE, none)]
 
 
-_WALK = Kernel(_walk_loop, _walk_samples)
+_WALK = Kernel(_walk_loop, _walk_samples, helpers=(_lowest,))

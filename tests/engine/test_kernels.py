@@ -11,7 +11,7 @@ import pytest
 from engine import Simulation, invariants, kernels, parallel, parse_scenario
 from engine import prefetch as prefetch_module
 from engine.errors import InputError
-from engine.memory import fault_loop, ksm, ksm_scan
+from engine.memory import fault_loop, kind_bits, ksm, ksm_scan
 from engine.prefetch import prefetch
 from engine.state import GuestKind, Loc
 from tests.conftest import small_spec
@@ -358,6 +358,7 @@ def test_the_compiled_picks_follow_class_and_recency(monkeypatch: pytest.MonkeyP
                                        minlength=n_vms * len(GuestKind)).reshape(n_vms, -1)
     vms["loc_count"][:] = np.bincount(owner * len(Loc) + state.pages.location,
                                       minlength=n_vms * len(Loc)).reshape(n_vms, -1)
+    kind_bits.refresh(state, 0, n)  # the pages free or cached, for the walks
     picked_hot = False
     for trial in range(20):
         want = rng.choice([0, 1, 5, 40, 300, 700, 1000, 1500, 5000], n_vms)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine import Simulation, invariants, kernels, parse_scenario
-from engine.memory import walk_pick
+from engine.memory import kind_bits, walk_pick
 from engine.state import GuestKind, Loc, State
 from engine.workloads import filecache
 from tests.conftest import small_spec
@@ -22,8 +22,10 @@ def _world() -> State:
 
 
 def _recount(state: State) -> None:
-    """Each VM's pages by guest kind and by location, counted anew after a test set them."""
+    """Each VM's pages by guest kind and by location, counted anew after a test set them,
+    and the pages free or cached marked anew (pages.free_or_cached)."""
     vms, p = state.vms, state.pages
+    kind_bits.refresh(state, 0, len(p))
     owner = vms.vm_of_pages(np.arange(len(p)))
     vms["kind_count"][:] = np.bincount(owner * KINDS + p.guest_kind,
                                        minlength=len(vms) * KINDS).reshape(len(vms), -1)
@@ -136,6 +138,8 @@ def test_the_compiled_walks_give_the_numpy_picks(monkeypatch: pytest.MonkeyPatch
             untouched = p.location == Loc.UNTOUCHED
         p.guest_kind[untouched] = GuestKind.FREE  # an untouched page is a free one
         _recount(state)
+        if trial % 2:  # stale marks too (pages no longer free or cached): no pick changes
+            p.free_or_cached |= rng.integers(0, 1 << 63, p.free_or_cached.size, np.uint64)
         vm = np.flatnonzero(vms["n_pages"] > 0)
         want = rng.choice([1, 3, 20, 100, 3000], vm.size)
         start = rng.random(vm.size)
