@@ -193,9 +193,16 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64,
         if not on.any():
             break
         hs, cur, tot, b = active[on], cursor[on], total[on], batches[on]
-        # The positions the batches cover and the pages they hand over (ksm_scan.py).
-        n, used, trailing, pages, page_host, page_vm, loc = ksm_scan.batches(
-            state, layout, hs, cur, tot - cur, np.floor(b * per).astype(np.int64), smart)
+        # The positions the batches cover and the pages they hand over (ksm_scan.py), and
+        # those pages' first step (ksm_front.py): in one walk where compiled.
+        budget = np.floor(b * per).astype(np.int64)
+        if kernels.compiled():
+            n, used, trailing, candidates = ksm_front.batch_candidates(
+                state, layout, hs, cur, tot - cur, budget, smart)
+        else:
+            n, used, trailing, pages, page_host, page_vm, loc = ksm_scan.batches(
+                state, layout, hs, cur, tot - cur, budget, smart)
+            candidates = ksm_front.front(state, pages, page_host, page_vm, loc)
         wraps = n == tot - cur
         # A full scan ends in the batch that hands over its last page, or in the next one
         # when that batch was full and positions with nothing to hand over are left.
@@ -203,7 +210,7 @@ def _scan_hosts(state: State, policy: SharingPolicy, active: I64,
         to_end = np.maximum(whole + ((used > 0) & (whole * per == used) & trailing), 1.0)
         credit[on] -= np.where(wraps, to_end, used / per)
         live[on] = wraps  # a host that does not wrap is done for this tick
-        _scan_pass(state, policy, pages, page_host, page_vm, loc, before_writes)
+        _pass(state, policy, candidates, before_writes)
         counters["ksm_cursor"][hs] = cur + n
         done = hs[wraps]  # a full scan ends: the unstable tree starts over
         counters["ksm_cursor"][done] = 0
@@ -314,12 +321,17 @@ def _scan_pass(state: State, policy: SharingPolicy, pages: I64, page_host: I64,
     done with array passes: pages are grouped by key and each group's outcome follows from
     the order of its pages, which of them are unchanged, and the trees at the start.
     `loc`: the pages' locations, when the caller has read them."""
-    counters = state.sharing.hosts
     if loc is None:
         loc = state.pages.at("location", pages)
     # rmap_items and the unstable flags kept; the private pages, their keys, and which
     # are unchanged since their last scan (ksm_front.py).
-    candidates = ksm_front.front(state, pages, page_host, page_vm, loc)
+    _pass(state, policy, ksm_front.front(state, pages, page_host, page_vm, loc), before_writes)
+
+
+def _pass(state: State, policy: SharingPolicy, candidates: ksm_front.Candidates,
+          before_writes: Callable[[], None] = lambda: None) -> None:
+    """The rest of cmp_and_merge_page for a pass's candidates (_scan_pass)."""
+    counters = state.sharing.hosts
     cand, host, content, keys, unchanged, volatile = candidates
     if cand.size == 0:
         return

@@ -14,15 +14,17 @@ A page that merges is a KSM page and is never skipped; a page no longer present 
 rmap_item, and with it its age. The age is held capped at 9 (past it skip_age does not
 change) with the skips left in one byte a page (sharing.ksm_age).
 
-batches() gives a tick's batches of every host at once: a walk of each host's positions,
-compiled where numba is there (engine/kernels.py), else reach() and visit() in numpy
-passes; the two agree bit for bit.
+batches() gives a tick's batches of every host at once, in numpy passes (reach() and
+visit()). Compiled (engine/kernels.py), reach_compiled() walks each host's positions to
+find how far its batches go, and ksm_front.batch_candidates walks them again, visiting
+each page and taking it through cmp_and_merge_page's first step at once; the two ways
+agree bit for bit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +62,7 @@ def _transitions() -> tuple[U8, Bool]:
 
 
 _AFTER, _SKIPS = _transitions()
+AFTER = _AFTER  # for ksm_front's visit and first step in one
 
 
 def ages(state: State) -> U8:
@@ -177,8 +180,6 @@ def batches(state: State, layout: Layout, hosts: I64, start: I64, remaining: I64
     pages handed over in them, whether the last position left is one not handed over, and
     the pages handed over with their hosts, VMs and locations, host after host, each
     host's in scan order)."""
-    if kernels.compiled():
-        return _batches_compiled(state, layout, hosts, start, remaining, budget, smart)
     n, used, trailing, (pages, loc, byte) = reach(state, layout.pages, hosts, start,
                                                    remaining, budget, smart)
     page_host = np.repeat(hosts, n)
@@ -205,12 +206,26 @@ def _skip(state: State, pages: I64, page_host: I64, loc: U8, byte: U8) -> Bool:
 
 
 _NO_AGES = np.zeros(1, np.uint8)  # what the walk is given for the ages without smart scan
-_SPARE = 64  # elements between the two threads' spare slots: 64 bytes at least
 
 
-def _batches_compiled(state: State, layout: Layout, hosts: I64, start: I64,
-                      remaining: I64, budget: I64,
-                      smart: bool) -> tuple[I64, I64, Bool, I64, I64, I64, U8]:
+class Reached(NamedTuple):
+    """The compiled reach of a tick's batches (reach_compiled): positions covered, pages
+    counted against the budgets, whether each ends on a position not counted, pages
+    handed over (all but the skipped), and the arguments of the walk over the positions
+    again, cut in one or two parts of hosts (one a thread)."""
+
+    n: I64
+    used: I64
+    trailing: Bool
+    handed: I64
+    walk: tuple[Any, ...]
+    parts: list[tuple[int, int]]
+
+
+def reach_compiled(state: State, layout: Layout, hosts: I64, start: I64, remaining: I64,
+                   budget: I64, smart: bool) -> Reached:
+    """reach() in the compiled loop, for the walk over the positions again (_visit_loop,
+    or ksm_front's visit and first step in one)."""
     sharing = state.sharing
     assert sharing.ksm_unstable is not None
     i64 = np.int64
@@ -225,32 +240,19 @@ def _batches_compiled(state: State, layout: Layout, hosts: I64, start: I64,
     # they would go on one thread, and the per-host counters are distinct entries.
     cut = _host_cut(np.minimum(budget, remaining))
     parts = [(0, cut), (cut, m)] if cut else [(0, m)]
-
-    def both(loop: Any, parts: Sequence[tuple[int, ...]], *args: Any) -> None:
-        if len(parts) == 2:
-            parallel.pair(lambda: loop(*args, *parts[0]), lambda: loop(*args, *parts[1]))
-        else:
-            loop(*args, *parts[0])
-
     n, used = np.zeros(m, i64), np.zeros(m, i64)
     trailing, handed = np.zeros(m, np.bool_), np.zeros(m, i64)
     both(_REACH, parts, *walk, np.asarray(remaining, i64), np.asarray(budget, i64),
          int(Loc.SHARED), n, used, trailing, handed)
-    at = np.cumsum(handed) - handed
-    total = int(handed.sum())
-    # A skipped page is written to a spare slot past the others, not branched around (see
-    # _visit_loop): one for each thread, on cache lines of their own (written often).
-    pages, page_host, page_vm = (np.empty(total + _SPARE + 1, i64) for _ in range(3))
-    page_loc = np.empty(total + _SPARE + 1, np.uint8)
-    unshared, skipped = np.zeros(len(state.hosts), i64), np.zeros(len(state.hosts), i64)
-    spare = [(total + i * _SPARE, *part) for i, part in enumerate(parts)]
-    both(_VISIT, spare, *walk, n, np.asarray(layout.vm, i64), sharing.ksm_unstable, _AFTER,
-         at, pages, page_host, page_vm, page_loc, unshared, skipped)
-    if smart:
-        sharing.hosts["ksm_unshared"] -= unshared
-        sharing.hosts["ksm_pages_skipped"] += skipped
-    return (n, used, trailing, pages[:total], page_host[:total], page_vm[:total],
-            page_loc[:total])
+    return Reached(n, used, trailing, handed, walk, parts)
+
+
+def both(loop: Any, parts: Sequence[tuple[int, ...]], *args: Any) -> list[Any]:
+    """loop(*args, *part) for each of one or two parts, two on two threads at once."""
+    if len(parts) == 2:
+        return list(parallel.pair(lambda: loop(*args, *parts[0]),
+                                  lambda: loop(*args, *parts[1])))
+    return [loop(*args, *parts[0])]
 
 
 def _host_cut(work: I64) -> int:
@@ -304,50 +306,6 @@ def _reach_loop(word: npt.NDArray[np.uint16], byte_all: U8, skips: Bool, host_fi
         handed[i] = n[i] - n_skipped
 
 
-def _visit_loop(word: npt.NDArray[np.uint16], byte_all: U8, skips: Bool, host_first: I64,
-                vm_start: I64, vm_end: I64, vm_offset: I64, hosts: I64, start: I64,
-                smart: bool, loc_shift: int, private: int, n: I64, vm_index: I64,
-                flagged: Bool, after: U8, at: I64, pages: I64, page_host: I64,
-                page_vm: I64, page_loc: U8, unshared: I64, skipped: I64, spare: int,
-                first: int, stop_host: int) -> None:
-    """The positions reach found for hosts first..stop_host-1 again: each page visited as
-    visit() does and handed over (from index at[i] of the outputs) unless skipped (a
-    skipped page out of its unstable tree, as _skip()). Every page is written, a skipped
-    one to slot `spare` (a select, where a branch would often be mispredicted); the
-    slot is this call's own, so two threads never write the same one."""
-    for i in range(first, stop_host):
-        h = hosts[i]
-        pos, stop = start[i], start[i] + n[i]
-        j = host_first[h]
-        k = at[i]
-        # Counted here and added once a host: a counter written every page would be a
-        # read and a write a page, on a cache line the other thread's host may share.
-        n_skipped, n_unshared = 0, 0
-        while pos < stop:
-            while vm_end[j] <= pos:
-                j += 1
-            base, vm = vm_offset[j] - vm_start[j], vm_index[j]
-            end = min(stop, vm_end[j])
-            while pos < end:
-                page = base + pos
-                pos += 1
-                loc = (word[page] >> loc_shift) & 0xFF
-                skip = 0
-                if smart and loc == private:
-                    byte = byte_all[page]
-                    byte_all[page] = after[byte]
-                    skip = int(skips[byte])
-                    n_skipped += skip
-                    if skip and flagged[page]:  # rare: written only then
-                        flagged[page] = False
-                        n_unshared += 1
-                w = spare if skip else k
-                pages[w], page_host[w], page_vm[w], page_loc[w] = page, h, vm, loc
-                k += 1 - skip
-        skipped[h] += n_skipped
-        unshared[h] += n_unshared
-
-
 def _walk_samples(*more: Any) -> list[tuple[Any, ...]]:
     none, i64 = np.zeros(0, np.int64), np.zeros(1, np.int64)
     return [(np.zeros(1, np.uint16), np.zeros(1, np.uint8), _SKIPS, i64, i64, i64, i64, none,
@@ -357,8 +315,3 @@ def _walk_samples(*more: Any) -> list[tuple[Any, ...]]:
 _REACH = kernels.Kernel(_reach_loop, lambda: _walk_samples(
     np.zeros(0, np.int64), np.zeros(0, np.int64), int(Loc.SHARED), np.zeros(0, np.int64),
     np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.int64)))
-_VISIT = kernels.Kernel(_visit_loop, lambda: _walk_samples(
-    np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(1, np.bool_), _AFTER,
-    np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-    np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(1, np.int64),
-    np.zeros(1, np.int64), 0))

@@ -11,7 +11,7 @@ import pytest
 from engine import Simulation, invariants, kernels, parallel, parse_scenario
 from engine import prefetch as prefetch_module
 from engine.errors import InputError
-from engine.memory import fault_loop, kind_bits, ksm, ksm_scan
+from engine.memory import fault_loop, kind_bits, ksm, ksm_front, ksm_scan
 from engine.prefetch import prefetch
 from engine.state import GuestKind, Loc
 from tests.conftest import small_spec
@@ -77,25 +77,36 @@ def test_kernels_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _batches_both_ways(sim: Simulation, monkeypatch: pytest.MonkeyPatch, start: Any,
                        budget: Any, smart: bool) -> list[Any]:
-    """ksm_scan.batches from the same state, numpy then compiled: each result with the
-    ages, unstable flags and counters it left."""
+    """A tick's batches and their pages' first step from the same state: the numpy passes
+    (ksm_scan.batches, then ksm_front.front), then the compiled walk that does both
+    (ksm_front.batch_candidates). Each result with the ages, unstable flags, scan marks and
+    counters it left."""
     state = sim.world.state
     sharing = state.sharing
     hosts = np.array([0, 1])
     layout = ksm._Layout(state, hosts)
     total = layout.total[hosts]
-    before = (None if sharing.ksm_age is None else sharing.ksm_age.copy(),
-              sharing.ksm_unstable.copy(), _copy(sharing.hosts))
+    names = ("ksm_age", "ksm_unstable", "ksm_scanned_at")
+
+    def marks() -> dict[str, Any]:
+        return {name: None if getattr(sharing, name) is None else getattr(sharing, name).copy()
+                for name in names}
+
+    before, counters = marks(), _copy(sharing.hosts)
     outs = []
+    args = (state, layout, hosts, np.asarray(start, np.int64), total - start,
+            np.asarray(budget, np.int64), smart)
     for mode in ("numpy", "numba"):
         monkeypatch.setenv(kernels.KERNELS_ENV, mode)
-        out = ksm_scan.batches(state, layout, hosts, np.asarray(start, np.int64),
-                               total - start, np.asarray(budget, np.int64), smart)
-        outs.append((out, None if sharing.ksm_age is None else sharing.ksm_age.copy(),
-                     sharing.ksm_unstable.copy(), _copy(sharing.hosts)))
-        sharing.ksm_age = None if before[0] is None else before[0].copy()
-        sharing.ksm_unstable[:] = before[1]
-        for name, column in before[2].items():
+        if mode == "numpy":
+            n, used, trailing, pages, page_host, page_vm, loc = ksm_scan.batches(*args)
+            cand = ksm_front.front(state, pages, page_host, page_vm, loc)
+        else:
+            n, used, trailing, cand = ksm_front.batch_candidates(*args)
+        outs.append(((n, used, trailing, *cand), marks(), _copy(sharing.hosts)))
+        for name, saved in before.items():
+            setattr(sharing, name, None if saved is None else saved.copy())
+        for name, column in counters.items():
             sharing.hosts[name][:] = column
     return outs
 
@@ -108,12 +119,13 @@ def _same(a: Any, b: Any) -> None:
     for x, y in zip(a[0], b[0], strict=True):
         assert x.dtype == y.dtype
         np.testing.assert_array_equal(x, y)
-    for x, y in zip(a[1:3], b[1:3], strict=True):
-        assert (x is None) == (y is None)
+    for name, x in a[1].items():
+        y = b[1][name]
+        assert (x is None) == (y is None), name
         if x is not None:
-            np.testing.assert_array_equal(x, y)
-    for name, column in a[3].items():
-        np.testing.assert_array_equal(column, b[3][name], err_msg=name)
+            np.testing.assert_array_equal(x, y, err_msg=name)
+    for name, column in a[2].items():
+        np.testing.assert_array_equal(column, b[2][name], err_msg=name)
 
 
 @pytest.mark.parametrize("smart", [True, False])
