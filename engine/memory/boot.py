@@ -170,7 +170,7 @@ def _lay_out(state: State, vms: I64, t: Template, frames_buf: I32, at_buf: I64) 
 
     # Mostly page faults of fresh memory: two threads take them side by side.
     parallel.halves(rows, m, m * n * (p.content.itemsize + p.word.itemsize))
-    kind_bits.refresh(state, sl.start, sl.stop)
+    kind_bits.refresh_rows(state, first, m, word)
     cols["loc_count"][vms, Loc.UNTOUCHED] -= k
     cols["loc_count"][vms, Loc.PRIVATE] += k
     cols["kind_count"][vms] = t.kind_counts

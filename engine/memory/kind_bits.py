@@ -61,6 +61,19 @@ def refresh(state: State, lo: int, hi: int) -> None:
     bits[a:b] = (bits[a:b] & keep) | (whole & ~keep)
 
 
+def refresh_rows(state: State, first: int, m: int, row_word: Any) -> None:
+    """refresh() of pages first.. of m VMs whose records are each `row_word` (a boot's
+    template): where the rows fill whole elements, one row's bits copied to all (16 MB on
+    the data center instead of its 131 million records read)."""
+    n = row_word.size
+    if first % 64 or n % 64:
+        refresh(state, first, first + m * n)
+        return
+    a = first // 64
+    state.pages.free_or_cached[a:a + m * n // 64].reshape(m, n // 64)[:] = free_or_cached_bits(
+        np.asarray(row_word, np.uint16))
+
+
 def _mark_loop(pages: I64, bits: U64) -> None:
     one = np.uint64(1)
     for i in range(pages.size):
@@ -73,13 +86,19 @@ def _refresh_loop(word: Any, bits: U64, lo: int, hi: int, usable: int) -> None:
     w = lo >> 6
     while w << 6 < hi:
         first, last = max(lo, w << 6), min(hi, (w + 1) << 6)
-        b = bits[w]
-        for page in range(first, last):
-            at = one << np.uint64(page & 63)
-            if (usable >> (word[page] >> _KIND_SHIFT)) & 1:
-                b |= at
-            else:
-                b &= ~at
+        if last - first == 64:  # a whole element: its 64 bits made with no branch
+            b = np.uint64(0)
+            for j in range(64):
+                bit = (usable >> (word[first + j] >> _KIND_SHIFT)) & 1
+                b |= np.uint64(bit) << np.uint64(j)
+        else:
+            b = bits[w]
+            for page in range(first, last):
+                at = one << np.uint64(page & 63)
+                if (usable >> (word[page] >> _KIND_SHIFT)) & 1:
+                    b |= at
+                else:
+                    b &= ~at
         bits[w] = b
         w += 1
 
