@@ -1,8 +1,9 @@
-"""The first step of ksmd's cmp_and_merge_page for a pass's pages (ksm._scan_pass), as
-numpy passes or a compiled loop (engine/kernels.py); the two agree bit for bit. Compiled,
-the tick's batches visit their pages and take them through this step in one walk
-(batch_candidates), in pieces of hosts the two threads take in turn, instead of one walk
-writing a list of the pages handed over and the next reading it back: on the data center
+"""The first step of ksmd's cmp_and_merge_page for a pass's pages (ksm._scan_pass): as
+numpy passes over the list of pages a tick's batches hand over (front), or, compiled
+(engine/kernels.py), in the batches' own walk (batch_candidates); the two agree bit for
+bit. The compiled walk visits each page and takes it through this step at once, in
+pieces of hosts the two threads take in turn, instead of one walk writing a list of the
+pages handed over and the next reading it back: on the data center
 the sharing phase 7.84 against 7.70 ms over 1,800 ticks side by side (one walk in two
 fixed halves: 8.30 against 8.13, the caller taking both while the helper ran ESX).
 
@@ -95,9 +96,7 @@ def batch_candidates(state: State, layout: ksm_scan.Layout, hosts: I64, start: I
 
 def front(state: State, pages: I64, page_host: I64, page_vm: I64, loc: U8) -> Candidates:
     """The rmap bookkeeping of a pass's pages (counters and per-page marks updated) and
-    its candidates."""
-    if kernels.compiled():
-        return _front_compiled(state, pages, page_host, page_vm, loc)
+    its candidates, in numpy passes (compiled, batch_candidates does it in the walk)."""
     return _front_numpy(state, pages, page_host, page_vm, loc)
 
 
@@ -166,97 +165,10 @@ def _front_numpy(state: State, pages: I64, page_host: I64, page_vm: I64,
 _NO_AGES = np.zeros(1, np.uint8)
 
 
-def _front_compiled(state: State, pages: I64, page_host: I64, page_vm: I64,
-                    loc: U8) -> Candidates:
-    p, sharing = state.pages, state.sharing
-    counters = sharing.hosts
-    assert sharing.ksm_scanned_at is not None and sharing.ksm_unstable is not None
-    ages = sharing.ksm_age
-    n, n_hosts = pages.size, len(state.hosts)
-    args = (np.asarray(pages, np.int64), np.asarray(page_host, np.int64),
-            np.asarray(page_vm, np.int64), loc, sharing.ksm_scanned_at, sharing.ksm_unstable,
-            _NO_AGES if ages is None else ages, ages is not None, p.content,
-            p.written_before, share_ops.vm_mix(state), state.tick + 1, int(Loc.PRIVATE),
-            int(Loc.SHARED))
-    out: tuple[Any, ...] = (np.empty(n, np.int64), np.empty(n, np.int64),
-                            np.empty(n, np.uint64), np.empty(n, np.uint64),
-                            np.empty(n, np.bool_), np.empty(n, np.bool_))
-    # Pages are handed over once a pass, so two halves of them write disjoint entries of
-    # the per-page arrays: on two threads, each into its own part of the outputs.
-    h = parallel.cut_point(n, kernels.MIN_SPLIT)
-    parts = [(0, h), (h, n)] if h else [(0, n)]
-    delta = [(np.zeros(n_hosts, np.int64), np.zeros(n_hosts, np.int64)) for _ in parts]
-
-    def run(i: int) -> int:
-        first, stop = parts[i]
-        return int(_FRONT(*args, first, stop, *out, *delta[i]))
-
-    if h:
-        got = parallel.pair(lambda: run(0), lambda: run(1))
-        # The second half's results moved down after the first's, in place (a copy of
-        # it alone, no new arrays: the concatenation cost 0.17 ms a tick on the data
-        # center). got[0] <= h, so the move is downward and numpy copies it as memmove.
-        for a in out:
-            a[got[0]:got[0] + got[1]] = a[h:h + got[1]]
-        k = got[0] + got[1]
-    else:
-        k = run(0)
-    cand, host, content, keys, unchanged, volatile = (a[:k] for a in out)
-    for rmap_delta, unflagged in delta:
-        counters["ksm_rmap_items"] += rmap_delta
-        counters["ksm_unshared"] -= unflagged
-    return Candidates(cand, host, content, keys, unchanged, volatile)
-
-
 # splitmix64's constants (engine/hashing.py), by the names the loops here use
 _G0, _M1, _M2 = SPLITMIX_ADD, SPLITMIX_M1, SPLITMIX_M2
 _S30, _S27, _S31 = SPLITMIX_S1, SPLITMIX_S2, SPLITMIX_S3
 _TWO = np.uint64(2)
-
-
-def _front_loop(pages: I64, page_host: I64, page_vm: I64, loc: U8, scanned_at: I32,
-                flagged: Bool, ages: U8, has_ages: bool, content_all: U64,
-                written_before: I32, mix: U64, scanned_now: int, private: int, shared: int,
-                first: int, stop: int, cand: I64, host: I64, content: U64, keys: U64,
-                unchanged: Bool, volatile: Bool, rmap_delta: I64, unflagged: I64) -> int:
-    """_front_numpy for pages first..stop-1, page after page: the candidates go into the
-    outputs from index `first` on, and their count is returned; the counters' changes
-    are added to rmap_delta and unflagged. A key is share_ops.content_keys (splitmix64 of
-    the content and the VM's mix, then fix_key)."""
-    k = first
-    for i in range(first, stop):
-        page, h, where = pages[i], page_host[i], loc[i]
-        seen = scanned_at[page] - 1
-        is_cand = where == private
-        resident = is_cand or where == shared
-        tracked = seen >= 0
-        gone = tracked and not resident
-        if resident and not tracked:
-            rmap_delta[h] += 1
-        if gone:
-            rmap_delta[h] -= 1
-            scanned_at[page] = 0
-            if has_ages:
-                ages[page] = 0
-        if flagged[page] and (gone or is_cand):
-            unflagged[h] += 1
-            flagged[page] = False
-        if not resident:
-            continue
-        scanned_at[page] = scanned_now
-        if not is_cand:
-            continue
-        c = content_all[page]
-        z = (c ^ mix[page_vm[i]]) + _G0
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        z = z ^ (z >> _S31)
-        cand[k], host[k], content[k] = page, h, c
-        keys[k] = z + _TWO if z < _TWO else z
-        unchanged[k] = tracked and written_before[page] <= seen + 1
-        volatile[k] = tracked and not unchanged[k]
-        k += 1
-    return k - first
 
 
 def _visit_front_loop(word: npt.NDArray[np.uint16], byte_all: U8, skips: Bool,
@@ -345,14 +257,4 @@ def _visit_front_samples() -> list[tuple[Any, ...]]:
              0, 0)]
 
 
-def _front_samples() -> list[tuple[Any, ...]]:
-    none = np.zeros(0, np.int64)
-    u64, flags = np.zeros(0, np.uint64), np.zeros(0, np.bool_)
-    return [(none, none, none, np.zeros(0, np.uint8), np.zeros(1, np.int32),
-             np.zeros(1, np.bool_), _NO_AGES, False, np.zeros(1, np.uint64),
-             np.zeros(1, np.int32), np.zeros(1, np.uint64), 1, int(Loc.PRIVATE),
-             int(Loc.SHARED), 0, 0, none, none, u64, u64, flags, flags, none, none)]
-
-
-_FRONT = Kernel(_front_loop, _front_samples)
 _VISIT_FRONT = Kernel(_visit_front_loop, _visit_front_samples)
