@@ -38,3 +38,26 @@ async def test_quitting_as_a_screen_opens_raises_nothing(opener: str, tmp_path: 
     assert app.return_code in (0, None)
     if opener in ("operate:migrate", "operate:place", "save", "help"):
         assert pushed, f"{opener} opened no screen: the test would prove nothing"
+
+
+@pilot_test
+async def test_a_level_started_as_the_level_select_opens_raises_nothing(
+        tmp_path: Path) -> None:
+    # The level select asked for, and a level started (which pops it) before the select is
+    # up: its mount handler finds its options gone and must do nothing (mount_guard.py).
+    from app.campaign import Campaign
+    from app.console.screens.level_select import LevelSelectScreen
+    from tests.app.test_campaign_console import make_levels
+
+    campaign = Campaign.open(make_levels(tmp_path / "c", 1), tmp_path / "saves")
+    first = campaign.levels[0]
+    app = OvercommitApp(Simulation.from_spec(first.spec), paused=True,
+                        saves_dir=tmp_path / "saves", campaign=campaign, level=first)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.action_levels()
+        assert isinstance(app.screen, LevelSelectScreen)
+        app.start_level(first)  # at once: the select's Mount comes after it is popped
+        await pilot.pause()
+        assert not any(isinstance(s, LevelSelectScreen) for s in app.screen_stack)
+    assert app.return_code in (0, None)
