@@ -15,21 +15,17 @@ rmap_item, and with it its age. The age is held capped at 9 (past it skip_age do
 change) with the skips left in one byte a page (sharing.ksm_age).
 
 batches() gives a tick's batches of every host at once, in numpy passes (reach() and
-visit()). Compiled (engine/kernels.py), reach_compiled() walks each host's positions to
-find how far its batches go, and ksm_front.batch_candidates walks them again, visiting
-each page and taking it through cmp_and_merge_page's first step at once; the two ways
-agree bit for bit.
+visit()). Compiled (engine/kernels.py), ksm_front.batch_candidates walks each host's
+positions once, counting each against the budget as reach() does, visiting it and taking
+it through cmp_and_merge_page's first step at once; the two ways agree bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-from engine import kernels, parallel
 from engine.arrays import ranges
 from engine.state import I64, U8, WORD_SHIFT, Bool, Loc, State
 from engine.state_tables import KSM_MAX_AGE
@@ -208,110 +204,15 @@ def _skip(state: State, pages: I64, page_host: I64, loc: U8, byte: U8) -> Bool:
 _NO_AGES = np.zeros(1, np.uint8)  # what the walk is given for the ages without smart scan
 
 
-class Reached(NamedTuple):
-    """The compiled reach of a tick's batches (reach_compiled): positions covered, pages
-    counted against the budgets, whether each ends on a position not counted, pages
-    handed over (all but the skipped), and the arguments of the walk over the positions
-    again, cut in one or two parts of hosts (one a thread)."""
-
-    n: I64
-    used: I64
-    trailing: Bool
-    handed: I64
-    walk: tuple[Any, ...]
-    parts: list[tuple[int, int]]
-
-
-def reach_compiled(state: State, layout: Layout, hosts: I64, start: I64, remaining: I64,
-                   budget: I64, smart: bool) -> Reached:
-    """reach() in the compiled loop, for the walk over the positions again (_visit_loop,
-    or ksm_front's visit and first step in one)."""
-    sharing = state.sharing
-    assert sharing.ksm_unstable is not None
+def walk_args(state: State, layout: Layout, hosts: I64, start: I64,
+              smart: bool) -> tuple[Any, ...]:
+    """The arguments of a compiled walk over the batches' positions (ksm_front's
+    batch_candidates) that say where they lie: the page records, the smart scan bytes and
+    their skips, the layout, the hosts and their first positions, smart or not, and the
+    location's shift and private code."""
     i64 = np.int64
-    m = hosts.size
-    hosts, start = np.asarray(hosts, i64), np.asarray(start, i64)
-    walk = (state.pages.word, ages(state) if smart else _NO_AGES, _SKIPS,
+    return (state.pages.word, ages(state) if smart else _NO_AGES, _SKIPS,
             np.asarray(layout.host_first, i64), np.asarray(layout.vm_start, i64),
-            np.asarray(layout.vm_end, i64), np.asarray(layout.offset, i64), hosts, start,
-            smart, WORD_SHIFT["location"], int(Loc.PRIVATE))
-    # Hosts are walked apart from one another, so two threads may take a share of them
-    # each (cut where the batches' budgets are half done): every host's outputs go where
-    # they would go on one thread, and the per-host counters are distinct entries.
-    cut = _host_cut(np.minimum(budget, remaining))
-    parts = [(0, cut), (cut, m)] if cut else [(0, m)]
-    n, used = np.zeros(m, i64), np.zeros(m, i64)
-    trailing, handed = np.zeros(m, np.bool_), np.zeros(m, i64)
-    both(_REACH, parts, *walk, np.asarray(remaining, i64), np.asarray(budget, i64),
-         int(Loc.SHARED), n, used, trailing, handed)
-    return Reached(n, used, trailing, handed, walk, parts)
-
-
-def both(loop: Any, parts: Sequence[tuple[int, ...]], *args: Any) -> list[Any]:
-    """loop(*args, *part) for each of one or two parts, two on two threads at once."""
-    if len(parts) == 2:
-        return list(parallel.pair(lambda: loop(*args, *parts[0]),
-                                  lambda: loop(*args, *parts[1])))
-    return [loop(*args, *parts[0])]
-
-
-def _host_cut(work: I64) -> int:
-    """Where hosts with `work` positions each are cut in two for two threads, 0 when
-    they are not (too little work, or one thread)."""
-    total = int(work.sum())
-    if not parallel.cut_point(total, kernels.MIN_SPLIT):
-        return 0
-    cut = int(np.searchsorted(np.cumsum(work), total // 2))
-    return cut if 0 < cut < work.size else 0
-
-
-def _reach_loop(word: npt.NDArray[np.uint16], byte_all: U8, skips: Bool, host_first: I64,
-                vm_start: I64, vm_end: I64, vm_offset: I64, hosts: I64, start: I64,
-                smart: bool, loc_shift: int, private: int, remaining: I64, budget: I64,
-                shared: int, n: I64, used: I64, trailing: Bool, handed: I64, first: int,
-                stop_host: int) -> None:
-    """reach() for hosts first..stop_host-1 (compiled: engine/kernels.py): the positions
-    each batch covers (n), the pages it hands over that count against its budget (used),
-    whether its last position is one not counted (trailing), and the pages it hands over
-    (handed: all but the skipped). A host's positions are walked a VM at a time, and
-    whether a page counts is summed, not branched on: which pages are private, shared or
-    skipped is close to random."""
-    for i in range(first, stop_host):
-        want = budget[i]
-        if want <= 0:
-            continue
-        pos, stop = start[i], start[i] + remaining[i]
-        j = host_first[hosts[i]]
-        got, counted, n_skipped = 0, 1, 0
-        while pos < stop and got < want:
-            while vm_end[j] <= pos:
-                j += 1
-            base = vm_offset[j] - vm_start[j]
-            end = min(stop, vm_end[j])
-            while pos < end:
-                page = base + pos
-                loc = (word[page] >> loc_shift) & 0xFF
-                mine = int(loc == private)
-                counted = mine | int(loc == shared)
-                if smart:
-                    skip = mine & int(skips[byte_all[page]])
-                    counted &= 1 - skip
-                    n_skipped += skip
-                got += counted
-                pos += 1
-                if got == want:
-                    break
-        n[i], used[i] = pos - start[i], got
-        trailing[i] = got < want and counted == 0
-        handed[i] = n[i] - n_skipped
-
-
-def _walk_samples(*more: Any) -> list[tuple[Any, ...]]:
-    none, i64 = np.zeros(0, np.int64), np.zeros(1, np.int64)
-    return [(np.zeros(1, np.uint16), np.zeros(1, np.uint8), _SKIPS, i64, i64, i64, i64, none,
-             none, True, WORD_SHIFT["location"], int(Loc.PRIVATE), *more, 0, 0)]
-
-
-_REACH = kernels.Kernel(_reach_loop, lambda: _walk_samples(
-    np.zeros(0, np.int64), np.zeros(0, np.int64), int(Loc.SHARED), np.zeros(0, np.int64),
-    np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.int64)))
+            np.asarray(layout.vm_end, i64), np.asarray(layout.offset, i64),
+            np.asarray(hosts, i64), np.asarray(start, i64), smart, WORD_SHIFT["location"],
+            int(Loc.PRIVATE))
