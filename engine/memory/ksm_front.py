@@ -75,8 +75,8 @@ def batch_candidates(state: State, layout: ksm_scan.Layout, hosts: I64, start: I
     ages = sharing.ksm_age
     args = (*ksm_scan.walk_args(state, layout, hosts, start, smart),
             np.asarray(remaining, i64), np.asarray(budget, i64), np.asarray(layout.vm, i64),
-            sharing.ksm_unstable, ksm_scan.AFTER, sharing.ksm_scanned_at,
-            _NO_AGES if ages is None else ages, ages is not None, state.pages.content,
+            sharing.ksm_unstable, sharing.ksm_scanned_at,
+            ksm_scan.NO_AGES if ages is None else ages, ages is not None, state.pages.content,
             state.pages.written_before, share_ops.vm_mix(state), state.tick + 1,
             int(Loc.SHARED), at, *out, n, used, trailing, *counts)
     # Pieces of hosts, each about as many pages to count, that the two threads take in
@@ -166,9 +166,6 @@ def _front_numpy(state: State, pages: I64, page_host: I64, page_vm: I64,
     return Candidates(cand, page_host[at_cand], content, keys, unchanged, volatile)
 
 
-_NO_AGES = np.zeros(1, np.uint8)
-
-
 # splitmix64's constants (engine/hashing.py), by the names the loops here use
 _G0, _M1, _M2 = SPLITMIX_ADD, SPLITMIX_M1, SPLITMIX_M2
 _S30, _S27, _S31 = SPLITMIX_S1, SPLITMIX_S2, SPLITMIX_S3
@@ -178,7 +175,7 @@ _TWO = np.uint64(2)
 def _batch_front_loop(word: npt.NDArray[np.uint16], byte_all: U8, skips: Bool,
                       host_first: I64, vm_start: I64, vm_end: I64, vm_offset: I64,
                       hosts: I64, start: I64, smart: bool, loc_shift: int, private: int,
-                      remaining: I64, budget: I64, vm_index: I64, flagged: Bool, after: U8,
+                      after: U8, remaining: I64, budget: I64, vm_index: I64, flagged: Bool,
                       scanned_at: I32, ages: U8, has_ages: bool, content_all: U64,
                       written_before: I32, mix: U64, scanned_now: int, shared: int, at: I64,
                       cand: I64, host: I64, content: U64, keys: U64, unchanged: Bool,
@@ -266,8 +263,8 @@ def _batch_front_samples() -> list[tuple[Any, ...]]:
     none, i64 = np.zeros(0, np.int64), np.zeros(1, np.int64)
     u64, flags = np.zeros(0, np.uint64), np.zeros(0, np.bool_)
     return [(np.zeros(1, np.uint16), np.zeros(1, np.uint8), np.zeros(256, np.bool_), i64, i64,
-             i64, i64, none, none, True, 0, int(Loc.PRIVATE), none, none, none,
-             np.zeros(1, np.bool_), np.zeros(256, np.uint8), np.zeros(1, np.int32),
+             i64, i64, none, none, True, 0, int(Loc.PRIVATE), np.zeros(256, np.uint8), none,
+             none, none, np.zeros(1, np.bool_), np.zeros(1, np.int32),
              np.zeros(1, np.uint8), False, np.zeros(1, np.uint64), np.zeros(1, np.int32),
              np.zeros(1, np.uint64), 1, int(Loc.SHARED), none, none, none, u64, u64, flags,
              flags, none, none, flags, i64, i64, i64, i64, 0, 0)]

@@ -58,7 +58,6 @@ def _transitions() -> tuple[U8, Bool]:
 
 
 _AFTER, _SKIPS = _transitions()
-AFTER = _AFTER  # for ksm_front's visit and first step in one
 
 
 def ages(state: State) -> U8:
@@ -201,18 +200,18 @@ def _skip(state: State, pages: I64, page_host: I64, loc: U8, byte: U8) -> Bool:
     return skip
 
 
-_NO_AGES = np.zeros(1, np.uint8)  # what the walk is given for the ages without smart scan
+NO_AGES = np.zeros(1, np.uint8)  # what a walk is given for the ages without them
 
 
 def walk_args(state: State, layout: Layout, hosts: I64, start: I64,
               smart: bool) -> tuple[Any, ...]:
     """The arguments of a compiled walk over the batches' positions (ksm_front's
     batch_candidates) that say where they lie: the page records, the smart scan bytes and
-    their skips, the layout, the hosts and their first positions, smart or not, and the
-    location's shift and private code."""
+    their skips, the layout, the hosts and their first positions, smart or not, the
+    location's shift and private code, and each smart scan byte's value after a visit."""
     i64 = np.int64
-    return (state.pages.word, ages(state) if smart else _NO_AGES, _SKIPS,
+    return (state.pages.word, ages(state) if smart else NO_AGES, _SKIPS,
             np.asarray(layout.host_first, i64), np.asarray(layout.vm_start, i64),
             np.asarray(layout.vm_end, i64), np.asarray(layout.offset, i64),
             np.asarray(hosts, i64), np.asarray(start, i64), smart, WORD_SHIFT["location"],
-            int(Loc.PRIVATE))
+            int(Loc.PRIVATE), _AFTER)
